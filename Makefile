@@ -1,0 +1,228 @@
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# egressd: one non-recursive Makefile. Objects go to $(OUTPUT) (.output/),
+# binaries to build/. `make help` lists the targets; V=1 shows commands.
+
+OUTPUT ?= .output
+ifdef O
+OUTPUT := $(O)
+endif
+BUILD := build
+
+CC ?= cc
+CLANG ?= clang
+BPFTOOL ?= bpftool
+PKG_CONFIG ?= pkg-config
+
+ifeq ($(V),1)
+Q :=
+msg =
+else
+Q := @
+msg = @printf '  %-9s %s\n' "$(1)" "$(2)";
+MAKEFLAGS += --no-print-directory
+endif
+
+CFLAGS ?= -O2 -g
+WARNINGS := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes \
+	    -Wformat=2 -Wshadow -Wno-unused-parameter
+CPPFLAGS_ALL := -Iinclude -D_GNU_SOURCE
+ALL_CFLAGS = $(CFLAGS) $(WARNINGS) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(EXTRA_CFLAGS) -MMD -MP
+
+# Library name (pkg-config) -> Debian package that provides it.
+PKGS_AGENT := libnftnl:libnftnl-dev libmnl:libmnl-dev jansson:libjansson-dev
+PKGS_TEST := check:check
+
+# Goals that must work before any library is installed.
+NODEPS_GOALS := help clean deps demo test distclean
+BUILD_GOALS := $(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all))
+
+pkg_name = $(word 1,$(subst :, ,$(1)))
+pkg_deb = $(word 2,$(subst :, ,$(1)))
+check_pkg = $(if $(shell $(PKG_CONFIG) --exists $(call pkg_name,$(1)) && echo y),,$(error $(call pkg_name,$(1)) not found by $(PKG_CONFIG): install the Debian package $(call pkg_deb,$(1)) (or run 'make deps')))
+
+ifneq ($(BUILD_GOALS),)
+$(foreach p,$(PKGS_AGENT),$(call check_pkg,$(p)))
+PKG_NAMES := $(foreach p,$(PKGS_AGENT),$(call pkg_name,$(p)))
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKG_NAMES))
+PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKG_NAMES))
+ifneq ($(filter tests check-unit,$(BUILD_GOALS)),)
+$(foreach p,$(PKGS_TEST),$(call check_pkg,$(p)))
+endif
+CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
+CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+endif
+
+# Agent modules (agent/<name>.c). main.c is wiring only.
+AGENT_MODULES := log loop config policy dnswire dnsproxy events cgroup netns nftsync
+AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
+
+# Unit tests: tests/check_<module>.c linked with the objects it needs.
+UNIT_TESTS := policy dnswire config loop netns dnsproxy nftsync
+check_policy_OBJS := policy log
+check_dnswire_OBJS := dnswire
+check_config_OBJS := config log
+check_loop_OBJS := loop
+check_netns_OBJS := netns
+check_dnsproxy_OBJS := dnsproxy dnswire policy loop events log config
+check_nftsync_OBJS := nftsync log
+UNIT_BINS := $(patsubst %,$(OUTPUT)/tests/check_%,$(UNIT_TESTS))
+unit_objs = $(patsubst %,$(OUTPUT)/agent/%.o,$(check_$(1)_OBJS))
+
+# Helpers used by integration tests and benchmarks.
+TEST_TOOLS := fakedns
+TEST_TOOL_BINS := $(patsubst %,$(OUTPUT)/tests/tools/%,$(TEST_TOOLS))
+
+.PHONY: all tests check-unit test demo deps fuzz bench-policy clean help format
+
+all: $(BUILD)/egressd
+
+$(BUILD)/egressd: $(OUTPUT)/agent/main.o $(AGENT_OBJS) | $(BUILD)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(EXTRA_LDFLAGS)
+
+$(OUTPUT)/agent/%.o: agent/%.c | $(OUTPUT)/agent
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(OUTPUT)/tests/%.o: tests/%.c | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c $< -o $@
+
+$(OUTPUT)/tests/tools/%: tests/tools/%.c | $(OUTPUT)/tests/tools
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(EXTRA_LDFLAGS)
+
+.SECONDEXPANSION:
+$(OUTPUT)/tests/check_%: $(OUTPUT)/tests/check_%.o $$(call unit_objs,$$*)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS) $(EXTRA_LDFLAGS)
+
+$(BUILD) $(OUTPUT)/agent $(OUTPUT)/tests $(OUTPUT)/tests/tools:
+	$(Q)mkdir -p $@
+
+# Everything the test run needs, built in one make (no library checks
+# skipped).
+tests: all $(UNIT_BINS) $(TEST_TOOL_BINS)
+
+# Unit tests only (no root, no network).
+check-unit: $(UNIT_BINS)
+	$(Q)scripts/run-unit-tests.sh $(OUTPUT) $(UNIT_BINS)
+
+# The README's test command: installs what is missing, builds, runs unit
+# tests, then the integration tests (root; skipped with a message when not
+# root).
+test:
+	$(Q)scripts/deps.sh --if-missing
+	$(Q)$(MAKE) tests
+	$(Q)scripts/run-tests.sh $(OUTPUT)
+
+# The README's main job: a sandbox namespace enforcing a sample policy.
+demo:
+	$(Q)scripts/deps.sh --if-missing
+	$(Q)$(MAKE) all $(TEST_TOOL_BINS)
+	$(Q)scripts/demo.sh
+
+deps:
+	$(Q)scripts/deps.sh
+
+# libFuzzer targets (clang): FUZZ_SECONDS per target, default 60.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := dnswire policy
+fuzz: $(patsubst %,$(OUTPUT)/fuzz/fuzz_%,$(FUZZ_TARGETS))
+	$(Q)for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(OUTPUT)/fuzz/corpus_$$t; \
+		$(OUTPUT)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+			$(OUTPUT)/fuzz/corpus_$$t tests/fuzz/corpus_$$t || exit 1; \
+	done
+
+fuzz_dnswire_SRCS := tests/fuzz/fuzz_dnswire.c agent/dnswire.c
+fuzz_policy_SRCS := tests/fuzz/fuzz_policy.c agent/policy.c agent/log.c
+$(OUTPUT)/fuzz/fuzz_%: $$(fuzz_%_SRCS)
+	$(Q)mkdir -p $(OUTPUT)/fuzz
+	$(call msg,FUZZ,$@)
+	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS_ALL) $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# Policy lookup micro-benchmark (bench/, never part of `make test`).
+bench-policy: $(OUTPUT)/bench/policy_lookup
+	$(Q)$(OUTPUT)/bench/policy_lookup
+
+$(OUTPUT)/bench/policy_lookup: bench/policy_lookup.c $(OUTPUT)/agent/policy.o $(OUTPUT)/agent/log.o
+	$(Q)mkdir -p $(OUTPUT)/bench
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# ---- BPF datapath: bpf/, agent/bpfsync.c, tests/bpf (begin) ----
+# egress.bpf.c -> clang -> bpftool gen object -> bpftool gen skeleton.
+# Only agent/bpfsync.c and tests/bpf/test_egress.c include the skeleton.
+BPF_ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' \
+	-e 's/ppc64le/powerpc/' -e 's/riscv64/riscv/' -e 's/s390x/s390/')
+BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(BPF_ARCH) \
+	-Iinclude -I/usr/include/$(shell $(CC) -dumpmachine)
+BPF_SKEL := $(OUTPUT)/egress.skel.h
+BPF_TEST := $(OUTPUT)/tests/bpf/test_egress
+
+ifneq ($(filter bpf test-bpf $(OUTPUT)/%,$(BUILD_GOALS)),)
+$(call check_pkg,libbpf:libbpf-dev)
+endif
+LIBBPF_CFLAGS := $(shell $(PKG_CONFIG) --cflags libbpf 2>/dev/null)
+LIBBPF_LIBS := $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null)
+
+.PHONY: bpf test-bpf
+
+bpf: $(BPF_SKEL)
+
+$(OUTPUT)/bpf/egress.tmp.bpf.o: bpf/egress.bpf.c | $(OUTPUT)/bpf
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -MMD -MP -c $< -o $@
+
+$(OUTPUT)/bpf/egress.bpf.o: $(OUTPUT)/bpf/egress.tmp.bpf.o
+	$(call msg,GEN-OBJ,$@)
+	$(Q)$(BPFTOOL) gen object $@ $<
+
+$(BPF_SKEL): $(OUTPUT)/bpf/egress.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name egress_bpf > $@
+
+$(OUTPUT)/agent/bpfsync.o: $(BPF_SKEL)
+$(OUTPUT)/agent/bpfsync.o: ALL_CFLAGS += -I$(OUTPUT) $(LIBBPF_CFLAGS)
+
+$(BPF_TEST): tests/bpf/test_egress.c $(BPF_SKEL) | $(OUTPUT)/tests/bpf
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -I$(OUTPUT) $(LIBBPF_CFLAGS) -o $@ $< $(LIBBPF_LIBS) $(EXTRA_LDFLAGS)
+
+# Verdict tests of the real object (root/CAP_BPF; the binary prints SKIP
+# and exits 0 without them).
+test-bpf: $(BPF_TEST)
+	$(Q)$(BPF_TEST)
+
+$(OUTPUT)/bpf $(OUTPUT)/tests/bpf:
+	$(Q)mkdir -p $@
+
+-include $(wildcard $(OUTPUT)/bpf/*.d $(OUTPUT)/tests/bpf/*.d)
+# ---- BPF datapath (end) ----
+
+format:
+	$(Q)clang-format -i agent/*.c include/egressd/*.h tests/*.c tests/tools/*.c
+
+clean:
+	$(call msg,CLEAN,)
+	$(Q)rm -rf $(OUTPUT) $(BUILD)
+
+help:
+	@echo 'egressd targets:'
+	@echo '  all (default)  build build/egressd'
+	@echo '  test           install missing packages, build, run unit and integration tests'
+	@echo '  check-unit     build and run the unit tests only (no root needed)'
+	@echo '  demo           run the demo: egressd enforcing a policy in a network namespace (root)'
+	@echo '  deps           install every build, runtime and test package (apt, root)'
+	@echo '  fuzz           run the libFuzzer targets (FUZZ_SECONDS=$(FUZZ_SECONDS) each)'
+	@echo '  bench-policy   policy lookup micro-benchmark (see bench/)'
+	@echo '  format         clang-format the sources'
+	@echo '  clean          remove $(OUTPUT)/ and $(BUILD)/'
+	@echo 'variables: V=1 (show commands), O=DIR (object dir), CC, CLANG, PKG_CONFIG, EXTRA_CFLAGS, EXTRA_LDFLAGS'
+
+-include $(wildcard $(OUTPUT)/agent/*.d $(OUTPUT)/tests/*.d)
+
+.DELETE_ON_ERROR:
+.SECONDARY:

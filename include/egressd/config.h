@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Settings of the agent. Every setting has an OPENSANDBOX_EGRESS_*
+ * environment variable and a long option; the option wins
+ * (docs/configuration.md lists them all). Parsed once at start into one
+ * struct egressd_config that is passed down; no module reads the
+ * environment itself.
+ */
+#ifndef __EGRESSD_CONFIG_H
+#define __EGRESSD_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "egressd/log.h"
+
+#define EGRESSD_VERSION "0.1.0"
+#define EGRESSD_MAX_UPSTREAMS 10
+
+enum egressd_mode {
+	EGRESSD_MODE_DNS = 0,
+	EGRESSD_MODE_DNS_NFT = 1,
+};
+
+enum egressd_bpf_mode {
+	EGRESSD_BPF_ENFORCE = 0,
+	EGRESSD_BPF_OBSERVE = 1,
+	EGRESSD_BPF_OFF = 2,
+};
+
+enum egressd_ipv6 {
+	EGRESSD_IPV6_ALLOW = 0,
+	EGRESSD_IPV6_DENY = 1,
+};
+
+struct egressd_upstream {
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	char text[64]; /* "10.0.0.1:53", "[fd00::1]:53" */
+};
+
+struct egressd_config {
+	enum egressd_mode mode;
+	char *rules_json;  /* OPENSANDBOX_EGRESS_RULES, may be NULL */
+	char *policy_file; /* OPENSANDBOX_EGRESS_POLICY_FILE, may be NULL */
+	char *rules_dir;   /* always-rules directory */
+	unsigned long max_rules; /* 0 = unlimited */
+
+	struct egressd_upstream upstreams[EGRESSD_MAX_UPSTREAMS];
+	int n_upstreams;
+	bool upstreams_from_resolv_conf;
+	unsigned int upstream_timeout_ms;
+	uint16_t dns_listen_port;
+	char *resolv_conf;
+
+	char *agent_cgroup;    /* cgroup the agent runs in (NULL: its own) */
+	char *workload_cgroup; /* BPF attach point (NULL: cgroup2 root) */
+	enum egressd_bpf_mode bpf_mode;
+	char *bpf_pin_dir;
+	enum egressd_ipv6 ipv6;
+
+	unsigned int learn_ttl_min, learn_ttl_max, learn_grace;
+	bool block_private_answers;
+	bool allow_host_network;
+	bool block_doh_443;
+	char *doh_blocklist;
+
+	char *http_addr;
+	char *token;
+	char *deny_webhook;
+	char *sandbox_id;
+
+	enum log_level log_level;
+	bool cleanup; /* --cleanup: remove what egressd owns, then exit */
+	bool check_host_network; /* --check-host-network: report, exit */
+};
+
+/*
+ * Fill cfg from the environment and argv. Returns 0 to run, 1 when the
+ * caller should exit 0 (--help, --version printed), or -EINVAL with err
+ * set to a message that says what to fix.
+ */
+int config_load(struct egressd_config *cfg, int argc, char **argv, char *err,
+		size_t errlen);
+void config_fini(struct egressd_config *cfg);
+
+/*
+ * Parse "IP", "IP:port", "[v6]:port", "[v6]" or a bare v6 address list,
+ * comma separated. Host names are rejected. 0 or -EINVAL with err.
+ */
+int config_parse_upstreams(const char *s, struct egressd_upstream *out,
+			   int max, int *n, char *err, size_t errlen);
+
+/* nameserver lines of a resolv.conf (port option honoured); 0 or -errno. */
+int config_read_resolv_conf(const char *path, struct egressd_upstream *out,
+			    int max, int *n, char *err, size_t errlen);
+
+const char *config_mode_name(enum egressd_mode mode);
+
+#endif /* __EGRESSD_CONFIG_H */

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Transparent DNS proxy. Listens on UDP and TCP at 127.0.0.1 and ::1 (the
+ * nftables redirect sends every port-53 packet of the namespace here),
+ * judges the first question's name with the policy matcher, answers denied
+ * names with NXDOMAIN without forwarding them, and forwards allowed ones to
+ * the upstream resolvers with remapped ids. Runs entirely in the event
+ * loop; never blocks.
+ */
+#ifndef __EGRESSD_DNSPROXY_H
+#define __EGRESSD_DNSPROXY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "egressd/config.h"
+#include "egressd/dnswire.h"
+#include "egressd/loop.h"
+#include "egressd/policy.h"
+
+struct dnsproxy;
+
+/*
+ * Called for every allowed answer before it is released to the client
+ * (nftables/BPF learning, issue 3/4). qname is the question name. Return
+ * 0 to release the reply, or -errno to answer SERVFAIL instead. The hook
+ * may lower TTLs in msg in place (len is unchanged).
+ */
+typedef int (*dnsproxy_answer_cb)(void *arg, const char *qname,
+				  const struct dnswire_response *r,
+				  uint8_t *msg, size_t len);
+
+struct dnsproxy_upstream_stats {
+	const char *addr; /* text form, owned by the proxy */
+	bool healthy;
+	uint64_t queries, timeouts, errors;
+};
+
+struct dnsproxy_stats {
+	uint64_t queries;   /* client queries received (UDP + TCP) */
+	uint64_t allowed;   /* forwarded */
+	uint64_t denied;    /* answered NXDOMAIN by policy */
+	uint64_t servfail;  /* answered SERVFAIL (upstream failure, hook) */
+	uint64_t malformed; /* dropped or FORMERR */
+	uint64_t inflight;  /* queries waiting for an upstream */
+	uint64_t bad_answers; /* upstream packets dropped: unknown id (late
+			       * or forged) or question mismatch */
+	uint64_t tcp_retries; /* TC answers fetched again over TCP */
+	uint64_t tcp_conns;   /* TCP client connections open now */
+	uint64_t tcp_refused; /* TCP clients closed at once: too many */
+};
+
+/*
+ * Bind the listeners (port cfg->dns_listen_port) and the upstream sockets
+ * and register them on loop. Bind failures are returned as -errno with
+ * err saying which address failed and why.
+ */
+int dnsproxy_new(struct loop *loop, const struct egressd_config *cfg,
+		 struct dnsproxy **out, char *err, size_t errlen);
+void dnsproxy_free(struct dnsproxy *p);
+
+/* Swap the matcher; the caller keeps ownership and frees the old one after
+ * this returns (single-threaded: no query sees a half-swapped state). */
+void dnsproxy_set_matcher(struct dnsproxy *p, const struct policy_matcher *m);
+void dnsproxy_set_answer_hook(struct dnsproxy *p, dnsproxy_answer_cb cb,
+			      void *arg);
+
+/*
+ * The port the listeners are bound to: cfg->dns_listen_port, or the port
+ * the kernel chose when that was 0 (tests).
+ */
+uint16_t dnsproxy_port(const struct dnsproxy *p);
+
+void dnsproxy_get_stats(const struct dnsproxy *p, struct dnsproxy_stats *s);
+/* Upstream i (0-based) stats; false past the last one. */
+bool dnsproxy_get_upstream(const struct dnsproxy *p, int i,
+			   struct dnsproxy_upstream_stats *s);
+
+#endif /* __EGRESSD_DNSPROXY_H */

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Violation events: turns what the enforcers report (DNS denials, packet
+ * drops) into log lines (DESIGN.md §6), folding repeats to at most one line
+ * per second per key, with "count" carrying the folded repeats. Counters
+ * stay exact whatever the folding.
+ */
+#ifndef __EGRESSD_EVENTS_H
+#define __EGRESSD_EVENTS_H
+
+#include <stdint.h>
+
+#include "egressd/loop.h"
+
+enum events_reason {
+	EVENTS_REASON_DEFAULT_DENY = 0,
+	EVENTS_REASON_DENY_RULE = 1,
+	EVENTS_REASON_DOT = 2,
+	EVENTS_REASON_DOH = 3,
+	EVENTS_REASON_IPV6_DISABLED = 4,
+	EVENTS_REASON_REBINDING = 5,
+	EVENTS_REASON_MAX,
+};
+
+const char *events_reason_name(enum events_reason r);
+
+/* Start the fold timer on loop; 0 or -errno. */
+int events_init(struct loop *loop);
+void events_fini(void);
+
+/*
+ * A DNS-layer violation: qname is the presentation name without trailing
+ * dot, action "nxdomain" | "nodata" | "stripped" | "observe". client may
+ * be NULL ("1.2.3.4:5353").
+ */
+void events_dns_violation(enum events_reason reason, const char *qname,
+			  uint16_t qtype, const char *action,
+			  const char *client);
+
+/*
+ * A packet-layer violation (nflog or BPF ring buffer). family 4 or 6;
+ * proto an IPPROTO_* number; src/dst in network order (4 or 16 bytes);
+ * ports in host order (0 when the protocol has none); domain the name that
+ * taught dst, or NULL; action "drop" | "observe"; packets the number of
+ * packets this report stands for (>= 1).
+ */
+void events_packet_violation(enum events_reason reason, int family,
+			     int proto, const void *src, uint16_t sport,
+			     const void *dst, uint16_t dport,
+			     const char *domain, const char *action,
+			     uint64_t packets);
+
+/* Exact per-(layer, reason) counters since start. */
+uint64_t events_count(const char *layer, enum events_reason reason);
+
+#endif /* __EGRESSD_EVENTS_H */

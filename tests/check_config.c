@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Unit tests of the settings: environment and options, option precedence,
+ * defaults, and the errors a typo must produce.
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "egressd/config.h"
+
+static char resolv[] = "/tmp/check_config_resolvXXXXXX";
+
+static void write_resolv(const char *text)
+{
+	int fd = mkstemp(resolv);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	setenv("OPENSANDBOX_EGRESS_RESOLV_CONF", resolv, 1);
+}
+
+static void setup(void)
+{
+	static const char *const vars[] = {
+		"OPENSANDBOX_EGRESS_MODE", "OPENSANDBOX_EGRESS_DNS_UPSTREAM",
+		"OPENSANDBOX_EGRESS_MAX_RULES", "OPENSANDBOX_EGRESS_IPV6",
+		"OPENSANDBOX_EGRESS_DNS_UPSTREAM_TIMEOUT",
+		"OPENSANDBOX_EGRESS_RESOLV_CONF",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		unsetenv(vars[i]);
+	strcpy(resolv, "/tmp/check_config_resolvXXXXXX");
+	write_resolv("# test\nnameserver 10.200.0.53\nnameserver fd00:200::53\n");
+}
+
+static void teardown(void)
+{
+	unlink(resolv);
+}
+
+static int load(struct egressd_config *cfg, char *err, size_t errlen, ...)
+{
+	char *argv[16] = { "egressd" };
+	int argc = 1;
+	va_list ap;
+	char *a;
+
+	va_start(ap, errlen);
+	while ((a = va_arg(ap, char *)) && argc < 15)
+		argv[argc++] = a;
+	va_end(ap);
+	return config_load(cfg, argc, argv, err, errlen);
+}
+
+START_TEST(test_config_defaults)
+{
+	struct egressd_config cfg;
+	char err[512] = "";
+
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), NULL), 0);
+	ck_assert_int_eq(cfg.mode, EGRESSD_MODE_DNS);
+	ck_assert_uint_eq(cfg.max_rules, 4096);
+	ck_assert_uint_eq(cfg.dns_listen_port, 15353);
+	ck_assert_uint_eq(cfg.upstream_timeout_ms, 5000);
+	ck_assert_str_eq(cfg.rules_dir, "/var/egress/rules");
+	ck_assert_str_eq(cfg.http_addr, ":18080");
+	ck_assert_int_eq(cfg.bpf_mode, EGRESSD_BPF_ENFORCE);
+	ck_assert_int_eq(cfg.ipv6, EGRESSD_IPV6_ALLOW);
+	ck_assert_uint_eq(cfg.learn_ttl_min, 60);
+	ck_assert_uint_eq(cfg.learn_ttl_max, 300);
+	ck_assert_uint_eq(cfg.learn_grace, 30);
+	/* From the resolv.conf written by setup(). */
+	ck_assert_int_eq(cfg.n_upstreams, 2);
+	ck_assert(cfg.upstreams_from_resolv_conf);
+	ck_assert_str_eq(cfg.upstreams[0].text, "10.200.0.53:53");
+	ck_assert_str_eq(cfg.upstreams[1].text, "[fd00:200::53]:53");
+	config_fini(&cfg);
+}
+END_TEST
+
+START_TEST(test_config_option_beats_env)
+{
+	struct egressd_config cfg;
+	char err[512] = "";
+
+	setenv("OPENSANDBOX_EGRESS_MODE", "dns", 1);
+	setenv("OPENSANDBOX_EGRESS_DNS_UPSTREAM", "10.200.0.1", 1);
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--mode", "nft+DNS",
+			      "--dns-upstream", "10.200.0.2:5353", NULL),
+			 0);
+	ck_assert_int_eq(cfg.mode, EGRESSD_MODE_DNS_NFT);
+	ck_assert_int_eq(cfg.n_upstreams, 1);
+	ck_assert_str_eq(cfg.upstreams[0].text, "10.200.0.2:5353");
+	ck_assert(!cfg.upstreams_from_resolv_conf);
+	config_fini(&cfg);
+}
+END_TEST
+
+START_TEST(test_config_upstream_forms)
+{
+	struct egressd_upstream u[EGRESSD_MAX_UPSTREAMS];
+	char err[512] = "";
+	int n = 0;
+
+	ck_assert_int_eq(config_parse_upstreams(
+				 " 10.200.0.1 , 10.200.0.2:54,[fd00:200::1]:55,"
+				 "[fd00:200::2],fd00:200::3,10.200.0.1",
+				 u, EGRESSD_MAX_UPSTREAMS, &n, err, sizeof(err)),
+			 0);
+	ck_assert_int_eq(n, 5); /* the duplicate is dropped */
+	ck_assert_str_eq(u[0].text, "10.200.0.1:53");
+	ck_assert_str_eq(u[1].text, "10.200.0.2:54");
+	ck_assert_str_eq(u[2].text, "[fd00:200::1]:55");
+	ck_assert_str_eq(u[3].text, "[fd00:200::2]:53");
+	ck_assert_str_eq(u[4].text, "[fd00:200::3]:53");
+	ck_assert_int_eq(((struct sockaddr_in *)&u[1].addr)->sin_port,
+			 htons(54));
+}
+END_TEST
+
+START_TEST(test_config_upstream_hostname_rejected)
+{
+	struct egressd_upstream u[EGRESSD_MAX_UPSTREAMS];
+	char err[512] = "";
+	int n = 0;
+
+	ck_assert_int_eq(config_parse_upstreams("dns.google", u,
+						EGRESSD_MAX_UPSTREAMS, &n, err,
+						sizeof(err)),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "\"dns.google\""));
+	ck_assert_ptr_nonnull(strstr(err, "host names"));
+	ck_assert_int_eq(config_parse_upstreams("10.0.0.1:99999", u,
+						EGRESSD_MAX_UPSTREAMS, &n, err,
+						sizeof(err)),
+			 -EINVAL);
+	ck_assert_int_eq(config_parse_upstreams("fe80::1%eth0", u,
+						EGRESSD_MAX_UPSTREAMS, &n, err,
+						sizeof(err)),
+			 -EINVAL);
+	ck_assert_int_eq(config_parse_upstreams("0.0.0.0", u,
+						EGRESSD_MAX_UPSTREAMS, &n, err,
+						sizeof(err)),
+			 -EINVAL);
+}
+END_TEST
+
+START_TEST(test_config_empty_resolv_conf_is_error)
+{
+	struct egressd_config cfg;
+	char err[512] = "";
+
+	unlink(resolv);
+	strcpy(resolv, "/tmp/check_config_resolvXXXXXX");
+	write_resolv("search example.com\nnameserver 0.0.0.0\n");
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), NULL), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "no usable nameserver"));
+	ck_assert_ptr_nonnull(strstr(err, "OPENSANDBOX_EGRESS_DNS_UPSTREAM"));
+}
+END_TEST
+
+START_TEST(test_config_bad_values_name_the_setting)
+{
+	static const char *const cases[][3] = {
+		{ "--mode", "nft", "OPENSANDBOX_EGRESS_MODE" },
+		{ "--mode", "dns+mitm", "OPENSANDBOX_EGRESS_MODE" },
+		{ "--max-rules", "-1", "OPENSANDBOX_EGRESS_MAX_RULES" },
+		{ "--max-rules", "12x", "OPENSANDBOX_EGRESS_MAX_RULES" },
+		{ "--dns-upstream-timeout", "0",
+		  "OPENSANDBOX_EGRESS_DNS_UPSTREAM_TIMEOUT" },
+		{ "--dns-listen-port", "70000",
+		  "OPENSANDBOX_EGRESS_DNS_LISTEN_PORT" },
+		{ "--ipv6", "maybe", "OPENSANDBOX_EGRESS_IPV6" },
+		{ "--bpf", "on", "OPENSANDBOX_EGRESS_BPF" },
+		{ "--block-doh-443", "sure", "OPENSANDBOX_EGRESS_BLOCK_DOH_443" },
+		{ "--log-level", "loud", "OPENSANDBOX_EGRESS_LOG_LEVEL" },
+	};
+	struct egressd_config cfg;
+	char err[512];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err[0] = '\0';
+		ck_assert_msg(load(&cfg, err, sizeof(err), cases[i][0],
+				   cases[i][1], NULL) == -EINVAL,
+			      "%s %s accepted", cases[i][0], cases[i][1]);
+		ck_assert_msg(strstr(err, cases[i][2]) &&
+				      strstr(err, cases[i][1]),
+			      "%s %s: message \"%s\"", cases[i][0], cases[i][1],
+			      err);
+	}
+}
+END_TEST
+
+START_TEST(test_config_fractional_timeout_and_unknown_option)
+{
+	struct egressd_config cfg;
+	char err[512] = "";
+
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--dns-upstream-timeout",
+			      "0.25", NULL),
+			 0);
+	ck_assert_uint_eq(cfg.upstream_timeout_ms, 250);
+	config_fini(&cfg);
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--frobnicate", NULL),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "--frobnicate"));
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "stray", NULL), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "stray"));
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("settings");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_config_defaults);
+	tcase_add_test(tc, test_config_option_beats_env);
+	tcase_add_test(tc, test_config_upstream_forms);
+	tcase_add_test(tc, test_config_upstream_hostname_rejected);
+	tcase_add_test(tc, test_config_empty_resolv_conf_is_error);
+	tcase_add_test(tc, test_config_bad_values_name_the_setting);
+	tcase_add_test(tc, test_config_fractional_timeout_and_unknown_option);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(config_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
