@@ -123,7 +123,9 @@ struct policy_match {
 
 /*
  * Build the matcher. The matcher copies what it needs: the inputs may be
- * freed afterwards. IP/CIDR rules are ignored by name lookups. NULL with
+ * freed afterwards. IP/CIDR rules are ignored by name lookups. Rules from
+ * deny_always always deny and rules from allow_always always allow,
+ * whatever their action field says. user may be NULL (deny-all). NULL with
  * errno on failure.
  */
 struct policy_matcher *policy_matcher_new(const struct policy *user,
