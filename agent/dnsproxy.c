@@ -1,0 +1,1807 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Transparent DNS proxy. Every port-53 packet of the namespace is
+ * redirected to the UDP and TCP listeners on 127.0.0.1 and ::1; each query
+ * is parsed, its first question judged by the policy matcher, denied names
+ * answered NXDOMAIN on the spot (never forwarded), and allowed ones sent
+ * over one connected UDP socket per upstream with a fresh random id. The
+ * answer is matched back by that id and by its question, given the
+ * client's id again, shown to the answer hook (learning), and released.
+ * Timeouts and SERVFAIL/REFUSED/NOTIMP move a query to the next upstream;
+ * truncated answers for TCP clients are fetched again over TCP. The UDP
+ * path is batched (recvmmsg/sendmmsg) because the kernel's per-packet cost
+ * dominates; everything runs in the event loop and nothing blocks.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "egressd/dnsproxy.h"
+#include "egressd/events.h"
+#include "egressd/log.h"
+
+#define DP_BATCH 64 /* datagrams per recvmmsg/sendmmsg */
+#define DP_UDP_BUF 4096 /* per-datagram receive buffer */
+#define DP_REPLY_BUF 512 /* replies we build: header+question+OPT */
+#define DP_TCP_MSG_MAX 65535 /* largest DNS message over TCP */
+#define DP_MAX_INFLIGHT 8192 /* ids per upstream stay sparse (1/8) */
+#define DP_MAX_CONNS 256 /* TCP client connections */
+#define DP_CONN_IDLE_MS 10000 /* close idle TCP clients after this */
+#define DP_CONN_MAX_QUERIES 64 /* in flight per TCP client */
+#define DP_CONN_MAX_WBUF (256 * 1024) /* unsent bytes per TCP client */
+#define DP_CONN_RBUF_MIN 4096
+#define DP_SWEEP_MS 1000 /* idle-connection sweep period */
+#define DP_PROBE_MS 5000 /* re-probe unhealthy upstreams */
+#define DP_DEFAULT_TIMEOUT_MS 2000
+#define DP_RAND_N 256
+#define DP_SOCKBUF (4 * 1024 * 1024)
+
+enum dp_qstate {
+	DP_Q_FREE = 0,
+	DP_Q_UDP = 1, /* waiting for a UDP answer from order[attempt] */
+	DP_Q_TCP = 2, /* TCP retry to order[attempt] after a TC answer */
+};
+
+/* Where a reply goes: a UDP peer of a listener, or a TCP connection. */
+struct dp_client {
+	bool tcp;
+	uint8_t listener;
+	const struct sockaddr_storage *addr;
+	socklen_t addrlen;
+	uint16_t conn;
+	uint32_t gen;
+};
+
+/* One in-flight query. Lives in p->slots[idx] until answered or failed. */
+struct dp_query {
+	struct dp_query *prev, *next; /* timeout FIFO, or free list (next) */
+	struct dnsproxy *p;
+	uint32_t idx;
+	uint8_t state;
+	uint8_t n_order, attempt;
+	uint8_t order[EGRESSD_MAX_UPSTREAMS];
+	bool has_id; /* up_id is registered in the upstream's id map */
+	bool send_failed; /* listed in p->retry */
+	uint16_t client_id, up_id;
+	uint64_t deadline;
+
+	bool from_tcp;
+	uint8_t listener;
+	socklen_t clientlen;
+	struct sockaddr_storage client;
+	uint16_t conn;
+	uint32_t conn_gen;
+
+	uint8_t *msg; /* the client's query; id rewritten per attempt */
+	size_t len, cap;
+	struct dnswire_question q;
+
+	/* TCP retry to the upstream */
+	int tfd;
+	bool twriting;
+	uint8_t *tbuf; /* 2-byte length + message */
+	size_t tlen, toff;
+};
+
+struct dp_conn {
+	struct dnsproxy *p;
+	int fd;
+	uint16_t idx;
+	uint32_t gen; /* bumped on close: late answers see a mismatch */
+	bool rd_closed, dirty;
+	uint32_t events;
+	unsigned int inflight;
+	uint64_t last;
+	uint8_t *rbuf;
+	size_t rlen, rcap;
+	uint8_t *wbuf;
+	size_t woff, wlen, wcap;
+	socklen_t peerlen;
+	struct sockaddr_storage peer;
+};
+
+/* Pending UDP replies of one listener, flushed with one sendmmsg. */
+struct dp_tx {
+	unsigned int n;
+	struct mmsghdr msgs[DP_BATCH];
+	struct iovec iov[DP_BATCH];
+	struct sockaddr_storage dst[DP_BATCH];
+	uint8_t buf[DP_BATCH][DP_REPLY_BUF];
+};
+
+struct dp_listener {
+	struct dnsproxy *p;
+	int fd;
+	uint8_t idx;
+	bool tcp;
+	struct dp_tx *tx; /* UDP only */
+};
+
+struct dp_upstream {
+	struct dnsproxy *p;
+	int idx;
+	int fd;
+	struct egressd_upstream cfg;
+	bool healthy;
+	uint64_t queries, timeouts, errors;
+	uint16_t *idmap; /* upstream id -> slot index + 1 (0: free) */
+	/* pending forwarded queries, flushed with one sendmmsg */
+	unsigned int ntx;
+	struct mmsghdr txmsgs[DP_BATCH];
+	struct iovec txiov[DP_BATCH];
+	uint32_t txslot[DP_BATCH];
+	bool probe_pending;
+	uint16_t probe_id;
+};
+
+/* Shared receive batch: filled and fully processed by one callback. */
+struct dp_rx {
+	struct mmsghdr msgs[DP_BATCH];
+	struct iovec iov[DP_BATCH];
+	struct sockaddr_storage addr[DP_BATCH];
+	uint8_t buf[DP_BATCH][DP_UDP_BUF];
+};
+
+#define DP_MAX_LISTENERS 4
+
+struct dnsproxy {
+	struct loop *loop;
+	const struct policy_matcher *matcher;
+	dnsproxy_answer_cb hook;
+	void *hook_arg;
+	unsigned int timeout_ms;
+	uint16_t port;
+
+	struct dp_listener lst[DP_MAX_LISTENERS];
+	int n_lst;
+
+	struct dp_upstream ups[EGRESSD_MAX_UPSTREAMS];
+	int n_ups;
+	uint8_t order[EGRESSD_MAX_UPSTREAMS]; /* healthy first, cfg order */
+
+	struct dp_query **slots;
+	uint32_t n_slots; /* allocated */
+	struct dp_query *free_q;
+	struct dp_query *fifo_head, *fifo_tail;
+	struct loop_timer *tmo;
+	struct dnswire_question scratch_q; /* when no slot is free */
+	/* queries whose send failed, to be moved on after a flush */
+	uint32_t *retry;
+	uint32_t n_retry;
+
+	struct dp_conn *conns;
+	uint16_t *free_conns;
+	unsigned int n_free_conns;
+	uint16_t *dirty;
+	unsigned int n_dirty;
+	struct loop_timer *sweep;
+
+	struct dp_rx *rx;
+
+	uint8_t probe_msg[17];
+	struct dnswire_question probe_q;
+	struct loop_timer *probe;
+
+	uint16_t rand[DP_RAND_N];
+	unsigned int rand_pos;
+	uint64_t xs; /* fallback PRNG state if getrandom is unavailable */
+
+	struct dnsproxy_stats st;
+};
+
+static void dp_flush(struct dnsproxy *p);
+static void dp_attempt(struct dnsproxy *p, struct dp_query *s);
+static void dp_conn_close(struct dp_conn *c);
+static void dp_conn_write(struct dp_conn *c);
+static void dp_conn_process(struct dp_conn *c);
+static void dp_conn_update(struct dp_conn *c);
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static uint16_t dp_rand16(struct dnsproxy *p)
+{
+	if (p->rand_pos >= DP_RAND_N) {
+		ssize_t n = getrandom(p->rand, sizeof(p->rand), GRND_NONBLOCK);
+
+		if (n != (ssize_t)sizeof(p->rand)) {
+			/* No entropy yet (very early boot): xorshift64. */
+			for (int i = 0; i < DP_RAND_N; i++) {
+				p->xs ^= p->xs << 13;
+				p->xs ^= p->xs >> 7;
+				p->xs ^= p->xs << 17;
+				p->rand[i] = (uint16_t)(p->xs >> 24);
+			}
+		}
+		p->rand_pos = 0;
+	}
+	return p->rand[p->rand_pos++];
+}
+
+static void dp_addr_text(const struct sockaddr_storage *ss, char *buf,
+			 size_t len)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+		snprintf(buf, len, "%s:%u", a, ntohs(s4->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+		snprintf(buf, len, "[%s]:%u", a, ntohs(s6->sin6_port));
+	} else {
+		snprintf(buf, len, "?");
+	}
+}
+
+static bool dp_rcode_fails_over(int rcode)
+{
+	return rcode == DNSWIRE_RCODE_SERVFAIL ||
+	       rcode == DNSWIRE_RCODE_REFUSED || rcode == DNSWIRE_RCODE_NOTIMP;
+}
+
+static void dp_set_sockbuf(int fd)
+{
+	int v = DP_SOCKBUF;
+
+	/* Best effort: capped by net.core.[rw]mem_max. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+}
+
+/* ---- upstream health -------------------------------------------------- */
+
+/* Healthy upstreams first, each group in configuration order. */
+static void dp_compute_order(struct dnsproxy *p)
+{
+	int n = 0;
+
+	for (int i = 0; i < p->n_ups; i++)
+		if (p->ups[i].healthy)
+			p->order[n++] = (uint8_t)i;
+	for (int i = 0; i < p->n_ups; i++)
+		if (!p->ups[i].healthy)
+			p->order[n++] = (uint8_t)i;
+}
+
+/* Log once per transition; why is NULL for a timeout. */
+static void dp_up_mark(struct dp_upstream *up, bool healthy, const char *why)
+{
+	struct dnsproxy *p = up->p;
+
+	if (up->healthy == healthy)
+		return;
+	up->healthy = healthy;
+	dp_compute_order(p);
+	if (healthy) {
+		up->probe_pending = false;
+		log_info("dns upstream %s answering again", up->cfg.text);
+		return;
+	}
+	if (why)
+		log_warnx("dns upstream %s unusable: %s; trying it last "
+			  "until it answers",
+			  up->cfg.text, why);
+	else
+		log_warnx("dns upstream %s not answering (no reply within "
+			  "%u ms); trying it last until it answers again",
+			  up->cfg.text, p->timeout_ms);
+	if (!loop_timer_is_armed(p->probe))
+		loop_timer_arm(p->probe, DP_PROBE_MS);
+}
+
+static int dp_up_connect(struct dp_upstream *up)
+{
+	int fd, err;
+
+	fd = socket(up->cfg.addr.ss_family,
+		    SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (const struct sockaddr *)&up->cfg.addr,
+		    up->cfg.addrlen) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	dp_set_sockbuf(fd);
+	return fd;
+}
+
+static void dp_up_cb(struct loop *loop, int fd, uint32_t events, void *arg);
+
+static int dp_up_open(struct dp_upstream *up)
+{
+	int fd, err;
+
+	fd = dp_up_connect(up);
+	if (fd < 0)
+		return fd;
+	err = loop_add_fd(up->p->loop, fd, EPOLLIN, dp_up_cb, up);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	up->fd = fd;
+	return 0;
+}
+
+/*
+ * Every DP_PROBE_MS while an upstream is unhealthy, send it a root NS
+ * query; any matching answer marks it healthy again. Without this an
+ * upstream tried last would never get a chance to recover while the
+ * others answer.
+ */
+static void dp_probe_cb(struct loop *loop, struct loop_timer *t, void *arg)
+{
+	struct dnsproxy *p = arg;
+	bool again = false;
+
+	for (int i = 0; i < p->n_ups; i++) {
+		struct dp_upstream *up = &p->ups[i];
+
+		if (up->healthy)
+			continue;
+		again = true;
+		if (up->fd < 0 && dp_up_open(up) < 0)
+			continue;
+		up->probe_id = dp_rand16(p);
+		up->probe_pending = true;
+		dnswire_set_id(p->probe_msg, up->probe_id);
+		if (send(up->fd, p->probe_msg, sizeof(p->probe_msg), 0) < 0)
+			up->errors++;
+	}
+	if (again)
+		loop_timer_arm(t, DP_PROBE_MS);
+}
+
+/* ---- query slots, ids and the timeout FIFO ---------------------------- */
+
+static struct dp_query *dp_slot_get(struct dnsproxy *p)
+{
+	struct dp_query *s = p->free_q;
+
+	if (s) {
+		p->free_q = s->next;
+	} else {
+		if (p->n_slots >= DP_MAX_INFLIGHT)
+			return NULL;
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return NULL;
+		s->p = p;
+		s->idx = p->n_slots;
+		s->tfd = -1;
+		p->slots[p->n_slots++] = s;
+	}
+	s->next = s->prev = NULL;
+	s->state = DP_Q_FREE;
+	s->has_id = false;
+	s->send_failed = false;
+	s->attempt = 0;
+	return s;
+}
+
+static void dp_slot_put(struct dnsproxy *p, struct dp_query *s)
+{
+	s->state = DP_Q_FREE;
+	s->prev = NULL;
+	s->next = p->free_q;
+	p->free_q = s;
+}
+
+static int dp_id_alloc(struct dnsproxy *p, struct dp_upstream *up,
+		       struct dp_query *s)
+{
+	uint16_t id = 0;
+	int i;
+
+	/* At most 1 in 8 ids is taken: random probing ends fast. */
+	for (i = 0; i < 64; i++) {
+		id = dp_rand16(p);
+		if (!up->idmap[id])
+			break;
+	}
+	if (i == 64) {
+		for (i = 0; i < 65536 && up->idmap[id]; i++)
+			id++;
+		if (up->idmap[id])
+			return -EBUSY;
+	}
+	up->idmap[id] = (uint16_t)(s->idx + 1);
+	s->up_id = id;
+	s->has_id = true;
+	return 0;
+}
+
+static void dp_id_release(struct dnsproxy *p, struct dp_query *s)
+{
+	if (!s->has_id)
+		return;
+	p->ups[s->order[s->attempt]].idmap[s->up_id] = 0;
+	s->has_id = false;
+}
+
+static void dp_fifo_del(struct dnsproxy *p, struct dp_query *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else if (p->fifo_head == s)
+		p->fifo_head = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	else if (p->fifo_tail == s)
+		p->fifo_tail = s->prev;
+	s->prev = s->next = NULL;
+}
+
+/*
+ * The timeout is the same for every attempt, so deadlines are appended in
+ * increasing order and the FIFO head is always the earliest: one timer
+ * armed for the head is enough.
+ */
+static void dp_fifo_push(struct dnsproxy *p, struct dp_query *s)
+{
+	uint64_t now = loop_now_ms(p->loop);
+
+	s->deadline = now + p->timeout_ms;
+	s->next = NULL;
+	s->prev = p->fifo_tail;
+	if (p->fifo_tail)
+		p->fifo_tail->next = s;
+	else
+		p->fifo_head = s;
+	p->fifo_tail = s;
+	if (!loop_timer_is_armed(p->tmo))
+		loop_timer_arm(p->tmo, p->timeout_ms);
+}
+
+static void dp_tcp_close(struct dnsproxy *p, struct dp_query *s)
+{
+	if (s->tfd >= 0) {
+		loop_del_fd(p->loop, s->tfd);
+		close(s->tfd);
+		s->tfd = -1;
+	}
+	free(s->tbuf);
+	s->tbuf = NULL;
+	s->tlen = s->toff = 0;
+}
+
+static struct dp_conn *dp_conn_of(struct dnsproxy *p, uint16_t idx,
+				  uint32_t gen)
+{
+	struct dp_conn *c = &p->conns[idx];
+
+	return (c->fd >= 0 && c->gen == gen) ? c : NULL;
+}
+
+static void dp_conn_mark_dirty(struct dnsproxy *p, struct dp_conn *c)
+{
+	if (c->dirty)
+		return;
+	c->dirty = true;
+	p->dirty[p->n_dirty++] = c->idx;
+}
+
+/* The query is done (answered, failed or dropped): release everything. */
+static void dp_query_finish(struct dnsproxy *p, struct dp_query *s)
+{
+	dp_id_release(p, s);
+	dp_fifo_del(p, s);
+	dp_tcp_close(p, s);
+	if (s->from_tcp) {
+		struct dp_conn *c = dp_conn_of(p, s->conn, s->conn_gen);
+
+		if (c) {
+			c->inflight--;
+			dp_conn_mark_dirty(p, c);
+		}
+	}
+	p->st.inflight--;
+	dp_slot_put(p, s);
+}
+
+/* ---- sending to clients ----------------------------------------------- */
+
+static void dp_tx_flush(struct dp_listener *l)
+{
+	struct dp_tx *tx = l->tx;
+	unsigned int sent = 0;
+
+	while (sent < tx->n) {
+		int r = sendmmsg(l->fd, tx->msgs + sent, tx->n - sent, 0);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			/* Socket buffer full (EAGAIN) or a bad peer: UDP is
+			 * lossy, the client retries. Skip one and go on. */
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			sent++;
+			continue;
+		}
+		sent += (unsigned int)r;
+	}
+	tx->n = 0;
+}
+
+static void dp_conn_append(struct dp_conn *c, const uint8_t *data, size_t len)
+{
+	size_t need;
+
+	if (c->woff == c->wlen)
+		c->woff = c->wlen = 0;
+	need = c->wlen + 2 + len;
+	if (need > c->wcap) {
+		size_t ncap = c->wcap ? c->wcap : 4096;
+		uint8_t *nb;
+
+		if (c->woff) {
+			memmove(c->wbuf, c->wbuf + c->woff, c->wlen - c->woff);
+			c->wlen -= c->woff;
+			c->woff = 0;
+			need = c->wlen + 2 + len;
+		}
+		while (ncap < need)
+			ncap *= 2;
+		if (ncap > c->wcap) {
+			nb = realloc(c->wbuf, ncap);
+			if (!nb) {
+				dp_conn_close(c);
+				return;
+			}
+			c->wbuf = nb;
+			c->wcap = ncap;
+		}
+	}
+	c->wbuf[c->wlen] = (uint8_t)(len >> 8);
+	c->wbuf[c->wlen + 1] = (uint8_t)len;
+	memcpy(c->wbuf + c->wlen + 2, data, len);
+	c->wlen += 2 + len;
+}
+
+/*
+ * Queue a reply. A UDP reply of at most DP_REPLY_BUF bytes is copied;
+ * a larger one is referenced and must stay valid until the end of the
+ * current callback (dp_flush), which holds for the receive batch.
+ */
+static void dp_send_client(struct dnsproxy *p, const struct dp_client *cl,
+			   const uint8_t *data, size_t len)
+{
+	struct dp_tx *tx;
+	struct mmsghdr *m;
+	unsigned int i;
+
+	if (cl->tcp) {
+		struct dp_conn *c = dp_conn_of(p, cl->conn, cl->gen);
+
+		if (!c)
+			return;
+		dp_conn_append(c, data, len);
+		if (c->fd >= 0)
+			dp_conn_mark_dirty(p, c);
+		return;
+	}
+	tx = p->lst[cl->listener].tx;
+	if (tx->n == DP_BATCH)
+		dp_tx_flush(&p->lst[cl->listener]);
+	i = tx->n++;
+	m = &tx->msgs[i];
+	memcpy(&tx->dst[i], cl->addr, cl->addrlen);
+	if (len <= DP_REPLY_BUF) {
+		memcpy(tx->buf[i], data, len);
+		tx->iov[i].iov_base = tx->buf[i];
+	} else {
+		tx->iov[i].iov_base = (void *)data;
+	}
+	tx->iov[i].iov_len = len;
+	memset(m, 0, sizeof(*m));
+	m->msg_hdr.msg_name = &tx->dst[i];
+	m->msg_hdr.msg_namelen = cl->addrlen;
+	m->msg_hdr.msg_iov = &tx->iov[i];
+	m->msg_hdr.msg_iovlen = 1;
+}
+
+static void dp_query_client(const struct dp_query *s, struct dp_client *cl)
+{
+	cl->tcp = s->from_tcp;
+	cl->listener = s->listener;
+	cl->addr = &s->client;
+	cl->addrlen = s->clientlen;
+	cl->conn = s->conn;
+	cl->gen = s->conn_gen;
+}
+
+/* Build an rcode-only reply to s's query and finish s. */
+static void dp_fail_reply(struct dnsproxy *p, struct dp_query *s, int rcode)
+{
+	uint8_t rep[DP_REPLY_BUF];
+	struct dp_client cl;
+	ssize_t n;
+
+	dnswire_set_id(s->msg, s->client_id);
+	n = dnswire_build_reply(s->msg, s->len, &s->q, rcode, rep, sizeof(rep));
+	if (n > 0) {
+		dp_query_client(s, &cl);
+		dp_send_client(p, &cl, rep, (size_t)n);
+	}
+	if (rcode == DNSWIRE_RCODE_SERVFAIL)
+		p->st.servfail++;
+	dp_query_finish(p, s);
+}
+
+/* An answer for s passed all checks: restore the id, run the hook, send. */
+static void dp_deliver(struct dnsproxy *p, struct dp_query *s, uint8_t *msg,
+		       size_t len, const struct dnswire_response *r)
+{
+	struct dp_client cl;
+
+	dnswire_set_id(msg, s->client_id);
+	if (p->hook && p->hook(p->hook_arg, s->q.name, r, msg, len) < 0) {
+		dp_fail_reply(p, s, DNSWIRE_RCODE_SERVFAIL);
+		return;
+	}
+	dp_query_client(s, &cl);
+	dp_send_client(p, &cl, msg, len);
+	dp_query_finish(p, s);
+}
+
+/* ---- forwarding ------------------------------------------------------- */
+
+static void dp_up_flush(struct dnsproxy *p, struct dp_upstream *up);
+
+static void dp_up_queue(struct dp_upstream *up, struct dp_query *s)
+{
+	struct mmsghdr *m;
+	unsigned int i;
+
+	if (up->ntx == DP_BATCH)
+		dp_up_flush(up->p, up); /* failures wait in p->retry */
+	i = up->ntx++;
+	m = &up->txmsgs[i];
+	memset(m, 0, sizeof(*m));
+	up->txiov[i].iov_base = s->msg;
+	up->txiov[i].iov_len = s->len;
+	m->msg_hdr.msg_iov = &up->txiov[i];
+	m->msg_hdr.msg_iovlen = 1;
+	up->txslot[i] = s->idx;
+}
+
+/*
+ * Send s to the upstream order[attempt], or to the next one that has a
+ * socket; SERVFAIL when none is left.
+ */
+static void dp_attempt(struct dnsproxy *p, struct dp_query *s)
+{
+	while (s->attempt < s->n_order) {
+		struct dp_upstream *up = &p->ups[s->order[s->attempt]];
+
+		if (up->fd < 0 || dp_id_alloc(p, up, s) < 0) {
+			up->errors++;
+			s->attempt++;
+			continue;
+		}
+		s->state = DP_Q_UDP;
+		dnswire_set_id(s->msg, s->up_id);
+		up->queries++;
+		dp_up_queue(up, s);
+		dp_fifo_push(p, s);
+		return;
+	}
+	dp_fail_reply(p, s, DNSWIRE_RCODE_SERVFAIL);
+}
+
+/* The current attempt failed: forget it and try the next upstream. */
+static void dp_next(struct dnsproxy *p, struct dp_query *s)
+{
+	dp_id_release(p, s);
+	dp_fifo_del(p, s);
+	dp_tcp_close(p, s);
+	s->attempt++;
+	dp_attempt(p, s);
+}
+
+static void dp_up_flush(struct dnsproxy *p, struct dp_upstream *up)
+{
+	unsigned int sent = 0;
+	bool retried = false;
+
+	while (sent < up->ntx) {
+		int r = sendmmsg(up->fd, up->txmsgs + sent, up->ntx - sent, 0);
+
+		if (r >= 0) {
+			sent += (unsigned int)r;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		/* A pending ICMP error is reported once: retry once. */
+		if (errno == ECONNREFUSED && !retried) {
+			retried = true;
+			continue;
+		}
+		up->errors++;
+		p->slots[up->txslot[sent]]->send_failed = true;
+		p->retry[p->n_retry++] = up->txslot[sent];
+		sent++;
+	}
+	up->ntx = 0;
+}
+
+/*
+ * Called at the end of every callback: send what the callback queued.
+ * Queries whose send failed move on to the next upstream (which queues
+ * more), finished queries may let a TCP client's buffered queries run,
+ * so loop until nothing is pending. UDP replies go last: they may point
+ * into the receive batch, which is reused only after this returns.
+ */
+static void dp_flush(struct dnsproxy *p)
+{
+	bool more;
+
+	do {
+		more = false;
+		for (int i = 0; i < p->n_ups; i++) {
+			if (p->ups[i].ntx) {
+				dp_up_flush(p, &p->ups[i]);
+				more = true;
+			}
+		}
+		while (p->n_retry) {
+			struct dp_query *s = p->slots[p->retry[--p->n_retry]];
+
+			if (s->send_failed && s->state == DP_Q_UDP) {
+				s->send_failed = false;
+				dp_next(p, s);
+			}
+			more = true;
+		}
+		while (p->n_dirty) {
+			struct dp_conn *c = &p->conns[p->dirty[--p->n_dirty]];
+
+			c->dirty = false;
+			if (c->fd < 0)
+				continue;
+			dp_conn_process(c);
+			if (c->fd >= 0)
+				dp_conn_write(c);
+			if (c->fd >= 0)
+				dp_conn_update(c);
+			more = true;
+		}
+	} while (more);
+	for (int i = 0; i < p->n_lst; i++)
+		if (!p->lst[i].tcp && p->lst[i].tx->n)
+			dp_tx_flush(&p->lst[i]);
+}
+
+/* ---- handling one client query ---------------------------------------- */
+
+static void dp_client_text(struct dnsproxy *p, const struct dp_client *cl,
+			   char *buf, size_t len)
+{
+	if (cl->tcp)
+		dp_addr_text(&p->conns[cl->conn].peer, buf, len);
+	else
+		dp_addr_text(cl->addr, buf, len);
+}
+
+static void dp_reply_rcode(struct dnsproxy *p, const struct dp_client *cl,
+			   const uint8_t *msg, size_t len,
+			   const struct dnswire_question *q, int rcode)
+{
+	uint8_t rep[DP_REPLY_BUF];
+	ssize_t n;
+
+	n = dnswire_build_reply(msg, len, q, rcode, rep, sizeof(rep));
+	if (n < DNSWIRE_HDR_LEN)
+		return;
+	/* The header-only form (q NULL) always says FORMERR. */
+	if (!q)
+		rep[3] = (uint8_t)((rep[3] & 0xf0) | (rcode & 0x0f));
+	dp_send_client(p, cl, rep, (size_t)n);
+}
+
+static void dp_handle_query(struct dnsproxy *p, const uint8_t *msg, size_t len,
+			    const struct dp_client *cl)
+{
+	struct policy_match m = { .action = POLICY_DENY };
+	struct dnswire_question *q;
+	struct dp_query *s;
+	int rc, opcode;
+
+	p->st.queries++;
+	s = dp_slot_get(p);
+	q = s ? &s->q : &p->scratch_q;
+	rc = dnswire_parse_query(msg, len, q);
+	if (rc == -EMSGSIZE || (q->flags & DNSWIRE_F_QR)) {
+		/* Too short to answer, or a response sent to us: answering
+		 * would let two resolvers bounce packets forever. */
+		p->st.malformed++;
+		goto drop;
+	}
+	opcode = (q->flags & DNSWIRE_F_OPCODE_MASK) >> 11;
+	if (opcode != 0) {
+		p->st.malformed++;
+		dp_reply_rcode(p, cl, msg, len, rc ? NULL : q,
+			       DNSWIRE_RCODE_NOTIMP);
+		goto drop;
+	}
+	if (rc < 0) {
+		p->st.malformed++;
+		dp_reply_rcode(p, cl, msg, len, NULL, DNSWIRE_RCODE_FORMERR);
+		goto drop;
+	}
+
+	if (p->matcher)
+		policy_matcher_lookup(p->matcher, q->name, q->name_len, &m);
+	if (m.action != POLICY_ALLOW) {
+		char who[INET6_ADDRSTRLEN + 8];
+
+		p->st.denied++;
+		dp_reply_rcode(p, cl, msg, len, q, DNSWIRE_RCODE_NXDOMAIN);
+		dp_client_text(p, cl, who, sizeof(who));
+		events_dns_violation(m.matched ? EVENTS_REASON_DENY_RULE :
+						 EVENTS_REASON_DEFAULT_DENY,
+				     q->name, q->qtype, "nxdomain", who);
+		goto drop;
+	}
+	if (!s) {
+		/* DP_MAX_INFLIGHT queries are waiting: shed load. */
+		p->st.servfail++;
+		dp_reply_rcode(p, cl, msg, len, q, DNSWIRE_RCODE_SERVFAIL);
+		return;
+	}
+	if (s->cap < len) {
+		size_t ncap = len < 512 ? 512 : len;
+		uint8_t *nb = realloc(s->msg, ncap);
+
+		if (!nb) {
+			p->st.servfail++;
+			dp_reply_rcode(p, cl, msg, len, q,
+				       DNSWIRE_RCODE_SERVFAIL);
+			goto drop;
+		}
+		s->msg = nb;
+		s->cap = ncap;
+	}
+	memcpy(s->msg, msg, len);
+	s->len = len;
+	s->client_id = q->id;
+	s->from_tcp = cl->tcp;
+	if (cl->tcp) {
+		s->conn = cl->conn;
+		s->conn_gen = cl->gen;
+		p->conns[cl->conn].inflight++;
+	} else {
+		s->listener = cl->listener;
+		memcpy(&s->client, cl->addr, cl->addrlen);
+		s->clientlen = cl->addrlen;
+	}
+	s->n_order = (uint8_t)p->n_ups;
+	memcpy(s->order, p->order, sizeof(s->order));
+	p->st.allowed++;
+	p->st.inflight++;
+	dp_attempt(p, s);
+	return;
+drop:
+	if (s)
+		dp_slot_put(p, s);
+}
+
+/* ---- UDP listener ----------------------------------------------------- */
+
+static int dp_recv_batch(struct dnsproxy *p, int fd)
+{
+	struct dp_rx *rx = p->rx;
+	int n;
+
+	for (int i = 0; i < DP_BATCH; i++) {
+		struct msghdr *h = &rx->msgs[i].msg_hdr;
+
+		rx->iov[i].iov_base = rx->buf[i];
+		rx->iov[i].iov_len = DP_UDP_BUF;
+		h->msg_name = &rx->addr[i];
+		h->msg_namelen = sizeof(rx->addr[i]);
+		h->msg_iov = &rx->iov[i];
+		h->msg_iovlen = 1;
+		h->msg_control = NULL;
+		h->msg_controllen = 0;
+		h->msg_flags = 0;
+	}
+	do {
+		n = recvmmsg(fd, rx->msgs, DP_BATCH, MSG_DONTWAIT, NULL);
+	} while (n < 0 && errno == EINTR);
+	return n;
+}
+
+static void dp_udp_cb(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct dp_listener *l = arg;
+	struct dnsproxy *p = l->p;
+	struct dp_client cl = { .tcp = false, .listener = l->idx };
+	int n;
+
+	/* A few batches per wakeup, then let other sockets run. */
+	for (int round = 0; round < 4; round++) {
+		n = dp_recv_batch(p, fd);
+		if (n <= 0)
+			break;
+		for (int i = 0; i < n; i++) {
+			struct mmsghdr *m = &p->rx->msgs[i];
+
+			if (m->msg_hdr.msg_flags & MSG_TRUNC) {
+				p->st.queries++;
+				p->st.malformed++;
+				continue;
+			}
+			cl.addr = &p->rx->addr[i];
+			cl.addrlen = m->msg_hdr.msg_namelen;
+			dp_handle_query(p, p->rx->buf[i], m->msg_len, &cl);
+		}
+		dp_flush(p);
+		if (n < DP_BATCH)
+			break;
+	}
+}
+
+/* ---- upstream answers ------------------------------------------------- */
+
+/*
+ * dnswire may refuse a truncated answer whose records are cut short;
+ * accept it as a TC answer if its header and question match ours
+ * byte for byte (names case-insensitively).
+ */
+static bool dp_tc_question_matches(const struct dp_query *s, const uint8_t *msg,
+				   size_t len)
+{
+	size_t qe = s->q.question_end;
+
+	if (len < qe || !(msg[2] & (DNSWIRE_F_QR >> 8)) ||
+	    !(msg[2] & (DNSWIRE_F_TC >> 8)) || msg[4] != 0 || msg[5] != 1)
+		return false;
+	for (size_t i = DNSWIRE_HDR_LEN; i < qe; i++) {
+		uint8_t a = msg[i], b = s->msg[i];
+
+		if (a >= 'A' && a <= 'Z')
+			a += 'a' - 'A';
+		if (b >= 'A' && b <= 'Z')
+			b += 'a' - 'A';
+		if (a != b)
+			return false;
+	}
+	return true;
+}
+
+static int dp_tcp_start(struct dnsproxy *p, struct dp_query *s);
+
+static void dp_up_answer(struct dnsproxy *p, struct dp_upstream *up,
+			 uint8_t *msg, size_t len, bool trunc)
+{
+	struct dnswire_response r;
+	struct dp_query *s;
+	uint16_t id, sidx;
+	int rc;
+
+	if (len < DNSWIRE_HDR_LEN) {
+		p->st.bad_answers++;
+		return;
+	}
+	id = dnswire_get_id(msg);
+	sidx = up->idmap[id];
+	if (!sidx) {
+		if (up->probe_pending && id == up->probe_id &&
+		    dnswire_parse_response(msg, len, &p->probe_q, &r) == 0) {
+			up->probe_pending = false;
+			dp_up_mark(up, true, NULL);
+			return;
+		}
+		/* Late (after a timeout) or forged. */
+		p->st.bad_answers++;
+		return;
+	}
+	s = p->slots[sidx - 1];
+	if (trunc && len >= s->q.question_end) {
+		/* Larger than our buffer: keep header and question and
+		 * mark it truncated, so the client retries over TCP. */
+		len = s->q.question_end;
+		msg[2] |= DNSWIRE_F_TC >> 8;
+		memset(msg + 6, 0, 6);
+	}
+	rc = dnswire_parse_response(msg, len, &s->q, &r);
+	if (rc < 0) {
+		if (!dp_tc_question_matches(s, msg, len)) {
+			/* Wrong question for this id: spoofing attempt or a
+			 * confused upstream. Keep waiting for the real one. */
+			p->st.bad_answers++;
+			return;
+		}
+		memset(&r, 0, sizeof(r));
+		r.id = id;
+		r.flags = dnswire_get_id(msg + 2);
+		r.rcode = r.flags & DNSWIRE_F_RCODE_MASK;
+		r.tc = true;
+		r.min_ttl = UINT32_MAX;
+	}
+	dp_up_mark(up, true, NULL);
+	if (dp_rcode_fails_over(r.rcode)) {
+		up->errors++;
+		dp_next(p, s);
+		return;
+	}
+	if (r.tc && s->from_tcp) {
+		dp_id_release(p, s);
+		dp_fifo_del(p, s);
+		p->st.tcp_retries++;
+		if (dp_tcp_start(p, s) < 0) {
+			up->errors++;
+			s->attempt++;
+			dp_attempt(p, s);
+		}
+		return;
+	}
+	dp_deliver(p, s, msg, len, &r);
+}
+
+static void dp_up_cb(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct dp_upstream *up = arg;
+	struct dnsproxy *p = up->p;
+	int n;
+
+	for (int round = 0; round < 4; round++) {
+		n = dp_recv_batch(p, fd);
+		if (n <= 0)
+			break;
+		for (int i = 0; i < n; i++) {
+			struct mmsghdr *m = &p->rx->msgs[i];
+
+			dp_up_answer(p, up, p->rx->buf[i], m->msg_len,
+				     m->msg_hdr.msg_flags & MSG_TRUNC);
+		}
+		/* Replies may point into p->rx: send before reusing it. */
+		dp_flush(p);
+		if (n < DP_BATCH)
+			break;
+	}
+}
+
+/* ---- TCP retry to the upstream ---------------------------------------- */
+
+static void dp_tcpup_cb(struct loop *loop, int fd, uint32_t events, void *arg);
+
+static int dp_tcp_start(struct dnsproxy *p, struct dp_query *s)
+{
+	struct dp_upstream *up = &p->ups[s->order[s->attempt]];
+	int fd, err;
+
+	fd = socket(up->cfg.addr.ss_family,
+		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (const struct sockaddr *)&up->cfg.addr,
+		    up->cfg.addrlen) < 0 &&
+	    errno != EINPROGRESS) {
+		err = -errno;
+		goto err_close;
+	}
+	s->tbuf = malloc(2 + DP_TCP_MSG_MAX);
+	if (!s->tbuf) {
+		err = -ENOMEM;
+		goto err_close;
+	}
+	/* A dedicated connection: a fresh id still guards against a
+	 * confused upstream answering another query. */
+	s->up_id = dp_rand16(p);
+	dnswire_set_id(s->msg, s->up_id);
+	s->tbuf[0] = (uint8_t)(s->len >> 8);
+	s->tbuf[1] = (uint8_t)s->len;
+	memcpy(s->tbuf + 2, s->msg, s->len);
+	s->tlen = 2 + s->len;
+	s->toff = 0;
+	s->twriting = true;
+	err = loop_add_fd(p->loop, fd, EPOLLOUT, dp_tcpup_cb, s);
+	if (err)
+		goto err_free;
+	s->tfd = fd;
+	s->state = DP_Q_TCP;
+	dp_fifo_push(p, s);
+	return 0;
+err_free:
+	free(s->tbuf);
+	s->tbuf = NULL;
+err_close:
+	close(fd);
+	return err;
+}
+
+static void dp_tcpup_read(struct dnsproxy *p, struct dp_query *s)
+{
+	struct dp_upstream *up = &p->ups[s->order[s->attempt]];
+	struct dnswire_response r;
+	size_t need;
+	ssize_t n;
+	int rc;
+
+	n = read(s->tfd, s->tbuf + s->tlen, 2 + DP_TCP_MSG_MAX - s->tlen);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0)
+		goto fail;
+	s->tlen += (size_t)n;
+	if (s->tlen < 2)
+		return;
+	need = 2 + ((size_t)s->tbuf[0] << 8 | s->tbuf[1]);
+	if (need < 2 + DNSWIRE_HDR_LEN)
+		goto fail;
+	if (s->tlen < need)
+		return;
+	if (dnswire_get_id(s->tbuf + 2) != s->up_id)
+		goto fail;
+	rc = dnswire_parse_response(s->tbuf + 2, need - 2, &s->q, &r);
+	if (rc < 0)
+		goto fail;
+	dp_up_mark(up, true, NULL);
+	if (dp_rcode_fails_over(r.rcode)) {
+		up->errors++;
+		dp_next(p, s);
+		return;
+	}
+	/* dp_deliver copies into the client's buffer before tbuf goes. */
+	dp_deliver(p, s, s->tbuf + 2, need - 2, &r);
+	return;
+fail:
+	up->errors++;
+	dp_next(p, s);
+}
+
+static void dp_tcpup_cb(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct dp_query *s = arg;
+	struct dnsproxy *p = s->p;
+	struct dp_upstream *up = &p->ups[s->order[s->attempt]];
+	int soerr = 0;
+	socklen_t sl = sizeof(soerr);
+	ssize_t n;
+
+	if (s->state != DP_Q_TCP || s->tfd != fd)
+		return;
+	if (!s->twriting) {
+		dp_tcpup_read(p, s);
+		goto out;
+	}
+	if ((events & (EPOLLERR | EPOLLHUP)) ||
+	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr)
+		goto fail;
+	n = send(fd, s->tbuf + s->toff, s->tlen - s->toff, MSG_NOSIGNAL);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			goto out;
+		goto fail;
+	}
+	s->toff += (size_t)n;
+	if (s->toff == s->tlen) {
+		s->twriting = false;
+		s->tlen = 0;
+		if (loop_mod_fd(p->loop, fd, EPOLLIN) < 0)
+			goto fail;
+	}
+	goto out;
+fail:
+	up->errors++;
+	dp_next(p, s);
+out:
+	dp_flush(p);
+}
+
+/* ---- timeouts --------------------------------------------------------- */
+
+static void dp_timeout_cb(struct loop *loop, struct loop_timer *t, void *arg)
+{
+	struct dnsproxy *p = arg;
+	uint64_t now = loop_clock_ms();
+	struct dp_query *s;
+
+	while ((s = p->fifo_head) && s->deadline <= now) {
+		struct dp_upstream *up = &p->ups[s->order[s->attempt]];
+
+		if (s->state == DP_Q_UDP) {
+			up->timeouts++;
+			dp_up_mark(up, false, NULL);
+		} else {
+			/* UDP answered, so the upstream is up; its TCP is
+			 * not. Count an error, keep it healthy. */
+			up->errors++;
+		}
+		dp_next(p, s);
+	}
+	/* dp_fifo_push may have armed t for a full timeout: the head
+	 * can be due sooner. */
+	loop_timer_disarm(t);
+	if (p->fifo_head) {
+		uint64_t d = p->fifo_head->deadline;
+
+		loop_timer_arm(t, d > now ? d - now : 1);
+	}
+	dp_flush(p);
+}
+
+/* ---- TCP clients ------------------------------------------------------ */
+
+static void dp_conn_close(struct dp_conn *c)
+{
+	struct dnsproxy *p = c->p;
+
+	if (c->fd < 0)
+		return;
+	loop_del_fd(p->loop, c->fd);
+	close(c->fd);
+	c->fd = -1;
+	c->gen++; /* answers still in flight will find no connection */
+	c->inflight = 0;
+	free(c->rbuf);
+	free(c->wbuf);
+	c->rbuf = c->wbuf = NULL;
+	c->rlen = c->rcap = c->woff = c->wlen = c->wcap = 0;
+	p->free_conns[p->n_free_conns++] = c->idx;
+	p->st.tcp_conns--;
+}
+
+static bool dp_conn_has_room(const struct dp_conn *c)
+{
+	return c->inflight < DP_CONN_MAX_QUERIES &&
+	       c->wlen - c->woff < DP_CONN_MAX_WBUF;
+}
+
+/* Answer every complete message in rbuf while the caps allow. */
+static void dp_conn_process(struct dp_conn *c)
+{
+	struct dnsproxy *p = c->p;
+	struct dp_client cl = { .tcp = true, .conn = c->idx, .gen = c->gen };
+	size_t off = 0;
+
+	while (c->fd >= 0 && c->rlen - off >= 2 && dp_conn_has_room(c)) {
+		size_t mlen = (size_t)c->rbuf[off] << 8 | c->rbuf[off + 1];
+
+		if (c->rlen - off < 2 + mlen)
+			break;
+		dp_handle_query(p, c->rbuf + off + 2, mlen, &cl);
+		off += 2 + mlen;
+	}
+	if (c->fd < 0 || !off)
+		return;
+	memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+	c->rlen -= off;
+}
+
+static void dp_conn_write(struct dp_conn *c)
+{
+	ssize_t n;
+
+	while (c->woff < c->wlen) {
+		n = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff,
+			 MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				dp_conn_close(c);
+			return;
+		}
+		c->woff += (size_t)n;
+		c->last = loop_now_ms(c->p->loop);
+	}
+	c->woff = c->wlen = 0;
+}
+
+/* Close when done, else listen for what the connection can take now. */
+static void dp_conn_update(struct dp_conn *c)
+{
+	uint32_t ev = 0;
+
+	if (c->rd_closed && !c->inflight && c->woff == c->wlen) {
+		dp_conn_close(c);
+		return;
+	}
+	if (!c->rd_closed && dp_conn_has_room(c))
+		ev |= EPOLLIN;
+	if (c->woff < c->wlen)
+		ev |= EPOLLOUT;
+	if (ev != c->events) {
+		if (loop_mod_fd(c->p->loop, c->fd, ev) < 0) {
+			dp_conn_close(c);
+			return;
+		}
+		c->events = ev;
+	}
+}
+
+static void dp_conn_read(struct dp_conn *c)
+{
+	size_t want = DP_CONN_RBUF_MIN;
+	ssize_t n;
+
+	if (c->rlen >= 2)
+		want = 2 + ((size_t)c->rbuf[0] << 8 | c->rbuf[1]);
+	if (want < DP_CONN_RBUF_MIN)
+		want = DP_CONN_RBUF_MIN;
+	if (c->rcap < want) {
+		uint8_t *nb = realloc(c->rbuf, want);
+
+		if (!nb) {
+			dp_conn_close(c);
+			return;
+		}
+		c->rbuf = nb;
+		c->rcap = want;
+	}
+	if (c->rlen == c->rcap || c->rd_closed) {
+		/* Complete messages waiting for room, or EOF seen. */
+		dp_conn_mark_dirty(c->p, c);
+		return;
+	}
+	n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			dp_conn_close(c);
+		return;
+	}
+	if (n == 0) {
+		/* Half close: answer what is complete, then close. */
+		c->rd_closed = true;
+	}
+	c->rlen += (size_t)n;
+	c->last = loop_now_ms(c->p->loop);
+	dp_conn_mark_dirty(c->p, c);
+}
+
+static void dp_conn_cb(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct dp_conn *c = arg;
+	struct dnsproxy *p = c->p;
+
+	if (c->fd != fd)
+		return;
+	if (events & (EPOLLERR | EPOLLHUP)) {
+		/* Reset, or gone both ways: nobody to answer. */
+		dp_conn_close(c);
+		return;
+	}
+	if (events & EPOLLOUT)
+		dp_conn_mark_dirty(p, c);
+	if (events & EPOLLIN)
+		dp_conn_read(c);
+	dp_flush(p);
+}
+
+static void dp_sweep_cb(struct loop *loop, struct loop_timer *t, void *arg)
+{
+	struct dnsproxy *p = arg;
+	uint64_t now = loop_now_ms(loop);
+
+	for (int i = 0; i < DP_MAX_CONNS; i++) {
+		struct dp_conn *c = &p->conns[i];
+
+		if (c->fd >= 0 && !c->inflight &&
+		    now - c->last >= DP_CONN_IDLE_MS)
+			dp_conn_close(c);
+	}
+	if (p->st.tcp_conns)
+		loop_timer_arm(t, DP_SWEEP_MS);
+}
+
+static void dp_accept_cb(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct dp_listener *l = arg;
+	struct dnsproxy *p = l->p;
+
+	for (int i = 0; i < 16; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		struct dp_conn *c;
+		int cfd;
+
+		cfd = accept4(fd, (struct sockaddr *)&ss, &sl,
+			      SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0)
+			break;
+		if (!p->n_free_conns) {
+			/* Full: refuse rather than let the backlog spin. */
+			p->st.tcp_refused++;
+			close(cfd);
+			continue;
+		}
+		c = &p->conns[p->free_conns[--p->n_free_conns]];
+		if (loop_add_fd(loop, cfd, EPOLLIN, dp_conn_cb, c) < 0) {
+			p->free_conns[p->n_free_conns++] = c->idx;
+			close(cfd);
+			continue;
+		}
+		c->fd = cfd;
+		c->events = EPOLLIN;
+		c->rd_closed = false;
+		c->inflight = 0;
+		c->last = loop_now_ms(loop);
+		memcpy(&c->peer, &ss, sl);
+		c->peerlen = sl;
+		p->st.tcp_conns++;
+	}
+	if (p->st.tcp_conns && !loop_timer_is_armed(p->sweep))
+		loop_timer_arm(p->sweep, DP_SWEEP_MS);
+}
+
+/* ---- setup ------------------------------------------------------------ */
+
+static void dp_bind_err(char *err, size_t errlen, bool tcp, int family,
+			uint16_t port, int e)
+{
+	const char *hint = "";
+
+	if (e == EADDRINUSE)
+		hint = " (another process, perhaps another egressd, holds "
+		       "this port: stop it or choose another port with "
+		       "OPENSANDBOX_EGRESS_DNS_LISTEN_PORT)";
+	else if (e == EACCES)
+		hint = " (ports below 1024 need CAP_NET_BIND_SERVICE: grant "
+		       "it or use a higher port)";
+	else if (e == EADDRNOTAVAIL)
+		hint = " (the loopback interface is down or lacks this "
+		       "address: bring lo up in the namespace)";
+	snprintf(err, errlen, "cannot listen on %s %s%s%s:%u: %s%s",
+		 tcp ? "TCP" : "UDP", family == AF_INET6 ? "[" : "",
+		 family == AF_INET6 ? "::1" : "127.0.0.1",
+		 family == AF_INET6 ? "]" : "", port, strerror(e), hint);
+}
+
+/* Bind one listener; returns fd or -errno (errno of the failing call). */
+static int dp_listen(int family, bool tcp, uint16_t port)
+{
+	struct sockaddr_storage ss = { 0 };
+	socklen_t sl;
+	int fd, one = 1, err;
+
+	fd = socket(family,
+		    (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK |
+			    SOCK_CLOEXEC,
+		    0);
+	if (fd < 0)
+		return -errno;
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (void *)&ss;
+
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+			       sizeof(one)) < 0)
+			goto err;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_addr = in6addr_loopback;
+		s6->sin6_port = htons(port);
+		sl = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (void *)&ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		s4->sin_port = htons(port);
+		sl = sizeof(*s4);
+	}
+	/* TCP only: restart while old connections linger in TIME_WAIT.
+	 * Not on UDP, where it would let two proxies share the port. */
+	if (tcp &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		goto err;
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0)
+		goto err;
+	if (tcp && listen(fd, 128) < 0)
+		goto err;
+	if (!tcp)
+		dp_set_sockbuf(fd);
+	return fd;
+err:
+	err = -errno;
+	close(fd);
+	return err;
+}
+
+static uint16_t dp_bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static int dp_add_listener(struct dnsproxy *p, int fd, bool tcp)
+{
+	struct dp_listener *l = &p->lst[p->n_lst];
+	int err;
+
+	l->p = p;
+	l->fd = fd;
+	l->idx = (uint8_t)p->n_lst;
+	l->tcp = tcp;
+	if (!tcp) {
+		l->tx = calloc(1, sizeof(*l->tx));
+		if (!l->tx)
+			return -ENOMEM;
+	}
+	err = loop_add_fd(p->loop, fd, EPOLLIN, tcp ? dp_accept_cb : dp_udp_cb,
+			  l);
+	if (err) {
+		free(l->tx);
+		l->tx = NULL;
+		return err;
+	}
+	p->n_lst++;
+	return 0;
+}
+
+static void dp_close_listeners(struct dnsproxy *p)
+{
+	for (int i = 0; i < p->n_lst; i++) {
+		loop_del_fd(p->loop, p->lst[i].fd);
+		close(p->lst[i].fd);
+		free(p->lst[i].tx);
+		p->lst[i].fd = -1;
+		p->lst[i].tx = NULL;
+	}
+	p->n_lst = 0;
+}
+
+/*
+ * UDP and TCP on 127.0.0.1, then on ::1 (skipped with a warning when the
+ * namespace has no IPv6). Returns 0 with *port set, or -errno with err.
+ */
+static int dp_try_listeners(struct dnsproxy *p, uint16_t *port, char *err,
+			    size_t errlen)
+{
+	static const int fams[2] = { AF_INET, AF_INET6 };
+
+	for (int f = 0; f < 2; f++) {
+		for (int t = 0; t < 2; t++) {
+			bool tcp = t == 1;
+			int fd, rc;
+
+			fd = dp_listen(fams[f], tcp, *port);
+			if (fd < 0 && fams[f] == AF_INET6 && !tcp &&
+			    (fd == -EADDRNOTAVAIL || fd == -EAFNOSUPPORT)) {
+				log_warnx("dns proxy: ::1 unavailable (%s), "
+					  "IPv6 disabled in this namespace? "
+					  "listening on 127.0.0.1 only",
+					  strerror(-fd));
+				return 0;
+			}
+			if (fd < 0) {
+				dp_bind_err(err, errlen, tcp, fams[f], *port,
+					    -fd);
+				return fd;
+			}
+			rc = dp_add_listener(p, fd, tcp);
+			if (rc) {
+				close(fd);
+				snprintf(err, errlen,
+					 "dns proxy: cannot watch listener: %s",
+					 strerror(-rc));
+				return rc;
+			}
+			/* Port 0: the others take the port the first got. */
+			if (!*port)
+				*port = dp_bound_port(fd);
+		}
+	}
+	return 0;
+}
+
+static int dp_open_listeners(struct dnsproxy *p, uint16_t port, char *err,
+			     size_t errlen)
+{
+	uint16_t got;
+	int rc;
+
+	/*
+	 * With port 0 (tests) the kernel picks a port free for the first
+	 * socket only; another protocol or family may hold it. Try again
+	 * with a new pick a few times.
+	 */
+	for (int i = 0; i < 16; i++) {
+		got = port;
+		rc = dp_try_listeners(p, &got, err, errlen);
+		if (!rc) {
+			p->port = got;
+			return 0;
+		}
+		dp_close_listeners(p);
+		if (port || rc != -EADDRINUSE)
+			break;
+	}
+	return rc;
+}
+
+static void dp_build_probe(struct dnsproxy *p)
+{
+	/* id 0, RD, one question: ". IN NS" */
+	/* clang-format off */
+	static const uint8_t probe[17] = {
+		0, 0, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0,
+		0x00, 0, DNSWIRE_TYPE_NS, 0, 1,
+	};
+	/* clang-format on */
+
+	memcpy(p->probe_msg, probe, sizeof(probe));
+	if (dnswire_parse_query(p->probe_msg, sizeof(p->probe_msg),
+				&p->probe_q) < 0)
+		memset(&p->probe_q, 0, sizeof(p->probe_q));
+}
+
+int dnsproxy_new(struct loop *loop, const struct egressd_config *cfg,
+		 struct dnsproxy **out, char *err, size_t errlen)
+{
+	struct dnsproxy *p;
+	int rc;
+
+	*out = NULL;
+	if (cfg->n_upstreams <= 0 || cfg->n_upstreams > EGRESSD_MAX_UPSTREAMS) {
+		snprintf(err, errlen,
+			 "no DNS upstream configured: set "
+			 "OPENSANDBOX_EGRESS_DNS_UPSTREAM or list a "
+			 "nameserver in resolv.conf");
+		return -EINVAL;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		goto enomem;
+	p->loop = loop;
+	p->timeout_ms = cfg->upstream_timeout_ms ? cfg->upstream_timeout_ms :
+						   DP_DEFAULT_TIMEOUT_MS;
+	p->rand_pos = DP_RAND_N;
+	p->xs = loop_clock_ms() * 0x9e3779b97f4a7c15ULL + (uint64_t)getpid();
+	for (int i = 0; i < DP_MAX_LISTENERS; i++)
+		p->lst[i].fd = -1;
+	for (int i = 0; i < EGRESSD_MAX_UPSTREAMS; i++)
+		p->ups[i].fd = -1;
+	dp_build_probe(p);
+
+	p->rx = malloc(sizeof(*p->rx));
+	p->slots = calloc(DP_MAX_INFLIGHT, sizeof(*p->slots));
+	p->retry = calloc(DP_MAX_INFLIGHT, sizeof(*p->retry));
+	p->conns = calloc(DP_MAX_CONNS, sizeof(*p->conns));
+	p->free_conns = calloc(DP_MAX_CONNS, sizeof(*p->free_conns));
+	p->dirty = calloc(DP_MAX_CONNS, sizeof(*p->dirty));
+	p->tmo = loop_timer_new(loop, dp_timeout_cb, p);
+	p->sweep = loop_timer_new(loop, dp_sweep_cb, p);
+	p->probe = loop_timer_new(loop, dp_probe_cb, p);
+	if (!p->rx || !p->slots || !p->retry || !p->conns || !p->free_conns ||
+	    !p->dirty || !p->tmo || !p->sweep || !p->probe)
+		goto enomem;
+	for (int i = DP_MAX_CONNS - 1; i >= 0; i--) {
+		p->conns[i].p = p;
+		p->conns[i].fd = -1;
+		p->conns[i].idx = (uint16_t)i;
+		p->free_conns[p->n_free_conns++] = (uint16_t)i;
+	}
+
+	p->n_ups = cfg->n_upstreams;
+	for (int i = 0; i < p->n_ups; i++) {
+		struct dp_upstream *up = &p->ups[i];
+
+		up->p = p;
+		up->idx = i;
+		up->cfg = cfg->upstreams[i];
+		up->cfg.text[sizeof(up->cfg.text) - 1] = '\0';
+		up->healthy = true;
+		up->idmap = calloc(65536, sizeof(*up->idmap));
+		if (!up->idmap)
+			goto enomem;
+	}
+	dp_compute_order(p);
+	for (int i = 0; i < p->n_ups; i++) {
+		struct dp_upstream *up = &p->ups[i];
+
+		rc = dp_up_open(up);
+		if (rc < 0) {
+			/* Not fatal: the probe retries, a route may appear. */
+			up->errors++;
+			dp_up_mark(up, false, strerror(-rc));
+		}
+	}
+
+	rc = dp_open_listeners(p, cfg->dns_listen_port, err, errlen);
+	if (rc)
+		goto err_free;
+	*out = p;
+	return 0;
+enomem:
+	rc = -ENOMEM;
+	snprintf(err, errlen, "dns proxy: out of memory");
+err_free:
+	dnsproxy_free(p);
+	return rc;
+}
+
+void dnsproxy_free(struct dnsproxy *p)
+{
+	if (!p)
+		return;
+	dp_close_listeners(p);
+	if (p->conns)
+		for (int i = 0; i < DP_MAX_CONNS; i++)
+			dp_conn_close(&p->conns[i]);
+	for (int i = 0; i < p->n_ups; i++) {
+		if (p->ups[i].fd >= 0) {
+			loop_del_fd(p->loop, p->ups[i].fd);
+			close(p->ups[i].fd);
+		}
+		free(p->ups[i].idmap);
+	}
+	for (uint32_t i = 0; i < p->n_slots; i++) {
+		dp_tcp_close(p, p->slots[i]);
+		free(p->slots[i]->msg);
+		free(p->slots[i]);
+	}
+	if (p->tmo)
+		loop_timer_free(p->tmo);
+	if (p->sweep)
+		loop_timer_free(p->sweep);
+	if (p->probe)
+		loop_timer_free(p->probe);
+	free(p->slots);
+	free(p->retry);
+	free(p->conns);
+	free(p->free_conns);
+	free(p->dirty);
+	free(p->rx);
+	free(p);
+}
+
+void dnsproxy_set_matcher(struct dnsproxy *p, const struct policy_matcher *m)
+{
+	p->matcher = m;
+}
+
+void dnsproxy_set_answer_hook(struct dnsproxy *p, dnsproxy_answer_cb cb,
+			      void *arg)
+{
+	p->hook = cb;
+	p->hook_arg = arg;
+}
+
+uint16_t dnsproxy_port(const struct dnsproxy *p)
+{
+	return p->port;
+}
+
+void dnsproxy_get_stats(const struct dnsproxy *p, struct dnsproxy_stats *s)
+{
+	*s = p->st;
+}
+
+bool dnsproxy_get_upstream(const struct dnsproxy *p, int i,
+			   struct dnsproxy_upstream_stats *s)
+{
+	const struct dp_upstream *up;
+
+	if (i < 0 || i >= p->n_ups)
+		return false;
+	up = &p->ups[i];
+	s->addr = up->cfg.text;
+	s->healthy = up->healthy;
+	s->queries = up->queries;
+	s->timeouts = up->timeouts;
+	s->errors = up->errors;
+	return true;
+}

@@ -1,0 +1,1415 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Unit tests of the DNS proxy (agent/dnsproxy.c), no root needed: each
+ * test runs one event loop holding the proxy (listening on an ephemeral
+ * port of 127.0.0.1), one or two fake upstream resolvers on 127.0.0.1
+ * that log what reaches them and answer from a rule (name -> address),
+ * drop, fail, truncate or forge, and client sockets that send hand-built
+ * queries and wait for the replies.
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "egressd/dnsproxy.h"
+#include "egressd/events.h"
+#include "egressd/log.h"
+
+#define POLICY_JSON                                             \
+	"{\"defaultAction\":\"deny\",\"egress\":["              \
+	"{\"action\":\"deny\",\"target\":\"bad.example.com\"}," \
+	"{\"action\":\"allow\",\"target\":\"*.example.com\"},"  \
+	"{\"action\":\"allow\",\"target\":\"apex.org\"}]}"
+
+#define MAX_LOG 512
+#define BIG_RECORDS 100
+
+enum fake_mode {
+	FAKE_ANSWER = 0, /* answer every query at once */
+	FAKE_DROP, /* never answer */
+	FAKE_SERVFAIL, /* answer SERVFAIL */
+	FAKE_HOLD2, /* hold queries until two arrived, answer in reverse */
+	FAKE_SPOOF, /* first a forged answer (other question), then real */
+	FAKE_DELAY, /* answer after 150 ms */
+};
+
+struct fake_query {
+	uint8_t msg[1024];
+	size_t len;
+	struct sockaddr_storage from;
+	socklen_t fromlen;
+};
+
+struct fake_up {
+	struct loop *loop;
+	int ufd, lfd, cfd;
+	uint16_t port;
+	enum fake_mode mode;
+	int nq, tcp_nq;
+	char names[MAX_LOG][256];
+	uint8_t last[1024];
+	size_t last_len;
+	struct fake_query held[2];
+	int n_held;
+	struct loop_timer *delay;
+	uint8_t tbuf[4096];
+	size_t tlen;
+};
+
+struct client {
+	struct loop *loop;
+	int fd;
+	bool tcp;
+	int want, got;
+	uint8_t ans[256][2048];
+	size_t alen[256];
+	uint8_t rbuf[65536 + 2];
+	size_t rlen;
+	uint64_t t_done;
+};
+
+struct env {
+	struct loop *loop;
+	struct dnsproxy *p;
+	struct policy *pol;
+	struct policy_matcher *m;
+	struct egressd_config cfg;
+	struct fake_up up[2];
+	struct loop_timer *guard;
+	uint16_t port;
+};
+
+/* ---- DNS message helpers ---------------------------------------------- */
+
+static size_t put_name(uint8_t *b, const char *name)
+{
+	size_t n = 0;
+
+	while (*name) {
+		const char *dot = strchr(name, '.');
+		size_t l = dot ? (size_t)(dot - name) : strlen(name);
+
+		b[n++] = (uint8_t)l;
+		memcpy(b + n, name, l);
+		n += l;
+		name += l;
+		if (*name == '.')
+			name++;
+	}
+	b[n++] = 0;
+	return n;
+}
+
+static size_t mkquery(uint8_t *b, uint16_t id, const char *name, uint16_t qtype,
+		      int qdcount, bool edns)
+{
+	size_t n = DNSWIRE_HDR_LEN;
+
+	memset(b, 0, DNSWIRE_HDR_LEN);
+	dnswire_set_id(b, id);
+	b[2] = 0x01; /* RD */
+	b[5] = (uint8_t)qdcount;
+	for (int i = 0; i < (qdcount ? qdcount : 1); i++) {
+		n += put_name(b + n, name);
+		b[n++] = (uint8_t)(qtype >> 8);
+		b[n++] = (uint8_t)qtype;
+		b[n++] = 0;
+		b[n++] = 1;
+	}
+	if (edns) {
+		/* owner ".", type OPT, udp size 4000, ext-rcode 0,
+		 * version 0, DO set, no options */
+		static const uint8_t opt[11] = {
+			0, 0, 41, 0x0f, 0xa0, 0, 0, 0x80, 0, 0, 0,
+		};
+
+		b[11] = 1;
+		memcpy(b + n, opt, sizeof(opt));
+		n += sizeof(opt);
+	}
+	return n;
+}
+
+/* The address the fake upstream gives a name: 10.0.<len>.<byte sum>. */
+static void fake_addr(const char *name, uint8_t a[4])
+{
+	unsigned int sum = 0;
+
+	for (const char *s = name; *s; s++)
+		sum += (uint8_t)*s;
+	a[0] = 10;
+	a[1] = 0;
+	a[2] = (uint8_t)strlen(name);
+	a[3] = (uint8_t)sum;
+}
+
+/* Answer q with n A records (n = 0: header + question only). */
+static size_t fake_answer(const uint8_t *q, size_t qlen, int rcode, int n,
+			  bool tc, const uint8_t addr[4], uint8_t *out)
+{
+	struct dnswire_question pq;
+	size_t len;
+
+	if (dnswire_parse_query(q, qlen, &pq) < 0)
+		return 0;
+	len = pq.question_end;
+	memcpy(out, q, len);
+	out[2] = (uint8_t)(0x80 | (q[2] & 0x01) | (tc ? 0x02 : 0));
+	out[3] = (uint8_t)(0x80 | rcode);
+	out[6] = (uint8_t)(n >> 8);
+	out[7] = (uint8_t)n;
+	memset(out + 8, 0, 4);
+	for (int i = 0; i < n; i++) {
+		static const uint8_t rr[12] = { 0xc0, 0x0c, 0, 1,  0, 1,
+						0,    0,    0, 60, 0, 4 };
+
+		memcpy(out + len, rr, sizeof(rr));
+		len += sizeof(rr);
+		memcpy(out + len, addr, 4);
+		out[len + 3] = (uint8_t)(addr[3] + i);
+		len += 4;
+	}
+	return len;
+}
+
+/* ---- fake upstream ---------------------------------------------------- */
+
+static void fake_log(struct fake_up *f, const uint8_t *msg, size_t len)
+{
+	struct dnswire_question q;
+
+	if (len <= sizeof(f->last)) {
+		memcpy(f->last, msg, len);
+		f->last_len = len;
+	}
+	if (dnswire_parse_query(msg, len, &q) == 0 && f->nq < MAX_LOG)
+		snprintf(f->names[f->nq], sizeof(f->names[0]), "%.255s",
+			 q.name);
+	f->nq++;
+}
+
+static void fake_reply(struct fake_up *f, const uint8_t *msg, size_t len,
+		       const struct sockaddr_storage *to, socklen_t tolen)
+{
+	struct dnswire_question q;
+	uint8_t out[4096], a[4];
+	size_t n;
+
+	if (dnswire_parse_query(msg, len, &q) < 0)
+		return;
+	fake_addr(q.name, a);
+	if (f->mode == FAKE_SERVFAIL)
+		n = fake_answer(msg, len, DNSWIRE_RCODE_SERVFAIL, 0, false, a,
+				out);
+	else if (!strncmp(q.name, "big.", 4))
+		n = fake_answer(msg, len, 0, 0, true, a, out);
+	else
+		n = fake_answer(msg, len, 0, 1, false, a, out);
+	sendto(f->ufd, out, n, 0, (const struct sockaddr *)to, tolen);
+}
+
+static void fake_spoof(struct fake_up *f, const uint8_t *msg, size_t len,
+		       const struct sockaddr_storage *to, socklen_t tolen)
+{
+	static const uint8_t evil[4] = { 6, 6, 6, 6 };
+	uint8_t copy[1024], out[4096];
+	size_t n;
+
+	/* Same id, another name (first letter changed). */
+	memcpy(copy, msg, len);
+	copy[DNSWIRE_HDR_LEN + 1] ^= 0x01;
+	n = fake_answer(copy, len, 0, 1, false, evil, out);
+	sendto(f->ufd, out, n, 0, (const struct sockaddr *)to, tolen);
+	/* Unknown id. */
+	dnswire_set_id(out, (uint16_t)(dnswire_get_id(out) ^ 0x5a5a));
+	sendto(f->ufd, out, n, 0, (const struct sockaddr *)to, tolen);
+}
+
+static void fake_delay_cb(struct loop *loop, struct loop_timer *t, void *arg)
+{
+	struct fake_up *f = arg;
+
+	for (int i = 0; i < f->n_held; i++)
+		fake_reply(f, f->held[i].msg, f->held[i].len, &f->held[i].from,
+			   f->held[i].fromlen);
+	f->n_held = 0;
+}
+
+static void fake_udp_cb(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct fake_up *f = arg;
+	struct fake_query fq;
+	ssize_t n;
+
+	fq.fromlen = sizeof(fq.from);
+	n = recvfrom(fd, fq.msg, sizeof(fq.msg), 0, (struct sockaddr *)&fq.from,
+		     &fq.fromlen);
+	if (n < 0)
+		return;
+	fq.len = (size_t)n;
+	fake_log(f, fq.msg, fq.len);
+	switch (f->mode) {
+	case FAKE_DROP:
+		break;
+	case FAKE_HOLD2:
+		if (f->n_held < 2)
+			f->held[f->n_held++] = fq;
+		if (f->n_held == 2) {
+			fake_reply(f, f->held[1].msg, f->held[1].len,
+				   &f->held[1].from, f->held[1].fromlen);
+			fake_reply(f, f->held[0].msg, f->held[0].len,
+				   &f->held[0].from, f->held[0].fromlen);
+			f->n_held = 0;
+		}
+		break;
+	case FAKE_DELAY:
+		if (f->n_held < 2)
+			f->held[f->n_held++] = fq;
+		loop_timer_arm(f->delay, 150);
+		break;
+	case FAKE_SPOOF:
+		fake_spoof(f, fq.msg, fq.len, &fq.from, fq.fromlen);
+		fake_reply(f, fq.msg, fq.len, &fq.from, fq.fromlen);
+		break;
+	default:
+		fake_reply(f, fq.msg, fq.len, &fq.from, fq.fromlen);
+		break;
+	}
+}
+
+/* TCP side: full answers, BIG_RECORDS records for "big." names. */
+static void fake_tcp_conn_cb(struct loop *loop, int fd, uint32_t events,
+			     void *arg)
+{
+	struct fake_up *f = arg;
+	struct dnswire_question q;
+	uint8_t out[4096], a[4];
+	ssize_t n;
+	size_t mlen, alen;
+
+	n = read(fd, f->tbuf + f->tlen, sizeof(f->tbuf) - f->tlen);
+	if (n <= 0) {
+		loop_del_fd(loop, fd);
+		close(fd);
+		f->cfd = -1;
+		return;
+	}
+	f->tlen += (size_t)n;
+	while (f->tlen >= 2) {
+		mlen = (size_t)f->tbuf[0] << 8 | f->tbuf[1];
+		if (f->tlen < 2 + mlen)
+			return;
+		f->tcp_nq++;
+		if (dnswire_parse_query(f->tbuf + 2, mlen, &q) == 0) {
+			fake_addr(q.name, a);
+			alen = fake_answer(
+				f->tbuf + 2, mlen, 0,
+				strncmp(q.name, "big.", 4) ? 1 : BIG_RECORDS,
+				false, a, out + 2);
+			out[0] = (uint8_t)(alen >> 8);
+			out[1] = (uint8_t)alen;
+			if (write(fd, out, alen + 2) < 0)
+				return;
+		}
+		memmove(f->tbuf, f->tbuf + 2 + mlen, f->tlen - 2 - mlen);
+		f->tlen -= 2 + mlen;
+	}
+}
+
+static void fake_accept_cb(struct loop *loop, int fd, uint32_t events,
+			   void *arg)
+{
+	struct fake_up *f = arg;
+	int c = accept(fd, NULL, NULL);
+
+	if (c < 0)
+		return;
+	if (f->cfd >= 0) {
+		loop_del_fd(loop, f->cfd);
+		close(f->cfd);
+	}
+	f->cfd = c;
+	f->tlen = 0;
+	ck_assert_int_eq(loop_add_fd(loop, c, EPOLLIN, fake_tcp_conn_cb, f), 0);
+}
+
+/* UDP and TCP on one port of 127.0.0.1 (retried: the port the kernel
+ * picks for UDP may be taken for TCP). */
+static void fake_bind(struct fake_up *f)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+	int one = 1;
+
+	for (int i = 0; i < 32; i++) {
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sa.sin_port = 0;
+		f->ufd = socket(AF_INET,
+				SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		ck_assert_int_ge(f->ufd, 0);
+		ck_assert_int_eq(
+			bind(f->ufd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		ck_assert_int_eq(
+			getsockname(f->ufd, (struct sockaddr *)&sa, &sl), 0);
+		f->port = ntohs(sa.sin_port);
+		f->lfd = socket(AF_INET,
+				SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		ck_assert_int_ge(f->lfd, 0);
+		setsockopt(f->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			ck_assert_int_eq(listen(f->lfd, 16), 0);
+			return;
+		}
+		close(f->lfd);
+		close(f->ufd);
+	}
+	ck_abort_msg("no free port pair for the fake upstream");
+}
+
+static void fake_start(struct fake_up *f, struct loop *loop,
+		       enum fake_mode mode)
+{
+	memset(f, 0, sizeof(*f));
+	f->loop = loop;
+	f->mode = mode;
+	f->cfd = -1;
+	fake_bind(f);
+	ck_assert_int_eq(loop_add_fd(loop, f->ufd, EPOLLIN, fake_udp_cb, f), 0);
+	ck_assert_int_eq(loop_add_fd(loop, f->lfd, EPOLLIN, fake_accept_cb, f),
+			 0);
+	f->delay = loop_timer_new(loop, fake_delay_cb, f);
+	ck_assert_ptr_nonnull(f->delay);
+}
+
+static void fake_stop(struct fake_up *f)
+{
+	if (f->cfd >= 0) {
+		loop_del_fd(f->loop, f->cfd);
+		close(f->cfd);
+	}
+	loop_del_fd(f->loop, f->ufd);
+	close(f->ufd);
+	if (f->lfd >= 0) {
+		loop_del_fd(f->loop, f->lfd);
+		close(f->lfd);
+	}
+	loop_timer_free(f->delay);
+}
+
+static bool fake_saw(const struct fake_up *f, const char *name)
+{
+	for (int i = 0; i < f->nq && i < MAX_LOG; i++)
+		if (!strcmp(f->names[i], name))
+			return true;
+	return false;
+}
+
+/* ---- environment ------------------------------------------------------ */
+
+static void guard_cb(struct loop *loop, struct loop_timer *t, void *arg)
+{
+	loop_stop(loop);
+}
+
+static void env_start(struct env *e, int n_ups, enum fake_mode m0,
+		      enum fake_mode m1, unsigned int timeout_ms)
+{
+	enum fake_mode modes[2] = { m0, m1 };
+	char err[256] = "";
+
+	memset(e, 0, sizeof(*e));
+	log_set_level(LOG_LVL_ERROR);
+	e->loop = loop_new();
+	ck_assert_ptr_nonnull(e->loop);
+	ck_assert_int_eq(events_init(e->loop), 0);
+	e->guard = loop_timer_new(e->loop, guard_cb, NULL);
+	ck_assert_int_eq(policy_parse_json(POLICY_JSON, strlen(POLICY_JSON), 0,
+					   &e->pol, err, sizeof(err)),
+			 0);
+	e->m = policy_matcher_new(e->pol, NULL, 0, NULL, 0);
+	ck_assert_ptr_nonnull(e->m);
+
+	e->cfg.upstream_timeout_ms = timeout_ms;
+	e->cfg.dns_listen_port = 0;
+	e->cfg.n_upstreams = n_ups;
+	for (int i = 0; i < n_ups; i++) {
+		struct egressd_upstream *u = &e->cfg.upstreams[i];
+		struct sockaddr_in *sa = (void *)&u->addr;
+
+		fake_start(&e->up[i], e->loop, modes[i]);
+		sa->sin_family = AF_INET;
+		sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sa->sin_port = htons(e->up[i].port);
+		u->addrlen = sizeof(*sa);
+		snprintf(u->text, sizeof(u->text), "127.0.0.1:%u",
+			 e->up[i].port);
+	}
+	ck_assert_msg(dnsproxy_new(e->loop, &e->cfg, &e->p, err, sizeof(err)) ==
+			      0,
+		      "dnsproxy_new: %s", err);
+	dnsproxy_set_matcher(e->p, e->m);
+	e->port = dnsproxy_port(e->p);
+	ck_assert_int_ne(e->port, 0);
+}
+
+static void env_stop(struct env *e)
+{
+	dnsproxy_free(e->p);
+	for (int i = 0; i < e->cfg.n_upstreams; i++)
+		fake_stop(&e->up[i]);
+	loop_timer_free(e->guard);
+	policy_matcher_free(e->m);
+	policy_free(e->pol);
+	events_fini();
+	loop_free(e->loop);
+	log_flush();
+}
+
+/* Run the loop until loop_stop() or ms milliseconds. */
+static void env_run(struct env *e, uint64_t ms)
+{
+	loop_timer_arm(e->guard, ms);
+	ck_assert_int_eq(loop_run(e->loop), 0);
+	loop_timer_disarm(e->guard);
+}
+
+/* ---- clients ---------------------------------------------------------- */
+
+static void client_got(struct client *c, const uint8_t *msg, size_t len)
+{
+	if (c->got < 256 && len <= sizeof(c->ans[0])) {
+		memcpy(c->ans[c->got], msg, len);
+		c->alen[c->got] = len;
+	}
+	c->got++;
+	if (c->got >= c->want) {
+		c->t_done = loop_clock_ms();
+		loop_stop(c->loop);
+	}
+}
+
+static void client_cb(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct client *c = arg;
+	uint8_t buf[4096];
+	ssize_t n;
+
+	if (!c->tcp) {
+		while ((n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+			client_got(c, buf, (size_t)n);
+		return;
+	}
+	n = recv(fd, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen,
+		 MSG_DONTWAIT);
+	if (n <= 0) {
+		loop_del_fd(loop, fd);
+		return;
+	}
+	c->rlen += (size_t)n;
+	while (c->rlen >= 2) {
+		size_t mlen = (size_t)c->rbuf[0] << 8 | c->rbuf[1];
+
+		if (c->rlen < 2 + mlen)
+			break;
+		client_got(c, c->rbuf + 2, mlen);
+		memmove(c->rbuf, c->rbuf + 2 + mlen, c->rlen - 2 - mlen);
+		c->rlen -= 2 + mlen;
+	}
+}
+
+static struct client *client_new(struct env *e, int family, bool tcp)
+{
+	struct client *c = calloc(1, sizeof(*c));
+	struct sockaddr_storage ss = { 0 };
+	socklen_t sl;
+
+	ck_assert_ptr_nonnull(c);
+	c->loop = e->loop;
+	c->tcp = tcp;
+	c->want = 1;
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (void *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_addr = in6addr_loopback;
+		s6->sin6_port = htons(e->port);
+		sl = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (void *)&ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		s4->sin_port = htons(e->port);
+		sl = sizeof(*s4);
+	}
+	c->fd = socket(family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC,
+		       0);
+	ck_assert_int_ge(c->fd, 0);
+	/* Loopback: a TCP connect completes at once (backlog). */
+	ck_assert_int_eq(connect(c->fd, (struct sockaddr *)&ss, sl), 0);
+	ck_assert_int_eq(loop_add_fd(e->loop, c->fd, EPOLLIN, client_cb, c), 0);
+	return c;
+}
+
+static void client_free(struct client *c)
+{
+	if (c->fd >= 0) {
+		loop_del_fd(c->loop, c->fd);
+		close(c->fd);
+	}
+	free(c);
+}
+
+static void client_send(struct client *c, const uint8_t *msg, size_t len)
+{
+	if (c->tcp) {
+		uint8_t b[2 + 1024];
+
+		b[0] = (uint8_t)(len >> 8);
+		b[1] = (uint8_t)len;
+		memcpy(b + 2, msg, len);
+		ck_assert_int_eq(send(c->fd, b, len + 2, 0), (ssize_t)len + 2);
+	} else {
+		ck_assert_int_eq(send(c->fd, msg, len, 0), (ssize_t)len);
+	}
+}
+
+/* Parse reply i of c against the query q (built by mkquery). */
+static void client_parse(struct client *c, int i, const uint8_t *q, size_t qlen,
+			 struct dnswire_response *r)
+{
+	struct dnswire_question pq;
+
+	ck_assert_int_gt(c->got, i);
+	ck_assert_int_eq(dnswire_parse_query(q, qlen, &pq), 0);
+	ck_assert_int_eq(dnswire_parse_response(c->ans[i], c->alen[i], &pq, r),
+			 0);
+}
+
+static uint16_t reply_id(const struct client *c, int i)
+{
+	return dnswire_get_id(c->ans[i]);
+}
+
+static int reply_rcode(const struct client *c, int i)
+{
+	return c->ans[i][3] & 0x0f;
+}
+
+/* Query name over UDP (v4) and wait for one reply; returns the client. */
+static struct client *ask(struct env *e, uint16_t id, const char *name,
+			  uint8_t *q, size_t *qlen, uint64_t wait_ms)
+{
+	struct client *c = client_new(e, AF_INET, false);
+
+	*qlen = mkquery(q, id, name, DNSWIRE_TYPE_A, 1, false);
+	client_send(c, q, *qlen);
+	env_run(e, wait_ms);
+	return c;
+}
+
+static void assert_answer_for(struct client *c, int i, const uint8_t *q,
+			      size_t qlen, const char *lname)
+{
+	struct dnswire_response r;
+	uint8_t a[4];
+
+	client_parse(c, i, q, qlen, &r);
+	fake_addr(lname, a);
+	ck_assert_int_eq(r.rcode, DNSWIRE_RCODE_NOERROR);
+	ck_assert_uint_eq(r.n_addrs, 1);
+	ck_assert_int_eq(memcmp(r.addrs[0].addr, a, 4), 0);
+}
+
+/* ---- tests ------------------------------------------------------------ */
+
+START_TEST(test_dnsproxy_udp_allowed_answered)
+{
+	struct env e;
+	struct dnsproxy_stats st;
+	struct client *c;
+	uint8_t q[512];
+	size_t qlen;
+
+	env_start(&e, 1, FAKE_ANSWER, 0, 1000);
+	c = ask(&e, 0xbeef, "www.example.com", q, &qlen, 2000);
+	ck_assert_int_eq(c->got, 1);
+	ck_assert_uint_eq(reply_id(c, 0), 0xbeef);
+	assert_answer_for(c, 0, q, qlen, "www.example.com");
+	ck_assert_int_eq(e.up[0].nq, 1);
+	ck_assert(fake_saw(&e.up[0], "www.example.com"));
+	dnsproxy_get_stats(e.p, &st);
+	ck_assert_uint_eq(st.queries, 1);
+	ck_assert_uint_eq(st.allowed, 1);
+	ck_assert_uint_eq(st.denied, 0);
+	ck_assert_uint_eq(st.inflight, 0);
+	client_free(c);
+	env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_dnsproxy_denied_nxdomain_not_forwarded)
+{
+	uint64_t dd0 = events_count("dns", EVENTS_REASON_DEFAULT_DENY);
+	uint64_t dr0 = events_count("dns", EVENTS_REASON_DENY_RULE);
+	struct dnsproxy_stats st;
+	struct dnswire_response r;
+	struct client *c;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+
+	env_start(&e, 1, FAKE_ANSWER, 0, 1000);
+	c = ask(&e, 0x1111, "evil.com", q, &qlen, 2000);
+	ck_assert_int_eq(c->got, 1);
+	ck_assert_uint_eq(reply_id(c, 0), 0x1111);
+	client_parse(c, 0, q, qlen, &r);
+	ck_assert_int_eq(r.rcode, DNSWIRE_RCODE_NXDOMAIN);
+	ck_assert_uint_eq(r.n_addrs, 0);
+	client_free(c);
+
+	/* A deny rule ahead of the wildcard allow. */
+	c = ask(&e, 0x2222, "bad.example.com", q, &qlen, 2000);
+	ck_assert_int_eq(c->got, 1);
+	ck_assert_int_eq(reply_rcode(c, 0), DNSWIRE_RCODE_NXDOMAIN);
+	client_free(c);
+
+	ck_assert_int_eq(e.up[0].nq, 0);
+	ck_assert(!fake_saw(&e.up[0], "evil.com"));
+	ck_assert(!fake_saw(&e.up[0], "bad.example.com"));
+	ck_assert_uint_eq(events_count("dns", EVENTS_REASON_DEFAULT_DENY),
+			  dd0 + 1);
+	ck_assert_uint_eq(events_count("dns", EVENTS_REASON_DENY_RULE),
+			  dr0 + 1);
+	dnsproxy_get_stats(e.p, &st);
+	ck_assert_uint_eq(st.denied, 2);
+	ck_assert_uint_eq(st.allowed, 0);
+	env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_dnsproxy_wildcard_apex_mixed_case)
+{
+	static const struct {
+		const char *qname, *lname;
+		bool allowed;
+	} cases[] = {
+		{ "WWW.Example.COM", "www.example.com", true },
+		{ "a.b.c.example.com", "a.b.c.example.com", true },
+		{ "example.com", "example.com", false }, /* apex of wildcard */
+		{ "Apex.Org", "apex.org", true },
+		{ "sub.apex.org", "sub.apex.org", false },
+		{ "notexample.com", "notexample.com", false },
+	};
+	struct env e;
+
+	env_start(&e, 1, FAKE_ANSWER, 0, 1000);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct client *c;
+		uint8_t q[512];
+		size_t qlen;
+
+		c = ask(&e, (uint16_t)(100 + i), cases[i].qname, q, &qlen,
+			2000);
+		ck_assert_msg(c->got == 1, "%s: no reply", cases[i].qname);
+		if (cases[i].allowed)
+			assert_answer_for(c, 0, q, qlen, cases[i].lname);
+		else
+			ck_assert_int_eq(reply_rcode(c, 0),
+					 DNSWIRE_RCODE_NXDOMAIN);
+		ck_assert_msg(fake_saw(&e.up[0], cases[i].lname) ==
+				      cases[i].allowed,
+			      "%s: upstream log", cases[i].qname);
+		client_free(c);
+	}
+	env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_dnsproxy_tcp_query)
+{
+	struct client *c;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+
+	env_start(&e, 1, FAKE_ANSWER, 0, 1000);
+	c = client_new(&e, AF_INET, true);
+	qlen = mkquery(q, 0x7777, "tcp.example.com", DNSWIRE_TYPE_A, 1, false);
+	client_send(c, q, qlen);
+	env_run(&e, 2000);
+	ck_assert_int_eq(c->got, 1);
+	ck_assert_uint_eq(reply_id(c, 0), 0x7777);
+	assert_answer_for(c, 0, q, qlen, "tcp.example.com");
+	/* Forwarded over UDP: no TC, so no TCP upstream query. */
+	ck_assert_int_eq(e.up[0].tcp_nq, 0);
+	client_free(c);
+	env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_dnsproxy_tcp_pipelined)
+{
+	uint8_t q1[512], q2[512], q3[512], b[2048];
+	size_t l1, l2, l3, n = 0;
+	struct client *c;
+	struct env e;
+
+	env_start(&e, 1, FAKE_ANSWER, 0, 1000);
+	c = client_new(&e, AF_INET, true);
+	c->want = 2;
+	l1 = mkquery(q1, 1, "one.example.com", DNSWIRE_TYPE_A, 1, false);
+	l2 = mkquery(q2, 2, "evil.com", DNSWIRE_TYPE_A, 1, false);
+	b[n++] = (uint8_t)(l1 >> 8);
+	b[n++] = (uint8_t)l1;
+	memcpy(b + n, q1, l1);
+	n += l1;
+	b[n++] = (uint8_t)(l2 >> 8);
+	b[n++] = (uint8_t)l2;
+	memcpy(b + n, q2, l2);
+	n += l2;
+	ck_assert_int_eq(send(c->fd, b, n, 0), (ssize_t)n);
+	env_run(&e, 2000);
+	ck_assert_int_eq(c->got, 2);
+	for (int i = 0; i < 2; i++) {
+		if (reply_id(c, i) == 1)
+			assert_answer_for(c, i, q1, l1, "one.example.com");
+		else if (reply_id(c, i) == 2)
+			ck_assert_int_eq(reply_rcode(c, i),
+					 DNSWIRE_RCODE_NXDOMAIN);
+		else
+			ck_abort_msg("unexpected id %u", reply_id(c, i));
+	}
+	ck_assert_uint_ne(reply_id(c, 0), reply_id(c, 1));
+
+	/* A third query split across writes, the length itself too. */
+	l3 = mkquery(q3, 3, "three.example.com", DNSWIRE_TYPE_A, 1, false);
+	b[0] = (uint8_t)(l3 >> 8);
+	b[1] = (uint8_t)l3;
+	memcpy(b + 2, q3, l3);
+	c->want = 3;
+	ck_assert_int_eq(send(c->fd, b, 1, 0), 1);
+	env_run(&e, 100);
+	ck_assert_int_eq(send(c->fd, b + 1, 5, 0), 5);
+	env_run(&e, 100);
+	ck_assert_int_eq(c->got, 2);
+	ck_assert_int_eq(send(c->fd, b + 6, l3 - 4, 0), (ssize_t)l3 - 4);
+	env_run(&e, 2000);
+	ck_assert_int_eq(c->got, 3);
+	assert_answer_for(c, 2, q3, l3, "three.example.com");
+	client_free(c);
+	env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_dnsproxy_upstream_timeout_servfail)
+{
+	struct dnsproxy_upstream_stats us;
+	struct dnsproxy_stats st;
+	struct client *c;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+	uint64_t t0, dt;
+
+	env_start(&e, 1, FAKE_DROP, 0, 200);
+	t0 = loop_clock_ms();
+	c = ask(&e, 0x3333, "slow.example.com", q, &qlen, 3000);
+	ck_assert_int_eq(c->got, 1);
+	dt = c->t_done - t0;
+	ck_assert_msg(dt >= 190 && dt <= 600, "SERVFAIL after %llu ms",
+		      (unsigned long long)dt);
+	ck_assert_uint_eq(reply_id(c, 0), 0x3333);
+	ck_assert_int_eq(reply_rcode(c, 0), DNSWIRE_RCODE_SERVFAIL);
+	ck_assert_int_eq(e.up[0].nq, 1);
+	ck_assert(dnsproxy_get_upstream(e.p, 0, &us));
+	ck_assert(!us.healthy);
+	ck_assert_uint_eq(us.timeouts, 1);
+	ck_assert_uint_eq(us.queries, 1);
+	ck_assert(!dnsproxy_get_upstream(e.p, 1, &us));
+	dnsproxy_get_stats(e.p, &st);
+	ck_assert_uint_eq(st.servfail, 1);
+	ck_assert_uint_eq(st.inflight, 0);
+	client_free(c);
+	env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_dnsproxy_failover_silent_first)
+{
+	struct dnsproxy_upstream_stats us;
+	struct client *c;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+	uint64_t t0, dt;
+
+	env_start(&e, 2, FAKE_DROP, FAKE_ANSWER, 200);
+	t0 = loop_clock_ms();
+	c = ask(&e, 0x4444, "fo.example.com", q, &qlen, 3000);
+	ck_assert_int_eq(c->got, 1);
+	dt = c->t_done - t0;
+	ck_assert_msg(dt >= 190 && dt <= 600, "answer after %llu ms",
+		      (unsigned long long)dt);
+	assert_answer_for(c, 0, q, qlen, "fo.example.com");
+	ck_assert_int_eq(e.up[0].nq, 1);
+	ck_assert_int_eq(e.up[1].nq, 1);
+	ck_assert(dnsproxy_get_upstream(e.p, 0, &us));
+	ck_assert(!us.healthy);
+	ck_assert(dnsproxy_get_upstream(e.p, 1, &us));
+	ck_assert(us.healthy);
+	client_free(c);
+
+	/* The unhealthy upstream is now tried last: a fast answer. */
+	t0 = loop_clock_ms();
+	c = ask(&e, 0x4445, "fo2.example.com", q, &qlen, 3000);
+	ck_assert_int_eq(c->got, 1);
+	ck_assert_msg(c->t_done - t0 < 150, "second answer took %llu ms",
+		      (unsigned long long)(c->t_done - t0));
+	assert_answer_for(c, 0, q, qlen, "fo2.example.com");
+	ck_assert_int_eq(e.up[0].nq, 1);
+	ck_assert_int_eq(e.up[1].nq, 2);
+	client_free(c);
+	env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_dnsproxy_failover_on_servfail)
+{
+	struct dnsproxy_upstream_stats us;
+	struct client *c;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+
+	env_start(&e, 2, FAKE_SERVFAIL, FAKE_ANSWER, 1000);
+	c = ask(&e, 0x5555, "sf.example.com", q, &qlen, 2000);
+	ck_assert_int_eq(c->got, 1);
+	assert_answer_for(c, 0, q, qlen, "sf.example.com");
+	ck_assert(dnsproxy_get_upstream(e.p, 0, &us));
+	ck_assert(us.healthy); /* it answered, if badly */
+	ck_assert_uint_eq(us.errors, 1);
+	client_free(c);
+	env_stop(&e);
+
+	/* Both fail: SERVFAIL, built by the proxy. */
+	env_start(&e, 2, FAKE_SERVFAIL, FAKE_SERVFAIL, 1000);
+	c = ask(&e, 0x5556, "sf.example.com", q, &qlen, 2000);
+	ck_assert_int_eq(c->got, 1);
+	ck_assert_uint_eq(reply_id(c, 0), 0x5556);
+	ck_assert_int_eq(reply_rcode(c, 0), DNSWIRE_RCODE_SERVFAIL);
+	ck_assert_int_eq(e.up[0].nq, 1);
+	ck_assert_int_eq(e.up[1].nq, 1);
+	client_free(c);
+	env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_dnsproxy_tc_relayed_to_udp_client)
+{
+	struct dnsproxy_stats st;
+	struct dnswire_response r;
+	struct client *c;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+
+	env_start(&e, 1, FAKE_ANSWER, 0, 1000);
+	c = ask(&e, 0x6666, "big.example.com", q, &qlen, 2000);
+	ck_assert_int_eq(c->got, 1);
+	ck_assert_uint_eq(reply_id(c, 0), 0x6666);
+	client_parse(c, 0, q, qlen, &r);
+	ck_assert(r.tc);
+	ck_assert_uint_eq(r.n_addrs, 0);
+	ck_assert_int_eq(e.up[0].tcp_nq, 0);
+	dnsproxy_get_stats(e.p, &st);
+	ck_assert_uint_eq(st.tcp_retries, 0);
+	client_free(c);
+	env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_dnsproxy_tc_retried_over_tcp_for_tcp_client)
+{
+	struct dnsproxy_stats st;
+	struct dnswire_response r;
+	struct client *c;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+
+	env_start(&e, 1, FAKE_ANSWER, 0, 1000);
+	c = client_new(&e, AF_INET, true);
+	qlen = mkquery(q, 0x6667, "big.example.com", DNSWIRE_TYPE_A, 1, true);
+	client_send(c, q, qlen);
+	env_run(&e, 2000);
+	ck_assert_int_eq(c->got, 1);
+	ck_assert_uint_eq(reply_id(c, 0), 0x6667);
+	ck_assert_uint_gt(c->alen[0], 512);
+	client_parse(c, 0, q, qlen, &r);
+	ck_assert(!r.tc);
+	ck_assert_uint_eq(r.n_addrs, DNSWIRE_MAX_ADDRS); /* capped */
+	ck_assert(r.addrs_truncated);
+	ck_assert_int_eq(e.up[0].nq, 1); /* UDP first */
+	ck_assert_int_eq(e.up[0].tcp_nq, 1); /* then TCP */
+	dnsproxy_get_stats(e.p, &st);
+	ck_assert_uint_eq(st.tcp_retries, 1);
+	ck_assert_uint_eq(st.inflight, 0);
+	client_free(c);
+	env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_dnsproxy_same_id_clients_isolated)
+{
+	struct client *a, *b;
+	uint8_t qa[512], qb[512];
+	size_t la, lb;
+	struct env e;
+
+	env_start(&e, 1, FAKE_HOLD2, 0, 1000);
+	a = client_new(&e, AF_INET, false);
+	b = client_new(&e, AF_INET, false);
+	la = mkquery(qa, 0x4242, "a.example.com", DNSWIRE_TYPE_A, 1, false);
+	lb = mkquery(qb, 0x4242, "b.example.com", DNSWIRE_TYPE_A, 1, false);
+	client_send(a, qa, la);
+	client_send(b, qb, lb);
+	/* Each client stops the loop once: run until both have a reply. */
+	for (int i = 0; i < 4 && (a->got < 1 || b->got < 1); i++)
+		env_run(&e, 2000);
+	ck_assert_int_eq(a->got, 1);
+	ck_assert_int_eq(b->got, 1);
+	ck_assert_uint_eq(reply_id(a, 0), 0x4242);
+	ck_assert_uint_eq(reply_id(b, 0), 0x4242);
+	assert_answer_for(a, 0, qa, la, "a.example.com");
+	assert_answer_for(b, 0, qb, lb, "b.example.com");
+	/* The upstream saw two different ids. */
+	ck_assert_int_eq(e.up[0].nq, 2);
+	client_free(a);
+	client_free(b);
+	env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_dnsproxy_spoofed_answer_ignored)
+{
+	struct dnsproxy_stats st;
+	struct client *c;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+
+	env_start(&e, 1, FAKE_SPOOF, 0, 1000);
+	c = ask(&e, 0x5151, "real.example.com", q, &qlen, 2000);
+	ck_assert_int_eq(c->got, 1);
+	assert_answer_for(c, 0, q, qlen, "real.example.com");
+	/* Nothing else arrives later. */
+	env_run(&e, 200);
+	ck_assert_int_eq(c->got, 1);
+	dnsproxy_get_stats(e.p, &st);
+	ck_assert_uint_eq(st.bad_answers, 2); /* wrong question, unknown id */
+	client_free(c);
+	env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_dnsproxy_malformed_queries)
+{
+	static const uint8_t three[3] = { 0x12, 0x34, 0x01 };
+	struct dnsproxy_stats st;
+	struct client *c;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+
+	env_start(&e, 1, FAKE_ANSWER, 0, 1000);
+	c = client_new(&e, AF_INET, false);
+
+	/* 3 bytes: dropped, nothing comes back. */
+	client_send(c, three, sizeof(three));
+	env_run(&e, 200);
+	ck_assert_int_eq(c->got, 0);
+
+	/* A response (QR set) sent to us: dropped too. */
+	qlen = mkquery(q, 0x0101, "www.example.com", DNSWIRE_TYPE_A, 1, false);
+	q[2] |= 0x80;
+	client_send(c, q, qlen);
+	env_run(&e, 200);
+	ck_assert_int_eq(c->got, 0);
+
+	/* Two questions: FORMERR, never forwarded. */
+	qlen = mkquery(q, 0x0202, "www.example.com", DNSWIRE_TYPE_A, 2, false);
+	client_send(c, q, qlen);
+	env_run(&e, 2000);
+	ck_assert_int_eq(c->got, 1);
+	ck_assert_uint_eq(reply_id(c, 0), 0x0202);
+	ck_assert(c->ans[0][2] & 0x80);
+	ck_assert_int_eq(reply_rcode(c, 0), DNSWIRE_RCODE_FORMERR);
+
+	/* Opcode STATUS (2): NOTIMP. */
+	qlen = mkquery(q, 0x0303, "www.example.com", DNSWIRE_TYPE_A, 1, false);
+	q[2] |= 2 << 3;
+	c->want = 2;
+	client_send(c, q, qlen);
+	env_run(&e, 2000);
+	ck_assert_int_eq(c->got, 2);
+	ck_assert_uint_eq(reply_id(c, 1), 0x0303);
+	ck_assert_int_eq(reply_rcode(c, 1), DNSWIRE_RCODE_NOTIMP);
+
+	ck_assert_int_eq(e.up[0].nq, 0);
+	dnsproxy_get_stats(e.p, &st);
+	ck_assert_uint_eq(st.queries, 4);
+	ck_assert_uint_eq(st.malformed, 4);
+	ck_assert_uint_eq(st.allowed, 0);
+	client_free(c);
+	env_stop(&e);
+}
+END_TEST
+
+struct hook_state {
+	int calls;
+	int ret;
+	char qname[256];
+	size_t n_addrs;
+};
+
+static int test_hook(void *arg, const char *qname,
+		     const struct dnswire_response *r, uint8_t *msg, size_t len)
+{
+	struct hook_state *h = arg;
+
+	h->calls++;
+	snprintf(h->qname, sizeof(h->qname), "%.255s", qname);
+	h->n_addrs = r->n_addrs;
+	return h->ret;
+}
+
+START_TEST(test_dnsproxy_answer_hook_error_servfail)
+{
+	struct hook_state h = { .ret = -EIO };
+	struct dnsproxy_stats st;
+	struct client *c;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+
+	env_start(&e, 1, FAKE_ANSWER, 0, 1000);
+	dnsproxy_set_answer_hook(e.p, test_hook, &h);
+	c = ask(&e, 0x7171, "Hook.Example.com", q, &qlen, 2000);
+	ck_assert_int_eq(c->got, 1);
+	ck_assert_uint_eq(reply_id(c, 0), 0x7171);
+	ck_assert_int_eq(reply_rcode(c, 0), DNSWIRE_RCODE_SERVFAIL);
+	ck_assert_int_eq(h.calls, 1);
+	ck_assert_str_eq(h.qname, "hook.example.com");
+	ck_assert_uint_eq(h.n_addrs, 1);
+	dnsproxy_get_stats(e.p, &st);
+	ck_assert_uint_eq(st.servfail, 1);
+	client_free(c);
+
+	/* Returning 0 releases the answer. */
+	h.ret = 0;
+	c = ask(&e, 0x7172, "hook2.example.com", q, &qlen, 2000);
+	ck_assert_int_eq(c->got, 1);
+	assert_answer_for(c, 0, q, qlen, "hook2.example.com");
+	ck_assert_int_eq(h.calls, 2);
+	client_free(c);
+	env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_dnsproxy_edns_passthrough)
+{
+	struct client *c;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+
+	env_start(&e, 1, FAKE_ANSWER, 0, 1000);
+	c = client_new(&e, AF_INET, false);
+	qlen = mkquery(q, 0x1234, "edns.example.com", DNSWIRE_TYPE_AAAA, 1,
+		       true);
+	client_send(c, q, qlen);
+	env_run(&e, 2000);
+	ck_assert_int_eq(c->got, 1);
+	/* Forwarded bytes are the client's, apart from the id. */
+	ck_assert_uint_eq(e.up[0].last_len, qlen);
+	ck_assert_int_eq(memcmp(e.up[0].last + 2, q + 2, qlen - 2), 0);
+	client_free(c);
+	env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_dnsproxy_tcp_close_with_query_in_flight)
+{
+	struct dnsproxy_stats st;
+	struct client *c, *u;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+
+	env_start(&e, 1, FAKE_DELAY, 0, 1000);
+	c = client_new(&e, AF_INET, true);
+	qlen = mkquery(q, 0x0a0a, "gone.example.com", DNSWIRE_TYPE_A, 1, false);
+	client_send(c, q, qlen);
+	env_run(&e, 50); /* the proxy forwards it */
+	ck_assert_int_eq(e.up[0].nq, 1);
+	client_free(c); /* client goes away; the answer comes at 150 ms */
+	env_run(&e, 400);
+	dnsproxy_get_stats(e.p, &st);
+	ck_assert_uint_eq(st.inflight, 0);
+	ck_assert_uint_eq(st.tcp_conns, 0);
+	/* The proxy still works. */
+	u = ask(&e, 0x0b0b, "after.example.com", q, &qlen, 2000);
+	ck_assert_int_eq(u->got, 1);
+	assert_answer_for(u, 0, q, qlen, "after.example.com");
+	client_free(u);
+	env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_dnsproxy_udp_burst_batched)
+{
+	enum { N = 200 };
+	struct dnsproxy_stats st;
+	struct client *c;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+	bool seen[N] = { false };
+
+	env_start(&e, 1, FAKE_ANSWER, 0, 1000);
+	c = client_new(&e, AF_INET, false);
+	c->want = N;
+	for (int i = 0; i < N; i++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "h%d.example.com", i);
+		qlen = mkquery(q, (uint16_t)i, name, DNSWIRE_TYPE_A, 1, false);
+		client_send(c, q, qlen);
+	}
+	env_run(&e, 3000);
+	ck_assert_int_eq(c->got, N);
+	for (int i = 0; i < N; i++) {
+		uint16_t id = reply_id(c, i);
+
+		ck_assert_uint_lt(id, N);
+		ck_assert(!seen[id]);
+		seen[id] = true;
+		ck_assert_int_eq(reply_rcode(c, i), 0);
+	}
+	dnsproxy_get_stats(e.p, &st);
+	ck_assert_uint_eq(st.allowed, N);
+	ck_assert_uint_eq(st.inflight, 0);
+	client_free(c);
+	env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_dnsproxy_ipv6_listener)
+{
+	struct client *c;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+	int probe;
+
+	probe = socket(AF_INET6, SOCK_DGRAM, 0);
+	if (probe >= 0) {
+		struct sockaddr_in6 s6 = { .sin6_family = AF_INET6,
+					   .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+
+		if (bind(probe, (struct sockaddr *)&s6, sizeof(s6)) < 0) {
+			close(probe);
+			probe = -1;
+		} else {
+			close(probe);
+		}
+	}
+	if (probe < 0)
+		return; /* no ::1 here: the v4-only path is what runs */
+	env_start(&e, 1, FAKE_ANSWER, 0, 1000);
+	c = client_new(&e, AF_INET6, false);
+	qlen = mkquery(q, 0x6060, "v6.example.com", DNSWIRE_TYPE_AAAA, 1,
+		       false);
+	client_send(c, q, qlen);
+	env_run(&e, 2000);
+	ck_assert_int_eq(c->got, 1);
+	ck_assert_uint_eq(reply_id(c, 0), 0x6060);
+	client_free(c);
+	c = client_new(&e, AF_INET6, true);
+	qlen = mkquery(q, 0x6061, "evil.com", DNSWIRE_TYPE_A, 1, false);
+	client_send(c, q, qlen);
+	env_run(&e, 2000);
+	ck_assert_int_eq(c->got, 1);
+	ck_assert_int_eq(reply_rcode(c, 0), DNSWIRE_RCODE_NXDOMAIN);
+	client_free(c);
+	env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_dnsproxy_bind_conflict_error)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct egressd_config cfg;
+	struct dnsproxy *p = NULL;
+	struct loop *loop;
+	socklen_t sl = sizeof(sa);
+	char err[256] = "";
+	int fd, rc;
+
+	log_set_level(LOG_LVL_ERROR);
+	loop = loop_new();
+	ck_assert_ptr_nonnull(loop);
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.dns_listen_port = ntohs(sa.sin_port);
+	cfg.n_upstreams = 1;
+	cfg.upstream_timeout_ms = 100;
+	memcpy(&cfg.upstreams[0].addr, &sa, sizeof(sa));
+	cfg.upstreams[0].addrlen = sizeof(sa);
+	snprintf(cfg.upstreams[0].text, sizeof(cfg.upstreams[0].text),
+		 "127.0.0.1:%u", ntohs(sa.sin_port));
+	rc = dnsproxy_new(loop, &cfg, &p, err, sizeof(err));
+	ck_assert_int_eq(rc, -EADDRINUSE);
+	ck_assert_ptr_null(p);
+	ck_assert_msg(strstr(err, "127.0.0.1") && strstr(err, "UDP") &&
+			      strstr(err, "LISTEN_PORT"),
+		      "err: %s", err);
+
+	/* No upstream: a clear error too. */
+	cfg.n_upstreams = 0;
+	rc = dnsproxy_new(loop, &cfg, &p, err, sizeof(err));
+	ck_assert_int_eq(rc, -EINVAL);
+	ck_assert(strstr(err, "upstream") != NULL);
+	close(fd);
+	loop_free(loop);
+	log_flush();
+}
+END_TEST
+
+START_TEST(test_dnsproxy_no_matcher_denies)
+{
+	struct client *c;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+
+	env_start(&e, 1, FAKE_ANSWER, 0, 1000);
+	dnsproxy_set_matcher(e.p, NULL);
+	c = ask(&e, 0x0c0c, "www.example.com", q, &qlen, 2000);
+	ck_assert_int_eq(c->got, 1);
+	ck_assert_int_eq(reply_rcode(c, 0), DNSWIRE_RCODE_NXDOMAIN);
+	ck_assert_int_eq(e.up[0].nq, 0);
+	client_free(c);
+	env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_dnsproxy_unhealthy_upstream_recovers)
+{
+	struct dnsproxy_upstream_stats us;
+	struct client *c;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+
+	env_start(&e, 1, FAKE_DROP, 0, 100);
+	c = ask(&e, 0x0d0d, "down.example.com", q, &qlen, 2000);
+	ck_assert_int_eq(c->got, 1);
+	ck_assert_int_eq(reply_rcode(c, 0), DNSWIRE_RCODE_SERVFAIL);
+	ck_assert(dnsproxy_get_upstream(e.p, 0, &us));
+	ck_assert(!us.healthy);
+	client_free(c);
+
+	/* It comes back; the periodic probe (5 s) notices. */
+	e.up[0].mode = FAKE_ANSWER;
+	env_run(&e, 5600);
+	ck_assert(dnsproxy_get_upstream(e.p, 0, &us));
+	ck_assert(us.healthy);
+	ck_assert(fake_saw(&e.up[0], "")); /* the probe: ". NS" */
+	env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_dnsproxy_tcp_retry_refused_moves_on)
+{
+	struct dnsproxy_upstream_stats us;
+	struct client *c;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+
+	env_start(&e, 1, FAKE_ANSWER, 0, 1000);
+	/* The upstream serves UDP only: the TCP retry is refused. */
+	loop_del_fd(e.loop, e.up[0].lfd);
+	close(e.up[0].lfd);
+	e.up[0].lfd = -1;
+	c = client_new(&e, AF_INET, true);
+	qlen = mkquery(q, 0x0e0e, "big.example.com", DNSWIRE_TYPE_A, 1, false);
+	client_send(c, q, qlen);
+	env_run(&e, 2000);
+	ck_assert_int_eq(c->got, 1);
+	ck_assert_uint_eq(reply_id(c, 0), 0x0e0e);
+	ck_assert_int_eq(reply_rcode(c, 0), DNSWIRE_RCODE_SERVFAIL);
+	ck_assert(c->t_done != 0);
+	ck_assert(dnsproxy_get_upstream(e.p, 0, &us));
+	ck_assert_uint_eq(us.errors, 1);
+	ck_assert(us.healthy); /* its UDP answered */
+	client_free(c);
+	env_stop(&e);
+}
+END_TEST
+
+static Suite *dnsproxy_suite(void)
+{
+	Suite *s = suite_create("dnsproxy");
+	TCase *tc = tcase_create("core");
+
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_dnsproxy_udp_allowed_answered);
+	tcase_add_test(tc, test_dnsproxy_denied_nxdomain_not_forwarded);
+	tcase_add_test(tc, test_dnsproxy_wildcard_apex_mixed_case);
+	tcase_add_test(tc, test_dnsproxy_tcp_query);
+	tcase_add_test(tc, test_dnsproxy_tcp_pipelined);
+	tcase_add_test(tc, test_dnsproxy_upstream_timeout_servfail);
+	tcase_add_test(tc, test_dnsproxy_failover_silent_first);
+	tcase_add_test(tc, test_dnsproxy_failover_on_servfail);
+	tcase_add_test(tc, test_dnsproxy_tc_relayed_to_udp_client);
+	tcase_add_test(tc, test_dnsproxy_tc_retried_over_tcp_for_tcp_client);
+	tcase_add_test(tc, test_dnsproxy_same_id_clients_isolated);
+	tcase_add_test(tc, test_dnsproxy_spoofed_answer_ignored);
+	tcase_add_test(tc, test_dnsproxy_malformed_queries);
+	tcase_add_test(tc, test_dnsproxy_answer_hook_error_servfail);
+	tcase_add_test(tc, test_dnsproxy_edns_passthrough);
+	tcase_add_test(tc, test_dnsproxy_tcp_close_with_query_in_flight);
+	tcase_add_test(tc, test_dnsproxy_udp_burst_batched);
+	tcase_add_test(tc, test_dnsproxy_ipv6_listener);
+	tcase_add_test(tc, test_dnsproxy_bind_conflict_error);
+	tcase_add_test(tc, test_dnsproxy_no_matcher_denies);
+	tcase_add_test(tc, test_dnsproxy_tcp_retry_refused_moves_on);
+	tcase_add_test(tc, test_dnsproxy_unhealthy_upstream_recovers);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(dnsproxy_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
