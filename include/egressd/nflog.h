@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Packet drops reported by nftables: subscribes to the NFLOG group the
+ * drop rules of table inet egressd log to (nftsync.h), on a non-blocking
+ * netlink socket registered in the event loop, and turns each logged
+ * packet (prefix "egressd:<reason>", IP/IPv6 header, ports) into
+ * events_packet_violation(). The parser is a pure function over one
+ * netlink message so it can be tested and fuzzed without a kernel.
+ */
+#ifndef __EGRESSD_NFLOG_H
+#define __EGRESSD_NFLOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "egressd/events.h"
+#include "egressd/loop.h"
+
+struct nftsync;
+struct nflog;
+
+/* One logged packet. */
+struct nflog_packet {
+	enum events_reason reason;
+	int family; /* AF_INET or AF_INET6 */
+	int proto;  /* IPPROTO_* (after IPv6 extension headers) */
+	uint8_t src[16], dst[16];
+	uint16_t sport, dport; /* host order; 0 without ports */
+};
+
+/* "egressd:<reason>" to the reason; -ENOENT for anything else. */
+int nflog_prefix_reason(const char *prefix, enum events_reason *out);
+
+/*
+ * Parse one NFULNL_MSG_PACKET message (len bytes at buf). 0, -ENOENT when
+ * it is not one of ours (other prefix, not a packet), -EINVAL when
+ * malformed.
+ */
+int nflog_parse(const void *buf, size_t len, struct nflog_packet *out);
+
+/*
+ * Bind NFLOG group (copy mode: headers only) and register the socket in
+ * loop. ns (may be NULL) names the domain that taught a destination.
+ * 0 or -errno with err set (-EPERM without CAP_NET_ADMIN, -EBUSY when
+ * another process holds the group).
+ */
+int nflog_open(struct nflog **out, struct loop *loop, uint16_t group,
+	       const struct nftsync *ns, char *err, size_t errlen);
+/* Unregister, unbind and free (NULL is fine). */
+void nflog_close(struct nflog *nl);
+
+/* Packets reported, and notifications lost to a full socket buffer. */
+uint64_t nflog_packets(const struct nflog *nl);
+uint64_t nflog_lost(const struct nflog *nl);
+
+#endif /* __EGRESSD_NFLOG_H */

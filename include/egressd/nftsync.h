@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * nftables layer: keeps table "inet egressd" equal to the compiled policy
+ * through libnftnl/libmnl batches (never by exec'ing nft). The table holds
+ * the DNS redirect (chain dns_redirect, always) and, in dns+nft mode, the
+ * output filter (chain egress) with its named sets and counters; layout,
+ * chain order and lifecycle are in docs/nftables.md. Every change is one
+ * netlink batch: the kernel applies it atomically, every ACK is read and
+ * an error names the command that failed. Builders (nftsync_build_*) only
+ * write netlink messages into a struct nftsync_batch, so unit tests parse
+ * them back without a kernel; the talker sends a batch and drains its ACKs.
+ * Learned (DNS-taught) addresses live in timeout sets that a policy apply
+ * never flushes, with a userspace cache that spares netlink traffic for
+ * addresses that still have enough lifetime left.
+ */
+#ifndef __EGRESSD_NFTSYNC_H
+#define __EGRESSD_NFTSYNC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "egressd/policy.h"
+
+#define NFTSYNC_TABLE "egressd"
+#define NFTSYNC_CHAIN_REDIRECT "dns_redirect"
+#define NFTSYNC_CHAIN_FILTER "egress"
+/* NFLOG group the drop rules log to (nflog.c subscribes to it). */
+#define NFTSYNC_DEFAULT_LOG_GROUP 180
+/* Drop rules log with prefix NFTSYNC_LOG_PREFIX "<reason>". */
+#define NFTSYNC_LOG_PREFIX "egressd:"
+/* Domains remembered per learned address (most recent first). */
+#define NFTSYNC_MAX_TEACHERS 4
+
+/*
+ * What the table must say. Address lists are borrowed for the call only;
+ * prefixlen counts (a policy_addr with prefixlen 32/128 is one address).
+ * IPv4-mapped IPv6 must already be stored as IPv4 (policy.h does so).
+ */
+struct nftsync_config {
+	uint16_t dns_port;	     /* DNS proxy port (host order) */
+	uint64_t agent_cgroup_id;    /* inode number of the agent's cgroup2 dir */
+	uint32_t agent_cgroup_level; /* its depth below the cgroup2 root (>= 1) */
+	bool filter;		     /* dns+nft mode: install chain egress */
+	bool default_accept;	     /* defaultAction allow */
+	bool ipv6_deny;		     /* OPENSANDBOX_EGRESS_IPV6=deny */
+	/*
+	 * OPENSANDBOX_EGRESS_BLOCK_DOH_443 with its upstream meaning: with an
+	 * empty doh list, every 443 (tcp and udp) is dropped ("strict").
+	 */
+	bool block_doh_443;
+	uint16_t log_group; /* 0: NFTSYNC_DEFAULT_LOG_GROUP */
+
+	/* Static allow and deny (always-rules and user IP/CIDR rules). At the
+	 * IP layer deny beats allow whatever the rule order. */
+	const struct policy_addr *allow;
+	size_t n_allow;
+	const struct policy_addr *deny;
+	size_t n_deny;
+	/* OPENSANDBOX_EGRESS_DOH_BLOCKLIST, added to the built-in list. */
+	const struct policy_addr *doh;
+	size_t n_doh;
+	/*
+	 * Addresses that user allow rules name exactly: those with a full
+	 * prefix (IP, /32, /128) and not covered by a deny entry are reachable
+	 * on 443 and 853 despite the DoH/DoT rules. Others are ignored.
+	 */
+	const struct policy_addr *doh_exceptions;
+	size_t n_doh_exceptions;
+	/* Configured upstream resolvers: only the agent reaches them on 53. */
+	const struct policy_addr *upstreams;
+	size_t n_upstreams;
+};
+
+/* Learned-address changes that ride in the same batch as an apply. */
+struct nftsync_update {
+	/* Remove these learned addresses (whatever taught them). */
+	const struct policy_addr *forget;
+	size_t n_forget;
+	/*
+	 * Optional: called for each domain in the learned cache; an address
+	 * none of whose (unexpired) domains is kept is removed. Typically
+	 * "does the new policy still allow this name".
+	 */
+	bool (*keep)(const char *domain, void *arg);
+	void *keep_arg;
+	bool flush_learned;  /* empty the learned sets (and the cache) */
+	uint64_t now_ms;     /* monotonic clock, as for nftsync_learn() */
+};
+
+/* ---- builders: no I/O ------------------------------------------------ */
+
+struct nftsync_batch;
+
+/* A batch whose messages are numbered from seq; NULL on ENOMEM. */
+struct nftsync_batch *nftsync_batch_new(uint32_t seq);
+void nftsync_batch_free(struct nftsync_batch *b);
+/* The whole batch (BEGIN … END) as one buffer; NULL if not finished. */
+const void *nftsync_batch_data(const struct nftsync_batch *b, size_t *len);
+/* Number of commands between BEGIN and END (each asks for an ACK). */
+size_t nftsync_batch_ncmds(const struct nftsync_batch *b);
+/* What the message with that sequence number does, or NULL. */
+const char *nftsync_batch_describe(const struct nftsync_batch *b,
+				   uint32_t seq);
+
+#define NFTSYNC_BUILD_REPLACE (1U << 0)	      /* delete the table first */
+#define NFTSYNC_BUILD_FLUSH_LEARNED (1U << 1) /* empty learned sets */
+
+/*
+ * The full table for cfg into an empty batch: table, chains (rules
+ * flushed and rewritten), counters, static sets recreated with their
+ * elements, learned sets kept (created if missing) minus forget[]. With
+ * cfg->filter false, chain egress and every set and counter are removed.
+ * 0, -EINVAL on a bad config, -ENOMEM.
+ */
+int nftsync_build_apply(struct nftsync_batch *b,
+			const struct nftsync_config *cfg,
+			const struct policy_addr *forget, size_t n_forget,
+			unsigned int flags);
+
+/*
+ * (Re)write addrs into the learned sets with the given lifetime, whether
+ * they exist or not: add, delete, add in one batch (refreshes the expiry
+ * on every kernel). 0, -EINVAL, -ENOMEM.
+ */
+int nftsync_build_learn(struct nftsync_batch *b,
+			const struct policy_addr *addrs, size_t n,
+			unsigned int timeout_s);
+
+/* Delete table inet egressd. */
+int nftsync_build_cleanup(struct nftsync_batch *b);
+
+/* Built-in DoH/DoT provider addresses (text form, documented). */
+const char *const *nftsync_doh_builtin(size_t *n);
+
+/* AF_INET/AF_INET6 sockaddr (v4-mapped folded to v4) to a host address. */
+int nftsync_addr_from_sockaddr(const struct sockaddr *sa,
+			       struct policy_addr *out);
+
+/* ---- talker and state ------------------------------------------------ */
+
+struct nftsync;
+
+/*
+ * A transport for batches: the real one sends on a NETLINK_NETFILTER
+ * socket and drains the ACKs; tests and dry runs pass their own.
+ * Returns 0 or -errno with err set.
+ */
+typedef int (*nftsync_talk_fn)(const struct nftsync_batch *b, void *arg,
+			       char *err, size_t errlen);
+
+/*
+ * Open the netlink socket. -EPERM/-EPROTONOSUPPORT/… with err set when
+ * nftables cannot be used; the caller keeps the DNS layer.
+ */
+int nftsync_new(struct nftsync **out, char *err, size_t errlen);
+/* Same state, but batches go to talk (no socket); NULL on ENOMEM. */
+struct nftsync *nftsync_new_with_talker(nftsync_talk_fn talk, void *arg);
+void nftsync_free(struct nftsync *ns);
+
+/*
+ * Make the table match cfg in one batch, with upd's learned-address
+ * changes in the same batch (upd may be NULL). If the incremental batch
+ * is refused (an incompatible table left by another version), the table
+ * is replaced in one batch instead (learned elements and counters are
+ * then lost). 0 or -errno with err naming the failing command.
+ */
+int nftsync_apply(struct nftsync *ns, const struct nftsync_config *cfg,
+		  const struct nftsync_update *upd, char *err, size_t errlen);
+
+/*
+ * Learn addrs taught by domain (an answer to an allowed name) with a
+ * lifetime of timeout_s seconds. Synchronous: returns once the kernel
+ * ACKed, so the DNS answer may be released afterwards. Addresses the
+ * cache knows with more than half of timeout_s left cost no netlink
+ * traffic. Before a successful apply with cfg->filter set, only the cache
+ * is updated. now_ms is CLOCK_MONOTONIC in ms (loop_now_ms()).
+ * 0 or -errno with err set; on failure the cache is unchanged.
+ */
+int nftsync_learn(struct nftsync *ns, uint64_t now_ms, const char *domain,
+		  const struct policy_addr *addrs, size_t n,
+		  unsigned int timeout_s, char *err, size_t errlen);
+
+/* The domain that most recently taught addr (AF_INET: 4 bytes, AF_INET6:
+ * 16), or NULL. Valid until the next call that changes the cache. */
+const char *nftsync_learned_domain(const struct nftsync *ns, int family,
+				   const void *addr);
+
+/* Unexpired learned addresses per family. */
+void nftsync_learned_counts(const struct nftsync *ns, uint64_t now_ms,
+			    size_t *v4, size_t *v6);
+
+/* Forget cache entries expired for a while (the kernel drops its own). */
+void nftsync_learned_gc(struct nftsync *ns, uint64_t now_ms);
+
+/* Whether the filter is installed (last apply succeeded with filter). */
+bool nftsync_is_filtering(const struct nftsync *ns);
+
+struct nftsync_stats {
+	uint64_t batches;      /* batches sent (or handed to the talker) */
+	uint64_t batch_errors; /* batches the kernel refused */
+	uint64_t learn_sent;   /* addresses written to learned sets */
+	uint64_t learn_cached; /* addresses answered from the cache */
+};
+void nftsync_get_stats(const struct nftsync *ns, struct nftsync_stats *out);
+
+/* Delete table inet egressd (absent is fine). 0 or -errno with err. */
+int nftsync_cleanup(struct nftsync *ns, char *err, size_t errlen);
+
+#endif /* __EGRESSD_NFTSYNC_H */
