@@ -1,0 +1,715 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * egressd: wiring only. Reads the settings, loads the policy, puts the
+ * agent in its own cgroup, starts the DNS proxy and the kernel layers, then
+ * runs the event loop until SIGTERM/SIGINT. Errors before the loop runs go
+ * to stderr with a non-zero exit; everything after is a JSON log line.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdarg.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <netinet/in.h>
+
+#include "egressd/cgroup.h"
+#include "egressd/config.h"
+#include "egressd/dnsproxy.h"
+#include "egressd/events.h"
+#include "egressd/log.h"
+#include "egressd/loop.h"
+#include "egressd/netns.h"
+#include "egressd/nflog.h"
+#include "egressd/nftsync.h"
+#include "egressd/policy.h"
+
+#define ALWAYS_POLL_MS 2000
+#define LEARNED_GC_MS 30000
+
+struct addr_list {
+	struct policy_addr *v;
+	size_t n, cap;
+};
+
+struct always_file {
+	const char *name;
+	enum policy_action action;
+	struct stat st; /* what was loaded; st_ino 0 = missing */
+	struct policy_rule *rules;
+	size_t n;
+};
+
+struct agent {
+	struct egressd_config cfg;
+	struct loop *loop;
+	struct cgroup_info cg;
+	struct dnsproxy *proxy;
+	struct policy *policy;
+	const char *policy_source;
+	struct always_file always[2]; /* [0] deny.always, [1] allow.always */
+	struct policy_matcher *matcher;
+	uint64_t generation;
+	struct loop_timer *always_timer;
+	struct loop_timer *gc_timer;
+	/* nftables layer */
+	struct nftsync *nft;
+	struct nflog *nflog;
+	const char *nft_state; /* "on", "off", "unavailable" */
+	char nft_why[1024];
+	struct addr_list doh;	    /* OPENSANDBOX_EGRESS_DOH_BLOCKLIST */
+	struct addr_list upstreams; /* cfg upstreams as addresses */
+	int sigfd;
+	int exit_code;
+};
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("egressd: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(EXIT_FAILURE);
+}
+
+/* Read a whole small file; NULL with errno set. */
+static char *read_file(const char *path, size_t *len)
+{
+	char *buf = NULL;
+	size_t cap = 0, n = 0;
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return NULL;
+	for (;;) {
+		if (n + 4096 + 1 > cap) {
+			char *nb;
+
+			cap = cap ? cap * 2 : 8192;
+			nb = realloc(buf, cap);
+			if (!nb) {
+				free(buf);
+				fclose(f);
+				errno = ENOMEM;
+				return NULL;
+			}
+			buf = nb;
+		}
+		size_t r = fread(buf + n, 1, cap - n - 1, f);
+
+		n += r;
+		if (r == 0)
+			break;
+	}
+	if (ferror(f)) {
+		free(buf);
+		fclose(f);
+		errno = EIO;
+		return NULL;
+	}
+	fclose(f);
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+static bool is_blank(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+			return false;
+	return true;
+}
+
+/* Start-up policy: policy file > OPENSANDBOX_EGRESS_RULES > deny all. */
+static void load_initial_policy(struct agent *a)
+{
+	char err[512];
+	size_t len;
+	char *buf;
+	int ret;
+
+	if (a->cfg.policy_file) {
+		buf = read_file(a->cfg.policy_file, &len);
+		if (!buf && errno != ENOENT)
+			die("cannot read policy file %s: %s",
+			    a->cfg.policy_file, strerror(errno));
+		if (buf && is_blank(buf, len)) {
+			log_warnx("policy file %s is empty: using OPENSANDBOX_EGRESS_RULES",
+				  a->cfg.policy_file);
+		} else if (buf) {
+			ret = policy_parse_json(buf, len, a->cfg.max_rules,
+						&a->policy, err, sizeof(err));
+			if (ret)
+				log_warnx("policy file %s is not a valid policy (%s): using OPENSANDBOX_EGRESS_RULES",
+					  a->cfg.policy_file, err);
+			else
+				a->policy_source = "file";
+		}
+		free(buf);
+		if (a->policy)
+			return;
+	}
+	if (a->cfg.rules_json) {
+		ret = policy_parse_json(a->cfg.rules_json,
+					strlen(a->cfg.rules_json),
+					a->cfg.max_rules, &a->policy, err,
+					sizeof(err));
+		if (ret)
+			die("OPENSANDBOX_EGRESS_RULES: %s", err);
+		a->policy_source = "env";
+		return;
+	}
+	a->policy = policy_new(POLICY_DENY);
+	if (!a->policy)
+		die("out of memory");
+	a->policy_source = "default";
+}
+
+static void always_path(const struct agent *a, const struct always_file *f,
+			char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s", a->cfg.rules_dir, f->name);
+}
+
+/*
+ * (Re)load one always-rules file if it changed since the last load.
+ * Returns 1 when it changed and loaded, 0 when unchanged, <0 on error
+ * (err set; the previous rules stay).
+ */
+static int always_reload(struct agent *a, struct always_file *f, char *err,
+			 size_t errlen)
+{
+	struct policy_rule *rules = NULL;
+	char path[4096];
+	struct stat st;
+	size_t n = 0;
+	int ret;
+
+	always_path(a, f, path, sizeof(path));
+	if (stat(path, &st) < 0)
+		memset(&st, 0, sizeof(st));
+	if (st.st_ino == f->st.st_ino && st.st_size == f->st.st_size &&
+	    st.st_mtim.tv_sec == f->st.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == f->st.st_mtim.tv_nsec &&
+	    st.st_ctim.tv_sec == f->st.st_ctim.tv_sec &&
+	    st.st_ctim.tv_nsec == f->st.st_ctim.tv_nsec)
+		return 0;
+	ret = policy_load_always_file(path, f->action, &rules, &n, err, errlen);
+	if (ret)
+		return ret;
+	policy_rules_free(f->rules, f->n);
+	f->rules = rules;
+	f->n = n;
+	f->st = st;
+	return 1;
+}
+
+static int addr_push(struct addr_list *l, const struct policy_addr *addr)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		struct policy_addr *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = *addr;
+	return 0;
+}
+
+static bool rule_is_ip(const struct policy_rule *r)
+{
+	return r->kind == POLICY_KIND_IP || r->kind == POLICY_KIND_CIDR;
+}
+
+/* IP and CIDR rules of rules[] with the given action into l. */
+static int addr_collect(struct addr_list *l, const struct policy_rule *rules,
+			size_t n, enum policy_action action)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (rule_is_ip(&rules[i]) && rules[i].action == action &&
+		    addr_push(l, &rules[i].addr))
+			return -ENOMEM;
+	return 0;
+}
+
+struct nft_lists {
+	struct addr_list allow, deny, doh_exc;
+};
+
+static void nft_lists_free(struct nft_lists *l)
+{
+	free(l->allow.v);
+	free(l->deny.v);
+	free(l->doh_exc.v);
+}
+
+/* The nftables view of the effective policy (docs/nftables.md). */
+static int nft_config_fill(struct agent *a, struct nftsync_config *c,
+			   struct nft_lists *l)
+{
+	const struct policy *p = a->policy;
+
+	memset(c, 0, sizeof(*c));
+	memset(l, 0, sizeof(*l));
+	c->dns_port = a->cfg.dns_listen_port;
+	c->agent_cgroup_id = a->cg.id;
+	c->agent_cgroup_level = a->cg.level;
+	c->filter = a->cfg.mode == EGRESSD_MODE_DNS_NFT;
+	c->default_accept = p->default_action == POLICY_ALLOW;
+	c->ipv6_deny = a->cfg.ipv6 == EGRESSD_IPV6_DENY;
+	c->block_doh_443 = a->cfg.block_doh_443;
+	/* At the IP layer deny beats allow, whatever the order. */
+	if (addr_collect(&l->deny, a->always[0].rules, a->always[0].n,
+			 POLICY_DENY) ||
+	    addr_collect(&l->deny, p->rules, p->n_rules, POLICY_DENY) ||
+	    addr_collect(&l->allow, a->always[1].rules, a->always[1].n,
+			 POLICY_ALLOW) ||
+	    addr_collect(&l->allow, p->rules, p->n_rules, POLICY_ALLOW) ||
+	    addr_collect(&l->doh_exc, p->rules, p->n_rules, POLICY_ALLOW)) {
+		nft_lists_free(l);
+		return -ENOMEM;
+	}
+	c->allow = l->allow.v;
+	c->n_allow = l->allow.n;
+	c->deny = l->deny.v;
+	c->n_deny = l->deny.n;
+	c->doh_exceptions = l->doh_exc.v;
+	c->n_doh_exceptions = l->doh_exc.n;
+	c->doh = a->doh.v;
+	c->n_doh = a->doh.n;
+	c->upstreams = a->upstreams.v;
+	c->n_upstreams = a->upstreams.n;
+	return 0;
+}
+
+/* Learned addresses stay while the new policy still allows their name. */
+static bool keep_learned(const char *domain, void *arg)
+{
+	const struct policy_matcher *m = arg;
+	struct policy_match pm;
+
+	policy_matcher_lookup(m, domain, strlen(domain), &pm);
+	return pm.action == POLICY_ALLOW;
+}
+
+/* Program nftables for the current policy with matcher m; 0 or -errno. */
+static int nft_apply(struct agent *a, const struct policy_matcher *m,
+		     char *err, size_t errlen)
+{
+	struct nftsync_update upd = { .keep = keep_learned,
+				      .keep_arg = (void *)m };
+	struct nftsync_config c;
+	struct nft_lists l;
+	int ret;
+
+	ret = nft_config_fill(a, &c, &l);
+	if (ret) {
+		snprintf(err, errlen, "out of memory");
+		return ret;
+	}
+	upd.now_ms = loop_clock_ms();
+	ret = nftsync_apply(a->nft, &c, &upd, err, errlen);
+	nft_lists_free(&l);
+	return ret;
+}
+
+/*
+ * Compile the effective policy and hand it to every enforcer, all or
+ * nothing: nftables first (the only step that can fail), then the DNS
+ * proxy. On failure the previous policy stays in force everywhere.
+ */
+static int apply_policy(struct agent *a, const char *why)
+{
+	struct policy_matcher *m;
+	char err[1024];
+	int ret;
+
+	m = policy_matcher_new(a->policy, a->always[0].rules, a->always[0].n,
+			       a->always[1].rules, a->always[1].n);
+	if (!m) {
+		ret = -errno;
+		log_errorx("policy: cannot compile: %s", strerror(-ret));
+		return ret;
+	}
+	if (a->nft && !strcmp(a->nft_state, "on")) {
+		ret = nft_apply(a, m, err, sizeof(err));
+		if (ret) {
+			log_emit(LOG_LVL_ERROR, "policy",
+				 json_pack("{s:s, s:s, s:s}", "result",
+					   "failed", "trigger", why, "error",
+					   err));
+			policy_matcher_free(m);
+			return ret;
+		}
+	}
+	if (a->proxy)
+		dnsproxy_set_matcher(a->proxy, m);
+	policy_matcher_free(a->matcher);
+	a->matcher = m;
+	a->generation++;
+	log_emit(LOG_LVL_INFO, "policy",
+		 json_pack("{s:s, s:s, s:I, s:s, s:i, s:i, s:i, s:s}",
+			   "result", "applied", "trigger", why, "generation",
+			   (json_int_t)a->generation, "source",
+			   a->policy_source, "rules", (int)a->policy->n_rules,
+			   "denyAlways", (int)a->always[0].n, "allowAlways",
+			   (int)a->always[1].n, "defaultAction",
+			   a->policy->default_action == POLICY_ALLOW ?
+				   "allow" : "deny"));
+	return 0;
+}
+
+static void always_timer_cb(struct loop *loop, struct loop_timer *t,
+			    void *arg)
+{
+	struct agent *a = arg;
+	bool changed = false;
+	char err[512];
+	int i, ret;
+
+	for (i = 0; i < 2; i++) {
+		ret = always_reload(a, &a->always[i], err, sizeof(err));
+		if (ret < 0)
+			log_warnx("always rules not reloaded, previous rules stay: %s",
+				  err);
+		else if (ret > 0)
+			changed = true;
+	}
+	if (changed)
+		apply_policy(a, "always-rules");
+	loop_timer_arm(t, ALWAYS_POLL_MS);
+}
+
+static void gc_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
+{
+	struct agent *a = arg;
+
+	nftsync_learned_gc(a->nft, loop_clock_ms());
+	loop_timer_arm(t, LEARNED_GC_MS);
+}
+
+/*
+ * Every A/AAAA of an allowed answer is written to the learned sets before
+ * the reply leaves; TTLs the client sees are lowered to the lifetime
+ * egressd grants, so a client never caches an address longer than it is
+ * reachable. A failed write answers SERVFAIL, never an unusable answer.
+ */
+static int answer_hook(void *arg, const char *qname,
+		       const struct dnswire_response *r, uint8_t *msg,
+		       size_t len)
+{
+	struct policy_addr addrs[DNSWIRE_MAX_ADDRS];
+	struct agent *a = arg;
+	char err[512];
+	uint32_t ttl;
+	size_t i, n = 0;
+	int ret;
+
+	if (!a->nft || !nftsync_is_filtering(a->nft) || !r->n_addrs)
+		return 0;
+	ttl = r->min_ttl;
+	if (ttl < a->cfg.learn_ttl_min)
+		ttl = a->cfg.learn_ttl_min;
+	if (ttl > a->cfg.learn_ttl_max)
+		ttl = a->cfg.learn_ttl_max;
+	if (dnswire_cap_ttls(msg, len, ttl))
+		return -EBADMSG;
+	for (i = 0; i < r->n_addrs; i++) {
+		const struct dnswire_addr *d = &r->addrs[i];
+		struct policy_addr *p = &addrs[n++];
+
+		memset(p, 0, sizeof(*p));
+		if (d->family == AF_INET6 &&
+		    IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)d->addr)) {
+			/* ::ffff:a.b.c.d is reached as a.b.c.d. */
+			p->family = AF_INET;
+			p->prefixlen = 32;
+			memcpy(p->addr, d->addr + 12, 4);
+		} else if (d->family == AF_INET) {
+			p->family = AF_INET;
+			p->prefixlen = 32;
+			memcpy(p->addr, d->addr, 4);
+		} else {
+			p->family = AF_INET6;
+			p->prefixlen = 128;
+			memcpy(p->addr, d->addr, 16);
+		}
+	}
+	ret = nftsync_learn(a->nft, loop_clock_ms(), qname, addrs, n,
+			    ttl + a->cfg.learn_grace, err, sizeof(err));
+	if (ret)
+		log_warnx("cannot learn the addresses of %s, answering SERVFAIL: %s",
+			  qname, err);
+	return ret;
+}
+
+/* Addresses of the DoH blocklist and of the upstreams, parsed once. */
+static void prepare_addr_lists(struct agent *a)
+{
+	struct policy_rule r;
+	char *copy, *tok, *save = NULL;
+	char err[256];
+	int i;
+
+	for (i = 0; i < a->cfg.n_upstreams; i++) {
+		struct policy_addr pa;
+
+		if (!nftsync_addr_from_sockaddr(
+			    (struct sockaddr *)&a->cfg.upstreams[i].addr, &pa) &&
+		    addr_push(&a->upstreams, &pa))
+			die("out of memory");
+	}
+	if (!a->cfg.doh_blocklist)
+		return;
+	copy = strdup(a->cfg.doh_blocklist);
+	if (!copy)
+		die("out of memory");
+	for (tok = strtok_r(copy, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+		if (!*tok)
+			continue;
+		memset(&r, 0, sizeof(r));
+		if (policy_parse_target(tok, &r, err, sizeof(err)) ||
+		    !rule_is_ip(&r)) {
+			log_warnx("OPENSANDBOX_EGRESS_DOH_BLOCKLIST: ignoring \"%s\": not an IP address or CIDR",
+				  tok);
+		} else if (addr_push(&a->doh, &r.addr)) {
+			die("out of memory");
+		}
+		free(r.target);
+		free(r.name);
+	}
+	free(copy);
+}
+
+/*
+ * Bring up the nftables layer: the DNS redirect always, the filter in
+ * dns+nft mode. Failure degrades to the DNS layer with one warning.
+ */
+static void nft_start(struct agent *a)
+{
+	char err[1024];
+	int ret;
+
+	a->nft_state = "unavailable";
+	ret = nftsync_new(&a->nft, err, sizeof(err));
+	if (!ret) {
+		ret = nft_apply(a, a->matcher, err, sizeof(err));
+		if (ret) {
+			nftsync_free(a->nft);
+			a->nft = NULL;
+		}
+	}
+	if (ret) {
+		snprintf(a->nft_why, sizeof(a->nft_why), "%s", err);
+		log_warnx("nftables cannot be programmed (%s): only the DNS layer runs, and without the port-53 redirect it only sees queries sent to it directly",
+			  err);
+		return;
+	}
+	if (a->cfg.mode != EGRESSD_MODE_DNS_NFT) {
+		a->nft_state = "off";
+		snprintf(a->nft_why, sizeof(a->nft_why),
+			 "mode dns: only the port-53 redirect is installed");
+		return;
+	}
+	a->nft_state = "on";
+	ret = nflog_open(&a->nflog, a->loop, NFTSYNC_DEFAULT_LOG_GROUP, a->nft,
+			 err, sizeof(err));
+	if (ret)
+		log_warnx("packet drops are enforced but not reported: %s", err);
+	a->gc_timer = loop_timer_new(a->loop, gc_timer_cb, a);
+	if (!a->gc_timer)
+		die("out of memory");
+	loop_timer_arm(a->gc_timer, LEARNED_GC_MS);
+}
+
+static void signal_cb(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct signalfd_siginfo si;
+	struct agent *a = arg;
+
+	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+			loop_stop(loop);
+	}
+	(void)a;
+}
+
+static void flush_hook(struct loop *loop, void *arg)
+{
+	log_flush();
+}
+
+static void emit_start(struct agent *a)
+{
+	bool nft_on = !strcmp(a->nft_state, "on");
+	const char *nft_why = a->nft_why[0] ? a->nft_why : NULL;
+
+	json_t *ups = json_array(), *layers;
+	int i;
+
+	for (i = 0; i < a->cfg.n_upstreams; i++)
+		json_array_append_new(ups, json_string(a->cfg.upstreams[i].text));
+	layers = json_pack("{s:{s:s}, s:{s:s, s:s*}, s:{s:s, s:s}}", "dns",
+			   "state", "on", "nft", "state",
+			   a->nft_state, "why", nft_why, "bpf",
+			   "state", "unavailable", "why",
+			   "not built into this version");
+	log_emit(LOG_LVL_INFO, "start",
+		 json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:i, s:s, s:I, s:i}",
+			   "version", EGRESSD_VERSION, "mode",
+			   config_mode_name(nft_on ? a->cfg.mode :
+						     EGRESSD_MODE_DNS),
+			   "requestedMode", config_mode_name(a->cfg.mode),
+			   "layers", layers, "upstreams", ups, "ipv6",
+			   a->cfg.ipv6 == EGRESSD_IPV6_DENY ? "deny" : "allow",
+			   "dnsListenPort", a->cfg.dns_listen_port,
+			   "agentCgroup", a->cg.path, "agentCgroupId",
+			   (json_int_t)a->cg.id, "pid", (int)getpid()));
+}
+
+int main(int argc, char **argv)
+{
+	struct agent a = { .sigfd = -1 };
+	char err[1024];
+	sigset_t mask;
+	int i, ret;
+
+	a.always[0] = (struct always_file){ .name = "deny.always",
+					    .action = POLICY_DENY };
+	a.always[1] = (struct always_file){ .name = "allow.always",
+					    .action = POLICY_ALLOW };
+
+	ret = config_load(&a.cfg, argc, argv, err, sizeof(err));
+	if (ret == 1)
+		return EXIT_SUCCESS;
+	if (ret < 0)
+		die("%s", err);
+	log_set_level(a.cfg.log_level);
+	/* stdout is the log stream: flushed once per loop iteration. */
+	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+
+	if (a.cfg.check_host_network) {
+		ret = netns_looks_like_host(err, sizeof(err));
+		if (ret < 0)
+			die("cannot list this namespace's interfaces: %s",
+			    strerror(-ret));
+		fprintf(stderr, "egressd: %s\n",
+			ret ? err : "this namespace does not look like the host's");
+		config_fini(&a.cfg);
+		return ret ? EXIT_FAILURE : EXIT_SUCCESS;
+	}
+
+	if (a.cfg.cleanup) {
+		/* Only what egressd owns: its table (and, later, its pins). */
+		ret = nftsync_new(&a.nft, err, sizeof(err));
+		if (!ret)
+			ret = nftsync_cleanup(a.nft, err, sizeof(err));
+		nftsync_free(a.nft);
+		if (ret)
+			die("cleanup: %s", err);
+		fprintf(stderr, "egressd: removed table inet %s\n",
+			NFTSYNC_TABLE);
+		config_fini(&a.cfg);
+		return EXIT_SUCCESS;
+	}
+
+	/* Before anything is installed: never program the host's network. */
+	ret = netns_looks_like_host(err, sizeof(err));
+	if (ret < 0)
+		die("cannot list this namespace's interfaces: %s",
+		    strerror(-ret));
+	if (ret && !a.cfg.allow_host_network)
+		die("this network namespace looks like the host's (%s); egressd belongs in the sandbox's namespace. Set OPENSANDBOX_EGRESS_ALLOW_HOST_NETWORK=1 (--allow-host-network 1) if this is intended",
+		    err);
+
+	load_initial_policy(&a);
+	for (i = 0; i < 2; i++) {
+		ret = always_reload(&a, &a.always[i], err, sizeof(err));
+		if (ret < 0)
+			die("always rules: %s", err);
+	}
+
+	ret = cgroup_agent_setup(&a.cfg, &a.cg, err, sizeof(err));
+	if (ret)
+		die("%s", err);
+
+	a.loop = loop_new();
+	if (!a.loop)
+		die("cannot create the event loop: %s", strerror(errno));
+	if (events_init(a.loop))
+		die("out of memory");
+	loop_add_before_sleep(a.loop, flush_hook, &a);
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	a.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (a.sigfd < 0 || loop_add_fd(a.loop, a.sigfd, EPOLLIN, signal_cb, &a))
+		die("cannot watch signals: %s", strerror(errno));
+
+	ret = dnsproxy_new(a.loop, &a.cfg, &a.proxy, err, sizeof(err));
+	if (ret)
+		die("%s", err);
+	dnsproxy_set_answer_hook(a.proxy, answer_hook, &a);
+	prepare_addr_lists(&a);
+	a.nft_state = "unavailable";
+	if (apply_policy(&a, "start"))
+		die("cannot compile the policy");
+	nft_start(&a);
+
+	a.always_timer = loop_timer_new(a.loop, always_timer_cb, &a);
+	if (!a.always_timer)
+		die("out of memory");
+	loop_timer_arm(a.always_timer, ALWAYS_POLL_MS);
+
+	emit_start(&a);
+	log_flush();
+
+	ret = loop_run(a.loop);
+	if (ret)
+		log_errorx("event loop failed: %s", strerror(-ret));
+
+	log_emit(LOG_LVL_INFO, "stop", json_pack("{s:s}", "reason", "signal"));
+	events_fini();
+	log_flush();
+	dnsproxy_free(a.proxy);
+	/* The table stays: the sandbox remains protected (fail closed). */
+	nflog_close(a.nflog);
+	nftsync_free(a.nft);
+	loop_timer_free(a.gc_timer);
+	free(a.doh.v);
+	free(a.upstreams.v);
+	policy_matcher_free(a.matcher);
+	policy_free(a.policy);
+	for (i = 0; i < 2; i++)
+		policy_rules_free(a.always[i].rules, a.always[i].n);
+	loop_timer_free(a.always_timer);
+	close(a.sigfd);
+	loop_free(a.loop);
+	config_fini(&a.cfg);
+	return ret ? EXIT_FAILURE : EXIT_SUCCESS;
+}
