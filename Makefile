@@ -54,17 +54,18 @@ CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 endif
 
 # Agent modules (agent/<name>.c). main.c is wiring only.
-AGENT_MODULES := log loop config policy dnswire dnsproxy events cgroup netns nftsync
+AGENT_MODULES := log loop config policy dnswire doh dnsproxy events cgroup netns nftsync nflog
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
 # Unit tests: tests/check_<module>.c linked with the objects it needs.
-UNIT_TESTS := policy dnswire config loop netns dnsproxy nftsync
+UNIT_TESTS := policy dnswire doh config loop netns dnsproxy nftsync
 check_policy_OBJS := policy log
 check_dnswire_OBJS := dnswire
 check_config_OBJS := config log
 check_loop_OBJS := loop
 check_netns_OBJS := netns
-check_dnsproxy_OBJS := dnsproxy dnswire policy loop events log config
+check_doh_OBJS := doh policy log
+check_dnsproxy_OBJS := dnsproxy dnswire doh policy loop events log config
 check_nftsync_OBJS := nftsync log
 UNIT_BINS := $(patsubst %,$(OUTPUT)/tests/check_%,$(UNIT_TESTS))
 unit_objs = $(patsubst %,$(OUTPUT)/agent/%.o,$(check_$(1)_OBJS))

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "egressd/dnsproxy.h"
+#include "egressd/doh.h"
 #include "egressd/events.h"
 #include "egressd/log.h"
 
@@ -154,6 +155,7 @@ struct dp_rx {
 struct dnsproxy {
 	struct loop *loop;
 	const struct policy_matcher *matcher;
+	bool block_doh_names;
 	dnsproxy_answer_cb hook;
 	void *hook_arg;
 	unsigned int timeout_ms;
@@ -818,6 +820,7 @@ static void dp_handle_query(struct dnsproxy *p, const uint8_t *msg, size_t len,
 			    const struct dp_client *cl)
 {
 	struct policy_match m = { .action = POLICY_DENY };
+	enum events_reason reason;
 	struct dnswire_question *q;
 	struct dp_query *s;
 	int rc, opcode;
@@ -847,15 +850,23 @@ static void dp_handle_query(struct dnsproxy *p, const uint8_t *msg, size_t len,
 
 	if (p->matcher)
 		policy_matcher_lookup(p->matcher, q->name, q->name_len, &m);
+	reason = m.matched ? EVENTS_REASON_DENY_RULE :
+			     EVENTS_REASON_DEFAULT_DENY;
+	/* A DoH/DoT resolver would bypass this proxy: only a rule naming it
+	 * exactly lets it resolve. */
+	if (m.action == POLICY_ALLOW && p->block_doh_names && !m.exact_allow &&
+	    doh_is_provider_name(q->name, q->name_len)) {
+		m.action = POLICY_DENY;
+		reason = EVENTS_REASON_DOH;
+	}
 	if (m.action != POLICY_ALLOW) {
 		char who[INET6_ADDRSTRLEN + 8];
 
 		p->st.denied++;
 		dp_reply_rcode(p, cl, msg, len, q, DNSWIRE_RCODE_NXDOMAIN);
 		dp_client_text(p, cl, who, sizeof(who));
-		events_dns_violation(m.matched ? EVENTS_REASON_DENY_RULE :
-						 EVENTS_REASON_DEFAULT_DENY,
-				     q->name, q->qtype, "nxdomain", who);
+		events_dns_violation(reason, q->name, q->qtype, "nxdomain",
+				     who);
 		goto drop;
 	}
 	if (!s) {
@@ -1771,6 +1782,11 @@ void dnsproxy_free(struct dnsproxy *p)
 void dnsproxy_set_matcher(struct dnsproxy *p, const struct policy_matcher *m)
 {
 	p->matcher = m;
+}
+
+void dnsproxy_set_block_doh_names(struct dnsproxy *p, bool on)
+{
+	p->block_doh_names = on;
 }
 
 void dnsproxy_set_answer_hook(struct dnsproxy *p, dnsproxy_answer_cb cb,

@@ -675,6 +675,7 @@ int main(int argc, char **argv)
 	if (ret)
 		die("%s", err);
 	dnsproxy_set_answer_hook(a.proxy, answer_hook, &a);
+	dnsproxy_set_block_doh_names(a.proxy, true);
 	prepare_addr_lists(&a);
 	a.nft_state = "unavailable";
 	if (apply_policy(&a, "start"))

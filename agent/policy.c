@@ -1096,7 +1096,7 @@ void policy_matcher_lookup(const struct policy_matcher *m, const char *name,
 		uint64_t h;
 		size_t k;
 	} cand[(POLICY_NAME_MAX + 1) / 2];
-	const struct pm_slot *best = NULL;
+	const struct pm_slot *best = NULL, *exact = NULL;
 	unsigned int labels = 1; /* labels in the suffix right of a dot */
 	uint64_t h = 0, wild = m->wild_labels;
 	size_t k, lim, n_cand = 0, c, eff;
@@ -1142,8 +1142,11 @@ void policy_matcher_lookup(const struct policy_matcher *m, const char *name,
 		pm_record(pm_probe(m, cand[c].h, name + len - cand[c].k,
 				   cand[c].k, true),
 			  &best);
-	if (try_exact)
-		pm_record(pm_probe(m, h, name, len, false), &best);
+	if (try_exact) {
+		exact = pm_probe(m, h, name, len, false);
+		pm_record(exact, &best);
+	}
+	out->exact_allow = exact && exact->action == POLICY_ALLOW;
 
 	if (!best) {
 		out->matched = false;

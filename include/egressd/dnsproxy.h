@@ -62,6 +62,9 @@ void dnsproxy_free(struct dnsproxy *p);
 /* Swap the matcher; the caller keeps ownership and frees the old one after
  * this returns (single-threaded: no query sees a half-swapped state). */
 void dnsproxy_set_matcher(struct dnsproxy *p, const struct policy_matcher *m);
+/* Answer DoH/DoT provider names (doh.h) NXDOMAIN with reason "doh"
+ * unless a rule names them exactly. */
+void dnsproxy_set_block_doh_names(struct dnsproxy *p, bool on);
 void dnsproxy_set_answer_hook(struct dnsproxy *p, dnsproxy_answer_cb cb,
 			      void *arg);
 

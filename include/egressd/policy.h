@@ -119,6 +119,12 @@ struct policy_match {
 	bool matched;		   /* false: defaultAction decided */
 	enum policy_origin origin; /* valid when matched */
 	size_t index;		   /* rule index within its origin */
+	/*
+	 * The first exact-name rule (not a wildcard) for this very name,
+	 * wherever it stands, allows it. Lifts the DoH/DoT provider block
+	 * (docs/nftables.md): only a rule naming the provider exactly does.
+	 */
+	bool exact_allow;
 };
 
 /*
