@@ -1335,6 +1335,13 @@ static int build_filter_rules(struct nftsync_batch *b,
 		     a_verdict(&rb, NF_ACCEPT));
 		EMIT(icmp6[i].comment);
 	}
+	/* IPv6 off means off: nothing but loopback and neighbour discovery,
+	 * whatever the allow rules or the agent say. */
+	if (cfg->ipv6_deny) {
+		RULE(m_nfproto(&rb, AF_INET6);
+		     a_drop(&rb, "ipv6_drop", "ipv6_disabled", grp));
+		EMIT("IPv6 disabled");
+	}
 	/* Only the agent reaches the upstreams on 53; nobody else reaches
 	 * port 53 anywhere except through the redirect (now on lo). */
 	for (f = 0; f < 2; f++)
@@ -1396,11 +1403,6 @@ static int build_filter_rules(struct nftsync_batch *b,
 		RULE(m_daddr_set(&rb, &sets[SET_ALLOW4 + f]);
 		     a_verdict(&rb, NF_ACCEPT));
 		EMIT("allowed by IP/CIDR rule");
-	}
-	if (cfg->ipv6_deny) {
-		RULE(m_nfproto(&rb, AF_INET6);
-		     a_drop(&rb, "ipv6_drop", "ipv6_disabled", grp));
-		EMIT("IPv6 disabled");
 	}
 	if (cfg->default_accept) {
 		RULE(a_verdict(&rb, NF_ACCEPT));

@@ -364,6 +364,17 @@ static int find(const struct trace *t, int from, const char *prefix)
 	return -1;
 }
 
+/* Index of the first line containing sub, or -1. */
+static int find_sub(const struct trace *t, const char *sub)
+{
+	int i;
+
+	for (i = 0; i < t->n; i++)
+		if (strstr(t->line[i], sub))
+			return i;
+	return -1;
+}
+
 static int count(const struct trace *t, const char *prefix)
 {
 	int i, n = 0;
@@ -622,8 +633,13 @@ START_TEST(test_nftsync_default_accept_ipv6_deny)
 	cfg.log_group = 7;
 	build_apply(&cfg, NULL, 0, 0, &t);
 	n = chain_comments(&t, "egress", got, 64);
-	ck_assert_str_eq(got[n - 2], "\"IPv6 disabled\"");
 	ck_assert_str_eq(got[n - 1], "\"defaultAction allow\"");
+	/* IPv6 deny is absolute: ahead of the agent and of every allow. */
+	ck_assert_int_ge(find_sub(&t, "\"IPv6 disabled\""), 0);
+	ck_assert_int_lt(find_sub(&t, "\"IPv6 disabled\""),
+			 find_sub(&t, "\"egressd agent to its upstream resolvers\""));
+	ck_assert_int_lt(find_sub(&t, "\"IPv6 disabled\""),
+			 find_sub(&t, "\"allowed by IP/CIDR rule\""));
 	ck_assert_int_eq(count_sub(&t, "rule egress",
 				   "meta(15) cmp(0,0a) objref(1,ipv6_drop) log(egressd:ipv6_disabled,7) immediate(drop) \"IPv6 disabled\""), 1);
 	ck_assert_int_eq(count_sub(&t, "rule egress", " immediate(accept) \"defaultAction allow\""), 1);
