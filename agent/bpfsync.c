@@ -1,0 +1,935 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * BPF map sync: loads bpf/egress.bpf.c through its skeleton (the only file
+ * that includes it), pins every map and the cgroup link under one flock'ed
+ * directory so enforcement survives the agent, and writes the compiled
+ * policy and learned addresses into the maps. Static sets are written into
+ * the inactive policy slot and switched in with a one-byte config change,
+ * so the datapath judges each packet by exactly one policy generation
+ * (docs/bpf.md explains the choice). Pins are reused only when their type,
+ * sizes and BTF layout match ours; anything else is replaced, loudly.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+#include "egressd/bpfsync.h"
+#include "egressd/log.h"
+#include "egress.skel.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+/* The ABI is checked here, once, for both sides. */
+_Static_assert(sizeof(struct egressd_slot_cfg) == 16, "ABI");
+_Static_assert(sizeof(struct egressd_bpf_cfg) == 56, "ABI");
+_Static_assert(sizeof(struct egressd_lpm4_key) == 12, "ABI");
+_Static_assert(sizeof(struct egressd_lpm6_key) == 24, "ABI");
+_Static_assert(sizeof(struct egressd_rule_val) == 8, "ABI");
+_Static_assert(sizeof(struct egressd_learned4_key) == 4, "ABI");
+_Static_assert(sizeof(struct egressd_learned6_key) == 16, "ABI");
+_Static_assert(sizeof(struct egressd_learned_val) == 24, "ABI");
+_Static_assert(sizeof(struct egressd_fold_key) == 20, "ABI");
+_Static_assert(sizeof(struct egressd_fold_val) == 16, "ABI");
+_Static_assert(sizeof(struct egressd_event) == 96, "ABI");
+
+#define LINKS_SUBDIR "links"
+#define BTF_CMP_DEPTH 4
+#define PIN_DIR_MAX 256
+
+struct bpfsync {
+	struct egress_bpf *skel;
+	struct bpf_link *link;
+	struct ring_buffer *rb;
+	int (*event_cb)(void *ctx, const struct egressd_event *e);
+	void *event_ctx;
+	int lock_fd;
+	__u64 netns_cookie;
+	/* bpfsync_expire() cursor: family index and last key kept */
+	int exp_family;
+	bool exp_have_key;
+	__u8 exp_key[16];
+	char pin_dir[PIN_DIR_MAX];
+};
+
+/* Map of each static set and family, by enum bpfsync_set. */
+static struct bpf_map *set_map(struct bpfsync *bs, enum bpfsync_set set,
+			       int family)
+{
+	struct egress_bpf *s = bs->skel;
+	bool v6 = family == 6;
+
+	switch (set) {
+	case BPFSYNC_SET_ALLOW:
+		return v6 ? s->maps.allow_v6 : s->maps.allow_v4;
+	case BPFSYNC_SET_DENY:
+		return v6 ? s->maps.deny_v6 : s->maps.deny_v4;
+	case BPFSYNC_SET_DOH:
+		return v6 ? s->maps.doh_v6 : s->maps.doh_v4;
+	case BPFSYNC_SET_DOH_ALLOW:
+		return v6 ? s->maps.doh_allow_v6 : s->maps.doh_allow_v4;
+	default:
+		return NULL;
+	}
+}
+
+/* libbpf messages go to our log, one level lower (xdp-tools style). */
+static int libbpf_print(enum libbpf_print_level level, const char *fmt,
+			va_list ap)
+{
+	char buf[512];
+	size_t len;
+
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	len = strlen(buf);
+	if (len && buf[len - 1] == '\n')
+		buf[len - 1] = 0;
+	if (level == LIBBPF_WARN)
+		log_info("libbpf: %s", buf);
+	else
+		log_debug("libbpf: %s", buf);
+	return 0;
+}
+
+uint64_t bpfsync_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+const char *bpfsync_pin_dir(const struct bpfsync *bs)
+{
+	return bs->pin_dir;
+}
+
+static bool is_bpffs(const char *path)
+{
+	struct statfs st;
+
+	return !statfs(path, &st) && st.f_type == BPF_FS_MAGIC;
+}
+
+/*
+ * The pin dir must live on bpffs. If it does not exist yet and its parent
+ * is not bpffs, bpffs is mounted at BPFSYNC_BPFFS_MOUNT when the pin dir
+ * is below it (a fresh boot); any other location is refused.
+ */
+static int ensure_bpffs(const char *pin_dir)
+{
+	char parent[PATH_MAX];
+	char *slash;
+	size_t mlen = strlen(BPFSYNC_BPFFS_MOUNT);
+
+	if (is_bpffs(pin_dir))
+		return 0;
+	snprintf(parent, sizeof(parent), "%s", pin_dir);
+	slash = strrchr(parent, '/');
+	if (slash && slash != parent)
+		*slash = 0;
+	if (is_bpffs(parent))
+		return 0;
+	if (strncmp(pin_dir, BPFSYNC_BPFFS_MOUNT, mlen) ||
+	    (pin_dir[mlen] != '/' && pin_dir[mlen]))
+		return -ENOTSUP;
+	if (is_bpffs(BPFSYNC_BPFFS_MOUNT))
+		return 0;
+	if (mount("bpf", BPFSYNC_BPFFS_MOUNT, "bpf", 0, "mode=0700")) {
+		int err = -errno;
+
+		log_warnx("mount bpffs on %s failed: %s", BPFSYNC_BPFFS_MOUNT,
+			  strerror(-err));
+		return err;
+	}
+	log_info("mounted bpffs on %s", BPFSYNC_BPFFS_MOUNT);
+	return 0;
+}
+
+static int make_dir(const char *path)
+{
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Create pin_dir and take the instance lock on it. */
+static int lock_pin_dir(struct bpfsync *bs)
+{
+	char links[PATH_MAX];
+	int err;
+
+	err = make_dir(bs->pin_dir);
+	if (err)
+		return err;
+	snprintf(links, sizeof(links), "%s/" LINKS_SUBDIR, bs->pin_dir);
+	err = make_dir(links);
+	if (err)
+		return err;
+	bs->lock_fd = open(bs->pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (bs->lock_fd < 0)
+		return -errno;
+	if (flock(bs->lock_fd, LOCK_EX | LOCK_NB)) {
+		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		close(bs->lock_fd);
+		bs->lock_fd = -1;
+		return err;
+	}
+	return 0;
+}
+
+/*
+ * Same layout: same kind and size, and for structs and arrays the same
+ * member names, offsets and element layouts. Typedefs and modifiers are
+ * looked through; names of the top types may differ (renames are fine).
+ */
+static bool btf_same_layout(const struct btf *a, __u32 ida, const struct btf *b,
+			    __u32 idb, int depth)
+{
+	const struct btf_type *ta, *tb;
+	int i, ia, ib;
+
+	ia = btf__resolve_type(a, ida);
+	ib = btf__resolve_type(b, idb);
+	if (ia < 0 || ib < 0 || depth > BTF_CMP_DEPTH)
+		return false;
+	ta = btf__type_by_id(a, ia);
+	tb = btf__type_by_id(b, ib);
+	if (!ta || !tb || btf_kind(ta) != btf_kind(tb) ||
+	    btf__resolve_size(a, ia) != btf__resolve_size(b, ib))
+		return false;
+	if (btf_is_array(ta)) {
+		const struct btf_array *aa = btf_array(ta), *ab = btf_array(tb);
+
+		return aa->nelems == ab->nelems &&
+		       btf_same_layout(a, aa->type, b, ab->type, depth + 1);
+	}
+	if (!btf_is_composite(ta))
+		return true;
+	if (btf_vlen(ta) != btf_vlen(tb))
+		return false;
+	for (i = 0; i < btf_vlen(ta); i++) {
+		const struct btf_member *ma = btf_members(ta) + i;
+		const struct btf_member *mb = btf_members(tb) + i;
+
+		if (strcmp(btf__name_by_offset(a, ma->name_off),
+			   btf__name_by_offset(b, mb->name_off)) ||
+		    btf_member_bit_offset(ta, i) !=
+			    btf_member_bit_offset(tb, i) ||
+		    !btf_same_layout(a, ma->type, b, mb->type, depth + 1))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Is the pin at path a map our program can use as map? Returns 1 (reuse),
+ * 0 (incompatible: *why says what differs), -ENOENT (no pin) or -errno.
+ */
+static int pin_is_compatible(const struct btf *obtf, struct bpf_map *map,
+			     const char *path, const char **why)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	struct btf *kbtf = NULL;
+	int fd, ret = 1;
+
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -errno;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+		ret = -errno;
+		goto out_close;
+	}
+	*why = "type, sizes or flags";
+	if (info.type != bpf_map__type(map) ||
+	    info.key_size != bpf_map__key_size(map) ||
+	    info.value_size != bpf_map__value_size(map) ||
+	    info.max_entries != bpf_map__max_entries(map) ||
+	    info.map_flags != bpf_map__map_flags(map)) {
+		ret = 0;
+		goto out_close;
+	}
+	if (!bpf_map__btf_value_type_id(map))
+		goto out_close; /* ring buffer: nothing more to compare */
+	*why = "BTF layout";
+	if (!info.btf_id || !obtf) {
+		ret = 0;
+		goto out_close;
+	}
+	kbtf = btf__load_from_kernel_by_id(info.btf_id);
+	if (!kbtf) {
+		ret = -errno;
+		goto out_close;
+	}
+	if (!btf_same_layout(obtf, bpf_map__btf_key_type_id(map), kbtf,
+			     info.btf_key_type_id, 0) ||
+	    !btf_same_layout(obtf, bpf_map__btf_value_type_id(map), kbtf,
+			     info.btf_value_type_id, 0))
+		ret = 0;
+	btf__free(kbtf);
+out_close:
+	close(fd);
+	return ret;
+}
+
+/*
+ * Before load: keep compatible pins (libbpf reuses them by path), unlink
+ * incompatible ones so libbpf creates and pins fresh maps. The old maps
+ * live on, unpinned, as long as the old program in the link uses them.
+ */
+static int check_pins(struct bpfsync *bs)
+{
+	const struct btf *obtf = bpf_object__btf(bs->skel->obj);
+	struct bpf_map *map;
+	const char *why = "";
+	int ret;
+
+	bpf_object__for_each_map(map, bs->skel->obj)
+	{
+		const char *path = bpf_map__pin_path(map);
+
+		if (!path)
+			continue;
+		ret = pin_is_compatible(obtf, map, path, &why);
+		if (ret == -ENOENT || ret == 1)
+			continue;
+		if (ret < 0) {
+			log_warnx("bpf pin %s: cannot inspect: %s", path,
+				  strerror(-ret));
+			return ret;
+		}
+		log_warnx("bpf pin %s is incompatible (%s): replacing it", path,
+			  why);
+		if (unlink(path))
+			return -errno;
+	}
+	return 0;
+}
+
+static int get_netns_cookie(__u64 *cookie)
+{
+	socklen_t len = sizeof(*cookie);
+	int fd, err = 0;
+
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len))
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+static int read_cfg(struct bpfsync *bs, struct egressd_bpf_cfg *cfg)
+{
+	__u32 zero = 0;
+
+	if (bpf_map__lookup_elem(bs->skel->maps.config, &zero, sizeof(zero),
+				 cfg, sizeof(*cfg), 0))
+		return -errno;
+	return 0;
+}
+
+static int write_cfg(struct bpfsync *bs, const struct egressd_bpf_cfg *cfg)
+{
+	__u32 zero = 0;
+
+	if (bpf_map__update_elem(bs->skel->maps.config, &zero, sizeof(zero),
+				 cfg, sizeof(*cfg), BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+int bpfsync_open(struct bpfsync **out, const char *pin_dir)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts);
+	struct egressd_bpf_cfg cfg;
+	struct bpfsync *bs;
+	int err;
+
+	*out = NULL;
+	bs = calloc(1, sizeof(*bs));
+	if (!bs)
+		return -ENOMEM;
+	bs->lock_fd = -1;
+	if (!pin_dir)
+		pin_dir = BPFSYNC_DEFAULT_PIN_DIR;
+	if (strlen(pin_dir) >= sizeof(bs->pin_dir) || pin_dir[0] != '/') {
+		err = -EINVAL;
+		log_warnx("bpf pin dir must be an absolute path below %d bytes",
+			  PIN_DIR_MAX);
+		goto out_free;
+	}
+	snprintf(bs->pin_dir, sizeof(bs->pin_dir), "%s", pin_dir);
+	libbpf_set_print(libbpf_print);
+
+	err = ensure_bpffs(bs->pin_dir);
+	if (err) {
+		log_warnx("bpf pin dir %s is not on bpffs: %s", bs->pin_dir,
+			  strerror(-err));
+		goto out_free;
+	}
+	err = lock_pin_dir(bs);
+	if (err) {
+		log_warnx("bpf pin dir %s: %s", bs->pin_dir,
+			  err == -EBUSY ? "in use by another egressd" :
+					  strerror(-err));
+		goto out_free;
+	}
+
+	/* open -> (rodata: none) -> pin paths -> load */
+	opts.pin_root_path = bs->pin_dir;
+	bs->skel = egress_bpf__open_opts(&opts);
+	if (!bs->skel) {
+		err = -errno;
+		log_warnx("bpf open failed: %s", strerror(-err));
+		goto out_free;
+	}
+	err = check_pins(bs);
+	if (err)
+		goto out_free;
+	err = egress_bpf__load(bs->skel);
+	if (err) {
+		log_warnx("bpf load failed: %s", strerror(-err));
+		goto out_free;
+	}
+
+	err = get_netns_cookie(&bs->netns_cookie);
+	if (!err)
+		err = read_cfg(bs, &cfg);
+	if (!err) {
+		cfg.netns_cookie = bs->netns_cookie;
+		err = write_cfg(bs, &cfg);
+	}
+	if (err) {
+		log_warnx("bpf config init failed: %s", strerror(-err));
+		goto out_free;
+	}
+	*out = bs;
+	return 0;
+
+out_free:
+	bpfsync_free(bs);
+	return err;
+}
+
+int bpfsync_attach(struct bpfsync *bs, const char *cgroup_path)
+{
+	struct bpf_program *prog = bs->skel->progs.egress_filter;
+	char path[PATH_MAX];
+	struct bpf_link *link;
+	struct stat st;
+	int cgfd, err;
+
+	cgfd = open(cgroup_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cgfd < 0 || fstat(cgfd, &st)) {
+		err = -errno;
+		log_warnx("cgroup %s: %s", cgroup_path, strerror(-err));
+		if (cgfd >= 0)
+			close(cgfd);
+		return err;
+	}
+	/* the cgroup id is its inode: a recreated cgroup gets a new link */
+	snprintf(path, sizeof(path), "%s/" LINKS_SUBDIR "/cgroup_%llu",
+		 bs->pin_dir, (unsigned long long)st.st_ino);
+
+	link = access(path, F_OK) ? NULL : bpf_link__open(path);
+	if (link) {
+		err = bpf_link__update_program(link, prog);
+		if (!err) {
+			log_info("bpf program swapped into pinned link %s",
+				 path);
+			goto out_done;
+		}
+		log_warnx("bpf link %s: update failed (%s): re-attaching", path,
+			  strerror(-err));
+		bpf_link__unpin(link);
+		bpf_link__destroy(link);
+	}
+
+	link = bpf_program__attach_cgroup(prog, cgfd);
+	if (!link) {
+		err = -errno;
+		log_warnx("bpf attach to %s failed: %s", cgroup_path,
+			  strerror(-err));
+		goto out_close;
+	}
+	err = bpf_link__pin(link, path);
+	if (err) {
+		log_warnx("bpf link pin %s failed: %s", path, strerror(-err));
+		bpf_link__destroy(link);
+		goto out_close;
+	}
+out_done:
+	bpf_link__destroy(bs->link);
+	bs->link = link;
+	err = 0;
+out_close:
+	close(cgfd);
+	return err;
+}
+
+int bpfsync_set_config(struct bpfsync *bs, const struct bpfsync_config *c)
+{
+	struct egressd_bpf_cfg cfg;
+	int err;
+
+	err = read_cfg(bs, &cfg);
+	if (err)
+		return err;
+	cfg.netns_cookie = bs->netns_cookie;
+	cfg.mode = c->observe ? EGRESSD_DP_OBSERVE : EGRESSD_DP_ENFORCE;
+	cfg.agent_cgid = c->agent_cgid;
+	cfg.agent_level = c->agent_level;
+	return write_cfg(bs, &cfg);
+}
+
+/* Key of p in slot; 0 or -EINVAL. The address is masked to prefixlen. */
+static int make_lpm_key(const struct bpfsync_prefix *p, __u8 slot, void *key,
+			size_t *ksz)
+{
+	size_t alen = p->family == 6 ? 16 : 4;
+	__u8 *addr;
+	size_t i;
+
+	if ((p->family != 4 && p->family != 6) || p->prefixlen > alen * 8)
+		return -EINVAL;
+	if (p->family == 6) {
+		struct egressd_lpm6_key *k = key;
+
+		memset(k, 0, sizeof(*k));
+		k->prefixlen = EGRESSD_LPM_SLOT_BITS + p->prefixlen;
+		k->slot = slot;
+		addr = k->addr;
+		*ksz = sizeof(*k);
+	} else {
+		struct egressd_lpm4_key *k = key;
+
+		memset(k, 0, sizeof(*k));
+		k->prefixlen = EGRESSD_LPM_SLOT_BITS + p->prefixlen;
+		k->slot = slot;
+		addr = k->addr;
+		*ksz = sizeof(*k);
+	}
+	for (i = 0; i < alen; i++) {
+		int bits = (int)p->prefixlen - (int)i * 8;
+
+		if (bits >= 8)
+			addr[i] = p->addr[i];
+		else if (bits > 0)
+			addr[i] = p->addr[i] & (__u8)(0xff << (8 - bits));
+	}
+	return 0;
+}
+
+/*
+ * Delete every entry of one slot in an LPM map: collect the keys first,
+ * then delete, since deleting while walking would restart the walk.
+ * Both key structs start with prefixlen and slot, and the v6 one is big
+ * enough to hold either.
+ */
+static int clear_slot(struct bpf_map *map, __u8 slot)
+{
+	struct egressd_lpm6_key key, *keys = NULL, *tmp;
+	size_t ksz = bpf_map__key_size(map), n = 0, cap = 0, i;
+	int fd = bpf_map__fd(map), err = 0;
+	void *prev = NULL;
+
+	memset(&key, 0, sizeof(key));
+	while (!bpf_map_get_next_key(fd, prev, &key)) {
+		prev = &key;
+		if (key.slot != slot)
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			tmp = realloc(keys, cap * sizeof(*keys));
+			if (!tmp) {
+				err = -ENOMEM;
+				goto out_free;
+			}
+			keys = tmp;
+		}
+		memcpy(&keys[n++], &key, ksz);
+	}
+	if (errno != ENOENT) {
+		err = -errno;
+		goto out_free;
+	}
+	for (i = 0; i < n; i++) {
+		if (bpf_map_delete_elem(fd, &keys[i]) && errno != ENOENT) {
+			err = -errno;
+			break;
+		}
+	}
+out_free:
+	free(keys);
+	return err;
+}
+
+static int write_set(struct bpfsync *bs, enum bpfsync_set set,
+		     const struct bpfsync_prefix *pfx, size_t n, __u8 slot)
+{
+	struct egressd_lpm6_key key;
+	struct egressd_rule_val val;
+	size_t i, ksz, n4 = 0, n6 = 0;
+	int err;
+
+	for (i = 0; i < n; i++) {
+		if (pfx[i].family == 6)
+			n6++;
+		else
+			n4++;
+	}
+	if (n4 > EGRESSD_MAX_PREFIXES || n6 > EGRESSD_MAX_PREFIXES)
+		return -E2BIG;
+	for (i = 0; i < n; i++) {
+		err = make_lpm_key(&pfx[i], slot, &key, &ksz);
+		if (err)
+			return err;
+		memset(&val, 0, sizeof(val));
+		val.rule = pfx[i].rule;
+		if (bpf_map__update_elem(set_map(bs, set, pfx[i].family), &key,
+					 ksz, &val, sizeof(val), BPF_ANY))
+			return -errno;
+	}
+	return 0;
+}
+
+static int clear_all_slots(struct bpfsync *bs, __u8 slot)
+{
+	int set, fam, err;
+
+	for (set = 0; set < BPFSYNC_SET_MAX; set++) {
+		for (fam = 4; fam <= 6; fam += 2) {
+			err = clear_slot(set_map(bs, set, fam), slot);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Write the inactive slot, publish its settings, flip the active byte,
+ * then clear the old slot. Until the flip the datapath reads only the old
+ * slot; after it, only the new one. Packets read the slot once, so none is
+ * judged by a mix of both.
+ */
+int bpfsync_apply_policy(struct bpfsync *bs, const struct bpfsync_policy *p)
+{
+	struct egressd_bpf_cfg cfg;
+	__u8 next;
+	int set, err;
+
+	err = read_cfg(bs, &cfg);
+	if (err)
+		return err;
+	next = !(cfg.active & 1);
+
+	err = clear_all_slots(bs, next);
+	for (set = 0; !err && set < BPFSYNC_SET_MAX; set++)
+		err = write_set(bs, set, p->set[set], p->n[set], next);
+	if (err)
+		goto out_clear_next;
+
+	memset(&cfg.slot[next], 0, sizeof(cfg.slot[next]));
+	cfg.slot[next].generation = p->generation;
+	cfg.slot[next].default_verdict =
+		p->default_allow ? EGRESSD_DEFAULT_ALLOW : EGRESSD_DEFAULT_DENY;
+	cfg.slot[next].flags = p->ipv6_deny ? EGRESSD_SLOT_IPV6_DENY : 0;
+	err = write_cfg(bs, &cfg);
+	if (err)
+		goto out_clear_next;
+	cfg.active = next;
+	err = write_cfg(bs, &cfg);
+	if (err)
+		goto out_clear_next;
+
+	err = clear_all_slots(bs, !next);
+	if (err)
+		log_warnx("bpf policy %llu applied, old slot not cleared: %s",
+			  (unsigned long long)p->generation, strerror(-err));
+	return 0;
+
+out_clear_next:
+	log_warnx("bpf policy %llu not applied: %s",
+		  (unsigned long long)p->generation, strerror(-err));
+	clear_all_slots(bs, next);
+	return err;
+}
+
+static struct bpf_map *learned_map(struct bpfsync *bs, int family, size_t *ksz)
+{
+	*ksz = family == 6 ? 16 : 4;
+	if (family == 6)
+		return bs->skel->maps.learned_v6;
+	return family == 4 ? bs->skel->maps.learned_v4 : NULL;
+}
+
+int bpfsync_learn(struct bpfsync *bs, int family, const void *addr,
+		  uint64_t expires_ns, uint32_t domain_id, uint32_t generation)
+{
+	struct egressd_learned_val val = {}, old;
+	struct bpf_map *map;
+	size_t ksz;
+
+	map = learned_map(bs, family, &ksz);
+	if (!map)
+		return -EINVAL;
+	if (!bpf_map__lookup_elem(map, addr, ksz, &old, sizeof(old), 0)) {
+		val.last_seen_ns = old.last_seen_ns;
+		if (old.expires_ns > expires_ns)
+			expires_ns = old.expires_ns;
+	}
+	val.expires_ns = expires_ns;
+	val.domain_id = domain_id;
+	val.generation = generation;
+	if (bpf_map__update_elem(map, addr, ksz, &val, sizeof(val), BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+int bpfsync_forget(struct bpfsync *bs, int family, const void *addr)
+{
+	struct bpf_map *map;
+	size_t ksz;
+
+	map = learned_map(bs, family, &ksz);
+	if (!map)
+		return -EINVAL;
+	if (bpf_map__delete_elem(map, addr, ksz, 0) && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+/* One family's share of bpfsync_expire(); *wrapped at the map's end. */
+static int expire_map(struct bpfsync *bs, int family, uint64_t now,
+		      uint64_t grace, unsigned int *budget, bool *wrapped)
+{
+	struct egressd_learned_val v;
+	struct bpf_map *map;
+	__u8 next[16];
+	int fd, deleted = 0;
+	size_t ksz;
+
+	map = learned_map(bs, family, &ksz);
+	fd = bpf_map__fd(map);
+	while (*budget) {
+		if (bpf_map_get_next_key(
+			    fd, bs->exp_have_key ? bs->exp_key : NULL, next)) {
+			if (errno != ENOENT)
+				return -errno;
+			bs->exp_have_key = false;
+			*wrapped = true;
+			break;
+		}
+		(*budget)--;
+		if (bpf_map_lookup_elem(fd, next, &v))
+			goto keep;
+		if (v.last_seen_ns + grace > now &&
+		    v.expires_ns < v.last_seen_ns + grace) {
+			v.expires_ns = v.last_seen_ns + grace;
+			bpf_map_update_elem(fd, next, &v, BPF_EXIST);
+		} else if (now >= v.expires_ns) {
+			/* cursor stays on the previous key kept */
+			if (!bpf_map_delete_elem(fd, next))
+				deleted++;
+			continue;
+		}
+keep:
+		memcpy(bs->exp_key, next, ksz);
+		bs->exp_have_key = true;
+	}
+	return deleted;
+}
+
+int bpfsync_expire(struct bpfsync *bs, uint64_t now_ns, uint64_t grace_ns,
+		   unsigned int budget, bool *pass_done)
+{
+	bool wrapped;
+	int n, total = 0;
+
+	*pass_done = false;
+	while (budget) {
+		wrapped = false;
+		n = expire_map(bs, bs->exp_family ? 6 : 4, now_ns, grace_ns,
+			       &budget, &wrapped);
+		if (n < 0)
+			return n;
+		total += n;
+		if (!wrapped)
+			break;
+		bs->exp_family = !bs->exp_family;
+		if (!bs->exp_family) {
+			*pass_done = true;
+			break;
+		}
+	}
+	return total;
+}
+
+int bpfsync_read_counters(struct bpfsync *bs, uint64_t out[EGRESSD_CNT_MAX])
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 *vals;
+	__u32 i;
+	int c, err = 0;
+
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	vals = calloc(ncpu, sizeof(*vals));
+	if (!vals)
+		return -ENOMEM;
+	for (i = 0; i < EGRESSD_CNT_MAX; i++) {
+		if (bpf_map__lookup_elem(bs->skel->maps.counters, &i, sizeof(i),
+					 vals, ncpu * sizeof(*vals), 0)) {
+			err = -errno;
+			break;
+		}
+		out[i] = 0;
+		for (c = 0; c < ncpu; c++)
+			out[i] += vals[c];
+	}
+	free(vals);
+	return err;
+}
+
+static int handle_event(void *ctx, void *data, size_t len)
+{
+	struct bpfsync *bs = ctx;
+	struct egressd_event e;
+
+	if (len < sizeof(e))
+		return 0;
+	memcpy(&e, data, sizeof(e));
+	return bs->event_cb(bs->event_ctx, &e);
+}
+
+int bpfsync_events_open(struct bpfsync *bs,
+			int (*cb)(void *ctx, const struct egressd_event *e),
+			void *ctx)
+{
+	if (bs->rb)
+		return -EALREADY;
+	bs->event_cb = cb;
+	bs->event_ctx = ctx;
+	bs->rb = ring_buffer__new(bpf_map__fd(bs->skel->maps.events),
+				  handle_event, bs, NULL);
+	if (!bs->rb)
+		return -errno;
+	return 0;
+}
+
+int bpfsync_events_fd(struct bpfsync *bs)
+{
+	return bs->rb ? ring_buffer__epoll_fd(bs->rb) : -EINVAL;
+}
+
+int bpfsync_events_consume(struct bpfsync *bs)
+{
+	return bs->rb ? ring_buffer__consume(bs->rb) : -EINVAL;
+}
+
+void bpfsync_free(struct bpfsync *bs)
+{
+	if (!bs)
+		return;
+	ring_buffer__free(bs->rb);
+	/* the pinned link keeps the program attached without us */
+	bpf_link__destroy(bs->link);
+	egress_bpf__destroy(bs->skel);
+	if (bs->lock_fd >= 0)
+		close(bs->lock_fd);
+	free(bs);
+}
+
+/* Detach and unpin every link under <pin_dir>/links, then the dir. */
+static int cleanup_links(const char *pin_dir)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 256];
+	struct dirent *de;
+	int fd, err = 0;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/" LINKS_SUBDIR, pin_dir);
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, "cgroup_", 7))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		fd = bpf_obj_get(path);
+		if (fd >= 0) {
+			if (bpf_link_detach(fd) && errno != EINVAL)
+				log_warnx("bpf link %s: detach: %s", path,
+					  strerror(errno));
+			close(fd);
+		}
+		if (unlink(path) && !err)
+			err = -errno;
+	}
+	closedir(d);
+	if (rmdir(dir) && errno != ENOENT && !err)
+		err = -errno;
+	return err;
+}
+
+int bpfsync_cleanup(const char *pin_dir)
+{
+	static const char *const maps[] = {
+		EGRESSD_MAP_CONFIG,	  EGRESSD_MAP_COUNTERS,
+		EGRESSD_MAP_EVENTS,	  EGRESSD_MAP_FOLD,
+		EGRESSD_MAP_ALLOW_V4,	  EGRESSD_MAP_ALLOW_V6,
+		EGRESSD_MAP_DENY_V4,	  EGRESSD_MAP_DENY_V6,
+		EGRESSD_MAP_DOH_V4,	  EGRESSD_MAP_DOH_V6,
+		EGRESSD_MAP_DOH_ALLOW_V4, EGRESSD_MAP_DOH_ALLOW_V6,
+		EGRESSD_MAP_LEARNED_V4,	  EGRESSD_MAP_LEARNED_V6,
+	};
+	char path[PATH_MAX + 32];
+	size_t i;
+	int lock_fd, err;
+
+	if (!pin_dir)
+		pin_dir = BPFSYNC_DEFAULT_PIN_DIR;
+	lock_fd = open(pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (lock_fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (flock(lock_fd, LOCK_EX | LOCK_NB)) {
+		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		goto out_close;
+	}
+	err = cleanup_links(pin_dir);
+	for (i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, maps[i]);
+		if (unlink(path) && errno != ENOENT && !err)
+			err = -errno;
+	}
+	if (rmdir(pin_dir) && !err)
+		err = -errno;
+out_close:
+	close(lock_fd);
+	return err;
+}

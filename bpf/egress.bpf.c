@@ -1,0 +1,438 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The egressd datapath: a cgroup/skb egress program that judges every IPv4
+ * and IPv6 packet of the workload's sockets in egressd's own network
+ * namespace against maps the agent keeps in sync with the compiled policy.
+ * The verdict order mirrors the nftables chain (docs/bpf.md): loopback,
+ * agent exemption, essential ICMPv6, DoT, DoH, deny set, learned addresses,
+ * allow set, IPv6 deny mode, default verdict. Every judged packet is
+ * counted per reason; violations go to the events ring buffer, folded to
+ * one record per second per (reason, dst, dport). Observe mode reports the
+ * same violations but lets the packet pass.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/in6.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "egressd/shared.h"
+#include "parse.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* cgroup_skb return values */
+#define EGRESS_DROP 0
+#define EGRESS_ALLOW 1
+
+/* judge() result meaning "allowed"; violations return EGRESSD_REASON_* */
+#define EGRESS_VERDICT_ALLOW -1
+
+/* Settings and the active policy slot; written by the agent (bpfsync). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct egressd_bpf_cfg);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} config SEC(".maps");
+
+/* Packets per EGRESSD_REASON_* / EGRESSD_CNT_*; written by this program. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, EGRESSD_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} counters SEC(".maps");
+
+/* Violation records (struct egressd_event); written by this program. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, EGRESSD_EVENTS_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} events SEC(".maps");
+
+/* Last report time per (reason, dst, dport); written by this program. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, EGRESSD_FOLD_ENTRIES);
+	__type(key, struct egressd_fold_key);
+	__type(value, struct egressd_fold_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} event_fold SEC(".maps");
+
+/* Static allowlist (user allow rules, allow.always); written by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, EGRESSD_LPM_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct egressd_lpm4_key);
+	__type(value, struct egressd_rule_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} allow_v4 SEC(".maps");
+
+/* IPv6 static allowlist; written by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, EGRESSD_LPM_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct egressd_lpm6_key);
+	__type(value, struct egressd_rule_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} allow_v6 SEC(".maps");
+
+/* Static denylist (user deny rules, deny.always); written by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, EGRESSD_LPM_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct egressd_lpm4_key);
+	__type(value, struct egressd_rule_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} deny_v4 SEC(".maps");
+
+/* IPv6 static denylist; written by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, EGRESSD_LPM_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct egressd_lpm6_key);
+	__type(value, struct egressd_rule_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} deny_v6 SEC(".maps");
+
+/* DoH endpoints blocked on port 443 (DoH blocklist); written by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, EGRESSD_LPM_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct egressd_lpm4_key);
+	__type(value, struct egressd_rule_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} doh_v4 SEC(".maps");
+
+/* IPv6 DoH endpoints blocked on port 443; written by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, EGRESSD_LPM_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct egressd_lpm6_key);
+	__type(value, struct egressd_rule_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} doh_v6 SEC(".maps");
+
+/* Exceptions to the DoT and DoH blocks (upstreams); written by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, EGRESSD_LPM_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct egressd_lpm4_key);
+	__type(value, struct egressd_rule_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} doh_allow_v4 SEC(".maps");
+
+/* IPv6 exceptions to the DoT and DoH blocks; written by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, EGRESSD_LPM_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct egressd_lpm6_key);
+	__type(value, struct egressd_rule_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} doh_allow_v6 SEC(".maps");
+
+/* Addresses learned from allowed DNS answers; written by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EGRESSD_MAX_LEARNED);
+	__type(key, struct egressd_learned4_key);
+	__type(value, struct egressd_learned_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} learned_v4 SEC(".maps");
+
+/* IPv6 addresses learned from DNS; written by the agent (and last_seen
+ * by this program).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EGRESSD_MAX_LEARNED);
+	__type(key, struct egressd_learned6_key);
+	__type(value, struct egressd_learned_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} learned_v6 SEC(".maps");
+
+/* What matched, for the event record. */
+struct egress_hit {
+	__u32 rule;
+	__u32 domain_id;
+	__u8 flags;
+};
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline struct egressd_rule_val *lpm4(void *map, __u8 slot,
+						     const __u32 *addr)
+{
+	struct egressd_lpm4_key k = {};
+
+	k.prefixlen = EGRESSD_LPM_SLOT_BITS + 32;
+	k.slot = slot;
+	__builtin_memcpy(k.addr, addr, 4);
+	return bpf_map_lookup_elem(map, &k);
+}
+
+static __always_inline struct egressd_rule_val *lpm6(void *map, __u8 slot,
+						     const __u32 *addr)
+{
+	struct egressd_lpm6_key k = {};
+
+	k.prefixlen = EGRESSD_LPM_SLOT_BITS + 128;
+	k.slot = slot;
+	__builtin_memcpy(k.addr, addr, 16);
+	return bpf_map_lookup_elem(map, &k);
+}
+
+/*
+ * A learned entry is honoured until expires_ns even if the agent has not
+ * removed it yet; an expired one falls through and is reported with its
+ * domain id. last_seen_ns tells the agent the address is still in use, so
+ * it can extend the entry instead of cutting a live flow; it is written at
+ * most once per EGRESSD_LAST_SEEN_NS to keep the cache line mostly shared.
+ */
+static __always_inline int is_learned(int is6, const __u32 *addr, __u64 now,
+				      struct egress_hit *hit)
+{
+	struct egressd_learned_val *v;
+
+	if (is6) {
+		struct egressd_learned6_key k;
+
+		__builtin_memcpy(k.addr, addr, 16);
+		v = bpf_map_lookup_elem(&learned_v6, &k);
+	} else {
+		struct egressd_learned4_key k;
+
+		__builtin_memcpy(k.addr, addr, 4);
+		v = bpf_map_lookup_elem(&learned_v4, &k);
+	}
+	if (!v)
+		return 0;
+	if (now < v->expires_ns) {
+		if (now > v->last_seen_ns + EGRESSD_LAST_SEEN_NS)
+			v->last_seen_ns = now;
+		return 1;
+	}
+	hit->domain_id = v->domain_id;
+	hit->flags |= EGRESSD_EV_EXPIRED;
+	return 0;
+}
+
+/* DoT/DoH exception lookup (e.g. the configured upstream resolvers). */
+static __always_inline int is_doh_allowed(int is6, __u8 slot, const __u32 *addr)
+{
+	if (is6)
+		return lpm6(&doh_allow_v6, slot, addr) != 0;
+	return lpm4(&doh_allow_v4, slot, addr) != 0;
+}
+
+/*
+ * The verdict chain. Returns EGRESS_VERDICT_ALLOW or the violation reason.
+ * An IPv4-mapped IPv6 destination is judged as its IPv4 address (v4 maps,
+ * no IPv6 deny mode). A packet whose IP header cannot be read can match no
+ * rule: it gets the default verdict.
+ */
+static __always_inline int judge(struct __sk_buff *skb,
+				 const struct egressd_bpf_cfg *cfg, __u8 slot,
+				 struct egress_pkt *pkt, __u64 now,
+				 struct egress_hit *hit)
+{
+	const struct egressd_slot_cfg *sc = &cfg->slot[slot];
+	struct egressd_rule_val *r;
+	const __u32 *addr = pkt->dst;
+	int is6 = pkt->family == 6;
+
+	if (is6 && is_v4mapped(pkt->dst)) {
+		addr = &pkt->dst[3];
+		is6 = 0;
+		pkt->flags |= EGRESSD_EV_V4MAPPED;
+	}
+
+	if (pkt->family && is_loopback(addr, is6))
+		return EGRESS_VERDICT_ALLOW;
+	if (cfg->agent_cgid &&
+	    bpf_skb_ancestor_cgroup_id(skb, cfg->agent_level) ==
+		    cfg->agent_cgid)
+		return EGRESS_VERDICT_ALLOW;
+	if (!pkt->family)
+		goto out_default;
+	if (is_icmp6_essential(pkt))
+		return EGRESS_VERDICT_ALLOW;
+
+	if (!(pkt->flags & EGRESSD_EV_NO_L4) &&
+	    (pkt->proto == IPPROTO_TCP || pkt->proto == IPPROTO_UDP)) {
+		if (pkt->dport == EGRESSD_PORT_DOT &&
+		    !is_doh_allowed(is6, slot, addr))
+			return EGRESSD_REASON_DOT;
+		if (pkt->dport == EGRESSD_PORT_DOH) {
+			r = is6 ? lpm6(&doh_v6, slot, addr) :
+				  lpm4(&doh_v4, slot, addr);
+			if (r && !is_doh_allowed(is6, slot, addr)) {
+				hit->rule = r->rule;
+				return EGRESSD_REASON_DOH;
+			}
+		}
+	}
+
+	r = is6 ? lpm6(&deny_v6, slot, addr) : lpm4(&deny_v4, slot, addr);
+	if (r) {
+		hit->rule = r->rule;
+		return EGRESSD_REASON_DENY_RULE;
+	}
+	if (is_learned(is6, addr, now, hit))
+		return EGRESS_VERDICT_ALLOW;
+	r = is6 ? lpm6(&allow_v6, slot, addr) : lpm4(&allow_v4, slot, addr);
+	if (r)
+		return EGRESS_VERDICT_ALLOW;
+	if (is6 && (sc->flags & EGRESSD_SLOT_IPV6_DENY))
+		return EGRESSD_REASON_IPV6_DISABLED;
+
+out_default:
+	if (sc->default_verdict == EGRESSD_DEFAULT_ALLOW)
+		return EGRESS_VERDICT_ALLOW;
+	return EGRESSD_REASON_DEFAULT_DENY;
+}
+
+/*
+ * Report a violation, folded: the first packet of a (reason, dst, dport)
+ * key is reported at once, later ones within EGRESSD_FOLD_NS only bump the
+ * key's folded count, and the first packet after the window is reported
+ * with count = folded + 1. The folded count is reduced by what was
+ * reported rather than reset, so concurrent CPUs lose nothing. If the ring
+ * buffer is full the packet stays folded (it is reported with the next
+ * record) and ringbuf_drops is bumped; the verdict is never affected.
+ */
+static __always_inline void report(struct __sk_buff *skb,
+				   const struct egressd_slot_cfg *sc,
+				   const struct egress_pkt *pkt,
+				   const struct egress_hit *hit, int reason,
+				   __u8 action, __u64 now)
+{
+	struct egressd_fold_key fk = {};
+	struct egressd_fold_val nfv = {};
+	struct egressd_fold_val *fv;
+	struct egressd_event *e;
+	__u64 folded = 0;
+
+	__builtin_memcpy(fk.dst, pkt->dst, 16);
+	fk.dport = pkt->dport;
+	fk.reason = reason;
+	fk.family = pkt->family;
+	fv = bpf_map_lookup_elem(&event_fold, &fk);
+	if (fv) {
+		if (now - fv->last_emit_ns < EGRESSD_FOLD_NS) {
+			__sync_fetch_and_add(&fv->folded, 1);
+			return;
+		}
+		folded = fv->folded;
+	}
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(EGRESSD_CNT_RINGBUF_DROPS);
+		if (fv) {
+			__sync_fetch_and_add(&fv->folded, 1);
+		} else {
+			/* last_emit_ns 0: the next packet reports at once */
+			nfv.folded = 1;
+			bpf_map_update_elem(&event_fold, &fk, &nfv, BPF_ANY);
+		}
+		return;
+	}
+
+	e->ts_ns = now;
+	e->generation = sc->generation;
+	e->cgroup_id = bpf_skb_cgroup_id(skb);
+	e->sk_cookie = bpf_get_socket_cookie(skb);
+	e->count = folded + 1;
+	__builtin_memcpy(e->src, pkt->src, 16);
+	__builtin_memcpy(e->dst, pkt->dst, 16);
+	e->sport = pkt->sport;
+	e->dport = pkt->dport;
+	e->family = pkt->family;
+	e->proto = pkt->proto;
+	e->reason = reason;
+	e->action = action;
+	e->rule = hit->rule;
+	e->domain_id = hit->domain_id;
+	e->flags = hit->flags | pkt->flags;
+	__builtin_memset(e->pad, 0, sizeof(e->pad));
+
+	if (fv) {
+		__sync_fetch_and_add(&fv->folded, -folded);
+		fv->last_emit_ns = now;
+	} else {
+		nfv.last_emit_ns = now;
+		bpf_map_update_elem(&event_fold, &fk, &nfv, BPF_ANY);
+	}
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("cgroup_skb/egress")
+int egress_filter(struct __sk_buff *skb)
+{
+	struct egress_hit hit = { .rule = EGRESSD_RULE_NONE };
+	struct egress_pkt pkt = {};
+	struct egressd_bpf_cfg *cfg;
+	__u32 zero = 0;
+	__u8 action;
+	__u64 now;
+	__u8 slot;
+	int reason;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg || !cfg->netns_cookie)
+		return EGRESS_ALLOW; /* not configured yet */
+	/*
+	 * A socket of another network namespace passes untouched. The hook
+	 * always has a socket; should one be missing, the packet is judged
+	 * (fail closed) rather than trusting the helper's init_net fallback.
+	 */
+	if (skb->sk && bpf_get_netns_cookie(skb) != cfg->netns_cookie)
+		return EGRESS_ALLOW;
+
+	/* One read of the slot: the whole packet is judged by one policy. */
+	slot = *(volatile __u8 *)&cfg->active & 1;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		if (parse_ipv4(skb, &pkt) < 0)
+			pkt.family = 0;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		if (parse_ipv6(skb, &pkt) < 0)
+			pkt.family = 0;
+	} else {
+		return EGRESS_ALLOW;
+	}
+
+	now = bpf_ktime_get_coarse_ns();
+	reason = judge(skb, cfg, slot, &pkt, now, &hit);
+	if (reason == EGRESS_VERDICT_ALLOW) {
+		count(EGRESSD_CNT_ALLOWED);
+		return EGRESS_ALLOW;
+	}
+
+	count(reason);
+	action = cfg->mode == EGRESSD_DP_OBSERVE ? EGRESSD_ACTION_OBSERVE :
+						   EGRESSD_ACTION_DROP;
+	report(skb, &cfg->slot[slot], &pkt, &hit, reason, action, now);
+	return action == EGRESSD_ACTION_DROP ? EGRESS_DROP : EGRESS_ALLOW;
+}

@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Packet parsing for the cgroup/skb egress program (BPF side only). In a
+ * cgroup_skb program skb->data starts at the network header, so offsets
+ * here are relative to the IP header. Everything is read with
+ * bpf_skb_load_bytes(), which copes with non-linear skbs and does its own
+ * bounds checks; a read that fails leaves the field unknown, never guessed.
+ */
+#ifndef __EGRESSD_PARSE_BPF_H
+#define __EGRESSD_PARSE_BPF_H
+
+/* IPv6 extension headers walked before giving up on finding L4. */
+#define EGRESS_MAX_EXTHDRS 8
+
+#define EGRESS_IP_MF_OFFSET 0x3fff /* IPv4 MF flag + fragment offset */
+#define EGRESS_IP_OFFSET 0x1fff
+#define EGRESS_IP6_OFFSET 0xfff8 /* IPv6 fragment offset (host order) */
+
+/* What the verdict chain needs to know about one packet. */
+struct egress_pkt {
+	__u32 src[4]; /* network order; IPv4 in src[0] */
+	__u32 dst[4];
+	__u16 sport; /* host order, 0 when unknown */
+	__u16 dport;
+	__u8 family; /* 4 or 6 as on the wire, 0 when unparsed */
+	__u8 proto;
+	__u8 icmp_type;
+	__u8 flags; /* EGRESSD_EV_V4MAPPED | EGRESSD_EV_NO_L4 */
+};
+
+/* Read the ports (TCP/UDP) or the ICMP type at off; absent ones stay 0. */
+static __always_inline void parse_l4(struct __sk_buff *skb, __u32 off,
+				     struct egress_pkt *pkt)
+{
+	__be16 ports[2];
+
+	switch (pkt->proto) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+		if (bpf_skb_load_bytes(skb, off, ports, sizeof(ports)) < 0)
+			break;
+		pkt->sport = bpf_ntohs(ports[0]);
+		pkt->dport = bpf_ntohs(ports[1]);
+		return;
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		if (bpf_skb_load_bytes(skb, off, &pkt->icmp_type, 1) < 0)
+			break;
+		return;
+	default:
+		return;
+	}
+	pkt->flags |= EGRESSD_EV_NO_L4;
+}
+
+static __always_inline int parse_ipv4(struct __sk_buff *skb,
+				      struct egress_pkt *pkt)
+{
+	struct iphdr ip;
+
+	if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) < 0 || ip.ihl < 5)
+		return -1;
+	pkt->family = 4;
+	pkt->proto = ip.protocol;
+	pkt->src[0] = ip.saddr;
+	pkt->dst[0] = ip.daddr;
+	/* A non-first fragment carries no L4 header: judge by address. */
+	if (bpf_ntohs(ip.frag_off) & EGRESS_IP_OFFSET) {
+		pkt->flags |= EGRESSD_EV_NO_L4;
+		return 0;
+	}
+	parse_l4(skb, ip.ihl * 4, pkt);
+	return 0;
+}
+
+static __always_inline int is_ipv6_exthdr(__u8 nexthdr)
+{
+	return nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING ||
+	       nexthdr == IPPROTO_DSTOPTS || nexthdr == IPPROTO_FRAGMENT ||
+	       nexthdr == IPPROTO_AH;
+}
+
+/*
+ * Walk up to EGRESS_MAX_EXTHDRS extension headers (hop-by-hop, routing,
+ * destination options, fragment, AH) to the upper-layer header. A longer
+ * chain, a non-first fragment or a truncated header leaves the ports
+ * unknown (EGRESSD_EV_NO_L4): the packet is still judged by address.
+ */
+static __always_inline int parse_ipv6(struct __sk_buff *skb,
+				      struct egress_pkt *pkt)
+{
+	struct ipv6hdr ip6;
+	__u32 off = sizeof(ip6);
+	__u8 nexthdr;
+	__u8 hdr[8];
+	int i;
+
+	if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) < 0)
+		return -1;
+	pkt->family = 6;
+	__builtin_memcpy(pkt->src, &ip6.saddr, 16);
+	__builtin_memcpy(pkt->dst, &ip6.daddr, 16);
+	nexthdr = ip6.nexthdr;
+
+#pragma unroll
+	for (i = 0; i < EGRESS_MAX_EXTHDRS; i++) {
+		if (!is_ipv6_exthdr(nexthdr))
+			break;
+		if (bpf_skb_load_bytes(skb, off, hdr, sizeof(hdr)) < 0)
+			goto no_l4;
+		if (nexthdr == IPPROTO_FRAGMENT) {
+			if ((hdr[2] << 8 | hdr[3]) & EGRESS_IP6_OFFSET) {
+				nexthdr = hdr[0];
+				goto no_l4;
+			}
+			off += 8;
+		} else if (nexthdr == IPPROTO_AH) {
+			off += (hdr[1] + 2) * 4;
+		} else {
+			off += (hdr[1] + 1) * 8;
+		}
+		nexthdr = hdr[0];
+	}
+	if (is_ipv6_exthdr(nexthdr))
+		goto no_l4;
+	pkt->proto = nexthdr;
+	parse_l4(skb, off, pkt);
+	return 0;
+
+no_l4:
+	pkt->proto = nexthdr;
+	pkt->flags |= EGRESSD_EV_NO_L4;
+	return 0;
+}
+
+/* ::ffff:a.b.c.d */
+static __always_inline int is_v4mapped(const __u32 *a)
+{
+	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0x0000ffff);
+}
+
+/* 127.0.0.0/8 (a[0] is the IPv4 address) or ::1 */
+static __always_inline int is_loopback(const __u32 *a, int is6)
+{
+	if (!is6)
+		return (bpf_ntohl(a[0]) >> 24) == 127;
+	return a[0] == 0 && a[1] == 0 && a[2] == 0 && a[3] == bpf_htonl(1);
+}
+
+/* Neighbour discovery (133..137) and packet-too-big (2) keep IPv6 alive. */
+static __always_inline int is_icmp6_essential(const struct egress_pkt *pkt)
+{
+	if (pkt->family != 6 || pkt->proto != IPPROTO_ICMPV6 ||
+	    (pkt->flags & EGRESSD_EV_NO_L4))
+		return 0;
+	return pkt->icmp_type == 2 ||
+	       (pkt->icmp_type >= 133 && pkt->icmp_type <= 137);
+}
+
+#endif /* __EGRESSD_PARSE_BPF_H */

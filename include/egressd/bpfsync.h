@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * BPF map sync: the only module that touches libbpf and the egress
+ * skeleton. It loads the cgroup/skb program with its maps pinned under one
+ * directory (flock'ed while the agent runs), attaches it to the workload
+ * cgroup through a pinned link (or swaps the new program into an existing
+ * link), and keeps the maps in sync with the compiled policy and the
+ * addresses learned from DNS. A policy is written into the inactive slot
+ * and switched in with one config write, so the datapath never sees a
+ * half-applied policy (docs/bpf.md). Violation records are delivered to a
+ * callback from ring-buffer fd that joins the event loop.
+ */
+#ifndef __EGRESSD_BPFSYNC_H
+#define __EGRESSD_BPFSYNC_H
+
+#include <linux/types.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "egressd/shared.h"
+
+#define BPFSYNC_DEFAULT_PIN_DIR "/sys/fs/bpf/egressd"
+#define BPFSYNC_BPFFS_MOUNT "/sys/fs/bpf"
+
+struct bpfsync;
+
+/* The four static sets; each holds IPv4 and IPv6 prefixes. */
+enum bpfsync_set {
+	BPFSYNC_SET_ALLOW = 0,
+	BPFSYNC_SET_DENY = 1,
+	BPFSYNC_SET_DOH = 2,
+	BPFSYNC_SET_DOH_ALLOW = 3,
+	BPFSYNC_SET_MAX,
+};
+
+/* One prefix of a static set. addr holds 4 or 16 bytes, network order. */
+struct bpfsync_prefix {
+	uint8_t family; /* 4 or 6 */
+	uint8_t prefixlen; /* 0..32 or 0..128 */
+	uint32_t rule; /* rule index reported in events */
+	uint8_t addr[16];
+};
+
+/*
+ * A compiled policy as the datapath sees it. The default verdict, IPv6
+ * mode and generation travel with the sets so they switch together.
+ */
+struct bpfsync_policy {
+	const struct bpfsync_prefix *set[BPFSYNC_SET_MAX];
+	size_t n[BPFSYNC_SET_MAX];
+	uint64_t generation;
+	bool default_allow;
+	bool ipv6_deny;
+};
+
+/* Settings that are not part of a policy generation. */
+struct bpfsync_config {
+	bool observe; /* count and report, never drop */
+	uint64_t agent_cgid; /* agent's cgroup id (inode), 0: none */
+	uint32_t agent_level; /* its depth below the cgroup2 root */
+};
+
+/*
+ * Mount bpffs if needed, create and flock pin_dir (NULL: the default),
+ * and load the program, reusing compatible pinned maps and replacing
+ * incompatible ones (with a warning). Writes this network namespace's
+ * cookie into the config map. 0 or -errno (-EBUSY: another instance holds
+ * the pin dir).
+ */
+int bpfsync_open(struct bpfsync **out, const char *pin_dir);
+
+/*
+ * Attach to the cgroup2 directory cgroup_path: an existing pinned link for
+ * that cgroup gets the new program swapped in (no window without
+ * filtering), otherwise a new link is created and pinned under
+ * <pin_dir>/links/. Call after the first bpfsync_apply_policy(). 0 or
+ * -errno.
+ */
+int bpfsync_attach(struct bpfsync *bs, const char *cgroup_path);
+
+int bpfsync_set_config(struct bpfsync *bs, const struct bpfsync_config *cfg);
+
+/*
+ * Replace all static sets: write them into the inactive slot, switch the
+ * slot, then remove the old slot's entries. On error the active policy is
+ * untouched. 0, -E2BIG (a set exceeds EGRESSD_MAX_PREFIXES), -EINVAL or
+ * -errno.
+ */
+int bpfsync_apply_policy(struct bpfsync *bs, const struct bpfsync_policy *p);
+
+/*
+ * Add or refresh a learned address (family 4 or 6; addr 4 or 16 bytes)
+ * valid until expires_ns (bpfsync_now_ns() clock). A refresh never
+ * shortens the expiry and keeps last_seen. 0 or -errno (-E2BIG when full).
+ */
+int bpfsync_learn(struct bpfsync *bs, int family, const void *addr,
+		  uint64_t expires_ns, uint32_t domain_id, uint32_t generation);
+
+/* Remove a learned address now (its domain is no longer allowed). */
+int bpfsync_forget(struct bpfsync *bs, int family, const void *addr);
+
+/*
+ * Visit at most budget learned entries, resuming where the previous call
+ * stopped. An entry used within grace_ns (last_seen) is extended to
+ * last_seen + grace_ns so live flows are not cut; an expired, idle entry
+ * is deleted. Returns the number deleted or -errno; *pass_done tells that
+ * a full pass over both families completed.
+ */
+int bpfsync_expire(struct bpfsync *bs, uint64_t now_ns, uint64_t grace_ns,
+		   unsigned int budget, bool *pass_done);
+
+/* Per-reason counters summed over CPUs, indexed by EGRESSD_CNT_* */
+int bpfsync_read_counters(struct bpfsync *bs, uint64_t out[EGRESSD_CNT_MAX]);
+
+/*
+ * Start consuming the events ring buffer: cb gets each record (never
+ * blocks; return 0). bpfsync_events_fd() is for epoll (EPOLLIN), and
+ * bpfsync_events_consume() drains it, returning records seen or -errno.
+ */
+int bpfsync_events_open(struct bpfsync *bs,
+			int (*cb)(void *ctx, const struct egressd_event *e),
+			void *ctx);
+int bpfsync_events_fd(struct bpfsync *bs);
+int bpfsync_events_consume(struct bpfsync *bs);
+
+/* CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_coarse_ns(). */
+uint64_t bpfsync_now_ns(void);
+
+/* Pin directory in use. */
+const char *bpfsync_pin_dir(const struct bpfsync *bs);
+
+/*
+ * Release the agent's handles and the flock. Pins and the link stay, so
+ * enforcement continues without the agent.
+ */
+void bpfsync_free(struct bpfsync *bs);
+
+/*
+ * egressd --cleanup: detach every pinned link under pin_dir and remove
+ * egressd's pins and directories (nothing else). 0, -EBUSY (an agent holds
+ * the directory) or -errno.
+ */
+int bpfsync_cleanup(const char *pin_dir);
+
+#endif /* __EGRESSD_BPFSYNC_H */

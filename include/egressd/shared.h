@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The ABI between the cgroup/skb program (bpf/egress.bpf.c) and the agent
+ * (agent/bpfsync.c): map names, limits, and the key/value/event structs
+ * that cross the kernel boundary. It is the only header both sides include,
+ * and it includes nothing itself: BPF includes <linux/bpf.h> first,
+ * userspace <linux/types.h>. Fixed-width types only, explicit padding, no
+ * pointers, bools or enums inside structs; bpfsync.c asserts every size.
+ * Changing a struct here changes a pinned map's layout: bpfsync then
+ * replaces the pin explicitly (docs/bpf.md, "Pinning").
+ */
+#ifndef __EGRESSD_SHARED_H
+#define __EGRESSD_SHARED_H
+
+/* Map names, as pinned under the pin dir (keep in sync with egress.bpf.c). */
+#define EGRESSD_MAP_CONFIG "config"
+#define EGRESSD_MAP_COUNTERS "counters"
+#define EGRESSD_MAP_EVENTS "events"
+#define EGRESSD_MAP_FOLD "event_fold"
+#define EGRESSD_MAP_ALLOW_V4 "allow_v4"
+#define EGRESSD_MAP_ALLOW_V6 "allow_v6"
+#define EGRESSD_MAP_DENY_V4 "deny_v4"
+#define EGRESSD_MAP_DENY_V6 "deny_v6"
+#define EGRESSD_MAP_DOH_V4 "doh_v4"
+#define EGRESSD_MAP_DOH_V6 "doh_v6"
+#define EGRESSD_MAP_DOH_ALLOW_V4 "doh_allow_v4"
+#define EGRESSD_MAP_DOH_ALLOW_V6 "doh_allow_v6"
+#define EGRESSD_MAP_LEARNED_V4 "learned_v4"
+#define EGRESSD_MAP_LEARNED_V6 "learned_v6"
+
+/* Limits (max_entries). An LPM map holds both policy slots at once. */
+#define EGRESSD_MAX_PREFIXES 65536 /* per static set and family */
+#define EGRESSD_LPM_ENTRIES (2 * EGRESSD_MAX_PREFIXES)
+#define EGRESSD_MAX_LEARNED 65536 /* per family */
+#define EGRESSD_FOLD_ENTRIES 8192
+#define EGRESSD_EVENTS_BYTES (256 * 1024)
+
+/* Folding window: at most one event per (reason, dst, dport) per window. */
+#define EGRESSD_FOLD_NS 1000000000ULL
+/* last_seen of a learned entry is rewritten at most this often. */
+#define EGRESSD_LAST_SEEN_NS 1000000000ULL
+
+/* Ports the program treats as encrypted DNS (DoT also covers DoQ). */
+#define EGRESSD_PORT_DOT 853
+#define EGRESSD_PORT_DOH 443
+
+/*
+ * Violation reasons. Keep in sync with enum events_reason
+ * (include/egressd/events.h): the values 0..4 are the same.
+ */
+#define EGRESSD_REASON_DEFAULT_DENY 0
+#define EGRESSD_REASON_DENY_RULE 1
+#define EGRESSD_REASON_DOT 2
+#define EGRESSD_REASON_DOH 3
+#define EGRESSD_REASON_IPV6_DISABLED 4
+
+/*
+ * Index into the per-CPU counters map: a violation reason (counted whether
+ * dropped or observed), packets allowed by the verdict chain, and events
+ * lost because the ring buffer was full. Packets of other network
+ * namespaces are not counted at all.
+ */
+#define EGRESSD_CNT_ALLOWED 5
+#define EGRESSD_CNT_RINGBUF_DROPS 6
+#define EGRESSD_CNT_MAX 7
+
+/* struct egressd_slot_cfg.default_verdict; zero is the fail-closed value. */
+#define EGRESSD_DEFAULT_DENY 0
+#define EGRESSD_DEFAULT_ALLOW 1
+
+/* struct egressd_bpf_cfg.mode; zero is the fail-closed value. */
+#define EGRESSD_DP_ENFORCE 0
+#define EGRESSD_DP_OBSERVE 1
+
+/* struct egressd_event.action */
+#define EGRESSD_ACTION_DROP 1
+#define EGRESSD_ACTION_OBSERVE 2
+
+/* struct egressd_event.rule when no rule index applies (dot, default) */
+#define EGRESSD_RULE_NONE 0xffffffffU
+
+/* struct egressd_event.flags */
+#define EGRESSD_EV_V4MAPPED 0x1 /* IPv6 packet judged as its IPv4 address */
+#define EGRESSD_EV_EXPIRED 0x2 /* dst was learned but has expired */
+#define EGRESSD_EV_NO_L4 0x4 /* ports unknown (fragment, unparsed hdrs) */
+
+/* struct egressd_bpf_cfg.slot[].flags */
+#define EGRESSD_SLOT_IPV6_DENY 0x1
+
+/*
+ * One policy generation's scalar settings. The static LPM sets are tagged
+ * with the same slot number, so flipping egressd_bpf_cfg.active switches
+ * sets and settings together.
+ */
+struct egressd_slot_cfg {
+	__u64 generation; /* policy generation loaded into this slot */
+	__u8 default_verdict; /* EGRESSD_DEFAULT_* */
+	__u8 flags; /* EGRESSD_SLOT_* */
+	__u8 pad[6];
+};
+
+/* The one entry of the config array map. Written by the agent only. */
+struct egressd_bpf_cfg {
+	__u64 netns_cookie; /* act only on sockets of this netns; 0: idle */
+	__u64 agent_cgid; /* exempt cgroup (id = inode), 0 for none */
+	__u32 agent_level; /* ancestor level of agent_cgid */
+	__u8 mode; /* EGRESSD_DP_* */
+	__u8 active; /* slot the datapath reads: 0 or 1 */
+	__u8 pad[2];
+	struct egressd_slot_cfg slot[2];
+};
+
+/*
+ * LPM keys. prefixlen counts the slot byte: a /24 in slot 1 is stored as
+ * prefixlen 8 + 24 = 32, slot 1. The trailing pad is never matched.
+ */
+struct egressd_lpm4_key {
+	__u32 prefixlen;
+	__u8 slot;
+	__u8 addr[4];
+	__u8 pad[3];
+};
+
+struct egressd_lpm6_key {
+	__u32 prefixlen;
+	__u8 slot;
+	__u8 addr[16];
+	__u8 pad[3];
+};
+
+#define EGRESSD_LPM_SLOT_BITS 8
+
+/* Value of every static LPM set. */
+struct egressd_rule_val {
+	__u32 rule; /* index in the compiled policy (egress[i] or always) */
+	__u32 flags; /* reserved for the policy compiler, 0 today */
+};
+
+/* Learned-address keys (DNS answers). */
+struct egressd_learned4_key {
+	__u8 addr[4];
+};
+
+struct egressd_learned6_key {
+	__u8 addr[16];
+};
+
+/*
+ * Learned-address value. Times are bpf_ktime_get_coarse_ns(), which is
+ * CLOCK_MONOTONIC (clock_gettime(CLOCK_MONOTONIC_COARSE) in userspace).
+ * The program honours the entry while now < expires_ns and refreshes
+ * last_seen_ns (at most every EGRESSD_LAST_SEEN_NS) while it is used; the
+ * agent decides expiry from both.
+ */
+struct egressd_learned_val {
+	__u64 expires_ns;
+	__u64 last_seen_ns;
+	__u32 domain_id; /* agent's id of the name that taught it */
+	__u32 generation; /* low bits of the policy generation at learn */
+};
+
+/* Key and value of the event_fold LRU hash (program-internal). */
+struct egressd_fold_key {
+	__u8 dst[16];
+	__u16 dport; /* host order */
+	__u8 reason;
+	__u8 family; /* 4 or 6 */
+};
+
+struct egressd_fold_val {
+	__u64 last_emit_ns;
+	__u64 folded; /* packets seen since last_emit_ns, not reported */
+};
+
+/*
+ * A violation record on the events ring buffer. Addresses are in network
+ * order, IPv4 in the first 4 bytes; ports in host order, 0 without L4.
+ * count is the number of packets this record stands for (>= 1).
+ */
+struct egressd_event {
+	__u64 ts_ns; /* bpf_ktime_get_coarse_ns() */
+	__u64 generation; /* policy generation that judged the packet */
+	__u64 cgroup_id; /* bpf_skb_cgroup_id() */
+	__u64 sk_cookie; /* bpf_get_socket_cookie() */
+	__u64 count;
+	__u8 src[16];
+	__u8 dst[16];
+	__u16 sport;
+	__u16 dport;
+	__u8 family; /* 4 or 6, as on the wire */
+	__u8 proto; /* IPPROTO_* (after IPv6 extension headers) */
+	__u8 reason; /* EGRESSD_REASON_* */
+	__u8 action; /* EGRESSD_ACTION_* */
+	__u32 rule; /* matching rule index (deny_rule, dot, doh) */
+	__u32 domain_id; /* learned entry's domain id (expired), or 0 */
+	__u32 flags; /* EGRESSD_EV_* */
+	__u8 pad[4];
+};
+
+#endif /* __EGRESSD_SHARED_H */
