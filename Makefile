@@ -104,7 +104,7 @@ $(BUILD) $(OUTPUT)/agent $(OUTPUT)/tests $(OUTPUT)/tests/tools:
 
 # Everything the test run needs, built in one make (no library checks
 # skipped).
-tests: all $(UNIT_BINS) $(TEST_TOOL_BINS)
+tests: all $(UNIT_BINS) $(TEST_TOOL_BINS) $(BPF_TEST)
 
 # Unit tests only (no root, no network).
 check-unit: $(UNIT_BINS)
@@ -163,7 +163,7 @@ BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(BPF_ARCH) \
 BPF_SKEL := $(OUTPUT)/egress.skel.h
 BPF_TEST := $(OUTPUT)/tests/bpf/test_egress
 
-ifneq ($(filter bpf test-bpf $(OUTPUT)/%,$(BUILD_GOALS)),)
+ifneq ($(filter bpf test-bpf tests $(OUTPUT)/%,$(BUILD_GOALS)),)
 $(call check_pkg,libbpf:libbpf-dev)
 endif
 LIBBPF_CFLAGS := $(shell $(PKG_CONFIG) --cflags libbpf 2>/dev/null)
@@ -204,7 +204,8 @@ $(OUTPUT)/bpf $(OUTPUT)/tests/bpf:
 # ---- BPF datapath (end) ----
 
 format:
-	$(Q)clang-format -i agent/*.c include/egressd/*.h tests/*.c tests/tools/*.c
+	$(Q)clang-format -i agent/*.c include/egressd/*.h tests/*.c tests/tools/*.c \
+		bpf/*.c bpf/*.h tests/bpf/*.c
 
 clean:
 	$(call msg,CLEAN,)
@@ -217,6 +218,8 @@ help:
 	@echo '  check-unit     build and run the unit tests only (no root needed)'
 	@echo '  demo           run the demo: egressd enforcing a policy in a network namespace (root)'
 	@echo '  deps           install every build, runtime and test package (apt, root)'
+	@echo '  bpf            build the BPF object and its skeleton'
+	@echo '  test-bpf       BPF verdict tests (BPF_PROG_TEST_RUN; root)'
 	@echo '  fuzz           run the libFuzzer targets (FUZZ_SECONDS=$(FUZZ_SECONDS) each)'
 	@echo '  bench-policy   policy lookup micro-benchmark (see bench/)'
 	@echo '  format         clang-format the sources'

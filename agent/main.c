@@ -661,6 +661,11 @@ int main(int argc, char **argv)
 		die("out of memory");
 	loop_add_before_sleep(a.loop, flush_hook, &a);
 
+	/* A shell starts background jobs with SIGINT ignored, and an ignored
+	 * signal never reaches a signalfd: restore the defaults first. */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);

@@ -14,7 +14,7 @@ PACKAGES=(
 	# unit tests
 	check libsubunit-dev valgrind
 	# integration tests and demo
-	iproute2 nftables dnsutils util-linux python3 procps
+	iproute2 nftables dnsutils util-linux python3 python3-dnslib procps curl
 	# benchmarks (bench/)
 	dnsperf dnsdist iperf3
 )

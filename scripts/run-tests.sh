@@ -31,6 +31,18 @@ echo "$unit_out"
 add_counts "$(tail -1 <<<"$unit_out")"
 [ $unit_rc -eq 0 ] || [ "$total_fail" -gt 0 ] || total_fail=$((total_fail + 1))
 
+echo "== BPF verdict tests"
+bpf_out=$("$out/tests/bpf/test_egress" 2>&1)
+bpf_rc=$?
+grep -vE '^PASS:' <<<"$bpf_out"
+bpf_line=$(grep -E '^bpf: [0-9]+ passed' <<<"$bpf_out" | tail -1)
+if [ -n "$bpf_line" ]; then
+	add_counts "$bpf_line"
+elif ! grep -q SKIP <<<"$bpf_out"; then
+	total_fail=$((total_fail + 1))
+fi
+[ $bpf_rc -eq 0 ] || [ "$total_fail" -gt 0 ] || total_fail=$((total_fail + 1))
+
 echo "== integration tests"
 if [ "$(id -u)" -ne 0 ] && [ "${EGRESSD_SKIP_ROOT_TESTS:-0}" = 1 ]; then
 	echo "integration: skipped (needs root; EGRESSD_SKIP_ROOT_TESTS=1)"

@@ -1,0 +1,560 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# shellcheck shell=bash disable=SC2034,SC2016
+#
+# Helpers for the integration tests (tests/integration/test_*.sh) and the
+# demo (scripts/demo.sh). A test sources this file, calls egit_init, builds
+# the topology it needs and asserts real outcomes:
+#
+#   sandbox netns  $SB (10.200.X.2, fd00:200:X::2)  -- egressd + workload
+#        | veth
+#   internet netns $NET (10.200.X.1, fd00:200:X::1 and "host" addresses
+#                  .53/.54 resolvers, .80 web)       -- fakedns, web server
+#
+# cgroups: <cgroup2 mount>/egit-$$/{agent,workload}. egressd runs in the
+# agent cgroup (its upstream queries are exempted from the port-53 redirect
+# by that cgroup's id); workload commands run in the workload cgroup.
+#
+# Everything a test creates is named after its pid and removed by
+# egit_cleanup, registered on EXIT (and INT/TERM lead to EXIT), whether the
+# assertions passed or not. Only loopback and addresses inside the
+# namespaces created here are ever sent traffic.
+
+
+# (SC2034: variables defined here are used by the scripts that source this
+# file; SC2016: the sh -c snippets expand in the child, on purpose.)
+set -u
+
+EGIT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+EGIT_ROOT=$(cd "$EGIT_DIR/../.." && pwd)
+EGIT_OUTPUT=${EGIT_OUTPUT:-$EGIT_ROOT/.output}
+EGRESSD=${EGRESSD:-$EGIT_ROOT/build/egressd}
+FAKEDNS=${FAKEDNS:-$EGIT_OUTPUT/tests/tools/fakedns}
+# Debian's python (sees python3-dnslib); the python3 on PATH may not.
+PY=/usr/bin/python3
+
+EGIT_NAME=${EGIT_NAME:-$(basename "$0" .sh)}
+EGIT_PASS=0
+EGIT_FAIL=0
+EGIT_PIDS=()		# background processes to stop at cleanup
+EGRESSD_PID=
+EGIT_CLEANED=0
+
+# Subnet number X in 10.200.X.0/24 and fd00:200:X::/64. The namespaces are
+# private to the test, so every test may use the same X.
+X=${EGIT_NET:-1}
+SB=egit-$$-sb
+NET=egit-$$-net
+VS=egs$$		# veth end in the sandbox (<= 15 chars)
+VN=egn$$		# veth end in the internet namespace
+SB4=10.200.$X.2
+GW4=10.200.$X.1
+DNS4=10.200.$X.53	# the "official" resolver (fakedns)
+DNS4B=10.200.$X.54	# a second resolver address (failover tests)
+WEB4=10.200.$X.80
+ARB4=10.200.$X.99	# nothing listens here
+SB6=fd00:200:$X::2
+GW6=fd00:200:$X::1
+DNS6=fd00:200:$X::53
+DNS6B=fd00:200:$X::54
+WEB6=fd00:200:$X::80
+ARB6=fd00:200:$X::99
+CG2=
+CG=
+T=
+
+# Start from a clean egressd environment: only what a test sets counts.
+while IFS='=' read -r _egit_var _; do
+	case $_egit_var in
+	OPENSANDBOX_EGRESS_*) unset "$_egit_var" ;;
+	esac
+done < <(env)
+unset _egit_var
+
+# ---- output and assertions ---------------------------------------------
+
+egit_log() { printf '  %s: %s\n' "$EGIT_NAME" "$*"; }
+
+pass() {
+	EGIT_PASS=$((EGIT_PASS + 1))
+	printf 'PASS %s: %s\n' "$EGIT_NAME" "$1"
+}
+
+fail() {
+	EGIT_FAIL=$((EGIT_FAIL + 1))
+	printf 'FAIL %s: %s\n' "$EGIT_NAME" "$1"
+	shift
+	local l
+	for l in "$@"; do
+		printf '     %s\n' "$l"
+	done
+}
+
+# Setup failed: nothing after this can be meaningful.
+die() {
+	fail "setup: $*"
+	exit 1
+}
+
+# assert_eq DESC EXPECTED ACTUAL
+assert_eq() {
+	if [ "$2" = "$3" ]; then
+		pass "$1"
+	else
+		fail "$1" "expected: '$2'" "actual:   '$3'"
+	fi
+}
+
+# assert_contains DESC HAYSTACK NEEDLE (fixed string)
+assert_contains() {
+	if grep -qF -- "$3" <<<"$2"; then
+		pass "$1"
+	else
+		fail "$1" "expected to contain: '$3'" "in: '$(head -c 600 <<<"$2")'"
+	fi
+}
+
+# assert_not_contains DESC HAYSTACK NEEDLE (fixed string)
+assert_not_contains() {
+	if grep -qF -- "$3" <<<"$2"; then
+		fail "$1" "must not contain: '$3'" \
+			"found: '$(grep -F -- "$3" <<<"$2" | head -3)'"
+	else
+		pass "$1"
+	fi
+}
+
+# assert_file_not_contains_i DESC FILE NEEDLE (fixed string, any case)
+assert_file_not_contains_i() {
+	if grep -qiF -- "$3" "$2" 2>/dev/null; then
+		fail "$1" "$2 must not mention '$3'" \
+			"found: '$(grep -iF -- "$3" "$2" | head -3)'"
+	else
+		pass "$1"
+	fi
+}
+
+# assert_file_contains_i DESC FILE NEEDLE (fixed string, any case)
+assert_file_contains_i() {
+	if grep -qiF -- "$3" "$2" 2>/dev/null; then
+		pass "$1"
+	else
+		fail "$1" "$2 should mention '$3'" \
+			"it has: '$(tail -5 "$2" 2>/dev/null)'"
+	fi
+}
+
+# json_match FILE KEY=VALUE...: true if one JSON line of FILE has every
+# KEY equal to VALUE (strings compared as is; numbers, true/false/null as
+# their JSON text). KEY=* only requires the key. KEY~=NAME compares a DNS
+# name: any case, one trailing dot ignored.
+json_match() {
+	"$PY" - "$@" <<'EOF'
+import json, sys
+path, conds = sys.argv[1], [c.split("=", 1) for c in sys.argv[2:]]
+def text(v):
+    return v if isinstance(v, str) else json.dumps(v)
+def name(v):
+    return text(v).lower().rstrip(".")
+def ok(o, k, v):
+    if k.endswith("~"):
+        k = k[:-1]
+        return k in o and name(o[k]) == name(v)
+    return k in o and (v == "*" or text(o[k]) == v)
+with open(path, errors="replace") as f:
+    for line in f:
+        try:
+            o = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(o, dict) and all(ok(o, k, v) for k, v in conds):
+            sys.exit(0)
+sys.exit(1)
+EOF
+}
+
+# wait_json_line DESC FILE KEY=VALUE...: like assert_json_line, but gives
+# egressd up to 3 s to write the line.
+wait_json_line() {
+	local desc=$1
+	shift
+	wait_for 3 json_match "$@"
+	assert_json_line "$desc" "$@"
+}
+
+# assert_json_line DESC FILE KEY=VALUE...
+assert_json_line() {
+	local desc=$1
+	shift
+	if json_match "$@"; then
+		pass "$desc"
+	else
+		local file=$1
+		shift
+		fail "$desc" "no JSON line in $(basename "$file") with: $*" \
+			"last lines:" "$(tail -5 "$file" 2>/dev/null)"
+	fi
+}
+
+# assert_all_json DESC FILE: every line of FILE is a JSON object.
+assert_all_json() {
+	local err
+	if err=$("$PY" -c '
+import json, sys
+for n, l in enumerate(sys.stdin, 1):
+    try:
+        if not isinstance(json.loads(l), dict):
+            raise ValueError("not an object")
+    except ValueError as e:
+        sys.exit("line %d: %s: %r" % (n, e, l[:200]))
+' <"$2" 2>&1); then
+		pass "$1"
+	else
+		fail "$1" "$err"
+	fi
+}
+
+# wait_for TIMEOUT_S CMD...: poll CMD every 0.1 s until it succeeds.
+wait_for() {
+	local deadline=$(($(now_ms) + ${1%.*} * 1000))
+	shift
+	while ! "$@"; do
+		[ "$(now_ms)" -lt "$deadline" ] || return 1
+		sleep 0.1
+	done
+}
+
+now_ms() {
+	local t=${EPOCHREALTIME/./}
+	echo $((10#$t / 1000))
+}
+
+# ---- topology -----------------------------------------------------------
+
+cgroup2_mount() {
+	awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts
+}
+
+# The cgroup this script runs in (to park stray processes at cleanup).
+self_cgroup() {
+	sed -n 's/^0:://p' /proc/self/cgroup
+}
+
+egit_require() {
+	[ "$(id -u)" = 0 ] || die "needs root"
+	local b
+	for b in ip nsenter dig awk "$PY"; do
+		command -v "$b" >/dev/null || die "'$b' not found"
+	done
+	[ -x "$FAKEDNS" ] || die "$FAKEDNS not built (make .output/tests/tools/fakedns)"
+}
+
+# For tests that craft DNS packets in Python (Debian package python3-dnslib).
+egit_require_dnslib() {
+	"$PY" -c 'import dnslib' 2>/dev/null ||
+		die "$PY cannot import dnslib: apt-get install python3-dnslib (scripts/deps.sh should)"
+}
+
+egit_require_egressd() {
+	[ -x "$EGRESSD" ] || die "$EGRESSD not built (make)"
+}
+
+# egit_init: temp dir, traps, namespaces, veth, addresses, routes, cgroups.
+egit_init() {
+	egit_require
+	T=$(mktemp -d "/tmp/egit-$$-XXXXXX") || die "mktemp"
+	trap egit_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM HUP
+
+	ip netns add "$SB" || die "ip netns add $SB"
+	ip netns add "$NET" || die "ip netns add $NET"
+	ip link add "$VS" netns "$SB" type veth peer name "$VN" netns "$NET" ||
+		die "veth $VS/$VN"
+	local ns
+	for ns in "$SB" "$NET"; do
+		# No DAD: v6 addresses are usable at once.
+		ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 \
+			net.ipv6.conf.default.accept_dad=0 >/dev/null 2>&1
+		ip -n "$ns" link set lo up || die "lo up in $ns"
+	done
+	if ! { ip -n "$SB" addr add "$SB4/24" dev "$VS" &&
+		ip -n "$SB" addr add "$SB6/64" dev "$VS" nodad &&
+		ip -n "$SB" link set "$VS" up &&
+		ip -n "$SB" route add default via "$GW4" &&
+		ip -n "$SB" -6 route add default via "$GW6"; }; then
+		die "sandbox addresses/routes"
+	fi
+	local a
+	ip -n "$NET" addr add "$GW4/24" dev "$VN" || die "addr $GW4"
+	ip -n "$NET" addr add "$GW6/64" dev "$VN" nodad || die "addr $GW6"
+	for a in 53 54 80 81; do
+		ip -n "$NET" addr add "10.200.$X.$a/24" dev "$VN" ||
+			die "host address 10.200.$X.$a"
+		ip -n "$NET" addr add "fd00:200:$X::$a/64" dev "$VN" nodad ||
+			die "host address fd00:200:$X::$a"
+	done
+	ip -n "$NET" link set "$VN" up || die "link up $VN"
+
+	CG2=$(cgroup2_mount)
+	[ -n "$CG2" ] || die "no cgroup2 mount in /proc/mounts"
+	CG=$CG2/egit-$$
+	mkdir "$CG" "$CG/agent" "$CG/workload" || die "mkdir $CG/{agent,workload}"
+
+	mkdir -p "$T/rules"
+	# Settings every egressd in a test gets unless the test overrides them.
+	# Nothing may touch the host's defaults (/var/egress/rules, the root
+	# cgroup, /sys/fs/bpf/egressd).
+	export OPENSANDBOX_EGRESS_MODE=dns
+	export OPENSANDBOX_EGRESS_DNS_UPSTREAM=$DNS4
+	export OPENSANDBOX_EGRESS_RULES_DIR=$T/rules
+	export OPENSANDBOX_EGRESS_CGROUP=$CG/workload
+	export OPENSANDBOX_EGRESS_BPF_PIN_DIR=/sys/fs/bpf/egit-$$
+}
+
+# Processes still in one of our cgroups: kill them, park the survivors in
+# our own cgroup, then remove the cgroups (children first).
+egit_cgroup_cleanup() {
+	[ -n "$CG" ] && [ -d "$CG" ] || return 0
+	local d p parent
+	parent=$CG2$(self_cgroup)
+	[ -d "$parent" ] || parent=$CG2
+	for d in "$CG/workload" "$CG/agent" "$CG"; do
+		[ -f "$d/cgroup.procs" ] || continue
+		while read -r p; do kill -KILL "$p" 2>/dev/null; done <"$d/cgroup.procs"
+	done
+	for d in "$CG/workload" "$CG/agent" "$CG"; do
+		[ -d "$d" ] || continue
+		local i
+		for i in 1 2 3 4 5 6 7 8 9 10; do
+			[ -s "$d/cgroup.procs" ] || break
+			while read -r p; do
+				echo "$p" >"$parent/cgroup.procs" 2>/dev/null
+			done <"$d/cgroup.procs"
+			sleep 0.1
+		done
+	done
+	rmdir "$CG/workload" "$CG/agent" 2>/dev/null
+	rmdir "$CG" 2>/dev/null || echo "  $EGIT_NAME: warning: could not remove $CG" >&2
+}
+
+stop_pid() {
+	local pid=$1
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+}
+
+egit_dump() {
+	local f
+	for f in "$T/egressd.err" "$T/egressd.out" "$T"/fakedns-*.err "$T"/fakedns-*.log; do
+		[ -s "$f" ] || continue
+		echo "  --- $(basename "$f") (last 15 lines)"
+		tail -n 15 "$f" | sed 's/^/  | /'
+	done
+}
+
+egit_cleanup() {
+	local rc=$?
+	[ "$EGIT_CLEANED" = 1 ] && return
+	EGIT_CLEANED=1
+	trap - INT TERM HUP
+	if [ "$EGIT_FAIL" -gt 0 ] && [ -n "$T" ]; then
+		egit_dump
+	fi
+	local p
+	[ -n "$EGRESSD_PID" ] && stop_pid "$EGRESSD_PID"
+	for p in "${EGIT_PIDS[@]}"; do stop_pid "$p"; done
+	egit_cgroup_cleanup
+	ip netns del "$SB" 2>/dev/null
+	ip netns del "$NET" 2>/dev/null
+	[ -d "/sys/fs/bpf/egit-$$" ] && rm -rf "/sys/fs/bpf/egit-$$"
+	if [ -n "$T" ] && [ -d "$T" ]; then
+		if [ "${EGIT_KEEP:-0}" = 1 ]; then
+			echo "  $EGIT_NAME: kept $T"
+		else
+			rm -rf "$T"
+		fi
+	fi
+	if [ "$rc" = 0 ] && [ "$EGIT_FAIL" -gt 0 ]; then
+		rc=1
+	fi
+	exit "$rc"
+}
+
+# egit_finish: summary line; the exit status says whether all passed.
+egit_finish() {
+	echo "$EGIT_NAME: $EGIT_PASS passed, $EGIT_FAIL failed"
+	[ "$EGIT_FAIL" = 0 ] && [ "$EGIT_PASS" -gt 0 ]
+	exit $?
+}
+
+# ---- fakedns --------------------------------------------------------------
+
+# The zone the tests and the demo answer from.
+write_zone() {
+	cat >"$1" <<EOF
+# name TYPE value [ttl]
+api.github.com    A     $WEB4
+api.github.com    AAAA  $WEB6
+github.com        A     10.200.$X.81
+files.pypi.org    A     10.200.$X.82
+a.b.pypi.org      A     10.200.$X.83
+pypi.org          A     10.200.$X.84
+evil.example.com  A     10.200.$X.66
+exfil.attacker.net A    10.200.$X.67
+alias.github.com  CNAME api.github.com
+EOF
+}
+
+# start_fakedns TAG FAKEDNS-ARGS...: run fakedns in the internet namespace,
+# query log in $T/fakedns-TAG.log; returns once its sockets are bound.
+start_fakedns() {
+	local tag=$1 pid
+	shift
+	: >"$T/fakedns-$tag.log"
+	ip netns exec "$NET" "$FAKEDNS" --log "$T/fakedns-$tag.log" \
+		--pidfile "$T/fakedns-$tag.pid" "$@" \
+		>"$T/fakedns-$tag.out" 2>"$T/fakedns-$tag.err" &
+	pid=$!
+	EGIT_PIDS+=("$pid")
+	if ! wait_for 5 test -s "$T/fakedns-$tag.pid"; then
+		cat "$T/fakedns-$tag.err" >&2
+		die "fakedns $tag did not start"
+	fi
+	if ! kill -0 "$pid" 2>/dev/null; then
+		cat "$T/fakedns-$tag.err" >&2
+		die "fakedns $tag exited"
+	fi
+}
+
+# The usual upstream: the zone above on $DNS4 and $DNS6, port 53.
+start_upstream() {
+	write_zone "$T/zone"
+	start_fakedns up --zone "$T/zone" --listen "$DNS4" --listen "[$DNS6]" "$@"
+}
+
+# ---- egressd --------------------------------------------------------------
+
+# The sample policy most tests use: two allows, one explicit deny, default
+# deny (exfil.attacker.net, pypi.org, github.com fall to the default).
+POLICY='{"defaultAction":"deny","egress":[
+ {"action":"allow","target":"api.github.com"},
+ {"action":"allow","target":"*.pypi.org"},
+ {"action":"deny","target":"evil.example.com"}]}'
+
+# egressd_cmd ARGS...: run egressd in the foreground, in the sandbox netns
+# and the agent cgroup (nsenter --net keeps /sys/fs/cgroup* visible).
+egressd_cmd() {
+	nsenter --net="/run/netns/$SB" -- sh -c \
+		'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' \
+		sh "$CG/agent" "$EGRESSD" "$@"
+}
+
+has_start_line() {
+	grep -qE '"event" *: *"start"' "$T/egressd.out" 2>/dev/null
+}
+
+# start_egressd ARGS...: start egressd in the background and wait for its
+# "start" line (listeners bound, redirect installed). Output goes to
+# $T/egressd.out and $T/egressd.err.
+start_egressd() {
+	egit_require_egressd
+	: >"$T/egressd.out"
+	: >"$T/egressd.err"
+	# Not through egressd_cmd: a backgrounded function is a subshell, and
+	# EGRESSD_PID must be egressd itself (nsenter and sh exec into it).
+	# env --default-signal: a background job of a script starts with
+	# SIGINT ignored; give egressd the disposition a service manager would.
+	nsenter --net="/run/netns/$SB" -- env --default-signal=INT,QUIT sh -c \
+		'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' \
+		sh "$CG/agent" "$EGRESSD" "$@" >"$T/egressd.out" 2>"$T/egressd.err" &
+	EGRESSD_PID=$!
+	local deadline=$(($(now_ms) + 10000))
+	while ! has_start_line; do
+		if ! kill -0 "$EGRESSD_PID" 2>/dev/null; then
+			wait "$EGRESSD_PID"
+			echo "egressd exited with status $? before its start line; stderr:" >&2
+			sed 's/^/  | /' "$T/egressd.err" >&2
+			EGRESSD_PID=
+			die "egressd did not start"
+		fi
+		if [ "$(now_ms)" -ge "$deadline" ]; then
+			echo "no start line after 10 s; stderr:" >&2
+			sed 's/^/  | /' "$T/egressd.err" >&2
+			die "egressd did not start"
+		fi
+		sleep 0.05
+	done
+}
+
+# stop_egressd: SIGTERM; sets EGRESSD_RC and EGRESSD_STOP_MS.
+stop_egressd() {
+	local t0
+	EGRESSD_RC=
+	[ -n "$EGRESSD_PID" ] || return 0
+	t0=$(now_ms)
+	kill -TERM "$EGRESSD_PID" 2>/dev/null
+	for _ in $(seq 1 50); do
+		kill -0 "$EGRESSD_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$EGRESSD_PID" 2>/dev/null; then
+		kill -KILL "$EGRESSD_PID"
+		EGRESSD_RC=killed
+		wait "$EGRESSD_PID" 2>/dev/null
+	else
+		wait "$EGRESSD_PID"
+		EGRESSD_RC=$?
+	fi
+	EGRESSD_STOP_MS=$(($(now_ms) - t0))
+	EGRESSD_PID=
+}
+
+# ---- workload -------------------------------------------------------------
+
+# run_workload CMD...: run CMD in the sandbox netns, in the workload cgroup.
+run_workload() {
+	nsenter --net="/run/netns/$SB" -- sh -c \
+		'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' \
+		sh "$CG/workload" "$@"
+}
+
+# q [DIG-OPTIONS] @SERVER NAME [TYPE]: one dig from the workload. Sets
+# Q_STATUS (NOERROR, NXDOMAIN, SERVFAIL, ... or TIMEOUT), Q_ANSWER (the
+# rdata of the answer records, space separated), Q_OUT (dig's output) and
+# Q_MS (wall time).
+q() {
+	local t0
+	t0=$(now_ms)
+	Q_OUT=$(run_workload dig +tries=1 +time=2 +noall +comments +answer "$@" 2>&1)
+	Q_MS=$(($(now_ms) - t0))
+	Q_STATUS=$(sed -n 's/.*status: \([A-Z]*\),.*/\1/p' <<<"$Q_OUT" | head -n 1)
+	[ -n "$Q_STATUS" ] || Q_STATUS=TIMEOUT
+	Q_ANSWER=$(awk '!/^;/ && NF >= 5 { printf "%s%s", sep, $5; sep = " " }' <<<"$Q_OUT")
+}
+
+# Query log of a fakedns instance (default: the usual upstream).
+fakedns_log() {
+	cat "$T/fakedns-${1:-up}.log"
+}
+
+# upstream_saw NAME [TAG]: did that fakedns receive a query for exactly NAME
+# (any case, trailing dot ignored)?
+upstream_saw() {
+	awk -v n="$1" 'BEGIN { n = tolower(n); sub(/\.$/, "", n) }
+		{ q = tolower($2); sub(/\.$/, "", q); if (q == n) f = 1 }
+		END { exit !f }' "$T/fakedns-${2:-up}.log"
+}
+
+# assert_not_forwarded DESC NAME [TAG]
+assert_not_forwarded() {
+	if upstream_saw "$2" "${3:-up}"; then
+		fail "$1" "the upstream's query log has: $(grep -iF -- "$2" "$T/fakedns-${3:-up}.log" | head -n 3)"
+	else
+		pass "$1"
+	fi
+}
