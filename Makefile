@@ -30,7 +30,7 @@ CPPFLAGS_ALL := -Iinclude -D_GNU_SOURCE
 ALL_CFLAGS = $(CFLAGS) $(WARNINGS) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(EXTRA_CFLAGS) -MMD -MP
 
 # Library name (pkg-config) -> Debian package that provides it.
-PKGS_AGENT := libnftnl:libnftnl-dev libmnl:libmnl-dev jansson:libjansson-dev
+PKGS_AGENT := libnftnl:libnftnl-dev libmnl:libmnl-dev jansson:libjansson-dev libbpf:libbpf-dev
 PKGS_TEST := check:check
 
 # Goals that must work before any library is installed.
@@ -54,7 +54,7 @@ CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 endif
 
 # Agent modules (agent/<name>.c). main.c is wiring only.
-AGENT_MODULES := log loop config policy dnswire doh dnsproxy events cgroup netns nftsync nflog
+AGENT_MODULES := log loop config policy dnswire doh dnsproxy events cgroup netns nftsync nflog bpfsync
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
 # Unit tests: tests/check_<module>.c linked with the objects it needs.

@@ -113,17 +113,17 @@ static int cgroup_contains(const char *a, const char *b)
 	return !strncmp(a, b, la) && (b[la] == '\0' || b[la] == '/');
 }
 
-/* "/sys/fs/cgroup/x/y" or "x/y" -> "/x/y" relative to the mount. */
+/* "/sys/fs/cgroup/x/y", "/x/y" or "x/y" -> "/x/y" relative to the mount. */
 static int cgroup_rel_path(const char *mount, const char *p, char *buf,
 			   size_t len)
 {
 	size_t ml = strlen(mount);
 
+	/* "/sys/fs/cgroup/x" (absolute) or "/x" / "x" (as in
+	 * /proc/PID/cgroup, relative to the mount). */
 	if (p[0] == '/' && !strncmp(p, mount, ml) &&
 	    (p[ml] == '/' || p[ml] == '\0'))
 		p += ml;
-	else if (p[0] == '/')
-		return -EINVAL;
 	if ((size_t)snprintf(buf, len, "%s%s", p[0] == '/' ? "" : "/", p) >=
 	    len)
 		return -ENAMETOOLONG;
@@ -216,6 +216,38 @@ int cgroup_agent_setup(const struct egressd_config *cfg,
 		ret = -errno;
 		return cg_err(err, errlen, ret, "cannot stat cgroup %s: %s",
 			      dir, strerror(-ret));
+	}
+	out->id = st.st_ino;
+	out->level = cgroup_path_level(out->path);
+	return 0;
+}
+
+int cgroup_workload(const struct egressd_config *cfg,
+		    const struct cgroup_info *agent, struct cgroup_info *out,
+		    char *err, size_t errlen)
+{
+	char dir[PATH_MAX * 2];
+	struct stat st;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->mount, sizeof(out->mount), "%s", agent->mount);
+	if (cfg->workload_cgroup) {
+		ret = cgroup_rel_path(agent->mount, cfg->workload_cgroup,
+				      out->path, sizeof(out->path));
+		if (ret)
+			return cg_err(err, errlen, ret,
+				      "workload cgroup \"%s\" is not below the cgroup v2 mount %s",
+				      cfg->workload_cgroup, agent->mount);
+	} else {
+		strcpy(out->path, "/");
+	}
+	snprintf(dir, sizeof(dir), "%s%s", out->mount,
+		 strcmp(out->path, "/") ? out->path : "");
+	if (stat(dir, &st) < 0) {
+		ret = -errno;
+		return cg_err(err, errlen, ret,
+			      "workload cgroup %s: %s", dir, strerror(-ret));
 	}
 	out->id = st.st_ino;
 	out->level = cgroup_path_level(out->path);

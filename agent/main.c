@@ -14,9 +14,11 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <limits.h>
 #include <unistd.h>
 #include <netinet/in.h>
 
+#include "egressd/bpfsync.h"
 #include "egressd/cgroup.h"
 #include "egressd/config.h"
 #include "egressd/dnsproxy.h"
@@ -30,6 +32,9 @@
 
 #define ALWAYS_POLL_MS 2000
 #define LEARNED_GC_MS 30000
+#define BPF_EXPIRE_MS 1000
+#define BPF_EXPIRE_BUDGET 4096
+#define NS_PER_S 1000000000ULL
 
 struct addr_list {
 	struct policy_addr *v;
@@ -61,6 +66,13 @@ struct agent {
 	struct nflog *nflog;
 	const char *nft_state; /* "on", "off", "unavailable" */
 	char nft_why[1024];
+	/* BPF layer */
+	struct bpfsync *bpf;
+	const char *bpf_state; /* "enforce", "observe", "off", "unavailable" */
+	char bpf_why[1024];
+	struct cgroup_info workload;
+	struct loop_timer *bpf_timer;
+	struct addr_list doh_all;   /* built-in DoH addresses + blocklist */
 	struct addr_list doh;	    /* OPENSANDBOX_EGRESS_DOH_BLOCKLIST */
 	struct addr_list upstreams; /* cfg upstreams as addresses */
 	int sigfd;
@@ -276,6 +288,9 @@ static int nft_config_fill(struct agent *a, struct nftsync_config *c,
 	c->default_accept = p->default_action == POLICY_ALLOW;
 	c->ipv6_deny = a->cfg.ipv6 == EGRESSD_IPV6_DENY;
 	c->block_doh_443 = a->cfg.block_doh_443;
+	c->bpf_handoff = !strcmp(a->bpf_state, "enforce");
+	c->workload_cgroup_id = a->workload.id;
+	c->workload_cgroup_level = a->workload.level;
 	/* At the IP layer deny beats allow, whatever the order. */
 	if (addr_collect(&l->deny, a->always[0].rules, a->always[0].n,
 			 POLICY_DENY) ||
@@ -310,12 +325,24 @@ static bool keep_learned(const char *domain, void *arg)
 	return pm.action == POLICY_ALLOW;
 }
 
+/* A learned address whose name is no longer allowed leaves BPF too. */
+static void revoked_learned(const struct policy_addr *addr, void *arg)
+{
+	struct agent *a = arg;
+
+	if (a->bpf)
+		bpfsync_forget(a->bpf, addr->family == AF_INET6 ? 6 : 4,
+			       addr->addr);
+}
+
 /* Program nftables for the current policy with matcher m; 0 or -errno. */
 static int nft_apply(struct agent *a, const struct policy_matcher *m,
 		     char *err, size_t errlen)
 {
 	struct nftsync_update upd = { .keep = keep_learned,
-				      .keep_arg = (void *)m };
+				      .keep_arg = (void *)m,
+				      .revoked = revoked_learned,
+				      .revoked_arg = a };
 	struct nftsync_config c;
 	struct nft_lists l;
 	int ret;
@@ -328,6 +355,82 @@ static int nft_apply(struct agent *a, const struct policy_matcher *m,
 	upd.now_ms = loop_clock_ms();
 	ret = nftsync_apply(a->nft, &c, &upd, err, errlen);
 	nft_lists_free(&l);
+	return ret;
+}
+
+static int prefixes_from(const struct addr_list *l, bool exact_only,
+			 struct bpfsync_prefix **out, size_t *n)
+{
+	struct bpfsync_prefix *v;
+	size_t i, k = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (!l->n)
+		return 0;
+	v = calloc(l->n, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < l->n; i++) {
+		const struct policy_addr *pa = &l->v[i];
+		bool full = pa->prefixlen == (pa->family == AF_INET ? 32 : 128);
+
+		if (exact_only && !full)
+			continue;
+		v[k].family = pa->family == AF_INET6 ? 6 : 4;
+		v[k].prefixlen = pa->prefixlen;
+		v[k].rule = i;
+		memcpy(v[k].addr, pa->addr, 16);
+		k++;
+	}
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+/* The BPF view of the effective policy: the same lists as nftables. */
+static int bpf_apply(struct agent *a, uint64_t generation, char *err,
+		     size_t errlen)
+{
+	struct bpfsync_prefix *sets[BPFSYNC_SET_MAX] = { 0 };
+	struct bpfsync_policy bp = { 0 };
+	struct nftsync_config c;
+	struct nft_lists l;
+	bool filled;
+	int i, ret;
+
+	ret = nft_config_fill(a, &c, &l);
+	filled = !ret;
+	if (!ret)
+		ret = prefixes_from(&l.allow, false, &sets[BPFSYNC_SET_ALLOW],
+				    &bp.n[BPFSYNC_SET_ALLOW]);
+	if (!ret)
+		ret = prefixes_from(&l.deny, false, &sets[BPFSYNC_SET_DENY],
+				    &bp.n[BPFSYNC_SET_DENY]);
+	if (!ret)
+		ret = prefixes_from(&a->doh_all, false, &sets[BPFSYNC_SET_DOH],
+				    &bp.n[BPFSYNC_SET_DOH]);
+	if (!ret)
+		ret = prefixes_from(&l.doh_exc, true,
+				    &sets[BPFSYNC_SET_DOH_ALLOW],
+				    &bp.n[BPFSYNC_SET_DOH_ALLOW]);
+	if (!ret) {
+		for (i = 0; i < BPFSYNC_SET_MAX; i++)
+			bp.set[i] = sets[i];
+		bp.generation = generation;
+		bp.default_allow = a->policy->default_action == POLICY_ALLOW;
+		bp.ipv6_deny = a->cfg.ipv6 == EGRESSD_IPV6_DENY;
+		ret = bpfsync_apply_policy(a->bpf, &bp);
+		if (ret)
+			snprintf(err, errlen, "BPF maps: %s%s", strerror(-ret),
+				 ret == -E2BIG ? " (a set has more prefixes than the maps hold)" : "");
+	} else {
+		snprintf(err, errlen, "out of memory");
+	}
+	for (i = 0; i < BPFSYNC_SET_MAX; i++)
+		free(sets[i]);
+	if (filled)
+		nft_lists_free(&l);
 	return ret;
 }
 
@@ -348,6 +451,19 @@ static int apply_policy(struct agent *a, const char *why)
 		ret = -errno;
 		log_errorx("policy: cannot compile: %s", strerror(-ret));
 		return ret;
+	}
+	/* BPF first: its only failures (full maps, no memory) leave the
+	 * active slot untouched, and nftables is the step that can fail. */
+	if (a->bpf) {
+		ret = bpf_apply(a, a->generation + 1, err, sizeof(err));
+		if (ret) {
+			log_emit(LOG_LVL_ERROR, "policy",
+				 json_pack("{s:s, s:s, s:s}", "result",
+					   "failed", "trigger", why, "error",
+					   err));
+			policy_matcher_free(m);
+			return ret;
+		}
 	}
 	if (a->nft && !strcmp(a->nft_state, "on")) {
 		ret = nft_apply(a, m, err, sizeof(err));
@@ -418,19 +534,23 @@ static int answer_hook(void *arg, const char *qname,
 {
 	struct policy_addr addrs[DNSWIRE_MAX_ADDRS];
 	struct agent *a = arg;
+	bool nft_on = a->nft && nftsync_is_filtering(a->nft);
+	uint64_t expires;
 	char err[512];
 	uint32_t ttl;
 	size_t i, n = 0;
 	int ret;
 
-	if (!a->nft || !nftsync_is_filtering(a->nft) || !r->n_addrs)
+	if (!r->n_addrs || (!a->nft && !a->bpf))
 		return 0;
 	ttl = r->min_ttl;
 	if (ttl < a->cfg.learn_ttl_min)
 		ttl = a->cfg.learn_ttl_min;
 	if (ttl > a->cfg.learn_ttl_max)
 		ttl = a->cfg.learn_ttl_max;
-	if (dnswire_cap_ttls(msg, len, ttl))
+	/* Only where an L3 layer holds the address does its lifetime bind
+	 * the client's cache. */
+	if ((nft_on || a->bpf) && dnswire_cap_ttls(msg, len, ttl))
 		return -EBADMSG;
 	for (i = 0; i < r->n_addrs; i++) {
 		const struct dnswire_addr *d = &r->addrs[i];
@@ -453,20 +573,42 @@ static int answer_hook(void *arg, const char *qname,
 			memcpy(p->addr, d->addr, 16);
 		}
 	}
-	ret = nftsync_learn(a->nft, loop_clock_ms(), qname, addrs, n,
-			    ttl + a->cfg.learn_grace, err, sizeof(err));
-	if (ret)
-		log_warnx("cannot learn the addresses of %s, answering SERVFAIL: %s",
-			  qname, err);
-	return ret;
+	/* In dns mode this only records the name for violation lines. */
+	if (a->nft) {
+		ret = nftsync_learn(a->nft, loop_clock_ms(), qname, addrs, n,
+				    ttl + a->cfg.learn_grace, err,
+				    sizeof(err));
+		if (ret) {
+			log_warnx("cannot learn the addresses of %s, answering SERVFAIL: %s",
+				  qname, err);
+			return ret;
+		}
+	}
+	if (!a->bpf)
+		return 0;
+	expires = bpfsync_now_ns() +
+		  (uint64_t)(ttl + a->cfg.learn_grace) * NS_PER_S;
+	for (i = 0; i < n; i++) {
+		ret = bpfsync_learn(a->bpf, addrs[i].family == AF_INET6 ? 6 : 4,
+				    addrs[i].addr, expires, 0,
+				    (uint32_t)a->generation);
+		if (ret) {
+			log_warnx("cannot learn the addresses of %s into the BPF maps, answering SERVFAIL: %s",
+				  qname, strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
 }
 
 /* Addresses of the DoH blocklist and of the upstreams, parsed once. */
 static void prepare_addr_lists(struct agent *a)
 {
+	const char *const *builtin;
 	struct policy_rule r;
 	char *copy, *tok, *save = NULL;
 	char err[256];
+	size_t k, nb;
 	int i;
 
 	for (i = 0; i < a->cfg.n_upstreams; i++) {
@@ -476,6 +618,15 @@ static void prepare_addr_lists(struct agent *a)
 			    (struct sockaddr *)&a->cfg.upstreams[i].addr, &pa) &&
 		    addr_push(&a->upstreams, &pa))
 			die("out of memory");
+	}
+	builtin = nftsync_doh_builtin(&nb);
+	for (k = 0; k < nb; k++) {
+		memset(&r, 0, sizeof(r));
+		if (!policy_parse_target(builtin[k], &r, err, sizeof(err)) &&
+		    rule_is_ip(&r) && addr_push(&a->doh_all, &r.addr))
+			die("out of memory");
+		free(r.target);
+		free(r.name);
 	}
 	if (!a->cfg.doh_blocklist)
 		return;
@@ -493,13 +644,131 @@ static void prepare_addr_lists(struct agent *a)
 		    !rule_is_ip(&r)) {
 			log_warnx("OPENSANDBOX_EGRESS_DOH_BLOCKLIST: ignoring \"%s\": not an IP address or CIDR",
 				  tok);
-		} else if (addr_push(&a->doh, &r.addr)) {
+		} else if (addr_push(&a->doh, &r.addr) ||
+			   addr_push(&a->doh_all, &r.addr)) {
 			die("out of memory");
 		}
 		free(r.target);
 		free(r.name);
 	}
 	free(copy);
+}
+
+/* A violation the BPF program reported: one log line (folded again). */
+static int bpf_event_cb(void *ctx, const struct egressd_event *e)
+{
+	struct agent *a = ctx;
+	const char *domain = NULL;
+	int af = e->family == 6 ? AF_INET6 : AF_INET;
+
+	if (a->nft)
+		domain = nftsync_learned_domain(a->nft, af, e->dst);
+	events_packet_violation((enum events_reason)e->reason,
+				e->family == 6 ? 6 : 4, e->proto, e->src,
+				e->sport, e->dst, e->dport, domain,
+				e->action == EGRESSD_ACTION_OBSERVE ? "observe" :
+								      "drop",
+				e->count ? e->count : 1);
+	return 0;
+}
+
+static void bpf_events_ready(struct loop *loop, int fd, uint32_t events,
+			     void *arg)
+{
+	struct agent *a = arg;
+
+	bpfsync_events_consume(a->bpf);
+}
+
+/* Expired learned entries leave the maps in bounded batches. */
+static void bpf_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
+{
+	struct agent *a = arg;
+	bool done;
+	int ret;
+
+	ret = bpfsync_expire(a->bpf, bpfsync_now_ns(),
+			     (uint64_t)a->cfg.learn_grace * NS_PER_S,
+			     BPF_EXPIRE_BUDGET, &done);
+	if (ret < 0)
+		log_warnx("BPF learned map sweep failed: %s", strerror(-ret));
+	loop_timer_arm(t, BPF_EXPIRE_MS);
+}
+
+static void bpf_fail(struct agent *a, const char *what, int ret)
+{
+	snprintf(a->bpf_why, sizeof(a->bpf_why), "%s: %s%s", what,
+		 strerror(-ret),
+		 ret == -EBUSY ? " (another egressd holds the pin directory)" :
+		 ret == -EPERM ? " (needs CAP_BPF and CAP_NET_ADMIN)" : "");
+	log_warnx("BPF layer unavailable (%s): %s", a->bpf_why,
+		  a->cfg.mode == EGRESSD_MODE_DNS_NFT ?
+			  "nftables enforces and reports drops alone" :
+			  "packet violations are not observed");
+	bpfsync_free(a->bpf);
+	a->bpf = NULL;
+	a->bpf_state = "unavailable";
+}
+
+/*
+ * Bring up the BPF layer: load (reusing compatible pins), program the
+ * maps, attach to the workload cgroup (or swap into the pinned link), and
+ * read the ring buffer in the loop. In dns mode it only observes: it
+ * reports what dns+nft would drop. Failure degrades with one warning.
+ */
+static void bpf_start(struct agent *a)
+{
+	struct bpfsync_config bc = { 0 };
+	char err[1024], dir[PATH_MAX * 2];
+	int ret;
+
+	if (a->cfg.bpf_mode == EGRESSD_BPF_OFF) {
+		a->bpf_state = "off";
+		return;
+	}
+	ret = bpfsync_open(&a->bpf, a->cfg.bpf_pin_dir);
+	if (ret) {
+		a->bpf = NULL;
+		bpf_fail(a, "cannot load the BPF program", ret);
+		return;
+	}
+	bc.observe = a->cfg.bpf_mode == EGRESSD_BPF_OBSERVE ||
+		     a->cfg.mode == EGRESSD_MODE_DNS;
+	bc.agent_cgid = a->cg.id;
+	bc.agent_level = a->cg.level;
+	ret = bpfsync_set_config(a->bpf, &bc);
+	if (ret) {
+		bpf_fail(a, "cannot configure the BPF maps", ret);
+		return;
+	}
+	ret = bpf_apply(a, a->generation, err, sizeof(err));
+	if (ret) {
+		bpf_fail(a, "cannot fill the BPF maps", ret);
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s%s", a->workload.mount,
+		 strcmp(a->workload.path, "/") ? a->workload.path : "");
+	ret = bpfsync_attach(a->bpf, dir);
+	if (ret) {
+		bpf_fail(a, "cannot attach to the workload cgroup", ret);
+		return;
+	}
+	ret = bpfsync_events_open(a->bpf, bpf_event_cb, a);
+	if (!ret)
+		ret = loop_add_fd(a->loop, bpfsync_events_fd(a->bpf), EPOLLIN,
+				  bpf_events_ready, a);
+	if (ret)
+		log_warnx("BPF violations are enforced but not reported: %s",
+			  strerror(-ret));
+	a->bpf_timer = loop_timer_new(a->loop, bpf_timer_cb, a);
+	if (!a->bpf_timer)
+		die("out of memory");
+	loop_timer_arm(a->bpf_timer, BPF_EXPIRE_MS);
+	a->bpf_state = bc.observe ? "observe" : "enforce";
+	if (bc.observe && a->cfg.mode == EGRESSD_MODE_DNS &&
+	    a->cfg.bpf_mode == EGRESSD_BPF_ENFORCE)
+		snprintf(a->bpf_why, sizeof(a->bpf_why),
+			 "mode dns: reports what dns+nft would drop");
 }
 
 /*
@@ -570,11 +839,10 @@ static void emit_start(struct agent *a)
 
 	for (i = 0; i < a->cfg.n_upstreams; i++)
 		json_array_append_new(ups, json_string(a->cfg.upstreams[i].text));
-	layers = json_pack("{s:{s:s}, s:{s:s, s:s*}, s:{s:s, s:s}}", "dns",
-			   "state", "on", "nft", "state",
-			   a->nft_state, "why", nft_why, "bpf",
-			   "state", "unavailable", "why",
-			   "not built into this version");
+	layers = json_pack("{s:{s:s}, s:{s:s, s:s*}, s:{s:s, s:s*}}", "dns",
+			   "state", "on", "nft", "state", a->nft_state, "why",
+			   nft_why, "bpf", "state", a->bpf_state, "why",
+			   a->bpf_why[0] ? a->bpf_why : NULL);
 	log_emit(LOG_LVL_INFO, "start",
 		 json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:i, s:s, s:I, s:i}",
 			   "version", EGRESSD_VERSION, "mode",
@@ -628,8 +896,12 @@ int main(int argc, char **argv)
 		nftsync_free(a.nft);
 		if (ret)
 			die("cleanup: %s", err);
-		fprintf(stderr, "egressd: removed table inet %s\n",
-			NFTSYNC_TABLE);
+		ret = bpfsync_cleanup(a.cfg.bpf_pin_dir);
+		if (ret && ret != -ENOENT)
+			die("cleanup of %s: %s", a.cfg.bpf_pin_dir,
+			    strerror(-ret));
+		fprintf(stderr, "egressd: removed table inet %s and the pins in %s\n",
+			NFTSYNC_TABLE, a.cfg.bpf_pin_dir);
 		config_fini(&a.cfg);
 		return EXIT_SUCCESS;
 	}
@@ -682,9 +954,15 @@ int main(int argc, char **argv)
 	dnsproxy_set_answer_hook(a.proxy, answer_hook, &a);
 	dnsproxy_set_block_doh_names(a.proxy, true);
 	prepare_addr_lists(&a);
+	ret = cgroup_workload(&a.cfg, &a.cg, &a.workload, err, sizeof(err));
+	if (ret)
+		die("%s", err);
 	a.nft_state = "unavailable";
+	a.bpf_state = "off";
 	if (apply_policy(&a, "start"))
 		die("cannot compile the policy");
+	/* BPF before nftables: the hand-off rule needs to know it enforces. */
+	bpf_start(&a);
 	nft_start(&a);
 
 	a.always_timer = loop_timer_new(a.loop, always_timer_cb, &a);
@@ -706,6 +984,12 @@ int main(int argc, char **argv)
 	/* The table stays: the sandbox remains protected (fail closed). */
 	nflog_close(a.nflog);
 	nftsync_free(a.nft);
+	/* The pins and the link stay: the program keeps enforcing. */
+	if (a.bpf)
+		loop_del_fd(a.loop, bpfsync_events_fd(a.bpf));
+	bpfsync_free(a.bpf);
+	loop_timer_free(a.bpf_timer);
+	free(a.doh_all.v);
 	loop_timer_free(a.gc_timer);
 	free(a.doh.v);
 	free(a.upstreams.v);

@@ -1361,7 +1361,22 @@ static int build_filter_rules(struct nftsync_batch *b,
 	RULE(m_cgroup(&rb, cfg->agent_cgroup_level, cfg->agent_cgroup_id);
 	     a_verdict(&rb, NF_ACCEPT));
 	EMIT("egressd agent's own traffic (upstream DNS, webhook)");
-	/* Hand-off point for the BPF layer (DESIGN.md section 1) goes here. */
+	/*
+	 * When BPF enforces, the workload's packets are judged there (it
+	 * counts and reports every violation with the socket's details);
+	 * nftables keeps the full verdict for everyone else (DESIGN.md 1).
+	 */
+	if (cfg->bpf_handoff) {
+		if (cfg->workload_cgroup_level)
+			RULE(m_cgroup(&rb, cfg->workload_cgroup_level,
+				      cfg->workload_cgroup_id);
+			     a_verdict(&rb, NF_ACCEPT));
+		else
+			RULE(a_verdict(&rb, NF_ACCEPT));
+		EMIT(cfg->workload_cgroup_level ?
+			     "workload cgroup: judged by the egressd BPF program" :
+			     "workload = every cgroup: judged by the egressd BPF program");
+	}
 	for (f = 0; f < 2; f++) {
 		RULE(m_daddr_set(&rb, &sets[SET_DOH_ALLOW4 + f]);
 		     a_verdict(&rb, NF_ACCEPT));
@@ -2170,6 +2185,10 @@ int nftsync_apply(struct nftsync *ns, const struct nftsync_config *cfg,
 		ns->filtering = false;
 		goto out;
 	}
+	/* Other datapaths (BPF) drop the same addresses. */
+	if (upd && upd->revoked)
+		for (i = 0; i < rc.n; i++)
+			upd->revoked(&rc.v[i], upd->revoked_arg);
 	if ((flags & NFTSYNC_BUILD_FLUSH_LEARNED) || !cfg->filter ||
 	    !ns->filtering) {
 		/* The learned sets are empty or unknown: rewrite on the

@@ -621,6 +621,41 @@ START_TEST(test_nftsync_filter_chain_order)
 }
 END_TEST
 
+START_TEST(test_nftsync_bpf_handoff)
+{
+	struct nftsync_config cfg = base_cfg();
+	struct trace t;
+	int handoff;
+
+	/* Off: no rule mentions BPF. */
+	build_apply(&cfg, NULL, 0, 0, &t);
+	ck_assert_int_lt(find_sub(&t, "judged by the egressd BPF program"), 0);
+	trace_free(&t);
+
+	/* On, workload cgroup at level 3: after the agent, before DoT. */
+	cfg.bpf_handoff = true;
+	cfg.workload_cgroup_id = 4242;
+	cfg.workload_cgroup_level = 3;
+	build_apply(&cfg, NULL, 0, 0, &t);
+	handoff = find_sub(&t, "\"workload cgroup: judged by the egressd BPF program\"");
+	ck_assert_int_ge(handoff, 0);
+	ck_assert_ptr_nonnull(strstr(t.line[handoff], "socket("));
+	ck_assert_ptr_nonnull(strstr(t.line[handoff], "immediate(accept)"));
+	ck_assert_int_gt(handoff,
+			 find_sub(&t, "\"egressd agent's own traffic (upstream DNS, webhook)\""));
+	ck_assert_int_lt(handoff, find_sub(&t, "\"DNS over TLS\""));
+	trace_free(&t);
+
+	/* Level 0 (cgroup2 root): everyone left is the workload. */
+	cfg.workload_cgroup_level = 0;
+	build_apply(&cfg, NULL, 0, 0, &t);
+	handoff = find_sub(&t, "\"workload = every cgroup: judged by the egressd BPF program\"");
+	ck_assert_int_ge(handoff, 0);
+	ck_assert_ptr_null(strstr(t.line[handoff], "socket("));
+	trace_free(&t);
+}
+END_TEST
+
 START_TEST(test_nftsync_default_accept_ipv6_deny)
 {
 	struct nftsync_config cfg = base_cfg();
@@ -1125,6 +1160,7 @@ static Suite *nftsync_suite(void)
 	tcase_add_test(tc, test_nftsync_dns_mode_removes_filter);
 	tcase_add_test(tc, test_nftsync_filter_chain_order);
 	tcase_add_test(tc, test_nftsync_default_accept_ipv6_deny);
+	tcase_add_test(tc, test_nftsync_bpf_handoff);
 	tcase_add_test(tc, test_nftsync_blanket_443);
 	tcase_add_test(tc, test_nftsync_sets_and_counters);
 	tcase_add_test(tc, test_nftsync_forget_and_flush_learned);

@@ -39,4 +39,13 @@ uint32_t cgroup_path_level(const char *path);
 int cgroup_agent_setup(const struct egressd_config *cfg,
 		       struct cgroup_info *out, char *err, size_t errlen);
 
+/*
+ * The workload cgroup (BPF attach point): cfg->workload_cgroup, or the
+ * root of the cgroup2 mount agent->mount when unset. Fills its directory
+ * path, id and level. 0 or -errno with err set.
+ */
+int cgroup_workload(const struct egressd_config *cfg,
+		    const struct cgroup_info *agent, struct cgroup_info *out,
+		    char *err, size_t errlen);
+
 #endif /* __EGRESSD_CGROUP_H */

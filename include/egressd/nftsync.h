@@ -46,6 +46,14 @@ struct nftsync_config {
 	bool default_accept;	     /* defaultAction allow */
 	bool ipv6_deny;		     /* OPENSANDBOX_EGRESS_IPV6=deny */
 	/*
+	 * BPF enforces: packets of the workload cgroup are accepted here
+	 * after the agent rules and judged by the cgroup/skb program. Level
+	 * 0 (the cgroup2 root) hands off every packet that gets that far.
+	 */
+	bool bpf_handoff;
+	uint64_t workload_cgroup_id;
+	uint32_t workload_cgroup_level;
+	/*
 	 * OPENSANDBOX_EGRESS_BLOCK_DOH_443 with its upstream meaning: with an
 	 * empty doh list, every 443 (tcp and udp) is dropped ("strict").
 	 */
@@ -85,6 +93,14 @@ struct nftsync_update {
 	 */
 	bool (*keep)(const char *domain, void *arg);
 	void *keep_arg;
+	/*
+	 * Optional: after a successful apply, called for every address that
+	 * was removed because of forget[] or keep(), so other datapaths
+	 * (BPF) can drop it too. Called in dns mode as well, where only the
+	 * cache knows the addresses.
+	 */
+	void (*revoked)(const struct policy_addr *addr, void *arg);
+	void *revoked_arg;
 	bool flush_learned;  /* empty the learned sets (and the cache) */
 	uint64_t now_ms;     /* monotonic clock, as for nftsync_learn() */
 };
