@@ -156,6 +156,7 @@ struct dnsproxy {
 	struct loop *loop;
 	const struct policy_matcher *matcher;
 	bool block_doh_names;
+	bool aaaa_nodata;
 	dnsproxy_answer_cb hook;
 	void *hook_arg;
 	unsigned int timeout_ms;
@@ -858,6 +859,19 @@ static void dp_handle_query(struct dnsproxy *p, const uint8_t *msg, size_t len,
 	    doh_is_provider_name(q->name, q->name_len)) {
 		m.action = POLICY_DENY;
 		reason = EVENTS_REASON_DOH;
+	}
+	if (m.action == POLICY_ALLOW && p->aaaa_nodata &&
+	    q->qtype == DNSWIRE_TYPE_AAAA) {
+		/* IPv6 is off: an empty answer makes clients fall back to
+		 * IPv4 at once, with no happy-eyeballs stall. */
+		char who[INET6_ADDRSTRLEN + 8];
+
+		p->st.denied++;
+		dp_reply_rcode(p, cl, msg, len, q, DNSWIRE_RCODE_NOERROR);
+		dp_client_text(p, cl, who, sizeof(who));
+		events_dns_violation(EVENTS_REASON_IPV6_DISABLED, q->name,
+				     q->qtype, "nodata", who);
+		goto drop;
 	}
 	if (m.action != POLICY_ALLOW) {
 		char who[INET6_ADDRSTRLEN + 8];
@@ -1782,6 +1796,11 @@ void dnsproxy_free(struct dnsproxy *p)
 void dnsproxy_set_matcher(struct dnsproxy *p, const struct policy_matcher *m)
 {
 	p->matcher = m;
+}
+
+void dnsproxy_set_aaaa_nodata(struct dnsproxy *p, bool on)
+{
+	p->aaaa_nodata = on;
 }
 
 void dnsproxy_set_block_doh_names(struct dnsproxy *p, bool on)

@@ -190,6 +190,33 @@ static void load_initial_policy(struct agent *a)
 	a->policy_source = "default";
 }
 
+/*
+ * IPv6 off: an allow rule for an IPv6 address could never take effect.
+ * 0, or -EINVAL with err naming the rule.
+ */
+static int check_ipv6_rules(const struct agent *a,
+			    const struct policy_rule *rules, size_t n,
+			    const char *where, bool egress_index, char *err,
+			    size_t errlen)
+{
+	long i;
+
+	if (a->cfg.ipv6 != EGRESSD_IPV6_DENY)
+		return 0;
+	i = policy_find_ipv6_allow(rules, n);
+	if (i < 0)
+		return 0;
+	if (egress_index)
+		snprintf(err, errlen,
+			 "%segress[%ld]: target \"%s\": IPv6 cannot be allowed while OPENSANDBOX_EGRESS_IPV6=deny",
+			 where, i, rules[i].target);
+	else
+		snprintf(err, errlen,
+			 "%s: \"%s\": IPv6 cannot be allowed while OPENSANDBOX_EGRESS_IPV6=deny",
+			 where, rules[i].target);
+	return -EINVAL;
+}
+
 static void always_path(const struct agent *a, const struct always_file *f,
 			char *buf, size_t len)
 {
@@ -222,6 +249,11 @@ static int always_reload(struct agent *a, struct always_file *f, char *err,
 	ret = policy_load_always_file(path, f->action, &rules, &n, err, errlen);
 	if (ret)
 		return ret;
+	ret = check_ipv6_rules(a, rules, n, path, false, err, errlen);
+	if (ret) {
+		policy_rules_free(rules, n);
+		return ret;
+	}
 	policy_rules_free(f->rules, f->n);
 	f->rules = rules;
 	f->n = n;
@@ -916,6 +948,11 @@ int main(int argc, char **argv)
 		    err);
 
 	load_initial_policy(&a);
+	if (check_ipv6_rules(&a, a.policy->rules, a.policy->n_rules,
+			     a.policy_source[0] == 'f' ? "policy file: " :
+							 "OPENSANDBOX_EGRESS_RULES: ",
+			     true, err, sizeof(err)))
+		die("%s", err);
 	for (i = 0; i < 2; i++) {
 		ret = always_reload(&a, &a.always[i], err, sizeof(err));
 		if (ret < 0)
@@ -953,6 +990,7 @@ int main(int argc, char **argv)
 		die("%s", err);
 	dnsproxy_set_answer_hook(a.proxy, answer_hook, &a);
 	dnsproxy_set_block_doh_names(a.proxy, true);
+	dnsproxy_set_aaaa_nodata(a.proxy, a.cfg.ipv6 == EGRESSD_IPV6_DENY);
 	prepare_addr_lists(&a);
 	ret = cgroup_workload(&a.cfg, &a.cg, &a.workload, err, sizeof(err));
 	if (ret)

@@ -1169,3 +1169,16 @@ void policy_matcher_lookup(const struct policy_matcher *m, const char *name,
 		out->index = eff - m->n_deny - m->n_allow;
 	}
 }
+
+long policy_find_ipv6_allow(const struct policy_rule *rules, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (rules[i].action == POLICY_ALLOW &&
+		    (rules[i].kind == POLICY_KIND_IP ||
+		     rules[i].kind == POLICY_KIND_CIDR) &&
+		    rules[i].addr.family == AF_INET6)
+			return (long)i;
+	return -1;
+}

@@ -695,6 +695,45 @@ START_TEST(test_dnsproxy_denied_nxdomain_not_forwarded)
 }
 END_TEST
 
+START_TEST(test_dnsproxy_aaaa_nodata_when_ipv6_denied)
+{
+	uint64_t v0 = events_count("dns", EVENTS_REASON_IPV6_DISABLED);
+	struct dnswire_response r;
+	struct client *c;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+
+	env_start(&e, 1, FAKE_ANSWER, 0, 1000);
+	dnsproxy_set_aaaa_nodata(e.p, true);
+	/* Allowed name, AAAA: empty NOERROR, not forwarded. */
+	c = client_new(&e, AF_INET, false);
+	qlen = mkquery(q, 0x6666, "www.example.com", DNSWIRE_TYPE_AAAA, 1,
+		       false);
+	client_send(c, q, qlen);
+	env_run(&e, 2000);
+	ck_assert_int_eq(c->got, 1);
+	client_parse(c, 0, q, qlen, &r);
+	ck_assert_int_eq(r.rcode, DNSWIRE_RCODE_NOERROR);
+	ck_assert_uint_eq(r.n_addrs, 0);
+	ck_assert_int_eq(e.up[0].nq, 0);
+	ck_assert_uint_eq(events_count("dns", EVENTS_REASON_IPV6_DISABLED),
+			  v0 + 1);
+	client_free(c);
+	/* A still works; a denied name's AAAA is still NXDOMAIN. */
+	c = ask(&e, 0x7777, "www.example.com", q, &qlen, 2000);
+	assert_answer_for(c, 0, q, qlen, "www.example.com");
+	client_free(c);
+	c = client_new(&e, AF_INET, false);
+	qlen = mkquery(q, 0x8888, "evil.com", DNSWIRE_TYPE_AAAA, 1, false);
+	client_send(c, q, qlen);
+	env_run(&e, 2000);
+	ck_assert_int_eq(reply_rcode(c, 0), DNSWIRE_RCODE_NXDOMAIN);
+	client_free(c);
+	env_stop(&e);
+}
+END_TEST
+
 START_TEST(test_dnsproxy_wildcard_apex_mixed_case)
 {
 	static const struct {
@@ -1380,6 +1419,7 @@ static Suite *dnsproxy_suite(void)
 	tcase_add_test(tc, test_dnsproxy_udp_allowed_answered);
 	tcase_add_test(tc, test_dnsproxy_denied_nxdomain_not_forwarded);
 	tcase_add_test(tc, test_dnsproxy_wildcard_apex_mixed_case);
+	tcase_add_test(tc, test_dnsproxy_aaaa_nodata_when_ipv6_denied);
 	tcase_add_test(tc, test_dnsproxy_tcp_query);
 	tcase_add_test(tc, test_dnsproxy_tcp_pipelined);
 	tcase_add_test(tc, test_dnsproxy_upstream_timeout_servfail);

@@ -62,6 +62,10 @@ void dnsproxy_free(struct dnsproxy *p);
 /* Swap the matcher; the caller keeps ownership and frees the old one after
  * this returns (single-threaded: no query sees a half-swapped state). */
 void dnsproxy_set_matcher(struct dnsproxy *p, const struct policy_matcher *m);
+/* OPENSANDBOX_EGRESS_IPV6=deny: AAAA queries for allowed names get an
+ * empty NOERROR answer (NODATA) and a violation line with reason
+ * ipv6_disabled, action nodata; they are not forwarded. */
+void dnsproxy_set_aaaa_nodata(struct dnsproxy *p, bool on);
 /* Answer DoH/DoT provider names (doh.h) NXDOMAIN with reason "doh"
  * unless a rule names them exactly. */
 void dnsproxy_set_block_doh_names(struct dnsproxy *p, bool on);

@@ -96,6 +96,13 @@ int policy_parse_json(const char *buf, size_t len, size_t max_rules,
 int policy_parse_target(const char *target, struct policy_rule *rule,
 			char *err, size_t errlen);
 
+/*
+ * Index of the first allow rule naming an IPv6 address or network (IPv4-
+ * mapped ones count as IPv4), or -1. With OPENSANDBOX_EGRESS_IPV6=deny
+ * such a rule could never take effect, so egressd refuses it.
+ */
+long policy_find_ipv6_allow(const struct policy_rule *rules, size_t n);
+
 /* {"egress":[{"action":…,"target":…},…],"defaultAction":…}; egress is
  * always an array. NULL on ENOMEM. */
 json_t *policy_to_json(const struct policy *p);
