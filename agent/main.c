@@ -1015,8 +1015,9 @@ int main(int argc, char **argv)
 	if (ret)
 		log_errorx("event loop failed: %s", strerror(-ret));
 
-	log_emit(LOG_LVL_INFO, "stop", json_pack("{s:s}", "reason", "signal"));
+	/* Held (folded) violation lines go out before the last line. */
 	events_fini();
+	log_emit(LOG_LVL_INFO, "stop", json_pack("{s:s}", "reason", "signal"));
 	log_flush();
 	dnsproxy_free(a.proxy);
 	/* The table stays: the sandbox remains protected (fail closed). */

@@ -3,13 +3,17 @@
 # shellcheck source-path=SCRIPTDIR disable=SC2034,SC2119,SC2317
 #
 # The README's main job (`make demo`, root): a sandbox network namespace
-# whose DNS egressd filters with a sample policy. A second namespace plays
-# the internet: a fake upstream resolver (fakedns) and a tiny web server.
-# A short scripted workload in the sandbox looks names up (allowed and
-# denied, through the official resolver and through arbitrary ones) and
-# fetches a page by name; then egressd's log lines are printed. Everything
-# is removed on exit. Exit status is non-zero if anything did not turn out
-# as shown. Uses the topology helpers of tests/integration/lib.sh.
+# whose egress egressd enforces with a sample policy, in `dns+nft` mode
+# (names filtered by the DNS proxy, and only addresses learned from allowed
+# answers or allowed by IP/CIDR rules reachable, by nftables; the BPF layer
+# is explicitly off for now). A second namespace plays the internet: a fake
+# upstream resolver (fakedns) and two tiny web servers. A short scripted
+# workload in the sandbox looks names up (allowed and denied, through the
+# official resolver and through arbitrary ones), fetches a page by name,
+# connects to the allowed name's web host and to a literal non-allowed IP;
+# then egressd's log lines are printed. Everything is removed on exit. Exit
+# status is non-zero if anything did not turn out as shown. Uses the
+# topology helpers of tests/integration/lib.sh.
 
 EGIT_NAME=demo
 # shellcheck source=../tests/integration/lib.sh
@@ -24,21 +28,27 @@ bold() { if [ -t 1 ]; then printf '\033[1m%s\033[0m\n' "$*"; else printf '%s\n' 
 
 egit_init
 egit_require_egressd
+# The BPF layer is being wired in; until it is, nftables judges every
+# packet of the demo (say so explicitly, whatever the default becomes).
+export OPENSANDBOX_EGRESS_BPF=off
+OTHER4=10.200.$X.81	# a second web host no rule allows
 
 bold "== setup"
 echo "sandbox netns $SB ($SB4, $SB6) <-veth-> internet netns $NET ($GW4)"
-echo "internet: resolver $DNS4 / $DNS6 (fakedns), web server $WEB4:80"
+echo "internet: resolver $DNS4 / $DNS6 (fakedns), web servers $WEB4:80 (api.github.com) and $OTHER4:80"
 start_upstream
 mkdir -p "$T/www"
 echo "hello from the (fake) internet" >"$T/www/index.html"
-ip netns exec "$NET" "$PY" -m http.server 80 --bind "$WEB4" \
-	--directory "$T/www" >"$T/http.log" 2>&1 &
-EGIT_PIDS+=("$!")
-web_up() { ip netns exec "$NET" ss -Hltn "sport = :80" | grep -q .; }
-wait_for 10 web_up || die "web server did not start: $(cat "$T/http.log")"
+for a in "$WEB4" "$OTHER4"; do
+	ip netns exec "$NET" "$PY" -m http.server 80 --bind "$a" \
+		--directory "$T/www" >"$T/http-$a.log" 2>&1 &
+	EGIT_PIDS+=("$!")
+done
+web_up() { [ "$(ip netns exec "$NET" ss -Hltn "sport = :80" | grep -c .)" -ge 2 ]; }
+wait_for 10 web_up || die "web servers did not start: $(cat "$T"/http-*.log)"
 echo "policy: $(tr -d '\n' <<<"$DEMO_POLICY")"
-start_egressd --rules "$DEMO_POLICY" --dns-upstream "$DNS4"
-echo "egressd running in the sandbox (pid $EGRESSD_PID), cgroup ${CG#"$CG2"}/agent"
+start_egressd --mode dns+nft --bpf off --rules "$DEMO_POLICY" --dns-upstream "$DNS4"
+echo "egressd running in the sandbox (pid $EGRESSD_PID, mode dns+nft, BPF off), cgroup ${CG#"$CG2"}/agent"
 
 bold "== workload (in the sandbox, cgroup ${CG#"$CG2"}/workload)"
 bad=0
@@ -96,6 +106,25 @@ PY
 fetch api.github.com "HTTP 200 from $WEB4" allowed
 fetch files.evil.attacker.net "not resolved" denied
 
+# Plain TCP connects by address (nftables, dns+nft): the allowed name's
+# web host was learned from the answer above; a literal IP no rule allows
+# is dropped however it was obtained.
+# connect ADDR WANT(ok|blocked) VERDICT
+connect() {
+	local addr=$1 want=$2 verdict=$3 code got
+	code=$(run_workload curl -s -m 2 -o /dev/null -w '%{http_code}' "http://$addr/" 2>/dev/null)
+	got=blocked
+	[ "$code" = 200 ] && got=ok
+	printf '  workload: connect %-14s -> %s (%s)\n' "$addr:80" \
+		"$([ "$got" = ok ] && echo "HTTP 200" || echo "no connection, dropped")" "$verdict"
+	if [ "$got" != "$want" ]; then
+		echo "    !! expected: $want"
+		bad=$((bad + 1))
+	fi
+}
+connect "$WEB4" ok "api.github.com's address, learned when it resolved"
+connect "$OTHER4" blocked "literal IP, no rule allows it: default deny"
+
 bold "== upstream resolver's query log (what left the sandbox)"
 sed 's/^/  /' "$T/fakedns-up.log"
 for n in pypi.org evil.example.com exfil.attacker.net files.evil.attacker.net; do
@@ -105,6 +134,18 @@ for n in pypi.org evil.example.com exfil.attacker.net files.evil.attacker.net; d
 	fi
 done
 [ "$bad" = 0 ] && echo "  (no denied name ever reached it)"
+
+bold "== nftables in the sandbox (table inet egressd)"
+nsenter --net="/run/netns/$SB" -- nft list set inet egressd learned_v4 |
+	sed -n 's/^[[:space:]]*elements = /  learned_v4: /p'
+nsenter --net="/run/netns/$SB" -- nft list counters table inet egressd |
+	awk '/counter/ { n = $2 } /packets/ && $2 > 0 { printf "  counter %s: %s packets\n", n, $2 }'
+# The drop of the literal IP is reported as a packet violation line.
+wait_for 3 json_match "$T/egressd.out" event=violation layer=packet \
+	reason=default_deny action=drop dst="$OTHER4" dport=80 || {
+	echo "  !! no packet violation line for $OTHER4:80"
+	bad=$((bad + 1))
+}
 
 stop_egressd
 bold "== egressd log (stdout, one JSON object per line; compact view)"
@@ -129,6 +170,14 @@ for line in open(sys.argv[1]):
         print("  %s %-9s dns  %-23s %-4s %-12s -> %s" % (ts, ev, o.pop("qname", "?"),
               o.pop("qtype", "?"), o.pop("reason", "?"), o.pop("action", "?")))
         continue
+    if ev == "violation" and o.get("layer") == "packet":
+        dst = o.pop("dst", "?")
+        dst = "[%s]" % dst if ":" in str(dst) else dst
+        print("  %s %-9s pkt  %-23s %-4s %-12s -> %s%s" % (ts, ev,
+              "%s:%s" % (dst, o.pop("dport", "?")), o.pop("proto", "?"),
+              o.pop("reason", "?"), o.pop("action", "?"),
+              " (x%s)" % o["count"] if o.get("count", 1) != 1 else ""))
+        continue
     if ev == "start":
         o = {k: o[k] for k in ("version", "mode", "upstreams", "layers", "dnsListenPort")
              if k in o}
@@ -141,7 +190,8 @@ echo "  (egressd exit status after SIGTERM: $EGRESSD_RC)"
 
 bold "== result"
 if [ "$bad" = 0 ]; then
-	echo "demo: every allowed name resolved, every denied name got NXDOMAIN and never left the sandbox"
+	echo "demo: every allowed name resolved, every denied name got NXDOMAIN and never left the sandbox;"
+	echo "      only the allowed name's address was reachable, the literal IP was dropped and logged"
 	exit 0
 fi
 EGIT_FAIL=$bad

@@ -558,3 +558,211 @@ assert_not_forwarded() {
 		pass "$1"
 	fi
 }
+
+# ---- dns+nft: nftables, internet hosts, connects -------------------------
+#
+# For the test_nft_* scenarios: egressd in `dns+nft` mode with the BPF layer
+# off, so nftables judges every packet and its counters and sets tell what
+# happened. Hosts of the internet namespace beyond the ones egit_init adds
+# come from inet_addr; start_servers runs TCP (tiny HTTP) and UDP listeners
+# there that write what they got to a log.
+
+# start_egressd_nft ARGS...: start_egressd in dns+nft mode with BPF off.
+# (The caller also exports OPENSANDBOX_EGRESS_BPF=off; the option says it
+# again so that nothing in the environment can turn BPF on.)
+start_egressd_nft() {
+	start_egressd --mode dns+nft --bpf off "$@"
+}
+
+# nft_sb ARGS...: the nft command in the sandbox netns.
+nft_sb() {
+	nsenter --net="/run/netns/$SB" -- nft "$@"
+}
+
+# nft_counter NAME: packets of the named counter of table inet egressd
+# (empty if there is no such counter).
+nft_counter() {
+	nft_sb list counter inet egressd "$1" 2>/dev/null |
+		awk '$1 == "packets" { print $2; exit }'
+}
+
+# nft_learned_has ADDR: is ADDR an element of learned_v4/learned_v6?
+nft_learned_has() {
+	local set=learned_v4
+	case $1 in *:*) set=learned_v6 ;; esac
+	nft_sb list set inet egressd "$set" 2>/dev/null |
+		grep -qE "(^|[ {,])$1( |,|$)"
+}
+
+# nft_egress_rules: the rules of chain egress, one a line, handles and
+# anonymous counter values stripped (to count and compare listings).
+nft_egress_rules() {
+	nft_sb -a list chain inet egressd egress 2>/dev/null |
+		awk '/^\t\t/ && / # handle [0-9]+$/ {
+			sub(/ # handle [0-9]+$/, ""); sub(/^\t+/, "")
+			gsub(/packets [0-9]+ bytes [0-9]+/, "")
+			print }'
+}
+
+# nft_tables_named NAME: how many tables called NAME (any family) exist in
+# the sandbox netns.
+nft_tables_named() {
+	nft_sb list tables 2>/dev/null | awk -v n="$1" '$3 == n { c++ } END { print c + 0 }'
+}
+
+# inet_addr ADDR...: add host addresses to the internet namespace (v4 in
+# its /24, v6 in its /64).
+inet_addr() {
+	local a
+	for a in "$@"; do
+		case $a in
+		*:*) ip -n "$NET" addr add "$a/64" dev "$VN" nodad ;;
+		*) ip -n "$NET" addr add "$a/24" dev "$VN" ;;
+		esac || die "internet host address $a"
+	done
+}
+
+# start_servers TAG SPEC...: listeners in the internet namespace, SPEC is
+# tcp:ADDR:PORT or udp:ADDR:PORT (v6 as tcp:[ADDR]:PORT). A TCP listener
+# answers any request with "HTTP/1.0 200 OK" and "hello ADDR PORT"; every
+# TCP accept and UDP datagram is logged to $T/servers-TAG.log as
+# "tcp ADDR PORT SRC" / "udp ADDR PORT SRC PAYLOAD". Returns once all are
+# bound.
+start_servers() {
+	local tag=$1 pid
+	shift
+	: >"$T/servers-$tag.log"
+	rm -f "$T/servers-$tag.ready"
+	ip netns exec "$NET" "$PY" - "$T/servers-$tag.log" "$T/servers-$tag.ready" "$@" \
+		>"$T/servers-$tag.err" 2>&1 <<'EOF_PY' &
+import os, select, socket, sys
+log, ready, specs = sys.argv[1], sys.argv[2], sys.argv[3:]
+out = open(log, "a", buffering=1)
+socks = {}
+for spec in specs:
+    proto, rest = spec.split(":", 1)
+    addr, port = rest.rsplit(":", 1)
+    addr = addr.strip("[]")
+    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    typ = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    s = socket.socket(fam, typ)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, int(port)))
+    if proto == "tcp":
+        s.listen(64)
+    socks[s.fileno()] = (s, proto, addr, int(port))
+open(ready, "w").close()
+while True:
+    r, _, _ = select.select([v[0] for v in socks.values()], [], [])
+    for s in r:
+        _, proto, addr, port = socks[s.fileno()]
+        if proto == "udp":
+            data, src = s.recvfrom(65535)
+            out.write("udp %s %d %s %s\n" % (addr, port, src[0],
+                      data.decode(errors="replace").strip()))
+            continue
+        c, src = s.accept()
+        out.write("tcp %s %d %s\n" % (addr, port, src[0]))
+        c.settimeout(1)
+        try:
+            c.recv(4096)
+        except OSError:
+            pass
+        body = "hello %s %d\n" % (addr, port)
+        try:
+            c.sendall(("HTTP/1.0 200 OK\r\nContent-Length: %d\r\n"
+                       "Connection: close\r\n\r\n%s" % (len(body), body)).encode())
+        except OSError:
+            pass
+        c.close()
+EOF_PY
+	pid=$!
+	EGIT_PIDS+=("$pid")
+	local deadline=$(($(now_ms) + 5000))
+	while [ ! -e "$T/servers-$tag.ready" ]; do
+		if ! kill -0 "$pid" 2>/dev/null || [ "$(now_ms)" -ge "$deadline" ]; then
+			cat "$T/servers-$tag.err" >&2
+			die "servers $tag did not start (an address not added with inet_addr?)"
+		fi
+		sleep 0.05
+	done
+}
+
+# http_get ADDR PORT: a TCP connect + HTTP GET from the workload. Sets
+# H_CODE (200 when it got through, 000 when it did not) and H_RC (curl's
+# exit status: 28 = timed out, i.e. dropped); true when H_CODE is 200.
+http_get() {
+	local host=$1
+	case $host in *:*) host="[$host]" ;; esac
+	H_CODE=$(run_workload curl -g -s -m 2 -o /dev/null -w '%{http_code}' \
+		"http://$host:$2/" 2>/dev/null)
+	H_RC=$?
+	[ "$H_CODE" = 200 ]
+}
+
+# assert_connects DESC ADDR PORT / assert_blocked DESC ADDR PORT
+assert_connects() {
+	if http_get "$2" "$3"; then
+		pass "$1"
+	else
+		fail "$1" "workload: curl http://$2:$3/ -> code $H_CODE, curl exit $H_RC"
+	fi
+}
+assert_blocked() {
+	if http_get "$2" "$3"; then
+		fail "$1" "workload: curl http://$2:$3/ got through (HTTP $H_CODE)"
+	else
+		pass "$1"
+	fi
+}
+
+# udp_send ADDR PORT PAYLOAD: one datagram from the workload (a send the
+# kernel refuses, as nftables does with EPERM, is not an error here).
+udp_send() {
+	run_workload "$PY" -c '
+import socket, sys
+a, p, m = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.socket(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    s.sendto(m.encode(), (a, p))
+except OSError:
+    pass' "$@"
+}
+
+# server_got TAG PAYLOAD|ADDR...: does the servers-TAG log have a line
+# with that text (fixed string)?
+server_got() {
+	grep -qF -- "$2" "$T/servers-$1.log"
+}
+
+# run_in_agent_cgroup CMD...: run CMD in the sandbox netns, in egressd's
+# (the agent's) cgroup, as egressd's own traffic would be.
+run_in_agent_cgroup() {
+	nsenter --net="/run/netns/$SB" -- sh -c \
+		'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' \
+		sh "$CG/agent" "$@"
+}
+
+# json_field FILE EVENT PATH: the value at dotted PATH (e.g. layers.nft.state)
+# of the first line of FILE whose "event" is EVENT, as JSON text for
+# non-strings; empty if absent.
+json_field() {
+	"$PY" - "$@" <<'EOF_PY'
+import json, sys
+path, ev, keys = sys.argv[1], sys.argv[2], sys.argv[3].split(".")
+with open(path, errors="replace") as f:
+    for line in f:
+        try:
+            o = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(o, dict) or o.get("event") != ev:
+            continue
+        for k in keys:
+            if not isinstance(o, dict) or k not in o:
+                sys.exit(0)
+            o = o[k]
+        print(o if isinstance(o, str) else json.dumps(o))
+        sys.exit(0)
+EOF_PY
+}
