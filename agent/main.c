@@ -486,27 +486,17 @@ static int apply_policy(struct agent *a, const char *why)
 	}
 	/* BPF first: its only failures (full maps, no memory) leave the
 	 * active slot untouched, and nftables is the step that can fail. */
-	if (a->bpf) {
+	ret = 0;
+	if (a->bpf)
 		ret = bpf_apply(a, a->generation + 1, err, sizeof(err));
-		if (ret) {
-			log_emit(LOG_LVL_ERROR, "policy",
-				 json_pack("{s:s, s:s, s:s}", "result",
-					   "failed", "trigger", why, "error",
-					   err));
-			policy_matcher_free(m);
-			return ret;
-		}
-	}
-	if (a->nft && !strcmp(a->nft_state, "on")) {
+	if (!ret && a->nft && !strcmp(a->nft_state, "on"))
 		ret = nft_apply(a, m, err, sizeof(err));
-		if (ret) {
-			log_emit(LOG_LVL_ERROR, "policy",
-				 json_pack("{s:s, s:s, s:s}", "result",
-					   "failed", "trigger", why, "error",
-					   err));
-			policy_matcher_free(m);
-			return ret;
-		}
+	if (ret) {
+		log_emit(LOG_LVL_ERROR, "policy",
+			 json_pack("{s:s, s:s, s:s}", "result", "failed",
+				   "trigger", why, "error", err));
+		policy_matcher_free(m);
+		return ret;
 	}
 	if (a->proxy)
 		dnsproxy_set_matcher(a->proxy, m);
