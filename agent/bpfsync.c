@@ -38,6 +38,7 @@
 #endif
 
 /* The ABI is checked here, once, for both sides. */
+_Static_assert(sizeof(struct egressd_flow) == 24, "ABI");
 _Static_assert(sizeof(struct egressd_slot_cfg) == 16, "ABI");
 _Static_assert(sizeof(struct egressd_bpf_cfg) == 56, "ABI");
 _Static_assert(sizeof(struct egressd_lpm4_key) == 12, "ABI");
@@ -907,6 +908,7 @@ int bpfsync_cleanup(const char *pin_dir)
 		EGRESSD_MAP_DOH_V4,	  EGRESSD_MAP_DOH_V6,
 		EGRESSD_MAP_DOH_ALLOW_V4, EGRESSD_MAP_DOH_ALLOW_V6,
 		EGRESSD_MAP_LEARNED_V4,	  EGRESSD_MAP_LEARNED_V6,
+		EGRESSD_MAP_FLOWS,
 	};
 	char path[PATH_MAX + 32];
 	size_t i;

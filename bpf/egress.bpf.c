@@ -165,6 +165,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } learned_v6 SEC(".maps");
 
+/*
+ * Per-socket memory of the destination last allowed (established flows);
+ * written by this program, freed with the socket.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct egressd_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} flows SEC(".maps");
+
 /* What matched, for the event record. */
 struct egress_hit {
 	__u32 rule;
@@ -387,12 +399,40 @@ static __always_inline void report(struct __sk_buff *skb,
 	bpf_ringbuf_submit(e, 0);
 }
 
+static __always_inline int flow_matches(const struct egressd_flow *f,
+					const struct egress_pkt *pkt)
+{
+	const __u32 *d = (const __u32 *)f->dst;
+
+	return f->family == pkt->family && f->proto == pkt->proto &&
+	       f->dport == pkt->dport && d[0] == pkt->dst[0] &&
+	       d[1] == pkt->dst[1] && d[2] == pkt->dst[2] &&
+	       d[3] == pkt->dst[3];
+}
+
+/* Remember the allowed destination; written only when it changes. */
+static __always_inline void flow_remember(struct bpf_sock *sk,
+					  const struct egress_pkt *pkt)
+{
+	struct egressd_flow *f;
+
+	f = bpf_sk_storage_get(&flows, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!f || flow_matches(f, pkt))
+		return;
+	__builtin_memcpy(f->dst, pkt->dst, 16);
+	f->dport = pkt->dport;
+	f->proto = pkt->proto;
+	f->family = pkt->family;
+}
+
 SEC("cgroup_skb/egress")
 int egress_filter(struct __sk_buff *skb)
 {
 	struct egress_hit hit = { .rule = EGRESSD_RULE_NONE };
 	struct egress_pkt pkt = {};
 	struct egressd_bpf_cfg *cfg;
+	struct egressd_flow *flow;
+	struct bpf_sock *sk;
 	__u32 zero = 0;
 	__u8 action;
 	__u64 now;
@@ -423,10 +463,26 @@ int egress_filter(struct __sk_buff *skb)
 		return EGRESS_ALLOW;
 	}
 
+	/*
+	 * A flow the policy allowed keeps going, as nftables' "ct state
+	 * established" does: the same socket to the same destination.
+	 */
+	sk = skb->sk ? bpf_sk_fullsock(skb->sk) : NULL;
+	if (sk && pkt.family && !(pkt.flags & EGRESSD_EV_NO_L4)) {
+		flow = bpf_sk_storage_get(&flows, sk, 0, 0);
+		if (flow && flow_matches(flow, &pkt)) {
+			count(EGRESSD_CNT_ALLOWED);
+			return EGRESS_ALLOW;
+		}
+	}
+
 	now = bpf_ktime_get_coarse_ns();
 	reason = judge(skb, cfg, slot, &pkt, now, &hit);
 	if (reason == EGRESS_VERDICT_ALLOW) {
 		count(EGRESSD_CNT_ALLOWED);
+		if (sk && pkt.family && !(pkt.flags & EGRESSD_EV_NO_L4) &&
+		    (pkt.proto == IPPROTO_TCP || pkt.proto == IPPROTO_UDP))
+			flow_remember(sk, &pkt);
 		return EGRESS_ALLOW;
 	}
 

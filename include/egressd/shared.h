@@ -27,6 +27,7 @@
 #define EGRESSD_MAP_DOH_ALLOW_V6 "doh_allow_v6"
 #define EGRESSD_MAP_LEARNED_V4 "learned_v4"
 #define EGRESSD_MAP_LEARNED_V6 "learned_v6"
+#define EGRESSD_MAP_FLOWS "flows"
 
 /* Limits (max_entries). An LPM map holds both policy slots at once. */
 #define EGRESSD_MAX_PREFIXES 65536 /* per static set and family */
@@ -157,6 +158,21 @@ struct egressd_learned_val {
 	__u64 last_seen_ns;
 	__u32 domain_id; /* agent's id of the name that taught it */
 	__u32 generation; /* low bits of the policy generation at learn */
+};
+
+/*
+ * Value of the flows socket storage (program-internal): the destination a
+ * socket was last allowed to send to. Later packets of the same socket to
+ * the same destination and port are allowed as an established flow, like
+ * nftables' "ct state established" rule, so a learned address expiring
+ * does not cut a connection that is open (or idle in a pool).
+ */
+struct egressd_flow {
+	__u8 dst[16];
+	__u16 dport; /* host order */
+	__u8 family; /* 4 or 6; 0 = nothing allowed yet */
+	__u8 proto;
+	__u8 pad[4];
 };
 
 /* Key and value of the event_fold LRU hash (program-internal). */

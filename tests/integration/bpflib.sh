@@ -11,9 +11,12 @@
 # lib.sh already points OPENSANDBOX_EGRESS_CGROUP at $CG/workload and
 # OPENSANDBOX_EGRESS_BPF_PIN_DIR at /sys/fs/bpf/egit-$$ (removed by its
 # cleanup). This file adds: egressd in dns+nft mode with BPF enforcing,
-# readers of the pinned maps and link (bpftool -j, BTF-formatted), a TCP
-# connect probe, and an optional second namespace pair ($OTH with its own
-# peer $OTHP) whose processes run in the same workload cgroup.
+# readers of the pinned maps, counters and link (bpftool -j, BTF-formatted),
+# a bounded TCP connect probe, a line echo server for long-lived
+# connections, extra cgroups of the sandbox (neither agent nor workload),
+# and an optional second namespace pair ($OTH with its own peer $OTHP)
+# whose processes run in the same workload cgroup. What it creates is
+# removed at exit, before lib.sh's own cleanup runs.
 # (SC2034: variables are used by the tests; SC2016: sh -c snippets expand
 # in the child, on purpose.)
 
@@ -42,10 +45,11 @@ bpf_exit() {
 	egit_cleanup
 }
 
-# Our namespaces. The background processes (servers, in EGIT_PIDS) are
-# stopped first, as egit_cleanup would (it runs right after and finds them
-# gone); anything else left in them is in our cgroups, which egit_cleanup
-# empties.
+# Our extra cgroups (emptied, removed: egit_cleanup could not remove $CG
+# otherwise), then our namespaces. The background processes (servers, in
+# EGIT_PIDS) are stopped first, as egit_cleanup would (it runs right after
+# and finds them gone); anything else left in them is in our cgroups, which
+# egit_cleanup empties.
 bpf_cleanup() {
 	local ns p d parent
 	for d in "${BPF_CGS[@]}"; do
@@ -292,4 +296,60 @@ assert_tcp_blocked() {
 	"blocked 0 "*) pass "$1" ;;
 	*) fail "$1" "workload: TCP connect to $2:$3: '$out'" ;;
 	esac
+}
+
+# start_echo_server TAG ADDR PORT: a TCP line echo server in the internet
+# namespace, one thread per connection, connections kept open; accepts are
+# logged to $T/echo-TAG.log. Returns once bound.
+start_echo_server() {
+	local tag=$1 pid
+	rm -f "$T/echo-$tag.ready"
+	ip netns exec "$NET" "$PY" - "$T/echo-$tag.log" "$T/echo-$tag.ready" "$2" "$3" \
+		>"$T/echo-$tag.err" 2>&1 <<'EOF_PY' &
+import socket, sys, threading
+log, ready, addr, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+out = open(log, "a", buffering=1)
+s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((addr, port))
+s.listen(16)
+open(ready, "w").close()
+def serve(c):
+    with c:
+        f = c.makefile("rwb", buffering=0)
+        for line in f:
+            f.write(line)
+while True:
+    c, src = s.accept()
+    out.write("accept %s\n" % src[0])
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+EOF_PY
+	pid=$!
+	EGIT_PIDS+=("$pid")
+	wait_for 5 test -e "$T/echo-$tag.ready" || die "echo server $tag did not start: $(cat "$T/echo-$tag.err")"
+}
+
+# echo_session ADDR PORT IDLE_S: from the workload, one TCP connection:
+# echo a line, stay idle IDLE_S seconds, echo another line on the SAME
+# connection. Prints "first ok|fail ..." and "second ok|fail ...".
+echo_session() {
+	run_workload "$PY" -c '
+import socket, sys, time
+a, p, idle = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+s = socket.socket(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM)
+s.settimeout(2)
+try:
+    s.connect((a, p))
+    s.sendall(b"one\n")
+    print("first", "ok" if s.recv(100) == b"one\n" else "fail bad-echo", flush=True)
+except OSError as e:
+    print("first fail", e.__class__.__name__, flush=True)
+    sys.exit(0)
+time.sleep(idle)
+s.settimeout(3)
+try:
+    s.sendall(b"two\n")
+    print("second", "ok" if s.recv(100) == b"two\n" else "fail bad-echo", flush=True)
+except OSError as e:
+    print("second fail", e.__class__.__name__, flush=True)' "$@"
 }

@@ -106,13 +106,13 @@ wait_json_line "violation line: reason dot, layer packet" "$T/egressd.out" \
 # handed to BPF: nftables judges it, drops and reports it.
 bpf_cgroup other
 dd_bpf2=$(bpf_counter default_deny)
-code=$(run_in_cgroup other curl -s -m 2 -o /dev/null -w '%{http_code}' "http://10.200.$X.81/")
-assert_eq "another cgroup of the sandbox: 10.200.$X.81:80 blocked too" 000 "$code"
+code=$(run_in_cgroup other curl -s -m 2 -o /dev/null -w '%{http_code}' "http://10.200.$X.81:8080/")
+assert_eq "another cgroup of the sandbox: 10.200.$X.81:8080 blocked too" 000 "$code"
 dd2=$(nft_counter default_drop)
 if [ "${dd2:-0}" -gt "${dd1:-0}" ]; then pass "... by nftables (default_drop $dd1 -> $dd2)"; else fail "... by nftables (default_drop grew)" "$dd1 -> $dd2"; fi
 assert_eq "... not by BPF (default_deny unchanged)" "$dd_bpf2" "$(bpf_counter default_deny)"
 wait_json_line "... and reported (layer packet, action drop)" "$T/egressd.out" \
 	event=violation layer=packet reason=default_deny action=drop proto=tcp \
-	dst="10.200.$X.81" dport=80 count=*
+	dst="10.200.$X.81" dport=8080 src="$SB4"
 assert_all_json "stdout holds only JSON lines" "$T/egressd.out"
 egit_finish
