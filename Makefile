@@ -215,6 +215,11 @@ VMT_XFAIL ?= 6.1.* 6.12.*
 vmtest: $(BPF_TEST)
 	$(Q)VMT_XFAIL="$(VMT_XFAIL)" vmtests/run-matrix.sh $(BPF_TEST)
 
+# Benchmarks (root; never part of `make test`; figures in bench/RESULTS.md).
+.PHONY: bench-dns bench-nft bench-datapath
+bench-dns bench-nft bench-datapath: all $(OUTPUT)/tests/tools/fakedns
+	$(Q)bench/$(patsubst bench-%,%,$@).sh
+
 format:
 	$(Q)clang-format -i agent/*.c include/egressd/*.h tests/*.c tests/tools/*.c \
 		bpf/*.c bpf/*.h tests/bpf/*.c
@@ -235,6 +240,9 @@ help:
 	@echo '  vmtest         BPF verdict tests under Debian kernels in qemu (vmtests/; root)'
 	@echo '  fuzz           run the libFuzzer targets (FUZZ_SECONDS=$(FUZZ_SECONDS) each)'
 	@echo '  bench-policy   policy lookup micro-benchmark (see bench/)'
+	@echo '  bench-dns      DNS proxy vs dnsdist (root; bench/RESULTS.md)'
+	@echo '  bench-nft      dns+nft learning cost and policy apply time (root)'
+	@echo '  bench-datapath packet rate with egressd enforcing (root)'
 	@echo '  format         clang-format the sources'
 	@echo '  clean          remove $(OUTPUT)/ and $(BUILD)/'
 	@echo 'variables: V=1 (show commands), O=DIR (object dir), CC, CLANG, PKG_CONFIG, EXTRA_CFLAGS, EXTRA_LDFLAGS'
