@@ -5,8 +5,10 @@
 # The README's main job (`make demo`, root): a sandbox network namespace
 # whose egress egressd enforces with a sample policy, in `dns+nft` mode
 # (names filtered by the DNS proxy, and only addresses learned from allowed
-# answers or allowed by IP/CIDR rules reachable, by nftables; the BPF layer
-# is explicitly off for now). A second namespace plays the internet: a fake
+# answers or allowed by IP/CIDR rules reachable). The workload's packets are
+# judged by the BPF program where the kernel can load it (6.15+), by
+# nftables otherwise; the start line says which. A second namespace plays
+# the internet: a fake
 # upstream resolver (fakedns) and two tiny web servers. A short scripted
 # workload in the sandbox looks names up (allowed and denied, through the
 # official resolver and through arbitrary ones), fetches a page by name,
@@ -28,9 +30,6 @@ bold() { if [ -t 1 ]; then printf '\033[1m%s\033[0m\n' "$*"; else printf '%s\n' 
 
 egit_init
 egit_require_egressd
-# The BPF layer is being wired in; until it is, nftables judges every
-# packet of the demo (say so explicitly, whatever the default becomes).
-export OPENSANDBOX_EGRESS_BPF=off
 OTHER4=10.200.$X.81	# a second web host no rule allows
 
 bold "== setup"
@@ -47,8 +46,9 @@ done
 web_up() { [ "$(ip netns exec "$NET" ss -Hltn "sport = :80" | grep -c .)" -ge 2 ]; }
 wait_for 10 web_up || die "web servers did not start: $(cat "$T"/http-*.log)"
 echo "policy: $(tr -d '\n' <<<"$DEMO_POLICY")"
-start_egressd --mode dns+nft --bpf off --rules "$DEMO_POLICY" --dns-upstream "$DNS4"
-echo "egressd running in the sandbox (pid $EGRESSD_PID, mode dns+nft, BPF off), cgroup ${CG#"$CG2"}/agent"
+start_egressd --mode dns+nft --rules "$DEMO_POLICY" --dns-upstream "$DNS4"
+BPF_STATE=$(json_field "$T/egressd.out" start layers.bpf.state)
+echo "egressd running in the sandbox (pid $EGRESSD_PID, mode dns+nft, BPF layer: ${BPF_STATE:-?}), cgroup ${CG#"$CG2"}/agent"
 
 bold "== workload (in the sandbox, cgroup ${CG#"$CG2"}/workload)"
 bad=0
@@ -140,6 +140,17 @@ nsenter --net="/run/netns/$SB" -- nft list set inet egressd learned_v4 |
 	sed -n 's/^[[:space:]]*elements = /  learned_v4: /p'
 nsenter --net="/run/netns/$SB" -- nft list counters table inet egressd |
 	awk '/counter/ { n = $2 } /packets/ && $2 > 0 { printf "  counter %s: %s packets\n", n, $2 }'
+if [ "$BPF_STATE" = enforce ]; then
+	bold "== BPF maps (pinned in $OPENSANDBOX_EGRESS_BPF_PIN_DIR; the workload's packets are judged here)"
+	bpftool -j map dump pinned "$OPENSANDBOX_EGRESS_BPF_PIN_DIR/learned_v4" 2>/dev/null |
+		"$PY" -c 'import json, sys
+for e in json.load(sys.stdin):
+    k = e.get("formatted", e)["key"]["addr"]
+    v = e.get("formatted", e)["value"]
+    print("  learned_v4: %s  expires_ns=%s last_seen_ns=%s" % (
+        ".".join(str(int(b, 0) if isinstance(b, str) else b) for b in k),
+        v["expires_ns"], v["last_seen_ns"]))'
+fi
 # The drop of the literal IP is reported as a packet violation line.
 wait_for 3 json_match "$T/egressd.out" event=violation layer=packet \
 	reason=default_deny action=drop dst="$OTHER4" dport=80 || {
