@@ -13,7 +13,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +42,8 @@
 #define NFT_TYPE_IPADDR 7
 #define NFT_TYPE_IP6ADDR 8
 
-/* Room kept free for one message; element messages stay far below. */
+/* Room kept free for one table, chain, counter, set or rule message;
+ * element messages reserve what their elements need (emit_elems()). */
 #define MSG_RESERVE (64 * 1024 + 4096)
 #define ELEMS_PER_MSG 256
 /* Learned addresses being forgotten are re-added with this timeout first
@@ -133,39 +133,68 @@ int nftsync_addr_from_sockaddr(const struct sockaddr *sa,
 
 /* ---- batch buffer ----------------------------------------------------- */
 
+/*
+ * What a message does, kept as pointers to static strings and numbers and
+ * only turned into text when an ACK reports an error (or a test asks):
+ * "<verb> <what> <name>[ \"<comment>\"][ [<first>..<last> of <total>]]",
+ * or just <what> when verb is NULL ("batch begin").
+ */
+struct cmd_desc {
+	const char *verb;
+	const char *what;
+	const char *name;
+	const char *comment;
+	uint32_t first, last, total; /* element range, total 0: none */
+};
+
+#define DESC_TEXT_MAX 256
+
 struct nftsync_batch {
 	char *buf;
 	size_t len, cap;
 	uint32_t seq_base; /* sequence number of BEGIN */
 	uint32_t seq;	   /* next sequence number */
-	char **desc;	   /* desc[i] describes seq_base + i */
+	struct cmd_desc *desc; /* desc[i] describes seq_base + i */
 	size_t ndesc, desc_cap;
 	size_t ncmds;
+	size_t room;	   /* bytes promised to the message being built */
+	size_t dirty;	   /* buf[dirty..cap) is zero, see batch_reserve() */
 	uint32_t set_id;
 	bool finished;
+	char *text;	   /* DESC_TEXT_MAX bytes for nftsync_batch_describe */
 };
 
 struct nftsync_batch *nftsync_batch_new(uint32_t seq)
 {
 	struct nftsync_batch *b;
 
-	b = calloc(1, sizeof(*b));
+	b = calloc(1, sizeof(*b) + DESC_TEXT_MAX);
 	if (!b)
 		return NULL;
+	b->text = (char *)(b + 1);
+	nftsync_batch_reset(b, seq);
+	return b;
+}
+
+void nftsync_batch_reset(struct nftsync_batch *b, uint32_t seq)
+{
+	/* Memory is kept; only what the last build touched is zeroed. */
+	if (b->dirty)
+		memset(b->buf, 0, b->dirty);
+	b->dirty = 0;
+	b->len = 0;
+	b->ndesc = 0;
+	b->ncmds = 0;
 	b->seq_base = seq;
 	b->seq = seq;
 	b->set_id = 1;
-	return b;
+	b->finished = false;
 }
 
 void nftsync_batch_free(struct nftsync_batch *b)
 {
-	size_t i;
-
 	if (!b)
 		return;
-	for (i = 0; i < b->ndesc; i++)
-		free(b->desc[i]);
 	free(b->desc);
 	free(b->buf);
 	free(b);
@@ -188,77 +217,86 @@ const char *nftsync_batch_describe(const struct nftsync_batch *b,
 				   uint32_t seq)
 {
 	uint32_t i = seq - b->seq_base;
+	const struct cmd_desc *d;
+	int n;
 
 	if (i >= b->ndesc)
 		return NULL;
-	return b->desc[i];
+	d = &b->desc[i];
+	if (!d->verb)
+		return d->what;
+	n = snprintf(b->text, DESC_TEXT_MAX, "%s %s %s", d->verb, d->what,
+		     d->name);
+	if (d->comment && n >= 0 && n < DESC_TEXT_MAX)
+		n += snprintf(b->text + n, DESC_TEXT_MAX - n, " \"%s\"",
+			      d->comment);
+	if (d->total && n >= 0 && n < DESC_TEXT_MAX)
+		snprintf(b->text + n, DESC_TEXT_MAX - n, " [%u..%u of %u]",
+			 d->first, d->last, d->total);
+	return b->text;
 }
 
-static int batch_reserve(struct nftsync_batch *b)
+/*
+ * Make room for a message of at most need bytes at the end of the batch.
+ * libnftnl writes messages in place without bounds, so need must be an
+ * upper bound (msg_end checks it). The room must be zero: libmnl before
+ * 1.0.5 skips attribute padding instead of writing zeros, and those bytes
+ * go to the kernel. So buf[dirty..cap) is kept zero: new capacity is
+ * zeroed when it is added (once per batch, not per build, when the batch
+ * is reused) and a reset zeroes only buf[0..dirty), what the previous
+ * build may have touched.
+ */
+static int batch_reserve(struct nftsync_batch *b, size_t need)
 {
 	size_t cap;
 	char *p;
 
-	if (b->cap - b->len >= MSG_RESERVE)
-		return 0;
-	cap = b->cap ? b->cap * 2 : 4 * MSG_RESERVE;
-	while (cap - b->len < MSG_RESERVE)
-		cap *= 2;
-	p = realloc(b->buf, cap);
-	if (!p)
-		return -ENOMEM;
-	/* Messages are built in place; keep the padding deterministic. */
-	memset(p + b->cap, 0, cap - b->cap);
-	b->buf = p;
-	b->cap = cap;
+	b->room = need;
+	if (b->cap - b->len < need) {
+		cap = b->cap ? b->cap * 2 : 4096;
+		while (cap - b->len < need)
+			cap *= 2;
+		p = realloc(b->buf, cap);
+		if (!p)
+			return -ENOMEM;
+		memset(p + b->cap, 0, cap - b->cap);
+		b->buf = p;
+		b->cap = cap;
+	}
+	if (b->dirty < b->len + need)
+		b->dirty = b->len + need;
 	return 0;
 }
 
-/* Record s (allocated, owned from now on) as the next message's text. */
-static int batch_note(struct nftsync_batch *b, char *s)
+/* Record what the next message (sequence number b->seq) does. */
+static int batch_note(struct nftsync_batch *b, const struct cmd_desc *d)
 {
-	char **d;
-
-	if (!s)
-		return -ENOMEM;
+	struct cmd_desc *nd;
 
 	if (b->ndesc == b->desc_cap) {
 		size_t n = b->desc_cap ? b->desc_cap * 2 : 64;
 
-		d = realloc(b->desc, n * sizeof(*d));
-		if (!d) {
-			free(s);
+		nd = realloc(b->desc, n * sizeof(*nd));
+		if (!nd)
 			return -ENOMEM;
-		}
-		b->desc = d;
+		b->desc = nd;
 		b->desc_cap = n;
 	}
-	b->desc[b->ndesc++] = s;
+	b->desc[b->ndesc++] = *d;
 	return 0;
 }
 
 /*
- * Start a command message (ACK requested) at the end of the batch and
- * record what it does under its sequence number.
+ * Start a command message (ACK requested) of at most need bytes at the
+ * end of the batch and record what it does under its sequence number.
  */
 static struct nlmsghdr *cmd_start(struct nftsync_batch *b, uint16_t type,
-				  uint16_t flags, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static struct nlmsghdr *cmd_start(struct nftsync_batch *b, uint16_t type,
-				  uint16_t flags, const char *fmt, ...)
+				  uint16_t flags, size_t need,
+				  const struct cmd_desc *d)
 {
 	struct nlmsghdr *nlh;
-	char *s = NULL;
-	va_list ap;
-	int n;
 
-	if (batch_reserve(b))
-		return NULL;
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0 || batch_note(b, s))
+	if (batch_reserve(b, need) || batch_note(b, d))
 		return NULL;
 	nlh = nftnl_nlmsg_build_hdr(b->buf + b->len, type, NFPROTO_INET,
 				    flags | NLM_F_ACK, b->seq++);
@@ -266,20 +304,33 @@ static struct nlmsghdr *cmd_start(struct nftsync_batch *b, uint16_t type,
 	return nlh;
 }
 
+/* Shorthand for commands on a named object (no comment, no range). */
+static struct nlmsghdr *obj_start(struct nftsync_batch *b, uint16_t type,
+				  uint16_t flags, const char *verb,
+				  const char *what, const char *name)
+{
+	struct cmd_desc d = { verb, what, name, NULL, 0, 0, 0 };
+
+	return cmd_start(b, type, flags, MSG_RESERVE, &d);
+}
+
 static void msg_end(struct nftsync_batch *b, struct nlmsghdr *nlh)
 {
+	/* Past the promised room the heap is already corrupt. */
+	if (nlh->nlmsg_len > b->room)
+		abort();
 	b->len += NLMSG_ALIGN(nlh->nlmsg_len);
 }
 
 static int batch_begin(struct nftsync_batch *b)
 {
+	static const struct cmd_desc d = { .what = "batch begin" };
 	struct nlmsghdr *nlh;
 
 	if (b->len || b->finished)
 		return -EINVAL;
-	if (batch_reserve(b))
-		return -ENOMEM;
-	if (batch_note(b, strdup("batch begin")))
+	if (batch_reserve(b, NLMSG_HDRLEN + sizeof(struct nfgenmsg)) ||
+	    batch_note(b, &d))
 		return -ENOMEM;
 	nlh = nftnl_batch_begin(b->buf + b->len, b->seq++);
 	msg_end(b, nlh);
@@ -288,11 +339,11 @@ static int batch_begin(struct nftsync_batch *b)
 
 static int batch_end(struct nftsync_batch *b)
 {
+	static const struct cmd_desc d = { .what = "batch end" };
 	struct nlmsghdr *nlh;
 
-	if (batch_reserve(b))
-		return -ENOMEM;
-	if (batch_note(b, strdup("batch end")))
+	if (batch_reserve(b, NLMSG_HDRLEN + sizeof(struct nfgenmsg)) ||
+	    batch_note(b, &d))
 		return -ENOMEM;
 	nlh = nftnl_batch_end(b->buf + b->len, b->seq++);
 	msg_end(b, nlh);
@@ -336,10 +387,10 @@ static int emit_table(struct nftsync_batch *b, uint16_t type)
 		nftnl_table_set_data(t, NFTNL_TABLE_USERDATA,
 				     nftnl_udata_buf_data(u),
 				     nftnl_udata_buf_len(u));
-		nlh = cmd_start(b, type, NLM_F_CREATE, "add table inet %s",
+		nlh = obj_start(b, type, NLM_F_CREATE, "add", "table inet",
 				NFTSYNC_TABLE);
 	} else {
-		nlh = cmd_start(b, type, 0, "delete table inet %s",
+		nlh = obj_start(b, type, 0, "delete", "table inet",
 				NFTSYNC_TABLE);
 	}
 	if (!nlh)
@@ -390,7 +441,7 @@ static int emit_chain(struct nftsync_batch *b, const struct chain_spec *cs,
 		nftnl_rule_set_str(r, NFTNL_RULE_TABLE, NFTSYNC_TABLE);
 		nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, cs->name);
 		nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
-		nlh = cmd_start(b, type, 0, "flush chain %s", cs->name);
+		nlh = obj_start(b, type, 0, "flush", "chain", cs->name);
 		if (!nlh)
 			goto out;
 		nftnl_rule_nlmsg_build_payload(nlh, r);
@@ -415,10 +466,10 @@ static int emit_chain(struct nftsync_batch *b, const struct chain_spec *cs,
 		nftnl_chain_set_data(c, NFTNL_CHAIN_USERDATA,
 				     nftnl_udata_buf_data(u),
 				     nftnl_udata_buf_len(u));
-		nlh = cmd_start(b, type, NLM_F_CREATE, "add chain %s",
+		nlh = obj_start(b, type, NLM_F_CREATE, "add", "chain",
 				cs->name);
 	} else {
-		nlh = cmd_start(b, type, 0, "delete chain %s", cs->name);
+		nlh = obj_start(b, type, 0, "delete", "chain", cs->name);
 	}
 	if (!nlh)
 		goto out;
@@ -478,10 +529,10 @@ static int emit_counter(struct nftsync_batch *b, const struct counter_spec *cs,
 		nftnl_obj_set_data(o, NFTNL_OBJ_USERDATA,
 				   nftnl_udata_buf_data(u),
 				   nftnl_udata_buf_len(u));
-		nlh = cmd_start(b, type, NLM_F_CREATE, "add counter %s",
+		nlh = obj_start(b, type, NLM_F_CREATE, "add", "counter",
 				cs->name);
 	} else {
-		nlh = cmd_start(b, type, 0, "delete counter %s", cs->name);
+		nlh = obj_start(b, type, 0, "delete", "counter", cs->name);
 	}
 	if (!nlh)
 		goto out;
@@ -578,9 +629,9 @@ static int emit_set(struct nftsync_batch *b, const struct set_spec *ss,
 		nftnl_set_set_data(s, NFTNL_SET_USERDATA,
 				   nftnl_udata_buf_data(u),
 				   nftnl_udata_buf_len(u));
-		nlh = cmd_start(b, type, NLM_F_CREATE, "add set %s", ss->name);
+		nlh = obj_start(b, type, NLM_F_CREATE, "add", "set", ss->name);
 	} else {
-		nlh = cmd_start(b, type, 0, "delete set %s", ss->name);
+		nlh = obj_start(b, type, 0, "delete", "set", ss->name);
 	}
 	if (!nlh)
 		goto out;
@@ -602,21 +653,50 @@ struct elem {
 };
 
 /*
- * NFT_MSG_NEWSETELEM / NFT_MSG_DELSETELEM for v[0..n) in messages of at
- * most ELEMS_PER_MSG elements. DELSETELEM with n == 0 flushes the set.
+ * Upper bounds for an element message (libnftnl writes in place): header,
+ * nfgenmsg, table and set names (set names are short, see sets[]) and the
+ * list nest, then per element its nest, flags, timeout and key.
+ */
+#define ELEM_MSG_HDR 256
+#define ELEM_MSG_PER 128
+
+/* What an element command does to the set. */
+enum elem_op {
+	ELEM_ADD,    /* NEWSETELEM: create, or keep an existing element */
+	ELEM_CREATE, /* NEWSETELEM | NLM_F_EXCL: EEXIST if it exists */
+	ELEM_DELETE, /* DELSETELEM; with n == 0 flushes the set */
+};
+
+/*
+ * Element commands for v[0..n) in messages of at most ELEMS_PER_MSG
+ * elements. ELEM_DELETE with n == 0 flushes the set.
  */
 static int emit_elems(struct nftsync_batch *b, const struct set_spec *ss,
-		      uint16_t type, const struct elem *v, size_t n,
+		      enum elem_op op, const struct elem *v, size_t n,
 		      uint64_t timeout_ms)
 {
-	const char *verb = type == NFT_MSG_NEWSETELEM ? "add" : "delete";
+	static const char *const verb[] = {
+		[ELEM_ADD] = "add",
+		[ELEM_CREATE] = "create",
+		[ELEM_DELETE] = "delete",
+	};
+	uint16_t type = op == ELEM_DELETE ? NFT_MSG_DELSETELEM :
+					    NFT_MSG_NEWSETELEM;
+	uint16_t flags = op == ELEM_ADD	   ? NLM_F_CREATE :
+			 op == ELEM_CREATE ? NLM_F_CREATE | NLM_F_EXCL :
+					     0;
+	struct cmd_desc d = { verb[op], "elements", ss->name, NULL, 0, 0, 0 };
 	struct nftnl_set_elem *e;
 	struct nftnl_set *s;
 	struct nlmsghdr *nlh;
 	size_t i, j, k;
 
-	if (n == 0 && type == NFT_MSG_NEWSETELEM)
+	if (n == 0 && op != ELEM_DELETE)
 		return 0;
+	if (n == 0) {
+		d.verb = "flush";
+		d.what = "set";
+	}
 	i = 0;
 	do {
 		k = n - i < ELEMS_PER_MSG ? n - i : ELEMS_PER_MSG;
@@ -642,14 +722,13 @@ static int emit_elems(struct nftsync_batch *b, const struct set_spec *ss,
 						       timeout_ms);
 			nftnl_set_elem_add(s, e);
 		}
-		if (n == 0)
-			nlh = cmd_start(b, type, 0, "flush set %s", ss->name);
-		else
-			nlh = cmd_start(b, type,
-					type == NFT_MSG_NEWSETELEM ?
-						NLM_F_CREATE : 0,
-					"%s elements %s [%zu..%zu of %zu]",
-					verb, ss->name, i + 1, i + k, n);
+		if (n) {
+			d.first = i + 1;
+			d.last = i + k;
+			d.total = n;
+		}
+		nlh = cmd_start(b, type, flags,
+				ELEM_MSG_HDR + k * ELEM_MSG_PER, &d);
 		if (!nlh) {
 			nftnl_set_free(s);
 			return -ENOMEM;
@@ -667,6 +746,7 @@ static int emit_elems(struct nftsync_batch *b, const struct set_spec *ss,
 /* A rule being built; the first allocation failure sticks in err. */
 struct rb {
 	struct nftnl_rule *r;
+	const char *chain; /* static: named in error messages */
 	int err;
 };
 
@@ -901,6 +981,7 @@ static void a_redirect(struct rb *rb, uint16_t port)
 static int rb_start(struct rb *rb, const char *chain)
 {
 	rb->err = 0;
+	rb->chain = chain;
 	rb->r = nftnl_rule_alloc();
 	if (!rb->r)
 		return -ENOMEM;
@@ -914,9 +995,9 @@ static int rb_start(struct rb *rb, const char *chain)
 static int rb_emit(struct nftsync_batch *b, struct rb *rb,
 		   const char *comment)
 {
+	struct cmd_desc d = { "add", "rule", NULL, NULL, 0, 0, 0 };
 	struct nftnl_udata_buf *u = NULL;
 	struct nlmsghdr *nlh;
-	const char *chain;
 	int err = rb->err;
 
 	if (err)
@@ -927,9 +1008,10 @@ static int rb_emit(struct nftsync_batch *b, struct rb *rb,
 		goto out;
 	nftnl_rule_set_data(rb->r, NFTNL_RULE_USERDATA,
 			    nftnl_udata_buf_data(u), nftnl_udata_buf_len(u));
-	chain = nftnl_rule_get_str(rb->r, NFTNL_RULE_CHAIN);
+	d.name = rb->chain;
+	d.comment = comment;
 	nlh = cmd_start(b, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND,
-			"add rule %s \"%s\"", chain, comment);
+			MSG_RESERVE, &d);
 	if (!nlh)
 		goto out;
 	nftnl_rule_nlmsg_build_payload(nlh, rb->r);
@@ -1491,23 +1573,23 @@ int nftsync_build_apply(struct nftsync_batch *b,
 		if (!err && cfg->filter)
 			err = emit_set(b, &sets[i], NFT_MSG_NEWSET);
 		if (!err && cfg->filter)
-			err = emit_elems(b, &sets[i], NFT_MSG_NEWSETELEM,
+			err = emit_elems(b, &sets[i], ELEM_ADD,
 					 sc.e[i], sc.n[i], 0);
 	}
 	for (i = 0; i < 2 && !err && cfg->filter; i++) {
 		const struct set_spec *ss = &sets[SET_LEARNED4 + i];
 
 		if (flags & NFTSYNC_BUILD_FLUSH_LEARNED) {
-			err = emit_elems(b, ss, NFT_MSG_DELSETELEM, NULL, 0, 0);
+			err = emit_elems(b, ss, ELEM_DELETE, NULL, 0, 0);
 			continue;
 		}
 		err = learned_elems(forget, n_forget, ss->family, &fe, &nfe);
 		/* Add first, so that deleting an expired one cannot fail. */
 		if (!err && nfe)
-			err = emit_elems(b, ss, NFT_MSG_NEWSETELEM, fe, nfe,
+			err = emit_elems(b, ss, ELEM_ADD, fe, nfe,
 					 FORGET_TIMEOUT_MS);
 		if (!err && nfe)
-			err = emit_elems(b, ss, NFT_MSG_DELSETELEM, fe, nfe, 0);
+			err = emit_elems(b, ss, ELEM_DELETE, fe, nfe, 0);
 		free(fe);
 		fe = NULL;
 	}
@@ -1525,24 +1607,47 @@ int nftsync_build_learn(struct nftsync_batch *b,
 			const struct policy_addr *addrs, size_t n,
 			unsigned int timeout_s)
 {
+	return nftsync_build_learn_split(b, addrs, n, NULL, 0, timeout_s);
+}
+
+/*
+ * Known addresses get the refresh sequence: add (so that the delete
+ * cannot fail on an element that expired meanwhile), delete, add with the
+ * new timeout. Re-adding alone does not rewrite the expiry on every
+ * kernel. Fresh addresses get one exclusive add: if the element exists
+ * after all, the kernel refuses the whole batch with EEXIST and nothing
+ * changed, so the caller can fall back to the refresh sequence.
+ */
+int nftsync_build_learn_split(struct nftsync_batch *b,
+			      const struct policy_addr *known, size_t nknown,
+			      const struct policy_addr *fresh, size_t nfresh,
+			      unsigned int timeout_s)
+{
 	uint64_t ms = (uint64_t)timeout_s * 1000;
 	struct elem *e = NULL;
 	size_t ne, i;
 	int err;
 
-	if (!timeout_s || check_addrs(addrs, n))
+	if (!timeout_s || check_addrs(known, nknown) ||
+	    check_addrs(fresh, nfresh))
 		return -EINVAL;
 	err = batch_begin(b);
 	for (i = 0; i < 2 && !err; i++) {
 		const struct set_spec *ss = &sets[SET_LEARNED4 + i];
 
-		err = learned_elems(addrs, n, ss->family, &e, &ne);
+		err = learned_elems(known, nknown, ss->family, &e, &ne);
 		if (!err && ne)
-			err = emit_elems(b, ss, NFT_MSG_NEWSETELEM, e, ne, ms);
+			err = emit_elems(b, ss, ELEM_ADD, e, ne, ms);
 		if (!err && ne)
-			err = emit_elems(b, ss, NFT_MSG_DELSETELEM, e, ne, 0);
+			err = emit_elems(b, ss, ELEM_DELETE, e, ne, 0);
 		if (!err && ne)
-			err = emit_elems(b, ss, NFT_MSG_NEWSETELEM, e, ne, ms);
+			err = emit_elems(b, ss, ELEM_ADD, e, ne, ms);
+		free(e);
+		e = NULL;
+		if (!err)
+			err = learned_elems(fresh, nfresh, ss->family, &e, &ne);
+		if (!err && ne)
+			err = emit_elems(b, ss, ELEM_CREATE, e, ne, ms);
 		free(e);
 		e = NULL;
 	}
@@ -1589,6 +1694,14 @@ struct nftsync {
 	struct nftsync_stats stats;
 	char *rxbuf;
 	size_t rxlen;
+	size_t sndbuf, rcvbuf;	     /* socket buffer sizes asked for */
+	struct nftsync_batch *lb;    /* reused by every learn */
+	struct policy_addr *scratch; /* learn: known from the front, fresh
+				      * from the back */
+	size_t scratch_cap;
+	/* Until then, addresses the cache does not know are refreshed too
+	 * (see nftsync_learn()). */
+	uint64_t refresh_until_ms;
 	struct learned **bucket;
 	size_t nbucket; /* power of two */
 	size_t count;
@@ -1629,12 +1742,21 @@ static const char *extack_msg(const struct nlmsghdr *nlh)
 	return NULL;
 }
 
-static void grow_sockbuf(int fd, int opt_force, int opt, size_t want)
+/* Socket buffers at open: far above any learn batch and its ACKs. */
+#define NL_SNDBUF_MIN (256 * 1024)
+#define NL_RCVBUF_MIN (256 * 1024)
+
+/* Raise a socket buffer to want bytes unless it was set that high. */
+static void grow_sockbuf(int fd, int opt_force, int opt, size_t *cur,
+			 size_t want)
 {
 	int v = want > (1U << 30) ? 1 << 30 : (int)want;
 
+	if (want <= *cur)
+		return;
 	if (setsockopt(fd, SOL_SOCKET, opt_force, &v, sizeof(v)) < 0)
 		(void)setsockopt(fd, SOL_SOCKET, opt, &v, sizeof(v));
+	*cur = want;
 }
 
 /*
@@ -1660,8 +1782,10 @@ static int nl_talk(const struct nftsync_batch *b, void *arg, char *err,
 	if (!data)
 		return -EINVAL;
 	fd = mnl_socket_get_fd(ns->nl);
-	grow_sockbuf(fd, SO_SNDBUFFORCE, SO_SNDBUF, len + 4096);
-	grow_sockbuf(fd, SO_RCVBUFFORCE, SO_RCVBUF, ncmds * 1024 + 65536);
+	/* Only large apply batches get here with a setsockopt() to do. */
+	grow_sockbuf(fd, SO_SNDBUFFORCE, SO_SNDBUF, &ns->sndbuf, len + 4096);
+	grow_sockbuf(fd, SO_RCVBUFFORCE, SO_RCVBUF, &ns->rcvbuf,
+		     ncmds * 1024 + 65536);
 	if (mnl_socket_sendto(ns->nl, data, len) < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "nftables: sending the batch failed: %s%s",
@@ -1669,18 +1793,23 @@ static int nl_talk(const struct nftsync_batch *b, void *arg, char *err,
 		return ret;
 	}
 	while (acked < ncmds && !whole_batch) {
-		pfd.fd = fd;
-		pfd.events = POLLIN;
-		n = poll(&pfd, 1, ACK_TIMEOUT_MS);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			ret = n ? -errno : -ETIMEDOUT;
-			break;
-		}
+		/* The ACKs are normally queued by the time sendmsg()
+		 * returns: wait only when they are not. */
 		n = recv(fd, ns->rxbuf, ns->rxlen, MSG_DONTWAIT);
+		if (n < 0 && errno == EAGAIN) {
+			pfd.fd = fd;
+			pfd.events = POLLIN;
+			n = poll(&pfd, 1, ACK_TIMEOUT_MS);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				ret = n ? -errno : -ETIMEDOUT;
+				break;
+			}
+			continue;
+		}
 		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			if (errno == EINTR)
 				continue;
 			ret = -errno; /* ENOBUFS: ACKs lost, outcome unknown */
 			break;
@@ -1713,9 +1842,11 @@ static int nl_talk(const struct nftsync_batch *b, void *arg, char *err,
 				 ext ? ext : "", errno_hint(-first));
 		}
 	}
-	/* Whatever is left belongs to this batch: do not let it linger. */
-	while (recv(fd, ns->rxbuf, ns->rxlen, MSG_DONTWAIT) > 0)
-		;
+	/* Every command answered once: nothing of this batch is left.
+	 * Otherwise drain what is, so that it does not linger. */
+	if (acked < ncmds || whole_batch)
+		while (recv(fd, ns->rxbuf, ns->rxlen, MSG_DONTWAIT) > 0)
+			;
 	if (first)
 		return first;
 	if (ret)
@@ -1783,6 +1914,12 @@ int nftsync_new(struct nftsync **out, char *err, size_t errlen)
 		goto err_free;
 	}
 	ns->portid = mnl_socket_get_portid(ns->nl);
+	/* Once here rather than per batch; nl_talk() grows them for
+	 * batches that need more (large policies). */
+	grow_sockbuf(mnl_socket_get_fd(ns->nl), SO_SNDBUFFORCE, SO_SNDBUF,
+		     &ns->sndbuf, NL_SNDBUF_MIN);
+	grow_sockbuf(mnl_socket_get_fd(ns->nl), SO_RCVBUFFORCE, SO_RCVBUF,
+		     &ns->rcvbuf, NL_RCVBUF_MIN);
 	/* Error ACKs carry the kernel's explanation, not our whole
 	 * message back. Both are best effort on old kernels. */
 	(void)mnl_socket_setsockopt(ns->nl, NETLINK_EXT_ACK, &one,
@@ -1818,6 +1955,8 @@ void nftsync_free(struct nftsync *ns)
 			learned_free(l);
 		}
 	free(ns->bucket);
+	nftsync_batch_free(ns->lb);
+	free(ns->scratch);
 	if (ns->nl)
 		mnl_socket_close(ns->nl);
 	free(ns->rxbuf);
@@ -2009,15 +2148,83 @@ void nftsync_learned_counts(const struct nftsync *ns, uint64_t now_ms,
 				(*(l->family == AF_INET ? v4 : v6))++;
 }
 
+/* Learn batches above this are not kept for the next learn. */
+#define LEARN_BATCH_KEEP (256 * 1024)
+
+/* Build one learn batch into the reused ns->lb and send it. */
+static int learn_batch(struct nftsync *ns, const struct policy_addr *known,
+		       size_t nknown, const struct policy_addr *fresh,
+		       size_t nfresh, unsigned int timeout_s, char *err,
+		       size_t errlen)
+{
+	int ret;
+
+	if (ns->lb) {
+		nftsync_batch_reset(ns->lb, ns->seq);
+	} else {
+		ns->lb = nftsync_batch_new(ns->seq);
+		if (!ns->lb)
+			goto oom;
+	}
+	ret = nftsync_build_learn_split(ns->lb, known, nknown, fresh, nfresh,
+					timeout_s);
+	if (ret == -ENOMEM)
+		goto oom;
+	if (!ret)
+		ret = run_batch(ns, ns->lb, err, errlen);
+	if (ns->lb->cap > LEARN_BATCH_KEEP) {
+		nftsync_batch_free(ns->lb);
+		ns->lb = NULL;
+	}
+	return ret;
+oom:
+	snprintf(err, errlen, "nftsync_learn: out of memory");
+	return -ENOMEM;
+}
+
+static bool addr_listed(const struct policy_addr *v, size_t n,
+			const struct policy_addr *a)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (v[i].family == a->family &&
+		    !memcmp(v[i].addr, a->addr, alen_of(a->family)))
+			return true;
+	return false;
+}
+
+/*
+ * Which write an address needs:
+ *
+ * - The cache knows it (written before, or at least taught before the
+ *   filter was installed): it may be in the kernel with an older expiry,
+ *   so it gets the refresh sequence (add, delete, add), the only way to
+ *   rewrite an expiry on every kernel.
+ * - The cache does not know it: the learned sets normally do not have it
+ *   either (nftsync wrote every element it holds and caches each one
+ *   until long after its expiry), so one add creates it with the right
+ *   timeout. But the sets may hold it anyway: after a restart the sets
+ *   were adopted with the previous agent's elements (up to
+ *   LEARN_TTL_MAX + LEARN_GRACE of lifetime left), or a batch was applied
+ *   although reading its ACKs failed. A plain add of an existing element
+ *   succeeds without rewriting its expiry on some kernels (5.10), which
+ *   would let it expire early. So the single add is exclusive
+ *   (NLM_F_EXCL): if the element exists, the kernel refuses the whole
+ *   batch with EEXIST, nothing changed, and the batch is sent again with
+ *   every address refreshed. Correctness never depends on guessing; the
+ *   guess only decides the cost. Since one such refusal means there may
+ *   be more (a restart), unknown addresses are refreshed directly for
+ *   the next timeout_s seconds; afterwards they are probed again.
+ */
 int nftsync_learn(struct nftsync *ns, uint64_t now_ms, const char *domain,
 		  const struct policy_addr *addrs, size_t n,
 		  unsigned int timeout_s, char *err, size_t errlen)
 {
 	uint64_t tmo = (uint64_t)timeout_s * 1000;
-	struct policy_addr *todo = NULL;
-	struct nftsync_batch *b = NULL;
+	struct policy_addr *known, *fresh;
+	size_t nknown = 0, nfresh = 0, i;
 	struct learned *l;
-	size_t ntodo = 0, i, j;
 	int ret = 0;
 
 	if (!timeout_s || check_addrs(addrs, n)) {
@@ -2026,11 +2233,19 @@ int nftsync_learn(struct nftsync *ns, uint64_t now_ms, const char *domain,
 	}
 	if (!n)
 		return 0;
-	todo = calloc(n, sizeof(*todo));
-	if (!todo) {
-		ret = -ENOMEM;
-		goto out;
+	if (n > ns->scratch_cap) {
+		free(ns->scratch);
+		ns->scratch_cap = 0;
+		ns->scratch = malloc(n * sizeof(*ns->scratch));
+		if (!ns->scratch) {
+			snprintf(err, errlen, "nftsync_learn: out of memory");
+			return -ENOMEM;
+		}
+		ns->scratch_cap = n;
 	}
+	/* known[] grows up from the front, fresh[] down from the back. */
+	known = ns->scratch;
+	fresh = ns->scratch + n;
 	for (i = 0; i < n; i++) {
 		l = cache_get(ns, addrs[i].family, addrs[i].addr, false);
 		if (l && l->expiry_ms > now_ms &&
@@ -2039,43 +2254,46 @@ int nftsync_learn(struct nftsync *ns, uint64_t now_ms, const char *domain,
 			ns->stats.learn_cached++;
 			continue;
 		}
-		for (j = 0; j < ntodo; j++)
-			if (todo[j].family == addrs[i].family &&
-			    !memcmp(todo[j].addr, addrs[i].addr,
-				    alen_of(addrs[i].family)))
-				break;
-		if (j == ntodo)
-			todo[ntodo++] = addrs[i];
-	}
-	if (ntodo && ns->filtering) {
-		b = nftsync_batch_new(ns->seq);
-		if (!b) {
-			ret = -ENOMEM;
-			goto out;
+		if (addr_listed(known, nknown, &addrs[i]) ||
+		    addr_listed(fresh, nfresh, &addrs[i]))
+			continue;
+		if (l || now_ms < ns->refresh_until_ms) {
+			known[nknown++] = addrs[i];
+		} else {
+			*--fresh = addrs[i];
+			nfresh++;
 		}
-		ret = nftsync_build_learn(b, todo, ntodo, timeout_s);
-		if (!ret)
-			ret = run_batch(ns, b, err, errlen);
-		if (ret)
-			goto out_err;
-		ns->stats.learn_sent += ntodo;
 	}
-	for (i = 0; i < ntodo; i++) {
-		l = cache_get(ns, todo[i].family, todo[i].addr, true);
+	if ((nknown || nfresh) && ns->filtering) {
+		ret = learn_batch(ns, known, nknown, fresh, nfresh, timeout_s,
+				  err, errlen);
+		if (ret == -EEXIST && nfresh) {
+			/* In the kernel although not in the cache: refresh
+			 * them all (the refused batch changed nothing). */
+			ns->stats.learn_exists++;
+			ns->refresh_until_ms = now_ms + tmo;
+			memmove(known + nknown, fresh, nfresh * sizeof(*fresh));
+			nknown += nfresh;
+			nfresh = 0;
+			fresh = known + nknown;
+			ret = learn_batch(ns, known, nknown, NULL, 0,
+					  timeout_s, err, errlen);
+		}
+		if (ret)
+			return ret;
+		ns->stats.learn_sent += nknown + nfresh;
+	}
+	for (i = 0; i < nknown + nfresh; i++) {
+		const struct policy_addr *a = i < nknown ? &known[i] :
+							   &fresh[i - nknown];
+
+		l = cache_get(ns, a->family, a->addr, true);
 		if (!l)
-			break; /* kernel has it; next answer retries */
+			break; /* kernel has it; the next answer rewrites it */
 		l->expiry_ms = now_ms + tmo;
 		teach(l, domain, l->expiry_ms);
 	}
-	goto out_free;
-out:
-	if (ret == -ENOMEM)
-		snprintf(err, errlen, "nftsync_learn: out of memory");
-out_err:
-out_free:
-	nftsync_batch_free(b);
-	free(todo);
-	return ret;
+	return 0;
 }
 
 /* ---- apply, cleanup ------------------------------------------------- */

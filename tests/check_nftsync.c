@@ -474,6 +474,12 @@ START_TEST(test_nftsync_batch_framing)
 	}
 	ck_assert_str_eq(nftsync_batch_describe(b, 1000), "batch begin");
 	ck_assert_str_eq(nftsync_batch_describe(b, 1001), "add table inet egressd");
+	i = find(&t, 0, "rule egress");
+	ck_assert_str_eq(nftsync_batch_describe(b, 1000 + i),
+			 "add rule egress \"flows already allowed continue\"");
+	i = find(&t, 0, "flush egress");
+	ck_assert_str_eq(nftsync_batch_describe(b, 1000 + i),
+			 "flush chain egress");
 	ck_assert_ptr_null(nftsync_batch_describe(b, 1000 + t.n));
 	/* a batch is built once */
 	ck_assert_int_eq(nftsync_build_apply(b, &cfg, NULL, 0, 0), -EINVAL);
@@ -921,6 +927,106 @@ START_TEST(test_nftsync_learn_batch)
 }
 END_TEST
 
+START_TEST(test_nftsync_learn_split_batch)
+{
+	struct policy_addr known[] = { A("192.0.2.1") };
+	struct policy_addr fresh[] = { A("192.0.2.2"), A("2001:db8::2"),
+				       A("192.0.2.3") };
+	struct nftsync_batch *b = nftsync_batch_new(10);
+	struct trace t;
+
+	ck_assert_int_eq(nftsync_build_learn_split(b, known, 1, fresh, 3, 90),
+			 0);
+	trace_batch(b, &t);
+	ck_assert_int_eq(t.n, 7);
+	ck_assert_str_eq(t.line[1], "elem+ learned_v4 192.0.2.1/t=90000");
+	ck_assert_str_eq(t.line[2], "elem- learned_v4 192.0.2.1");
+	ck_assert_str_eq(t.line[3], "elem+ learned_v4 192.0.2.1/t=90000");
+	ck_assert(!(t.flags[1] & NLM_F_EXCL));
+	ck_assert(!(t.flags[3] & NLM_F_EXCL));
+	/* fresh ones: one exclusive add each set, no delete */
+	ck_assert_str_eq(t.line[4],
+			 "elem+ learned_v4 192.0.2.2/t=90000 192.0.2.3/t=90000");
+	ck_assert_uint_eq(t.flags[4] & (NLM_F_EXCL | NLM_F_CREATE | NLM_F_ACK),
+			  NLM_F_EXCL | NLM_F_CREATE | NLM_F_ACK);
+	ck_assert_str_eq(t.line[5], "elem+ learned_v6 2001:db8::2/t=90000");
+	ck_assert(t.flags[5] & NLM_F_EXCL);
+	ck_assert_str_eq(nftsync_batch_describe(b, 14),
+			 "create elements learned_v4 [1..2 of 2]");
+	ck_assert_str_eq(nftsync_batch_describe(b, 12),
+			 "delete elements learned_v4 [1..1 of 1]");
+	ck_assert_str_eq(nftsync_batch_describe(b, 16), "batch end");
+	trace_free(&t);
+	nftsync_batch_free(b);
+}
+END_TEST
+
+/* A reused batch carries nothing over from the previous build. */
+START_TEST(test_nftsync_batch_reuse)
+{
+	struct policy_addr a[] = { A("192.0.2.1"), A("192.0.2.2"),
+				   A("2001:db8::1") };
+	struct policy_addr c = A("198.51.100.7");
+	struct nftsync_config cfg = base_cfg();
+	struct nftsync_batch *b = nftsync_batch_new(100), *fb;
+	const void *d1, *d2;
+	size_t len, len2;
+	struct trace t;
+
+	/* a large batch first, then smaller ones into the same memory */
+	ck_assert_int_eq(nftsync_build_apply(b, &cfg, NULL, 0, 0), 0);
+	trace_batch(b, &t);
+	ck_assert_int_gt(t.n, 40);
+	trace_free(&t);
+
+	nftsync_batch_reset(b, 500);
+	ck_assert_ptr_null(nftsync_batch_data(b, &len));
+	ck_assert_ptr_null(nftsync_batch_describe(b, 100));
+	ck_assert_int_eq(nftsync_build_learn_split(b, NULL, 0, a, 3, 60), 0);
+	trace_batch(b, &t);
+	ck_assert_int_eq(t.n, 4);
+	ck_assert_str_eq(t.line[0], "begin");
+	ck_assert_str_eq(t.line[1],
+			 "elem+ learned_v4 192.0.2.1/t=60000 192.0.2.2/t=60000");
+	ck_assert_str_eq(t.line[2], "elem+ learned_v6 2001:db8::1/t=60000");
+	ck_assert_str_eq(t.line[3], "end");
+	ck_assert_uint_eq(t.seq[0], 500);
+	ck_assert_uint_eq(t.seq[3], 503);
+	ck_assert_uint_eq(nftsync_batch_ncmds(b), 2);
+	ck_assert_str_eq(nftsync_batch_describe(b, 502),
+			 "create elements learned_v6 [1..1 of 1]");
+	ck_assert_ptr_null(nftsync_batch_describe(b, 504));
+	trace_free(&t);
+
+	nftsync_batch_reset(b, 600);
+	ck_assert_int_eq(nftsync_build_learn_split(b, &c, 1, NULL, 0, 30), 0);
+	trace_batch(b, &t);
+	ck_assert_int_eq(t.n, 5);
+	ck_assert_str_eq(t.line[1], "elem+ learned_v4 198.51.100.7/t=30000");
+	ck_assert_str_eq(t.line[2], "elem- learned_v4 198.51.100.7");
+	ck_assert_str_eq(t.line[3], "elem+ learned_v4 198.51.100.7/t=30000");
+	ck_assert_str_eq(t.line[4], "end");
+	ck_assert_uint_eq(t.seq[4], 604);
+	ck_assert_uint_eq(nftsync_batch_ncmds(b), 3);
+	ck_assert_str_eq(nftsync_batch_describe(b, 601),
+			 "add elements learned_v4 [1..1 of 1]");
+	ck_assert_ptr_null(nftsync_batch_describe(b, 605));
+	trace_free(&t);
+
+	/* byte for byte what a new batch holds, padding included */
+	nftsync_batch_reset(b, 700);
+	ck_assert_int_eq(nftsync_build_learn_split(b, a, 1, &a[2], 1, 45), 0);
+	fb = nftsync_batch_new(700);
+	ck_assert_int_eq(nftsync_build_learn_split(fb, a, 1, &a[2], 1, 45), 0);
+	d1 = nftsync_batch_data(b, &len);
+	d2 = nftsync_batch_data(fb, &len2);
+	ck_assert_uint_eq(len, len2);
+	ck_assert_mem_eq(d1, d2, len);
+	nftsync_batch_free(fb);
+	nftsync_batch_free(b);
+}
+END_TEST
+
 START_TEST(test_nftsync_cleanup_batch)
 {
 	struct nftsync_batch *b = nftsync_batch_new(1);
@@ -1035,6 +1141,106 @@ START_TEST(test_nftsync_learn_cache_skips_fresh)
 	nftsync_learned_gc(ns, 200000);
 	ck_assert_ptr_nonnull(nftsync_learned_domain(ns, AF_INET, a[0].addr));
 	nftsync_learned_gc(ns, 2000000);
+	ck_assert_ptr_null(nftsync_learned_domain(ns, AF_INET, a[0].addr));
+	trace_free(&f.last);
+	nftsync_free(ns);
+}
+END_TEST
+
+/* An address never seen: one exclusive add. Half expired: refreshed. */
+START_TEST(test_nftsync_learn_new_then_refresh)
+{
+	struct policy_addr a[] = { A("192.0.2.1"), A("192.0.2.2") };
+	struct nftsync_config cfg = base_cfg();
+	struct fake f = { 0 };
+	struct nftsync *ns;
+	char err[256];
+
+	ns = nftsync_new_with_talker(fake_talk, &f);
+	ck_assert_int_eq(nftsync_apply(ns, &cfg, NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(nftsync_learn(ns, 1000, "a.example", a, 1, 100, err,
+				       sizeof(err)), 0);
+	ck_assert_int_eq(f.calls, 2);
+	ck_assert_int_eq(f.last.n, 3);
+	ck_assert_str_eq(f.last.line[1], "elem+ learned_v4 192.0.2.1/t=100000");
+	ck_assert(f.last.flags[1] & NLM_F_EXCL);
+	ck_assert_int_eq(count(&f.last, "elem-"), 0);
+	/* fresh: no traffic */
+	ck_assert_int_eq(nftsync_learn(ns, 40000, "a.example", a, 1, 100, err,
+				       sizeof(err)), 0);
+	ck_assert_int_eq(f.calls, 2);
+	/* less than half left: delete and add in one batch (after an add,
+	 * so that an element that expired meanwhile cannot fail the
+	 * delete); the new address next to it is created once */
+	ck_assert_int_eq(nftsync_learn(ns, 60000, "a.example", a, 2, 100, err,
+				       sizeof(err)), 0);
+	ck_assert_int_eq(f.calls, 3);
+	ck_assert_int_eq(f.last.n, 6);
+	ck_assert_str_eq(f.last.line[1], "elem+ learned_v4 192.0.2.1/t=100000");
+	ck_assert_str_eq(f.last.line[2], "elem- learned_v4 192.0.2.1");
+	ck_assert_str_eq(f.last.line[3], "elem+ learned_v4 192.0.2.1/t=100000");
+	ck_assert(!(f.last.flags[3] & NLM_F_EXCL));
+	ck_assert_str_eq(f.last.line[4], "elem+ learned_v4 192.0.2.2/t=100000");
+	ck_assert(f.last.flags[4] & NLM_F_EXCL);
+	/* expired in the cache but still known: refreshed, not created */
+	ck_assert_int_eq(nftsync_learn(ns, 500000, "a.example", a, 1, 100,
+				       err, sizeof(err)), 0);
+	ck_assert_int_eq(count(&f.last, "elem-"), 1);
+	ck_assert_int_eq(count(&f.last, "elem+"), 2);
+	trace_free(&f.last);
+	nftsync_free(ns);
+}
+END_TEST
+
+/* An address in the kernel but not in the cache (say, adopted after a
+ * restart): the exclusive add is refused, the batch resent as refresh. */
+START_TEST(test_nftsync_learn_exists_falls_back)
+{
+	struct policy_addr a[] = { A("192.0.2.1"), A("192.0.2.2"),
+				   A("192.0.2.3") };
+	struct nftsync_config cfg = base_cfg();
+	struct nftsync_stats st;
+	struct fake f = { 0 };
+	struct nftsync *ns;
+	char err[256];
+
+	ns = nftsync_new_with_talker(fake_talk, &f);
+	ck_assert_int_eq(nftsync_apply(ns, &cfg, NULL, err, sizeof(err)), 0);
+	f.fail_next = -EEXIST;
+	f.fail_count = 1;
+	ck_assert_int_eq(nftsync_learn(ns, 1000, "a.example", a, 1, 100, err,
+				       sizeof(err)), 0);
+	ck_assert_int_eq(f.calls, 3);
+	ck_assert_int_eq(f.last.n, 5);
+	ck_assert_str_eq(f.last.line[1], "elem+ learned_v4 192.0.2.1/t=100000");
+	ck_assert_str_eq(f.last.line[2], "elem- learned_v4 192.0.2.1");
+	ck_assert_str_eq(f.last.line[3], "elem+ learned_v4 192.0.2.1/t=100000");
+	ck_assert_str_eq(nftsync_learned_domain(ns, AF_INET, a[0].addr),
+			 "a.example");
+	nftsync_get_stats(ns, &st);
+	ck_assert_uint_eq(st.learn_exists, 1);
+	ck_assert_uint_eq(st.learn_sent, 1);
+	/* more may be there: for timeout_s, new addresses are refreshed */
+	ck_assert_int_eq(nftsync_learn(ns, 50000, "a.example", &a[1], 1, 100,
+				       err, sizeof(err)), 0);
+	ck_assert_int_eq(f.calls, 4);
+	ck_assert_int_eq(count(&f.last, "elem-"), 1);
+	/* then probed with a single exclusive add again */
+	ck_assert_int_eq(nftsync_learn(ns, 102000, "a.example", &a[2], 1, 100,
+				       err, sizeof(err)), 0);
+	ck_assert_int_eq(f.calls, 5);
+	ck_assert_int_eq(f.last.n, 3);
+	ck_assert(f.last.flags[1] & NLM_F_EXCL);
+	/* another error is not retried, and the cache stays unchanged */
+	f.fail_next = -ENOENT;
+	f.fail_count = 1;
+	ck_assert_int_eq(nftsync_learn(ns, 103000, "b.example", &a[2], 1, 30,
+				       err, sizeof(err)), 0);
+	ck_assert_int_eq(f.calls, 5); /* 192.0.2.3: cached, fresh enough */
+	a[0] = A("192.0.2.9");
+	ck_assert_int_eq(nftsync_learn(ns, 103000, "b.example", a, 1, 30, err,
+				       sizeof(err)), -ENOENT);
+	ck_assert_int_eq(f.calls, 6);
 	ck_assert_ptr_null(nftsync_learned_domain(ns, AF_INET, a[0].addr));
 	trace_free(&f.last);
 	nftsync_free(ns);
@@ -1165,6 +1371,8 @@ static Suite *nftsync_suite(void)
 	tcase_add_test(tc, test_nftsync_sets_and_counters);
 	tcase_add_test(tc, test_nftsync_forget_and_flush_learned);
 	tcase_add_test(tc, test_nftsync_learn_batch);
+	tcase_add_test(tc, test_nftsync_learn_split_batch);
+	tcase_add_test(tc, test_nftsync_batch_reuse);
 	tcase_add_test(tc, test_nftsync_cleanup_batch);
 	tcase_add_test(tc, test_nftsync_bad_config);
 	suite_add_tcase(s, tc);
@@ -1179,6 +1387,8 @@ static Suite *nftsync_suite(void)
 
 	tc = tcase_create("state");
 	tcase_add_test(tc, test_nftsync_learn_cache_skips_fresh);
+	tcase_add_test(tc, test_nftsync_learn_new_then_refresh);
+	tcase_add_test(tc, test_nftsync_learn_exists_falls_back);
 	tcase_add_test(tc, test_nftsync_learn_failure_keeps_cache);
 	tcase_add_test(tc, test_nftsync_apply_revokes_learned);
 	tcase_add_test(tc, test_nftsync_apply_falls_back_to_replace);

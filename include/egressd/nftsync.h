@@ -111,12 +111,18 @@ struct nftsync_batch;
 
 /* A batch whose messages are numbered from seq; NULL on ENOMEM. */
 struct nftsync_batch *nftsync_batch_new(uint32_t seq);
+/* Empty b for the next build, numbered from seq; its memory is kept. */
+void nftsync_batch_reset(struct nftsync_batch *b, uint32_t seq);
 void nftsync_batch_free(struct nftsync_batch *b);
 /* The whole batch (BEGIN … END) as one buffer; NULL if not finished. */
 const void *nftsync_batch_data(const struct nftsync_batch *b, size_t *len);
 /* Number of commands between BEGIN and END (each asks for an ACK). */
 size_t nftsync_batch_ncmds(const struct nftsync_batch *b);
-/* What the message with that sequence number does, or NULL. */
+/*
+ * What the message with that sequence number does, or NULL. The text is
+ * formatted on demand; valid until the next call for b or until b is
+ * reset or freed.
+ */
 const char *nftsync_batch_describe(const struct nftsync_batch *b,
 				   uint32_t seq);
 
@@ -143,6 +149,18 @@ int nftsync_build_apply(struct nftsync_batch *b,
 int nftsync_build_learn(struct nftsync_batch *b,
 			const struct policy_addr *addrs, size_t n,
 			unsigned int timeout_s);
+
+/*
+ * The same for known[], plus one exclusive add (NLM_F_EXCL, "create") per
+ * fresh[] address: for addresses known not to be in the learned sets.
+ * Should one be there after all, the kernel refuses the whole batch with
+ * -EEXIST and changes nothing. An address must not be in both lists.
+ * 0, -EINVAL, -ENOMEM.
+ */
+int nftsync_build_learn_split(struct nftsync_batch *b,
+			      const struct policy_addr *known, size_t nknown,
+			      const struct policy_addr *fresh, size_t nfresh,
+			      unsigned int timeout_s);
 
 /* Delete table inet egressd. */
 int nftsync_build_cleanup(struct nftsync_batch *b);
@@ -190,7 +208,11 @@ int nftsync_apply(struct nftsync *ns, const struct nftsync_config *cfg,
  * lifetime of timeout_s seconds. Synchronous: returns once the kernel
  * ACKed, so the DNS answer may be released afterwards. Addresses the
  * cache knows with more than half of timeout_s left cost no netlink
- * traffic. Before a successful apply with cfg->filter set, only the cache
+ * traffic. Others are written in one batch: add, delete, add for
+ * addresses the cache knows (refresh), one exclusive add for the rest; if
+ * one of those exists after all (adopted after a restart), the refused
+ * batch is resent as a refresh (docs/nftables.md, "Learned elements").
+ * Before a successful apply with cfg->filter set, only the cache
  * is updated. now_ms is CLOCK_MONOTONIC in ms (loop_now_ms()).
  * 0 or -errno with err set; on failure the cache is unchanged.
  */
@@ -218,6 +240,10 @@ struct nftsync_stats {
 	uint64_t batch_errors; /* batches the kernel refused */
 	uint64_t learn_sent;   /* addresses written to learned sets */
 	uint64_t learn_cached; /* addresses answered from the cache */
+	/* Learn batches refused with EEXIST because an address the cache did
+	 * not know was in a learned set; each was rewritten by a second
+	 * batch (add, delete, add). Counted in batch_errors too. */
+	uint64_t learn_exists;
 };
 void nftsync_get_stats(const struct nftsync *ns, struct nftsync_stats *out);
 
