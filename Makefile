@@ -58,7 +58,7 @@ AGENT_MODULES := log loop config policy dnswire doh dnsproxy events cgroup netns
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
 # Unit tests: tests/check_<module>.c linked with the objects it needs.
-UNIT_TESTS := policy dnswire doh config loop netns dnsproxy nftsync
+UNIT_TESTS := policy dnswire doh config loop netns dnsproxy nftsync events
 check_policy_OBJS := policy log
 check_dnswire_OBJS := dnswire
 check_config_OBJS := config log
@@ -67,6 +67,7 @@ check_netns_OBJS := netns
 check_doh_OBJS := doh policy log
 check_dnsproxy_OBJS := dnsproxy dnswire doh policy loop events log config
 check_nftsync_OBJS := nftsync log
+check_events_OBJS := events log dnswire loop
 UNIT_BINS := $(patsubst %,$(OUTPUT)/tests/check_%,$(UNIT_TESTS))
 unit_objs = $(patsubst %,$(OUTPUT)/agent/%.o,$(check_$(1)_OBJS))
 
@@ -215,8 +216,17 @@ VMT_XFAIL ?= 6.1.* 6.12.*
 vmtest: $(BPF_TEST)
 	$(Q)VMT_XFAIL="$(VMT_XFAIL)" vmtests/run-matrix.sh $(BPF_TEST)
 
+# Violation-line cost micro-benchmark (no root).
+bench-events: $(OUTPUT)/bench/events_bench
+	$(Q)$(OUTPUT)/bench/events_bench
+
+$(OUTPUT)/bench/events_bench: bench/events_bench.c $(OUTPUT)/agent/events.o $(OUTPUT)/agent/log.o $(OUTPUT)/agent/dnswire.o $(OUTPUT)/agent/loop.o
+	$(Q)mkdir -p $(OUTPUT)/bench
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(PKG_LIBS)
+
 # Benchmarks (root; never part of `make test`; figures in bench/RESULTS.md).
-.PHONY: bench-dns bench-nft bench-datapath
+.PHONY: bench-dns bench-nft bench-datapath bench-events
 bench-dns bench-nft bench-datapath: all $(OUTPUT)/tests/tools/fakedns
 	$(Q)bench/$(patsubst bench-%,%,$@).sh
 
@@ -240,6 +250,7 @@ help:
 	@echo '  vmtest         BPF verdict tests under Debian kernels in qemu (vmtests/; root)'
 	@echo '  fuzz           run the libFuzzer targets (FUZZ_SECONDS=$(FUZZ_SECONDS) each)'
 	@echo '  bench-policy   policy lookup micro-benchmark (see bench/)'
+	@echo '  bench-events   violation-line cost micro-benchmark'
 	@echo '  bench-dns      DNS proxy vs dnsdist (root; bench/RESULTS.md)'
 	@echo '  bench-nft      dns+nft learning cost and policy apply time (root)'
 	@echo '  bench-datapath packet rate with egressd enforcing (root)'

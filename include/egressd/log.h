@@ -11,6 +11,8 @@
 #define __EGRESSD_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <jansson.h>
 
 enum log_level {
@@ -34,6 +36,32 @@ void log_timestamp(char *buf, size_t len);
  * of fields (may be NULL). Lines below the configured level are dropped.
  */
 void log_emit(enum log_level lvl, const char *event, json_t *fields);
+
+/*
+ * The same line from preformatted members: members is len bytes of JSON
+ * object members ("\"k\":v,\"k2\":v2", no braces, no leading comma; may
+ * be empty), written after ts, level and event exactly as log_emit() would
+ * write them. For hot fixed-shape lines (violations) that must not go
+ * through jansson.
+ */
+void log_emit_raw(enum log_level lvl, const char *event, const char *members,
+		  size_t len);
+
+/* Whether a line of level lvl would be written. */
+bool log_enabled(enum log_level lvl);
+
+/*
+ * Append s as a JSON string, quotes included, escaped byte for byte as
+ * jansson's compact dump escapes it (\" \\ \b \f \n \r \t, other controls
+ * as \u00XX, UTF-8 passed through), to the size-byte buffer dst that holds
+ * *len bytes. Bytes past size are not written but *len always grows by the
+ * full length, so *len > size afterwards says the buffer was too small.
+ * -EILSEQ if s is not valid UTF-8 (json_string() would refuse it), else 0.
+ */
+int log_json_str(char *dst, size_t size, size_t *len, const char *s);
+
+/* Where lines go: stdout unless set (tests); NULL restores stdout. */
+void log_set_output(FILE *f);
 
 /* {"event":"warning"|"error"|"info"|"debug","msg":…} convenience forms. */
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
