@@ -14,6 +14,7 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <limits.h>
 #include <unistd.h>
 #include <netinet/in.h>
@@ -35,6 +36,12 @@
 #define BPF_EXPIRE_MS 1000
 #define BPF_EXPIRE_BUDGET 4096
 #define NS_PER_S 1000000000ULL
+
+/* egressd_policy_apply_seconds buckets (upper bounds, seconds). */
+#define APPLY_BUCKETS 8
+static const double apply_bounds[APPLY_BUCKETS] = {
+	0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1,
+};
 
 struct addr_list {
 	struct policy_addr *v;
@@ -77,9 +84,21 @@ struct agent {
 	struct addr_list upstreams; /* cfg upstreams as addresses */
 	int sigfd;
 	int exit_code;
+	/* policy applies, for /metrics */
+	uint64_t applies_ok, applies_failed;
+	uint64_t apply_hist[APPLY_BUCKETS + 1]; /* last: +Inf */
+	double apply_sum_s;
 };
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static uint64_t clock_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static void die(const char *fmt, ...)
 {
@@ -224,19 +243,21 @@ static void always_path(const struct agent *a, const struct always_file *f,
 }
 
 /*
- * (Re)load one always-rules file if it changed since the last load.
- * Returns 1 when it changed and loaded, 0 when unchanged, <0 on error
- * (err set; the previous rules stay).
+ * Load one always-rules file if it changed since the last look. Returns 1
+ * with the new rules in *rules and *n (the caller swaps them in), 0 when
+ * unchanged, <0 on error (err set). Either way f->st records what was
+ * seen, so a broken file is reported once per change, not every poll.
  */
-static int always_reload(struct agent *a, struct always_file *f, char *err,
+static int always_reload(struct agent *a, struct always_file *f,
+			 struct policy_rule **rules, size_t *n, char *err,
 			 size_t errlen)
 {
-	struct policy_rule *rules = NULL;
 	char path[4096];
 	struct stat st;
-	size_t n = 0;
 	int ret;
 
+	*rules = NULL;
+	*n = 0;
 	always_path(a, f, path, sizeof(path));
 	if (stat(path, &st) < 0)
 		memset(&st, 0, sizeof(st));
@@ -246,18 +267,17 @@ static int always_reload(struct agent *a, struct always_file *f, char *err,
 	    st.st_ctim.tv_sec == f->st.st_ctim.tv_sec &&
 	    st.st_ctim.tv_nsec == f->st.st_ctim.tv_nsec)
 		return 0;
-	ret = policy_load_always_file(path, f->action, &rules, &n, err, errlen);
+	f->st = st;
+	ret = policy_load_always_file(path, f->action, rules, n, err, errlen);
 	if (ret)
 		return ret;
-	ret = check_ipv6_rules(a, rules, n, path, false, err, errlen);
+	ret = check_ipv6_rules(a, *rules, *n, path, false, err, errlen);
 	if (ret) {
-		policy_rules_free(rules, n);
+		policy_rules_free(*rules, *n);
+		*rules = NULL;
+		*n = 0;
 		return ret;
 	}
-	policy_rules_free(f->rules, f->n);
-	f->rules = rules;
-	f->n = n;
-	f->st = st;
 	return 1;
 }
 
@@ -466,36 +486,53 @@ static int bpf_apply(struct agent *a, uint64_t generation, char *err,
 	return ret;
 }
 
+static void apply_time_record(struct agent *a, uint64_t us)
+{
+	double s = us / 1e6;
+	int i;
+
+	a->applies_ok++;
+	a->apply_sum_s += s;
+	for (i = 0; i < APPLY_BUCKETS && s > apply_bounds[i]; i++)
+		;
+	a->apply_hist[i]++;
+}
+
 /*
  * Compile the effective policy and hand it to every enforcer, all or
  * nothing: nftables first (the only step that can fail), then the DNS
  * proxy. On failure the previous policy stays in force everywhere.
  */
-static int apply_policy(struct agent *a, const char *why)
+static int apply_policy(struct agent *a, const char *why, char *err,
+			size_t errlen)
 {
+	uint64_t t0 = clock_us();
 	struct policy_matcher *m;
-	char err[1024];
 	int ret;
 
 	m = policy_matcher_new(a->policy, a->always[0].rules, a->always[0].n,
 			       a->always[1].rules, a->always[1].n);
 	if (!m) {
 		ret = -errno;
-		log_errorx("policy: cannot compile: %s", strerror(-ret));
+		snprintf(err, errlen, "cannot compile the policy: %s",
+			 strerror(-ret));
+		log_errorx("policy: %s", err);
+		a->applies_failed++;
 		return ret;
 	}
 	/* BPF first: its only failures (full maps, no memory) leave the
 	 * active slot untouched, and nftables is the step that can fail. */
 	ret = 0;
 	if (a->bpf)
-		ret = bpf_apply(a, a->generation + 1, err, sizeof(err));
+		ret = bpf_apply(a, a->generation + 1, err, errlen);
 	if (!ret && a->nft && !strcmp(a->nft_state, "on"))
-		ret = nft_apply(a, m, err, sizeof(err));
+		ret = nft_apply(a, m, err, errlen);
 	if (ret) {
 		log_emit(LOG_LVL_ERROR, "policy",
 			 json_pack("{s:s, s:s, s:s}", "result", "failed",
 				   "trigger", why, "error", err));
 		policy_matcher_free(m);
+		a->applies_failed++;
 		return ret;
 	}
 	if (a->proxy)
@@ -512,27 +549,67 @@ static int apply_policy(struct agent *a, const char *why)
 			   (int)a->always[1].n, "defaultAction",
 			   a->policy->default_action == POLICY_ALLOW ?
 				   "allow" : "deny"));
+	apply_time_record(a, clock_us() - t0);
 	return 0;
+}
+
+/*
+ * After a failed apply the caller has put the previous policy back: the
+ * DNS proxy and nftables never left it, but the BPF maps may hold the
+ * new one (they are written first), so write the previous one again.
+ */
+static void apply_rollback(struct agent *a)
+{
+	char err[512];
+
+	if (a->bpf && bpf_apply(a, a->generation, err, sizeof(err)))
+		log_errorx("policy: cannot restore the previous policy in the BPF maps: %s",
+			   err);
 }
 
 static void always_timer_cb(struct loop *loop, struct loop_timer *t,
 			    void *arg)
 {
+	struct policy_rule *nr[2] = { NULL, NULL }, *old[2];
 	struct agent *a = arg;
-	bool changed = false;
-	char err[512];
+	size_t nn[2] = { 0, 0 }, on[2];
+	bool changed[2] = { false, false };
+	char err[1024];
 	int i, ret;
 
 	for (i = 0; i < 2; i++) {
-		ret = always_reload(a, &a->always[i], err, sizeof(err));
+		ret = always_reload(a, &a->always[i], &nr[i], &nn[i], err,
+				    sizeof(err));
 		if (ret < 0)
 			log_warnx("always rules not reloaded, previous rules stay: %s",
 				  err);
-		else if (ret > 0)
-			changed = true;
+		changed[i] = ret > 0;
 	}
-	if (changed)
-		apply_policy(a, "always-rules");
+	if (changed[0] || changed[1]) {
+		for (i = 0; i < 2; i++) {
+			old[i] = a->always[i].rules;
+			on[i] = a->always[i].n;
+			if (changed[i]) {
+				a->always[i].rules = nr[i];
+				a->always[i].n = nn[i];
+			}
+		}
+		ret = apply_policy(a, "always-rules", err, sizeof(err));
+		for (i = 0; i < 2; i++) {
+			if (!changed[i])
+				continue;
+			/* Keep the winner, free the loser. */
+			if (ret) {
+				a->always[i].rules = old[i];
+				a->always[i].n = on[i];
+				policy_rules_free(nr[i], nn[i]);
+			} else {
+				policy_rules_free(old[i], on[i]);
+			}
+		}
+		if (ret)
+			apply_rollback(a);
+	}
 	loop_timer_arm(t, ALWAYS_POLL_MS);
 }
 
@@ -819,15 +896,22 @@ static void nft_start(struct agent *a)
 	}
 	if (a->cfg.mode != EGRESSD_MODE_DNS_NFT) {
 		a->nft_state = "off";
-		snprintf(a->nft_why, sizeof(a->nft_why),
-			 "mode dns: only the port-53 redirect is installed");
-		return;
+		snprintf(a->nft_why, sizeof(a->nft_why), "%s",
+			 a->cfg.ipv6 == EGRESSD_IPV6_DENY ?
+				 "mode dns: only the port-53 redirect and the IPv6-off rules are installed" :
+				 "mode dns: only the port-53 redirect is installed");
+		/* IPv6 rejects are reported like any nftables drop. */
+		if (a->cfg.ipv6 != EGRESSD_IPV6_DENY)
+			return;
+	} else {
+		a->nft_state = "on";
 	}
-	a->nft_state = "on";
 	ret = nflog_open(&a->nflog, a->loop, NFTSYNC_DEFAULT_LOG_GROUP, a->nft,
 			 err, sizeof(err));
 	if (ret)
 		log_warnx("packet drops are enforced but not reported: %s", err);
+	if (a->cfg.mode != EGRESSD_MODE_DNS_NFT)
+		return;
 	a->gc_timer = loop_timer_new(a->loop, gc_timer_cb, a);
 	if (!a->gc_timer)
 		die("out of memory");
@@ -944,7 +1028,8 @@ int main(int argc, char **argv)
 			     true, err, sizeof(err)))
 		die("%s", err);
 	for (i = 0; i < 2; i++) {
-		ret = always_reload(&a, &a.always[i], err, sizeof(err));
+		ret = always_reload(&a, &a.always[i], &a.always[i].rules,
+				    &a.always[i].n, err, sizeof(err));
 		if (ret < 0)
 			die("always rules: %s", err);
 	}
@@ -987,8 +1072,8 @@ int main(int argc, char **argv)
 		die("%s", err);
 	a.nft_state = "unavailable";
 	a.bpf_state = "off";
-	if (apply_policy(&a, "start"))
-		die("cannot compile the policy");
+	if (apply_policy(&a, "start", err, sizeof(err)))
+		die("%s", err);
 	/* BPF before nftables: the hand-off rule needs to know it enforces. */
 	bpf_start(&a);
 	nft_start(&a);
