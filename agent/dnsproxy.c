@@ -448,6 +448,24 @@ static void dp_fifo_del(struct dnsproxy *p, struct dp_query *s)
 	s->prev = s->next = NULL;
 }
 
+const double dnsproxy_rtt_bounds[DNSPROXY_RTT_BUCKETS] = {
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+};
+
+/* One upstream round trip (sent = deadline - timeout) into the histogram. */
+static void dp_rtt_record(struct dnsproxy *p, uint64_t ms)
+{
+	double sec = ms / 1000.0;
+	int i;
+
+	for (i = 0; i < DNSPROXY_RTT_BUCKETS && sec > dnsproxy_rtt_bounds[i];
+	     i++)
+		;
+	p->st.rtt_hist[i]++;
+	p->st.rtt_count++;
+	p->st.rtt_sum_s += sec;
+}
+
 /*
  * The timeout is the same for every attempt, so deadlines are appended in
  * increasing order and the FIFO head is always the earliest: one timer
@@ -1061,6 +1079,7 @@ static void dp_up_answer(struct dnsproxy *p, struct dp_upstream *up,
 		r.min_ttl = UINT32_MAX;
 	}
 	dp_up_mark(up, true, NULL);
+	dp_rtt_record(p, loop_now_ms(p->loop) - (s->deadline - p->timeout_ms));
 	if (dp_rcode_fails_over(r.rcode)) {
 		up->errors++;
 		dp_next(p, s);

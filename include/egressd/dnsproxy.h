@@ -36,7 +36,15 @@ struct dnsproxy_upstream_stats {
 	uint64_t queries, timeouts, errors;
 };
 
+/* Upper bounds (seconds) of the upstream round-trip histogram. */
+#define DNSPROXY_RTT_BUCKETS 10
+extern const double dnsproxy_rtt_bounds[DNSPROXY_RTT_BUCKETS];
+
 struct dnsproxy_stats {
+	/* Upstream round trips of answered queries (ms resolution). */
+	uint64_t rtt_hist[DNSPROXY_RTT_BUCKETS + 1]; /* last: +Inf */
+	uint64_t rtt_count;
+	double rtt_sum_s;
 	uint64_t queries;   /* client queries received (UDP + TCP) */
 	uint64_t allowed;   /* forwarded */
 	uint64_t denied;    /* answered NXDOMAIN by policy */
