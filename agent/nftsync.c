@@ -423,6 +423,12 @@ static const struct chain_spec chain_filter = {
 	"egressd output filter (dns+nft mode); ends with an explicit verdict",
 };
 
+/* The same chain in dns mode with IPv6 denied: only the IPv6 rules. */
+static const struct chain_spec chain_v6off = {
+	NFTSYNC_CHAIN_FILTER, "filter", 0,
+	"egressd IPv6 off (dns mode): rejects IPv6, accepts the rest",
+};
+
 /* type: NFT_MSG_NEWCHAIN (create if missing), NFT_MSG_DELCHAIN (with its
  * rules) or NFT_MSG_DELRULE (flush its rules). */
 static int emit_chain(struct nftsync_batch *b, const struct chain_spec *cs,
@@ -936,9 +942,9 @@ static void a_verdict(struct rb *rb, int verdict)
 	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, verdict);
 }
 
-/* counter name "C" log prefix "egressd:<reason>" group G drop */
-static void a_drop(struct rb *rb, const char *counter, const char *reason,
-		   uint16_t group)
+/* counter name "C" log prefix "egressd:<reason>" group G */
+static void a_count_log(struct rb *rb, const char *counter,
+			const char *reason, uint16_t group)
 {
 	char prefix[64];
 	struct nftnl_expr *e;
@@ -958,7 +964,41 @@ static void a_drop(struct rb *rb, const char *counter, const char *reason,
 	nftnl_expr_set_u16(e, NFTNL_EXPR_LOG_GROUP, group);
 	/* Headers are all nflog.c reads. */
 	nftnl_expr_set_u32(e, NFTNL_EXPR_LOG_SNAPLEN, 128);
+}
+
+/* counter name "C" log prefix "egressd:<reason>" group G drop */
+static void a_drop(struct rb *rb, const char *counter, const char *reason,
+		   uint16_t group)
+{
+	a_count_log(rb, counter, reason, group);
 	a_verdict(rb, NF_DROP);
+}
+
+/*
+ * The same, but "reject with tcp reset" (tcp_rst) or "reject with icmpx
+ * admin-prohibited" instead of drop: the sender learns at once (connect()
+ * gets ECONNREFUSED, a send EPERM, then EACCES on a connected socket)
+ * instead of retransmitting into silence. The kernel still drops the
+ * packet itself; the reply goes to the local socket through lo.
+ */
+static void a_reject(struct rb *rb, const char *counter, const char *reason,
+		     uint16_t group, bool tcp_rst)
+{
+	struct nftnl_expr *e;
+
+	a_count_log(rb, counter, reason, group);
+	e = rb_expr(rb, "reject");
+	if (!e)
+		return;
+	if (tcp_rst) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE,
+				   NFT_REJECT_TCP_RST);
+	} else {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE,
+				   NFT_REJECT_ICMPX_UNREACH);
+		nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE,
+				  NFT_REJECT_ICMPX_ADMIN_PROHIBITED);
+	}
 }
 
 /* redirect to :PORT */
@@ -1359,32 +1399,6 @@ static int build_redirect_rules(struct nftsync_batch *b,
 	return err;
 }
 
-/*
- * The egress chain, in order (docs/nftables.md explains each step).
- * Every drop counts into a named counter and logs to nflog.
- */
-static int build_filter_rules(struct nftsync_batch *b,
-			      const struct nftsync_config *cfg)
-{
-	static const uint8_t protos[] = { IPPROTO_TCP, IPPROTO_UDP };
-	static const struct {
-		uint8_t type;
-		const char *comment;
-	} icmp6[] = {
-		{ 2, "ICMPv6 packet too big (path MTU)" },
-		{ 133, "ICMPv6 router solicitation" },
-		{ 135, "ICMPv6 neighbour solicitation" },
-		{ 136, "ICMPv6 neighbour advertisement" },
-		{ 143, "ICMPv6 multicast listener report" },
-	};
-	uint16_t grp = cfg->log_group ? cfg->log_group :
-					NFTSYNC_DEFAULT_LOG_GROUP;
-	bool blanket443 = cfg->block_doh_443 && !cfg->n_doh;
-	const char *c = NFTSYNC_CHAIN_FILTER;
-	struct rb rb;
-	size_t i, p;
-	int err, f;
-
 #define RULE(...)                                                        \
 	do {                                                             \
 		err = rb_start(&rb, c);                                  \
@@ -1398,6 +1412,30 @@ static int build_filter_rules(struct nftsync_batch *b,
 		if (err)                                                 \
 			return err;                                      \
 	} while (0)
+
+/*
+ * The head of chain egress, the same in both modes: established flows,
+ * loopback, the ICMPv6 that the link needs, and with ipv6_deny the
+ * IPv6-disabled rejects (TCP reset for TCP, ICMPv6 administratively
+ * prohibited for the rest), so a v6 connect or send fails at once.
+ */
+static int build_head_rules(struct nftsync_batch *b,
+			    const struct nftsync_config *cfg, uint16_t grp)
+{
+	static const struct {
+		uint8_t type;
+		const char *comment;
+	} icmp6[] = {
+		{ 2, "ICMPv6 packet too big (path MTU)" },
+		{ 133, "ICMPv6 router solicitation" },
+		{ 135, "ICMPv6 neighbour solicitation" },
+		{ 136, "ICMPv6 neighbour advertisement" },
+		{ 143, "ICMPv6 multicast listener report" },
+	};
+	const char *c = NFTSYNC_CHAIN_FILTER;
+	struct rb rb;
+	size_t i;
+	int err, f;
 
 	RULE(m_ct_state(&rb, NF_CT_STATE_BIT(IP_CT_ESTABLISHED) |
 				     NF_CT_STATE_BIT(IP_CT_RELATED));
@@ -1418,12 +1456,55 @@ static int build_filter_rules(struct nftsync_batch *b,
 		EMIT(icmp6[i].comment);
 	}
 	/* IPv6 off means off: nothing but loopback and neighbour discovery,
-	 * whatever the allow rules or the agent say. */
+	 * whatever the allow rules or the agent say. Rejected, not dropped:
+	 * a dropped SYN leaves connect() retransmitting for minutes. */
 	if (cfg->ipv6_deny) {
+		RULE(m_nfproto(&rb, AF_INET6); m_l4proto(&rb, IPPROTO_TCP);
+		     a_reject(&rb, "ipv6_drop", "ipv6_disabled", grp, true));
+		EMIT("IPv6 disabled: TCP reset");
 		RULE(m_nfproto(&rb, AF_INET6);
-		     a_drop(&rb, "ipv6_drop", "ipv6_disabled", grp));
+		     a_reject(&rb, "ipv6_drop", "ipv6_disabled", grp, false));
 		EMIT("IPv6 disabled");
 	}
+	return 0;
+}
+
+/*
+ * dns mode with ipv6_deny: chain egress holds only the head, then an
+ * explicit accept. IPv4 is left to the DNS layer, as in dns mode.
+ */
+static int build_v6off_rules(struct nftsync_batch *b,
+			     const struct nftsync_config *cfg, uint16_t grp)
+{
+	const char *c = NFTSYNC_CHAIN_FILTER;
+	struct rb rb;
+	int err;
+
+	err = build_head_rules(b, cfg, grp);
+	if (err)
+		return err;
+	RULE(a_verdict(&rb, NF_ACCEPT));
+	EMIT("dns mode: only IPv6 is filtered here");
+	return 0;
+}
+
+/*
+ * The egress chain, in order (docs/nftables.md explains each step).
+ * Every drop counts into a named counter and logs to nflog.
+ */
+static int build_filter_rules(struct nftsync_batch *b,
+			      const struct nftsync_config *cfg, uint16_t grp)
+{
+	static const uint8_t protos[] = { IPPROTO_TCP, IPPROTO_UDP };
+	bool blanket443 = cfg->block_doh_443 && !cfg->n_doh;
+	const char *c = NFTSYNC_CHAIN_FILTER;
+	struct rb rb;
+	size_t p;
+	int err, f;
+
+	err = build_head_rules(b, cfg, grp);
+	if (err)
+		return err;
 	/* Only the agent reaches the upstreams on 53; nobody else reaches
 	 * port 53 anywhere except through the redirect (now on lo). */
 	for (f = 0; f < 2; f++)
@@ -1508,10 +1589,10 @@ static int build_filter_rules(struct nftsync_batch *b,
 		RULE(a_drop(&rb, "default_drop", "default_deny", grp));
 		EMIT("defaultAction deny");
 	}
-#undef RULE
-#undef EMIT
 	return 0;
 }
+#undef RULE
+#undef EMIT
 
 /* Learned addresses split per family into set elements. */
 static int learned_elems(const struct policy_addr *v, size_t n, int f,
@@ -1525,6 +1606,9 @@ int nftsync_build_apply(struct nftsync_batch *b,
 			const struct policy_addr *forget, size_t n_forget,
 			unsigned int flags)
 {
+	uint16_t grp = cfg->log_group ? cfg->log_group :
+					NFTSYNC_DEFAULT_LOG_GROUP;
+	bool v6off = !cfg->filter && cfg->ipv6_deny;
 	struct set_contents sc = { 0 };
 	struct elem *fe = NULL;
 	size_t nfe, i;
@@ -1558,9 +1642,17 @@ int nftsync_build_apply(struct nftsync_batch *b,
 	if (!err)
 		err = emit_chain(b, &chain_filter, cfg->filter ?
 				 NFT_MSG_DELRULE : NFT_MSG_DELCHAIN);
+	/*
+	 * dns mode with IPv6 denied: a fresh chain (so that its comment
+	 * says what it is) with only the IPv6 rules, created in the same
+	 * transaction that deletes the old one: never a moment without.
+	 */
+	if (!err && v6off)
+		err = emit_chain(b, &chain_v6off, NFT_MSG_NEWCHAIN);
 	for (i = 0; i < N_COUNTERS && !err; i++) {
 		err = emit_counter(b, &counters[i], NFT_MSG_NEWOBJ);
-		if (!err && !cfg->filter)
+		if (!err && !cfg->filter &&
+		    !(v6off && !strcmp(counters[i].name, "ipv6_drop")))
 			err = emit_counter(b, &counters[i], NFT_MSG_DELOBJ);
 	}
 	/* Static sets are recreated (no rule uses them any more at this
@@ -1596,7 +1688,9 @@ int nftsync_build_apply(struct nftsync_batch *b,
 	if (!err)
 		err = build_redirect_rules(b, cfg);
 	if (!err && cfg->filter)
-		err = build_filter_rules(b, cfg);
+		err = build_filter_rules(b, cfg, grp);
+	else if (!err && v6off)
+		err = build_v6off_rules(b, cfg, grp);
 	if (!err)
 		err = batch_end(b);
 	contents_free(&sc);

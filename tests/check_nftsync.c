@@ -167,6 +167,15 @@ static int expr_cb(struct nftnl_expr *e, void *data)
 		sb_hex(sb, p, len);
 	} else if (!strcmp(name, "ct")) {
 		sb_add(sb, "%u", nftnl_expr_get_u32(e, NFTNL_EXPR_CT_KEY));
+	} else if (!strcmp(name, "reject")) {
+		uint32_t rt = nftnl_expr_get_u32(e, NFTNL_EXPR_REJECT_TYPE);
+
+		sb_add(sb, "%s", rt == NFT_REJECT_TCP_RST ? "tcp-reset" :
+				 rt == NFT_REJECT_ICMPX_UNREACH ? "icmpx" :
+				 rt == NFT_REJECT_ICMP_UNREACH ? "icmp" : "?");
+		if (nftnl_expr_is_set(e, NFTNL_EXPR_REJECT_CODE))
+			sb_add(sb, ",%u",
+			       nftnl_expr_get_u8(e, NFTNL_EXPR_REJECT_CODE));
 	}
 	sb_add(sb, ")");
 	return 0;
@@ -681,13 +690,131 @@ START_TEST(test_nftsync_default_accept_ipv6_deny)
 			 find_sub(&t, "\"egressd agent to its upstream resolvers\""));
 	ck_assert_int_lt(find_sub(&t, "\"IPv6 disabled\""),
 			 find_sub(&t, "\"allowed by IP/CIDR rule\""));
-	ck_assert_int_eq(count_sub(&t, "rule egress",
-				   "meta(15) cmp(0,0a) objref(1,ipv6_drop) log(egressd:ipv6_disabled,7) immediate(drop) \"IPv6 disabled\""), 1);
 	ck_assert_int_eq(count_sub(&t, "rule egress", " immediate(accept) \"defaultAction allow\""), 1);
 	ck_assert_int_eq(count_sub(&t, "rule egress", "default_drop"), 0);
-	/* ND stays allowed ahead of the IPv6 drop */
-	ck_assert_int_lt(find(&t, 0, "rule egress meta(15) cmp(0,0a) meta(16) cmp(0,3a) payload(2,0,1) cmp(0,87)"),
-			 find(&t, 0, "rule egress meta(15) cmp(0,0a) objref"));
+	trace_free(&t);
+}
+END_TEST
+
+/* The IPv6-off rules of chain egress as rendered lines, in order. */
+static const char *const v6off_rules[] = {
+	/* meta nfproto ipv6 meta l4proto tcp … reject with tcp reset */
+	"rule egress meta(15) cmp(0,0a) meta(16) cmp(0,06) objref(1,ipv6_drop) log(egressd:ipv6_disabled,180) reject(tcp-reset) \"IPv6 disabled: TCP reset\"",
+	/* meta nfproto ipv6 … reject with icmpx admin-prohibited */
+	"rule egress meta(15) cmp(0,0a) objref(1,ipv6_drop) log(egressd:ipv6_disabled,180) reject(icmpx,3) \"IPv6 disabled\"",
+};
+
+START_TEST(test_nftsync_ipv6_deny_rejects)
+{
+	struct nftsync_config cfg = base_cfg();
+	struct trace t;
+	int i;
+
+	cfg.ipv6_deny = true;
+	build_apply(&cfg, NULL, 0, 0, &t);
+	/* Rejected, not dropped: a connect or send fails at once. */
+	i = find(&t, 0, v6off_rules[0]);
+	ck_assert_int_gt(i, 0);
+	ck_assert_str_eq(t.line[i + 1], v6off_rules[1]);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "reject("), 2);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "ipv6_disabled"), 2);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "ipv6_drop) log(egressd:ipv6_disabled,180) immediate(drop)"), 0);
+	/* right after the ICMPv6 accepts, ahead of the agent and the rest */
+	ck_assert_str_eq(strchr(t.line[i - 1], '"'),
+			 "\"ICMPv6 multicast listener report\"");
+	ck_assert_int_lt(i, find_sub(&t, "\"egressd agent to its upstream resolvers\""));
+	ck_assert_int_lt(i, find_sub(&t, "\"egressd agent's own traffic (upstream DNS, webhook)\""));
+	/* ND stays allowed ahead of the IPv6 reject */
+	ck_assert_int_lt(find(&t, 0, "rule egress meta(15) cmp(0,0a) meta(16) cmp(0,3a) payload(2,0,1) cmp(0,87)"), i);
+	ck_assert_int_eq(count(&t, "obj+ ipv6_drop"), 1);
+	ck_assert_int_eq(count(&t, "obj- "), 0);
+	trace_free(&t);
+
+	/* the same ahead of the BPF hand-off */
+	cfg.bpf_handoff = true;
+	cfg.workload_cgroup_level = 2;
+	cfg.workload_cgroup_id = 42;
+	build_apply(&cfg, NULL, 0, 0, &t);
+	ck_assert_int_lt(find(&t, 0, v6off_rules[1]),
+			 find_sub(&t, "judged by the egressd BPF program"));
+	trace_free(&t);
+
+	/* allow mode: no reject at all */
+	cfg.ipv6_deny = false;
+	build_apply(&cfg, NULL, 0, 0, &t);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "reject("), 0);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "ipv6_drop"), 0);
+	trace_free(&t);
+}
+END_TEST
+
+START_TEST(test_nftsync_dns_mode_ipv6_deny)
+{
+	static const char *const want[] = {
+		"flows already allowed continue",
+		"loopback: egressd DNS proxy and API",
+		"loopback destination: DNS redirected to egressd",
+		"loopback destination: DNS redirected to egressd",
+		"ICMPv6 packet too big (path MTU)",
+		"ICMPv6 router solicitation",
+		"ICMPv6 neighbour solicitation",
+		"ICMPv6 neighbour advertisement",
+		"ICMPv6 multicast listener report",
+		"IPv6 disabled: TCP reset",
+		"IPv6 disabled",
+		"dns mode: only IPv6 is filtered here",
+	};
+	struct nftsync_config cfg = base_cfg();
+	struct policy_addr allow = A("192.0.2.0/24");
+	const char *got[64];
+	char q[160];
+	struct trace t;
+	int i, del, add, n;
+
+	cfg.filter = false;
+	cfg.ipv6_deny = true;
+	cfg.allow = &allow;
+	cfg.n_allow = 1;
+	build_apply(&cfg, NULL, 0, 0, &t);
+	/* the old chain goes, a fresh one comes in the same batch */
+	del = find(&t, find(&t, 0, "chain+ egress"), "chain- egress");
+	ck_assert_int_gt(del, 0);
+	add = find(&t, del, "chain+ egress");
+	ck_assert_int_gt(add, del);
+	ck_assert_str_eq(t.line[add],
+			 "chain+ egress filter hook=3 prio=0 policy=1 \"egressd IPv6 off (dns mode): rejects IPv6, accepts the rest\"");
+	ck_assert_int_eq(count(&t, "chain-"), 1);
+	ck_assert_int_lt(add, find(&t, 0, "rule egress"));
+	/* only the IPv6-off rules, ending in an explicit accept */
+	n = chain_comments(&t, "egress", got, 64);
+	ck_assert_int_eq(n, (int)(sizeof(want) / sizeof(want[0])));
+	for (i = 0; i < n; i++) {
+		snprintf(q, sizeof(q), "\"%s\"", want[i]);
+		ck_assert_str_eq(got[i], q);
+	}
+	i = find(&t, 0, v6off_rules[0]);
+	ck_assert_int_gt(i, 0);
+	ck_assert_str_eq(t.line[i + 1], v6off_rules[1]);
+	ck_assert_str_eq(t.line[i + 2],
+			 "rule egress immediate(accept) \"dns mode: only IPv6 is filtered here\"");
+	/* no rule uses a set; the sets are gone, the counter stays */
+	ck_assert_int_eq(count_sub(&t, "rule egress", "lookup("), 0);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "socket("), 0);
+	ck_assert_int_eq(count(&t, "set-"), 12);
+	ck_assert_int_eq(count(&t, "elem"), 0);
+	ck_assert_int_eq(count(&t, "obj+"), 6);
+	ck_assert_int_eq(count(&t, "obj-"), 5);
+	ck_assert_int_eq(count(&t, "obj- ipv6_drop"), 0);
+	/* the redirect is unchanged */
+	ck_assert_int_eq(count(&t, "rule dns_redirect"), 3);
+	trace_free(&t);
+
+	/* IPv6 allowed again: the chain and the counter go */
+	cfg.ipv6_deny = false;
+	build_apply(&cfg, NULL, 0, 0, &t);
+	ck_assert_int_eq(count(&t, "rule egress"), 0);
+	ck_assert_int_eq(count(&t, "chain+ egress"), 1);
+	ck_assert_int_eq(count(&t, "obj- ipv6_drop"), 1);
 	trace_free(&t);
 }
 END_TEST
@@ -1366,6 +1493,8 @@ static Suite *nftsync_suite(void)
 	tcase_add_test(tc, test_nftsync_dns_mode_removes_filter);
 	tcase_add_test(tc, test_nftsync_filter_chain_order);
 	tcase_add_test(tc, test_nftsync_default_accept_ipv6_deny);
+	tcase_add_test(tc, test_nftsync_ipv6_deny_rejects);
+	tcase_add_test(tc, test_nftsync_dns_mode_ipv6_deny);
 	tcase_add_test(tc, test_nftsync_bpf_handoff);
 	tcase_add_test(tc, test_nftsync_blanket_443);
 	tcase_add_test(tc, test_nftsync_sets_and_counters);

@@ -3,7 +3,8 @@
  * nftables layer: keeps table "inet egressd" equal to the compiled policy
  * through libnftnl/libmnl batches (never by exec'ing nft). The table holds
  * the DNS redirect (chain dns_redirect, always) and, in dns+nft mode, the
- * output filter (chain egress) with its named sets and counters; layout,
+ * output filter (chain egress) with its named sets and counters (in dns
+ * mode with IPv6 denied, chain egress holds only the IPv6 rules); layout,
  * chain order and lifecycle are in docs/nftables.md. Every change is one
  * netlink batch: the kernel applies it atomically, every ACK is read and
  * an error names the command that failed. Builders (nftsync_build_*) only
@@ -44,7 +45,14 @@ struct nftsync_config {
 	uint32_t agent_cgroup_level; /* its depth below the cgroup2 root (>= 1) */
 	bool filter;		     /* dns+nft mode: install chain egress */
 	bool default_accept;	     /* defaultAction allow */
-	bool ipv6_deny;		     /* OPENSANDBOX_EGRESS_IPV6=deny */
+	/*
+	 * OPENSANDBOX_EGRESS_IPV6=deny: IPv6 other than loopback and the
+	 * ICMPv6 the link needs is rejected (TCP reset, else ICMPv6
+	 * admin-prohibited), counted in ipv6_drop and logged with reason
+	 * ipv6_disabled. Also without filter: chain egress then holds only
+	 * those rules and accepts the rest.
+	 */
+	bool ipv6_deny;
 	/*
 	 * BPF enforces: packets of the workload cgroup are accepted here
 	 * after the agent rules and judged by the cgroup/skb program. Level
@@ -133,7 +141,9 @@ const char *nftsync_batch_describe(const struct nftsync_batch *b,
  * The full table for cfg into an empty batch: table, chains (rules
  * flushed and rewritten), counters, static sets recreated with their
  * elements, learned sets kept (created if missing) minus forget[]. With
- * cfg->filter false, chain egress and every set and counter are removed.
+ * cfg->filter false, chain egress and every set and counter are removed,
+ * unless cfg->ipv6_deny: then chain egress is recreated with only the
+ * IPv6-off rules, and counter ipv6_drop is kept.
  * 0, -EINVAL on a bad config, -ENOMEM.
  */
 int nftsync_build_apply(struct nftsync_batch *b,

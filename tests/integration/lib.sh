@@ -766,3 +766,149 @@ with open(path, errors="replace") as f:
         sys.exit(0)
 EOF_PY
 }
+
+# ---- IPv6 (test_ipv6_*) ---------------------------------------------------
+
+# sock_try tcp|udp ADDR PORT [TIMEOUT_S]: from the workload, one TCP connect
+# or one UDP sendto to ADDR:PORT, given TIMEOUT_S (default 2). An ADDR with
+# a colon gets an AF_INET6 socket, so ::ffff:a.b.c.d is a v6 socket sending
+# IPv4. Sets TRY_RESULT to "ok", the errno name (ECONNREFUSED, EPERM, ...)
+# or "timeout", and TRY_MS to how long the call took (ms, measured around
+# the call itself, not the process start).
+sock_try() {
+	local out
+	out=$(run_workload "$PY" -c '
+import errno, socket, sys, time
+proto, a, p, to = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+fam = socket.AF_INET6 if ":" in a else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+s.settimeout(to)
+t0 = time.monotonic()
+try:
+    if proto == "tcp":
+        s.connect((a, p))
+    else:
+        s.sendto(b"sock-try-%s-%d" % (a.encode(), p), (a, p))
+    r = "ok"
+except socket.timeout:
+    r = "timeout"
+except OSError as e:
+    r = errno.errorcode.get(e.errno, str(e.errno))
+print(r, int((time.monotonic() - t0) * 1000))' "$1" "$2" "$3" "${4:-2}" 2>&1)
+	TRY_RESULT=${out%% *}
+	TRY_MS=${out##* }
+	case $TRY_MS in '' | *[!0-9]*) TRY_RESULT="error: $out" TRY_MS=99999 ;; esac
+}
+
+# assert_fails_fast DESC ERRNO tcp|udp ADDR PORT: sock_try must fail with
+# ERRNO in under 1 s (not time out).
+assert_fails_fast() {
+	local desc=$1 want=$2
+	shift 2
+	sock_try "$@" 3
+	if [ "$TRY_RESULT" = "$want" ] && [ "$TRY_MS" -lt 1000 ]; then
+		pass "$desc: $want in $TRY_MS ms"
+	else
+		fail "$desc" "expected $want within 1000 ms" \
+			"got: $TRY_RESULT after $TRY_MS ms"
+	fi
+}
+
+# egressd_bad_start DESC STDERR-FIXED-STRING ARGS...: egressd must exit
+# non-zero within 5 s, with the string on stderr and no start line.
+egressd_bad_start() {
+	local desc=$1 want=$2 rc
+	shift 2
+	egit_require_egressd
+	timeout -k 1 5 nsenter --net="/run/netns/$SB" -- sh -c \
+		'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' \
+		sh "$CG/agent" "$EGRESSD" "$@" >"$T/bad.out" 2>"$T/bad.err"
+	rc=$?
+	if [ "$rc" = 0 ] || [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+		fail "$desc: egressd exits non-zero at start" "exit status $rc"
+	else
+		pass "$desc: egressd exits non-zero ($rc)"
+	fi
+	assert_file_contains_i "$desc: stderr names it" "$T/bad.err" "$want"
+	if grep -qE '"event" *: *"start"' "$T/bad.out"; then
+		fail "$desc: no start line" "$(head -c 400 "$T/bad.out")"
+	else
+		pass "$desc: no start line"
+	fi
+}
+
+# ---- HTTP API (test_api_*) ---------------------------------------------
+
+# Where egressd's API listens inside the sandbox netns (the test exports
+# OPENSANDBOX_EGRESS_HTTP_ADDR=$API_ADDR before start_egressd), and the
+# token api() sends as OPENSANDBOX-EGRESS-AUTH (empty: no header).
+API_ADDR=127.0.0.1:18080
+API_TOKEN=
+
+# api METHOD PATH [CURL-ARGS...]: one request from inside the sandbox netns
+# (outside the workload cgroup). Sets API_CODE (000: no answer), API_BODY
+# (the body exactly, trailing newline kept), API_HDRS (response headers,
+# CR stripped) and API_CT (the Content-Type value).
+api() {
+	local method=$1 path=$2 auth=()
+	shift 2
+	[ -n "$API_TOKEN" ] && auth=(-H "OPENSANDBOX-EGRESS-AUTH: $API_TOKEN")
+	rm -f "$T/api.body" "$T/api.hdrs"
+	API_CODE=$(nsenter --net="/run/netns/$SB" -- curl -s -m 5 \
+		-X "$method" "${auth[@]}" -o "$T/api.body" -D "$T/api.hdrs" \
+		-w '%{http_code}' "$@" "http://$API_ADDR$path" 2>/dev/null)
+	API_BODY=$(cat "$T/api.body" 2>/dev/null; echo x)
+	API_BODY=${API_BODY%x}
+	API_HDRS=$(tr -d '\r' <"$T/api.hdrs" 2>/dev/null)
+	API_CT=$(sed -n 's/^[Cc]ontent-[Tt]ype: *//p' <<<"$API_HDRS" | tail -n 1)
+}
+
+# api_json METHOD PATH BODY: api with BODY as a JSON request body.
+api_json() {
+	api "$1" "$2" -H 'Content-Type: application/json' --data-binary "$3"
+}
+
+# assert_api DESC CODE BODY: the last api() answered CODE with exactly BODY.
+assert_api() {
+	if [ "$API_CODE" = "$2" ] && [ "$API_BODY" = "$3" ]; then
+		pass "$1"
+	else
+		fail "$1" "expected: $2 '$3'" "actual:   $API_CODE '$API_BODY'"
+	fi
+}
+
+# assert_api_prefix DESC CODE PREFIX: same, the body starting with PREFIX.
+assert_api_prefix() {
+	if [ "$API_CODE" = "$2" ] && [ "${API_BODY#"$3"}" != "$API_BODY" ]; then
+		pass "$1"
+	else
+		fail "$1" "expected: $2 '$3…'" "actual:   $API_CODE '$API_BODY'"
+	fi
+}
+
+api_healthy() {
+	api GET /healthz
+	[ "$API_CODE" = 200 ]
+}
+
+# start_egressd_api ARGS...: start_egressd with the API on $API_ADDR, and
+# wait (5 s) until /healthz answers 200.
+start_egressd_api() {
+	export OPENSANDBOX_EGRESS_HTTP_ADDR=$API_ADDR
+	start_egressd "$@"
+	wait_for 5 api_healthy ||
+		die "the API on $API_ADDR does not answer /healthz 200 (last: $API_CODE '$API_BODY')"
+}
+
+# api_egress: the egress array of GET /policy as compact JSON ("null" when
+# it is null or missing), e.g. [{"action":"allow","target":"a.com"}].
+api_egress() {
+	api GET /policy
+	"$PY" -c '
+import json, sys
+try:
+    p = json.loads(sys.argv[1]).get("policy", {})
+    print(json.dumps(p.get("egress"), separators=(",", ":")))
+except (ValueError, AttributeError) as e:
+    print("unparsable: %s" % e)' "$API_BODY"
+}
