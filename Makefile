@@ -30,7 +30,7 @@ CPPFLAGS_ALL := -Iinclude -D_GNU_SOURCE
 ALL_CFLAGS = $(CFLAGS) $(WARNINGS) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(EXTRA_CFLAGS) -MMD -MP
 
 # Library name (pkg-config) -> Debian package that provides it.
-PKGS_AGENT := libnftnl:libnftnl-dev libmnl:libmnl-dev jansson:libjansson-dev libbpf:libbpf-dev
+PKGS_AGENT := libnftnl:libnftnl-dev libmnl:libmnl-dev jansson:libjansson-dev libbpf:libbpf-dev libmicrohttpd:libmicrohttpd-dev
 PKGS_TEST := check:check
 
 # Goals that must work before any library is installed.
@@ -54,11 +54,11 @@ CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 endif
 
 # Agent modules (agent/<name>.c). main.c is wiring only.
-AGENT_MODULES := log loop config policy dnswire doh dnsproxy events cgroup netns nftsync nflog bpfsync
+AGENT_MODULES := log loop config policy dnswire doh dnsproxy events cgroup netns nftsync nflog bpfsync api
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
 # Unit tests: tests/check_<module>.c linked with the objects it needs.
-UNIT_TESTS := policy dnswire doh config loop netns dnsproxy nftsync events
+UNIT_TESTS := policy dnswire doh config loop netns dnsproxy nftsync events api
 check_policy_OBJS := policy log
 check_dnswire_OBJS := dnswire
 check_config_OBJS := config log
@@ -68,6 +68,7 @@ check_doh_OBJS := doh policy log
 check_dnsproxy_OBJS := dnsproxy dnswire doh policy loop events log config
 check_nftsync_OBJS := nftsync log
 check_events_OBJS := events log dnswire loop
+check_api_OBJS := api policy log loop
 UNIT_BINS := $(patsubst %,$(OUTPUT)/tests/check_%,$(UNIT_TESTS))
 unit_objs = $(patsubst %,$(OUTPUT)/agent/%.o,$(check_$(1)_OBJS))
 

@@ -13,12 +13,14 @@
 #include <stdarg.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <limits.h>
 #include <unistd.h>
 #include <netinet/in.h>
 
+#include "egressd/api.h"
 #include "egressd/bpfsync.h"
 #include "egressd/cgroup.h"
 #include "egressd/config.h"
@@ -84,8 +86,12 @@ struct agent {
 	struct addr_list upstreams; /* cfg upstreams as addresses */
 	int sigfd;
 	int exit_code;
+	struct api *api;
+	bool ready;	   /* enforcement installed: /healthz 200 */
+	uint64_t start_us; /* for /status uptime */
 	/* policy applies, for /metrics */
 	uint64_t applies_ok, applies_failed;
+	uint64_t bpf_errors; /* BPF map writes that failed */
 	uint64_t apply_hist[APPLY_BUCKETS + 1]; /* last: +Inf */
 	double apply_sum_s;
 };
@@ -474,6 +480,8 @@ static int bpf_apply(struct agent *a, uint64_t generation, char *err,
 		bp.ipv6_deny = a->cfg.ipv6 == EGRESSD_IPV6_DENY;
 		ret = bpfsync_apply_policy(a->bpf, &bp);
 		if (ret)
+			a->bpf_errors++;
+		if (ret)
 			snprintf(err, errlen, "BPF maps: %s%s", strerror(-ret),
 				 ret == -E2BIG ? " (a set has more prefixes than the maps hold)" : "");
 	} else {
@@ -565,6 +573,321 @@ static void apply_rollback(struct agent *a)
 	if (a->bpf && bpf_apply(a, a->generation, err, sizeof(err)))
 		log_errorx("policy: cannot restore the previous policy in the BPF maps: %s",
 			   err);
+}
+
+/*
+ * Write the user policy to OPENSANDBOX_EGRESS_POLICY_FILE atomically: a
+ * temporary file in the same directory, fsync, rename, fsync of the
+ * directory. A crash leaves the old file or the new one, never half of
+ * one. Same format as the peer: 2-space indented JSON and a newline.
+ */
+static int persist_policy(struct agent *a, char *err, size_t errlen)
+{
+	const char *path = a->cfg.policy_file;
+	char tmp[PATH_MAX + 16], dir[PATH_MAX];
+	struct stat st;
+	json_t *j;
+	char *text = NULL, *slash;
+	size_t len, off = 0;
+	int fd = -1, dfd, ret = 0;
+
+	if (!path)
+		return 0;
+	j = policy_to_json(a->policy);
+	if (j)
+		text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(j);
+	if (!text) {
+		snprintf(err, errlen, "failed to persist policy: out of memory");
+		return -ENOMEM;
+	}
+	len = strlen(text);
+	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	/* Keep the mode of an existing file, 0600 otherwise. */
+	if (fchmod(fd, stat(path, &st) ? 0600 : (st.st_mode & 07777)) < 0) {
+		ret = -errno;
+		goto out_unlink;
+	}
+	while (off < len || (off == len && text[len - 1] != '\n')) {
+		ssize_t w;
+
+		if (off == len) {
+			w = write(fd, "\n", 1);
+			if (w == 1)
+				break;
+		} else {
+			w = write(fd, text + off, len - off);
+		}
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			goto out_unlink;
+		}
+		off += w;
+	}
+	if (text[len - 1] != '\n' && write(fd, "\n", 1) != 1) {
+		ret = -EIO;
+		goto out_unlink;
+	}
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		ret = -errno;
+		fd = -1;
+		goto out_unlink;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		ret = -errno;
+		goto out_unlink;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	goto out;
+out_unlink:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+out:
+	if (ret)
+		snprintf(err, errlen, "failed to persist policy to %s: %s", path,
+			 strerror(-ret));
+	free(text);
+	return ret;
+}
+
+static bool op_ready(void *arg)
+{
+	return ((struct agent *)arg)->ready;
+}
+
+static const struct policy *op_policy(void *arg)
+{
+	return ((struct agent *)arg)->policy;
+}
+
+static enum egressd_mode effective_mode(const struct agent *a)
+{
+	return !strcmp(a->nft_state, "on") ? a->cfg.mode : EGRESSD_MODE_DNS;
+}
+
+static const char *op_enforcement_mode(void *arg)
+{
+	return config_mode_name(effective_mode(arg));
+}
+
+/*
+ * A new user policy from the API: applied everywhere or nowhere, then
+ * persisted; if it cannot be persisted the previous policy comes back, so
+ * the file and what is enforced never disagree.
+ */
+static int op_replace(void *arg, struct policy *p, char *err, size_t errlen)
+{
+	struct agent *a = arg;
+	struct policy *old = a->policy;
+	const char *old_src = a->policy_source;
+	char err2[512];
+	int ret;
+
+	if (check_ipv6_rules(a, p->rules, p->n_rules, "", true, err, errlen))
+		return -EINVAL;
+	a->policy = p;
+	a->policy_source = "api";
+	ret = apply_policy(a, "api", err, errlen);
+	if (!ret) {
+		ret = persist_policy(a, err, errlen);
+		if (!ret) {
+			policy_free(old);
+			return 0;
+		}
+		a->policy = old;
+		a->policy_source = old_src;
+		if (apply_policy(a, "api-rollback", err2, sizeof(err2)))
+			log_errorx("policy: cannot restore the previous policy: %s",
+				   err2);
+		return ret;
+	}
+	a->policy = old;
+	a->policy_source = old_src;
+	apply_rollback(a);
+	return ret;
+}
+
+static json_t *layers_json(const struct agent *a)
+{
+	return json_pack("{s:{s:s}, s:{s:s, s:s*}, s:{s:s, s:s*}}", "dns",
+			 "state", "on", "nft", "state", a->nft_state, "why",
+			 a->nft_why[0] ? a->nft_why : NULL, "bpf", "state",
+			 a->bpf_state, "why",
+			 a->bpf_why[0] ? a->bpf_why : NULL);
+}
+
+static json_t *op_status(void *arg)
+{
+	struct agent *a = arg;
+	struct dnsproxy_upstream_stats us;
+	struct dnsproxy_stats ds;
+	json_t *ups = json_array(), *viol = json_object();
+	size_t v4 = 0, v6 = 0;
+	int i;
+
+	if (a->nft)
+		nftsync_learned_counts(a->nft, loop_clock_ms(), &v4, &v6);
+	for (i = 0; dnsproxy_get_upstream(a->proxy, i, &us); i++)
+		json_array_append_new(
+			ups, json_pack("{s:s, s:b, s:I, s:I, s:I}", "addr",
+				       us.addr, "healthy", us.healthy,
+				       "queries", (json_int_t)us.queries,
+				       "timeouts", (json_int_t)us.timeouts,
+				       "errors", (json_int_t)us.errors));
+	for (i = 0; i < EVENTS_REASON_MAX; i++)
+		json_object_set_new(
+			viol, events_reason_name(i),
+			json_integer((json_int_t)(events_count("dns", i) +
+						  events_count("packet", i))));
+	dnsproxy_get_stats(a->proxy, &ds);
+	return json_pack(
+		"{s:s, s:I, s:s, s:s, s:s, s:o, s:{s:I, s:i, s:i, s:i, s:s, s:s}, s:{s:i, s:i}, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}}",
+		"version", EGRESSD_VERSION, "uptime_s",
+		(json_int_t)((clock_us() - a->start_us) / 1000000), "mode",
+		config_mode_name(effective_mode(a)), "requestedMode",
+		config_mode_name(a->cfg.mode), "ipv6",
+		a->cfg.ipv6 == EGRESSD_IPV6_DENY ? "deny" : "allow", "layers",
+		layers_json(a), "policy", "generation",
+		(json_int_t)a->generation, "rules", (int)a->policy->n_rules,
+		"denyAlways", (int)a->always[0].n, "allowAlways",
+		(int)a->always[1].n, "defaultAction",
+		a->policy->default_action == POLICY_ALLOW ? "allow" : "deny",
+		"source", a->policy_source, "learned", "v4", (int)v4, "v6",
+		(int)v6, "upstreams", ups, "violations", viol, "dns",
+		"queries", (json_int_t)ds.queries, "allowed",
+		(json_int_t)ds.allowed, "denied", (json_int_t)ds.denied,
+		"servfail", (json_int_t)ds.servfail, "malformed",
+		(json_int_t)ds.malformed);
+}
+
+static int metrics_hist(struct api_buf *b, const char *name,
+			const double *bounds, int n, const uint64_t *hist,
+			double sum, const char *help)
+{
+	uint64_t cum = 0;
+	int i, ret;
+
+	ret = api_buf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name,
+			     help, name);
+	for (i = 0; i < n && !ret; i++) {
+		cum += hist[i];
+		ret = api_buf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name,
+				     bounds[i], (unsigned long long)cum);
+	}
+	cum += hist[n];
+	if (!ret)
+		ret = api_buf_printf(b,
+				     "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n",
+				     name, (unsigned long long)cum, name, sum,
+				     name, (unsigned long long)cum);
+	return ret;
+}
+
+/* GET /metrics: Prometheus text exposition (docs/api.md). */
+static int op_metrics(void *arg, struct api_buf *b)
+{
+	struct agent *a = arg;
+	uint64_t bpfc[EGRESSD_CNT_MAX] = { 0 };
+	struct nftsync_stats ns = { 0 };
+	struct dnsproxy_stats ds;
+	uint64_t dropped = 0;
+	size_t v4 = 0, v6 = 0;
+	int i, ret = 0;
+
+	dnsproxy_get_stats(a->proxy, &ds);
+	if (a->nft) {
+		nftsync_learned_counts(a->nft, loop_clock_ms(), &v4, &v6);
+		nftsync_get_stats(a->nft, &ns);
+	}
+	if (a->bpf && !bpfsync_read_counters(a->bpf, bpfc))
+		dropped += bpfc[EGRESSD_CNT_RINGBUF_DROPS];
+	if (a->nflog)
+		dropped += nflog_lost(a->nflog);
+
+	ret |= api_buf_printf(b,
+		"# HELP egressd_build_info Build information.\n# TYPE egressd_build_info gauge\n"
+		"egressd_build_info{version=\"%s\"} 1\n", EGRESSD_VERSION);
+	ret |= api_buf_printf(b,
+		"# HELP egressd_dns_queries_total DNS queries by outcome.\n# TYPE egressd_dns_queries_total counter\n"
+		"egressd_dns_queries_total{result=\"allowed\"} %llu\n"
+		"egressd_dns_queries_total{result=\"denied\"} %llu\n"
+		"egressd_dns_queries_total{result=\"servfail\"} %llu\n"
+		"egressd_dns_queries_total{result=\"malformed\"} %llu\n",
+		(unsigned long long)ds.allowed, (unsigned long long)ds.denied,
+		(unsigned long long)ds.servfail,
+		(unsigned long long)ds.malformed);
+	ret |= metrics_hist(b, "egressd_dns_upstream_seconds",
+			    dnsproxy_rtt_bounds, DNSPROXY_RTT_BUCKETS,
+			    ds.rtt_hist, ds.rtt_sum_s,
+			    "Upstream DNS round trips of answered queries.");
+	ret |= api_buf_printf(b,
+		"# HELP egressd_violations_total Policy violations by layer and reason.\n"
+		"# TYPE egressd_violations_total counter\n");
+	for (i = 0; i < EVENTS_REASON_MAX; i++)
+		ret |= api_buf_printf(b,
+			"egressd_violations_total{layer=\"dns\",reason=\"%s\"} %llu\n"
+			"egressd_violations_total{layer=\"packet\",reason=\"%s\"} %llu\n",
+			events_reason_name(i),
+			(unsigned long long)events_count("dns", i),
+			events_reason_name(i),
+			(unsigned long long)events_count("packet", i));
+	ret |= api_buf_printf(b,
+		"# HELP egressd_learned_addresses Addresses learned from allowed answers, alive.\n"
+		"# TYPE egressd_learned_addresses gauge\n"
+		"egressd_learned_addresses{family=\"4\"} %zu\n"
+		"egressd_learned_addresses{family=\"6\"} %zu\n", v4, v6);
+	ret |= api_buf_printf(b,
+		"# HELP egressd_policy_applies_total Policy applies by result.\n"
+		"# TYPE egressd_policy_applies_total counter\n"
+		"egressd_policy_applies_total{result=\"ok\"} %llu\n"
+		"egressd_policy_applies_total{result=\"failed\"} %llu\n",
+		(unsigned long long)a->applies_ok,
+		(unsigned long long)a->applies_failed);
+	ret |= metrics_hist(b, "egressd_policy_apply_seconds", apply_bounds,
+			    APPLY_BUCKETS, a->apply_hist, a->apply_sum_s,
+			    "Time to apply a policy to every layer.");
+	ret |= api_buf_printf(b,
+		"# HELP egressd_sync_errors_total Batches a kernel layer refused.\n"
+		"# TYPE egressd_sync_errors_total counter\n"
+		"egressd_sync_errors_total{backend=\"nft\"} %llu\n"
+		"egressd_sync_errors_total{backend=\"bpf\"} %llu\n",
+		(unsigned long long)ns.batch_errors,
+		(unsigned long long)a->bpf_errors);
+	if (a->api) {
+		struct api_stats as;
+
+		api_get_stats(a->api, &as);
+		ret |= api_buf_printf(b,
+			"# HELP egressd_api_requests_total Policy API requests by outcome.\n"
+			"# TYPE egressd_api_requests_total counter\n"
+			"egressd_api_requests_total{result=\"all\"} %llu\n"
+			"egressd_api_requests_total{result=\"unauthorized\"} %llu\n"
+			"egressd_api_requests_total{result=\"error\"} %llu\n",
+			as.requests, as.unauthorized, as.errors);
+	}
+	ret |= api_buf_printf(b,
+		"# HELP egressd_events_dropped_total Violation reports lost (ring buffer full, nflog overrun).\n"
+		"# TYPE egressd_events_dropped_total counter\n"
+		"egressd_events_dropped_total %llu\n",
+		(unsigned long long)dropped);
+	return ret ? -ENOMEM : 0;
 }
 
 static void always_timer_cb(struct loop *loop, struct loop_timer *t,
@@ -964,7 +1287,7 @@ static void emit_start(struct agent *a)
 
 int main(int argc, char **argv)
 {
-	struct agent a = { .sigfd = -1 };
+	struct agent a = { .sigfd = -1, .start_us = clock_us() };
 	char err[1024];
 	sigset_t mask;
 	int i, ret;
@@ -1083,6 +1406,24 @@ int main(int argc, char **argv)
 		die("out of memory");
 	loop_timer_arm(a.always_timer, ALWAYS_POLL_MS);
 
+	{
+		/* Static: the API may keep the pointer. */
+		static struct api_ops ops = {
+			.ready = op_ready,
+			.policy = op_policy,
+			.enforcement_mode = op_enforcement_mode,
+			.replace = op_replace,
+			.status = op_status,
+			.metrics = op_metrics,
+		};
+
+		ops.arg = &a;
+		ret = api_new(a.loop, a.cfg.http_addr, a.cfg.token,
+			      a.cfg.max_rules, &ops, &a.api, err, sizeof(err));
+		if (ret)
+			die("%s", err);
+	}
+	a.ready = true;
 	emit_start(&a);
 	log_flush();
 
@@ -1094,6 +1435,7 @@ int main(int argc, char **argv)
 	events_fini();
 	log_emit(LOG_LVL_INFO, "stop", json_pack("{s:s}", "reason", "signal"));
 	log_flush();
+	api_free(a.api);
 	dnsproxy_free(a.proxy);
 	/* The table stays: the sandbox remains protected (fail closed). */
 	nflog_close(a.nflog);
