@@ -591,6 +591,19 @@ int config_load(struct egressd_config *cfg, int argc, char **argv, char *err,
 			return ret;
 		cfg->upstreams_from_resolv_conf = true;
 	}
+	/* IPv6 off rejects the agent's own v6 packets too. */
+	for (i = 0; cfg->ipv6 == EGRESSD_IPV6_DENY && i < cfg->n_upstreams;
+	     i++)
+		if (cfg->upstreams[i].addr.ss_family == AF_INET6 &&
+		    !IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&cfg
+						     ->upstreams[i].addr)
+						    ->sin6_addr))
+			return set_err(err, errlen,
+				       "DNS upstream %s is IPv6 but OPENSANDBOX_EGRESS_IPV6=deny: egressd could not reach it; use an IPv4 upstream%s",
+				       cfg->upstreams[i].text,
+				       cfg->upstreams_from_resolv_conf ?
+					       " (set OPENSANDBOX_EGRESS_DNS_UPSTREAM)" :
+					       "");
 	return 0;
 }
 

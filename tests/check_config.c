@@ -219,6 +219,23 @@ START_TEST(test_config_fractional_timeout_and_unknown_option)
 }
 END_TEST
 
+START_TEST(test_config_ipv6_deny_refuses_v6_upstream)
+{
+	struct egressd_config cfg;
+	char err[512] = "";
+
+	/* setup()'s resolv.conf lists an IPv6 nameserver second. */
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--ipv6", "deny", NULL),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "[fd00:200::53]:53"));
+	ck_assert_ptr_nonnull(strstr(err, "OPENSANDBOX_EGRESS_IPV6=deny"));
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--ipv6", "deny",
+			      "--dns-upstream", "10.200.0.53", NULL),
+			 0);
+	config_fini(&cfg);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -232,6 +249,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_config_empty_resolv_conf_is_error);
 	tcase_add_test(tc, test_config_bad_values_name_the_setting);
 	tcase_add_test(tc, test_config_fractional_timeout_and_unknown_option);
+	tcase_add_test(tc, test_config_ipv6_deny_refuses_v6_upstream);
 	suite_add_tcase(s, tc);
 	return s;
 }
