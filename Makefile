@@ -30,7 +30,7 @@ CPPFLAGS_ALL := -Iinclude -D_GNU_SOURCE
 ALL_CFLAGS = $(CFLAGS) $(WARNINGS) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(EXTRA_CFLAGS) -MMD -MP
 
 # Library name (pkg-config) -> Debian package that provides it.
-PKGS_AGENT := libnftnl:libnftnl-dev libmnl:libmnl-dev jansson:libjansson-dev libbpf:libbpf-dev libmicrohttpd:libmicrohttpd-dev
+PKGS_AGENT := libnftnl:libnftnl-dev libmnl:libmnl-dev jansson:libjansson-dev libbpf:libbpf-dev libmicrohttpd:libmicrohttpd-dev libcurl:libcurl4-openssl-dev
 PKGS_TEST := check:check
 
 # Goals that must work before any library is installed.
@@ -54,11 +54,11 @@ CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 endif
 
 # Agent modules (agent/<name>.c). main.c is wiring only.
-AGENT_MODULES := log loop config policy dnswire doh dnsproxy events cgroup netns nftsync nflog bpfsync api
+AGENT_MODULES := log loop config policy dnswire doh dnsproxy events cgroup netns nftsync nflog bpfsync api webhook
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
 # Unit tests: tests/check_<module>.c linked with the objects it needs.
-UNIT_TESTS := policy dnswire doh config loop netns dnsproxy nftsync events api
+UNIT_TESTS := policy dnswire doh config loop netns dnsproxy nftsync events api webhook
 check_policy_OBJS := policy log
 check_dnswire_OBJS := dnswire
 check_config_OBJS := config log
@@ -69,6 +69,7 @@ check_dnsproxy_OBJS := dnsproxy dnswire doh policy loop events log config
 check_nftsync_OBJS := nftsync log
 check_events_OBJS := events log dnswire loop
 check_api_OBJS := api policy log loop
+check_webhook_OBJS := webhook log loop
 UNIT_BINS := $(patsubst %,$(OUTPUT)/tests/check_%,$(UNIT_TESTS))
 unit_objs = $(patsubst %,$(OUTPUT)/agent/%.o,$(check_$(1)_OBJS))
 
@@ -78,11 +79,29 @@ TEST_TOOL_BINS := $(patsubst %,$(OUTPUT)/tests/tools/%,$(TEST_TOOLS))
 
 .PHONY: all tests check-unit test demo deps fuzz bench-policy clean help format
 
-all: $(BUILD)/egressd
+all: $(BUILD)/egressd $(BUILD)/egressctl
 
 $(BUILD)/egressd: $(OUTPUT)/agent/main.o $(AGENT_OBJS) | $(BUILD)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(EXTRA_LDFLAGS)
+
+# egressctl (tools/): the CLI, libcurl + jansson + libbpf (docs/egressctl.md).
+ifneq ($(BUILD_GOALS),)
+$(call check_pkg,libcurl:libcurl4-openssl-dev)
+endif
+CTL_PKGS := libcurl jansson libbpf
+$(BUILD)/egressctl: $(OUTPUT)/tools/egressctl.o | $(BUILD)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs $(CTL_PKGS)) $(EXTRA_LDFLAGS)
+
+$(OUTPUT)/tools/egressctl.o: tools/egressctl.c | $(OUTPUT)/tools
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(shell $(PKG_CONFIG) --cflags $(CTL_PKGS)) -c $< -o $@
+
+$(OUTPUT)/tools:
+	$(Q)mkdir -p $@
+
+-include $(wildcard $(OUTPUT)/tools/*.d)
 
 $(OUTPUT)/agent/%.o: agent/%.c | $(OUTPUT)/agent
 	$(call msg,CC,$@)
@@ -241,7 +260,7 @@ clean:
 
 help:
 	@echo 'egressd targets:'
-	@echo '  all (default)  build build/egressd'
+	@echo '  all (default)  build build/egressd and build/egressctl'
 	@echo '  test           install missing packages, build, run unit and integration tests'
 	@echo '  check-unit     build and run the unit tests only (no root needed)'
 	@echo '  demo           run the demo: egressd enforcing a policy in a network namespace (root)'

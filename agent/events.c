@@ -76,7 +76,15 @@ static struct {
 	struct fold_entry *buckets[FOLD_BUCKETS];
 	size_t n_entries;
 	uint64_t counts[EVENTS_LAYER_MAX][EVENTS_REASON_MAX];
+	events_dns_deny_cb deny_cb;
+	void *deny_arg;
 } ev;
+
+void events_set_dns_deny_hook(events_dns_deny_cb cb, void *arg)
+{
+	ev.deny_cb = cb;
+	ev.deny_arg = arg;
+}
 
 static const char *const reason_names[EVENTS_REASON_MAX] = {
 	[EVENTS_REASON_DEFAULT_DENY] = "default_deny",
@@ -404,6 +412,8 @@ void events_dns_violation(enum events_reason reason, const char *qname,
 	if ((unsigned int)reason >= EVENTS_REASON_MAX)
 		return;
 	ev.counts[EVENTS_LAYER_DNS][reason]++;
+	if (ev.deny_cb && qname && action && !strcmp(action, "nxdomain"))
+		ev.deny_cb(ev.deny_arg, qname);
 	if (!qname || !action || !log_enabled(LOG_LVL_WARN))
 		return;
 	tname = dnswire_type_name(qtype, tbuf, sizeof(tbuf));

@@ -32,6 +32,7 @@
 #include "egressd/nflog.h"
 #include "egressd/nftsync.h"
 #include "egressd/policy.h"
+#include "egressd/webhook.h"
 
 #define ALWAYS_POLL_MS 2000
 #define LEARNED_GC_MS 30000
@@ -87,6 +88,7 @@ struct agent {
 	int sigfd;
 	int exit_code;
 	struct api *api;
+	struct webhook *webhook; /* OPENSANDBOX_EGRESS_DENY_WEBHOOK, or NULL */
 	bool ready;	   /* enforcement installed: /healthz 200 */
 	uint64_t start_us; /* for /status uptime */
 	/* policy applies, for /metrics */
@@ -882,6 +884,26 @@ static int op_metrics(void *arg, struct api_buf *b)
 			"egressd_api_requests_total{result=\"error\"} %llu\n",
 			as.requests, as.unauthorized, as.errors);
 	}
+	{
+		struct webhook_stats ws;
+
+		webhook_get_stats(a->webhook, &ws);
+		ret |= api_buf_printf(b,
+			"# HELP egressd_webhook_total Deny webhook events by outcome.\n"
+			"# TYPE egressd_webhook_total counter\n"
+			"egressd_webhook_total{result=\"sent\"} %llu\n"
+			"egressd_webhook_total{result=\"failed\"} %llu\n"
+			"egressd_webhook_total{result=\"dropped\"} %llu\n"
+			"egressd_webhook_total{result=\"folded\"} %llu\n"
+			"# HELP egressd_webhook_retries_total Deny webhook attempts after the first.\n"
+			"# TYPE egressd_webhook_retries_total counter\n"
+			"egressd_webhook_retries_total %llu\n",
+			(unsigned long long)ws.sent,
+			(unsigned long long)ws.failed,
+			(unsigned long long)ws.dropped,
+			(unsigned long long)ws.folded,
+			(unsigned long long)ws.retries);
+	}
 	ret |= api_buf_printf(b,
 		"# HELP egressd_events_dropped_total Violation reports lost (ring buffer full, nflog overrun).\n"
 		"# TYPE egressd_events_dropped_total counter\n"
@@ -1253,6 +1275,11 @@ static void signal_cb(struct loop *loop, int fd, uint32_t events, void *arg)
 	(void)a;
 }
 
+static void deny_webhook_hook(void *arg, const char *qname)
+{
+	webhook_dns_denied(arg, qname);
+}
+
 static void flush_hook(struct loop *loop, void *arg)
 {
 	log_flush();
@@ -1401,6 +1428,14 @@ int main(int argc, char **argv)
 	bpf_start(&a);
 	nft_start(&a);
 
+	if (a.cfg.deny_webhook && a.cfg.deny_webhook[0]) {
+		ret = webhook_new(a.loop, a.cfg.deny_webhook, a.cfg.sandbox_id,
+				  &a.webhook, err, sizeof(err));
+		if (ret)
+			die("%s", err);
+		events_set_dns_deny_hook(deny_webhook_hook, a.webhook);
+	}
+
 	a.always_timer = loop_timer_new(a.loop, always_timer_cb, &a);
 	if (!a.always_timer)
 		die("out of memory");
@@ -1436,6 +1471,8 @@ int main(int argc, char **argv)
 	log_emit(LOG_LVL_INFO, "stop", json_pack("{s:s}", "reason", "signal"));
 	log_flush();
 	api_free(a.api);
+	events_set_dns_deny_hook(NULL, NULL);
+	webhook_free(a.webhook);
 	dnsproxy_free(a.proxy);
 	/* The table stays: the sandbox remains protected (fail closed). */
 	nflog_close(a.nflog);

@@ -218,6 +218,8 @@ static int config(struct nflog *nl, uint8_t cmd, bool set_mode)
 	struct nfgenmsg *nfg;
 	ssize_t n;
 
+	/* libmnl 1.0.4 leaves attribute padding unwritten: zero it. */
+	memset(buf, 0, 256); /* header, nfgenmsg and two small attributes */
 	nlh = mnl_nlmsg_put_header(buf);
 	nlh->nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;

@@ -10,7 +10,7 @@ set -eu
 PACKAGES=(
 	# build
 	build-essential pkg-config clang llvm
-	libnftnl-dev libmnl-dev libjansson-dev libbpf-dev bpftool libmicrohttpd-dev
+	libnftnl-dev libmnl-dev libjansson-dev libbpf-dev bpftool libmicrohttpd-dev libcurl4-openssl-dev
 	# unit tests
 	check libsubunit-dev valgrind
 	# integration tests and demo

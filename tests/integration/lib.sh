@@ -912,3 +912,255 @@ try:
 except (ValueError, AttributeError) as e:
     print("unparsable: %s" % e)' "$API_BODY"
 }
+
+# ---- egressctl (test_ctl_*) ----------------------------------------------
+
+EGRESSCTL=${EGRESSCTL:-$EGIT_ROOT/build/egressctl}
+
+egit_require_egressctl() {
+	[ -x "$EGRESSCTL" ] || die "$EGRESSCTL not built (make)"
+}
+
+# ctl ARGS...: egressctl in the sandbox netns (where the API listens), with
+# the environment of the test (OPENSANDBOX_EGRESS_HTTP_ADDR, _TOKEN,
+# _BPF_PIN_DIR). Sets CTL_RC, CTL_OUT (stdout) and CTL_ERR (stderr).
+ctl() {
+	CTL_OUT=$(nsenter --net="/run/netns/$SB" -- "$EGRESSCTL" "$@" 2>"$T/ctl.err")
+	CTL_RC=$?
+	CTL_ERR=$(cat "$T/ctl.err")
+}
+
+# ctl_in FILE ARGS...: ctl with stdin from FILE.
+ctl_in() {
+	local in=$1
+	shift
+	ctl "$@" <"$in"
+}
+
+# assert_ctl DESC RC ARGS...: egressctl ARGS exits RC.
+assert_ctl() {
+	local desc=$1 want=$2
+	shift 2
+	ctl "$@"
+	if [ "$CTL_RC" = "$want" ]; then
+		pass "$desc (exit $want)"
+	else
+		fail "$desc" "egressctl $* exited $CTL_RC, expected $want" \
+			"stdout: $(head -c 400 <<<"$CTL_OUT")" \
+			"stderr: $(head -c 400 <<<"$CTL_ERR")"
+	fi
+}
+
+# json_eval JSON EXPR: print the Python expression EXPR over the parsed
+# JSON text (bound to o), or "unparsable: ..." when it is not JSON.
+json_eval() {
+	"$PY" -c '
+import json, sys
+try:
+    o = json.loads(sys.argv[1])
+except ValueError as e:
+    print("unparsable: %s" % e)
+    sys.exit(0)
+try:
+    r = eval(sys.argv[2])
+except Exception as e:
+    r = "error: %r" % e
+print(r if isinstance(r, str) else json.dumps(r, separators=(",", ":")))' "$1" "$2"
+}
+
+# ---- deny webhook, DNS load, API load (test_webhook, test_api_*) ---------
+
+# start_webhook_receiver TAG ADDR PORT: an HTTP receiver in the internet
+# namespace. Every request is one JSON line in $T/webhook-TAG.log:
+# {"t":epoch_s,"method":…,"path":…,"ct":…,"body":…,"code":N}. It answers by
+# the body's hostname: "r500.*" gets 500 on its first POST and 200 after,
+# "r400.*" always 400, anything else 200. Returns once it listens.
+start_webhook_receiver() {
+	local tag=$1 pid
+	: >"$T/webhook-$tag.log"
+	rm -f "$T/webhook-$tag.ready"
+	ip netns exec "$NET" "$PY" - "$T/webhook-$tag.log" "$T/webhook-$tag.ready" "$2" "$3" \
+		>"$T/webhook-$tag.err" 2>&1 <<'EOF_PY' &
+import json, socket, sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+log, ready, addr, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+out = open(log, "a", buffering=1)
+lock = threading.Lock()
+seen = {}
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n).decode(errors="replace")
+        try:
+            host = json.loads(body).get("hostname", "")
+        except (ValueError, AttributeError):
+            host = ""
+        with lock:
+            k = seen.get(host, 0)
+            seen[host] = k + 1
+            code = 200
+            if host.startswith("r500.") and k == 0:
+                code = 500
+            elif host.startswith("r400."):
+                code = 400
+            out.write(json.dumps({"t": time.time(), "method": "POST",
+                                  "path": self.path,
+                                  "ct": self.headers.get("Content-Type"),
+                                  "body": body, "code": code}) + "\n")
+        self.send_response(code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+class S(ThreadingHTTPServer):
+    daemon_threads = True
+    address_family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+srv = S((addr, port), H)
+open(ready, "w").close()
+srv.serve_forever()
+EOF_PY
+	pid=$!
+	EGIT_PIDS+=("$pid")
+	wait_for 5 test -e "$T/webhook-$tag.ready" || {
+		cat "$T/webhook-$tag.err" >&2
+		die "webhook receiver $tag did not start"
+	}
+}
+
+# webhook_count TAG [HOSTNAME]: POSTs the receiver got (for HOSTNAME).
+webhook_count() {
+	"$PY" - "$T/webhook-$1.log" "${2:-}" <<'EOF_PY'
+import json, sys
+n = 0
+for l in open(sys.argv[1]):
+    o = json.loads(l)
+    try:
+        h = json.loads(o["body"]).get("hostname")
+    except (ValueError, AttributeError):
+        h = None
+    if not sys.argv[2] or h == sys.argv[2]:
+        n += 1
+print(n)
+EOF_PY
+}
+
+# metric NAME_WITH_LABELS: its value from GET /metrics (empty if absent),
+# e.g. metric 'egressd_webhook_total{result="sent"}'.
+metric() {
+	api GET /metrics
+	awk -v m="$1" '$1 == m { print $2; exit }' <<<"$API_BODY"
+}
+
+# dns_burst SERVER COUNT FMT [QTYPE]: from the workload, COUNT queries one
+# after the other for FMT with {i} replaced by 0..COUNT-1, each given 2 s.
+# Prints one JSON object: {"n":…,"rcodes":{"NXDOMAIN":…},"timeouts":…,
+# "max_ms":…,"p50_ms":…} (latencies measured around each exchange).
+dns_burst() {
+	run_workload "$PY" - "$@" <<'EOF_PY'
+import json, socket, sys, time
+import dnslib
+server, count, fmt = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+qtype = sys.argv[4] if len(sys.argv) > 4 else "A"
+s = socket.socket(socket.AF_INET6 if ":" in server else socket.AF_INET,
+                  socket.SOCK_DGRAM)
+s.settimeout(2)
+rc, lat, to = {}, [], 0
+for i in range(count):
+    q = dnslib.DNSRecord.question(fmt.replace("{i}", str(i)), qtype)
+    t0 = time.monotonic()
+    s.sendto(q.pack(), (server, 53))
+    while True:
+        try:
+            r = dnslib.DNSRecord.parse(s.recv(4096))
+        except socket.timeout:
+            r = None
+            break
+        if r.header.id == q.header.id:
+            break
+    if r is None:
+        to += 1
+        continue
+    lat.append((time.monotonic() - t0) * 1000)
+    n = dnslib.RCODE.get(r.header.rcode)
+    rc[n] = rc.get(n, 0) + 1
+lat.sort()
+print(json.dumps({"n": count, "rcodes": rc, "timeouts": to,
+                  "max_ms": round(lat[-1], 1) if lat else None,
+                  "p50_ms": round(lat[len(lat) // 2], 1) if lat else None}))
+EOF_PY
+}
+
+# dns_load SERVER SECONDS MAXQ NAME...: from the workload, query the NAMEs
+# (A) round robin for SECONDS or MAXQ queries, whichever ends first, each
+# given 2 s. Prints one JSON object {"NAME": {"RCODE ANSWERS": count, …},
+# …, "_n": total}; ANSWERS are the sorted A rdata, space separated, and a
+# timeout is "TIMEOUT".
+dns_load() {
+	run_workload "$PY" - "$@" <<'EOF_PY'
+import json, socket, sys, time
+import dnslib
+server, secs, maxq, names = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+res = {n: {} for n in names}
+end = time.monotonic() + secs
+i = 0
+while i < maxq and time.monotonic() < end:
+    name = names[i % len(names)]
+    i += 1
+    q = dnslib.DNSRecord.question(name, "A")
+    s.sendto(q.pack(), (server, 53))
+    key = "TIMEOUT"
+    while True:
+        try:
+            r = dnslib.DNSRecord.parse(s.recv(4096))
+        except socket.timeout:
+            break
+        if r.header.id != q.header.id:
+            continue
+        a = sorted(str(x.rdata) for x in r.rr if x.rtype == dnslib.QTYPE.A)
+        key = " ".join([dnslib.RCODE.get(r.header.rcode)] + a)
+        break
+    res[name][key] = res[name].get(key, 0) + 1
+res["_n"] = i
+print(json.dumps(res, sort_keys=True))
+EOF_PY
+}
+
+# api_flip SECONDS RATE BODY_A BODY_B: from the sandbox netns, POST /policy
+# alternating BODY_A and BODY_B at RATE per second for SECONDS. Prints
+# {"n":…,"codes":{"200":…},"max_ms":…,"last":"A"|"B"}.
+api_flip() {
+	nsenter --net="/run/netns/$SB" -- "$PY" - "$API_ADDR" "$API_TOKEN" "$@" <<'EOF_PY'
+import http.client, json, sys, time
+addr, token, secs, rate, bodies = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5:7]
+host, port = addr.rsplit(":", 1)
+hdrs = {"Content-Type": "application/json"}
+if token:
+    hdrs["OPENSANDBOX-EGRESS-AUTH"] = token
+codes, worst, n, last = {}, 0.0, 0, None
+t_end = time.monotonic() + secs
+nxt = time.monotonic()
+while time.monotonic() < t_end:
+    k = n % 2
+    t0 = time.monotonic()
+    try:
+        c = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=5)
+        c.request("POST", "/policy", bodies[k], hdrs)
+        code = str(c.getresponse().status)
+        c.close()
+    except OSError as e:
+        code = "error: %s" % e
+    worst = max(worst, (time.monotonic() - t0) * 1000)
+    codes[code] = codes.get(code, 0) + 1
+    if code == "200":
+        last = "AB"[k]
+    n += 1
+    nxt += 1.0 / rate
+    d = nxt - time.monotonic()
+    if d > 0:
+        time.sleep(d)
+print(json.dumps({"n": n, "codes": codes, "max_ms": round(worst, 1), "last": last}))
+EOF_PY
+}
