@@ -24,6 +24,7 @@
 #include <microhttpd.h>
 
 #include "egressd/api.h"
+#include "egressd/util.h"
 #include "egressd/log.h"
 
 #define API_DEFAULT_ADDR ":18080"
@@ -63,40 +64,6 @@ struct api_req {
 	bool responded; /* a response is already queued */
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static bool is_blank(unsigned char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
-	       c == '\f';
-}
-
-static const char *trim(const char *s, size_t *n)
-{
-	size_t len = *n;
-
-	while (len && is_blank(s[0])) {
-		s++;
-		len--;
-	}
-	while (len && is_blank(s[len - 1]))
-		len--;
-	*n = len;
-	return s;
-}
-
 static char ascii_lower(char c)
 {
 	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
@@ -105,7 +72,7 @@ static char ascii_lower(char c)
 /* Trimmed, ASCII lower-cased copy of [s, s+n); NULL on ENOMEM. */
 static char *lower_trim_dup(const char *s, size_t n)
 {
-	const char *t = trim(s, &n);
+	const char *t = util_trim(s, &n);
 	char *d = malloc(n + 1);
 	size_t i;
 
@@ -256,7 +223,7 @@ int api_parse_addr(const char *addr, struct sockaddr_storage *ss,
 		const char *close = strchr(addr, ']');
 
 		if (!close || close[1] != ':') {
-			set_err(err, errlen,
+			util_err(err, errlen, 0,
 				"invalid listen address %s: expected [IPv6]:port",
 				q);
 			return -EINVAL;
@@ -278,14 +245,14 @@ int api_parse_addr(const char *addr, struct sockaddr_storage *ss,
 	}
 	colon = strrchr(addr, ':');
 	if (!colon) {
-		set_err(err, errlen, "invalid listen address %s: missing port",
+		util_err(err, errlen, 0, "invalid listen address %s: missing port",
 			q);
 		return -EINVAL;
 	}
 	hlen = colon - addr;
 	p = colon + 1;
 	if (memchr(addr, ':', hlen)) {
-		set_err(err, errlen,
+		util_err(err, errlen, 0,
 			"invalid listen address %s: write an IPv6 address as [addr]:port",
 			q);
 		return -EINVAL;
@@ -315,12 +282,12 @@ int api_parse_addr(const char *addr, struct sockaddr_storage *ss,
 	return 0;
 
 bad_host:
-	set_err(err, errlen,
+	util_err(err, errlen, 0,
 		"invalid listen address %s: host must be an IP address, \"localhost\" or empty",
 		q);
 	return -EINVAL;
 bad_port:
-	set_err(err, errlen,
+	util_err(err, errlen, 0,
 		"invalid listen address %s: port must be a number 0-65535", q);
 	return -EINVAL;
 }
@@ -354,7 +321,7 @@ static json_t *get_ci(json_t *obj, const char *key)
 
 static int parse_action(const char *v, size_t n, enum policy_action *out)
 {
-	const char *s = trim(v, &n);
+	const char *s = util_trim(v, &n);
 
 	if (!n || (n == 4 && !strncasecmp(s, "deny", 4)))
 		*out = POLICY_DENY;
@@ -373,7 +340,7 @@ static int patch_rule(json_t *jr, size_t i, struct policy_rule *rule, char *err,
 	int ret;
 
 	if (!json_is_object(jr)) {
-		set_err(err, errlen, "patch[%zu]: must be an object, got %s", i,
+		util_err(err, errlen, 0, "patch[%zu]: must be an object, got %s", i,
 			kind_name(jr));
 		return -EINVAL;
 	}
@@ -382,14 +349,14 @@ static int patch_rule(json_t *jr, size_t i, struct policy_rule *rule, char *err,
 	rule->action = POLICY_DENY;
 	if (ja && !json_is_null(ja)) {
 		if (!json_is_string(ja)) {
-			set_err(err, errlen,
+			util_err(err, errlen, 0,
 				"patch[%zu]: action must be a string, got %s",
 				i, kind_name(ja));
 			return -EINVAL;
 		}
 		if (parse_action(json_string_value(ja), json_string_length(ja),
 				 &rule->action)) {
-			set_err(err, errlen,
+			util_err(err, errlen, 0,
 				"patch[%zu]: action %s: must be \"allow\" or \"deny\"",
 				i,
 				quote(q, sizeof(q), json_string_value(ja),
@@ -398,26 +365,26 @@ static int patch_rule(json_t *jr, size_t i, struct policy_rule *rule, char *err,
 		}
 	}
 	if (!jt || json_is_null(jt)) {
-		set_err(err, errlen, "patch[%zu]: target is missing", i);
+		util_err(err, errlen, 0, "patch[%zu]: target is missing", i);
 		return -EINVAL;
 	}
 	if (!json_is_string(jt)) {
-		set_err(err, errlen,
+		util_err(err, errlen, 0,
 			"patch[%zu]: target must be a string, got %s", i,
 			kind_name(jt));
 		return -EINVAL;
 	}
 	if (strlen(json_string_value(jt)) != json_string_length(jt)) {
-		set_err(err, errlen, "patch[%zu]: target contains a NUL byte",
+		util_err(err, errlen, 0, "patch[%zu]: target contains a NUL byte",
 			i);
 		return -EINVAL;
 	}
 	ret = policy_parse_target(json_string_value(jt), rule, msg,
 				  sizeof(msg));
 	if (ret == -EINVAL)
-		set_err(err, errlen, "patch[%zu]: %s", i, msg);
+		util_err(err, errlen, 0, "patch[%zu]: %s", i, msg);
 	else if (ret)
-		set_err(err, errlen, "patch[%zu]: %s", i, strerror(-ret));
+		util_err(err, errlen, 0, "patch[%zu]: %s", i, strerror(-ret));
 	return ret;
 }
 
@@ -431,18 +398,18 @@ static int load_array(const char *buf, size_t len, json_t **out, char *err,
 	*out = NULL;
 	root = json_loadb(buf, len, JSON_DECODE_ANY, &jerr);
 	if (!root) {
-		set_err(err, errlen, "invalid JSON at line %d column %d: %s",
+		util_err(err, errlen, 0, "invalid JSON at line %d column %d: %s",
 			jerr.line, jerr.column, jerr.text);
 		return -EINVAL;
 	}
 	if (json_is_null(root) ||
 	    (json_is_array(root) && !json_array_size(root))) {
 		json_decref(root);
-		set_err(err, errlen, "empty array");
+		util_err(err, errlen, 0, "empty array");
 		return -EINVAL;
 	}
 	if (!json_is_array(root)) {
-		set_err(err, errlen, "must be a JSON array, got %s",
+		util_err(err, errlen, 0, "must be a JSON array, got %s",
 			kind_name(root));
 		json_decref(root);
 		return -EINVAL;
@@ -467,7 +434,7 @@ int api_patch_parse(const char *buf, size_t len, struct policy_rule **rules,
 	count = json_array_size(root);
 	r = calloc(count, sizeof(*r));
 	if (!r) {
-		set_err(err, errlen, "out of memory");
+		util_err(err, errlen, 0, "out of memory");
 		json_decref(root);
 		return -ENOMEM;
 	}
@@ -633,7 +600,7 @@ int api_delete_parse(const char *buf, size_t len, char ***targets, size_t *n,
 		goto nomem;
 	json_array_foreach(root, i, v) {
 		if (!json_is_string(v)) {
-			set_err(err, errlen, "[%zu]: must be a string, got %s",
+			util_err(err, errlen, 0, "[%zu]: must be a string, got %s",
 				i, kind_name(v));
 			api_targets_free(t, count);
 			json_decref(root);
@@ -653,7 +620,7 @@ int api_delete_parse(const char *buf, size_t len, char ***targets, size_t *n,
 
 nomem:
 	json_decref(root);
-	set_err(err, errlen, "out of memory");
+	util_err(err, errlen, 0, "out of memory");
 	return -ENOMEM;
 }
 
@@ -874,7 +841,7 @@ static enum MHD_Result policy_post(struct api *api, struct MHD_Connection *c,
 	char err[512] = "";
 	int ret;
 
-	body = trim(body, &len);
+	body = util_trim(body, &len);
 	if (!len) {
 		p = policy_new(POLICY_DENY);
 		if (!p)
@@ -926,7 +893,7 @@ static enum MHD_Result policy_patch(struct api *api, struct MHD_Connection *c,
 	size_t n = 0;
 	int ret;
 
-	body = trim(body, &len);
+	body = util_trim(body, &len);
 	if (!len)
 		return respond_error(api, c, MHD_HTTP_BAD_REQUEST, NULL,
 				     "empty body");
@@ -961,7 +928,7 @@ static enum MHD_Result policy_delete(struct api *api, struct MHD_Connection *c,
 	size_t n = 0, removed = 0;
 	int ret;
 
-	body = trim(body, &len);
+	body = util_trim(body, &len);
 	if (!len)
 		return respond_error(api, c, MHD_HTTP_BAD_REQUEST, NULL,
 				     "empty body");
@@ -1329,7 +1296,7 @@ static int api_listen(const char *addr, int *out, int *port, char *err,
 	}
 	if (fd < 0) {
 		ret = -errno;
-		set_err(err, errlen, "cannot listen on %s: socket: %s", shown,
+		util_err(err, errlen, 0, "cannot listen on %s: socket: %s", shown,
 			strerror(-ret));
 		return ret;
 	}
@@ -1338,7 +1305,7 @@ static int api_listen(const char *addr, int *out, int *port, char *err,
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
 	if (bind(fd, (struct sockaddr *)&ss, sslen) < 0 || listen(fd, 64) < 0) {
 		ret = -errno;
-		set_err(err, errlen, "cannot listen on %s: %s", shown,
+		util_err(err, errlen, 0, "cannot listen on %s: %s", shown,
 			strerror(-ret));
 		close(fd);
 		return ret;
@@ -1363,7 +1330,7 @@ int api_new(struct loop *loop, const char *addr, const char *token,
 
 	*out = NULL;
 	if (!ops || !ops->policy || !ops->replace) {
-		set_err(err, errlen,
+		util_err(err, errlen, 0,
 			"api: policy and replace callbacks needed");
 		return -EINVAL;
 	}
@@ -1392,7 +1359,7 @@ int api_new(struct loop *loop, const char *addr, const char *token,
 		MHD_OPTION_END);
 	if (!api->mhd) {
 		ret = -EIO;
-		set_err(err, errlen,
+		util_err(err, errlen, 0,
 			"cannot serve on %s: libmicrohttpd failed to start",
 			addr && *addr ? addr : API_DEFAULT_ADDR);
 		close(fd);
@@ -1401,14 +1368,14 @@ int api_new(struct loop *loop, const char *addr, const char *token,
 	info = MHD_get_daemon_info(api->mhd, MHD_DAEMON_INFO_EPOLL_FD);
 	if (!info || info->epoll_fd < 0) {
 		ret = -EIO;
-		set_err(err, errlen, "api: libmicrohttpd has no epoll fd");
+		util_err(err, errlen, 0, "api: libmicrohttpd has no epoll fd");
 		goto err_free;
 	}
 	api->epfd = info->epoll_fd;
 	ret = loop_add_fd(loop, api->epfd, EPOLLIN, api_fd_cb, api);
 	if (ret) {
 		api->epfd = -1;
-		set_err(err, errlen, "api: loop_add_fd: %s", strerror(-ret));
+		util_err(err, errlen, 0, "api: loop_add_fd: %s", strerror(-ret));
 		goto err_free;
 	}
 	api_rearm(api);
@@ -1417,7 +1384,7 @@ int api_new(struct loop *loop, const char *addr, const char *token,
 
 nomem:
 	ret = -ENOMEM;
-	set_err(err, errlen, "api: out of memory");
+	util_err(err, errlen, 0, "api: out of memory");
 err_free:
 	api_free(api);
 	return ret;

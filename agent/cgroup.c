@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "egressd/cgroup.h"
+#include "egressd/util.h"
 
 int cgroup_find_mount(const char *mounts_path, char *buf, size_t len)
 {
@@ -134,19 +135,6 @@ static int cgroup_rel_path(const char *mount, const char *p, char *buf,
 	return 0;
 }
 
-static int cg_err(char *err, size_t errlen, int ret, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int cg_err(char *err, size_t errlen, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return ret;
-}
-
 int cgroup_agent_setup(const struct egressd_config *cfg,
 		       struct cgroup_info *out, char *err, size_t errlen)
 {
@@ -157,7 +145,7 @@ int cgroup_agent_setup(const struct egressd_config *cfg,
 	memset(out, 0, sizeof(*out));
 	ret = cgroup_find_mount("/proc/mounts", out->mount, sizeof(out->mount));
 	if (ret)
-		return cg_err(err, errlen, ret,
+		return util_err(err, errlen, ret,
 			      "no cgroup v2 filesystem is mounted (see /proc/mounts): egressd tells its own DNS queries from the workload's by cgroup v2 identity");
 
 	if (cfg->agent_cgroup) {
@@ -166,20 +154,20 @@ int cgroup_agent_setup(const struct egressd_config *cfg,
 		ret = cgroup_rel_path(out->mount, cfg->agent_cgroup, rel,
 				      sizeof(rel));
 		if (ret)
-			return cg_err(err, errlen, ret,
+			return util_err(err, errlen, ret,
 				      "agent cgroup \"%s\" is not below the cgroup v2 mount %s",
 				      cfg->agent_cgroup, out->mount);
 		snprintf(dir, sizeof(dir), "%s%s", out->mount, rel);
 		ret = cgroup_enter(dir);
 		if (ret)
-			return cg_err(err, errlen, ret,
+			return util_err(err, errlen, ret,
 				      "cannot move egressd into cgroup %s: %s",
 				      dir, strerror(-ret));
 	}
 
 	ret = cgroup_self_path(out->path, sizeof(out->path));
 	if (ret)
-		return cg_err(err, errlen, ret,
+		return util_err(err, errlen, ret,
 			      "cannot read egressd's cgroup v2 path from /proc/self/cgroup: %s",
 			      strerror(-ret));
 
@@ -188,12 +176,12 @@ int cgroup_agent_setup(const struct egressd_config *cfg,
 		snprintf(dir, sizeof(dir), "%s/egressd", out->mount);
 		ret = cgroup_enter(dir);
 		if (ret)
-			return cg_err(err, errlen, ret,
+			return util_err(err, errlen, ret,
 				      "egressd runs in the root cgroup, whose identity every process shares, and cannot move to %s (%s): start egressd in a cgroup of its own or set OPENSANDBOX_EGRESS_AGENT_CGROUP",
 				      dir, strerror(-ret));
 		ret = cgroup_self_path(out->path, sizeof(out->path));
 		if (ret)
-			return cg_err(err, errlen, ret,
+			return util_err(err, errlen, ret,
 				      "cannot read /proc/self/cgroup: %s",
 				      strerror(-ret));
 	}
@@ -202,11 +190,11 @@ int cgroup_agent_setup(const struct egressd_config *cfg,
 		ret = cgroup_rel_path(out->mount, cfg->workload_cgroup,
 				      workload, sizeof(workload));
 		if (ret)
-			return cg_err(err, errlen, ret,
+			return util_err(err, errlen, ret,
 				      "workload cgroup \"%s\" is not below the cgroup v2 mount %s",
 				      cfg->workload_cgroup, out->mount);
 		if (cgroup_contains(out->path, workload))
-			return cg_err(err, errlen, -EINVAL,
+			return util_err(err, errlen, -EINVAL,
 				      "egressd's cgroup %s contains the workload cgroup %s: the workload would share the agent's exemption; run egressd in a separate cgroup",
 				      out->path, workload);
 	}
@@ -214,7 +202,7 @@ int cgroup_agent_setup(const struct egressd_config *cfg,
 	snprintf(dir, sizeof(dir), "%s%s", out->mount, out->path);
 	if (stat(dir, &st) < 0) {
 		ret = -errno;
-		return cg_err(err, errlen, ret, "cannot stat cgroup %s: %s",
+		return util_err(err, errlen, ret, "cannot stat cgroup %s: %s",
 			      dir, strerror(-ret));
 	}
 	out->id = st.st_ino;
@@ -236,7 +224,7 @@ int cgroup_workload(const struct egressd_config *cfg,
 		ret = cgroup_rel_path(agent->mount, cfg->workload_cgroup,
 				      out->path, sizeof(out->path));
 		if (ret)
-			return cg_err(err, errlen, ret,
+			return util_err(err, errlen, ret,
 				      "workload cgroup \"%s\" is not below the cgroup v2 mount %s",
 				      cfg->workload_cgroup, agent->mount);
 	} else {
@@ -246,7 +234,7 @@ int cgroup_workload(const struct egressd_config *cfg,
 		 strcmp(out->path, "/") ? out->path : "");
 	if (stat(dir, &st) < 0) {
 		ret = -errno;
-		return cg_err(err, errlen, ret,
+		return util_err(err, errlen, ret,
 			      "workload cgroup %s: %s", dir, strerror(-ret));
 	}
 	out->id = st.st_ino;

@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "egressd/config.h"
+#include "egressd/util.h"
 
 enum opt_id {
 	OPT_MODE,
@@ -151,19 +152,6 @@ static const char usage_text[] =
 	"\n"
 	"B is a boolean: 1/true/yes/on or 0/false/no/off. stdout carries only JSON\n"
 	"log lines (docs/logs.md); start-up errors go to stderr with a non-zero exit.\n";
-
-static int set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
 
 const char *config_mode_name(enum egressd_mode mode)
 {
@@ -372,20 +360,20 @@ int config_parse_upstreams(const char *s, struct egressd_upstream *out,
 		if (!*tok)
 			continue;
 		if (parse_one_upstream(tok, &u) || upstream_is_unspecified(&u)) {
-			ret = set_err(err, errlen,
+			ret = util_err(err, errlen, -EINVAL,
 				      "DNS upstream \"%s\" is not an IP address with an optional port (host names are not accepted: egressd would need DNS to find its DNS)",
 				      tok);
 			break;
 		}
 		if (upstream_add(out, max, n, &u)) {
-			ret = set_err(err, errlen,
+			ret = util_err(err, errlen, -EINVAL,
 				      "more than %d DNS upstreams given", max);
 			break;
 		}
 	}
 	free(copy);
 	if (!ret && *n == 0)
-		ret = set_err(err, errlen, "the DNS upstream list is empty");
+		ret = util_err(err, errlen, -EINVAL, "the DNS upstream list is empty");
 	return ret;
 }
 
@@ -422,7 +410,7 @@ int config_read_resolv_conf(const char *path, struct egressd_upstream *out,
 	}
 	fclose(f);
 	if (*n == 0)
-		ret = set_err(err, errlen,
+		ret = util_err(err, errlen, -EINVAL,
 			      "no usable nameserver line in %s: set OPENSANDBOX_EGRESS_DNS_UPSTREAM (or --dns-upstream) to the resolver(s) egressd should forward to",
 			      path);
 	return ret;
@@ -475,16 +463,16 @@ int config_load(struct egressd_config *cfg, int argc, char **argv, char *err,
 		else if (c == OPT_CHECK_HOST_NETWORK)
 			cfg->check_host_network = true;
 		else if (optopt)
-			return set_err(err, errlen,
+			return util_err(err, errlen, -EINVAL,
 				       "option %s needs a value (see --help)",
 				       argv[optind - 1]);
 		else
-			return set_err(err, errlen,
+			return util_err(err, errlen, -EINVAL,
 				       "unknown option %s (see --help)",
 				       argv[optind - 1]);
 	}
 	if (optind < argc)
-		return set_err(err, errlen,
+		return util_err(err, errlen, -EINVAL,
 			       "unexpected argument \"%s\" (see --help)",
 			       argv[optind]);
 	if (flag_help) {
@@ -497,7 +485,8 @@ int config_load(struct egressd_config *cfg, int argc, char **argv, char *err,
 	}
 
 #define BAD(id, what)                                                       \
-	set_err(err, errlen, "%s / --%s: invalid value \"%s\": %s",         \
+	util_err(err, errlen, -EINVAL,                                      \
+		 "%s / --%s: invalid value \"%s\": %s",                   \
 		opt_defs[id].env, opt_defs[id].name, vals[id], what)
 
 	if (parse_mode(vals[OPT_MODE], &cfg->mode))
@@ -598,7 +587,7 @@ int config_load(struct egressd_config *cfg, int argc, char **argv, char *err,
 		    !IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&cfg
 						     ->upstreams[i].addr)
 						    ->sin6_addr))
-			return set_err(err, errlen,
+			return util_err(err, errlen, -EINVAL,
 				       "DNS upstream %s is IPv6 but OPENSANDBOX_EGRESS_IPV6=deny: egressd could not reach it; use an IPv4 upstream%s",
 				       cfg->upstreams[i].text,
 				       cfg->upstreams_from_resolv_conf ?

@@ -22,46 +22,12 @@
 #include <unistd.h>
 
 #include "egressd/policy.h"
+#include "egressd/util.h"
 
 #define POLICY_NAME_MAX 253
 #define POLICY_LABEL_MAX 63
 /* Longest target text we quote in an error message. */
 #define QUOTE_MAX 80
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static bool is_blank(unsigned char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
-	       c == '\f';
-}
-
-/* Surrounding ASCII whitespace off [s, s+*n); returns the new start. */
-static const char *trim(const char *s, size_t *n)
-{
-	size_t len = *n;
-
-	while (len && is_blank(s[0])) {
-		s++;
-		len--;
-	}
-	while (len && is_blank(s[len - 1]))
-		len--;
-	*n = len;
-	return s;
-}
 
 static unsigned char lower(unsigned char c)
 {
@@ -231,7 +197,7 @@ static int check_name(const char *s, size_t n, const char *q, char *err,
 			unsigned char c = s[i];
 
 			if (c == '*') {
-				set_err(err, errlen,
+				util_err(err, errlen, 0,
 					"malformed wildcard %s: '*' is only allowed as the whole first label, as in \"*.example.com\"",
 					q);
 				return -EINVAL;
@@ -239,7 +205,7 @@ static int check_name(const char *s, size_t n, const char *q, char *err,
 			if (!is_label_char(c)) {
 				char cq[16];
 
-				set_err(err, errlen,
+				util_err(err, errlen, 0,
 					"invalid domain name %s: invalid character %s (allowed: letters, digits, '-', '_')",
 					q, quote(cq, sizeof(cq), s + i, 1));
 				return -EINVAL;
@@ -250,18 +216,18 @@ static int check_name(const char *s, size_t n, const char *q, char *err,
 		}
 		llen = i - start;
 		if (!llen) {
-			set_err(err, errlen,
+			util_err(err, errlen, 0,
 				"invalid domain name %s: empty label", q);
 			return -EINVAL;
 		}
 		if (llen > POLICY_LABEL_MAX) {
-			set_err(err, errlen,
+			util_err(err, errlen, 0,
 				"invalid domain name %s: label %s longer than 63 characters",
 				q, quote(lq, sizeof(lq), s + start, llen));
 			return -EINVAL;
 		}
 		if (s[start] == '-' || s[i - 1] == '-') {
-			set_err(err, errlen,
+			util_err(err, errlen, 0,
 				"invalid domain name %s: label %s %s with a hyphen",
 				q, quote(lq, sizeof(lq), s + start, llen),
 				s[start] == '-' ? "starts" : "ends");
@@ -272,7 +238,7 @@ static int check_name(const char *s, size_t n, const char *q, char *err,
 		start = i + 1;
 	}
 	if (all_digits) {
-		set_err(err, errlen,
+		util_err(err, errlen, 0,
 			"ambiguous target %s: all-numeric last label, but not a valid IP address",
 			q);
 		return -EINVAL;
@@ -306,7 +272,7 @@ static int parse_domain(const char *s, size_t n, const char *q,
 	total = n;
 	if (n && s[0] == '*') {
 		if (n < 3 || s[1] != '.') {
-			set_err(err, errlen,
+			util_err(err, errlen, 0,
 				"malformed wildcard %s: must be \"*.\" followed by a domain name",
 				q);
 			return -EINVAL;
@@ -319,7 +285,7 @@ static int parse_domain(const char *s, size_t n, const char *q,
 	if (ret)
 		return ret;
 	if (total > POLICY_NAME_MAX) {
-		set_err(err, errlen,
+		util_err(err, errlen, 0,
 			"invalid domain name %s: longer than 253 characters", q);
 		return -EINVAL;
 	}
@@ -365,7 +331,7 @@ static int parse_addr(const char *s, size_t n, const char *q,
 	memset(a, 0, sizeof(*a));
 	*is_cidr = slash != NULL;
 	if (memchr(s, '%', alen) && memchr(s, ':', alen)) {
-		set_err(err, errlen,
+		util_err(err, errlen, 0,
 			"zoned IPv6 address %s not allowed (drop the %%zone)",
 			q);
 		return -EINVAL;
@@ -380,13 +346,13 @@ static int parse_addr(const char *s, size_t n, const char *q,
 	}
 	if (!a->family) {
 		if (slash) {
-			set_err(err, errlen,
+			util_err(err, errlen, 0,
 				"invalid CIDR %s: address part is not an IPv4 or IPv6 address",
 				q);
 			return -EINVAL;
 		}
 		if (memchr(s, ':', n)) {
-			set_err(err, errlen, "invalid IPv6 address %s", q);
+			util_err(err, errlen, 0, "invalid IPv6 address %s", q);
 			return -EINVAL;
 		}
 		return 1;
@@ -408,7 +374,7 @@ static int parse_addr(const char *s, size_t n, const char *q,
 		if (!ok || plen > max) {
 			char pq[QBUF_LEN];
 
-			set_err(err, errlen,
+			util_err(err, errlen, 0,
 				"invalid CIDR %s: bad prefix length %s (IPv%d allows 0-%u)",
 				q, quote(pq, sizeof(pq), p, plen_len),
 				a->family == AF_INET ? 4 : 6, max);
@@ -435,12 +401,12 @@ int policy_parse_target(const char *target, struct policy_rule *rule,
 {
 	char q[QBUF_LEN], text[INET6_ADDRSTRLEN + 8];
 	size_t n = target ? strlen(target) : 0;
-	const char *s = target ? trim(target, &n) : "";
+	const char *s = target ? util_trim(target, &n) : "";
 	bool is_cidr;
 	int ret;
 
 	if (!n) {
-		set_err(err, errlen, "target is empty");
+		util_err(err, errlen, 0, "target is empty");
 		return -EINVAL;
 	}
 	quote(q, sizeof(q), s, n);
@@ -485,7 +451,7 @@ int policy_parse_target(const char *target, struct policy_rule *rule,
  */
 static int parse_action(const char *v, size_t n, enum policy_action *out)
 {
-	const char *s = trim(v, &n);
+	const char *s = util_trim(v, &n);
 
 	if (!n || (n == 4 && !strncasecmp(s, "deny", 4)))
 		*out = POLICY_DENY;
@@ -520,7 +486,7 @@ static int parse_rule(json_t *jr, size_t i, struct policy_rule *rule,
 	int ret;
 
 	if (!json_is_object(jr)) {
-		set_err(err, errlen, "egress[%zu]: must be an object, got %s",
+		util_err(err, errlen, 0, "egress[%zu]: must be an object, got %s",
 			i, kind_name(jr));
 		return -EINVAL;
 	}
@@ -529,14 +495,14 @@ static int parse_rule(json_t *jr, size_t i, struct policy_rule *rule,
 	rule->action = POLICY_DENY;
 	if (ja && !json_is_null(ja)) {
 		if (!json_is_string(ja)) {
-			set_err(err, errlen,
+			util_err(err, errlen, 0,
 				"egress[%zu]: action must be a string, got %s",
 				i, kind_name(ja));
 			return -EINVAL;
 		}
 		if (parse_action(json_string_value(ja), json_string_length(ja),
 				 &rule->action)) {
-			set_err(err, errlen,
+			util_err(err, errlen, 0,
 				"egress[%zu]: action %s: must be \"allow\" or \"deny\"",
 				i,
 				quote(q, sizeof(q), json_string_value(ja),
@@ -545,11 +511,11 @@ static int parse_rule(json_t *jr, size_t i, struct policy_rule *rule,
 		}
 	}
 	if (!jt || json_is_null(jt)) {
-		set_err(err, errlen, "egress[%zu]: target is missing", i);
+		util_err(err, errlen, 0, "egress[%zu]: target is missing", i);
 		return -EINVAL;
 	}
 	if (!json_is_string(jt)) {
-		set_err(err, errlen,
+		util_err(err, errlen, 0,
 			"egress[%zu]: target must be a string, got %s", i,
 			kind_name(jt));
 		return -EINVAL;
@@ -557,9 +523,9 @@ static int parse_rule(json_t *jr, size_t i, struct policy_rule *rule,
 	ret = policy_parse_target(json_string_value(jt), rule, msg,
 				  sizeof(msg));
 	if (ret == -EINVAL)
-		set_err(err, errlen, "egress[%zu]: %s", i, msg);
+		util_err(err, errlen, 0, "egress[%zu]: %s", i, msg);
 	else if (ret)
-		set_err(err, errlen, "egress[%zu]: %s", i, strerror(-ret));
+		util_err(err, errlen, 0, "egress[%zu]: %s", i, strerror(-ret));
 	return ret;
 }
 
@@ -572,12 +538,12 @@ static int parse_default(json_t *jd, enum policy_action *out, char *err,
 	if (!jd || json_is_null(jd))
 		return 0;
 	if (!json_is_string(jd)) {
-		set_err(err, errlen, "defaultAction: must be a string, got %s",
+		util_err(err, errlen, 0, "defaultAction: must be a string, got %s",
 			kind_name(jd));
 		return -EINVAL;
 	}
 	if (parse_action(json_string_value(jd), json_string_length(jd), out)) {
-		set_err(err, errlen,
+		util_err(err, errlen, 0,
 			"defaultAction %s: must be \"allow\" or \"deny\"",
 			quote(q, sizeof(q), json_string_value(jd),
 			      json_string_length(jd)));
@@ -598,19 +564,19 @@ int policy_parse_json(const char *buf, size_t len, size_t max_rules,
 	int ret;
 
 	*out = NULL;
-	s = buf ? trim(buf, &n) : "";
+	s = buf ? util_trim(buf, &n) : "";
 	if (!n)
 		goto empty;
 	root = json_loadb(s, n, JSON_DECODE_ANY, &jerr);
 	if (!root) {
-		set_err(err, errlen, "invalid JSON at line %d column %d: %s",
+		util_err(err, errlen, 0, "invalid JSON at line %d column %d: %s",
 			jerr.line, jerr.column, jerr.text);
 		return -EINVAL;
 	}
 	if (json_is_null(root))
 		goto empty;
 	if (!json_is_object(root)) {
-		set_err(err, errlen, "policy must be a JSON object, got %s",
+		util_err(err, errlen, 0, "policy must be a JSON object, got %s",
 			kind_name(root));
 		ret = -EINVAL;
 		goto out_root;
@@ -620,14 +586,14 @@ int policy_parse_json(const char *buf, size_t len, size_t max_rules,
 		goto out_root;
 	je = get_ci(root, "egress");
 	if (je && !json_is_null(je) && !json_is_array(je)) {
-		set_err(err, errlen, "egress: must be an array, got %s",
+		util_err(err, errlen, 0, "egress: must be an array, got %s",
 			kind_name(je));
 		ret = -EINVAL;
 		goto out_root;
 	}
 	count = json_is_array(je) ? json_array_size(je) : 0;
 	if (max_rules && count > max_rules) {
-		set_err(err, errlen,
+		util_err(err, errlen, 0,
 			"egress rule total count %zu exceeds limit %zu", count,
 			max_rules);
 		ret = -E2BIG;
@@ -658,7 +624,7 @@ empty:
 	return *out ? 0 : -ENOMEM;
 
 out_nomem:
-	set_err(err, errlen, "out of memory");
+	util_err(err, errlen, 0, "out of memory");
 	ret = -ENOMEM;
 out_policy:
 	policy_free(p);
@@ -723,7 +689,7 @@ int policy_load_always_file(const char *path, enum policy_action action,
 		ret = -errno;
 		if (ret == -ENOENT)
 			return 0;
-		set_err(err, errlen, "%s: %s", path, strerror(-ret));
+		util_err(err, errlen, 0, "%s: %s", path, strerror(-ret));
 		return ret;
 	}
 	for (;;) {
@@ -735,18 +701,18 @@ int policy_load_always_file(const char *path, enum policy_action action,
 		if (got < 0) {
 			if (errno) {
 				ret = -errno;
-				set_err(err, errlen, "%s: %s", path,
+				util_err(err, errlen, 0, "%s: %s", path,
 					strerror(errno));
 			}
 			break;
 		}
 		lineno++;
 		len = got;
-		s = line + (trim(line, &len) - line);
+		s = line + (util_trim(line, &len) - line);
 		if (!len || s[0] == '#')
 			continue;
 		if (memchr(s, '\0', len)) {
-			set_err(err, errlen, "%s:%zu: NUL byte in line", path,
+			util_err(err, errlen, 0, "%s:%zu: NUL byte in line", path,
 				lineno);
 			ret = -EINVAL;
 			break;
@@ -756,7 +722,7 @@ int policy_load_always_file(const char *path, enum policy_action action,
 			nv = reallocarray(v, cap, sizeof(*v));
 			if (!nv) {
 				ret = -ENOMEM;
-				set_err(err, errlen, "%s: out of memory", path);
+				util_err(err, errlen, 0, "%s: out of memory", path);
 				break;
 			}
 			v = nv;
@@ -765,7 +731,7 @@ int policy_load_always_file(const char *path, enum policy_action action,
 		memset(&v[nv_len], 0, sizeof(v[nv_len]));
 		ret = policy_parse_target(s, &v[nv_len], msg, sizeof(msg));
 		if (ret) {
-			set_err(err, errlen, "%s:%zu: %s", path, lineno,
+			util_err(err, errlen, 0, "%s:%zu: %s", path, lineno,
 				ret == -EINVAL ? msg : strerror(-ret));
 			break;
 		}

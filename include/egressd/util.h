@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Small helpers several agent modules share: filling a caller's error
+ * buffer, and trimming ASCII blanks off a counted string. Header-only
+ * (static inline) so every module and test keeps linking as before.
+ */
+#ifndef __EGRESSD_UTIL_H
+#define __EGRESSD_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* Format into err (if any) and return ret, for "return util_err(…)". */
+static inline int util_err(char *err, size_t errlen, int ret,
+			   const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static inline int util_err(char *err, size_t errlen, int ret,
+			   const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return ret;
+}
+
+static inline bool util_is_blank(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
+	       c == '\f';
+}
+
+/* Surrounding ASCII whitespace off [s, s+*n); returns the new start. */
+static inline const char *util_trim(const char *s, size_t *n)
+{
+	size_t len = *n;
+
+	while (len && util_is_blank(s[0])) {
+		s++;
+		len--;
+	}
+	while (len && util_is_blank(s[len - 1]))
+		len--;
+	*n = len;
+	return s;
+}
+
+#endif /* __EGRESSD_UTIL_H */
