@@ -50,14 +50,20 @@ _Static_assert(sizeof(struct egressd_learned_val) == 24, "ABI");
 _Static_assert(sizeof(struct egressd_fold_key) == 20, "ABI");
 _Static_assert(sizeof(struct egressd_fold_val) == 16, "ABI");
 _Static_assert(sizeof(struct egressd_event) == 96, "ABI");
+_Static_assert(sizeof(struct egressd_dns_orig) == 24, "ABI");
 
 #define LINKS_SUBDIR "links"
 #define BTF_CMP_DEPTH 4
 #define PIN_DIR_MAX 256
 
+/* The port-53 redirect programs (bpf/redirect.bpf.h). */
+#define N_REDIRECT 8
+
 struct bpfsync {
 	struct egress_bpf *skel;
 	struct bpf_link *link;
+	struct bpf_link *rlink[N_REDIRECT];
+	uint16_t dns_port; /* redirect enabled to this port, 0: off */
 	struct ring_buffer *rb;
 	int (*event_cb)(void *ctx, const struct egressd_event *e);
 	void *event_ctx;
@@ -422,6 +428,8 @@ int bpfsync_open(struct bpfsync **out, const char *pin_dir)
 		err = read_cfg(bs, &cfg);
 	if (!err) {
 		cfg.netns_cookie = bs->netns_cookie;
+		/* a restart keeps the redirect on until it is re-attached */
+		bs->dns_port = cfg.dns_port;
 		err = write_cfg(bs, &cfg);
 	}
 	if (err) {
@@ -436,11 +444,56 @@ out_free:
 	return err;
 }
 
-int bpfsync_attach(struct bpfsync *bs, const char *cgroup_path)
+/*
+ * Attach prog to the cgroup open as cgfd (inode ino) through the link
+ * pinned as <pin_dir>/links/<prefix><ino>: an existing pin gets the new
+ * program swapped in (no window without it), otherwise a new link is
+ * created and pinned. *out: the link (the caller destroys its handle).
+ */
+static int attach_prog(struct bpfsync *bs, struct bpf_program *prog, int cgfd,
+		       ino_t ino, const char *prefix, const char *cgroup_path,
+		       struct bpf_link **out)
 {
-	struct bpf_program *prog = bs->skel->progs.egress_filter;
 	char path[PATH_MAX];
 	struct bpf_link *link;
+	int err;
+
+	/* the cgroup id is its inode: a recreated cgroup gets a new link */
+	snprintf(path, sizeof(path), "%s/" LINKS_SUBDIR "/%s%llu", bs->pin_dir,
+		 prefix, (unsigned long long)ino);
+	link = access(path, F_OK) ? NULL : bpf_link__open(path);
+	if (link) {
+		err = bpf_link__update_program(link, prog);
+		if (!err) {
+			log_info("bpf program %s swapped into pinned link %s",
+				 bpf_program__name(prog), path);
+			*out = link;
+			return 0;
+		}
+		log_warnx("bpf link %s: update failed (%s): re-attaching", path,
+			  strerror(-err));
+		bpf_link__unpin(link);
+		bpf_link__destroy(link);
+	}
+	link = bpf_program__attach_cgroup(prog, cgfd);
+	if (!link) {
+		err = -errno;
+		log_warnx("bpf attach of %s to %s failed: %s",
+			  bpf_program__name(prog), cgroup_path, strerror(-err));
+		return err;
+	}
+	err = bpf_link__pin(link, path);
+	if (err) {
+		log_warnx("bpf link pin %s failed: %s", path, strerror(-err));
+		bpf_link__destroy(link);
+		return err;
+	}
+	*out = link;
+	return 0;
+}
+
+static int open_cgroup(const char *cgroup_path, ino_t *ino)
+{
 	struct stat st;
 	int cgfd, err;
 
@@ -452,44 +505,92 @@ int bpfsync_attach(struct bpfsync *bs, const char *cgroup_path)
 			close(cgfd);
 		return err;
 	}
-	/* the cgroup id is its inode: a recreated cgroup gets a new link */
-	snprintf(path, sizeof(path), "%s/" LINKS_SUBDIR "/cgroup_%llu",
-		 bs->pin_dir, (unsigned long long)st.st_ino);
+	*ino = st.st_ino;
+	return cgfd;
+}
 
-	link = access(path, F_OK) ? NULL : bpf_link__open(path);
-	if (link) {
-		err = bpf_link__update_program(link, prog);
-		if (!err) {
-			log_info("bpf program swapped into pinned link %s",
-				 path);
-			goto out_done;
-		}
-		log_warnx("bpf link %s: update failed (%s): re-attaching", path,
-			  strerror(-err));
-		bpf_link__unpin(link);
-		bpf_link__destroy(link);
-	}
+int bpfsync_attach(struct bpfsync *bs, const char *cgroup_path)
+{
+	struct bpf_link *link;
+	ino_t ino;
+	int cgfd, err;
 
-	link = bpf_program__attach_cgroup(prog, cgfd);
-	if (!link) {
-		err = -errno;
-		log_warnx("bpf attach to %s failed: %s", cgroup_path,
-			  strerror(-err));
-		goto out_close;
-	}
-	err = bpf_link__pin(link, path);
-	if (err) {
-		log_warnx("bpf link pin %s failed: %s", path, strerror(-err));
-		bpf_link__destroy(link);
-		goto out_close;
-	}
-out_done:
+	cgfd = open_cgroup(cgroup_path, &ino);
+	if (cgfd < 0)
+		return cgfd;
+	err = attach_prog(bs, bs->skel->progs.egress_filter, cgfd, ino,
+			  "cgroup_", cgroup_path, &link);
+	close(cgfd);
+	if (err)
+		return err;
 	bpf_link__destroy(bs->link);
 	bs->link = link;
-	err = 0;
-out_close:
+	return 0;
+}
+
+/* Unpin and detach what bpfsync_redirect_attach() attached. */
+static void redirect_detach(struct bpfsync *bs)
+{
+	int i;
+
+	for (i = 0; i < N_REDIRECT; i++) {
+		if (!bs->rlink[i])
+			continue;
+		bpf_link__unpin(bs->rlink[i]);
+		bpf_link__detach(bs->rlink[i]);
+		bpf_link__destroy(bs->rlink[i]);
+		bs->rlink[i] = NULL;
+	}
+}
+
+int bpfsync_redirect_attach(struct bpfsync *bs, const char *cgroup_path,
+			    uint16_t port)
+{
+	struct bpf_program *progs[N_REDIRECT] = {
+		bs->skel->progs.dns_connect4,	  bs->skel->progs.dns_connect6,
+		bs->skel->progs.dns_sendmsg4,	  bs->skel->progs.dns_sendmsg6,
+		bs->skel->progs.dns_recvmsg4,	  bs->skel->progs.dns_recvmsg6,
+		bs->skel->progs.dns_getpeername4, bs->skel->progs.dns_getpeername6,
+	};
+	struct egressd_bpf_cfg cfg;
+	char prefix[64];
+	ino_t ino;
+	int cgfd, err = 0, i;
+
+	if (!port)
+		return -EINVAL;
+	cgfd = open_cgroup(cgroup_path, &ino);
+	if (cgfd < 0)
+		return cgfd;
+	/* Replies and getpeername first, so that no redirected query ever
+	 * gets an answer that shows the proxy's address. */
+	for (i = N_REDIRECT - 1; i >= 0 && !err; i--) {
+		/* "dns_connect4" -> "dns_connect4_<ino>" */
+		snprintf(prefix, sizeof(prefix), "%s_",
+			 bpf_program__name(progs[i]));
+		bpf_link__destroy(bs->rlink[i]);
+		bs->rlink[i] = NULL;
+		err = attach_prog(bs, progs[i], cgfd, ino, prefix, cgroup_path,
+				  &bs->rlink[i]);
+	}
 	close(cgfd);
-	return err;
+	if (!err)
+		err = read_cfg(bs, &cfg);
+	if (!err) {
+		cfg.dns_port = port;
+		err = write_cfg(bs, &cfg);
+	}
+	if (err) {
+		redirect_detach(bs);
+		bs->dns_port = 0;
+		if (!read_cfg(bs, &cfg)) {
+			cfg.dns_port = 0;
+			write_cfg(bs, &cfg);
+		}
+		return err;
+	}
+	bs->dns_port = port;
+	return 0;
 }
 
 int bpfsync_set_config(struct bpfsync *bs, const struct bpfsync_config *c)
@@ -501,6 +602,7 @@ int bpfsync_set_config(struct bpfsync *bs, const struct bpfsync_config *c)
 	if (err)
 		return err;
 	cfg.netns_cookie = bs->netns_cookie;
+	cfg.dns_port = bs->dns_port;
 	cfg.mode = c->observe ? EGRESSD_DP_OBSERVE : EGRESSD_DP_ENFORCE;
 	cfg.agent_cgid = c->agent_cgid;
 	cfg.agent_level = c->agent_level;
@@ -855,11 +957,15 @@ int bpfsync_events_consume(struct bpfsync *bs)
 
 void bpfsync_free(struct bpfsync *bs)
 {
+	int i;
+
 	if (!bs)
 		return;
 	ring_buffer__free(bs->rb);
-	/* the pinned link keeps the program attached without us */
+	/* the pinned links keep the programs attached without us */
 	bpf_link__destroy(bs->link);
+	for (i = 0; i < N_REDIRECT; i++)
+		bpf_link__destroy(bs->rlink[i]);
 	egress_bpf__destroy(bs->skel);
 	if (bs->lock_fd >= 0)
 		close(bs->lock_fd);
@@ -879,7 +985,8 @@ static int cleanup_links(const char *pin_dir)
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
 	while ((de = readdir(d))) {
-		if (strncmp(de->d_name, "cgroup_", 7))
+		if (strncmp(de->d_name, "cgroup_", 7) &&
+		    strncmp(de->d_name, "dns_", 4))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		fd = bpf_obj_get(path);
@@ -908,7 +1015,7 @@ int bpfsync_cleanup(const char *pin_dir)
 		EGRESSD_MAP_DOH_V4,	  EGRESSD_MAP_DOH_V6,
 		EGRESSD_MAP_DOH_ALLOW_V4, EGRESSD_MAP_DOH_ALLOW_V6,
 		EGRESSD_MAP_LEARNED_V4,	  EGRESSD_MAP_LEARNED_V6,
-		EGRESSD_MAP_FLOWS,
+		EGRESSD_MAP_FLOWS,	  EGRESSD_MAP_DNS_ORIG,
 	};
 	char path[PATH_MAX + 32];
 	size_t i;

@@ -80,6 +80,8 @@ struct agent {
 	struct bpfsync *bpf;
 	const char *bpf_state; /* "enforce", "observe", "off", "unavailable" */
 	char bpf_why[1024];
+	/* who redirects port 53 to the proxy: "bpf", "nft" or "none" */
+	const char *dns_redirect;
 	struct cgroup_info workload;
 	struct loop_timer *bpf_timer;
 	struct addr_list doh_all;   /* built-in DoH addresses + blocklist */
@@ -349,6 +351,7 @@ static int nft_config_fill(struct agent *a, struct nftsync_config *c,
 	c->ipv6_deny = a->cfg.ipv6 == EGRESSD_IPV6_DENY;
 	c->block_doh_443 = a->cfg.block_doh_443;
 	c->bpf_handoff = !strcmp(a->bpf_state, "enforce");
+	c->bpf_redirect = !strcmp(a->dns_redirect, "bpf");
 	c->workload_cgroup_id = a->workload.id;
 	c->workload_cgroup_level = a->workload.level;
 	/* At the IP layer deny beats allow, whatever the order. */
@@ -728,8 +731,9 @@ static int op_replace(void *arg, struct policy *p, char *err, size_t errlen)
 
 static json_t *layers_json(const struct agent *a)
 {
-	return json_pack("{s:{s:s}, s:{s:s, s:s*}, s:{s:s, s:s*}}", "dns",
-			 "state", "on", "nft", "state", a->nft_state, "why",
+	return json_pack("{s:{s:s, s:s}, s:{s:s, s:s*}, s:{s:s, s:s*}}",
+			 "dns", "state", "on", "redirect", a->dns_redirect,
+			 "nft", "state", a->nft_state, "why",
 			 a->nft_why[0] ? a->nft_why : NULL, "bpf", "state",
 			 a->bpf_state, "why",
 			 a->bpf_why[0] ? a->bpf_why : NULL);
@@ -1197,6 +1201,19 @@ static void bpf_start(struct agent *a)
 		bpf_fail(a, "cannot attach to the workload cgroup", ret);
 		return;
 	}
+	/*
+	 * The port-53 redirect by sock_addr programs at the cgroup2 root, so
+	 * that every process of the namespace is covered, as by the nat
+	 * chain it replaces (which turns conntrack on for every packet).
+	 * Failing that, nftables redirects with nat.
+	 */
+	ret = bpfsync_redirect_attach(a->bpf, a->workload.mount,
+				      a->cfg.dns_listen_port);
+	if (ret)
+		log_warnx("the BPF DNS redirect cannot be attached at %s (%s): nftables redirects port 53 (nat)",
+			  a->workload.mount, strerror(-ret));
+	else
+		a->dns_redirect = "bpf";
 	ret = bpfsync_events_open(a->bpf, bpf_event_cb, a);
 	if (!ret)
 		ret = loop_add_fd(a->loop, bpfsync_events_fd(a->bpf), EPOLLIN,
@@ -1235,18 +1252,28 @@ static void nft_start(struct agent *a)
 	}
 	if (ret) {
 		snprintf(a->nft_why, sizeof(a->nft_why), "%s", err);
-		log_warnx("nftables cannot be programmed (%s): only the DNS layer runs, and without the port-53 redirect it only sees queries sent to it directly",
-			  err);
+		if (!strcmp(a->dns_redirect, "bpf"))
+			log_warnx("nftables cannot be programmed (%s): only the DNS layer runs (port 53 is redirected by BPF)",
+				  err);
+		else
+			log_warnx("nftables cannot be programmed (%s): only the DNS layer runs, and without the port-53 redirect it only sees queries sent to it directly",
+				  err);
 		return;
 	}
+	if (strcmp(a->dns_redirect, "bpf"))
+		a->dns_redirect = "nft";
 	if (a->cfg.mode != EGRESSD_MODE_DNS_NFT) {
+		bool v6off = a->cfg.ipv6 == EGRESSD_IPV6_DENY;
+
 		a->nft_state = "off";
-		snprintf(a->nft_why, sizeof(a->nft_why), "%s",
-			 a->cfg.ipv6 == EGRESSD_IPV6_DENY ?
-				 "mode dns: only the port-53 redirect and the IPv6-off rules are installed" :
-				 "mode dns: only the port-53 redirect is installed");
-		/* IPv6 rejects are reported like any nftables drop. */
-		if (a->cfg.ipv6 != EGRESSD_IPV6_DENY)
+		snprintf(a->nft_why, sizeof(a->nft_why), "mode dns: only %s",
+			 strcmp(a->dns_redirect, "bpf") ?
+				 (v6off ? "the port-53 redirect and the IPv6-off rules are installed" :
+					  "the port-53 redirect is installed") :
+				 (v6off ? "the port-53 and IPv6-off rules are installed" :
+					  "the port-53 rules are installed"));
+		/* Their drops are reported like any nftables drop. */
+		if (!v6off && strcmp(a->dns_redirect, "bpf"))
 			return;
 	} else {
 		a->nft_state = "on";
@@ -1288,17 +1315,12 @@ static void flush_hook(struct loop *loop, void *arg)
 static void emit_start(struct agent *a)
 {
 	bool nft_on = !strcmp(a->nft_state, "on");
-	const char *nft_why = a->nft_why[0] ? a->nft_why : NULL;
-
 	json_t *ups = json_array(), *layers;
 	int i;
 
 	for (i = 0; i < a->cfg.n_upstreams; i++)
 		json_array_append_new(ups, json_string(a->cfg.upstreams[i].text));
-	layers = json_pack("{s:{s:s}, s:{s:s, s:s*}, s:{s:s, s:s*}}", "dns",
-			   "state", "on", "nft", "state", a->nft_state, "why",
-			   nft_why, "bpf", "state", a->bpf_state, "why",
-			   a->bpf_why[0] ? a->bpf_why : NULL);
+	layers = layers_json(a);
 	log_emit(LOG_LVL_INFO, "start",
 		 json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:i, s:s, s:I, s:i}",
 			   "version", EGRESSD_VERSION, "mode",
@@ -1422,6 +1444,7 @@ int main(int argc, char **argv)
 		die("%s", err);
 	a.nft_state = "unavailable";
 	a.bpf_state = "off";
+	a.dns_redirect = "none";
 	if (apply_policy(&a, "start", err, sizeof(err)))
 		die("%s", err);
 	/* BPF before nftables: the hand-off rule needs to know it enforces. */

@@ -423,10 +423,18 @@ static const struct chain_spec chain_filter = {
 	"egressd output filter (dns+nft mode); ends with an explicit verdict",
 };
 
-/* The same chain in dns mode with IPv6 denied: only the IPv6 rules. */
-static const struct chain_spec chain_v6off = {
+/* The same chain in dns mode: only what the DNS layer needs. */
+static const struct chain_spec chain_dns_v6off = {
 	NFTSYNC_CHAIN_FILTER, "filter", 0,
 	"egressd IPv6 off (dns mode): rejects IPv6, accepts the rest",
+};
+static const struct chain_spec chain_dns_53 = {
+	NFTSYNC_CHAIN_FILTER, "filter", 0,
+	"egressd dns mode: port 53 only through the redirect, accepts the rest",
+};
+static const struct chain_spec chain_dns_53_v6off = {
+	NFTSYNC_CHAIN_FILTER, "filter", 0,
+	"egressd dns mode: IPv6 off, port 53 only through the redirect, accepts the rest",
 };
 
 /* type: NFT_MSG_NEWCHAIN (create if missing), NFT_MSG_DELCHAIN (with its
@@ -1414,13 +1422,17 @@ static int build_redirect_rules(struct nftsync_batch *b,
 	} while (0)
 
 /*
- * The head of chain egress, the same in both modes: established flows,
- * loopback, the ICMPv6 that the link needs, and with ipv6_deny the
- * IPv6-disabled rejects (TCP reset for TCP, ICMPv6 administratively
- * prohibited for the rest), so a v6 connect or send fails at once.
+ * The head of chain egress, the same in both modes: loopback, the ICMPv6
+ * that the link needs, with ipv6_deny the IPv6-disabled rejects (TCP
+ * reset for TCP, ICMPv6 administratively prohibited for the rest, so a v6
+ * connect or send fails at once, established or not), and, when
+ * stateful, established flows. Stateless when BPF enforces: any ct
+ * expression turns conntrack on for every packet of the namespace, and
+ * the BPF program keeps established flows itself (docs/design.md).
  */
 static int build_head_rules(struct nftsync_batch *b,
-			    const struct nftsync_config *cfg, uint16_t grp)
+			    const struct nftsync_config *cfg, uint16_t grp,
+			    bool stateful)
 {
 	static const struct {
 		uint8_t type;
@@ -1437,15 +1449,12 @@ static int build_head_rules(struct nftsync_batch *b,
 	size_t i;
 	int err, f;
 
-	RULE(m_ct_state(&rb, NF_CT_STATE_BIT(IP_CT_ESTABLISHED) |
-				     NF_CT_STATE_BIT(IP_CT_RELATED));
-	     a_verdict(&rb, NF_ACCEPT));
-	EMIT("flows already allowed continue");
 	RULE(m_oifname(&rb, "lo"); a_verdict(&rb, NF_ACCEPT));
 	EMIT("loopback: egressd DNS proxy and API");
 	/* The output hook's device is fixed before nat: DNS redirected to
-	 * the proxy still shows its original oif, but a loopback daddr. */
-	for (f = 0; f < 2; f++) {
+	 * the proxy by nat still shows its original oif, but a loopback
+	 * daddr. (The BPF redirect rewrites before routing: oif is lo.) */
+	for (f = 0; f < 2 && !cfg->bpf_redirect; f++) {
 		RULE(m_daddr_loopback(&rb, f ? AF_INET6 : AF_INET);
 		     a_verdict(&rb, NF_ACCEPT));
 		EMIT("loopback destination: DNS redirected to egressd");
@@ -1456,8 +1465,9 @@ static int build_head_rules(struct nftsync_batch *b,
 		EMIT(icmp6[i].comment);
 	}
 	/* IPv6 off means off: nothing but loopback and neighbour discovery,
-	 * whatever the allow rules or the agent say. Rejected, not dropped:
-	 * a dropped SYN leaves connect() retransmitting for minutes. */
+	 * whatever the allow rules, open flows or the agent say. Rejected,
+	 * not dropped: a dropped SYN leaves connect() retransmitting for
+	 * minutes. */
 	if (cfg->ipv6_deny) {
 		RULE(m_nfproto(&rb, AF_INET6); m_l4proto(&rb, IPPROTO_TCP);
 		     a_reject(&rb, "ipv6_drop", "ipv6_disabled", grp, true));
@@ -1466,25 +1476,67 @@ static int build_head_rules(struct nftsync_batch *b,
 		     a_reject(&rb, "ipv6_drop", "ipv6_disabled", grp, false));
 		EMIT("IPv6 disabled");
 	}
+	if (stateful) {
+		RULE(m_ct_state(&rb, NF_CT_STATE_BIT(IP_CT_ESTABLISHED) |
+					     NF_CT_STATE_BIT(IP_CT_RELATED));
+		     a_verdict(&rb, NF_ACCEPT));
+		EMIT("flows already allowed continue");
+	}
 	return 0;
 }
 
 /*
- * dns mode with ipv6_deny: chain egress holds only the head, then an
- * explicit accept. IPv4 is left to the DNS layer, as in dns mode.
+ * Port 53 only through the redirect: the agent reaches its upstreams (in
+ * dns mode, where no upstream set exists, any address), nobody else
+ * reaches port 53 off loopback (raw sockets, sockets that predate the
+ * redirect). The port is compared first, so other packets leave each
+ * rule after one compare.
  */
-static int build_v6off_rules(struct nftsync_batch *b,
-			     const struct nftsync_config *cfg, uint16_t grp)
+static int build_dns_rules(struct nftsync_batch *b,
+			   const struct nftsync_config *cfg, uint16_t grp)
+{
+	static const uint8_t protos[] = { IPPROTO_TCP, IPPROTO_UDP };
+	const char *c = NFTSYNC_CHAIN_FILTER;
+	struct rb rb;
+	size_t p;
+	int err, f;
+
+	for (p = 0; p < 2; p++) {
+		for (f = 0; f < (cfg->filter ? 2 : 1); f++) {
+			RULE(m_l4proto(&rb, protos[p]); m_dport(&rb, 53);
+			     m_cgroup(&rb, cfg->agent_cgroup_level,
+				      cfg->agent_cgroup_id));
+			if (cfg->filter)
+				m_daddr_set(&rb, &sets[SET_UPSTREAM4 + f]);
+			a_verdict(&rb, NF_ACCEPT);
+			EMIT("egressd agent to its upstream resolvers");
+		}
+		RULE(m_l4proto(&rb, protos[p]); m_dport(&rb, 53);
+		     a_drop(&rb, "dns_drop", "default_deny", grp));
+		EMIT("port 53 only through the egressd redirect");
+	}
+	return 0;
+}
+
+/*
+ * dns mode: chain egress holds only what the DNS layer needs (IPv6 off,
+ * and with the BPF redirect the port-53 rules), then an explicit accept.
+ * IPv4 is left to the DNS layer, as in dns mode.
+ */
+static int build_dnsmode_rules(struct nftsync_batch *b,
+			       const struct nftsync_config *cfg, uint16_t grp)
 {
 	const char *c = NFTSYNC_CHAIN_FILTER;
 	struct rb rb;
 	int err;
 
-	err = build_head_rules(b, cfg, grp);
+	err = build_head_rules(b, cfg, grp, false);
+	if (!err && cfg->bpf_redirect)
+		err = build_dns_rules(b, cfg, grp);
 	if (err)
 		return err;
 	RULE(a_verdict(&rb, NF_ACCEPT));
-	EMIT("dns mode: only IPv6 is filtered here");
+	EMIT("dns mode: nothing else is filtered here");
 	return 0;
 }
 
@@ -1502,25 +1554,11 @@ static int build_filter_rules(struct nftsync_batch *b,
 	size_t p;
 	int err, f;
 
-	err = build_head_rules(b, cfg, grp);
+	err = build_head_rules(b, cfg, grp, !cfg->bpf_handoff);
+	if (!err)
+		err = build_dns_rules(b, cfg, grp);
 	if (err)
 		return err;
-	/* Only the agent reaches the upstreams on 53; nobody else reaches
-	 * port 53 anywhere except through the redirect (now on lo). */
-	for (f = 0; f < 2; f++)
-		for (p = 0; p < 2; p++) {
-			RULE(m_cgroup(&rb, cfg->agent_cgroup_level,
-				      cfg->agent_cgroup_id);
-			     m_l4proto(&rb, protos[p]); m_dport(&rb, 53);
-			     m_daddr_set(&rb, &sets[SET_UPSTREAM4 + f]);
-			     a_verdict(&rb, NF_ACCEPT));
-			EMIT("egressd agent to its upstream resolvers");
-		}
-	for (p = 0; p < 2; p++) {
-		RULE(m_l4proto(&rb, protos[p]); m_dport(&rb, 53);
-		     a_drop(&rb, "dns_drop", "default_deny", grp));
-		EMIT("port 53 only through the egressd redirect");
-	}
 	RULE(m_cgroup(&rb, cfg->agent_cgroup_level, cfg->agent_cgroup_id);
 	     a_verdict(&rb, NF_ACCEPT));
 	EMIT("egressd agent's own traffic (upstream DNS, webhook)");
@@ -1608,7 +1646,13 @@ int nftsync_build_apply(struct nftsync_batch *b,
 {
 	uint16_t grp = cfg->log_group ? cfg->log_group :
 					NFTSYNC_DEFAULT_LOG_GROUP;
-	bool v6off = !cfg->filter && cfg->ipv6_deny;
+	/* dns mode still has a chain egress for IPv6 off and, with the BPF
+	 * redirect, for the port-53 rules that nat used to make moot. */
+	bool dnschain = !cfg->filter && (cfg->ipv6_deny || cfg->bpf_redirect);
+	const struct chain_spec *dcs =
+		!cfg->bpf_redirect ? &chain_dns_v6off :
+		cfg->ipv6_deny	   ? &chain_dns_53_v6off :
+				     &chain_dns_53;
 	struct set_contents sc = { 0 };
 	struct elem *fe = NULL;
 	size_t nfe, i;
@@ -1636,7 +1680,8 @@ int nftsync_build_apply(struct nftsync_batch *b,
 	if (!err)
 		err = emit_chain(b, &chain_redirect, NFT_MSG_NEWCHAIN);
 	if (!err)
-		err = emit_chain(b, &chain_redirect, NFT_MSG_DELRULE);
+		err = emit_chain(b, &chain_redirect, cfg->bpf_redirect ?
+				 NFT_MSG_DELCHAIN : NFT_MSG_DELRULE);
 	if (!err)
 		err = emit_chain(b, &chain_filter, NFT_MSG_NEWCHAIN);
 	if (!err)
@@ -1647,12 +1692,15 @@ int nftsync_build_apply(struct nftsync_batch *b,
 	 * says what it is) with only the IPv6 rules, created in the same
 	 * transaction that deletes the old one: never a moment without.
 	 */
-	if (!err && v6off)
-		err = emit_chain(b, &chain_v6off, NFT_MSG_NEWCHAIN);
+	if (!err && dnschain)
+		err = emit_chain(b, dcs, NFT_MSG_NEWCHAIN);
 	for (i = 0; i < N_COUNTERS && !err; i++) {
 		err = emit_counter(b, &counters[i], NFT_MSG_NEWOBJ);
 		if (!err && !cfg->filter &&
-		    !(v6off && !strcmp(counters[i].name, "ipv6_drop")))
+		    !(dnschain && cfg->ipv6_deny &&
+		      !strcmp(counters[i].name, "ipv6_drop")) &&
+		    !(dnschain && cfg->bpf_redirect &&
+		      !strcmp(counters[i].name, "dns_drop")))
 			err = emit_counter(b, &counters[i], NFT_MSG_DELOBJ);
 	}
 	/* Static sets are recreated (no rule uses them any more at this
@@ -1685,12 +1733,12 @@ int nftsync_build_apply(struct nftsync_batch *b,
 		free(fe);
 		fe = NULL;
 	}
-	if (!err)
+	if (!err && !cfg->bpf_redirect)
 		err = build_redirect_rules(b, cfg);
 	if (!err && cfg->filter)
 		err = build_filter_rules(b, cfg, grp);
-	else if (!err && v6off)
-		err = build_v6off_rules(b, cfg, grp);
+	else if (!err && dnschain)
+		err = build_dnsmode_rules(b, cfg, grp);
 	if (!err)
 		err = batch_end(b);
 	contents_free(&sc);

@@ -425,6 +425,9 @@ static __always_inline void flow_remember(struct bpf_sock *sk,
 	f->family = pkt->family;
 }
 
+/* The port-53 redirect (sock_addr programs), in the same object. */
+#include "redirect.bpf.h"
+
 SEC("cgroup_skb/egress")
 int egress_filter(struct __sk_buff *skb)
 {

@@ -485,7 +485,7 @@ START_TEST(test_nftsync_batch_framing)
 	ck_assert_str_eq(nftsync_batch_describe(b, 1001), "add table inet egressd");
 	i = find(&t, 0, "rule egress");
 	ck_assert_str_eq(nftsync_batch_describe(b, 1000 + i),
-			 "add rule egress \"flows already allowed continue\"");
+			 "add rule egress \"loopback: egressd DNS proxy and API\"");
 	i = find(&t, 0, "flush egress");
 	ck_assert_str_eq(nftsync_batch_describe(b, 1000 + i),
 			 "flush chain egress");
@@ -566,7 +566,6 @@ END_TEST
 START_TEST(test_nftsync_filter_chain_order)
 {
 	static const char *const want[] = {
-		"flows already allowed continue",
 		"loopback: egressd DNS proxy and API",
 		"loopback destination: DNS redirected to egressd",
 		"loopback destination: DNS redirected to egressd",
@@ -575,11 +574,12 @@ START_TEST(test_nftsync_filter_chain_order)
 		"ICMPv6 neighbour solicitation",
 		"ICMPv6 neighbour advertisement",
 		"ICMPv6 multicast listener report",
-		"egressd agent to its upstream resolvers",
-		"egressd agent to its upstream resolvers",
+		"flows already allowed continue",
 		"egressd agent to its upstream resolvers",
 		"egressd agent to its upstream resolvers",
 		"port 53 only through the egressd redirect",
+		"egressd agent to its upstream resolvers",
+		"egressd agent to its upstream resolvers",
 		"port 53 only through the egressd redirect",
 		"egressd agent's own traffic (upstream DNS, webhook)",
 		"named exactly by an allow rule: exempt from DoT/DoH",
@@ -629,9 +629,11 @@ START_TEST(test_nftsync_filter_chain_order)
 			 count_sub(&t, "rule egress", "log(egressd:"));
 	/* ct state established,related */
 	ck_assert_int_eq(count_sub(&t, "rule egress", "ct(0) bitwise(06000000) cmp(1,00000000) immediate(accept)"), 1);
-	/* upstream accepts are by cgroup and port 53 only */
+	/* upstream accepts: port 53 compared first, then cgroup and set */
 	ck_assert_int_eq(count_sub(&t, "rule egress",
-				   "cmp(0,0035) meta(15) cmp(0,02) payload(1,16,4) lookup(@upstream_v4) immediate(accept)"), 2);
+				   "payload(2,2,2) cmp(0,0035) socket("), 4);
+	ck_assert_int_eq(count_sub(&t, "rule egress",
+				   "meta(15) cmp(0,02) payload(1,16,4) lookup(@upstream_v4) immediate(accept)"), 2);
 	trace_free(&t);
 }
 END_TEST
@@ -659,6 +661,8 @@ START_TEST(test_nftsync_bpf_handoff)
 	ck_assert_int_gt(handoff,
 			 find_sub(&t, "\"egressd agent's own traffic (upstream DNS, webhook)\""));
 	ck_assert_int_lt(handoff, find_sub(&t, "\"DNS over TLS\""));
+	/* stateless: no ct expression turns conntrack on (docs/design.md) */
+	ck_assert_int_eq(count_sub(&t, "rule egress", " ct(0) "), 0);
 	trace_free(&t);
 
 	/* Level 0 (cgroup2 root): everyone left is the workload. */
@@ -667,6 +671,75 @@ START_TEST(test_nftsync_bpf_handoff)
 	handoff = find_sub(&t, "\"workload = every cgroup: judged by the egressd BPF program\"");
 	ck_assert_int_ge(handoff, 0);
 	ck_assert_ptr_null(strstr(t.line[handoff], "socket("));
+	trace_free(&t);
+}
+END_TEST
+
+/*
+ * The redirect by BPF sock_addr programs: no nat chain at all (its
+ * existence alone turns conntrack on), and port 53 off loopback is
+ * dropped for everyone but the agent, in dns mode too.
+ */
+START_TEST(test_nftsync_bpf_redirect)
+{
+	static const char *const want_dns[] = {
+		"loopback: egressd DNS proxy and API",
+		"ICMPv6 packet too big (path MTU)",
+		"ICMPv6 router solicitation",
+		"ICMPv6 neighbour solicitation",
+		"ICMPv6 neighbour advertisement",
+		"ICMPv6 multicast listener report",
+		"egressd agent to its upstream resolvers",
+		"port 53 only through the egressd redirect",
+		"egressd agent to its upstream resolvers",
+		"port 53 only through the egressd redirect",
+		"dns mode: nothing else is filtered here",
+	};
+	struct nftsync_config cfg = base_cfg();
+	const char *got[64];
+	char q[160];
+	struct trace t;
+	int i, n;
+
+	cfg.bpf_redirect = true;
+	cfg.bpf_handoff = true;
+	build_apply(&cfg, NULL, 0, 0, &t);
+	/* created if missing, then deleted in the same batch */
+	ck_assert_int_eq(count(&t, "chain- dns_redirect"), 1);
+	ck_assert_int_eq(count(&t, "rule dns_redirect"), 0);
+	ck_assert_int_eq(count_sub(&t, "rule egress", " ct(0) "), 0);
+	/* no loopback-daddr rules: the rewrite happens before routing */
+	ck_assert_int_lt(find_sub(&t, "\"loopback destination"), 0);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "\"port 53 only through the egressd redirect\""), 2);
+	trace_free(&t);
+
+	/* dns mode: a chain egress with only the port-53 rules */
+	cfg.filter = false;
+	cfg.bpf_handoff = false;
+	build_apply(&cfg, NULL, 0, 0, &t);
+	ck_assert_int_ge(find(&t, 0, "chain+ egress filter hook=3 prio=0 policy=1 \"egressd dns mode: port 53 only through the redirect, accepts the rest\""), 0);
+	n = chain_comments(&t, "egress", got, 64);
+	ck_assert_int_eq(n, (int)(sizeof(want_dns) / sizeof(want_dns[0])));
+	for (i = 0; i < n; i++) {
+		snprintf(q, sizeof(q), "\"%s\"", want_dns[i]);
+		ck_assert_str_eq(got[i], q);
+	}
+	/* the agent is exempt by cgroup, on any address (no upstream set) */
+	ck_assert_int_eq(count_sub(&t, "rule egress", "lookup("), 0);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "cmp(0,0035) socket("), 2);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "objref(1,dns_drop) log(egressd:default_deny,180) immediate(drop)"), 2);
+	ck_assert_int_eq(count(&t, "obj- dns_drop"), 0);
+	ck_assert_int_eq(count(&t, "obj- ipv6_drop"), 1);
+	ck_assert_int_eq(count_sub(&t, "rule egress", " ct(0) "), 0);
+	trace_free(&t);
+
+	/* dns mode with IPv6 off as well */
+	cfg.ipv6_deny = true;
+	build_apply(&cfg, NULL, 0, 0, &t);
+	ck_assert_int_ge(find(&t, 0, "chain+ egress filter hook=3 prio=0 policy=1 \"egressd dns mode: IPv6 off, port 53 only through the redirect, accepts the rest\""), 0);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "reject("), 2);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "objref(1,dns_drop)"), 2);
+	ck_assert_int_eq(count(&t, "obj- "), 4);
 	trace_free(&t);
 }
 END_TEST
@@ -751,7 +824,6 @@ END_TEST
 START_TEST(test_nftsync_dns_mode_ipv6_deny)
 {
 	static const char *const want[] = {
-		"flows already allowed continue",
 		"loopback: egressd DNS proxy and API",
 		"loopback destination: DNS redirected to egressd",
 		"loopback destination: DNS redirected to egressd",
@@ -762,7 +834,7 @@ START_TEST(test_nftsync_dns_mode_ipv6_deny)
 		"ICMPv6 multicast listener report",
 		"IPv6 disabled: TCP reset",
 		"IPv6 disabled",
-		"dns mode: only IPv6 is filtered here",
+		"dns mode: nothing else is filtered here",
 	};
 	struct nftsync_config cfg = base_cfg();
 	struct policy_addr allow = A("192.0.2.0/24");
@@ -796,7 +868,9 @@ START_TEST(test_nftsync_dns_mode_ipv6_deny)
 	ck_assert_int_gt(i, 0);
 	ck_assert_str_eq(t.line[i + 1], v6off_rules[1]);
 	ck_assert_str_eq(t.line[i + 2],
-			 "rule egress immediate(accept) \"dns mode: only IPv6 is filtered here\"");
+			 "rule egress immediate(accept) \"dns mode: nothing else is filtered here\"");
+	/* IPv6 off is absolute: no "established" rule lets old flows on */
+	ck_assert_int_eq(count_sub(&t, "rule egress", " ct(0) "), 0);
 	/* no rule uses a set; the sets are gone, the counter stays */
 	ck_assert_int_eq(count_sub(&t, "rule egress", "lookup("), 0);
 	ck_assert_int_eq(count_sub(&t, "rule egress", "socket("), 0);
@@ -1496,6 +1570,7 @@ static Suite *nftsync_suite(void)
 	tcase_add_test(tc, test_nftsync_ipv6_deny_rejects);
 	tcase_add_test(tc, test_nftsync_dns_mode_ipv6_deny);
 	tcase_add_test(tc, test_nftsync_bpf_handoff);
+	tcase_add_test(tc, test_nftsync_bpf_redirect);
 	tcase_add_test(tc, test_nftsync_blanket_443);
 	tcase_add_test(tc, test_nftsync_sets_and_counters);
 	tcase_add_test(tc, test_nftsync_forget_and_flush_learned);

@@ -565,9 +565,12 @@ static void print_layers(json_t *layers)
 	printf("%-11s ", "layers");
 	json_object_foreach(layers, name, l) {
 		const char *why = jstr(l, "why", NULL);
+		const char *redirect = jstr(l, "redirect", NULL);
 
 		printf("%s%s %s", first ? "" : ", ", name,
 		       jstr(l, "state", "?"));
+		if (redirect)
+			printf(" (redirect %s)", redirect);
 		if (why)
 			printf(" (%s)", why);
 		first = false;

@@ -79,6 +79,17 @@ int bpfsync_open(struct bpfsync **out, const char *pin_dir);
  */
 int bpfsync_attach(struct bpfsync *bs, const char *cgroup_path);
 
+/*
+ * The port-53 redirect without nat: attach the sock_addr programs
+ * (connect, sendmsg, recvmsg, getpeername; v4 and v6) to cgroup_path
+ * through pinned links (swapped in place on restart) and point them at
+ * the proxy's port on loopback. Attach it where every process of the
+ * namespace lives (the cgroup2 root the agent sees). 0 or -errno; on
+ * error nothing of it stays attached and the redirect is off.
+ */
+int bpfsync_redirect_attach(struct bpfsync *bs, const char *cgroup_path,
+			    uint16_t port);
+
 int bpfsync_set_config(struct bpfsync *bs, const struct bpfsync_config *cfg);
 
 /*

@@ -57,8 +57,17 @@ struct nftsync_config {
 	 * BPF enforces: packets of the workload cgroup are accepted here
 	 * after the agent rules and judged by the cgroup/skb program. Level
 	 * 0 (the cgroup2 root) hands off every packet that gets that far.
+	 * The chain is then stateless (no "ct state established" rule): any
+	 * ct expression turns conntrack on for the whole namespace, and the
+	 * BPF program keeps the workload's established flows itself.
 	 */
 	bool bpf_handoff;
+	/*
+	 * The port-53 redirect is done by the BPF sock_addr programs: no
+	 * nat chain (and so no conntrack) here; chain egress drops port 53
+	 * off loopback for everyone but the agent, in dns mode too.
+	 */
+	bool bpf_redirect;
 	uint64_t workload_cgroup_id;
 	uint32_t workload_cgroup_level;
 	/*

@@ -28,6 +28,7 @@
 #define EGRESSD_MAP_LEARNED_V4 "learned_v4"
 #define EGRESSD_MAP_LEARNED_V6 "learned_v6"
 #define EGRESSD_MAP_FLOWS "flows"
+#define EGRESSD_MAP_DNS_ORIG "dns_orig"
 
 /* Limits (max_entries). An LPM map holds both policy slots at once. */
 #define EGRESSD_MAX_PREFIXES 65536 /* per static set and family */
@@ -107,7 +108,8 @@ struct egressd_bpf_cfg {
 	__u32 agent_level; /* ancestor level of agent_cgid */
 	__u8 mode; /* EGRESSD_DP_* */
 	__u8 active; /* slot the datapath reads: 0 or 1 */
-	__u8 pad[2];
+	__u16 dns_port; /* DNS redirect by the sock_addr programs to this
+			 * port on loopback (host order); 0: not theirs */
 	struct egressd_slot_cfg slot[2];
 };
 
@@ -173,6 +175,19 @@ struct egressd_flow {
 	__u8 family; /* 4 or 6; 0 = nothing allowed yet */
 	__u8 proto;
 	__u8 pad[4];
+};
+
+/*
+ * Value of the dns_orig socket storage (program-internal): where the
+ * workload addressed its last DNS query before the sock_addr programs sent
+ * it to the proxy, so that replies (recvmsg) and getpeername() show that
+ * address again. Address in network order (IPv4 in the first 4 bytes).
+ */
+struct egressd_dns_orig {
+	__u8 addr[16];
+	__u16 port; /* network order */
+	__u8 family; /* 4 or 6 (AF of the socket call, not of the packet) */
+	__u8 pad[5];
 };
 
 /* Key and value of the event_fold LRU hash (program-internal). */

@@ -176,6 +176,17 @@ import json, sys
 print(json.load(sys.stdin).get(sys.argv[1], ""))' "$1"
 }
 
+# bpf_dns_links: "<pin name>=<link id>" of each pinned DNS redirect link,
+# sorted, one per line (empty if none).
+bpf_dns_links() {
+	local f
+	for f in "$PIN"/links/dns_*; do
+		[ -e "$f" ] || continue
+		printf '%s=%s\n' "$(basename "$f")" "$(bpf_tool link show pinned "$f" |
+			"$PY" -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
+	done | sort
+}
+
 # bpf_map_id MAP: the kernel id of a pinned map.
 bpf_map_id() {
 	bpf_tool map show pinned "$PIN/$1" | "$PY" -c '

@@ -30,10 +30,17 @@ else
 fi
 assert_tcp_blocked "after a clean stop: 10.200.$X.81:80 still blocked" "10.200.$X.81" 80
 
+dns_ids=$(bpf_dns_links | cut -d= -f2)
+assert_eq "after a clean stop: 8 DNS redirect links still pinned" 8 "$(grep -c . <<<"$dns_ids")"
 out=$(nsenter --net="/run/netns/$SB" -- "$EGRESSD" --cleanup --bpf-pin-dir "$PIN" 2>&1)
 rc=$?
 assert_eq "egressd --cleanup exits 0" 0 "$rc"
 assert_contains "--cleanup says what it removed" "$out" "$PIN"
+left=
+for id in $dns_ids; do
+	bpftool link show id "$id" >/dev/null 2>&1 && left="$left $id"
+done
+assert_eq "the 8 DNS redirect links are gone (detached at the cgroup2 root)" "" "$left"
 if [ -e "$PIN" ]; then fail "the pin dir is gone" "$(ls -R "$PIN" 2>&1)"; else pass "the pin dir is gone"; fi
 assert_eq "table inet egressd is gone" 0 "$(nft_tables_named egressd)"
 assert_eq "no egress program on the workload cgroup" "" \

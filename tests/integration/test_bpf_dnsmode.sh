@@ -24,11 +24,15 @@ assert_eq "start line: layers.bpf.state observe" observe \
 	"$(json_field "$T/egressd.out" start layers.bpf.state)"
 assert_contains "start line: layers.bpf.why says why" \
 	"$(json_field "$T/egressd.out" start layers.bpf.why)" "mode dns"
-if nft_sb list chain inet egressd egress >/dev/null 2>&1; then
-	fail "no nftables filter chain in dns mode" "$(nft_sb list chain inet egressd egress 2>&1 | head -5)"
-else
-	pass "no nftables filter chain in dns mode"
-fi
+# With the BPF redirect, dns mode keeps only the port-53 rules of chain
+# egress (no set, no ct): nothing else is filtered by nftables.
+assert_eq "start line: port 53 redirected by BPF" bpf \
+	"$(json_field "$T/egressd.out" start layers.dns.redirect)"
+rules=$(nft_egress_rules)
+assert_eq "dns mode: chain egress holds only lo, ICMPv6, port 53, accept" 11 "$(wc -l <<<"$rules")"
+assert_not_contains "dns mode: no set lookup" "$rules" "@"
+assert_not_contains "dns mode: no ct rule" "$rules" "ct state"
+assert_not_contains "dns mode: no nat chain" "$(nft_sb list table inet egressd)" "type nat"
 
 assert_connects "TCP to the non-allowed 10.200.$X.81:80 passes" "10.200.$X.81" 80
 wait_json_line "violation line: action observe, tcp" "$T/egressd.out" \

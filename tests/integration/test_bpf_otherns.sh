@@ -6,7 +6,7 @@
 # process of a second namespace ($OTH, with its own peer $OTHP) that runs
 # in the SAME workload cgroup the program is attached to is unaffected:
 # its TCP connect and UDP datagram to a non-allowed address of its peer go
-# through, the BPF counters do not move (not even "allowed": the program
+# through, its port-53 datagrams are not redirected, the BPF counters do not move (not even "allowed": the program
 # returns before judging), and no violation line mentions it. Meanwhile the
 # sandbox's workload, in that same cgroup, is still blocked.
 
@@ -19,7 +19,8 @@ bpf_init
 bpf_other_init
 start_upstream
 start_servers web "tcp:10.200.$X.81:80"
-start_other_servers oth "tcp:$OTHHOST4:80" "udp:$OTHHOST4:9999" "tcp:[$OTHHOST6]:80"
+start_other_servers oth "tcp:$OTHHOST4:80" "udp:$OTHHOST4:9999" "tcp:[$OTHHOST6]:80" \
+	"udp:$OTHHOST4:53"
 start_egressd_bpf --rules "$POLICY"
 assert_eq "start line: layers.bpf.state enforce" enforce \
 	"$(json_field "$T/egressd.out" start layers.bpf.state)"
@@ -49,6 +50,22 @@ if server_got oth "udp $OTHHOST4 9999 $OTH4 other-ns-udp"; then
 	pass "other netns: UDP datagram to $OTHHOST4:9999 arrived"
 else
 	fail "other netns: UDP datagram to $OTHHOST4:9999 arrived" "$(cat "$T/servers-oth.log")"
+fi
+# The DNS redirect programs sit at the cgroup2 root: port 53 of the other
+# namespace must reach its own server, not egressd's proxy.
+run_other "$PY" -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.sendto(b"other-ns-dns", (sys.argv[1], 53))
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+c.connect((sys.argv[1], 53))
+c.send(b"other-ns-dns-connected")' "$OTHHOST4"
+wait_for 2 server_got oth other-ns-dns-connected
+if server_got oth "udp $OTHHOST4 53 $OTH4 other-ns-dns" &&
+	server_got oth "udp $OTHHOST4 53 $OTH4 other-ns-dns-connected"; then
+	pass "other netns: port 53 is not redirected (sendto and connect)"
+else
+	fail "other netns: port 53 is not redirected (sendto and connect)" "$(cat "$T/servers-oth.log")"
 fi
 after=$(bpf_counters_all)
 assert_eq "BPF counters unchanged by the other namespace's traffic" "$before" "$after"

@@ -31,6 +31,10 @@ if [ -z "$link0" ] || [ -z "$prog0" ]; then
 	die "no pinned link: $(ls -R "$PIN" 2>&1)"
 fi
 egit_log "link $link0, program $prog0, learned_v4 map $map0"
+dns0=$(bpf_dns_links)
+assert_eq "first start: port 53 redirected by BPF" bpf \
+	"$(json_field "$T/egressd.out" start layers.dns.redirect)"
+assert_eq "first start: 8 DNS redirect links pinned" 8 "$(grep -c . <<<"$dns0")"
 
 q @"$DNS4" api.github.com A
 assert_eq "api.github.com A answered" "NOERROR $WEB4" "$Q_STATUS $Q_ANSWER"
@@ -54,6 +58,11 @@ assert_tcp_blocked "after kill -9: 10.200.$X.82:80 (never allowed) blocked" "10.
 dd1=$(bpf_counter default_deny)
 if [ "$dd1" -gt "$dd0" ]; then pass "after kill -9: BPF still counts the drops ($dd0 -> $dd1)"; else fail "after kill -9: BPF still counts the drops" "$dd0 -> $dd1"; fi
 assert_connects "after kill -9: learned $WEB4:80 still connects (pinned maps)" "$WEB4" 80
+# DNS fails closed: still redirected to the proxy's port, where nobody
+# listens, so a query gets no answer and never reaches the upstream.
+q @"$DNS4" down.exfil.attacker.net A
+assert_eq "after kill -9: a query gets no answer" TIMEOUT "$Q_STATUS"
+assert_not_forwarded "after kill -9: the query did not reach the upstream" down.exfil.attacker.net
 
 # Restart while a bounded probe loop hammers the blocked address.
 tcp_probe "$SB" "$CG/workload" "10.200.$X.81" 80 20 0.1 0.1 >"$T/probe.log" 2>&1 &
@@ -86,6 +95,9 @@ else
 	fail "restart: exactly one egress program on the workload cgroup" "$(bpftool cgroup show "$CG/workload" 2>&1)"
 fi
 assert_eq "restart: the pinned learned_v4 map was reused" "$map0" "$(bpf_map_id learned_v4)"
+assert_eq "restart: the same 8 DNS redirect links (programs swapped in place)" "$dns0" "$(bpf_dns_links)"
+q @"$DNS4" api.github.com A
+assert_eq "restart: DNS answered again" "NOERROR $WEB4" "$Q_STATUS $Q_ANSWER"
 if bpf_map_has learned_v4 "$WEB4"; then pass "restart: learned $WEB4 survived"; else fail "restart: learned $WEB4 survived" "$(bpf_map_text learned_v4)"; fi
 assert_eq "restart: one table inet egressd" 1 "$(nft_tables_named egressd)"
 

@@ -41,7 +41,7 @@ else
 		"watch.out: $(cat "$T/watch.out")" "watch.err: $(cat "$T/watch.err")"
 fi
 out=$(cat "$T/watch.out")
-if grep -qE 'dns +deny_rule +nxdomain +evil\.example\.com A +from 10\.200\.[0-9]+\.2:[0-9]+' <<<"$out"; then
+if grep -qE 'dns +deny_rule +nxdomain +evil\.example\.com A +from (10\.200\.[0-9]+\.2|127\.0\.0\.1):[0-9]+' <<<"$out"; then
 	pass "watch: pretty line (layer, reason, action, name, type, client)"
 else
 	fail "watch: pretty line (layer, reason, action, name, type, client)" "$out"
