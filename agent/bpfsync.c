@@ -51,6 +51,7 @@ _Static_assert(sizeof(struct egressd_fold_key) == 20, "ABI");
 _Static_assert(sizeof(struct egressd_fold_val) == 16, "ABI");
 _Static_assert(sizeof(struct egressd_event) == 96, "ABI");
 _Static_assert(sizeof(struct egressd_dns_orig) == 24, "ABI");
+_Static_assert(sizeof(struct egressd_inbound_key) == 24, "ABI");
 
 #define LINKS_SUBDIR "links"
 #define BTF_CMP_DEPTH 4
@@ -62,6 +63,7 @@ _Static_assert(sizeof(struct egressd_dns_orig) == 24, "ABI");
 struct bpfsync {
 	struct egress_bpf *skel;
 	struct bpf_link *link;
+	struct bpf_link *ilink; /* ingress_track, same cgroup as link */
 	struct bpf_link *rlink[N_REDIRECT];
 	uint16_t dns_port; /* redirect enabled to this port, 0: off */
 	struct ring_buffer *rb;
@@ -511,20 +513,33 @@ static int open_cgroup(const char *cgroup_path, ino_t *ino)
 
 int bpfsync_attach(struct bpfsync *bs, const char *cgroup_path)
 {
-	struct bpf_link *link;
+	struct bpf_link *link, *ilink;
 	ino_t ino;
 	int cgfd, err;
 
 	cgfd = open_cgroup(cgroup_path, &ino);
 	if (cgfd < 0)
 		return cgfd;
-	err = attach_prog(bs, bs->skel->progs.egress_filter, cgfd, ino,
-			  "cgroup_", cgroup_path, &link);
+	/* Ingress first: replies to peers that contacted the workload are
+	 * known before the egress program judges them. */
+	err = attach_prog(bs, bs->skel->progs.ingress_track, cgfd, ino,
+			  "ingress_", cgroup_path, &ilink);
+	if (!err) {
+		err = attach_prog(bs, bs->skel->progs.egress_filter, cgfd, ino,
+				  "cgroup_", cgroup_path, &link);
+		if (err) {
+			bpf_link__unpin(ilink);
+			bpf_link__detach(ilink);
+			bpf_link__destroy(ilink);
+		}
+	}
 	close(cgfd);
 	if (err)
 		return err;
 	bpf_link__destroy(bs->link);
 	bs->link = link;
+	bpf_link__destroy(bs->ilink);
+	bs->ilink = ilink;
 	return 0;
 }
 
@@ -964,6 +979,7 @@ void bpfsync_free(struct bpfsync *bs)
 	ring_buffer__free(bs->rb);
 	/* the pinned links keep the programs attached without us */
 	bpf_link__destroy(bs->link);
+	bpf_link__destroy(bs->ilink);
 	for (i = 0; i < N_REDIRECT; i++)
 		bpf_link__destroy(bs->rlink[i]);
 	egress_bpf__destroy(bs->skel);
@@ -986,6 +1002,7 @@ static int cleanup_links(const char *pin_dir)
 		return errno == ENOENT ? 0 : -errno;
 	while ((de = readdir(d))) {
 		if (strncmp(de->d_name, "cgroup_", 7) &&
+		    strncmp(de->d_name, "ingress_", 8) &&
 		    strncmp(de->d_name, "dns_", 4))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
@@ -1016,6 +1033,7 @@ int bpfsync_cleanup(const char *pin_dir)
 		EGRESSD_MAP_DOH_ALLOW_V4, EGRESSD_MAP_DOH_ALLOW_V6,
 		EGRESSD_MAP_LEARNED_V4,	  EGRESSD_MAP_LEARNED_V6,
 		EGRESSD_MAP_FLOWS,	  EGRESSD_MAP_DNS_ORIG,
+		EGRESSD_MAP_INBOUND,
 	};
 	char path[PATH_MAX + 32];
 	size_t i;

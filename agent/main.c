@@ -1277,6 +1277,10 @@ static void nft_start(struct agent *a)
 			return;
 	} else {
 		a->nft_state = "on";
+		if (!strcmp(a->bpf_state, "enforce") && !a->workload.level &&
+		    a->cfg.ipv6 != EGRESSD_IPV6_DENY)
+			snprintf(a->nft_why, sizeof(a->nft_why),
+				 "BPF judges every packet of the namespace: sets kept, chain egress not installed");
 	}
 	ret = nflog_open(&a->nflog, a->loop, NFTSYNC_DEFAULT_LOG_GROUP, a->nft,
 			 err, sizeof(err));

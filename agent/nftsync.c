@@ -1421,18 +1421,8 @@ static int build_redirect_rules(struct nftsync_batch *b,
 			return err;                                      \
 	} while (0)
 
-/*
- * The head of chain egress, the same in both modes: loopback, the ICMPv6
- * that the link needs, with ipv6_deny the IPv6-disabled rejects (TCP
- * reset for TCP, ICMPv6 administratively prohibited for the rest, so a v6
- * connect or send fails at once, established or not), and, when
- * stateful, established flows. Stateless when BPF enforces: any ct
- * expression turns conntrack on for every packet of the namespace, and
- * the BPF program keeps established flows itself (docs/design.md).
- */
-static int build_head_rules(struct nftsync_batch *b,
-			    const struct nftsync_config *cfg, uint16_t grp,
-			    bool stateful)
+/* The ICMPv6 that the link needs: accepted even when IPv6 is off. */
+static int build_icmp6_rules(struct nftsync_batch *b)
 {
 	static const struct {
 		uint8_t type;
@@ -1447,6 +1437,34 @@ static int build_head_rules(struct nftsync_batch *b,
 	const char *c = NFTSYNC_CHAIN_FILTER;
 	struct rb rb;
 	size_t i;
+	int err;
+
+	for (i = 0; i < sizeof(icmp6) / sizeof(icmp6[0]); i++) {
+		RULE(m_icmpv6_type(&rb, icmp6[i].type);
+		     a_verdict(&rb, NF_ACCEPT));
+		EMIT(icmp6[i].comment);
+	}
+	return 0;
+}
+
+#define HEAD_STATEFUL 0x1 /* "ct state established,related accept" */
+#define HEAD_ICMP6 0x2	  /* the ICMPv6 accepts (always with ipv6_deny) */
+
+/*
+ * The head of chain egress: loopback, the ICMPv6 that the link needs,
+ * with ipv6_deny the IPv6-disabled rejects (TCP reset for TCP, ICMPv6
+ * administratively prohibited for the rest, so a v6 connect or send fails
+ * at once, established or not), and, when stateful, established flows.
+ * Stateless when BPF enforces: any ct expression turns conntrack on for
+ * every packet of the namespace, and the BPF program keeps established
+ * flows itself (docs/design.md).
+ */
+static int build_head_rules(struct nftsync_batch *b,
+			    const struct nftsync_config *cfg, uint16_t grp,
+			    unsigned int flags)
+{
+	const char *c = NFTSYNC_CHAIN_FILTER;
+	struct rb rb;
 	int err, f;
 
 	RULE(m_oifname(&rb, "lo"); a_verdict(&rb, NF_ACCEPT));
@@ -1459,10 +1477,10 @@ static int build_head_rules(struct nftsync_batch *b,
 		     a_verdict(&rb, NF_ACCEPT));
 		EMIT("loopback destination: DNS redirected to egressd");
 	}
-	for (i = 0; i < sizeof(icmp6) / sizeof(icmp6[0]); i++) {
-		RULE(m_icmpv6_type(&rb, icmp6[i].type);
-		     a_verdict(&rb, NF_ACCEPT));
-		EMIT(icmp6[i].comment);
+	if ((flags & HEAD_ICMP6) || cfg->ipv6_deny) {
+		err = build_icmp6_rules(b);
+		if (err)
+			return err;
 	}
 	/* IPv6 off means off: nothing but loopback and neighbour discovery,
 	 * whatever the allow rules, open flows or the agent say. Rejected,
@@ -1476,7 +1494,7 @@ static int build_head_rules(struct nftsync_batch *b,
 		     a_reject(&rb, "ipv6_drop", "ipv6_disabled", grp, false));
 		EMIT("IPv6 disabled");
 	}
-	if (stateful) {
+	if (flags & HEAD_STATEFUL) {
 		RULE(m_ct_state(&rb, NF_CT_STATE_BIT(IP_CT_ESTABLISHED) |
 					     NF_CT_STATE_BIT(IP_CT_RELATED));
 		     a_verdict(&rb, NF_ACCEPT));
@@ -1530,13 +1548,42 @@ static int build_dnsmode_rules(struct nftsync_batch *b,
 	struct rb rb;
 	int err;
 
-	err = build_head_rules(b, cfg, grp, false);
+	err = build_head_rules(b, cfg, grp, HEAD_ICMP6);
 	if (!err && cfg->bpf_redirect)
 		err = build_dns_rules(b, cfg, grp);
 	if (err)
 		return err;
 	RULE(a_verdict(&rb, NF_ACCEPT));
 	EMIT("dns mode: nothing else is filtered here");
+	return 0;
+}
+
+/*
+ * The BPF hand-off: the workload cgroup's packets (family: only those of
+ * that family, 0 for both) are accepted here and judged by the cgroup/skb
+ * program. Level 0 (the cgroup2 root) hands off every packet.
+ */
+static int build_handoff_rule(struct nftsync_batch *b,
+			      const struct nftsync_config *cfg, int family)
+{
+	const char *c = NFTSYNC_CHAIN_FILTER;
+	struct rb rb;
+	int err;
+
+	RULE();
+	if (family)
+		m_nfproto(&rb, family);
+	if (cfg->workload_cgroup_level)
+		m_cgroup(&rb, cfg->workload_cgroup_level,
+			 cfg->workload_cgroup_id);
+	a_verdict(&rb, NF_ACCEPT);
+	EMIT(family == AF_INET ?
+		     (cfg->workload_cgroup_level ?
+			      "workload cgroup, IPv4: judged by the egressd BPF program" :
+			      "workload = every cgroup, IPv4: judged by the egressd BPF program") :
+	     cfg->workload_cgroup_level ?
+		     "workload cgroup: judged by the egressd BPF program" :
+		     "workload = every cgroup: judged by the egressd BPF program");
 	return 0;
 }
 
@@ -1554,7 +1601,33 @@ static int build_filter_rules(struct nftsync_batch *b,
 	size_t p;
 	int err, f;
 
-	err = build_head_rules(b, cfg, grp, !cfg->bpf_handoff);
+	/*
+	 * When BPF enforces, the workload's packets are judged there (it
+	 * counts and reports every violation with the socket's details, and
+	 * does the loopback, port-53, agent and ICMPv6 steps itself);
+	 * nftables keeps the full verdict for everyone else (DESIGN.md 1).
+	 * The hand-off is the first rule (after the IPv6-off rejects for
+	 * IPv6), so that a workload packet walks one rule.
+	 */
+	if (cfg->bpf_handoff) {
+		/* IPv6 off: the rejects must come first, so only IPv4 is
+		 * handed off before them (the rest after). */
+		err = build_handoff_rule(b, cfg, cfg->ipv6_deny ? AF_INET : 0);
+		/* Everyone else is judged here, statefully. Only when BPF
+		 * takes every packet (workload = cgroup2 root) is there no
+		 * one left to need "established", and no ct expression. */
+		if (!err)
+			err = build_head_rules(b, cfg, grp,
+					       cfg->workload_cgroup_level ?
+						       HEAD_STATEFUL :
+						       0);
+		if (!err && cfg->ipv6_deny)
+			err = build_handoff_rule(b, cfg, 0);
+		if (!err && !cfg->ipv6_deny)
+			err = build_icmp6_rules(b);
+	} else {
+		err = build_head_rules(b, cfg, grp, HEAD_STATEFUL | HEAD_ICMP6);
+	}
 	if (!err)
 		err = build_dns_rules(b, cfg, grp);
 	if (err)
@@ -1562,22 +1635,6 @@ static int build_filter_rules(struct nftsync_batch *b,
 	RULE(m_cgroup(&rb, cfg->agent_cgroup_level, cfg->agent_cgroup_id);
 	     a_verdict(&rb, NF_ACCEPT));
 	EMIT("egressd agent's own traffic (upstream DNS, webhook)");
-	/*
-	 * When BPF enforces, the workload's packets are judged there (it
-	 * counts and reports every violation with the socket's details);
-	 * nftables keeps the full verdict for everyone else (DESIGN.md 1).
-	 */
-	if (cfg->bpf_handoff) {
-		if (cfg->workload_cgroup_level)
-			RULE(m_cgroup(&rb, cfg->workload_cgroup_level,
-				      cfg->workload_cgroup_id);
-			     a_verdict(&rb, NF_ACCEPT));
-		else
-			RULE(a_verdict(&rb, NF_ACCEPT));
-		EMIT(cfg->workload_cgroup_level ?
-			     "workload cgroup: judged by the egressd BPF program" :
-			     "workload = every cgroup: judged by the egressd BPF program");
-	}
 	for (f = 0; f < 2; f++) {
 		RULE(m_daddr_set(&rb, &sets[SET_DOH_ALLOW4 + f]);
 		     a_verdict(&rb, NF_ACCEPT));
@@ -1653,6 +1710,15 @@ int nftsync_build_apply(struct nftsync_batch *b,
 		!cfg->bpf_redirect ? &chain_dns_v6off :
 		cfg->ipv6_deny	   ? &chain_dns_53_v6off :
 				     &chain_dns_53;
+	/*
+	 * BPF judges every packet of the namespace (hand-off at the cgroup2
+	 * root) and IPv6 is not off: chain egress would only accept, and its
+	 * hook alone costs every packet; it goes (the sets stay, so that
+	 * nftables is ready if BPF is not there next time).
+	 */
+	bool chain = cfg->filter &&
+		     !(cfg->bpf_handoff && !cfg->workload_cgroup_level &&
+		       !cfg->ipv6_deny);
 	struct set_contents sc = { 0 };
 	struct elem *fe = NULL;
 	size_t nfe, i;
@@ -1685,7 +1751,7 @@ int nftsync_build_apply(struct nftsync_batch *b,
 	if (!err)
 		err = emit_chain(b, &chain_filter, NFT_MSG_NEWCHAIN);
 	if (!err)
-		err = emit_chain(b, &chain_filter, cfg->filter ?
+		err = emit_chain(b, &chain_filter, chain ?
 				 NFT_MSG_DELRULE : NFT_MSG_DELCHAIN);
 	/*
 	 * dns mode with IPv6 denied: a fresh chain (so that its comment
@@ -1735,7 +1801,7 @@ int nftsync_build_apply(struct nftsync_batch *b,
 	}
 	if (!err && !cfg->bpf_redirect)
 		err = build_redirect_rules(b, cfg);
-	if (!err && cfg->filter)
+	if (!err && chain)
 		err = build_filter_rules(b, cfg, grp);
 	else if (!err && dnschain)
 		err = build_dnsmode_rules(b, cfg, grp);

@@ -23,12 +23,17 @@
 # Variants (VARIANTS, all by default, interleaved within each rep so that
 # drift of the machine's load hits all of them alike):
 #   baseline  no egressd at all (no table, no program)
-#   enforce   egressd --mode dns+nft --bpf enforce: the target. Policy of
+#   enforce   egressd --mode dns+nft --bpf enforce, default attach point
+#             (the cgroup2 root: BPF judges every packet of the namespace,
+#             so nftables installs no chain): the target. Policy of
 #             $N_CIDR static CIDRs (80% allow, 20% deny, in the LPM maps
 #             and the nft interval sets) plus the wildcard *.bench.test;
 #             $N_LEARN + 1 names resolved through egressd before measuring
 #             (learned into the BPF maps and the nft sets), the iperf3
 #             server's address being one of them
+#   enforcecg the same with --cgroup <workload cgroup>: nftables hands
+#             that cgroup's packets to BPF in its first rule and judges the
+#             rest of the namespace itself
 #   nft       the same with --bpf off: nftables judges every packet
 #   dns       egressd --mode dns --bpf off: only the nat port-53 redirect
 #             (which turns on conntrack in the namespace)
@@ -57,7 +62,7 @@ N_CIDR=${N_CIDR:-10000}
 N_LEARN=${N_LEARN:-10000}
 CPU_SEND=${CPU_SEND:-0}
 CPU_RECV=${CPU_RECV:-1}
-VARIANTS=${VARIANTS:-baseline enforce nft dns bpfonly}
+VARIANTS=${VARIANTS:-baseline enforce enforcecg nft dns bpfonly}
 TCP=${TCP:-1}
 
 TAG=bdp-$$
@@ -180,15 +185,18 @@ for _ in $(seq 100); do [ -s "$TMP/fake.pid" ] && break; sleep 0.05; done
 # ---- egressd -------------------------------------------------------------
 EG_PID=
 
-# eg_start MODE BPF: start egressd, wait for its start line.
+# eg_start MODE BPF [CGROUP]: start egressd, wait for its start line.
+# Without CGROUP, egressd's default attach point (the cgroup2 root).
 eg_start() {
+	local cgopt=()
+	[ -n "${3:-}" ] && cgopt=(--cgroup "$3")
 	: >"$TMP/eg.out"
 	# Not through in_sb: $! must be egressd itself (nsenter, sh and
 	# taskset exec), not a subshell running a function.
 	nsenter --net="/run/netns/$SB" -- sh -c "$IN_SB_SH" "$CG/agent" "$CPU_RECV" \
-		"$EGRESSD" --mode "$1" --bpf "$2" \
+		"$EGRESSD" --mode "$1" --bpf "$2" "${cgopt[@]}" \
 		--dns-upstream "$UP4" --policy-file "$TMP/policy.json" --max-rules 0 \
-		--rules-dir "$TMP/rules" --cgroup "$CG/workload" --bpf-pin-dir "$PIN" \
+		--rules-dir "$TMP/rules" --bpf-pin-dir "$PIN" \
 		--http-addr 127.0.0.1:18080 --learn-ttl-min 3600 --learn-ttl-max 3600 \
 		>"$TMP/eg.out" 2>"$TMP/eg.err" &
 	EG_PID=$!
@@ -247,7 +255,7 @@ measure() {
 	local v=$1 rep=$2 j pps rx cpu tcp a0 a1 d0 d1 check=
 	# Warm-up (ARP, iperf3 control connection, caches).
 	in_sb workload "$CPU_SEND" iperf3 -c "$SRV4" -u -l 64 -b 0 -t 1 >/dev/null 2>&1
-	if [ "$v" = enforce ] || [ "$v" = bpfonly ]; then
+	if [ "$v" = enforce ] || [ "$v" = enforcecg ] || [ "$v" = bpfonly ]; then
 		a0=$(bpf_counter 5)
 		d0=$(bpf_counter 0)
 	fi
@@ -264,7 +272,7 @@ s, r = e["sum_sent"], e["sum_received"]
 busy = e["cpu_utilization_percent"]["host_total"] / 100.0
 print(round(s["packets"] / s["seconds"]), round(r["packets"] / r["seconds"]),
       round(s["packets"] / (s["seconds"] * busy)) if busy > 0 else "nan")' "$j" 2>/dev/null)
-	if [ "$v" = enforce ] || [ "$v" = bpfonly ]; then
+	if [ "$v" = enforce ] || [ "$v" = enforcecg ] || [ "$v" = bpfonly ]; then
 		a1=$(bpf_counter 5)
 		d1=$(bpf_counter 0)
 		local sent
@@ -293,15 +301,16 @@ setup() {
 	case $1 in
 	baseline) return 0 ;;
 	enforce | bpfonly) eg_start dns+nft enforce ;;
-	nft) eg_start dns+nft off ;;
-	dns) eg_start dns off ;;
+	enforcecg) eg_start dns+nft enforce "$CG/workload" ;;
+	nft) eg_start dns+nft off "$CG/workload" ;;
+	dns) eg_start dns off "$CG/workload" ;;
 	*) die "unknown variant $1" ;;
 	esac
 	learn_all
 	local st
 	st=$(grep -o '"bpf":{"state":"[a-z]*"' "$TMP/eg.out" | head -n 1)
 	case $1 in
-	enforce | bpfonly)
+	enforce | enforcecg | bpfonly)
 		[ "$st" = '"bpf":{"state":"enforce"' ] || die "$1: BPF not enforcing: $st"
 		local l
 		l=$(bpf_count learned_v4)

@@ -4,8 +4,9 @@
  * and IPv6 packet of the workload's sockets in egressd's own network
  * namespace against maps the agent keeps in sync with the compiled policy.
  * The verdict order mirrors the nftables chain (docs/bpf.md): loopback,
- * agent exemption, essential ICMPv6, DoT, DoH, deny set, learned addresses,
- * allow set, IPv6 deny mode, default verdict. Every judged packet is
+ * agent exemption, essential ICMPv6, DoT, DoH, deny set, port 53 around
+ * the redirect, learned addresses, allow set, IPv6 deny mode, default
+ * verdict. Every judged packet is
  * counted per reason; violations go to the events ring buffer, folded to
  * one record per second per (reason, dst, dport). Observe mode reports the
  * same violations but lets the packet pass.
@@ -177,6 +178,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } flows SEC(".maps");
 
+/*
+ * Peers that contacted a workload socket first (TCP SYN, UDP datagram),
+ * by local port; written by ingress_track, read on the drop path.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, EGRESSD_INBOUND_ENTRIES);
+	__type(key, struct egressd_inbound_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} inbound SEC(".maps");
+
 /* What matched, for the event record. */
 struct egress_hit {
 	__u32 rule;
@@ -310,6 +323,15 @@ static __always_inline int judge(struct __sk_buff *skb,
 		hit->rule = r->rule;
 		return EGRESSD_REASON_DENY_RULE;
 	}
+	/*
+	 * Port 53 off loopback: a query that went around the redirect (a raw
+	 * socket, a socket connected before the redirect). Never allowed,
+	 * whatever the sets say, as in the nftables chain.
+	 */
+	if (!(pkt->flags & EGRESSD_EV_NO_L4) &&
+	    (pkt->proto == IPPROTO_TCP || pkt->proto == IPPROTO_UDP) &&
+	    pkt->dport == EGRESSD_PORT_DNS)
+		return EGRESSD_REASON_DEFAULT_DENY;
 	if (is_learned(is6, addr, now, hit))
 		return EGRESS_VERDICT_ALLOW;
 	r = is6 ? lpm6(&allow_v6, slot, addr) : lpm4(&allow_v4, slot, addr);
@@ -428,6 +450,87 @@ static __always_inline void flow_remember(struct bpf_sock *sk,
 /* The port-53 redirect (sock_addr programs), in the same object. */
 #include "redirect.bpf.h"
 
+static __always_inline void inbound_key(struct egressd_inbound_key *k,
+				       const __u32 *peer, __u16 peer_port,
+				       __u16 local_port,
+				       const struct egress_pkt *pkt)
+{
+	__builtin_memcpy(k->peer, peer, 16);
+	k->peer_port = peer_port;
+	k->local_port = local_port;
+	k->family = pkt->family;
+	k->proto = pkt->proto;
+}
+
+/*
+ * A reply to a peer that contacted this port first (a server in the
+ * sandbox answering a client, the SYN-ACK included): allowed like
+ * nftables' "ct state established" allows replies of inbound flows. Only
+ * asked for packets the policy would drop.
+ */
+static __always_inline int is_inbound_reply(const struct egress_pkt *pkt,
+					    __u64 now)
+{
+	struct egressd_inbound_key k = {};
+	__u64 *seen;
+
+	if (!pkt->family || (pkt->flags & EGRESSD_EV_NO_L4) ||
+	    (pkt->proto != IPPROTO_TCP && pkt->proto != IPPROTO_UDP))
+		return 0;
+	inbound_key(&k, pkt->dst, pkt->dport, pkt->sport, pkt);
+	seen = bpf_map_lookup_elem(&inbound, &k);
+	return seen && now - *seen < EGRESSD_INBOUND_NS;
+}
+
+/*
+ * Remember peers that open a connection to (TCP SYN) or send a datagram
+ * to (UDP) a workload socket, and keep them fresh while they talk. Never
+ * drops: ingress is not filtered.
+ */
+SEC("cgroup_skb/ingress")
+int ingress_track(struct __sk_buff *skb)
+{
+	struct egressd_inbound_key k = {};
+	struct egress_pkt pkt = {};
+	struct egressd_bpf_cfg *cfg;
+	__u64 now, *seen;
+	__u32 zero = 0;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg || !cfg->netns_cookie)
+		return EGRESS_ALLOW;
+	if (skb->sk && bpf_get_netns_cookie(skb) != cfg->netns_cookie)
+		return EGRESS_ALLOW;
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		if (parse_ipv4(skb, &pkt) < 0)
+			return EGRESS_ALLOW;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		if (parse_ipv6(skb, &pkt) < 0)
+			return EGRESS_ALLOW;
+	} else {
+		return EGRESS_ALLOW;
+	}
+	if ((pkt.flags & EGRESSD_EV_NO_L4) ||
+	    (pkt.proto != IPPROTO_TCP && pkt.proto != IPPROTO_UDP) ||
+	    is_loopback(pkt.src, pkt.family == 6))
+		return EGRESS_ALLOW;
+	inbound_key(&k, pkt.src, pkt.sport, pkt.dport, &pkt);
+	now = bpf_ktime_get_coarse_ns();
+	seen = bpf_map_lookup_elem(&inbound, &k);
+	if (seen) {
+		if (now - *seen > EGRESSD_LAST_SEEN_NS)
+			*seen = now;
+		return EGRESS_ALLOW;
+	}
+	/* TCP: only a connection opening creates an entry (not a reply to
+	 * one of ours); later packets of it refresh the entry above. */
+	if (pkt.proto == IPPROTO_TCP &&
+	    (pkt.tcp_flags & (EGRESS_TCP_SYN | EGRESS_TCP_ACK)) != EGRESS_TCP_SYN)
+		return EGRESS_ALLOW;
+	bpf_map_update_elem(&inbound, &k, &now, BPF_ANY);
+	return EGRESS_ALLOW;
+}
+
 SEC("cgroup_skb/egress")
 int egress_filter(struct __sk_buff *skb)
 {
@@ -481,6 +584,11 @@ int egress_filter(struct __sk_buff *skb)
 
 	now = bpf_ktime_get_coarse_ns();
 	reason = judge(skb, cfg, slot, &pkt, now, &hit);
+	/* IPv6 off stays off, as in nftables (rejects before "established"). */
+	if (reason != EGRESS_VERDICT_ALLOW &&
+	    reason != EGRESSD_REASON_IPV6_DISABLED &&
+	    is_inbound_reply(&pkt, now))
+		reason = EGRESS_VERDICT_ALLOW;
 	if (reason == EGRESS_VERDICT_ALLOW) {
 		count(EGRESSD_CNT_ALLOWED);
 		if (sk && pkt.family && !(pkt.flags & EGRESSD_EV_NO_L4) &&

@@ -649,8 +649,9 @@ START_TEST(test_nftsync_bpf_handoff)
 	ck_assert_int_lt(find_sub(&t, "judged by the egressd BPF program"), 0);
 	trace_free(&t);
 
-	/* On, workload cgroup at level 3: after the agent, before DoT. */
+	/* On, workload cgroup at level 3: right after loopback. */
 	cfg.bpf_handoff = true;
+	cfg.bpf_redirect = true;
 	cfg.workload_cgroup_id = 4242;
 	cfg.workload_cgroup_level = 3;
 	build_apply(&cfg, NULL, 0, 0, &t);
@@ -658,19 +659,40 @@ START_TEST(test_nftsync_bpf_handoff)
 	ck_assert_int_ge(handoff, 0);
 	ck_assert_ptr_nonnull(strstr(t.line[handoff], "socket("));
 	ck_assert_ptr_nonnull(strstr(t.line[handoff], "immediate(accept)"));
-	ck_assert_int_gt(handoff,
+	/* the first rule: a workload packet walks one rule */
+	ck_assert_int_eq(handoff, find_sub(&t, "rule egress"));
+	ck_assert_int_lt(handoff,
 			 find_sub(&t, "\"egressd agent's own traffic (upstream DNS, webhook)\""));
+	ck_assert_int_lt(handoff,
+			 find_sub(&t, "\"port 53 only through the egressd redirect\""));
+	ck_assert_int_lt(handoff, find_sub(&t, "\"ICMPv6 router solicitation\""));
 	ck_assert_int_lt(handoff, find_sub(&t, "\"DNS over TLS\""));
-	/* stateless: no ct expression turns conntrack on (docs/design.md) */
-	ck_assert_int_eq(count_sub(&t, "rule egress", " ct(0) "), 0);
+	/* the rest of the namespace is still judged statefully */
+	ck_assert_int_eq(count_sub(&t, "rule egress", " ct(0) "), 1);
 	trace_free(&t);
 
-	/* Level 0 (cgroup2 root): everyone left is the workload. */
+	/* Level 0 (cgroup2 root): BPF judges every packet, so there is no
+	 * chain egress at all (its hook would cost every packet); the sets
+	 * stay. */
 	cfg.workload_cgroup_level = 0;
 	build_apply(&cfg, NULL, 0, 0, &t);
-	handoff = find_sub(&t, "\"workload = every cgroup: judged by the egressd BPF program\"");
-	ck_assert_int_ge(handoff, 0);
+	ck_assert_int_eq(count(&t, "rule egress"), 0);
+	ck_assert_int_eq(count(&t, "chain- egress"), 1);
+	ck_assert_int_eq(count(&t, "rule dns_redirect"), 0);
+	ck_assert_int_eq(count(&t, "set- learned_v4"), 0);
+	ck_assert_int_ge(find(&t, 0, "set+ allow_v4"), 0);
+	trace_free(&t);
+
+	/* ... unless IPv6 is off: IPv4 handed off first, then the rejects */
+	cfg.ipv6_deny = true;
+	build_apply(&cfg, NULL, 0, 0, &t);
+	handoff = find_sub(&t, "\"workload = every cgroup, IPv4: judged by the egressd BPF program\"");
+	ck_assert_int_eq(handoff, find_sub(&t, "rule egress"));
 	ck_assert_ptr_null(strstr(t.line[handoff], "socket("));
+	ck_assert_int_lt(find_sub(&t, "\"IPv6 disabled\""),
+			 find_sub(&t, "\"workload = every cgroup: judged by the egressd BPF program\""));
+	/* nobody is left for nftables to judge: no conntrack */
+	ck_assert_int_eq(count_sub(&t, "rule egress", " ct(0) "), 0);
 	trace_free(&t);
 }
 END_TEST
@@ -703,11 +725,12 @@ START_TEST(test_nftsync_bpf_redirect)
 
 	cfg.bpf_redirect = true;
 	cfg.bpf_handoff = true;
+	cfg.workload_cgroup_level = 2;
+	cfg.workload_cgroup_id = 77;
 	build_apply(&cfg, NULL, 0, 0, &t);
 	/* created if missing, then deleted in the same batch */
 	ck_assert_int_eq(count(&t, "chain- dns_redirect"), 1);
 	ck_assert_int_eq(count(&t, "rule dns_redirect"), 0);
-	ck_assert_int_eq(count_sub(&t, "rule egress", " ct(0) "), 0);
 	/* no loopback-daddr rules: the rewrite happens before routing */
 	ck_assert_int_lt(find_sub(&t, "\"loopback destination"), 0);
 	ck_assert_int_eq(count_sub(&t, "rule egress", "\"port 53 only through the egressd redirect\""), 2);
@@ -809,7 +832,11 @@ START_TEST(test_nftsync_ipv6_deny_rejects)
 	cfg.workload_cgroup_id = 42;
 	build_apply(&cfg, NULL, 0, 0, &t);
 	ck_assert_int_lt(find(&t, 0, v6off_rules[1]),
-			 find_sub(&t, "judged by the egressd BPF program"));
+			 find_sub(&t, "\"workload cgroup: judged by the egressd BPF program"));
+	/* only IPv4 is handed off ahead of them */
+	i = find_sub(&t, "\"workload cgroup, IPv4: judged by the egressd BPF program");
+	ck_assert_int_lt(i, find(&t, 0, v6off_rules[0]));
+	ck_assert_ptr_nonnull(strstr(t.line[i], "meta(15) cmp(0,02) socket("));
 	trace_free(&t);
 
 	/* allow mode: no reject at all */

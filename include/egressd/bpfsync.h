@@ -71,7 +71,9 @@ struct bpfsync_config {
 int bpfsync_open(struct bpfsync **out, const char *pin_dir);
 
 /*
- * Attach to the cgroup2 directory cgroup_path: an existing pinned link for
+ * Attach the egress program and its ingress tracker (replies to peers
+ * that contacted the workload first) to the cgroup2 directory
+ * cgroup_path: an existing pinned link for
  * that cgroup gets the new program swapped in (no window without
  * filtering), otherwise a new link is created and pinned under
  * <pin_dir>/links/. Call after the first bpfsync_apply_policy(). 0 or

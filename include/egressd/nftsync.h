@@ -57,9 +57,11 @@ struct nftsync_config {
 	 * BPF enforces: packets of the workload cgroup are accepted here
 	 * after the agent rules and judged by the cgroup/skb program. Level
 	 * 0 (the cgroup2 root) hands off every packet that gets that far.
-	 * The chain is then stateless (no "ct state established" rule): any
-	 * ct expression turns conntrack on for the whole namespace, and the
-	 * BPF program keeps the workload's established flows itself.
+	 * The hand-off is the chain's first rule. At level 0 the chain is
+	 * stateless (no "ct state established" rule: any ct expression
+	 * turns conntrack on for the whole namespace, and the BPF program
+	 * keeps established flows itself), and with IPv6 allowed it is not
+	 * installed at all.
 	 */
 	bool bpf_handoff;
 	/*

@@ -29,22 +29,32 @@
 #define EGRESSD_MAP_LEARNED_V6 "learned_v6"
 #define EGRESSD_MAP_FLOWS "flows"
 #define EGRESSD_MAP_DNS_ORIG "dns_orig"
+#define EGRESSD_MAP_INBOUND "inbound"
 
 /* Limits (max_entries). An LPM map holds both policy slots at once. */
 #define EGRESSD_MAX_PREFIXES 65536 /* per static set and family */
 #define EGRESSD_LPM_ENTRIES (2 * EGRESSD_MAX_PREFIXES)
 #define EGRESSD_MAX_LEARNED 65536 /* per family */
 #define EGRESSD_FOLD_ENTRIES 8192
+#define EGRESSD_INBOUND_ENTRIES 65536
 #define EGRESSD_EVENTS_BYTES (256 * 1024)
 
 /* Folding window: at most one event per (reason, dst, dport) per window. */
 #define EGRESSD_FOLD_NS 1000000000ULL
+/*
+ * A peer that sent to one of our ports may be answered from that port for
+ * this long after its last packet (conntrack's UDP stream timeout); the
+ * entry's time is rewritten at most every EGRESSD_LAST_SEEN_NS.
+ */
+#define EGRESSD_INBOUND_NS 120000000000ULL
 /* last_seen of a learned entry is rewritten at most this often. */
 #define EGRESSD_LAST_SEEN_NS 1000000000ULL
 
 /* Ports the program treats as encrypted DNS (DoT also covers DoQ). */
 #define EGRESSD_PORT_DOT 853
 #define EGRESSD_PORT_DOH 443
+/* Plain DNS: only through the redirect (to loopback), never off it. */
+#define EGRESSD_PORT_DNS 53
 
 /*
  * Violation reasons. Keep in sync with enum events_reason
@@ -188,6 +198,22 @@ struct egressd_dns_orig {
 	__u16 port; /* network order */
 	__u8 family; /* 4 or 6 (AF of the socket call, not of the packet) */
 	__u8 pad[5];
+};
+
+/*
+ * Key of the inbound LRU hash (program-internal): a peer that opened a
+ * connection to (TCP SYN) or sent a datagram to (UDP) a local port of a
+ * workload socket. Replies from that port to that peer are allowed, as
+ * nftables' "ct state established" allows replies of inbound flows. The
+ * value is the time of the peer's last packet (bpf_ktime_get_coarse_ns).
+ */
+struct egressd_inbound_key {
+	__u8 peer[16]; /* network order, IPv4 in the first 4 bytes */
+	__u16 peer_port; /* host order */
+	__u16 local_port; /* host order */
+	__u8 family; /* 4 or 6 */
+	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad[2];
 };
 
 /* Key and value of the event_fold LRU hash (program-internal). */

@@ -161,6 +161,18 @@ static const struct tcase cases[] = {
 	  .proto = IPPROTO_TCP, .dport = 443, .cfg = CFG_DENY,
 	  .retval = EGRESS_ALLOW, .counter = EGRESSD_CNT_ALLOWED,
 	  .reason = NONE },
+	{ .desc = "port 53 around the redirect, allowed v4", .family = 4,
+	  .dst = "93.184.216.34", .proto = IPPROTO_UDP, .dport = 53,
+	  .cfg = CFG_ALLOW, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_DEFAULT_DENY,
+	  .reason = EGRESSD_REASON_DEFAULT_DENY, .action = EGRESSD_ACTION_DROP,
+	  .rule = R_NONE },
+	{ .desc = "port 53 around the redirect, learned v6 tcp", .family = 6,
+	  .dst = "2001:db8:2::10", .proto = IPPROTO_TCP, .dport = 53,
+	  .cfg = CFG_DENY, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_DEFAULT_DENY,
+	  .reason = EGRESSD_REASON_DEFAULT_DENY, .action = EGRESSD_ACTION_DROP,
+	  .rule = R_NONE },
 	{ .desc = "loopback v4", .family = 4, .dst = "127.0.0.53",
 	  .proto = IPPROTO_UDP, .dport = 53, .cfg = CFG_V6DENY_DD,
 	  .retval = EGRESS_ALLOW, .counter = EGRESSD_CNT_ALLOWED,
@@ -827,6 +839,129 @@ static void test_last_seen(void)
 	}
 }
 
+/* Ethernet + IPv4 + TCP/UDP with explicit addresses, ports, TCP flags. */
+static size_t build_v4(__u8 *buf, size_t cap, const char *src, int sport,
+		       const char *dst, int dport, int proto, __u8 tcp_flags)
+{
+	__u8 *ip = buf + 14, *l4 = buf + 34;
+	size_t len = 34 + (proto == IPPROTO_TCP ? 20 : 8);
+
+	memset(buf, 0, cap);
+	buf[12] = 0x08;
+	ip[0] = 0x45;
+	ip[2] = (len - 14) >> 8;
+	ip[3] = (len - 14) & 0xff;
+	ip[8] = 64;
+	ip[9] = proto;
+	inet_pton(AF_INET, src, ip + 12);
+	inet_pton(AF_INET, dst, ip + 16);
+	l4[0] = sport >> 8;
+	l4[1] = sport & 0xff;
+	l4[2] = dport >> 8;
+	l4[3] = dport & 0xff;
+	if (proto == IPPROTO_TCP) {
+		l4[12] = 5 << 4;
+		l4[13] = tcp_flags;
+	}
+	return len;
+}
+
+static __u32 run_prog(struct bpf_program *prog, const __u8 *pkt, size_t len)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, topts, .data_in = pkt,
+		    .data_size_in = len, .repeat = 1);
+
+	if (bpf_prog_test_run_opts(bpf_program__fd(prog), &topts))
+		return ~0U;
+	return topts.retval;
+}
+
+/*
+ * Replies to peers that contacted the workload first pass, like
+ * nftables' "ct state established" for inbound flows: a TCP SYN or a UDP
+ * datagram seen by ingress_track opens the reverse direction from that
+ * local port to that peer; other ports, other peers, a TCP packet that
+ * was not a SYN, and IPv6 off stay closed.
+ */
+static void test_inbound(void)
+{
+	static const struct {
+		const char *desc;
+		int proto;
+		__u8 in_flags; /* ingress TCP flags; 0xff: no ingress */
+		const char *peer;
+		int peer_port, local_port;
+		int out_port; /* local port of the reply */
+		__u32 want;
+	} t[] = {
+		{ "inbound tcp: SYN-ACK to the client passes", IPPROTO_TCP,
+		  0x02, "192.0.2.77", 40000, 8080, 8080, EGRESS_ALLOW },
+		{ "inbound tcp: other local port stays closed", IPPROTO_TCP,
+		  0x02, "192.0.2.78", 40000, 8080, 8081, EGRESS_DROP },
+		{ "inbound tcp: a SYN-ACK in does not open (reply to ours)",
+		  IPPROTO_TCP, 0x12, "192.0.2.79", 443, 50001, 50001,
+		  EGRESS_DROP },
+		{ "inbound udp: reply to the sender passes", IPPROTO_UDP, 0,
+		  "192.0.2.80", 5353, 9999, 9999, EGRESS_ALLOW },
+		{ "inbound: no ingress, no reply", IPPROTO_UDP, 0xff,
+		  "192.0.2.81", 5353, 9999, 9999, EGRESS_DROP },
+	};
+	__u8 pkt[128];
+	size_t i, len;
+	__u32 r;
+	bool ok;
+
+	set_config(CFG_DENY);
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		ok = true;
+		if (t[i].in_flags != 0xff) {
+			len = build_v4(pkt, sizeof(pkt), t[i].peer,
+				       t[i].peer_port, "10.200.0.2",
+				       t[i].local_port, t[i].proto,
+				       t[i].in_flags);
+			r = run_prog(skel->progs.ingress_track, pkt, len);
+			ok &= CHECK(r == 1, t[i].desc, "ingress retval %u", r);
+		}
+		len = build_v4(pkt, sizeof(pkt), "10.200.0.2", t[i].out_port,
+			       t[i].peer, t[i].peer_port, t[i].proto, 0x12);
+		r = run_prog(skel->progs.egress_filter, pkt, len);
+		ok &= CHECK(r == t[i].want, t[i].desc, "egress retval %u, want %u",
+			    r, t[i].want);
+		if (ok) {
+			printf("PASS:%s\n", t[i].desc);
+			passed++;
+		} else {
+			failed++;
+		}
+	}
+	/* the peer's entry is there, keyed by the local port */
+	{
+		struct egressd_inbound_key k = { .peer_port = 40000,
+						 .local_port = 8080,
+						 .family = 4,
+						 .proto = IPPROTO_TCP };
+		__u64 seen = 0;
+		const char *name = "inbound: entry keyed (peer, peer port, local port)";
+
+		inet_pton(AF_INET, "192.0.2.77", k.peer);
+		ok = CHECK(!bpf_map__lookup_elem(skel->maps.inbound, &k,
+						 sizeof(k), &seen, sizeof(seen),
+						 0) &&
+				   seen,
+			   name, "no entry");
+		if (ok) {
+			printf("PASS:%s\n", name);
+			passed++;
+		} else {
+			failed++;
+		}
+	}
+	/* the drops above left events and fold state behind */
+	ring_buffer__consume(rb);
+	n_events = 0;
+	clear_fold();
+}
+
 /* Cookie of our network namespace, as bpf_get_netns_cookie() sees it. */
 static int get_netns_cookie(__u64 *cookie)
 {
@@ -1030,6 +1165,7 @@ int main(void)
 		run_case(&cases[i]);
 	test_folding();
 	test_last_seen();
+	test_inbound();
 	test_ringbuf_full();
 
 out:

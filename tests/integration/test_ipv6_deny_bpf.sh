@@ -24,11 +24,18 @@ assert_eq "start line: layers.bpf.state enforce (the default)" enforce \
 assert_eq "start line: ipv6 deny" deny "$(json_field "$T/egressd.out" start ipv6)"
 rules=$(nft_egress_rules)
 v6=$(grep -n 'reject with icmpx admin-prohibited' <<<"$rules" | cut -d: -f1)
-handoff=$(grep -n 'judged by the egressd BPF program' <<<"$rules" | cut -d: -f1)
+# Only IPv4 is handed off ahead of the rejects (rule 1, nfproto ipv4).
+handoff=$(grep -n '"workload cgroup: judged by the egressd BPF program' <<<"$rules" | cut -d: -f1)
+handoff4=$(grep -n '"workload cgroup, IPv4: judged by the egressd BPF program' <<<"$rules" | cut -d: -f1)
 if [ -n "$v6" ] && [ -n "$handoff" ] && [ "$v6" -lt "$handoff" ]; then
 	pass "the IPv6 reject comes before the BPF hand-off (rules $v6 < $handoff)"
 else
 	fail "the IPv6 reject comes before the BPF hand-off" "$rules"
+fi
+if [ "$handoff4" = 1 ] && grep -q 'meta nfproto ipv4' <<<"$(sed -n 1p <<<"$rules")"; then
+	pass "IPv4 is handed off in the first rule"
+else
+	fail "IPv4 is handed off in the first rule" "$rules"
 fi
 
 q @"$DNS4" api.github.com AAAA
