@@ -7,8 +7,12 @@
 # In one run, for 10 and 10,000 rules, with dnsperf sending a query file
 # that mixes allowed (80 %) and denied (20 %) names:
 #   base     fakedns (the upstream) queried directly
-#   egressd  egressd --mode dns, queries sent to the upstream's address, so
-#            the nat redirect of table inet egressd brings them to :15353
+#   egressd  egressd --mode dns --bpf off, queries sent to the upstream's
+#            address, so the nat redirect of table inet egressd brings them
+#            to :15353 (the fallback when BPF is unavailable)
+#   egressd-bpf  egressd --mode dns with its BPF layer (observe in dns
+#            mode): port 53 is redirected by the sock_addr programs, no
+#            nat, no conntrack (the default whenever BPF loads)
 #   dnsdist  dnsdist 1.7 on 127.0.0.1:5300 forwarding to the same upstream,
 #            same allowlist (DNSNameSet + SuffixMatchNode, NXDOMAIN else)
 #   dnsdist-nat  the same dnsdist reached through a nat redirect like
@@ -67,6 +71,7 @@ redir_on() {
 }
 redir_off() { nsenter --net="/run/netns/$SB" -- nft delete table ip benchredir; }
 
+BPIN=/sys/fs/bpf/$BL_TAG
 RES=$TMP/results.tsv
 printf "server\trules\tshape\trep\t$BL_MEASURE_HDR\n" >"$RES"
 
@@ -101,6 +106,15 @@ for rep in $(seq "$REPS"); do
 			done
 		fi
 		bl_egressd_stop
+		# (b2) egressd, dns mode, through the BPF sock_addr redirect
+		bl_egressd dns "$TMP/r$n/policy.json" --bpf observe \
+			--bpf-pin-dir "$BPIN" --cgroup "$CGB/workload"
+		grep -q '"redirect":"bpf"' "$TMP/eg.out" ||
+			bl_die "egressd-bpf: port 53 not redirected by BPF: $(grep -o '"layers":{[^}]*}[^}]*}' "$TMP/eg.out")"
+		for shape in sat cap; do
+			measure egressd-bpf "$n" "$shape" "$rep" "$EG_PID" "$UP" 53 "$TMP/r$n/queries.txt"
+		done
+		bl_egressd_stop --bpf-pin-dir "$BPIN"
 		# (c) dnsdist with the same allowlist
 		bl_dnsdist "$TMP/r$n/dnsdist.conf"
 		for shape in sat cap; do
@@ -125,12 +139,12 @@ echo
 echo "== bench/dns.sh $(date -u +%FT%TZ) $(uname -r) $(nproc) CPUs; load before/after: see log"
 echo "   server pinned to CPU $CPU_SUT, dnsperf+fakedns on CPU $CPU_LOAD; medians of $REPS reps;"
 echo "   sat = no rate cap (-c $CLIENTS -q $OUTSTANDING), cap = -Q $CAP_QPS; ${DURATION}s per run; 80% allowed / 20% denied"
-printf '%-11s %5s | %8s %6s %5s %6s | %6s %6s %6s | %s\n' server rules "sat qps" "µs/q" "util" "lat" \
+printf '%-12s %5s | %8s %6s %5s %6s | %6s %6s %6s | %s\n' server rules "sat qps" "µs/q" "util" "lat" \
 	"µs/q" "lat" "qps" "lost"
-for row in "base -" $(for n in $RULES; do echo "egressd:$n dnsdist:$n dnsdist-nat:$n"; done); do
+for row in "base -" $(for n in $RULES; do echo "egressd:$n egressd-bpf:$n dnsdist:$n dnsdist-nat:$n"; done); do
 	s=${row%%[: ]*}; n=${row##*[: ]}
 	q=$(med "$s" "$n" sat qps); c=$(med "$s" "$n" sat cpu_us_per_q)
-	printf '%-11s %5s | %8.0f %6s %5.2f %6.0f | %6s %6.0f %6.0f | %s\n' "$s" "$n" \
+	printf '%-12s %5s | %8.0f %6s %5.2f %6.0f | %6s %6.0f %6.0f | %s\n' "$s" "$n" \
 		"$q" "$c" "$(echo "$q * $c / 1000000" | bc -l)" "$(med "$s" "$n" sat avglat_us)" \
 		"$(med "$s" "$n" cap cpu_us_per_q)" "$(med "$s" "$n" cap avglat_us)" "$(med "$s" "$n" cap qps)" \
 		"$(maxcol "$s" "$n" lost)"
@@ -139,19 +153,21 @@ echo "  (µs/q: server CPU per query; util: server CPUs busy = qps x µs/q (1.00
 echo "   saturated); lat: dnsperf average latency, µs; lost: max over reps and both shapes)"
 echo
 echo "targets (issue 2): egressd CPU/query <= 0.65 x dnsdist, qps >= dnsdist, 0 lost"
+for eg in egressd egressd-bpf; do
 for n in $RULES; do
 	for shape in sat cap; do
-		e=$(med egressd "$n" "$shape" cpu_us_per_q); d=$(med dnsdist "$n" "$shape" cpu_us_per_q)
+		e=$(med "$eg" "$n" "$shape" cpu_us_per_q); d=$(med dnsdist "$n" "$shape" cpu_us_per_q)
 		dn=$(med dnsdist-nat "$n" "$shape" cpu_us_per_q)
-		eq=$(med egressd "$n" "$shape" qps); dq=$(med dnsdist "$n" "$shape" qps)
-		awk -v n="$n" -v h="$shape" -v e="$e" -v d="$d" -v dn="$dn" -v eq="$eq" -v dq="$dq" -v l="$(maxcol egressd "$n" lost)" 'BEGIN{
+		eq=$(med "$eg" "$n" "$shape" qps); dq=$(med dnsdist "$n" "$shape" qps)
+		awk -v g="$eg" -v n="$n" -v h="$shape" -v e="$e" -v d="$d" -v dn="$dn" -v eq="$eq" -v dq="$dq" -v l="$(maxcol "$eg" "$n" lost)" 'BEGIN{
 			r = e / d
-			printf "  %5s rules %s: cpu ratio %.2f (%s)  qps %.0f vs %.0f (%s)  lost %d (%s)\n", n, h, r,
+			printf "  %-11s %5s rules %s: cpu ratio %.2f (%s)  qps %.0f vs %.0f (%s)  lost %d (%s)\n", g, n, h, r,
 				(r <= 0.65 ? "MET" : sprintf("MISSED by %.0f%%", (r / 0.65 - 1) * 100)),
 				eq, dq, (h == "cap" ? "rate-capped" : (eq >= dq ? "MET" : sprintf("MISSED by %.1f%%", (1 - eq / dq) * 100))),
 				l, (l == 0 ? "MET" : "MISSED")
-			printf "               (vs dnsdist behind the same redirect: cpu ratio %.2f)\n", e / dn }'
+			printf "                          (vs dnsdist behind the same nat redirect: cpu ratio %.2f)\n", e / dn }'
 	done
+done
 done
 if [ "$PROFILE" = 1 ]; then
 	for n in $RULES; do

@@ -72,6 +72,8 @@ bl_cleanup() {
 	for p in "${BL_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
 	if [ -n "${SB:-}" ] && [ -e "/run/netns/$SB" ]; then
 		nsenter --net="/run/netns/$SB" -- "$EGRESSD" --cleanup >/dev/null 2>&1
+		[ -n "${BPIN:-}" ] && nsenter --net="/run/netns/$SB" -- "$EGRESSD" --cleanup \
+			--bpf-pin-dir "$BPIN" >/dev/null 2>&1
 		ip netns del "$SB"
 	fi
 	[ -n "${NET:-}" ] && [ -e "/run/netns/$NET" ] && ip netns del "$NET"
@@ -143,10 +145,11 @@ bl_egressd() {
 	bl_die "egressd did not start: $(cat "$TMP/eg.err")"
 }
 
+# bl_egressd_stop [--bpf-pin-dir DIR]: SIGTERM, then --cleanup.
 bl_egressd_stop() {
 	kill -TERM "$EG_PID" 2>/dev/null
 	wait "$EG_PID" 2>/dev/null
-	nsenter --net="/run/netns/$SB" -- "$EGRESSD" --cleanup >/dev/null 2>&1 ||
+	nsenter --net="/run/netns/$SB" -- "$EGRESSD" --cleanup "$@" >/dev/null 2>&1 ||
 		bl_die "egressd --cleanup failed"
 	if nsenter --net="/run/netns/$SB" -- nft list table inet egressd >/dev/null 2>&1; then
 		bl_die "table inet egressd survived --cleanup"
