@@ -494,6 +494,53 @@ static int attach_prog(struct bpfsync *bs, struct bpf_program *prog, int cgfd,
 	return 0;
 }
 
+/*
+ * Detach and unpin the links under <pin_dir>/links whose name starts with
+ * one of prefixes but does not end in _<keep> (the cgroup attached now):
+ * links a previous run made for another cgroup would otherwise go on
+ * judging it with this run's maps, until --cleanup.
+ */
+static void sweep_links(struct bpfsync *bs, const char *const *prefixes,
+			size_t n, ino_t keep)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 256], want[32];
+	struct dirent *de;
+	size_t i, len;
+	DIR *d;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s/" LINKS_SUBDIR, bs->pin_dir);
+	snprintf(want, sizeof(want), "_%llu", (unsigned long long)keep);
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		for (i = 0; i < n; i++)
+			if (!strncmp(de->d_name, prefixes[i],
+				     strlen(prefixes[i])))
+				break;
+		len = strlen(de->d_name);
+		if (i == n || (len > strlen(want) &&
+			       !strcmp(de->d_name + len - strlen(want), want)))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		fd = bpf_obj_get(path);
+		if (fd >= 0) {
+			if (bpf_link_detach(fd) && errno != EINVAL)
+				log_warnx("bpf link %s: detach: %s", path,
+					  strerror(errno));
+			close(fd);
+		}
+		if (unlink(path))
+			log_warnx("bpf link %s: unlink: %s", path,
+				  strerror(errno));
+		else
+			log_info("bpf link %s of a previous run removed (another cgroup)",
+				 path);
+	}
+	closedir(d);
+}
+
 static int open_cgroup(const char *cgroup_path, ino_t *ino)
 {
 	struct stat st;
@@ -540,6 +587,11 @@ int bpfsync_attach(struct bpfsync *bs, const char *cgroup_path)
 	bs->link = link;
 	bpf_link__destroy(bs->ilink);
 	bs->ilink = ilink;
+	{
+		static const char *const pre[] = { "cgroup_", "ingress_" };
+
+		sweep_links(bs, pre, 2, ino);
+	}
 	return 0;
 }
 
@@ -605,6 +657,11 @@ int bpfsync_redirect_attach(struct bpfsync *bs, const char *cgroup_path,
 		return err;
 	}
 	bs->dns_port = port;
+	{
+		static const char *const pre[] = { "dns_" };
+
+		sweep_links(bs, pre, 1, ino);
+	}
 	return 0;
 }
 

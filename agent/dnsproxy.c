@@ -946,7 +946,12 @@ drop:
 
 /* ---- UDP listener ----------------------------------------------------- */
 
-static int dp_recv_batch(struct dnsproxy *p, int fd)
+/*
+ * want_addr: the sender's address is needed (clients). A connected
+ * upstream socket does without: then the kernel also skips the cgroup
+ * recvmsg hooks (the BPF DNS redirect's), which cost every datagram.
+ */
+static int dp_recv_batch(struct dnsproxy *p, int fd, bool want_addr)
 {
 	struct dp_rx *rx = p->rx;
 	int n;
@@ -956,8 +961,8 @@ static int dp_recv_batch(struct dnsproxy *p, int fd)
 
 		rx->iov[i].iov_base = rx->buf[i];
 		rx->iov[i].iov_len = DP_UDP_BUF;
-		h->msg_name = &rx->addr[i];
-		h->msg_namelen = sizeof(rx->addr[i]);
+		h->msg_name = want_addr ? &rx->addr[i] : NULL;
+		h->msg_namelen = want_addr ? sizeof(rx->addr[i]) : 0;
 		h->msg_iov = &rx->iov[i];
 		h->msg_iovlen = 1;
 		h->msg_control = NULL;
@@ -979,7 +984,7 @@ static void dp_udp_cb(struct loop *loop, int fd, uint32_t events, void *arg)
 
 	/* A few batches per wakeup, then let other sockets run. */
 	for (int round = 0; round < 4; round++) {
-		n = dp_recv_batch(p, fd);
+		n = dp_recv_batch(p, fd, true);
 		if (n <= 0)
 			break;
 		for (int i = 0; i < n; i++) {
@@ -1106,7 +1111,7 @@ static void dp_up_cb(struct loop *loop, int fd, uint32_t events, void *arg)
 	int n;
 
 	for (int round = 0; round < 4; round++) {
-		n = dp_recv_batch(p, fd);
+		n = dp_recv_batch(p, fd, false);
 		if (n <= 0)
 			break;
 		for (int i = 0; i < n; i++) {

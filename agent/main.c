@@ -1159,6 +1159,29 @@ static void bpf_fail(struct agent *a, const char *what, int ret)
 }
 
 /*
+ * The BPF layer is off or unavailable in this run: programs and maps an
+ * earlier run pinned would keep enforcing a policy nobody updates (and
+ * hand DNS to the proxy on their own), so they are removed, with a line
+ * saying so. Another egressd holding the directory keeps it.
+ */
+static void bpf_remove_stale(struct agent *a)
+{
+	const char *dir = a->cfg.bpf_pin_dir ? a->cfg.bpf_pin_dir :
+					       BPFSYNC_DEFAULT_PIN_DIR;
+	int ret;
+
+	if (access(dir, F_OK))
+		return;
+	ret = bpfsync_cleanup(dir);
+	if (ret)
+		log_warnx("BPF pins of an earlier run in %s could not be removed: %s",
+			  dir, strerror(-ret));
+	else
+		log_info("BPF programs and maps of an earlier run removed from %s (BPF is %s in this run)",
+			 dir, a->bpf_state);
+}
+
+/*
  * Bring up the BPF layer: load (reusing compatible pins), program the
  * maps, attach to the workload cgroup (or swap into the pinned link), and
  * read the ring buffer in the loop. In dns mode it only observes: it
@@ -1454,6 +1477,10 @@ int main(int argc, char **argv)
 	/* BPF before nftables: the hand-off rule needs to know it enforces. */
 	bpf_start(&a);
 	nft_start(&a);
+	/* Now that nftables judges alone, what an earlier run left attached
+	 * must go: it would go on judging with maps nobody updates. */
+	if (!a.bpf)
+		bpf_remove_stale(&a);
 
 	if (a.cfg.deny_webhook && a.cfg.deny_webhook[0]) {
 		ret = webhook_new(a.loop, a.cfg.deny_webhook, a.cfg.sandbox_id,

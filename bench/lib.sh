@@ -50,6 +50,12 @@ bl_setup() {
 	ip -n "$NET" addr add "$UP"/24 dev "b$$b"
 	UP2=10.200.$SUB.54	# second upstream address (for a redirect that must not catch it)
 	ip -n "$NET" addr add "$UP2"/24 dev "b$$b"
+	# Where dnsdist-nat's clients send: not $UP, so that no conntrack
+	# entry of that redirect (to :5300, alive for up to 120 s) can be
+	# matched by a later egressd run's dnsperf socket reusing its source
+	# port, which would black-hole that socket (the "400 lost" runs).
+	UP3=10.200.$SUB.55
+	ip -n "$NET" addr add "$UP3"/24 dev "b$$b"
 	ip -n "$SB" link set "b$$a" up
 	ip -n "$SB" link set lo up
 	ip -n "$NET" link set "b$$b" up
