@@ -193,7 +193,9 @@ for line in open(sys.argv[1]):
         o = {k: o[k] for k in ("version", "mode", "upstreams", "layers", "dnsListenPort")
              if k in o}
         if "layers" in o:
-            o["layers"] = {k: v.get("state") for k, v in o["layers"].items()}
+            o["layers"] = {k: v.get("state") + ("(redirect %s)" % v["redirect"]
+                                                 if "redirect" in v else "")
+                           for k, v in o["layers"].items()}
     print("  %s %-9s %s" % (ts, ev, " ".join("%s=%s" % (k, flat(v)) for k, v in o.items())))
 PY
 echo "  (egressd exit status after SIGTERM: $EGRESSD_RC)"
