@@ -1014,7 +1014,7 @@ static int do_maps_show(struct ctl *ctl, int argc, char **argv)
 			json_object_set_new(jc, counter_names[i],
 					    json_integer((json_int_t)cnt[i]));
 		o = json_pack(
-			"{s:s, s:{s:s, s:i, s:I, s:s, s:b, s:I, s:I}, s:{s:o, s:o}, s:o, s:o}",
+			"{s:s, s:{s:s, s:i, s:I, s:s, s:b, s:I, s:I, s:i}, s:{s:o, s:o}, s:o, s:o}",
 			"pin_dir", ctl->pin_dir, "config", "mode",
 			cfg.mode == EGRESSD_DP_OBSERVE ? "observe" : "enforce",
 			"active_slot", cfg.active, "generation",
@@ -1024,7 +1024,7 @@ static int do_maps_show(struct ctl *ctl, int argc, char **argv)
 			"ipv6_deny", !!(s->flags & EGRESSD_SLOT_IPV6_DENY),
 			"netns_cookie", (json_int_t)cfg.netns_cookie,
 			"agent_cgroup_id", (json_int_t)cfg.agent_cgid,
-			"learned", "v4", learned_json(l4, n4), "v6",
+			"dns_redirect_port", (int)cfg.dns_port, "learned", "v4", learned_json(l4, n4), "v6",
 			learned_json(l6, n6), "sets", js, "counters", jc);
 		if (o)
 			print_json(ctl, o);
@@ -1037,6 +1037,9 @@ static int do_maps_show(struct ctl *ctl, int argc, char **argv)
 	       (unsigned long long)s->generation, cfg.active,
 	       s->default_verdict == EGRESSD_DEFAULT_ALLOW ? "allow" : "deny",
 	       s->flags & EGRESSD_SLOT_IPV6_DENY ? ", ipv6 denied" : "");
+	if (cfg.dns_port)
+		printf("dns redirect: port 53 -> 127.0.0.1/::1 port %u (sock_addr programs)\n",
+		       (unsigned int)cfg.dns_port);
 	learned_print(EGRESSD_MAP_LEARNED_V4, l4, n4);
 	learned_print(EGRESSD_MAP_LEARNED_V6, l6, n6);
 	printf("sets (prefixes in the active slot):");

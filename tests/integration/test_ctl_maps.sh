@@ -59,6 +59,7 @@ assert_eq "--json: the drop counted as default_deny" true \
 	"$(json_eval "$CTL_OUT" 'o["counters"]["default_deny"] > 0')"
 assert_eq "--json: sets.allow_v4" 1 "$(json_eval "$CTL_OUT" 'o["sets"]["allow_v4"]')"
 assert_eq "--json: config.defaultAction" deny "$(json_eval "$CTL_OUT" 'o["config"]["defaultAction"]')"
+assert_eq "--json: config.dns_redirect_port (BPF redirect on)" 15353 "$(json_eval "$CTL_OUT" 'o["config"]["dns_redirect_port"]')"
 bpf_cnt=$(bpf_counter default_deny 2>/dev/null)
 if [ -n "$bpf_cnt" ]; then
 	assert_eq "--json: default_deny equals bpftool's sum" "$bpf_cnt" \
