@@ -351,6 +351,36 @@ static int get_netns_cookie(__u64 *cookie)
 	return err;
 }
 
+int bpfsync_pins_owner(const char *pin_dir, uint64_t *owner, uint64_t *self)
+{
+	struct egressd_bpf_cfg cfg;
+	char path[PATH_MAX + 16];
+	__u32 zero = 0;
+	__u64 me;
+	int fd, err;
+
+	if (!pin_dir)
+		pin_dir = BPFSYNC_DEFAULT_PIN_DIR;
+	*owner = 0;
+	err = get_netns_cookie(&me);
+	if (err)
+		return err;
+	if (self)
+		*self = me;
+	snprintf(path, sizeof(path), "%s/" EGRESSD_MAP_CONFIG, pin_dir);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	/* a config map of another layout: its first 8 bytes are still the
+	 * cookie in every version so far, but do not guess */
+	err = bpf_map_lookup_elem(fd, &zero, &cfg) ? -errno : 0;
+	close(fd);
+	if (err)
+		return err == -EFAULT || err == -EINVAL ? 0 : err;
+	*owner = cfg.netns_cookie;
+	return *owner && *owner != me ? 1 : 0;
+}
+
 static int read_cfg(struct bpfsync *bs, struct egressd_bpf_cfg *cfg)
 {
 	__u32 zero = 0;
@@ -406,6 +436,24 @@ int bpfsync_open(struct bpfsync **out, const char *pin_dir)
 			  err == -EBUSY ? "in use by another egressd" :
 					  strerror(-err));
 		goto out_free;
+	}
+
+	/*
+	 * Pins of another network namespace (a pin dir shared between
+	 * sandboxes) are never adopted: writing our cookie into their config
+	 * would hand their sandbox's programs to ours.
+	 */
+	{
+		uint64_t owner, self = 0;
+
+		err = bpfsync_pins_owner(bs->pin_dir, &owner, &self);
+		if (err == 1) {
+			log_warnx("bpf pin dir %s belongs to another network namespace (netns cookie %llu, this one %llu): give each sandbox its own OPENSANDBOX_EGRESS_BPF_PIN_DIR (or remove the directory if that sandbox is gone)",
+				  bs->pin_dir, (unsigned long long)owner,
+				  (unsigned long long)self);
+			err = -EXDEV;
+			goto out_free;
+		}
 	}
 
 	/* open -> (rodata: none) -> pin paths -> load */

@@ -1148,6 +1148,7 @@ static void bpf_fail(struct agent *a, const char *what, int ret)
 	snprintf(a->bpf_why, sizeof(a->bpf_why), "%s: %s%s", what,
 		 strerror(-ret),
 		 ret == -EBUSY ? " (another egressd holds the pin directory)" :
+		 ret == -EXDEV ? " (the pin directory belongs to another network namespace)" :
 		 ret == -EPERM ? " (needs CAP_BPF and CAP_NET_ADMIN)" : "");
 	log_warnx("BPF layer unavailable (%s): %s", a->bpf_why,
 		  a->cfg.mode == EGRESSD_MODE_DNS_NFT ?
@@ -1170,8 +1171,16 @@ static void bpf_remove_stale(struct agent *a)
 					       BPFSYNC_DEFAULT_PIN_DIR;
 	int ret;
 
+	uint64_t owner;
+
 	if (access(dir, F_OK))
 		return;
+	/* Another sandbox's pins (a shared pin dir) are not ours to remove. */
+	if (bpfsync_pins_owner(dir, &owner, NULL) == 1) {
+		log_warnx("BPF pins in %s belong to another network namespace (netns cookie %llu): left alone",
+			  dir, (unsigned long long)owner);
+		return;
+	}
 	ret = bpfsync_cleanup(dir);
 	if (ret)
 		log_warnx("BPF pins of an earlier run in %s could not be removed: %s",
@@ -1394,19 +1403,33 @@ int main(int argc, char **argv)
 	}
 
 	if (a.cfg.cleanup) {
-		/* Only what egressd owns: its table (and, later, its pins). */
+		const char *pdir = a.cfg.bpf_pin_dir ? a.cfg.bpf_pin_dir :
+						       BPFSYNC_DEFAULT_PIN_DIR;
+
+		/* Only what egressd owns: its table and its pins. */
 		ret = nftsync_new(&a.nft, err, sizeof(err));
 		if (!ret)
 			ret = nftsync_cleanup(a.nft, err, sizeof(err));
 		nftsync_free(a.nft);
 		if (ret)
 			die("cleanup: %s", err);
+		{
+			uint64_t owner;
+
+			/* Another sandbox's pins: not this namespace's to
+			 * remove (its programs enforce there). */
+			if (bpfsync_pins_owner(a.cfg.bpf_pin_dir, &owner,
+					       NULL) == 1)
+				die("removed table inet %s, but the pins in %s belong to another network namespace (netns cookie %llu): run --cleanup there, or remove the directory by hand if that sandbox is gone",
+				    NFTSYNC_TABLE, pdir,
+				    (unsigned long long)owner);
+		}
 		ret = bpfsync_cleanup(a.cfg.bpf_pin_dir);
 		if (ret && ret != -ENOENT)
-			die("cleanup of %s: %s", a.cfg.bpf_pin_dir,
+			die("cleanup of %s: %s", pdir,
 			    strerror(-ret));
 		fprintf(stderr, "egressd: removed table inet %s and the pins in %s\n",
-			NFTSYNC_TABLE, a.cfg.bpf_pin_dir);
+			NFTSYNC_TABLE, pdir);
 		config_fini(&a.cfg);
 		return EXIT_SUCCESS;
 	}

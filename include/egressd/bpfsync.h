@@ -150,6 +150,15 @@ const char *bpfsync_pin_dir(const struct bpfsync *bs);
 void bpfsync_free(struct bpfsync *bs);
 
 /*
+ * Whose pins are these: *owner gets the network namespace cookie in the
+ * pinned config map (0: none pinned, or never configured), *self (if not
+ * NULL) ours. Returns 1 when they belong to another namespace, 0 when
+ * they are ours or absent, -errno on error. bpfsync_open() fails with
+ * -EXDEV on pins of another namespace.
+ */
+int bpfsync_pins_owner(const char *pin_dir, uint64_t *owner, uint64_t *self);
+
+/*
  * egressd --cleanup: detach every pinned link under pin_dir and remove
  * egressd's pins and directories (nothing else). 0, -EBUSY (an agent holds
  * the directory) or -errno.

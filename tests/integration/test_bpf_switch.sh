@@ -5,6 +5,8 @@
 # What a previous run attached never outlives a change of settings:
 # - restarted with another workload cgroup, egressd detaches the old
 #   cgroup's programs (they would judge it with maps of the new run);
+# - another sandbox (network namespace) given the same pin directory
+#   neither adopts nor removes those pins, and says why;
 # - restarted with BPF off, it removes every program and map an earlier
 #   run pinned (they would enforce a policy nobody updates any more, and
 #   keep redirecting DNS on their own), after nftables took over: the
@@ -36,6 +38,32 @@ wait_json_line "run 2: the removal is logged" "$T/egressd.out" event=info
 assert_contains "run 2: the line names the old link" \
 	"$(grep 'of a previous run removed' "$T/egressd.out")" "cgroup_$(cgroup_id "$CG/workload")"
 stop_egressd
+
+# Another sandbox (network namespace) pointed at the same pin directory
+# must neither adopt the pins (its cookie in their config would hand this
+# sandbox's programs to it) nor remove them.
+bpf_other_init
+cookie0=$(bpf_tool map dump pinned "$PIN/config" | "$PY" -c 'import json, sys; print(json.load(sys.stdin)[0]["value"]["netns_cookie"])')
+oth_egressd() {
+	nsenter --net="/run/netns/$OTH" -- sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' \
+		sh "$CG/agent" timeout -s INT 3 "$EGRESSD" --mode dns+nft --dns-upstream "$OTHP4" \
+		--cgroup "$CG/other" --rules "$POLICY" "$@"
+}
+oth_egressd --bpf enforce >"$T/oth.out" 2>"$T/oth.err"
+assert_eq "other netns, same pin dir: BPF unavailable" unavailable \
+	"$(json_field "$T/oth.out" start layers.bpf.state)"
+assert_contains "other netns: it says why" \
+	"$(json_field "$T/oth.out" start layers.bpf.why)" "another network namespace"
+assert_eq "other netns: the pinned config still names this sandbox" "$cookie0" \
+	"$(bpf_tool map dump pinned "$PIN/config" | "$PY" -c 'import json, sys; print(json.load(sys.stdin)[0]["value"]["netns_cookie"])')"
+oth_egressd --bpf off >"$T/oth.out" 2>"$T/oth.err"
+assert_contains "other netns, --bpf off: the pins are left alone (and it says so)" \
+	"$(cat "$T/oth.out")" "belong to another network namespace"
+out=$(nsenter --net="/run/netns/$OTH" -- "$EGRESSD" --cleanup 2>&1)
+rc=$?
+assert_eq "other netns, --cleanup: refused (exit 1)" 1 "$rc"
+assert_contains "other netns, --cleanup: says whose they are" "$out" "belong to another network namespace"
+assert_eq "this sandbox's programs are still attached" 2 "$(prog_on "$CG/other")"
 
 start_egressd --mode dns+nft --bpf off --rules "$POLICY"
 assert_eq "run 3 (--bpf off): layers.bpf.state off" off "$(json_field "$T/egressd.out" start layers.bpf.state)"
