@@ -981,6 +981,7 @@ static int answer_hook(void *arg, const char *qname,
 		       size_t len)
 {
 	struct policy_addr addrs[DNSWIRE_MAX_ADDRS];
+	bool fresh[DNSWIRE_MAX_ADDRS] = { false };
 	struct agent *a = arg;
 	bool nft_on = a->nft && nftsync_is_filtering(a->nft);
 	uint64_t expires;
@@ -1021,6 +1022,34 @@ static int answer_hook(void *arg, const char *qname,
 			memcpy(p->addr, d->addr, 16);
 		}
 	}
+	/*
+	 * An address nftables' cache holds fresh is fresh in the BPF map as
+	 * well (written together, same lifetime): no bpf() calls for it.
+	 * Asked before anything is learned. BPF goes first, so that when it
+	 * fails the cache stays as it was and the next answer writes again.
+	 */
+	if (a->bpf && a->nft)
+		for (i = 0; i < n; i++)
+			fresh[i] = nftsync_learn_is_fresh(
+				a->nft, loop_clock_ms(), &addrs[i],
+				ttl + a->cfg.learn_grace);
+	if (a->bpf) {
+		expires = bpfsync_now_ns() +
+			  (uint64_t)(ttl + a->cfg.learn_grace) * NS_PER_S;
+		for (i = 0; i < n; i++) {
+			if (fresh[i])
+				continue;
+			ret = bpfsync_learn(a->bpf,
+					    addrs[i].family == AF_INET6 ? 6 : 4,
+					    addrs[i].addr, expires, 0,
+					    (uint32_t)a->generation);
+			if (ret) {
+				log_warnx("cannot learn the addresses of %s into the BPF maps, answering SERVFAIL: %s",
+					  qname, strerror(-ret));
+				return ret;
+			}
+		}
+	}
 	/* In dns mode this only records the name for violation lines. */
 	if (a->nft) {
 		ret = nftsync_learn(a->nft, loop_clock_ms(), qname, addrs, n,
@@ -1029,20 +1058,6 @@ static int answer_hook(void *arg, const char *qname,
 		if (ret) {
 			log_warnx("cannot learn the addresses of %s, answering SERVFAIL: %s",
 				  qname, err);
-			return ret;
-		}
-	}
-	if (!a->bpf)
-		return 0;
-	expires = bpfsync_now_ns() +
-		  (uint64_t)(ttl + a->cfg.learn_grace) * NS_PER_S;
-	for (i = 0; i < n; i++) {
-		ret = bpfsync_learn(a->bpf, addrs[i].family == AF_INET6 ? 6 : 4,
-				    addrs[i].addr, expires, 0,
-				    (uint32_t)a->generation);
-		if (ret) {
-			log_warnx("cannot learn the addresses of %s into the BPF maps, answering SERVFAIL: %s",
-				  qname, strerror(-ret));
 			return ret;
 		}
 	}

@@ -2425,6 +2425,16 @@ static bool addr_listed(const struct policy_addr *v, size_t n,
  *   be more (a restart), unknown addresses are refreshed directly for
  *   the next timeout_s seconds; afterwards they are probed again.
  */
+bool nftsync_learn_is_fresh(const struct nftsync *ns, uint64_t now_ms,
+			    const struct policy_addr *addr,
+			    unsigned int timeout_s)
+{
+	const struct learned *l = *cache_slot(ns, addr->family, addr->addr);
+	uint64_t tmo = (uint64_t)timeout_s * 1000;
+
+	return l && l->expiry_ms > now_ms && l->expiry_ms - now_ms > tmo / 2;
+}
+
 int nftsync_learn(struct nftsync *ns, uint64_t now_ms, const char *domain,
 		  const struct policy_addr *addrs, size_t n,
 		  unsigned int timeout_s, char *err, size_t errlen)

@@ -1343,6 +1343,15 @@ START_TEST(test_nftsync_learn_cache_skips_fresh)
 				       sizeof(err)), 0);
 	ck_assert_int_eq(f.calls, 2);
 	ck_assert_int_eq(count(&f.last, "elem+ learned_v4 192.0.2.1/t=100000"), 2);
+	/* nftsync_learn_is_fresh() says in advance what learn will skip */
+	ck_assert(nftsync_learn_is_fresh(ns, 40000, &a[0], 100));
+	ck_assert(!nftsync_learn_is_fresh(ns, 60000, &a[0], 100));
+	ck_assert(!nftsync_learn_is_fresh(ns, 40000, &a[0], 200));
+	{
+		struct policy_addr other = A("192.0.2.99");
+
+		ck_assert(!nftsync_learn_is_fresh(ns, 40000, &other, 100));
+	}
 	/* fresh: no traffic, even for another name */
 	ck_assert_int_eq(nftsync_learn(ns, 40000, "c.example", a, 1, 100, err,
 				       sizeof(err)), 0);

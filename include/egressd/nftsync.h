@@ -241,6 +241,16 @@ int nftsync_learn(struct nftsync *ns, uint64_t now_ms, const char *domain,
 		  const struct policy_addr *addrs, size_t n,
 		  unsigned int timeout_s, char *err, size_t errlen);
 
+/*
+ * Would nftsync_learn() skip addr as fresh right now (the cache knows it
+ * with more than half of timeout_s left)? The BPF side asks this before
+ * learning, so that an address both layers hold fresh costs no system
+ * call at all; both are written with the same lifetime at the same time.
+ */
+bool nftsync_learn_is_fresh(const struct nftsync *ns, uint64_t now_ms,
+			    const struct policy_addr *addr,
+			    unsigned int timeout_s);
+
 /* The domain that most recently taught addr (AF_INET: 4 bytes, AF_INET6:
  * 16), or NULL. Valid until the next call that changes the cache. */
 const char *nftsync_learned_domain(const struct nftsync *ns, int family,
