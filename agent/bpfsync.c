@@ -353,9 +353,11 @@ static int get_netns_cookie(__u64 *cookie)
 
 int bpfsync_pins_owner(const char *pin_dir, uint64_t *owner, uint64_t *self)
 {
-	struct egressd_bpf_cfg cfg;
+	struct bpf_map_info info = {};
+	__u32 ilen = sizeof(info);
 	char path[PATH_MAX + 16];
 	__u32 zero = 0;
+	void *val;
 	__u64 me;
 	int fd, err;
 
@@ -371,13 +373,28 @@ int bpfsync_pins_owner(const char *pin_dir, uint64_t *owner, uint64_t *self)
 	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
-	/* a config map of another layout: its first 8 bytes are still the
-	 * cookie in every version so far, but do not guess */
-	err = bpf_map_lookup_elem(fd, &zero, &cfg) ? -errno : 0;
+	/*
+	 * Read into a buffer of the pinned map's own value size (a config of
+	 * another egressd version may be larger than ours); the cookie is
+	 * its first 8 bytes in every version so far.
+	 */
+	if (bpf_obj_get_info_by_fd(fd, &info, &ilen) || info.key_size != 4 ||
+	    info.value_size < sizeof(__u64) || info.value_size > 4096) {
+		close(fd);
+		return 0;
+	}
+	val = calloc(1, info.value_size);
+	if (!val) {
+		close(fd);
+		return -ENOMEM;
+	}
+	err = bpf_map_lookup_elem(fd, &zero, val) ? -errno : 0;
 	close(fd);
+	if (!err)
+		memcpy(owner, val, sizeof(*owner));
+	free(val);
 	if (err)
-		return err == -EFAULT || err == -EINVAL ? 0 : err;
-	*owner = cfg.netns_cookie;
+		return err == -ENOENT ? 0 : err;
 	return *owner && *owner != me ? 1 : 0;
 }
 

@@ -1184,9 +1184,8 @@ static void bpf_remove_stale(struct agent *a)
 {
 	const char *dir = a->cfg.bpf_pin_dir ? a->cfg.bpf_pin_dir :
 					       BPFSYNC_DEFAULT_PIN_DIR;
-	int ret;
-
 	uint64_t owner;
+	int ret;
 
 	if (access(dir, F_OK))
 		return;
