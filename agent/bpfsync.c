@@ -560,6 +560,24 @@ static int attach_prog(struct bpfsync *bs, struct bpf_program *prog, int cgfd,
 }
 
 /*
+ * Detach the pinned link at path (its program leaves the cgroup even if
+ * someone else holds the link) and remove the pin. 0, or -1 with errno
+ * from unlink().
+ */
+static int link_remove(const char *path)
+{
+	int fd = bpf_obj_get(path);
+
+	if (fd >= 0) {
+		if (bpf_link_detach(fd) && errno != EINVAL)
+			log_warnx("bpf link %s: detach: %s", path,
+				  strerror(errno));
+		close(fd);
+	}
+	return unlink(path);
+}
+
+/*
  * Detach and unpin the links under <pin_dir>/links whose name starts with
  * one of prefixes but does not end in _<keep> (the cgroup attached now):
  * links a previous run made for another cgroup would otherwise go on
@@ -572,7 +590,6 @@ static void sweep_links(struct bpfsync *bs, const char *const *prefixes,
 	struct dirent *de;
 	size_t i, len;
 	DIR *d;
-	int fd;
 
 	snprintf(dir, sizeof(dir), "%s/" LINKS_SUBDIR, bs->pin_dir);
 	snprintf(want, sizeof(want), "_%llu", (unsigned long long)keep);
@@ -589,14 +606,7 @@ static void sweep_links(struct bpfsync *bs, const char *const *prefixes,
 			       !strcmp(de->d_name + len - strlen(want), want)))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		fd = bpf_obj_get(path);
-		if (fd >= 0) {
-			if (bpf_link_detach(fd) && errno != EINVAL)
-				log_warnx("bpf link %s: detach: %s", path,
-					  strerror(errno));
-			close(fd);
-		}
-		if (unlink(path))
+		if (link_remove(path))
 			log_warnx("bpf link %s: unlink: %s", path,
 				  strerror(errno));
 		else
@@ -1115,7 +1125,7 @@ static int cleanup_links(const char *pin_dir)
 {
 	char dir[PATH_MAX], path[PATH_MAX + 256];
 	struct dirent *de;
-	int fd, err = 0;
+	int err = 0;
 	DIR *d;
 
 	snprintf(dir, sizeof(dir), "%s/" LINKS_SUBDIR, pin_dir);
@@ -1128,14 +1138,7 @@ static int cleanup_links(const char *pin_dir)
 		    strncmp(de->d_name, "dns_", 4))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		fd = bpf_obj_get(path);
-		if (fd >= 0) {
-			if (bpf_link_detach(fd) && errno != EINVAL)
-				log_warnx("bpf link %s: detach: %s", path,
-					  strerror(errno));
-			close(fd);
-		}
-		if (unlink(path) && !err)
+		if (link_remove(path) && !err)
 			err = -errno;
 	}
 	closedir(d);
