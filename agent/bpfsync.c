@@ -559,6 +559,14 @@ static int attach_prog(struct bpfsync *bs, struct bpf_program *prog, int cgfd,
 	return 0;
 }
 
+/* Undo attach_prog() on a link this run holds: unpin, detach, free. */
+static void link_drop(struct bpf_link *link)
+{
+	bpf_link__unpin(link);
+	bpf_link__detach(link);
+	bpf_link__destroy(link);
+}
+
 /*
  * Detach the pinned link at path (its program leaves the cgroup even if
  * someone else holds the link) and remove the pin. 0, or -1 with errno
@@ -649,11 +657,8 @@ int bpfsync_attach(struct bpfsync *bs, const char *cgroup_path)
 	if (!err) {
 		err = attach_prog(bs, bs->skel->progs.egress_filter, cgfd, ino,
 				  "cgroup_", cgroup_path, &link);
-		if (err) {
-			bpf_link__unpin(ilink);
-			bpf_link__detach(ilink);
-			bpf_link__destroy(ilink);
-		}
+		if (err)
+			link_drop(ilink);
 	}
 	close(cgfd);
 	if (err)
@@ -678,9 +683,7 @@ static void redirect_detach(struct bpfsync *bs)
 	for (i = 0; i < N_REDIRECT; i++) {
 		if (!bs->rlink[i])
 			continue;
-		bpf_link__unpin(bs->rlink[i]);
-		bpf_link__detach(bs->rlink[i]);
-		bpf_link__destroy(bs->rlink[i]);
+		link_drop(bs->rlink[i]);
 		bs->rlink[i] = NULL;
 	}
 }
