@@ -41,7 +41,6 @@
 #define API_CT_TEXT "text/plain; charset=utf-8"
 #define API_CT_JSON "application/json"
 #define API_CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
-#define API_QUOTE_MAX 80
 
 struct api {
 	struct loop *loop;
@@ -82,57 +81,6 @@ static char *lower_trim_dup(const char *s, size_t n)
 		d[i] = ascii_lower(t[i]);
 	d[n] = '\0';
 	return d;
-}
-
-/* Untrusted text as a short printable quoted string (error messages). */
-static const char *quote(char *buf, size_t buflen, const char *s, size_t n)
-{
-	size_t o = 0, i;
-
-	buf[o++] = '"';
-	for (i = 0; i < n && o + 8 < buflen; i++) {
-		unsigned char c = s[i];
-
-		if (i == API_QUOTE_MAX) {
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
-		if (c == '"' || c == '\\') {
-			buf[o++] = '\\';
-			buf[o++] = c;
-		} else if (c < 0x20 || c >= 0x7f) {
-			o += snprintf(buf + o, buflen - o, "\\x%02x", c);
-		} else {
-			buf[o++] = c;
-		}
-	}
-	buf[o++] = '"';
-	buf[o] = '\0';
-	return buf;
-}
-
-#define QBUF_LEN (API_QUOTE_MAX * 4 + 16)
-
-static const char *kind_name(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		return "object";
-	case JSON_ARRAY:
-		return "array";
-	case JSON_STRING:
-		return "string";
-	case JSON_INTEGER:
-	case JSON_REAL:
-		return "number";
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return "boolean";
-	case JSON_NULL:
-		return "null";
-	}
-	return "value";
 }
 
 /* ---- pure helpers (exported for tests) -------------------------------- */
@@ -209,7 +157,7 @@ int api_parse_addr(const char *addr, struct sockaddr_storage *ss,
 {
 	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
 	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-	char host[INET6_ADDRSTRLEN + 8], q[QBUF_LEN];
+	char host[INET6_ADDRSTRLEN + 8], q[POLICY_QBUF_LEN];
 	const char *colon, *p;
 	size_t hlen;
 	int port;
@@ -218,7 +166,7 @@ int api_parse_addr(const char *addr, struct sockaddr_storage *ss,
 		addr = API_DEFAULT_ADDR;
 	memset(ss, 0, sizeof(*ss));
 	*any = false;
-	quote(q, sizeof(q), addr, strlen(addr));
+	policy_quote(q, sizeof(q), addr, strlen(addr));
 	if (addr[0] == '[') {
 		const char *close = strchr(addr, ']');
 
@@ -307,87 +255,6 @@ static int rule_copy(struct policy_rule *dst, const struct policy_rule *src)
 	return 0;
 }
 
-static json_t *get_ci(json_t *obj, const char *key)
-{
-	json_t *found = NULL, *v;
-	const char *k;
-
-	json_object_foreach(obj, k, v) {
-		if (!strcasecmp(k, key))
-			found = v;
-	}
-	return found;
-}
-
-static int parse_action(const char *v, size_t n, enum policy_action *out)
-{
-	const char *s = util_trim(v, &n);
-
-	if (!n || (n == 4 && !strncasecmp(s, "deny", 4)))
-		*out = POLICY_DENY;
-	else if (n == 5 && !strncasecmp(s, "allow", 5))
-		*out = POLICY_ALLOW;
-	else
-		return -EINVAL;
-	return 0;
-}
-
-static int patch_rule(json_t *jr, size_t i, struct policy_rule *rule, char *err,
-		      size_t errlen)
-{
-	char q[QBUF_LEN], msg[512];
-	json_t *ja, *jt;
-	int ret;
-
-	if (!json_is_object(jr)) {
-		util_err(err, errlen, 0, "patch[%zu]: must be an object, got %s", i,
-			kind_name(jr));
-		return -EINVAL;
-	}
-	ja = get_ci(jr, "action");
-	jt = get_ci(jr, "target");
-	rule->action = POLICY_DENY;
-	if (ja && !json_is_null(ja)) {
-		if (!json_is_string(ja)) {
-			util_err(err, errlen, 0,
-				"patch[%zu]: action must be a string, got %s",
-				i, kind_name(ja));
-			return -EINVAL;
-		}
-		if (parse_action(json_string_value(ja), json_string_length(ja),
-				 &rule->action)) {
-			util_err(err, errlen, 0,
-				"patch[%zu]: action %s: must be \"allow\" or \"deny\"",
-				i,
-				quote(q, sizeof(q), json_string_value(ja),
-				      json_string_length(ja)));
-			return -EINVAL;
-		}
-	}
-	if (!jt || json_is_null(jt)) {
-		util_err(err, errlen, 0, "patch[%zu]: target is missing", i);
-		return -EINVAL;
-	}
-	if (!json_is_string(jt)) {
-		util_err(err, errlen, 0,
-			"patch[%zu]: target must be a string, got %s", i,
-			kind_name(jt));
-		return -EINVAL;
-	}
-	if (strlen(json_string_value(jt)) != json_string_length(jt)) {
-		util_err(err, errlen, 0, "patch[%zu]: target contains a NUL byte",
-			i);
-		return -EINVAL;
-	}
-	ret = policy_parse_target(json_string_value(jt), rule, msg,
-				  sizeof(msg));
-	if (ret == -EINVAL)
-		util_err(err, errlen, 0, "patch[%zu]: %s", i, msg);
-	else if (ret)
-		util_err(err, errlen, 0, "patch[%zu]: %s", i, strerror(-ret));
-	return ret;
-}
-
 /* Parse a JSON array body; "null" counts as an empty array (as in Go). */
 static int load_array(const char *buf, size_t len, json_t **out, char *err,
 		      size_t errlen)
@@ -410,7 +277,7 @@ static int load_array(const char *buf, size_t len, json_t **out, char *err,
 	}
 	if (!json_is_array(root)) {
 		util_err(err, errlen, 0, "must be a JSON array, got %s",
-			kind_name(root));
+			policy_json_kind(root));
 		json_decref(root);
 		return -EINVAL;
 	}
@@ -439,8 +306,8 @@ int api_patch_parse(const char *buf, size_t len, struct policy_rule **rules,
 		return -ENOMEM;
 	}
 	for (i = 0; i < count; i++) {
-		ret = patch_rule(json_array_get(root, i), i, &r[i], err,
-				 errlen);
+		ret = policy_rule_from_json(json_array_get(root, i), "patch", i,
+					    &r[i], err, errlen);
 		if (ret) {
 			policy_rules_free(r, i);
 			json_decref(root);
@@ -601,7 +468,7 @@ int api_delete_parse(const char *buf, size_t len, char ***targets, size_t *n,
 	json_array_foreach(root, i, v) {
 		if (!json_is_string(v)) {
 			util_err(err, errlen, 0, "[%zu]: must be a string, got %s",
-				i, kind_name(v));
+				i, policy_json_kind(v));
 			api_targets_free(t, count);
 			json_decref(root);
 			return -EINVAL;

@@ -27,19 +27,13 @@
 #define POLICY_NAME_MAX 253
 #define POLICY_LABEL_MAX 63
 /* Longest target text we quote in an error message. */
-#define QUOTE_MAX 80
 
 static unsigned char lower(unsigned char c)
 {
 	return c | ((unsigned int)(c - 'A') < 26) << 5;
 }
 
-/*
- * Quote untrusted text for an error message: "…" with quotes, backslashes
- * and non-printable bytes escaped and long input cut, so a message is
- * always one short printable line.
- */
-static const char *quote(char *buf, size_t buflen, const char *s, size_t n)
+const char *policy_quote(char *buf, size_t buflen, const char *s, size_t n)
 {
 	size_t o = 0, i;
 
@@ -47,7 +41,7 @@ static const char *quote(char *buf, size_t buflen, const char *s, size_t n)
 	for (i = 0; i < n && o + 8 < buflen; i++) {
 		unsigned char c = s[i];
 
-		if (i == QUOTE_MAX) {
+		if (i == POLICY_QUOTE_MAX) {
 			memcpy(buf + o, "...", 3);
 			o += 3;
 			break;
@@ -66,9 +60,7 @@ static const char *quote(char *buf, size_t buflen, const char *s, size_t n)
 	return buf;
 }
 
-#define QBUF_LEN (QUOTE_MAX * 4 + 16)
-
-static const char *kind_name(json_t *v)
+const char *policy_json_kind(const json_t *v)
 {
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
@@ -186,7 +178,7 @@ static bool is_label_char(unsigned char c)
 static int check_name(const char *s, size_t n, const char *q, char *err,
 		      size_t errlen)
 {
-	char lq[QBUF_LEN];
+	char lq[POLICY_QBUF_LEN];
 	size_t start = 0, i;
 	bool all_digits = true;
 
@@ -207,7 +199,7 @@ static int check_name(const char *s, size_t n, const char *q, char *err,
 
 				util_err(err, errlen, 0,
 					"invalid domain name %s: invalid character %s (allowed: letters, digits, '-', '_')",
-					q, quote(cq, sizeof(cq), s + i, 1));
+					q, policy_quote(cq, sizeof(cq), s + i, 1));
 				return -EINVAL;
 			}
 			if (c < '0' || c > '9')
@@ -223,13 +215,13 @@ static int check_name(const char *s, size_t n, const char *q, char *err,
 		if (llen > POLICY_LABEL_MAX) {
 			util_err(err, errlen, 0,
 				"invalid domain name %s: label %s longer than 63 characters",
-				q, quote(lq, sizeof(lq), s + start, llen));
+				q, policy_quote(lq, sizeof(lq), s + start, llen));
 			return -EINVAL;
 		}
 		if (s[start] == '-' || s[i - 1] == '-') {
 			util_err(err, errlen, 0,
 				"invalid domain name %s: label %s %s with a hyphen",
-				q, quote(lq, sizeof(lq), s + start, llen),
+				q, policy_quote(lq, sizeof(lq), s + start, llen),
 				s[start] == '-' ? "starts" : "ends");
 			return -EINVAL;
 		}
@@ -372,11 +364,11 @@ static int parse_addr(const char *s, size_t n, const char *q,
 				plen = plen * 10 + (p[i] - '0');
 		}
 		if (!ok || plen > max) {
-			char pq[QBUF_LEN];
+			char pq[POLICY_QBUF_LEN];
 
 			util_err(err, errlen, 0,
 				"invalid CIDR %s: bad prefix length %s (IPv%d allows 0-%u)",
-				q, quote(pq, sizeof(pq), p, plen_len),
+				q, policy_quote(pq, sizeof(pq), p, plen_len),
 				a->family == AF_INET ? 4 : 6, max);
 			return -EINVAL;
 		}
@@ -399,7 +391,7 @@ static int parse_addr(const char *s, size_t n, const char *q,
 int policy_parse_target(const char *target, struct policy_rule *rule,
 			char *err, size_t errlen)
 {
-	char q[QBUF_LEN], text[INET6_ADDRSTRLEN + 8];
+	char q[POLICY_QBUF_LEN], text[INET6_ADDRSTRLEN + 8];
 	size_t n = target ? strlen(target) : 0;
 	const char *s = target ? util_trim(target, &n) : "";
 	bool is_cidr;
@@ -409,7 +401,7 @@ int policy_parse_target(const char *target, struct policy_rule *rule,
 		util_err(err, errlen, 0, "target is empty");
 		return -EINVAL;
 	}
-	quote(q, sizeof(q), s, n);
+	policy_quote(q, sizeof(q), s, n);
 	rule->target = NULL;
 	rule->name = NULL;
 	memset(&rule->addr, 0, sizeof(rule->addr));
@@ -478,16 +470,16 @@ static json_t *get_ci(json_t *obj, const char *key)
 	return found;
 }
 
-static int parse_rule(json_t *jr, size_t i, struct policy_rule *rule,
-		      char *err, size_t errlen)
+int policy_rule_from_json(json_t *jr, const char *list, size_t i,
+			  struct policy_rule *rule, char *err, size_t errlen)
 {
-	char q[QBUF_LEN], msg[512];
+	char q[POLICY_QBUF_LEN], msg[512];
 	json_t *ja, *jt;
 	int ret;
 
 	if (!json_is_object(jr)) {
-		util_err(err, errlen, 0, "egress[%zu]: must be an object, got %s",
-			i, kind_name(jr));
+		util_err(err, errlen, 0, "%s[%zu]: must be an object, got %s",
+			list, i, policy_json_kind(jr));
 		return -EINVAL;
 	}
 	ja = get_ci(jr, "action");
@@ -496,56 +488,61 @@ static int parse_rule(json_t *jr, size_t i, struct policy_rule *rule,
 	if (ja && !json_is_null(ja)) {
 		if (!json_is_string(ja)) {
 			util_err(err, errlen, 0,
-				"egress[%zu]: action must be a string, got %s",
-				i, kind_name(ja));
+				"%s[%zu]: action must be a string, got %s",
+				list, i, policy_json_kind(ja));
 			return -EINVAL;
 		}
 		if (parse_action(json_string_value(ja), json_string_length(ja),
 				 &rule->action)) {
 			util_err(err, errlen, 0,
-				"egress[%zu]: action %s: must be \"allow\" or \"deny\"",
-				i,
-				quote(q, sizeof(q), json_string_value(ja),
-				      json_string_length(ja)));
+				"%s[%zu]: action %s: must be \"allow\" or \"deny\"",
+				list, i,
+				policy_quote(q, sizeof(q), json_string_value(ja),
+					     json_string_length(ja)));
 			return -EINVAL;
 		}
 	}
 	if (!jt || json_is_null(jt)) {
-		util_err(err, errlen, 0, "egress[%zu]: target is missing", i);
+		util_err(err, errlen, 0, "%s[%zu]: target is missing", list, i);
 		return -EINVAL;
 	}
 	if (!json_is_string(jt)) {
 		util_err(err, errlen, 0,
-			"egress[%zu]: target must be a string, got %s", i,
-			kind_name(jt));
+			"%s[%zu]: target must be a string, got %s", list, i,
+			policy_json_kind(jt));
+		return -EINVAL;
+	}
+	if (strlen(json_string_value(jt)) != json_string_length(jt)) {
+		util_err(err, errlen, 0, "%s[%zu]: target contains a NUL byte",
+			list, i);
 		return -EINVAL;
 	}
 	ret = policy_parse_target(json_string_value(jt), rule, msg,
 				  sizeof(msg));
 	if (ret == -EINVAL)
-		util_err(err, errlen, 0, "egress[%zu]: %s", i, msg);
+		util_err(err, errlen, 0, "%s[%zu]: %s", list, i, msg);
 	else if (ret)
-		util_err(err, errlen, 0, "egress[%zu]: %s", i, strerror(-ret));
+		util_err(err, errlen, 0, "%s[%zu]: %s", list, i, strerror(-ret));
 	return ret;
 }
 
 static int parse_default(json_t *jd, enum policy_action *out, char *err,
 			 size_t errlen)
 {
-	char q[QBUF_LEN];
+	char q[POLICY_QBUF_LEN];
 
 	*out = POLICY_DENY;
 	if (!jd || json_is_null(jd))
 		return 0;
 	if (!json_is_string(jd)) {
 		util_err(err, errlen, 0, "defaultAction: must be a string, got %s",
-			kind_name(jd));
+			policy_json_kind(jd));
 		return -EINVAL;
 	}
 	if (parse_action(json_string_value(jd), json_string_length(jd), out)) {
 		util_err(err, errlen, 0,
 			"defaultAction %s: must be \"allow\" or \"deny\"",
-			quote(q, sizeof(q), json_string_value(jd),
+			policy_quote(q, sizeof(q), json_string_value(jd),
 			      json_string_length(jd)));
 		return -EINVAL;
 	}
@@ -577,7 +574,7 @@ int policy_parse_json(const char *buf, size_t len, size_t max_rules,
 		goto empty;
 	if (!json_is_object(root)) {
 		util_err(err, errlen, 0, "policy must be a JSON object, got %s",
-			kind_name(root));
+			policy_json_kind(root));
 		ret = -EINVAL;
 		goto out_root;
 	}
@@ -587,7 +584,7 @@ int policy_parse_json(const char *buf, size_t len, size_t max_rules,
 	je = get_ci(root, "egress");
 	if (je && !json_is_null(je) && !json_is_array(je)) {
 		util_err(err, errlen, 0, "egress: must be an array, got %s",
-			kind_name(je));
+			policy_json_kind(je));
 		ret = -EINVAL;
 		goto out_root;
 	}
@@ -608,8 +605,8 @@ int policy_parse_json(const char *buf, size_t len, size_t max_rules,
 			goto out_nomem;
 	}
 	for (i = 0; i < count; i++) {
-		ret = parse_rule(json_array_get(je, i), i, &p->rules[i], err,
-				 errlen);
+		ret = policy_rule_from_json(json_array_get(je, i), "egress", i,
+					    &p->rules[i], err, errlen);
 		if (ret)
 			goto out_policy;
 		p->n_rules = i + 1;

@@ -294,6 +294,11 @@ START_TEST(test_policy_parse_error_exact_texts)
 	parse_fail(T1("a.*.com"), -EINVAL, err, sizeof(err));
 	ck_assert_str_eq(err,
 			 "egress[1]: malformed wildcard \"a.*.com\": '*' is only allowed as the whole first label, as in \"*.example.com\"");
+	/* A target is never cut at an embedded NUL (it would widen a rule
+	 * to a name nobody wrote). */
+	parse_fail("{\"egress\":[{\"action\":\"allow\",\"target\":\"api.github.com\\u0000.evil\"}]}",
+		   -EINVAL, err, sizeof(err));
+	ck_assert_ptr_nonnull(strstr(err, "is not allowed"));
 }
 END_TEST
 

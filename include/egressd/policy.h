@@ -155,4 +155,27 @@ void policy_matcher_free(struct policy_matcher *m);
 void policy_matcher_lookup(const struct policy_matcher *m, const char *name,
 			   size_t len, struct policy_match *out);
 
+/*
+ * One rule object of a JSON policy array ({"action":…,"target":…}, keys
+ * case-insensitive, a missing or null action meaning deny), as in
+ * "egress": errors name it list[i] (the API's PATCH body uses "patch").
+ * 0, -EINVAL with err set, or -ENOMEM.
+ */
+int policy_rule_from_json(json_t *jr, const char *list, size_t i,
+			  struct policy_rule *rule, char *err, size_t errlen);
+
+/*
+ * Untrusted text for an error message: "…" with quotes, backslashes and
+ * non-printable bytes escaped and input past POLICY_QUOTE_MAX bytes cut,
+ * so a message is always one short printable line. buf needs
+ * POLICY_QBUF_LEN bytes.
+ */
+#define POLICY_QUOTE_MAX 80
+#define POLICY_QBUF_LEN (POLICY_QUOTE_MAX * 4 + 16)
+const char *policy_quote(char *buf, size_t buflen, const char *s, size_t n);
+
+/* "object", "array", "string", "number", "boolean", "null": what a JSON
+ * value is, for error messages. */
+const char *policy_json_kind(const json_t *v);
+
 #endif /* __EGRESSD_POLICY_H */
