@@ -1253,8 +1253,14 @@ static int check_config(const struct nftsync_config *cfg)
 {
 	int err;
 
+	/* Level 0 is the agent's own cgroup namespace root on kernels
+	 * that count from there (cgroup.h). */
 	if (!cfg->dns_port || !cfg->agent_cgroup_id ||
-	    !cfg->agent_cgroup_level)
+	    cfg->agent_cgroup_id == 1 /* the root cgroup: everyone */)
+		return -EINVAL;
+	/* A hand-off by cgroup needs the cgroup. */
+	if (cfg->bpf_handoff && !cfg->bpf_covers_all &&
+	    !cfg->workload_cgroup_id)
 		return -EINVAL;
 	err = check_addrs(cfg->allow, cfg->n_allow);
 	if (!err)
@@ -1561,7 +1567,7 @@ static int build_dnsmode_rules(struct nftsync_batch *b,
 /*
  * The BPF hand-off: the workload cgroup's packets (family: only those of
  * that family, 0 for both) are accepted here and judged by the cgroup/skb
- * program. Level 0 (the cgroup2 root) hands off every packet.
+ * program. When BPF covers the whole namespace, every packet.
  */
 static int build_handoff_rule(struct nftsync_batch *b,
 			      const struct nftsync_config *cfg, int family)
@@ -1573,15 +1579,15 @@ static int build_handoff_rule(struct nftsync_batch *b,
 	RULE();
 	if (family)
 		m_nfproto(&rb, family);
-	if (cfg->workload_cgroup_level)
+	if (!cfg->bpf_covers_all)
 		m_cgroup(&rb, cfg->workload_cgroup_level,
 			 cfg->workload_cgroup_id);
 	a_verdict(&rb, NF_ACCEPT);
 	EMIT(family == AF_INET ?
-		     (cfg->workload_cgroup_level ?
+		     (!cfg->bpf_covers_all ?
 			      "workload cgroup, IPv4: judged by the egressd BPF program" :
 			      "workload = every cgroup, IPv4: judged by the egressd BPF program") :
-	     cfg->workload_cgroup_level ?
+	     !cfg->bpf_covers_all ?
 		     "workload cgroup: judged by the egressd BPF program" :
 		     "workload = every cgroup: judged by the egressd BPF program");
 	return 0;
@@ -1618,7 +1624,7 @@ static int build_filter_rules(struct nftsync_batch *b,
 		 * one left to need "established", and no ct expression. */
 		if (!err)
 			err = build_head_rules(b, cfg, grp,
-					       cfg->workload_cgroup_level ?
+					       !cfg->bpf_covers_all ?
 						       HEAD_STATEFUL :
 						       0);
 		if (!err && cfg->ipv6_deny)
@@ -1717,7 +1723,7 @@ int nftsync_build_apply(struct nftsync_batch *b,
 	 * nftables is ready if BPF is not there next time).
 	 */
 	bool chain = cfg->filter &&
-		     !(cfg->bpf_handoff && !cfg->workload_cgroup_level &&
+		     !(cfg->bpf_handoff && cfg->bpf_covers_all &&
 		       !cfg->ipv6_deny);
 	struct set_contents sc = { 0 };
 	struct elem *fe = NULL;
@@ -1871,6 +1877,64 @@ int nftsync_build_cleanup(struct nftsync_batch *b)
 	err = batch_begin(b);
 	if (!err)
 		err = emit_table(b, NFT_MSG_DELTABLE);
+	if (!err)
+		err = batch_end(b);
+	return err;
+}
+
+/*
+ * The cgroup level probe: chain cgroup_probe (filter, output, before
+ * every other egressd chain) drops a UDP datagram to port
+ * NFTSYNC_PROBE_PORT + L when the sender's cgroup has id at ancestor
+ * level L. The caller sends one datagram per level; the send that fails
+ * with EPERM names the absolute level of its cgroup, which a private
+ * cgroup namespace hides. The rules carry no "egressd agent" meaning:
+ * they only ever drop probe datagrams.
+ */
+static const struct chain_spec chain_probe = {
+	NFTSYNC_CHAIN_PROBE, "filter", -300,
+	"egressd start-up: finds its cgroup's level (removed at once)",
+};
+
+int nftsync_build_level_probe(struct nftsync_batch *b, uint64_t id,
+			      uint32_t max_level)
+{
+	const char *c = NFTSYNC_CHAIN_PROBE;
+	struct rb rb;
+	uint32_t l;
+	int err;
+
+	if (!id || max_level > NFTSYNC_PROBE_MAX_LEVEL)
+		return -EINVAL;
+	err = batch_begin(b);
+	if (!err)
+		err = emit_table(b, NFT_MSG_NEWTABLE);
+	if (!err)
+		err = emit_chain(b, &chain_probe, NFT_MSG_NEWCHAIN);
+	if (!err)
+		err = emit_chain(b, &chain_probe, NFT_MSG_DELRULE);
+	for (l = 0; l <= max_level && !err; l++) {
+		err = rb_start(&rb, c);
+		if (err)
+			break;
+		m_l4proto(&rb, IPPROTO_UDP);
+		m_dport(&rb, NFTSYNC_PROBE_PORT + l);
+		m_cgroup(&rb, l, id);
+		a_verdict(&rb, NF_DROP);
+		err = rb_emit(b, &rb, "probe: cgroup at this level");
+	}
+	if (!err)
+		err = batch_end(b);
+	return err;
+}
+
+int nftsync_build_probe_cleanup(struct nftsync_batch *b)
+{
+	int err;
+
+	err = batch_begin(b);
+	if (!err)
+		err = emit_chain(b, &chain_probe, NFT_MSG_DELCHAIN);
 	if (!err)
 		err = batch_end(b);
 	return err;
@@ -2660,5 +2724,58 @@ int nftsync_cleanup(struct nftsync *ns, char *err, size_t errlen)
 		ns->filtering = false;
 		cache_each(ns, forget_kernel_state, NULL);
 	}
+	return ret;
+}
+
+int nftsync_probe_cgroup_level(struct nftsync *ns, uint64_t id,
+			       uint32_t *level, char *err, size_t errlen)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct nftsync_batch *b;
+	char cerr[256];
+	uint32_t l;
+	int fd = -1, ret;
+
+	*level = 0;
+	b = nftsync_batch_new(ns->seq);
+	if (!b) {
+		snprintf(err, errlen, "nftables: out of memory");
+		return -ENOMEM;
+	}
+	ret = nftsync_build_level_probe(b, id, NFTSYNC_PROBE_MAX_LEVEL);
+	if (!ret)
+		ret = run_batch(ns, b, err, errlen);
+	if (ret)
+		goto out;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "probe socket: %s", strerror(-ret));
+		goto drop;
+	}
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ret = -ENOENT;
+	for (l = 0; l <= NFTSYNC_PROBE_MAX_LEVEL; l++) {
+		sin.sin_port = htons(NFTSYNC_PROBE_PORT + l);
+		if (sendto(fd, "", 0, 0, (struct sockaddr *)&sin,
+			   sizeof(sin)) < 0 &&
+		    errno == EPERM) {
+			*level = l;
+			ret = 0;
+			break;
+		}
+	}
+	if (ret)
+		snprintf(err, errlen,
+			 "no level 0-%u of the cgroup hierarchy holds cgroup id %llu",
+			 NFTSYNC_PROBE_MAX_LEVEL, (unsigned long long)id);
+drop:
+	if (fd >= 0)
+		close(fd);
+	nftsync_batch_reset(b, ns->seq);
+	if (!nftsync_build_probe_cleanup(b))
+		(void)run_batch(ns, b, cerr, sizeof(cerr));
+out:
+	nftsync_batch_free(b);
 	return ret;
 }

@@ -671,10 +671,20 @@ START_TEST(test_nftsync_bpf_handoff)
 	ck_assert_int_eq(count_sub(&t, "rule egress", " ct(0) "), 1);
 	trace_free(&t);
 
-	/* Level 0 (cgroup2 root): BPF judges every packet, so there is no
-	 * chain egress at all (its hook would cost every packet); the sets
-	 * stay. */
-	cfg.workload_cgroup_level = 0;
+	/* A hand-off by cgroup needs the cgroup. */
+	cfg.workload_cgroup_id = 0;
+	{
+		struct nftsync_batch *b = nftsync_batch_new(1);
+
+		ck_assert_int_eq(nftsync_build_apply(b, &cfg, NULL, 0, 0),
+				 -EINVAL);
+		nftsync_batch_free(b);
+	}
+
+	/* BPF covers the whole namespace: it judges every packet, so there
+	 * is no chain egress at all (its hook would cost every packet);
+	 * the sets stay. */
+	cfg.bpf_covers_all = true;
 	build_apply(&cfg, NULL, 0, 0, &t);
 	ck_assert_int_eq(count(&t, "rule egress"), 0);
 	ck_assert_int_eq(count(&t, "chain- egress"), 1);
@@ -1255,6 +1265,49 @@ START_TEST(test_nftsync_batch_reuse)
 }
 END_TEST
 
+/*
+ * The cgroup level probe: one drop rule per level, each matching its own
+ * port and the id at that level, in a chain ahead of egressd's others;
+ * its cleanup removes only that chain.
+ */
+START_TEST(test_nftsync_level_probe_batch)
+{
+	struct nftsync_batch *b = nftsync_batch_new(1);
+	struct trace t;
+	int i, r;
+
+	ck_assert_int_eq(nftsync_build_level_probe(b, 0, 4), -EINVAL);
+	/* level 0: the namespace root, where a kernel counts from there */
+	ck_assert_int_eq(nftsync_build_level_probe(b, 77,
+						   NFTSYNC_PROBE_MAX_LEVEL + 1),
+			 -EINVAL);
+	ck_assert_int_eq(nftsync_build_level_probe(b, 77, 3), 0);
+	trace_batch(b, &t);
+	ck_assert_int_eq(count(&t, "rule " NFTSYNC_CHAIN_PROBE), 4);
+	ck_assert_int_eq(count(&t, "rule egress"), 0);
+	ck_assert_int_eq(count(&t, "table- egressd"), 0);
+	r = find(&t, 0, "rule " NFTSYNC_CHAIN_PROBE);
+	ck_assert_int_ge(r, 0);
+	for (i = 0; i <= 3; i++) {
+		char want[64];
+
+		/* port PROBE_PORT + L, then socket cgroupv2 level L == id */
+		snprintf(want, sizeof(want),
+			 "cmp(0,%04x) socket(3,%d) cmp(0,4d00000000000000) immediate(drop)",
+			 NFTSYNC_PROBE_PORT + i, i);
+		ck_assert_ptr_nonnull(strstr(t.line[r + i], want));
+	}
+	trace_free(&t);
+	nftsync_batch_reset(b, 1);
+	ck_assert_int_eq(nftsync_build_probe_cleanup(b), 0);
+	trace_batch(b, &t);
+	ck_assert_int_eq(t.n, 3);
+	ck_assert_ptr_nonnull(strstr(t.line[1], NFTSYNC_CHAIN_PROBE));
+	trace_free(&t);
+	nftsync_batch_free(b);
+}
+END_TEST
+
 START_TEST(test_nftsync_cleanup_batch)
 {
 	struct nftsync_batch *b = nftsync_batch_new(1);
@@ -1275,7 +1328,8 @@ START_TEST(test_nftsync_bad_config)
 	struct nftsync_config cfg = base_cfg();
 	struct nftsync_batch *b;
 
-	cfg.agent_cgroup_level = 0; /* the root cgroup is everyone */
+	cfg.agent_cgroup_id = 1; /* the root cgroup is everyone */
+	cfg.agent_cgroup_level = 0;
 	b = nftsync_batch_new(1);
 	ck_assert_int_eq(nftsync_build_apply(b, &cfg, NULL, 0, 0), -EINVAL);
 	nftsync_batch_free(b);
@@ -1614,6 +1668,7 @@ static Suite *nftsync_suite(void)
 	tcase_add_test(tc, test_nftsync_learn_split_batch);
 	tcase_add_test(tc, test_nftsync_batch_reuse);
 	tcase_add_test(tc, test_nftsync_cleanup_batch);
+	tcase_add_test(tc, test_nftsync_level_probe_batch);
 	tcase_add_test(tc, test_nftsync_bad_config);
 	suite_add_tcase(s, tc);
 

@@ -27,6 +27,10 @@
 #define NFTSYNC_TABLE "egressd"
 #define NFTSYNC_CHAIN_REDIRECT "dns_redirect"
 #define NFTSYNC_CHAIN_FILTER "egress"
+/* Start-up only: the cgroup level probe (nftsync_probe_cgroup_level). */
+#define NFTSYNC_CHAIN_PROBE "cgroup_probe"
+#define NFTSYNC_PROBE_PORT 1	     /* probe datagrams: 127.0.0.1:PORT+L */
+#define NFTSYNC_PROBE_MAX_LEVEL 32
 /* NFLOG group the drop rules log to (nflog.c subscribes to it). */
 #define NFTSYNC_DEFAULT_LOG_GROUP 180
 /* Drop rules log with prefix NFTSYNC_LOG_PREFIX "<reason>". */
@@ -42,7 +46,7 @@
 struct nftsync_config {
 	uint16_t dns_port;	     /* DNS proxy port (host order) */
 	uint64_t agent_cgroup_id;    /* inode number of the agent's cgroup2 dir */
-	uint32_t agent_cgroup_level; /* its depth below the cgroup2 root (>= 1) */
+	uint32_t agent_cgroup_level; /* nft level (cgroup.h: nft_level) */
 	bool filter;		     /* dns+nft mode: install chain egress */
 	bool default_accept;	     /* defaultAction allow */
 	/*
@@ -55,15 +59,21 @@ struct nftsync_config {
 	bool ipv6_deny;
 	/*
 	 * BPF enforces: packets of the workload cgroup are accepted here
-	 * after the agent rules and judged by the cgroup/skb program. Level
-	 * 0 (the cgroup2 root) hands off every packet that gets that far.
-	 * The hand-off is the chain's first rule. At level 0 the chain is
-	 * stateless (no "ct state established" rule: any ct expression
-	 * turns conntrack on for the whole namespace, and the BPF program
-	 * keeps established flows itself), and with IPv6 allowed it is not
-	 * installed at all.
+	 * and judged by the cgroup/skb program. The hand-off is the chain's
+	 * first rule. With bpf_covers_all every packet that gets that far is
+	 * handed off, the chain is stateless (no "ct state established"
+	 * rule: any ct expression turns conntrack on for the whole
+	 * namespace, and the BPF program keeps established flows itself),
+	 * and with IPv6 allowed it is not installed at all.
 	 */
 	bool bpf_handoff;
+	/*
+	 * BPF covers every socket of the namespace (coverage "namespace"):
+	 * the hand-off takes every packet, the chain is stateless, and with
+	 * IPv6 allowed it is not installed. Otherwise the hand-off matches
+	 * the workload cgroup (level >= 1) and the rest is judged here.
+	 */
+	bool bpf_covers_all;
 	/*
 	 * The port-53 redirect is done by the BPF sock_addr programs: no
 	 * nat chain (and so no conntrack) here; chain egress drops port 53
@@ -183,6 +193,17 @@ int nftsync_build_learn_split(struct nftsync_batch *b,
 			      const struct policy_addr *fresh, size_t nfresh,
 			      unsigned int timeout_s);
 
+/*
+ * The cgroup level probe (chain NFTSYNC_CHAIN_PROBE): for L in
+ * 0..max_level, a UDP datagram to port NFTSYNC_PROBE_PORT + L from a
+ * socket whose cgroup has id at ancestor level L is dropped. Creates the
+ * table if missing. 0, -EINVAL, -ENOMEM.
+ */
+int nftsync_build_level_probe(struct nftsync_batch *b, uint64_t id,
+			      uint32_t max_level);
+/* Remove the probe chain. */
+int nftsync_build_probe_cleanup(struct nftsync_batch *b);
+
 /* Delete table inet egressd. */
 int nftsync_build_cleanup(struct nftsync_batch *b);
 
@@ -280,5 +301,14 @@ void nftsync_get_stats(const struct nftsync *ns, struct nftsync_stats *out);
 
 /* Delete table inet egressd (absent is fine). 0 or -errno with err. */
 int nftsync_cleanup(struct nftsync *ns, char *err, size_t errlen);
+
+/*
+ * The absolute level of cgroup id (the caller's own: it sends the probe
+ * datagrams) as the kernel counts it, which a private cgroup namespace
+ * hides from /proc/self/cgroup. Installs and removes chain cgroup_probe.
+ * 0 with *level set, -ENOENT when no level matched, -errno with err set.
+ */
+int nftsync_probe_cgroup_level(struct nftsync *ns, uint64_t id,
+			       uint32_t *level, char *err, size_t errlen);
 
 #endif /* __EGRESSD_NFTSYNC_H */
