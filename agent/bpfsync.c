@@ -127,6 +127,13 @@ uint64_t bpfsync_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
+bool bpfsync_filters_netns(const struct bpfsync *bs)
+{
+	/* This object always compares the netns cookie (it does not load
+	 * where cgroup_skb lacks bpf_get_netns_cookie). */
+	return bs != NULL;
+}
+
 const char *bpfsync_pin_dir(const struct bpfsync *bs)
 {
 	return bs->pin_dir;

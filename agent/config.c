@@ -32,6 +32,7 @@ enum opt_id {
 	OPT_RESOLV_CONF,
 	OPT_AGENT_CGROUP,
 	OPT_CGROUP,
+	OPT_HOST_CGROUP2,
 	OPT_BPF,
 	OPT_BPF_PIN_DIR,
 	OPT_IPV6,
@@ -83,6 +84,8 @@ static const struct opt_def opt_defs[OPT_MAX] = {
 	[OPT_AGENT_CGROUP] = { "agent-cgroup", "OPENSANDBOX_EGRESS_AGENT_CGROUP",
 			       NULL },
 	[OPT_CGROUP] = { "cgroup", "OPENSANDBOX_EGRESS_CGROUP", NULL },
+	[OPT_HOST_CGROUP2] = { "host-cgroup2", "OPENSANDBOX_EGRESS_HOST_CGROUP2",
+			       NULL },
 	[OPT_BPF] = { "bpf", "OPENSANDBOX_EGRESS_BPF", "enforce" },
 	[OPT_BPF_PIN_DIR] = { "bpf-pin-dir", "OPENSANDBOX_EGRESS_BPF_PIN_DIR",
 			      "/sys/fs/bpf/egressd" },
@@ -129,7 +132,8 @@ static const char usage_text[] =
 	"  --dns-listen-port N         OPENSANDBOX_EGRESS_DNS_LISTEN_PORT: proxy port on 127.0.0.1/::1 [15353]\n"
 	"  --resolv-conf PATH          OPENSANDBOX_EGRESS_RESOLV_CONF: upstreams when none given [/etc/resolv.conf]\n"
 	"  --agent-cgroup PATH         OPENSANDBOX_EGRESS_AGENT_CGROUP: cgroup v2 to run egressd in [its own]\n"
-	"  --cgroup PATH               OPENSANDBOX_EGRESS_CGROUP: workload cgroup for BPF [cgroup2 root]\n"
+	"  --cgroup PATH               OPENSANDBOX_EGRESS_CGROUP: cgroup to attach BPF to [the sandbox cgroup]\n"
+	"  --host-cgroup2 DIR          OPENSANDBOX_EGRESS_HOST_CGROUP2: where the host's cgroup2 is mounted [unset]\n"
 	"  --bpf enforce|observe|off   OPENSANDBOX_EGRESS_BPF [enforce]\n"
 	"  --bpf-pin-dir DIR           OPENSANDBOX_EGRESS_BPF_PIN_DIR [/sys/fs/bpf/egressd]\n"
 	"  --ipv6 allow|deny           OPENSANDBOX_EGRESS_IPV6 [allow]\n"
@@ -552,6 +556,8 @@ int config_load(struct egressd_config *cfg, int argc, char **argv, char *err,
 				    strdup(vals[OPT_AGENT_CGROUP]) : NULL;
 	cfg->workload_cgroup = vals[OPT_CGROUP] && *vals[OPT_CGROUP] ?
 				       strdup(vals[OPT_CGROUP]) : NULL;
+	cfg->host_cgroup2 = vals[OPT_HOST_CGROUP2] && *vals[OPT_HOST_CGROUP2] ?
+				    strdup(vals[OPT_HOST_CGROUP2]) : NULL;
 	cfg->bpf_pin_dir = dup_or_null(vals[OPT_BPF_PIN_DIR]);
 	cfg->doh_blocklist = dup_or_null(vals[OPT_DOH_BLOCKLIST]);
 	cfg->http_addr = dup_or_null(vals[OPT_HTTP_ADDR]);
@@ -604,6 +610,7 @@ void config_fini(struct egressd_config *cfg)
 	free(cfg->resolv_conf);
 	free(cfg->agent_cgroup);
 	free(cfg->workload_cgroup);
+	free(cfg->host_cgroup2);
 	free(cfg->bpf_pin_dir);
 	free(cfg->doh_blocklist);
 	free(cfg->http_addr);

@@ -24,6 +24,7 @@
 #include "egressd/bpfsync.h"
 #include "egressd/cgroup.h"
 #include "egressd/config.h"
+#include "egressd/coverage.h"
 #include "egressd/dnsproxy.h"
 #include "egressd/events.h"
 #include "egressd/log.h"
@@ -38,6 +39,7 @@
 #define LEARNED_GC_MS 30000
 #define BPF_EXPIRE_MS 1000
 #define BPF_EXPIRE_BUDGET 4096
+#define COVERAGE_SCAN_MS 1000
 #define NS_PER_S 1000000000ULL
 
 /* egressd_policy_apply_seconds buckets (upper bounds, seconds). */
@@ -62,7 +64,8 @@ struct always_file {
 struct agent {
 	struct egressd_config cfg;
 	struct loop *loop;
-	struct cgroup_info cg;
+	struct cgroup_view view;
+	struct cgroup_info cg; /* egressd's own cgroup */
 	struct dnsproxy *proxy;
 	struct policy *policy;
 	const char *policy_source;
@@ -80,9 +83,21 @@ struct agent {
 	struct bpfsync *bpf;
 	const char *bpf_state; /* "enforce", "observe", "off", "unavailable" */
 	char bpf_why[1024];
-	/* who redirects port 53 to the proxy: "bpf", "nft" or "none" */
+	/* who redirects port 53 to the proxy: "bpf", "bpf+nft" (BPF for
+	 * the attach cgroup, nat for the rest), "nft" or "none" */
 	const char *dns_redirect;
+	bool bpf_redirect; /* the BPF sock_addr redirect is attached */
+	/* BPF attach point (the sandbox cgroup); has_attach false: none. */
 	struct cgroup_info workload;
+	bool has_attach;
+	char attach_how[1024];
+	/* Who judges which process (docs/design.md, coverage). */
+	enum coverage_state cov;
+	char cov_how[PATH_MAX + 256];
+	char cov_rest[512];
+	uint64_t cov_foreign; /* cgroup id of a socket found outside */
+	struct coverage *covscan;
+	struct loop_timer *cov_timer;
 	struct loop_timer *bpf_timer;
 	struct addr_list doh_all;   /* built-in DoH addresses + blocklist */
 	struct addr_list doh;	    /* OPENSANDBOX_EGRESS_DOH_BLOCKLIST */
@@ -345,15 +360,21 @@ static int nft_config_fill(struct agent *a, struct nftsync_config *c,
 	memset(l, 0, sizeof(*l));
 	c->dns_port = a->cfg.dns_listen_port;
 	c->agent_cgroup_id = a->cg.id;
-	c->agent_cgroup_level = a->cg.level;
+	c->agent_cgroup_level = a->cg.nft_level;
 	c->filter = a->cfg.mode == EGRESSD_MODE_DNS_NFT;
 	c->default_accept = p->default_action == POLICY_ALLOW;
 	c->ipv6_deny = a->cfg.ipv6 == EGRESSD_IPV6_DENY;
 	c->block_doh_443 = a->cfg.block_doh_443;
-	c->bpf_handoff = !strcmp(a->bpf_state, "enforce");
-	c->bpf_redirect = !strcmp(a->dns_redirect, "bpf");
+	/* The fast path only while BPF covers the whole namespace. */
+	c->bpf_covers_all = a->cov == COVERAGE_NAMESPACE;
+	/* A hand-off by cgroup only where nft can name the cgroup (not the
+	 * sandbox above a namespace root on kernels that count from it):
+	 * otherwise nftables judges the workload too, before BPF does. */
+	c->bpf_handoff = !strcmp(a->bpf_state, "enforce") &&
+			 (c->bpf_covers_all || a->workload.nft_ok);
+	c->bpf_redirect = a->bpf_redirect && c->bpf_covers_all;
 	c->workload_cgroup_id = a->workload.id;
-	c->workload_cgroup_level = a->workload.level;
+	c->workload_cgroup_level = a->workload.nft_level;
 	/* At the IP layer deny beats allow, whatever the order. */
 	if (addr_collect(&l->deny, a->always[0].rules, a->always[0].n,
 			 POLICY_DENY) ||
@@ -729,6 +750,8 @@ static int op_replace(void *arg, struct policy *p, char *err, size_t errlen)
 	return ret;
 }
 
+static json_t *coverage_json(const struct agent *a);
+
 static json_t *layers_json(const struct agent *a)
 {
 	return json_pack("{s:{s:s, s:s}, s:{s:s, s:s*}, s:{s:s, s:s*}}",
@@ -744,7 +767,7 @@ static json_t *op_status(void *arg)
 	struct agent *a = arg;
 	struct dnsproxy_upstream_stats us;
 	struct dnsproxy_stats ds;
-	json_t *ups = json_array(), *viol = json_object();
+	json_t *ups = json_array(), *viol = json_object(), *st;
 	size_t v4 = 0, v6 = 0;
 	int i;
 
@@ -763,7 +786,7 @@ static json_t *op_status(void *arg)
 			json_integer((json_int_t)(events_count("dns", i) +
 						  events_count("packet", i))));
 	dnsproxy_get_stats(a->proxy, &ds);
-	return json_pack(
+	st = json_pack(
 		"{s:s, s:I, s:s, s:s, s:s, s:o, s:{s:I, s:i, s:i, s:i, s:s, s:s}, s:{s:i, s:i}, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}}",
 		"version", EGRESSD_VERSION, "uptime_s",
 		(json_int_t)((clock_us() - a->start_us) / 1000000), "mode",
@@ -781,6 +804,9 @@ static json_t *op_status(void *arg)
 		(json_int_t)ds.allowed, "denied", (json_int_t)ds.denied,
 		"servfail", (json_int_t)ds.servfail, "malformed",
 		(json_int_t)ds.malformed);
+	if (st)
+		json_object_set_new(st, "coverage", coverage_json(a));
+	return st;
 }
 
 static int metrics_hist(struct api_buf *b, const char *name,
@@ -1213,17 +1239,35 @@ static void bpf_remove_stale(struct agent *a)
 static void bpf_start(struct agent *a)
 {
 	struct bpfsync_config bc = { 0 };
-	char err[1024], dir[PATH_MAX * 2];
+	char err[1024];
 	int ret;
 
 	if (a->cfg.bpf_mode == EGRESSD_BPF_OFF) {
 		a->bpf_state = "off";
 		return;
 	}
+	if (!a->has_attach) {
+		/* Nothing safe to attach to: nftables covers the namespace. */
+		snprintf(a->bpf_why, sizeof(a->bpf_why), "%s", a->attach_how);
+		log_warnx("BPF layer not attached (%s): %s", a->attach_how,
+			  a->cfg.mode == EGRESSD_MODE_DNS_NFT ?
+				  "nftables judges every packet of the namespace" :
+				  "packet violations are not observed");
+		a->bpf_state = "unavailable";
+		return;
+	}
 	ret = bpfsync_open(&a->bpf, a->cfg.bpf_pin_dir);
 	if (ret) {
 		a->bpf = NULL;
 		bpf_fail(a, "cannot load the BPF program", ret);
+		return;
+	}
+	/* At the host's root the programs run for every namespace of the
+	 * node: only with the netns cookie to tell ours apart. */
+	if (!a->workload.level && !bpfsync_filters_netns(a->bpf)) {
+		bpf_fail(a,
+			 "the attach point is the host's root cgroup, and this kernel's cgroup_skb programs cannot compare the netns cookie (6.15+); set OPENSANDBOX_EGRESS_CGROUP to the sandbox's cgroup",
+			 -EOPNOTSUPP);
 		return;
 	}
 	bc.observe = a->cfg.bpf_mode == EGRESSD_BPF_OBSERVE ||
@@ -1240,26 +1284,23 @@ static void bpf_start(struct agent *a)
 		bpf_fail(a, "cannot fill the BPF maps", ret);
 		return;
 	}
-	snprintf(dir, sizeof(dir), "%s%s", a->workload.mount,
-		 strcmp(a->workload.path, "/") ? a->workload.path : "");
-	ret = bpfsync_attach(a->bpf, dir);
+	ret = bpfsync_attach(a->bpf, a->workload.dir);
 	if (ret) {
 		bpf_fail(a, "cannot attach to the workload cgroup", ret);
 		return;
 	}
 	/*
-	 * The port-53 redirect by sock_addr programs at the cgroup2 root, so
-	 * that every process of the namespace is covered, as by the nat
-	 * chain it replaces (which turns conntrack on for every packet).
-	 * Failing that, nftables redirects with nat.
+	 * The port-53 redirect by sock_addr programs at the same cgroup,
+	 * without nat (which turns conntrack on for every packet). Processes
+	 * outside it are redirected by nftables (coverage).
 	 */
-	ret = bpfsync_redirect_attach(a->bpf, a->workload.mount,
+	ret = bpfsync_redirect_attach(a->bpf, a->workload.dir,
 				      a->cfg.dns_listen_port);
 	if (ret)
 		log_warnx("the BPF DNS redirect cannot be attached at %s (%s): nftables redirects port 53 (nat)",
-			  a->workload.mount, strerror(-ret));
+			  a->workload.dir, strerror(-ret));
 	else
-		a->dns_redirect = "bpf";
+		a->bpf_redirect = true;
 	ret = bpfsync_events_open(a->bpf, bpf_event_cb, a);
 	if (!ret)
 		ret = loop_add_fd(a->loop, bpfsync_events_fd(a->bpf), EPOLLIN,
@@ -1278,6 +1319,168 @@ static void bpf_start(struct agent *a)
 			 "mode dns: reports what dns+nft would drop");
 }
 
+/* Who redirects port 53, in the words of /status. */
+static void dns_redirect_update(struct agent *a)
+{
+	bool nat = a->nft && strcmp(a->nft_state, "unavailable");
+
+	if (a->bpf_redirect && (a->cov == COVERAGE_NAMESPACE || !nat))
+		a->dns_redirect = "bpf";
+	else if (a->bpf_redirect)
+		a->dns_redirect = "bpf+nft";
+	else
+		a->dns_redirect = nat ? "nft" : "none";
+}
+
+/* What judges the processes BPF does not cover, for /status. */
+static void coverage_describe(struct agent *a)
+{
+	bool nft = a->nft && strcmp(a->nft_state, "unavailable");
+	bool filter = nft && a->cfg.mode == EGRESSD_MODE_DNS_NFT;
+
+	switch (a->cov) {
+	case COVERAGE_NAMESPACE:
+		snprintf(a->cov_rest, sizeof(a->cov_rest),
+			 "nothing else: every socket of the namespace is below the attach cgroup (no nftables chain, no nat)");
+		break;
+	case COVERAGE_PARTIAL:
+		snprintf(a->cov_rest, sizeof(a->cov_rest), "%s",
+			 filter ? "nftables judges every other process of the namespace (chain egress hands the attach cgroup to BPF) and redirects its DNS (nat)" :
+			 nft ? "nftables redirects the DNS of every other process of the namespace (nat); mode dns: their packets are not judged" :
+			       "nothing: nftables is unavailable, processes outside the attach cgroup are not covered");
+		break;
+	default:
+		snprintf(a->cov_rest, sizeof(a->cov_rest), "%s",
+			 filter ? "nftables judges every packet of the namespace and redirects its DNS (nat)" :
+			 nft ? "nftables redirects the namespace's DNS (nat); mode dns: packets are not judged" :
+			       "nothing: neither BPF nor nftables is available, only queries sent to the proxy directly are filtered");
+		break;
+	}
+}
+
+/* Coverage lost: nftables takes the processes outside the attach cgroup
+ * (hand-off chain, nat redirect). Never undone while egressd runs. */
+static void coverage_lost(struct agent *a, const char *what)
+{
+	char err[1024];
+
+	a->cov = COVERAGE_PARTIAL;
+	snprintf(a->cov_how, sizeof(a->cov_how), "%s", what);
+	loop_timer_free(a->cov_timer);
+	a->cov_timer = NULL;
+	dns_redirect_update(a);
+	coverage_describe(a);
+	log_warnx("%s: BPF no longer covers the whole namespace; %s", what,
+		  a->cov_rest);
+	if (!strcmp(a->nft_state, "on"))
+		a->nft_why[0] = '\0';
+	if (a->nft && strcmp(a->nft_state, "unavailable") &&
+	    nft_apply(a, a->matcher, err, sizeof(err)))
+		log_errorx("nftables cannot take over the processes outside the BPF attach cgroup: %s",
+			   err);
+}
+
+static void cov_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
+{
+	struct agent *a = arg;
+	char what[PATH_MAX + 128];
+	uint64_t foreign;
+	int ret;
+
+	ret = coverage_scan(a->covscan, &foreign, NULL);
+	if (!ret) {
+		loop_timer_arm(t, COVERAGE_SCAN_MS);
+		return;
+	}
+	if (ret == 1) {
+		a->cov_foreign = foreign;
+		snprintf(what, sizeof(what),
+			 "a socket of cgroup id %llu is outside the BPF attach cgroup %s",
+			 (unsigned long long)foreign,
+			 a->workload.host_path[0] ? a->workload.host_path :
+						    a->workload.dir);
+	} else {
+		snprintf(what, sizeof(what),
+			 "the sockets' cgroups can no longer be read (%s)",
+			 strerror(-ret));
+	}
+	coverage_lost(a, what);
+}
+
+/*
+ * Does the BPF attach cgroup hold every socket of the namespace? At the
+ * host's root (egressd in the host's cgroup namespace) it does by
+ * construction; elsewhere a sock_diag scan says so now, and again every
+ * second: the fast path ends within a second of a foreign socket.
+ */
+static void coverage_start(struct agent *a)
+{
+	char err[256], what[256];
+	uint64_t foreign = 0;
+	int ret;
+
+	a->cov = COVERAGE_NONE;
+	if (!a->bpf) {
+		snprintf(a->cov_how, sizeof(a->cov_how), "BPF is %s",
+			 a->bpf_state);
+		return;
+	}
+	a->cov = COVERAGE_PARTIAL;
+	if (!a->workload.level) {
+		a->cov = COVERAGE_NAMESPACE;
+		snprintf(a->cov_how, sizeof(a->cov_how),
+			 "attached at the host's cgroup2 root (egressd shares the host's cgroup namespace); other namespaces are skipped by netns cookie");
+		return;
+	}
+	ret = coverage_new(&a->covscan, a->workload.dir, a->workload.id,
+			   a->cg.id, err, sizeof(err));
+	if (!ret)
+		ret = coverage_scan(a->covscan, &foreign, NULL);
+	if (ret < 0) {
+		snprintf(a->cov_how, sizeof(a->cov_how),
+			 "the sockets' cgroups cannot be read (%s)",
+			 a->covscan ? strerror(-ret) : err);
+		return;
+	}
+	if (ret == 1) {
+		a->cov_foreign = foreign;
+		snprintf(what, sizeof(what),
+			 "a socket of cgroup id %llu is outside the attach cgroup",
+			 (unsigned long long)foreign);
+		snprintf(a->cov_how, sizeof(a->cov_how), "%s", what);
+		return;
+	}
+	a->cov = COVERAGE_NAMESPACE;
+	snprintf(a->cov_how, sizeof(a->cov_how),
+		 "every socket of the namespace is below the attach cgroup (sock_diag scan, repeated every second)");
+	a->cov_timer = loop_timer_new(a->loop, cov_timer_cb, a);
+	if (!a->cov_timer)
+		die("out of memory");
+	loop_timer_arm(a->cov_timer, COVERAGE_SCAN_MS);
+}
+
+static json_t *coverage_json(const struct agent *a)
+{
+	json_t *att = json_null();
+
+	if (a->has_attach)
+		att = json_pack("{s:s*, s:I, s:i}", "path",
+				a->workload.host_path[0] ?
+					a->workload.host_path : NULL,
+				"id", (json_int_t)a->workload.id, "level",
+				(int)a->workload.level);
+	json_t *o;
+
+	o = json_pack("{s:s, s:o, s:s, s:s, s:s}", "state",
+		      coverage_state_name(a->cov), "attachCgroup", att,
+		      "attach", a->attach_how, "how", a->cov_how, "rest",
+		      a->cov_rest);
+	if (o && a->cov_foreign)
+		json_object_set_new(o, "foreignCgroupId",
+				    json_integer((json_int_t)a->cov_foreign));
+	return o;
+}
+
 /*
  * Bring up the nftables layer: the DNS redirect always, the filter in
  * dns+nft mode. Failure degrades to the DNS layer with one warning.
@@ -1285,10 +1488,12 @@ static void bpf_start(struct agent *a)
 static void nft_start(struct agent *a)
 {
 	char err[1024];
-	int ret;
+	int ret = 0;
 
 	a->nft_state = "unavailable";
-	ret = nftsync_new(&a->nft, err, sizeof(err));
+	/* Already open when the cgroup level probe needed it. */
+	if (!a->nft)
+		ret = nftsync_new(&a->nft, err, sizeof(err));
 	if (!ret) {
 		ret = nft_apply(a, a->matcher, err, sizeof(err));
 		if (ret) {
@@ -1298,32 +1503,32 @@ static void nft_start(struct agent *a)
 	}
 	if (ret) {
 		snprintf(a->nft_why, sizeof(a->nft_why), "%s", err);
-		if (!strcmp(a->dns_redirect, "bpf"))
-			log_warnx("nftables cannot be programmed (%s): only the DNS layer runs (port 53 is redirected by BPF)",
-				  err);
+		if (a->bpf_redirect)
+			log_warnx("nftables cannot be programmed (%s): only the DNS layer runs (port 53 is redirected by BPF%s)",
+				  err, a->cov == COVERAGE_NAMESPACE ? "" :
+				  " for the attach cgroup only");
 		else
 			log_warnx("nftables cannot be programmed (%s): only the DNS layer runs, and without the port-53 redirect it only sees queries sent to it directly",
 				  err);
 		return;
 	}
-	if (strcmp(a->dns_redirect, "bpf"))
-		a->dns_redirect = "nft";
 	if (a->cfg.mode != EGRESSD_MODE_DNS_NFT) {
 		bool v6off = a->cfg.ipv6 == EGRESSD_IPV6_DENY;
+		bool bpf53 = a->bpf_redirect && a->cov == COVERAGE_NAMESPACE;
 
 		a->nft_state = "off";
 		snprintf(a->nft_why, sizeof(a->nft_why), "mode dns: only %s",
-			 strcmp(a->dns_redirect, "bpf") ?
-				 (v6off ? "the port-53 redirect and the IPv6-off rules are installed" :
-					  "the port-53 redirect is installed") :
-				 (v6off ? "the port-53 and IPv6-off rules are installed" :
-					  "the port-53 rules are installed"));
+			 !bpf53 ? (v6off ? "the port-53 redirect and the IPv6-off rules are installed" :
+					   "the port-53 redirect is installed") :
+				  (v6off ? "the port-53 and IPv6-off rules are installed" :
+					   "the port-53 rules are installed"));
 		/* Their drops are reported like any nftables drop. */
-		if (!v6off && strcmp(a->dns_redirect, "bpf"))
+		if (!v6off && !bpf53)
 			return;
 	} else {
 		a->nft_state = "on";
-		if (!strcmp(a->bpf_state, "enforce") && !a->workload.level &&
+		if (!strcmp(a->bpf_state, "enforce") &&
+		    a->cov == COVERAGE_NAMESPACE &&
 		    a->cfg.ipv6 != EGRESSD_IPV6_DENY)
 			snprintf(a->nft_why, sizeof(a->nft_why),
 				 "BPF judges every packet of the namespace: sets kept, chain egress not installed");
@@ -1362,6 +1567,14 @@ static void flush_hook(struct loop *loop, void *arg)
 	log_flush();
 }
 
+/* egressd's cgroup as the host names it, else as egressd sees it. */
+static const char *agent_cgroup_name(const struct agent *a)
+{
+	const char *rel = a->cg.dir + strlen(a->view.mount);
+
+	return a->cg.host_path[0] ? a->cg.host_path : *rel ? rel : "/";
+}
+
 static void emit_start(struct agent *a)
 {
 	bool nft_on = !strcmp(a->nft_state, "on");
@@ -1372,16 +1585,18 @@ static void emit_start(struct agent *a)
 		json_array_append_new(ups, json_string(a->cfg.upstreams[i].text));
 	layers = layers_json(a);
 	log_emit(LOG_LVL_INFO, "start",
-		 json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:i, s:s, s:I, s:i}",
+		 json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:s, s:i, s:s, s:I, s:i}",
 			   "version", EGRESSD_VERSION, "mode",
 			   config_mode_name(nft_on ? a->cfg.mode :
 						     EGRESSD_MODE_DNS),
 			   "requestedMode", config_mode_name(a->cfg.mode),
-			   "layers", layers, "upstreams", ups, "ipv6",
+			   "layers", layers, "coverage", coverage_json(a),
+			   "upstreams", ups, "ipv6",
 			   a->cfg.ipv6 == EGRESSD_IPV6_DENY ? "deny" : "allow",
 			   "dnsListenPort", a->cfg.dns_listen_port,
-			   "agentCgroup", a->cg.path, "agentCgroupId",
-			   (json_int_t)a->cg.id, "pid", (int)getpid()));
+			   "agentCgroup", agent_cgroup_name(a),
+			   "agentCgroupId", (json_int_t)a->cg.id, "pid",
+			   (int)getpid()));
 }
 
 int main(int argc, char **argv)
@@ -1470,9 +1685,42 @@ int main(int argc, char **argv)
 			die("always rules: %s", err);
 	}
 
-	ret = cgroup_agent_setup(&a.cfg, &a.cg, err, sizeof(err));
+	ret = cgroup_setup(&a.cfg, &a.view, &a.cg, err, sizeof(err));
 	if (ret)
 		die("%s", err);
+	if (a.view.private_ns) {
+		uint32_t level;
+
+		/*
+		 * A private cgroup namespace hides how deep egressd's cgroup
+		 * is, and kernels differ in how nft counts a rule's level
+		 * there: ask the kernel itself.
+		 */
+		ret = nftsync_new(&a.nft, err, sizeof(err));
+		if (!ret)
+			ret = nftsync_probe_cgroup_level(a.nft, a.cg.id, &level,
+							 err, sizeof(err));
+		if (!ret)
+			cgroup_apply_probe(&a.view, &a.cg, level);
+		else if (!a.cg.level_known)
+			die("egressd runs in a private cgroup namespace and cannot tell how deep its cgroup (id %llu) is (%s): it needs CAP_NET_ADMIN, or the host's cgroup2 mounted into the sidecar (OPENSANDBOX_EGRESS_HOST_CGROUP2)",
+			    (unsigned long long)a.cg.id, err);
+		else
+			log_warnx("the nft cgroup level probe failed (%s): nftables rules count levels from the host's root",
+				  err);
+		if (ret) {
+			a.cg.nft_level = a.cg.level;
+			a.cg.nft_ok = true;
+		}
+	}
+	ret = cgroup_attach_point(&a.cfg, &a.view, &a.cg, &a.workload,
+				  a.attach_how, sizeof(a.attach_how), err,
+				  sizeof(err));
+	if (ret < 0)
+		die("%s", err);
+	a.has_attach = ret == 0;
+	if (a.has_attach)
+		cgroup_nft_level(&a.view, &a.workload);
 
 	a.loop = loop_new();
 	if (!a.loop)
@@ -1503,9 +1751,6 @@ int main(int argc, char **argv)
 	dnsproxy_set_block_doh_names(a.proxy, true);
 	dnsproxy_set_aaaa_nodata(a.proxy, a.cfg.ipv6 == EGRESSD_IPV6_DENY);
 	prepare_addr_lists(&a);
-	ret = cgroup_workload(&a.cfg, &a.cg, &a.workload, err, sizeof(err));
-	if (ret)
-		die("%s", err);
 	a.nft_state = "unavailable";
 	a.bpf_state = "off";
 	a.dns_redirect = "none";
@@ -1513,7 +1758,10 @@ int main(int argc, char **argv)
 		die("%s", err);
 	/* BPF before nftables: the hand-off rule needs to know it enforces. */
 	bpf_start(&a);
+	coverage_start(&a);
 	nft_start(&a);
+	dns_redirect_update(&a);
+	coverage_describe(&a);
 	/* Now that nftables judges alone, what an earlier run left attached
 	 * must go: it would go on judging with maps nobody updates. */
 	if (!a.bpf)
@@ -1573,6 +1821,8 @@ int main(int argc, char **argv)
 		loop_del_fd(a.loop, bpfsync_events_fd(a.bpf));
 	bpfsync_free(a.bpf);
 	loop_timer_free(a.bpf_timer);
+	loop_timer_free(a.cov_timer);
+	coverage_free(a.covscan);
 	free(a.doh_all.v);
 	loop_timer_free(a.gc_timer);
 	free(a.doh.v);

@@ -578,6 +578,29 @@ static void print_layers(json_t *layers)
 	putchar('\n');
 }
 
+/* Who covers which process: BPF at its attach cgroup, nftables the rest. */
+static void print_coverage(json_t *c)
+{
+	json_t *att = json_object_get(c, "attachCgroup");
+
+	if (!c)
+		return;
+	printf("%-11s %s", "coverage", jstr(c, "state", "?"));
+	if (json_is_object(att)) {
+		printf(", BPF at cgroup %s (id %" JSON_INTEGER_FORMAT ")",
+		       jstr(att, "path", "?"), jint(att, "id"));
+		if (jstr(c, "attach", NULL))
+			printf(" [%s]", jstr(c, "attach", ""));
+	} else if (jstr(c, "attach", NULL)) {
+		printf(", no BPF attach point (%s)", jstr(c, "attach", ""));
+	}
+	putchar('\n');
+	if (jstr(c, "how", NULL))
+		printf("%-11s %s\n", "", jstr(c, "how", ""));
+	if (jstr(c, "rest", NULL))
+		printf("%-11s the rest: %s\n", "", jstr(c, "rest", ""));
+}
+
 static int do_status(struct ctl *ctl, int argc, char **argv)
 {
 	json_t *o = NULL, *p, *v, *u, *d;
@@ -604,6 +627,7 @@ static int do_status(struct ctl *ctl, int argc, char **argv)
 		printf(" (requested %s)", jstr(o, "requestedMode", ""));
 	printf(", ipv6 %s\n", jstr(o, "ipv6", "?"));
 	print_layers(json_object_get(o, "layers"));
+	print_coverage(json_object_get(o, "coverage"));
 	p = json_object_get(o, "policy");
 	printf("%-11s generation %" JSON_INTEGER_FORMAT
 	       ", %" JSON_INTEGER_FORMAT " rules, defaultAction %s",

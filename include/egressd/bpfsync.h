@@ -140,6 +140,10 @@ int bpfsync_events_consume(struct bpfsync *bs);
 /* CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_coarse_ns(). */
 uint64_t bpfsync_now_ns(void);
 
+/* Do the loaded cgroup_skb programs compare the netns cookie (and so
+ * skip other namespaces' packets at a shared attach point)? */
+bool bpfsync_filters_netns(const struct bpfsync *bs);
+
 /* Pin directory in use. */
 const char *bpfsync_pin_dir(const struct bpfsync *bs);
 

@@ -55,7 +55,9 @@ struct egressd_config {
 	char *resolv_conf;
 
 	char *agent_cgroup;    /* cgroup the agent runs in (NULL: its own) */
-	char *workload_cgroup; /* BPF attach point (NULL: cgroup2 root) */
+	char *workload_cgroup; /* BPF attach point (NULL: the sandbox cgroup) */
+	/* where the host's cgroup2 hierarchy is mounted (NULL: not visible) */
+	char *host_cgroup2;
 	enum egressd_bpf_mode bpf_mode;
 	char *bpf_pin_dir;
 	enum egressd_ipv6 ipv6;
