@@ -79,6 +79,22 @@ bpf_cgroup() {
 	BPF_CGS+=("$CG/$1")
 }
 
+# bpf_foreign_holder NAME: a process in a new cgroup $CG/NAME (neither
+# agent nor workload) holding a UDP socket of the sandbox namespace, from
+# before egressd starts: BPF at the workload cgroup then covers only part
+# of the namespace (coverage "partial") and nftables judges the rest.
+bpf_foreign_holder() {
+	bpf_cgroup "$1"
+	run_in_cgroup "$1" "$PY" -c '
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 0))
+open("'"$T/holder-$1"'", "w").close()
+time.sleep(600)' &
+	EGIT_PIDS+=($!)
+	wait_for 5 test -e "$T/holder-$1" || die "socket holder in $CG/$1 did not start"
+}
+
 # run_in_cgroup NAME CMD...: CMD in the sandbox netns, in $CG/NAME.
 run_in_cgroup() {
 	local cg=$1

@@ -19,7 +19,12 @@ bpf_init
 start_upstream
 # github.com (10.200.X.81) is not allowed by $POLICY; api.github.com is.
 start_servers web "tcp:$WEB4:80" "tcp:10.200.$X.81:80" "udp:10.200.$X.81:9999"
+# A process of another cgroup of the namespace is there from the start:
+# BPF covers only the workload cgroup, nftables the rest.
+bpf_foreign_holder other
 start_egressd_bpf --rules "$POLICY"
+assert_eq "start line: coverage partial" partial \
+	"$(json_field "$T/egressd.out" start coverage.state)"
 assert_eq "start line: layers.bpf.state enforce" enforce \
 	"$(json_field "$T/egressd.out" start layers.bpf.state)"
 assert_eq "start line: mode dns+nft" dns+nft "$(json_field "$T/egressd.out" start mode)"
@@ -104,7 +109,6 @@ wait_json_line "violation line: reason dot, layer packet" "$T/egressd.out" \
 
 # Another cgroup of the same namespace (neither agent nor workload) is not
 # handed to BPF: nftables judges it, drops and reports it.
-bpf_cgroup other
 dd_bpf2=$(bpf_counter default_deny)
 code=$(run_in_cgroup other curl -s -m 2 -o /dev/null -w '%{http_code}' "http://10.200.$X.81:8080/")
 assert_eq "another cgroup of the sandbox: 10.200.$X.81:8080 blocked too" 000 "$code"

@@ -18,6 +18,10 @@ bpf_init
 export OPENSANDBOX_EGRESS_IPV6=deny
 start_upstream
 start_servers s "tcp:$WEB4:80" "tcp:[$WEB6]:80" "udp:[$WEB6]:9999"
+# Another cgroup's socket from the start: coverage partial, so the chain
+# hands off by cgroup (test_bpf_dnsmode and the benchmarks cover the
+# whole-namespace case).
+bpf_foreign_holder other
 start_egressd --mode dns+nft --rules "$POLICY"
 assert_eq "start line: layers.bpf.state enforce (the default)" enforce \
 	"$(json_field "$T/egressd.out" start layers.bpf.state)"
