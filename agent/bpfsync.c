@@ -348,9 +348,11 @@ static bool probe_skb_netns_cookie(void)
 {
 	const struct bpf_insn insns[] = {
 		/* r1 = ctx already; r0 = bpf_get_netns_cookie(ctx) */
-		{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_get_netns_cookie },
+		{ .code = BPF_JMP | BPF_CALL,
+		  .imm = BPF_FUNC_get_netns_cookie },
 		/* return 1 (cgroup_skb: pass) */
-		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0,
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K,
+		  .dst_reg = BPF_REG_0,
 		  .imm = 1 },
 		{ .code = BPF_JMP | BPF_EXIT },
 	};
@@ -361,7 +363,7 @@ static bool probe_skb_netns_cookie(void)
 	fd = bpf_prog_load(BPF_PROG_TYPE_CGROUP_SKB, "egressd_probe", "GPL",
 			   insns, sizeof(insns) / sizeof(insns[0]), &opts);
 	if (fd < 0) {
-		log_debug("bpf: cgroup_skb cannot call bpf_get_netns_cookie: %s",
+		log_debug("bpf: no bpf_get_netns_cookie() for cgroup_skb: %s",
 			  strerror(errno));
 		return false;
 	}

@@ -993,8 +993,10 @@ static void test_inbound(void)
  */
 static void test_inbound_other_ns(void)
 {
-	struct egressd_inbound_key k = { .peer_port = 40001, .local_port = 8082,
-					 .family = 4, .proto = IPPROTO_TCP };
+	struct egressd_inbound_key k = { .peer_port = 40001,
+					 .local_port = 8082,
+					 .family = 4,
+					 .proto = IPPROTO_TCP };
 	const char *name = guard ? "inbound: other netns not tracked (guard)" :
 				   "inbound: other netns tracked (no guard)";
 	__u64 seen = 0;
@@ -1011,8 +1013,8 @@ static void test_inbound_other_ns(void)
 	inet_pton(AF_INET, "192.0.2.90", k.peer);
 	if (guard)
 		ok &= CHECK(bpf_map__lookup_elem(skel->maps.inbound, &k,
-						 sizeof(k), &seen,
-						 sizeof(seen), 0) &&
+						 sizeof(k), &seen, sizeof(seen),
+						 0) &&
 				    errno == ENOENT,
 			    name, "entry present");
 	else
@@ -1038,8 +1040,10 @@ static void test_inbound_other_ns(void)
 static bool probe_skb_netns_cookie(void)
 {
 	const struct bpf_insn insns[] = {
-		{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_get_netns_cookie },
-		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0,
+		{ .code = BPF_JMP | BPF_CALL,
+		  .imm = BPF_FUNC_get_netns_cookie },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K,
+		  .dst_reg = BPF_REG_0,
 		  .imm = 1 },
 		{ .code = BPF_JMP | BPF_EXIT },
 	};
@@ -1317,7 +1321,8 @@ int main(void)
 			break;
 		}
 		if (err) {
-			fprintf(stderr, "test-bpf: load (netns guard %s) failed: %s\n",
+			fprintf(stderr,
+				"test-bpf: load (netns guard %s) failed: %s\n",
 				guard ? "on" : "off", strerror(-err));
 			goto out;
 		}
