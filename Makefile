@@ -229,12 +229,10 @@ $(OUTPUT)/bpf $(OUTPUT)/tests/bpf:
 
 # BPF verdict tests under several Debian kernels in qemu (root; run
 # vmtests/setup.sh once first). Not part of `make test`: vmtests/README.md.
-# Kernels before 6.15 refuse bpf_get_netns_cookie in cgroup_skb programs;
-# there egressd runs with nftables alone (expected failures, XFAIL).
-VMT_XFAIL ?= 6.1.* 6.12.*
+# Every kernel must pass (docs/kernels.md: what each one supports).
 .PHONY: vmtest
 vmtest: $(BPF_TEST)
-	$(Q)VMT_XFAIL="$(VMT_XFAIL)" vmtests/run-matrix.sh $(BPF_TEST)
+	$(Q)vmtests/run-matrix.sh $(BPF_TEST)
 
 # Violation-line cost micro-benchmark (no root).
 bench-events: $(OUTPUT)/bench/events_bench

@@ -127,13 +127,6 @@ uint64_t bpfsync_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-bool bpfsync_filters_netns(const struct bpfsync *bs)
-{
-	/* This object always compares the netns cookie (it does not load
-	 * where cgroup_skb lacks bpf_get_netns_cookie). */
-	return bs != NULL;
-}
-
 const char *bpfsync_pin_dir(const struct bpfsync *bs)
 {
 	return bs->pin_dir;
@@ -342,6 +335,47 @@ static int check_pins(struct bpfsync *bs)
 	return 0;
 }
 
+/*
+ * Does this kernel let a cgroup_skb program call bpf_get_netns_cookie()
+ * (6.15 and later)? Asked by loading the smallest such program, not with
+ * libbpf_probe_bpf_helper(): the libbpf 1.1 of Debian 12 does not know the
+ * "program of this type cannot use helper" refusal of 6.12 and later and
+ * answers yes there (vmtests/README.md). Any failure counts as no: the
+ * object then loads without the guard, which bpfsync_filters_netns()
+ * reports.
+ */
+static bool probe_skb_netns_cookie(void)
+{
+	const struct bpf_insn insns[] = {
+		/* r1 = ctx already; r0 = bpf_get_netns_cookie(ctx) */
+		{ .code = BPF_JMP | BPF_CALL,
+		  .imm = BPF_FUNC_get_netns_cookie },
+		/* return 1 (cgroup_skb: pass) */
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K,
+		  .dst_reg = BPF_REG_0,
+		  .imm = 1 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	LIBBPF_OPTS(bpf_prog_load_opts, opts,
+		    .expected_attach_type = BPF_CGROUP_INET_EGRESS);
+	int fd;
+
+	fd = bpf_prog_load(BPF_PROG_TYPE_CGROUP_SKB, "egressd_probe", "GPL",
+			   insns, sizeof(insns) / sizeof(insns[0]), &opts);
+	if (fd < 0) {
+		log_debug("bpf: no bpf_get_netns_cookie() for cgroup_skb: %s",
+			  strerror(errno));
+		return false;
+	}
+	close(fd);
+	return true;
+}
+
+bool bpfsync_filters_netns(const struct bpfsync *bs)
+{
+	return bs->skel->rodata->skb_netns_cookie;
+}
+
 static int get_netns_cookie(__u64 *cookie)
 {
 	socklen_t len = sizeof(*cookie);
@@ -480,7 +514,7 @@ int bpfsync_open(struct bpfsync **out, const char *pin_dir)
 		}
 	}
 
-	/* open -> (rodata: none) -> pin paths -> load */
+	/* open -> rodata -> pin paths -> load */
 	opts.pin_root_path = bs->pin_dir;
 	bs->skel = egress_bpf__open_opts(&opts);
 	if (!bs->skel) {
@@ -488,6 +522,9 @@ int bpfsync_open(struct bpfsync **out, const char *pin_dir)
 		log_warnx("bpf open failed: %s", strerror(-err));
 		goto out_free;
 	}
+	bs->skel->rodata->skb_netns_cookie = probe_skb_netns_cookie();
+	if (!bs->skel->rodata->skb_netns_cookie)
+		log_info("bpf: this kernel gives cgroup_skb programs no netns cookie (6.15+): they judge every socket of the cgroup they are attached to");
 	err = check_pins(bs);
 	if (err)
 		goto out_free;

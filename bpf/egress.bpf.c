@@ -32,6 +32,34 @@ char LICENSE[] SEC("license") = "GPL";
 /* judge() result meaning "allowed"; violations return EGRESSD_REASON_* */
 #define EGRESS_VERDICT_ALLOW -1
 
+/*
+ * Set by the agent between open and load (bpfsync): 1 when this kernel
+ * lets cgroup_skb programs call bpf_get_netns_cookie() (6.15 and later).
+ * The value is frozen into .rodata, so with 0 the verifier sees the
+ * cookie comparison as dead code and never looks at the helper: the same
+ * object then loads on 6.1 and 6.12, which refuse it in cgroup_skb. The
+ * guard only matters when the programs are attached where sockets of
+ * other network namespaces pass (the host's cgroup2 root); at a sandbox
+ * cgroup every socket is the sandbox's anyway. The sock_addr programs
+ * (redirect.bpf.h) compare the cookie unconditionally: they have the
+ * helper since 5.7.
+ */
+const volatile __u8 skb_netns_cookie = 0;
+
+/*
+ * A socket of another network namespace passes untouched, when the kernel
+ * can tell (skb_netns_cookie). The hook always has a socket; should one be
+ * missing, the packet is judged (fail closed) rather than trusting the
+ * helper's init_net fallback.
+ */
+static __always_inline int is_other_netns(struct __sk_buff *skb,
+					  const struct egressd_bpf_cfg *cfg)
+{
+	if (!skb_netns_cookie || !skb->sk)
+		return 0;
+	return bpf_get_netns_cookie(skb) != cfg->netns_cookie;
+}
+
 /* Settings and the active policy slot; written by the agent (bpfsync). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -499,7 +527,7 @@ int ingress_track(struct __sk_buff *skb)
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg || !cfg->netns_cookie)
 		return EGRESS_ALLOW;
-	if (skb->sk && bpf_get_netns_cookie(skb) != cfg->netns_cookie)
+	if (is_other_netns(skb, cfg))
 		return EGRESS_ALLOW;
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		if (parse_ipv4(skb, &pkt) < 0)
@@ -548,12 +576,7 @@ int egress_filter(struct __sk_buff *skb)
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg || !cfg->netns_cookie)
 		return EGRESS_ALLOW; /* not configured yet */
-	/*
-	 * A socket of another network namespace passes untouched. The hook
-	 * always has a socket; should one be missing, the packet is judged
-	 * (fail closed) rather than trusting the helper's init_net fallback.
-	 */
-	if (skb->sk && bpf_get_netns_cookie(skb) != cfg->netns_cookie)
+	if (is_other_netns(skb, cfg))
 		return EGRESS_ALLOW;
 
 	/* One read of the slot: the whole packet is judged by one policy. */

@@ -6,7 +6,7 @@
 # whose egress egressd enforces with a sample policy, in `dns+nft` mode
 # (names filtered by the DNS proxy, and only addresses learned from allowed
 # answers or allowed by IP/CIDR rules reachable). The workload's packets are
-# judged by the BPF program where the kernel can load it (6.15+), by
+# judged by the BPF program where the kernel can load it, by
 # nftables otherwise; the start line says which. A second namespace plays
 # the internet: a fake
 # upstream resolver (fakedns) and two tiny web servers. A short scripted

@@ -10,8 +10,6 @@
 # usage: run-matrix.sh COMMAND [ARG...]
 # environment:
 #   VMT_KERNELS="a b"   kernels to run (default: all in $VMT_CACHE/kernels)
-#   VMT_XFAIL="glob.."  kernels expected to fail: reported XFAIL, not counted
-#                       as failed (an unexpected pass is XPASS and fails)
 #   VMT_MATRIX_LOGS=DIR where to keep the logs (default $VMT_CACHE/logs/last)
 #   VMT_VERBOSE=1       also stream each guest's output
 #   and everything vmrun.sh reads (VMT_TIMEOUT, VMT_ENV, ...)
@@ -26,14 +24,6 @@ kernels=$(vmt_kernel_list)
 logs=${VMT_MATRIX_LOGS:-$VMT_CACHE/logs/last}
 rm -rf "$logs"
 mkdir -p "$logs"
-
-xfail() {
-	for g in ${VMT_XFAIL:-}; do
-		# shellcheck disable=SC2254
-		case $1 in $g) return 0 ;; esac
-	done
-	return 1
-}
 
 # The line that says what happened: the verifier's verdict for a refused
 # program, else the last summary-looking line of stdout or stderr.
@@ -60,17 +50,12 @@ for k in $kernels; do
 	secs="$((secs / 10)).$((secs % 10))s"
 	if [ "$rc" -eq 0 ]; then
 		res=PASS
-		xfail "$k" && res=XPASS
-	elif [ "$rc" -eq 125 ]; then
-		res=NORESULT
+		passed=$((passed + 1))
 	else
 		res=FAIL
-		xfail "$k" && res=XFAIL
+		[ "$rc" -eq 125 ] && res=NORESULT
+		failed=$((failed + 1))
 	fi
-	case $res in
-	PASS | XFAIL) passed=$((passed + 1)) ;;
-	*) failed=$((failed + 1)) ;;
-	esac
 	printf '%-8s %-24s rc=%-3s %6s  %s\n' "$res" "$k" "$rc" "$secs" "$(summary "$d")"
 done
 printf 'vmtests: %ds, logs in %s\n' $((SECONDS - start)) "$logs"

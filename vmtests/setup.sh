@@ -6,6 +6,8 @@
 # $VMT_CACHE (default /var/cache/egressd-vmtests):
 #   6.1   bookworm-security   linux-image-amd64        (Debian 12's kernel)
 #   6.12  bookworm-security   linux-image-6.12-amd64   (bookworm-backports if absent)
+#   6.16  trixie-backports    linux-image-6.16.12+deb13-amd64 (the oldest
+#         in Debian's archive that gives cgroup_skb bpf_get_netns_cookie())
 #   newest trixie-backports   linux-image-amd64
 # Every suite uses private apt lists under the cache; the system's sources
 # are not touched. Kernels already fetched are kept (fetch-kernel.sh -f to
@@ -42,8 +44,9 @@ got=
 k=$(fetch -s bookworm-security linux-image-amd64) && got="$got $k"
 k=$(fetch -s bookworm-security linux-image-6.12-amd64 ||
     fetch -s bookworm-backports linux-image-amd64) && got="$got $k"
+k=$(fetch -s trixie-backports linux-image-6.16.12+deb13-amd64) && got="$got $k"
 k=$(fetch -s trixie-backports linux-image-amd64) && got="$got $k"
 
 vmt_log "kernels in $VMT_KDIR:"
 vmt_kernel_list | sed 's/^/    /' >&2
-[ "$(echo $got | wc -w)" -eq 3 ] || vmt_die "some kernels could not be fetched (see above)"
+[ "$(echo $got | wc -w)" -eq 4 ] || vmt_die "some kernels could not be fetched (see above)"

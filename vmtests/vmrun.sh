@@ -38,7 +38,12 @@ shift
 [ -n "$shell" ] || [ $# -ge 1 ] || vmt_die "no command given (or -s for a shell)"
 [ -e "$kdir/vmtest.env" ] || vmt_die "$kdir: not a fetched kernel (run vmtests/setup.sh)"
 . "$kdir/vmtest.env"
-[ -e "$kdir/vmtest-initrd.gz" ] || "$here/mkinitramfs.sh" "$kdir" >&2
+# A cached initramfs older than the scripts that build it is rebuilt.
+initrd=$kdir/vmtest-initrd.gz
+if [ ! -e "$initrd" ] || [ "$here/initramfs-init" -nt "$initrd" ] ||
+   [ "$here/mkinitramfs.sh" -nt "$initrd" ]; then
+	"$here/mkinitramfs.sh" "$kdir" >&2
+fi
 command -v qemu-system-x86_64 >/dev/null || vmt_die "qemu-system-x86_64 not found (run vmtests/setup.sh)"
 modules=$(readlink -f "$kdir/lib/modules")
 

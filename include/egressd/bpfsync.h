@@ -140,8 +140,16 @@ int bpfsync_events_consume(struct bpfsync *bs);
 /* CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_coarse_ns(). */
 uint64_t bpfsync_now_ns(void);
 
-/* Do the loaded cgroup_skb programs compare the netns cookie (and so
- * skip other namespaces' packets at a shared attach point)? */
+/*
+ * Whether the loaded cgroup_skb programs pass sockets of other network
+ * namespaces untouched (they compare bpf_get_netns_cookie() with ours).
+ * Only kernels from 6.15 give cgroup_skb programs that helper; on older
+ * ones bpfsync_open() loads the programs without the check, and they
+ * judge every socket of the cgroup they are attached to. That is right at
+ * a sandbox's own cgroup, but at the host's cgroup2 root it would judge
+ * the whole host by this sandbox's policy: do not attach there when this
+ * is false.
+ */
 bool bpfsync_filters_netns(const struct bpfsync *bs);
 
 /* Pin directory in use. */

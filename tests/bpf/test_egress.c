@@ -14,6 +14,12 @@
  * netns-cookie and agent-exemption checks are exercised for real here (the
  * program's no-socket branch, judged fail-closed, cannot be reached).
  *
+ * The whole table runs twice: with the netns guard off (skb_netns_cookie
+ * 0, what the agent loads on kernels before 6.15) and on. The guard-on
+ * pass needs a kernel that gives cgroup_skb programs
+ * bpf_get_netns_cookie(); on an older one the test checks instead that
+ * such an object is refused, so the probe the agent relies on is right.
+ *
  * Needs root (CAP_BPF + CAP_NET_ADMIN); without it prints SKIP and exits 0.
  */
 #include <arpa/inet.h>
@@ -66,8 +72,16 @@ enum pkt_shape {
 	SHAPE_V4_BAD_IHL, /* IPv4 header length field < 5 */
 };
 
+/* Which pass a case belongs to (the netns guard, skb_netns_cookie). */
+enum guard_pass {
+	G_BOTH, /* the guard changes nothing for it */
+	G_ON, /* only with the guard */
+	G_OFF, /* only without it */
+};
+
 struct tcase {
 	const char *desc;
+	enum guard_pass guard;
 	int family;
 	const char *dst;
 	int proto;
@@ -289,9 +303,17 @@ static const struct tcase cases[] = {
 	  .counter = EGRESSD_REASON_DEFAULT_DENY,
 	  .reason = EGRESSD_REASON_DEFAULT_DENY, .action = EGRESSD_ACTION_DROP,
 	  .rule = R_NONE },
-	{ .desc = "other netns untouched", .family = 4, .dst = "203.0.113.7",
-	  .proto = IPPROTO_TCP, .dport = 80, .cfg = CFG_OTHER_NS,
-	  .retval = EGRESS_ALLOW, .counter = NONE, .reason = NONE },
+	{ .desc = "other netns untouched", .guard = G_ON, .family = 4,
+	  .dst = "203.0.113.7", .proto = IPPROTO_TCP, .dport = 80,
+	  .cfg = CFG_OTHER_NS, .retval = EGRESS_ALLOW, .counter = NONE,
+	  .reason = NONE },
+	/* without the guard the cookie in the config is not compared */
+	{ .desc = "other netns judged without the guard", .guard = G_OFF,
+	  .family = 4, .dst = "203.0.113.7", .proto = IPPROTO_TCP, .dport = 80,
+	  .cfg = CFG_OTHER_NS, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_DENY_RULE,
+	  .reason = EGRESSD_REASON_DENY_RULE, .action = EGRESSD_ACTION_DROP,
+	  .rule = 3 },
 	{ .desc = "not configured: untouched", .family = 4,
 	  .dst = "203.0.113.7", .proto = IPPROTO_TCP, .dport = 80,
 	  .cfg = CFG_IDLE, .retval = EGRESS_ALLOW, .counter = NONE,
@@ -332,6 +354,8 @@ static __u64 netns_cookie;
 static __u64 self_cgid;
 static __u32 self_level;
 static int passed, failed;
+static bool guard; /* this pass's skb_netns_cookie */
+static bool quiet; /* a refusal is expected: keep libbpf's log out */
 
 #define CHECK(cond, name, fmt, ...)                                        \
 	({                                                                 \
@@ -344,7 +368,7 @@ static int passed, failed;
 static int libbpf_print(enum libbpf_print_level level, const char *fmt,
 			va_list ap)
 {
-	if (level == LIBBPF_DEBUG)
+	if (level == LIBBPF_DEBUG || quiet)
 		return 0;
 	return vfprintf(stderr, fmt, ap);
 }
@@ -962,6 +986,79 @@ static void test_inbound(void)
 	clear_fold();
 }
 
+/*
+ * ingress_track has the same netns guard as egress_filter: with it, a
+ * SYN to a socket the config says is of another namespace is not
+ * remembered; without it, it is.
+ */
+static void test_inbound_other_ns(void)
+{
+	struct egressd_inbound_key k = { .peer_port = 40001,
+					 .local_port = 8082,
+					 .family = 4,
+					 .proto = IPPROTO_TCP };
+	const char *name = guard ? "inbound: other netns not tracked (guard)" :
+				   "inbound: other netns tracked (no guard)";
+	__u64 seen = 0;
+	__u8 pkt[128];
+	size_t len;
+	bool ok;
+	__u32 r;
+
+	set_config(CFG_OTHER_NS);
+	len = build_v4(pkt, sizeof(pkt), "192.0.2.90", 40001, "10.200.0.2",
+		       8082, IPPROTO_TCP, 0x02);
+	r = run_prog(skel->progs.ingress_track, pkt, len);
+	ok = CHECK(r == 1, name, "ingress retval %u", r);
+	inet_pton(AF_INET, "192.0.2.90", k.peer);
+	if (guard)
+		ok &= CHECK(bpf_map__lookup_elem(skel->maps.inbound, &k,
+						 sizeof(k), &seen, sizeof(seen),
+						 0) &&
+				    errno == ENOENT,
+			    name, "entry present");
+	else
+		ok &= CHECK(!bpf_map__lookup_elem(skel->maps.inbound, &k,
+						  sizeof(k), &seen,
+						  sizeof(seen), 0) &&
+				    seen,
+			    name, "no entry");
+	if (ok) {
+		printf("PASS:%s\n", name);
+		passed++;
+	} else {
+		failed++;
+	}
+}
+
+/*
+ * Can a cgroup_skb program call bpf_get_netns_cookie() here? The same
+ * probe as bpfsync.c's probe_skb_netns_cookie() (keep in sync): the
+ * guard-off pass checks that its answer matches what the kernel does
+ * with the real object.
+ */
+static bool probe_skb_netns_cookie(void)
+{
+	const struct bpf_insn insns[] = {
+		{ .code = BPF_JMP | BPF_CALL,
+		  .imm = BPF_FUNC_get_netns_cookie },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K,
+		  .dst_reg = BPF_REG_0,
+		  .imm = 1 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	LIBBPF_OPTS(bpf_prog_load_opts, opts,
+		    .expected_attach_type = BPF_CGROUP_INET_EGRESS);
+	int fd;
+
+	fd = bpf_prog_load(BPF_PROG_TYPE_CGROUP_SKB, "egressd_probe", "GPL",
+			   insns, sizeof(insns) / sizeof(insns[0]), &opts);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
 /* Cookie of our network namespace, as bpf_get_netns_cookie() sees it. */
 static int get_netns_cookie(__u64 *cookie)
 {
@@ -1099,10 +1196,88 @@ static bool is_privileged(void)
 	return geteuid() == 0;
 }
 
-int main(void)
+/*
+ * Open the object with skb_netns_cookie = with_guard, private maps (never
+ * touch pins), and load it. 0, -EPERM (not allowed here) or -errno.
+ */
+static int load_skel(bool with_guard)
+{
+	struct bpf_map *map;
+	int err;
+
+	skel = egress_bpf__open();
+	if (!skel)
+		return -errno;
+	skel->rodata->skb_netns_cookie = with_guard;
+	bpf_object__for_each_map(map, skel->obj)
+		bpf_map__set_pin_path(map, NULL);
+	err = egress_bpf__load(skel);
+	if (err) {
+		egress_bpf__destroy(skel);
+		skel = NULL;
+	}
+	return err;
+}
+
+/* Every case and scenario of this pass's object (skel). */
+static int run_pass(void)
 {
 	size_t i;
 	int err;
+
+	rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_event, NULL,
+			      NULL);
+	if (!rb)
+		return -errno;
+	err = fill_policy();
+	if (err) {
+		fprintf(stderr, "test-bpf: filling maps failed\n");
+		goto out;
+	}
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if ((cases[i].guard == G_ON && !guard) ||
+		    (cases[i].guard == G_OFF && guard))
+			continue;
+		run_case(&cases[i]);
+	}
+	test_folding();
+	test_last_seen();
+	test_inbound();
+	test_inbound_other_ns();
+	test_ringbuf_full();
+out:
+	ring_buffer__free(rb);
+	rb = NULL;
+	return err;
+}
+
+/*
+ * On a kernel without the helper for cgroup_skb the guard-on object must
+ * be refused (and the probe must say so); otherwise the agent's probe
+ * would load a program the verifier rejects, or skip a guard it could
+ * have.
+ */
+static void check_probe(bool have, int load_err)
+{
+	const char *name = "netns guard: the probe matches the kernel";
+	bool ok;
+
+	ok = CHECK(have == !load_err, name,
+		   "probe says %s, the object with the guard %s (%s)",
+		   have ? "yes" : "no", load_err ? "was refused" : "loads",
+		   strerror(-load_err));
+	if (ok) {
+		printf("PASS:%s\n", name);
+		passed++;
+	} else {
+		failed++;
+	}
+}
+
+int main(void)
+{
+	bool have_helper;
+	int err, pass;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!is_privileged()) {
@@ -1111,35 +1286,11 @@ int main(void)
 	}
 	libbpf_set_print(libbpf_print);
 
-	skel = egress_bpf__open();
-	if (!skel) {
-		err = -errno;
-		fprintf(stderr, "test-bpf: open failed: %s\n", strerror(-err));
-		return 1;
-	}
-	/* Never touch pins: every map of this run is private. */
-	{
-		struct bpf_map *map;
-
-		bpf_object__for_each_map(map, skel->obj)
-			bpf_map__set_pin_path(map, NULL);
-	}
-	err = egress_bpf__load(skel);
-	if (err == -EPERM) {
-		printf("test-bpf: SKIP: loading BPF was refused (EPERM); nothing was run\n");
-		egress_bpf__destroy(skel);
-		return 0;
-	}
-	if (err) {
-		fprintf(stderr, "test-bpf: load failed: %s\n", strerror(-err));
-		egress_bpf__destroy(skel);
-		return 1;
-	}
 	err = get_netns_cookie(&netns_cookie);
 	if (err) {
 		fprintf(stderr, "test-bpf: SO_NETNS_COOKIE: %s\n",
 			strerror(-err));
-		goto out;
+		return 1;
 	}
 	enter_test_cgroup();
 	if (get_self_cgroup(&self_cgid, &self_level))
@@ -1149,29 +1300,42 @@ int main(void)
 		printf("test-bpf: netns cookie %llu, cgroup id %llu level %u\n",
 		       (unsigned long long)netns_cookie,
 		       (unsigned long long)self_cgid, self_level);
-	rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_event, NULL,
-			      NULL);
-	if (!rb) {
-		err = -errno;
-		goto out;
-	}
-	err = fill_policy();
-	if (err) {
-		fprintf(stderr, "test-bpf: filling maps failed\n");
-		goto out;
-	}
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		run_case(&cases[i]);
-	test_folding();
-	test_last_seen();
-	test_inbound();
-	test_ringbuf_full();
+	have_helper = probe_skb_netns_cookie();
+	for (pass = 0; pass < 2; pass++) {
+		guard = pass;
+		/* a refusal of the guard-on object is expected without it */
+		quiet = guard && !have_helper;
+		err = load_skel(guard);
+		quiet = false;
+		if (guard)
+			check_probe(have_helper, err);
+		if (err == -EPERM && !guard) {
+			printf("test-bpf: SKIP: loading BPF was refused (EPERM); nothing was run\n");
+			err = 0;
+			goto out;
+		}
+		if (err && guard && !have_helper) {
+			printf("test-bpf: netns guard on: not run, this kernel gives cgroup_skb no bpf_get_netns_cookie() (6.15+)\n");
+			err = 0;
+			break;
+		}
+		if (err) {
+			fprintf(stderr,
+				"test-bpf: load (netns guard %s) failed: %s\n",
+				guard ? "on" : "off", strerror(-err));
+			goto out;
+		}
+		printf("test-bpf: netns guard %s\n", guard ? "on" : "off");
+		err = run_pass();
+		egress_bpf__destroy(skel);
+		skel = NULL;
+		if (err)
+			goto out;
+	}
 
 out:
 	leave_test_cgroup();
-	ring_buffer__free(rb);
-	egress_bpf__destroy(skel);
 	if (err) {
 		fprintf(stderr, "test-bpf: setup failed: %s\n", strerror(-err));
 		return 1;

@@ -473,7 +473,7 @@ start_egressd() {
 		'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' \
 		sh "$CG/agent" "$EGRESSD" "$@" >"$T/egressd.out" 2>"$T/egressd.err" &
 	EGRESSD_PID=$!
-	local deadline=$(($(now_ms) + 10000))
+	local deadline=$(($(now_ms) + ${EGIT_START_MS:-10000}))
 	while ! has_start_line; do
 		if ! kill -0 "$EGRESSD_PID" 2>/dev/null; then
 			wait "$EGRESSD_PID"
