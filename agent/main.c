@@ -754,12 +754,19 @@ static json_t *coverage_json(const struct agent *a);
 
 static json_t *layers_json(const struct agent *a)
 {
-	return json_pack("{s:{s:s, s:s}, s:{s:s, s:s*}, s:{s:s, s:s*}}",
-			 "dns", "state", "on", "redirect", a->dns_redirect,
-			 "nft", "state", a->nft_state, "why",
-			 a->nft_why[0] ? a->nft_why : NULL, "bpf", "state",
-			 a->bpf_state, "why",
-			 a->bpf_why[0] ? a->bpf_why : NULL);
+	json_t *l, *b;
+
+	l = json_pack("{s:{s:s, s:s}, s:{s:s, s:s*}, s:{s:s, s:s*}}", "dns",
+		      "state", "on", "redirect", a->dns_redirect, "nft",
+		      "state", a->nft_state, "why",
+		      a->nft_why[0] ? a->nft_why : NULL, "bpf", "state",
+		      a->bpf_state, "why", a->bpf_why[0] ? a->bpf_why : NULL);
+	/* Do the programs skip other namespaces' packets (kernel 6.15+)? */
+	b = l ? json_object_get(l, "bpf") : NULL;
+	if (b && a->bpf)
+		json_object_set_new(b, "netnsGuard",
+				    json_boolean(bpfsync_filters_netns(a->bpf)));
+	return l;
 }
 
 static json_t *op_status(void *arg)

@@ -22,6 +22,13 @@ start_servers web "tcp:10.200.$X.81:80"
 start_other_servers oth "tcp:$OTHHOST4:80" "udp:$OTHHOST4:9999" "tcp:[$OTHHOST6]:80" \
 	"udp:$OTHHOST4:53"
 start_egressd_bpf --rules "$POLICY"
+# Before 6.15 the programs cannot tell namespaces apart (docs/kernels.md):
+# a second namespace's process in the attach cgroup is judged too, which
+# is why egressd attaches only at a cgroup of its own sandbox there.
+if [ "$(json_field "$T/egressd.out" start layers.bpf.netnsGuard)" = false ]; then
+	echo "$EGIT_NAME: skipped: this kernel gives cgroup_skb programs no netns cookie"
+	exit 77
+fi
 assert_eq "start line: layers.bpf.state enforce" enforce \
 	"$(json_field "$T/egressd.out" start layers.bpf.state)"
 assert_eq "the link is attached to the workload cgroup" \
