@@ -24,16 +24,26 @@
 # drift of the machine's load hits all of them alike):
 #   baseline  no egressd at all (no table, no program)
 #   enforce   egressd --mode dns+nft --bpf enforce, default attach point
-#             (the cgroup2 root: BPF judges every packet of the namespace,
-#             so nftables installs no chain): the target. Policy of
+#             (the sandbox cgroup $CG, the parent of egressd's cgroup; a
+#             sock_diag scan finds every socket of the namespace below it,
+#             so BPF judges every packet and nftables installs no chain):
+#             the target. Policy of
 #             $N_CIDR static CIDRs (80% allow, 20% deny, in the LPM maps
 #             and the nft interval sets) plus the wildcard *.bench.test;
 #             $N_LEARN + 1 names resolved through egressd before measuring
 #             (learned into the BPF maps and the nft sets), the iperf3
 #             server's address being one of them
-#   enforcecg the same with --cgroup <workload cgroup>: nftables hands
-#             that cgroup's packets to BPF in its first rule and judges the
-#             rest of the namespace itself
+#   sidecar   the same, egressd started as a sidecar container is: its
+#             own cgroup and mount namespaces, cgroup2 remounted, the
+#             host's hierarchy at OPENSANDBOX_EGRESS_HOST_CGROUP2
+#             (tests/tools/sidecar-exec.sh); same attach point, found there
+#   enforceroot  the same with --cgroup <cgroup2 root>: the attach point
+#             egressd used by default before it knew its sandbox cgroup
+#             (netns-cookie filtering; 6.15+)
+#   enforcecg the same with --cgroup <workload cgroup> and a process of
+#             another cgroup holding a socket in the namespace: coverage is
+#             partial, nftables hands the workload cgroup's packets to BPF
+#             in its first rule and judges the rest of the namespace itself
 #   nft       the same with --bpf off: nftables judges every packet
 #   dns       egressd --mode dns --bpf off: only the nat port-53 redirect
 #             (which turns on conntrack in the namespace)
@@ -62,7 +72,7 @@ N_CIDR=${N_CIDR:-10000}
 N_LEARN=${N_LEARN:-10000}
 CPU_SEND=${CPU_SEND:-0}
 CPU_RECV=${CPU_RECV:-1}
-VARIANTS=${VARIANTS:-baseline enforce enforcecg nft dns bpfonly}
+VARIANTS=${VARIANTS:-baseline enforce sidecar enforceroot enforcecg nft dns bpfonly}
 TCP=${TCP:-1}
 
 TAG=bdp-$$
@@ -104,12 +114,12 @@ cleanup() {
 	[ -e "/run/netns/$NET" ] && ip netns del "$NET"
 	[ -d "$PIN" ] && rm -rf "$PIN"
 	if [ -n "$CG" ] && [ -d "$CG" ]; then
-		for d in "$CG/workload" "$CG/agent"; do
+		for d in "$CG/workload" "$CG/agent/egressd" "$CG/agent" "$CG/other"; do
 			[ -f "$d/cgroup.procs" ] || continue
 			while read -r p; do kill -9 "$p" 2>/dev/null; done <"$d/cgroup.procs"
 		done
 		sleep 0.1
-		rmdir "$CG/workload" "$CG/agent" "$CG" 2>/dev/null ||
+		rmdir "$CG/workload" "$CG/agent/egressd" "$CG/agent" "$CG/other" "$CG" 2>/dev/null ||
 			echo "datapath: warning: could not remove $CG" >&2
 	fi
 	[ -n "$TMP" ] && [ "${KEEP:-0}" = 0 ] && rm -rf "$TMP"
@@ -140,7 +150,7 @@ fi
 CG2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 [ -n "$CG2" ] || die "no cgroup2 mount"
 CG=$CG2/$TAG
-mkdir "$CG" "$CG/agent" "$CG/workload" || die "mkdir $CG"
+mkdir "$CG" "$CG/agent" "$CG/workload" "$CG/other" || die "mkdir $CG"
 mkdir "$TMP/rules"
 
 # in_sb CGROUP CPU CMD...: run CMD in the sandbox netns, in $CG/CGROUP,
@@ -184,17 +194,26 @@ for _ in $(seq 100); do [ -s "$TMP/fake.pid" ] && break; sleep 0.05; done
 
 # ---- egressd -------------------------------------------------------------
 EG_PID=
+HOLDER=
 
-# eg_start MODE BPF [CGROUP]: start egressd, wait for its start line.
-# Without CGROUP, egressd's default attach point (the cgroup2 root).
+# eg_start MODE BPF [CGROUP|sidecar]: start egressd, wait for its start
+# line. Without CGROUP, egressd's default attach point (the sandbox
+# cgroup $CG); "sidecar": the same, started as a sidecar container.
 eg_start() {
-	local cgopt=()
-	[ -n "${3:-}" ] && cgopt=(--cgroup "$3")
+	local cgopt=() wrap=()
+	case ${3:-} in
+	"") ;;
+	sidecar)
+		wrap=(unshare --cgroup --mount --propagation slave
+			"$ROOT/tests/tools/sidecar-exec.sh" --host "$TMP/hostcg" "$TMP")
+		;;
+	*) cgopt=(--cgroup "$3") ;;
+	esac
 	: >"$TMP/eg.out"
-	# Not through in_sb: $! must be egressd itself (nsenter, sh and
-	# taskset exec), not a subshell running a function.
+	# Not through in_sb: $! must be egressd itself (nsenter, sh, taskset,
+	# unshare and sidecar-exec exec), not a subshell running a function.
 	nsenter --net="/run/netns/$SB" -- sh -c "$IN_SB_SH" "$CG/agent" "$CPU_RECV" \
-		"$EGRESSD" --mode "$1" --bpf "$2" "${cgopt[@]}" \
+		"${wrap[@]}" "$EGRESSD" --mode "$1" --bpf "$2" "${cgopt[@]}" \
 		--dns-upstream "$UP4" --policy-file "$TMP/policy.json" --max-rules 0 \
 		--rules-dir "$TMP/rules" --bpf-pin-dir "$PIN" \
 		--http-addr 127.0.0.1:18080 --learn-ttl-min 3600 --learn-ttl-max 3600 \
@@ -250,12 +269,17 @@ for o in json.load(sys.stdin)["nftables"]:
 
 # ---- measurements ----------------------------------------------------------
 
+is_bpf_variant() {
+	case $1 in enforce | sidecar | enforceroot | enforcecg | bpfonly) return 0 ;; esac
+	return 1
+}
+
 # measure VARIANT REP: the UDP and TCP runs; figures appended to results.
 measure() {
 	local v=$1 rep=$2 j pps rx cpu tcp a0 a1 d0 d1 check=
 	# Warm-up (ARP, iperf3 control connection, caches).
 	in_sb workload "$CPU_SEND" iperf3 -c "$SRV4" -u -l 64 -b 0 -t 1 >/dev/null 2>&1
-	if [ "$v" = enforce ] || [ "$v" = enforcecg ] || [ "$v" = bpfonly ]; then
+	if is_bpf_variant "$v"; then
 		a0=$(bpf_counter 5)
 		d0=$(bpf_counter 0)
 	fi
@@ -272,7 +296,7 @@ s, r = e["sum_sent"], e["sum_received"]
 busy = e["cpu_utilization_percent"]["host_total"] / 100.0
 print(round(s["packets"] / s["seconds"]), round(r["packets"] / r["seconds"]),
       round(s["packets"] / (s["seconds"] * busy)) if busy > 0 else "nan")' "$j" 2>/dev/null)
-	if [ "$v" = enforce ] || [ "$v" = enforcecg ] || [ "$v" = bpfonly ]; then
+	if is_bpf_variant "$v"; then
 		a1=$(bpf_counter 5)
 		d1=$(bpf_counter 0)
 		local sent
@@ -301,7 +325,18 @@ setup() {
 	case $1 in
 	baseline) return 0 ;;
 	enforce | bpfonly) eg_start dns+nft enforce ;;
-	enforcecg) eg_start dns+nft enforce "$CG/workload" ;;
+	sidecar) eg_start dns+nft enforce sidecar ;;
+	enforceroot) eg_start dns+nft enforce "$CG2" ;;
+	enforcecg)
+		# A socket outside the workload cgroup, from before the start.
+		nsenter --net="/run/netns/$SB" -- sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' \
+			"$CG/other" "$PY" -c 'import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 0)); time.sleep(3600)' &
+		HOLDER=$!
+		PIDS+=("$HOLDER")
+		sleep 0.3
+		eg_start dns+nft enforce "$CG/workload"
+		;;
 	nft) eg_start dns+nft off "$CG/workload" ;;
 	dns) eg_start dns off "$CG/workload" ;;
 	*) die "unknown variant $1" ;;
@@ -310,8 +345,13 @@ setup() {
 	local st
 	st=$(grep -o '"bpf":{"state":"[a-z]*"' "$TMP/eg.out" | head -n 1)
 	case $1 in
-	enforce | enforcecg | bpfonly)
+	enforce | sidecar | enforceroot | enforcecg | bpfonly)
 		[ "$st" = '"bpf":{"state":"enforce"' ] || die "$1: BPF not enforcing: $st"
+		local cov want=namespace
+		[ "$1" = enforcecg ] && want=partial
+		cov=$(grep -o '"coverage":{"state":"[a-z]*"' "$TMP/eg.out" | head -n 1)
+		[ "$cov" = "\"coverage\":{\"state\":\"$want\"" ] ||
+			die "$1: coverage is not $want: $cov"
 		local l
 		l=$(bpf_count learned_v4)
 		[ "${l:-0}" -ge "$N_LEARN" ] || die "$1: only ${l:-0} learned_v4 entries"
@@ -336,6 +376,11 @@ setup() {
 teardown() {
 	[ "$1" = baseline ] && return 0
 	eg_stop
+	if [ -n "$HOLDER" ]; then
+		kill -9 "$HOLDER" 2>/dev/null
+		wait "$HOLDER" 2>/dev/null
+		HOLDER=
+	fi
 }
 
 log "datapath bench: reps=$REPS duration=${DURATION}s cidrs=$N_CIDR learned=$N_LEARN variants='$VARIANTS' send CPU $CPU_SEND, server CPU $CPU_RECV"

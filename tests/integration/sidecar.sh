@@ -19,6 +19,7 @@
 # What this file creates is removed at exit, before lib.sh's cleanup.
 
 SC_OUT=		# the third cgroup, outside the sandbox
+SC_EXEC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../tools" && pwd)/sidecar-exec.sh
 
 sidecar_init() {
 	command -v unshare >/dev/null || die "'unshare' not found"
@@ -86,13 +87,16 @@ start_egressd_sidecar() {
 	esac
 	: >"$T/egressd.out"
 	: >"$T/egressd.err"
-	mkdir -p "$T/hostcg" "$T/bpffs"
+	local opts=()
+	[ -n "$ro" ] && opts+=(--ro)
+	[ -n "$host" ] && opts+=(--host "$T/hostcg")
+	[ -n "$caps" ] && opts+=(--net-admin-only)
 	# Same exec chain as start_egressd: $! stays egressd's pid.
 	nsenter --net="/run/netns/$SB" -- env --default-signal=INT,QUIT \
-		SC_CG2="$CG2" SC_T="$T" SC_RO="$ro" SC_HOST="$host" SC_CAPS="$caps" \
 		sh -c 'echo $$ > "$1/cgroup.procs" && shift &&
-		exec unshare --cgroup --mount --propagation slave sh -c "$SC_SETUP" sh "$@"' \
-		sh "$CG/agent" "$EGRESSD" "$@" >"$T/egressd.out" 2>"$T/egressd.err" &
+		exec unshare --cgroup --mount --propagation slave "$@"' \
+		sh "$CG/agent" "$SC_EXEC" "${opts[@]}" "$T" "$EGRESSD" "$@" \
+		>"$T/egressd.out" 2>"$T/egressd.err" &
 	EGRESSD_PID=$!
 	local deadline=$(($(now_ms) + 10000))
 	while ! has_start_line; do
@@ -110,27 +114,6 @@ start_egressd_sidecar() {
 		sleep 0.05
 	done
 }
-
-# Run inside the sidecar's new mount and cgroup namespaces (as root, with
-# every capability), then exec egressd as the container would.
-export SC_SETUP='
-set -e
-[ -n "$SC_HOST" ] && mount --bind "$SC_CG2" "$SC_T/hostcg"
-mount --bind /sys/fs/bpf "$SC_T/bpffs"
-mount -t sysfs sysfs /sys
-case $SC_CG2 in
-/sys/fs/cgroup) ;;
-*) mount -t tmpfs tmpfs /sys/fs/cgroup; mkdir -p "$SC_CG2" ;;
-esac
-mount -t cgroup2 ${SC_RO:+-o ro} cgroup2 "$SC_CG2"
-mount --bind "$SC_T/bpffs" /sys/fs/bpf
-[ -n "$SC_HOST" ] && export OPENSANDBOX_EGRESS_HOST_CGROUP2="$SC_T/hostcg"
-set +e
-if [ -n "$SC_CAPS" ]; then
-	exec setpriv --bounding-set=-all,+net_admin --inh-caps=-all -- "$@"
-fi
-exec "$@"
-'
 
 # run_outside CMD...: CMD in the sandbox netns, in the third cgroup.
 run_outside() {
