@@ -70,6 +70,8 @@ check_nftsync_OBJS := nftsync log
 check_events_OBJS := events log dnswire loop
 check_api_OBJS := api policy log loop
 check_webhook_OBJS := webhook log loop
+# check_dnsproxy fails chosen allocations (its __wrap_malloc/__wrap_calloc).
+check_dnsproxy_LDFLAGS := -Wl,--wrap=malloc -Wl,--wrap=calloc
 UNIT_BINS := $(patsubst %,$(OUTPUT)/tests/check_%,$(UNIT_TESTS))
 unit_objs = $(patsubst %,$(OUTPUT)/agent/%.o,$(check_$(1)_OBJS))
 
@@ -118,7 +120,7 @@ $(OUTPUT)/tests/tools/%: tests/tools/%.c | $(OUTPUT)/tests/tools
 .SECONDEXPANSION:
 $(OUTPUT)/tests/check_%: $(OUTPUT)/tests/check_%.o $$(call unit_objs,$$*)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS) $(EXTRA_LDFLAGS)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS) $(check_$*_LDFLAGS) $(EXTRA_LDFLAGS)
 
 $(BUILD) $(OUTPUT)/agent $(OUTPUT)/tests $(OUTPUT)/tests/tools:
 	$(Q)mkdir -p $@

@@ -1729,6 +1729,10 @@ int dnsproxy_new(struct loop *loop, const struct egressd_config *cfg,
 	p->slots = calloc(DP_MAX_INFLIGHT, sizeof(*p->slots));
 	p->retry = calloc(DP_MAX_INFLIGHT, sizeof(*p->retry));
 	p->conns = calloc(DP_MAX_CONNS, sizeof(*p->conns));
+	/* Mark every slot closed before anything else can fail: fd 0 from
+	 * calloc would make dnsproxy_free close it as a live connection. */
+	for (int i = 0; p->conns && i < DP_MAX_CONNS; i++)
+		p->conns[i].fd = -1;
 	p->free_conns = calloc(DP_MAX_CONNS, sizeof(*p->free_conns));
 	p->dirty = calloc(DP_MAX_CONNS, sizeof(*p->dirty));
 	p->tmo = loop_timer_new(loop, dp_timeout_cb, p);
@@ -1739,7 +1743,6 @@ int dnsproxy_new(struct loop *loop, const struct egressd_config *cfg,
 		goto enomem;
 	for (int i = DP_MAX_CONNS - 1; i >= 0; i--) {
 		p->conns[i].p = p;
-		p->conns[i].fd = -1;
 		p->conns[i].idx = (uint16_t)i;
 		p->free_conns[p->n_free_conns++] = (uint16_t)i;
 	}
