@@ -618,16 +618,9 @@ static int persist_policy(struct agent *a, char *err, size_t errlen)
 		ret = -errno;
 		goto out_unlink;
 	}
-	while (off < len || (off == len && text[len - 1] != '\n')) {
-		ssize_t w;
+	while (off < len) {
+		ssize_t w = write(fd, text + off, len - off);
 
-		if (off == len) {
-			w = write(fd, "\n", 1);
-			if (w == 1)
-				break;
-		} else {
-			w = write(fd, text + off, len - off);
-		}
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
