@@ -23,10 +23,22 @@ msg = @printf '  %-9s %s\n' "$(1)" "$(2)";
 MAKEFLAGS += --no-print-directory
 endif
 
+# The version: git describe of this tree at build time, a fixed string when
+# it is not a git checkout (a release tarball). $(OUTPUT)/version is
+# rewritten only when it changes, and the objects that use the version
+# depend on it, so a new commit rebuilds them and nothing else.
+EGRESSD_VERSION_FALLBACK := 0.1.0
+ifndef EGRESSD_VERSION
+EGRESSD_VERSION := $(or $(shell [ -e .git ] && git describe --tags --always --dirty 2>/dev/null),$(EGRESSD_VERSION_FALLBACK))
+endif
+VERSION_FILE := $(OUTPUT)/version
+VERSION_USERS := $(OUTPUT)/agent/main.o $(OUTPUT)/agent/config.o \
+	$(OUTPUT)/agent/webhook.o $(OUTPUT)/tools/egressctl.o
+
 CFLAGS ?= -O2 -g
 WARNINGS := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes \
 	    -Wformat=2 -Wshadow -Wno-unused-parameter
-CPPFLAGS_ALL := -Iinclude -D_GNU_SOURCE
+CPPFLAGS_ALL := -Iinclude -D_GNU_SOURCE -DEGRESSD_VERSION='"$(EGRESSD_VERSION)"'
 ALL_CFLAGS = $(CFLAGS) $(WARNINGS) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(EXTRA_CFLAGS) -MMD -MP
 
 # Library name (pkg-config) -> Debian package that provides it.
@@ -102,6 +114,13 @@ $(OUTPUT)/tools/egressctl.o: tools/egressctl.c | $(OUTPUT)/tools
 
 $(OUTPUT)/tools:
 	$(Q)mkdir -p $@
+
+.PHONY: FORCE
+$(VERSION_FILE): FORCE
+	$(Q)mkdir -p $(@D)
+	$(Q)echo '$(EGRESSD_VERSION)' | cmp -s - $@ || echo '$(EGRESSD_VERSION)' >$@
+
+$(VERSION_USERS): $(VERSION_FILE)
 
 -include $(wildcard $(OUTPUT)/tools/*.d)
 

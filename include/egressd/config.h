@@ -15,7 +15,10 @@
 
 #include "egressd/log.h"
 
-#define EGRESSD_VERSION "0.1.0"
+/* EGRESSD_VERSION comes from the Makefile (git describe at build time). */
+#ifndef EGRESSD_VERSION
+#error "EGRESSD_VERSION is not defined: build with make"
+#endif
 #define EGRESSD_MAX_UPSTREAMS 10
 
 enum egressd_mode {
