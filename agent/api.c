@@ -1216,11 +1216,13 @@ int api_new(struct loop *loop, const char *addr, const char *token,
 	ret = api_listen(addr, &fd, &api->port, err, errlen);
 	if (ret)
 		goto err_free;
+	/* The logger goes first: libmicrohttpd logs a warning at every
+	 * start when another option precedes it. */
 	api->mhd = MHD_start_daemon(
 		MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, api_access,
-		api, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+		api, MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log, api,
+		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 		MHD_OPTION_NOTIFY_COMPLETED, api_completed, api,
-		MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log, api,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)API_CONN_LIMIT,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)API_CONN_TIMEOUT_S,
 		MHD_OPTION_END);

@@ -908,6 +908,36 @@ START_TEST(test_server_bind_error)
 }
 END_TEST
 
+/* Starting and stopping the API logs nothing: libmicrohttpd complained
+ * at every start when its logger was not the first option. */
+START_TEST(test_server_start_logs_nothing)
+{
+	struct fake f = { .policy = policy_new(POLICY_DENY) };
+	struct api_ops ops = fake_ops;
+	struct loop *loop = loop_new();
+	char err[256], *text = NULL;
+	size_t len = 0;
+	struct api *a;
+	FILE *mem;
+
+	ops.arg = &f;
+	mem = open_memstream(&text, &len);
+	ck_assert_ptr_nonnull(mem);
+	log_set_output(mem);
+	ck_assert_int_eq(api_new(loop, "127.0.0.1:0", NULL, 0, &ops, &a, err,
+				 sizeof(err)),
+			 0);
+	api_free(a);
+	log_flush();
+	log_set_output(fopen("/dev/null", "w"));
+	fclose(mem);
+	ck_assert_msg(len == 0, "logged: %s", text);
+	free(text);
+	loop_free(loop);
+	policy_free(f.policy);
+}
+END_TEST
+
 static Suite *api_suite(void)
 {
 	Suite *s = suite_create("api");
@@ -930,6 +960,7 @@ static Suite *api_suite(void)
 	tcase_add_test(ts, test_server_body_limit);
 	tcase_add_test(ts, test_server_replace_fails);
 	tcase_add_test(ts, test_server_bind_error);
+	tcase_add_test(ts, test_server_start_logs_nothing);
 	suite_add_tcase(s, ts);
 	return s;
 }
