@@ -564,6 +564,9 @@ START_TEST(test_server_basic)
 		{ .method = "POST", .path = "/policy", .body = "{" },
 		{ .method = "POST",
 		  .path = "/policy",
+		  .body = "{\"egres\":[{\"target\":\"a.com\"}]}" },
+		{ .method = "POST",
+		  .path = "/policy",
 		  .body = "{\"egress\":[{\"target\":\"a.com\"},{\"target\":\"*foo.com\"}]}" },
 		{ .method = "POST",
 		  .path = "/policy",
@@ -628,6 +631,10 @@ START_TEST(test_server_basic)
 	ck_assert_int_eq(r[i].status, 400);
 	ck_assert_msg(!strncmp(r[i].resp, "invalid policy: invalid JSON", 28),
 		      "%s", r[i].resp);
+	i++;
+	ck_assert_int_eq(r[i].status, 400);
+	ck_assert_str_eq(r[i].resp,
+			 "invalid policy: unknown key \"egres\": a policy has only \"defaultAction\" and \"egress\"\n");
 	i++;
 	ck_assert_int_eq(r[i].status, 400);
 	ck_assert_msg(!strncmp(r[i].resp,
