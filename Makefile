@@ -80,7 +80,7 @@ check_doh_OBJS := doh policy log
 check_dnsproxy_OBJS := dnsproxy dnswire doh policy loop events log config
 check_nftsync_OBJS := nftsync log
 check_events_OBJS := events log dnswire loop
-check_api_OBJS := api policy log loop
+check_api_OBJS := api policy log loop config
 check_webhook_OBJS := webhook log loop
 # check_dnsproxy fails chosen allocations (its __wrap_malloc/__wrap_calloc).
 check_dnsproxy_LDFLAGS := -Wl,--wrap=malloc -Wl,--wrap=calloc

@@ -104,7 +104,7 @@ static const struct opt_def opt_defs[OPT_MAX] = {
 	[OPT_DOH_BLOCKLIST] = { "doh-blocklist",
 				"OPENSANDBOX_EGRESS_DOH_BLOCKLIST", NULL },
 	[OPT_HTTP_ADDR] = { "http-addr", "OPENSANDBOX_EGRESS_HTTP_ADDR",
-			    ":18080" },
+			    CONFIG_DEFAULT_HTTP_ADDR },
 	[OPT_TOKEN] = { "token", "OPENSANDBOX_EGRESS_TOKEN", NULL },
 	[OPT_DENY_WEBHOOK] = { "deny-webhook", "OPENSANDBOX_EGRESS_DENY_WEBHOOK",
 			       NULL },
@@ -463,6 +463,102 @@ static int option_error(int c, const char *arg, const struct option *longopts,
 		       arg);
 }
 
+/* A TCP port, decimal, 0-65535 (0: any free port, for tests). */
+static int parse_port(const char *s, int *port)
+{
+	unsigned long v = 0;
+	size_t i, n = strlen(s);
+
+	if (!n || n > 5)
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v > 65535)
+		return -EINVAL;
+	*port = (int)v;
+	return 0;
+}
+
+int config_parse_listen_addr(const char *addr, struct sockaddr_storage *ss,
+			     socklen_t *sslen, bool *any, char *err,
+			     size_t errlen)
+{
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	char host[INET6_ADDRSTRLEN + 8];
+	const char *colon, *p;
+	size_t hlen;
+	int port;
+
+	if (!addr || !*addr)
+		addr = CONFIG_DEFAULT_HTTP_ADDR;
+	memset(ss, 0, sizeof(*ss));
+	*any = false;
+	if (addr[0] == '[') {
+		const char *close = strchr(addr, ']');
+
+		if (!close || close[1] != ':')
+			return util_err(err, errlen, -EINVAL,
+				       "expected [IPv6]:port");
+		hlen = close - addr - 1;
+		p = close + 2;
+		if (hlen >= sizeof(host))
+			goto bad_host;
+		memcpy(host, addr + 1, hlen);
+		host[hlen] = '\0';
+		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
+			goto bad_host;
+		if (parse_port(p, &port))
+			goto bad_port;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		*sslen = sizeof(*s6);
+		return 0;
+	}
+	colon = strrchr(addr, ':');
+	if (!colon)
+		return util_err(err, errlen, -EINVAL,
+			       "missing port (expected HOST:PORT, :PORT or [IPv6]:PORT)");
+	hlen = colon - addr;
+	p = colon + 1;
+	if (memchr(addr, ':', hlen))
+		return util_err(err, errlen, -EINVAL,
+			       "write an IPv6 address as [addr]:port");
+	if (parse_port(p, &port))
+		goto bad_port;
+	if (!hlen) {
+		/* All interfaces: IPv6 socket accepting IPv4 too. */
+		s6->sin6_family = AF_INET6;
+		s6->sin6_addr = in6addr_any;
+		s6->sin6_port = htons(port);
+		*sslen = sizeof(*s6);
+		*any = true;
+		return 0;
+	}
+	if (hlen >= sizeof(host))
+		goto bad_host;
+	memcpy(host, addr, hlen);
+	host[hlen] = '\0';
+	if (!strcasecmp(host, "localhost"))
+		strcpy(host, "127.0.0.1");
+	if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+		goto bad_host;
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons(port);
+	*sslen = sizeof(*s4);
+	return 0;
+
+bad_host:
+	return util_err(err, errlen, -EINVAL,
+		       "host must be an IP address, \"localhost\" or empty");
+bad_port:
+	return util_err(err, errlen, -EINVAL,
+		       "port must be a number 0-65535");
+}
+
 static char *dup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;
@@ -598,6 +694,18 @@ int config_load(struct egressd_config *cfg, int argc, char **argv, char *err,
 
 	if (log_parse_level(vals[OPT_LOG_LEVEL], &cfg->log_level))
 		return BAD(OPT_LOG_LEVEL, "expected debug, info, warn or error");
+	/* Checked here, before any kernel layer is installed; api_new
+	 * parses it again when it binds. */
+	{
+		struct sockaddr_storage ss;
+		socklen_t sslen;
+		char why[160];
+		bool any;
+
+		if (config_parse_listen_addr(vals[OPT_HTTP_ADDR], &ss, &sslen,
+					     &any, why, sizeof(why)))
+			return BAD(OPT_HTTP_ADDR, why);
+	}
 #undef BAD
 
 	cfg->rules_json = dup_or_null(vals[OPT_RULES]);

@@ -80,72 +80,6 @@ START_TEST(test_token_equal)
 }
 END_TEST
 
-START_TEST(test_parse_addr)
-{
-	struct sockaddr_storage ss;
-	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-	char err[256], txt[64];
-	socklen_t len;
-	bool any;
-
-	ck_assert_int_eq(
-		api_parse_addr(":18080", &ss, &len, &any, err, sizeof(err)), 0);
-	ck_assert(any);
-	ck_assert_int_eq(ss.ss_family, AF_INET6);
-	ck_assert_int_eq(ntohs(s6->sin6_port), 18080);
-
-	ck_assert_int_eq(
-		api_parse_addr(NULL, &ss, &len, &any, err, sizeof(err)), 0);
-	ck_assert(any);
-	ck_assert_int_eq(ntohs(s6->sin6_port), 18080);
-
-	ck_assert_int_eq(api_parse_addr("127.0.0.1:8081", &ss, &len, &any, err,
-					sizeof(err)),
-			 0);
-	ck_assert(!any);
-	ck_assert_int_eq(ss.ss_family, AF_INET);
-	ck_assert_int_eq(len, sizeof(*s4));
-	ck_assert_int_eq(ntohs(s4->sin_port), 8081);
-	inet_ntop(AF_INET, &s4->sin_addr, txt, sizeof(txt));
-	ck_assert_str_eq(txt, "127.0.0.1");
-
-	ck_assert_int_eq(api_parse_addr("localhost:1", &ss, &len, &any, err,
-					sizeof(err)),
-			 0);
-	ck_assert_int_eq(ss.ss_family, AF_INET);
-
-	ck_assert_int_eq(api_parse_addr("[::1]:18080", &ss, &len, &any, err,
-					sizeof(err)),
-			 0);
-	ck_assert(!any);
-	ck_assert_int_eq(ss.ss_family, AF_INET6);
-	inet_ntop(AF_INET6, &s6->sin6_addr, txt, sizeof(txt));
-	ck_assert_str_eq(txt, "::1");
-
-	ck_assert_int_eq(api_parse_addr("::1:80", &ss, &len, &any, err,
-					sizeof(err)),
-			 -EINVAL);
-	ck_assert_ptr_nonnull(strstr(err, "\"::1:80\""));
-	ck_assert_int_eq(api_parse_addr("127.0.0.1", &ss, &len, &any, err,
-					sizeof(err)),
-			 -EINVAL);
-	ck_assert_ptr_nonnull(strstr(err, "missing port"));
-	ck_assert_int_eq(api_parse_addr(":65536", &ss, &len, &any, err,
-					sizeof(err)),
-			 -EINVAL);
-	ck_assert_int_eq(api_parse_addr(":", &ss, &len, &any, err, sizeof(err)),
-			 -EINVAL);
-	ck_assert_int_eq(api_parse_addr("[::1]18080", &ss, &len, &any, err,
-					sizeof(err)),
-			 -EINVAL);
-	ck_assert_int_eq(api_parse_addr("example.com:80", &ss, &len, &any, err,
-					sizeof(err)),
-			 -EINVAL);
-	ck_assert_ptr_nonnull(strstr(err, "example.com:80"));
-}
-END_TEST
-
 START_TEST(test_patch_parse_errors)
 {
 	static const struct {
@@ -904,7 +838,10 @@ START_TEST(test_server_bind_error)
 	ck_assert_int_eq(api_new(loop, addr, NULL, 0, &ops, &b, err,
 				 sizeof(err)),
 			 -EADDRINUSE);
-	ck_assert_ptr_nonnull(strstr(err, addr));
+	/* As helpful as the DNS proxy's: who, and which setting to change. */
+	ck_assert_msg(strstr(err, addr) && strstr(err, "another process") &&
+			      strstr(err, "OPENSANDBOX_EGRESS_HTTP_ADDR"),
+		      "err: %s", err);
 	ck_assert_ptr_null(b);
 	ck_assert_int_eq(api_new(loop, "bogus", NULL, 0, &ops, &b, err,
 				 sizeof(err)),
@@ -953,7 +890,6 @@ static Suite *api_suite(void)
 
 	tcase_add_test(tc, test_mode);
 	tcase_add_test(tc, test_token_equal);
-	tcase_add_test(tc, test_parse_addr);
 	tcase_add_test(tc, test_patch_parse_errors);
 	tcase_add_test(tc, test_patch_parse_ok);
 	tcase_add_test(tc, test_patch_merge);

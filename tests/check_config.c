@@ -363,6 +363,108 @@ START_TEST(test_config_upstream_errors_say_what_is_wrong)
 }
 END_TEST
 
+START_TEST(test_config_listen_addr_forms)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	char err[256], txt[64];
+	socklen_t len;
+	bool any;
+
+	ck_assert_int_eq(
+		config_parse_listen_addr(":18080", &ss, &len, &any, err, sizeof(err)), 0);
+	ck_assert(any);
+	ck_assert_int_eq(ss.ss_family, AF_INET6);
+	ck_assert_int_eq(ntohs(s6->sin6_port), 18080);
+
+	ck_assert_int_eq(
+		config_parse_listen_addr(NULL, &ss, &len, &any, err, sizeof(err)), 0);
+	ck_assert(any);
+	ck_assert_int_eq(ntohs(s6->sin6_port), 18080);
+
+	ck_assert_int_eq(config_parse_listen_addr("127.0.0.1:8081", &ss, &len, &any, err,
+					sizeof(err)),
+			 0);
+	ck_assert(!any);
+	ck_assert_int_eq(ss.ss_family, AF_INET);
+	ck_assert_int_eq(len, sizeof(*s4));
+	ck_assert_int_eq(ntohs(s4->sin_port), 8081);
+	inet_ntop(AF_INET, &s4->sin_addr, txt, sizeof(txt));
+	ck_assert_str_eq(txt, "127.0.0.1");
+
+	ck_assert_int_eq(config_parse_listen_addr("localhost:1", &ss, &len, &any, err,
+					sizeof(err)),
+			 0);
+	ck_assert_int_eq(ss.ss_family, AF_INET);
+
+	ck_assert_int_eq(config_parse_listen_addr("[::1]:18080", &ss, &len, &any, err,
+					sizeof(err)),
+			 0);
+	ck_assert(!any);
+	ck_assert_int_eq(ss.ss_family, AF_INET6);
+	inet_ntop(AF_INET6, &s6->sin6_addr, txt, sizeof(txt));
+	ck_assert_str_eq(txt, "::1");
+
+	ck_assert_int_eq(config_parse_listen_addr("::1:80", &ss, &len, &any, err,
+					sizeof(err)),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "[addr]:port"));
+	ck_assert_int_eq(config_parse_listen_addr("127.0.0.1", &ss, &len, &any, err,
+					sizeof(err)),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "missing port"));
+	ck_assert_int_eq(config_parse_listen_addr(":65536", &ss, &len, &any, err,
+					sizeof(err)),
+			 -EINVAL);
+	ck_assert_int_eq(config_parse_listen_addr(":", &ss, &len, &any, err, sizeof(err)),
+			 -EINVAL);
+	ck_assert_int_eq(config_parse_listen_addr("[::1]18080", &ss, &len, &any, err,
+					sizeof(err)),
+			 -EINVAL);
+	ck_assert_int_eq(config_parse_listen_addr("example.com:80", &ss, &len, &any, err,
+					sizeof(err)),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "IP address"));
+}
+END_TEST
+
+/* A bad --http-addr stops egressd in the configuration step, before any
+ * kernel layer is installed, naming the setting. */
+START_TEST(test_config_http_addr_validated)
+{
+	static const char *const cases[][2] = {
+		{ "bogus", "missing port" },
+		{ "127.0.0.1", "missing port" },
+		{ "::1:18080", "[addr]:port" },
+		{ ":99999", "port" },
+		{ "example.com:80", "IP address" },
+	};
+	struct egressd_config cfg;
+	char err[512];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err[0] = '\0';
+		ck_assert_int_eq(load(&cfg, err, sizeof(err), "--http-addr",
+				      cases[i][0], NULL),
+				 -EINVAL);
+		ck_assert_msg(strstr(err, "OPENSANDBOX_EGRESS_HTTP_ADDR / "
+					  "--http-addr: invalid value") &&
+				      strstr(err, cases[i][0]) &&
+				      strstr(err, cases[i][1]),
+			      "%s: %s", cases[i][0], err);
+	}
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--http-addr",
+			      "[::1]:18080", NULL),
+			 0);
+	config_fini(&cfg);
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--http-addr", "", NULL),
+			 0);
+	config_fini(&cfg);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -381,6 +483,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_config_option_errors_say_what_is_wrong);
 	tcase_add_test(tc, test_config_learn_ttl_blames_the_setting_given);
 	tcase_add_test(tc, test_config_upstream_errors_say_what_is_wrong);
+	tcase_add_test(tc, test_config_listen_addr_forms);
+	tcase_add_test(tc, test_config_http_addr_validated);
 	suite_add_tcase(s, tc);
 	return s;
 }
