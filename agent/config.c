@@ -373,13 +373,14 @@ int config_parse_upstreams(const char *s, struct egressd_upstream *out,
 			continue;
 		if (parse_one_upstream(tok, &u, &why)) {
 			ret = util_err(err, errlen, -EINVAL,
-				      "DNS upstream \"%s\" %s", tok, why);
+				       "DNS upstream \"%s\" %s", tok, why);
 			break;
 		}
 		if (upstream_is_unspecified(&u)) {
-			ret = util_err(err, errlen, -EINVAL,
-				      "DNS upstream \"%s\" is the unspecified address: give the resolver's own address",
-				      tok);
+			ret = util_err(
+				err, errlen, -EINVAL,
+				"DNS upstream \"%s\" is the unspecified address: give the resolver's own address",
+				tok);
 			break;
 		}
 		if (upstream_add(out, max, n, &u)) {
@@ -448,19 +449,20 @@ static int option_error(int c, const char *arg, const struct option *longopts,
 
 	if (c == ':')
 		return util_err(err, errlen, -EINVAL,
-			       "option %s needs a value (see --help)", arg);
+				"option %s needs a value (see --help)", arg);
 	if (strncmp(arg, "--", 2))
 		return util_err(err, errlen, -EINVAL,
-			       "unknown option -%c (see --help)", optopt);
+				"unknown option -%c (see --help)", optopt);
 	eq = strchr(arg, '=');
 	for (i = 0; eq && longopts[i].name; i++)
 		if (strlen(longopts[i].name) == (size_t)(eq - arg - 2) &&
 		    !strncmp(longopts[i].name, arg + 2, eq - arg - 2))
-			return util_err(err, errlen, -EINVAL,
-				       "option --%s takes no value (see --help)",
-				       longopts[i].name);
+			return util_err(
+				err, errlen, -EINVAL,
+				"option --%s takes no value (see --help)",
+				longopts[i].name);
 	return util_err(err, errlen, -EINVAL, "unknown option %s (see --help)",
-		       arg);
+			arg);
 }
 
 /* A TCP port, decimal, 0-65535 (0: any free port, for tests). */
@@ -502,7 +504,7 @@ int config_parse_listen_addr(const char *addr, struct sockaddr_storage *ss,
 
 		if (!close || close[1] != ':')
 			return util_err(err, errlen, -EINVAL,
-				       "expected [IPv6]:port");
+					"expected [IPv6]:port");
 		hlen = close - addr - 1;
 		p = close + 2;
 		if (hlen >= sizeof(host))
@@ -520,13 +522,14 @@ int config_parse_listen_addr(const char *addr, struct sockaddr_storage *ss,
 	}
 	colon = strrchr(addr, ':');
 	if (!colon)
-		return util_err(err, errlen, -EINVAL,
-			       "missing port (expected HOST:PORT, :PORT or [IPv6]:PORT)");
+		return util_err(
+			err, errlen, -EINVAL,
+			"missing port (expected HOST:PORT, :PORT or [IPv6]:PORT)");
 	hlen = colon - addr;
 	p = colon + 1;
 	if (memchr(addr, ':', hlen))
 		return util_err(err, errlen, -EINVAL,
-			       "write an IPv6 address as [addr]:port");
+				"write an IPv6 address as [addr]:port");
 	if (parse_port(p, &port))
 		goto bad_port;
 	if (!hlen) {
@@ -553,10 +556,9 @@ int config_parse_listen_addr(const char *addr, struct sockaddr_storage *ss,
 
 bad_host:
 	return util_err(err, errlen, -EINVAL,
-		       "host must be an IP address, \"localhost\" or empty");
+			"host must be an IP address, \"localhost\" or empty");
 bad_port:
-	return util_err(err, errlen, -EINVAL,
-		       "port must be a number 0-65535");
+	return util_err(err, errlen, -EINVAL, "port must be a number 0-65535");
 }
 
 static char *dup_or_null(const char *s)
@@ -669,15 +671,18 @@ int config_load(struct egressd_config *cfg, int argc, char **argv, char *err,
 	if (cfg->learn_ttl_max < cfg->learn_ttl_min) {
 		char why[96];
 
-		if (vals[OPT_LEARN_TTL_MAX] == opt_defs[OPT_LEARN_TTL_MAX].def) {
-			snprintf(why, sizeof(why),
-				 "must not be above OPENSANDBOX_EGRESS_LEARN_TTL_MAX (%u)",
-				 cfg->learn_ttl_max);
+		if (vals[OPT_LEARN_TTL_MAX] ==
+		    opt_defs[OPT_LEARN_TTL_MAX].def) {
+			snprintf(
+				why, sizeof(why),
+				"must not be above OPENSANDBOX_EGRESS_LEARN_TTL_MAX (%u)",
+				cfg->learn_ttl_max);
 			return BAD(OPT_LEARN_TTL_MIN, why);
 		}
-		snprintf(why, sizeof(why),
-			 "must not be below OPENSANDBOX_EGRESS_LEARN_TTL_MIN (%u)",
-			 cfg->learn_ttl_min);
+		snprintf(
+			why, sizeof(why),
+			"must not be below OPENSANDBOX_EGRESS_LEARN_TTL_MIN (%u)",
+			cfg->learn_ttl_min);
 		return BAD(OPT_LEARN_TTL_MAX, why);
 	}
 	if (parse_uint(vals[OPT_LEARN_GRACE], 0, 86400, &ul))

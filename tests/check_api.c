@@ -567,8 +567,9 @@ START_TEST(test_server_basic)
 		      "%s", r[i].resp);
 	i++;
 	ck_assert_int_eq(r[i].status, 400);
-	ck_assert_str_eq(r[i].resp,
-			 "invalid policy: unknown key \"egres\": a policy has only \"defaultAction\" and \"egress\"\n");
+	ck_assert_str_eq(
+		r[i].resp,
+		"invalid policy: unknown key \"egres\": a policy has only \"defaultAction\" and \"egress\"\n");
 	i++;
 	ck_assert_int_eq(r[i].status, 400);
 	ck_assert_msg(!strncmp(r[i].resp,

@@ -264,9 +264,8 @@ START_TEST(test_config_short_h_is_help)
 	struct egressd_config cfg;
 	char err[512] = "", out[8192];
 
-	ck_assert_int_eq(load_stdout(&cfg, err, sizeof(err), out, sizeof(out),
-				     "-h"),
-			 1);
+	ck_assert_int_eq(
+		load_stdout(&cfg, err, sizeof(err), out, sizeof(out), "-h"), 1);
 	ck_assert_msg(strstr(out, "Usage: egressd") != NULL, "out: %s", out);
 	ck_assert_ptr_nonnull(strstr(out, "-h, --help"));
 	ck_assert_int_eq(load_stdout(&cfg, err, sizeof(err), out, sizeof(out),
@@ -372,19 +371,21 @@ START_TEST(test_config_listen_addr_forms)
 	socklen_t len;
 	bool any;
 
-	ck_assert_int_eq(
-		config_parse_listen_addr(":18080", &ss, &len, &any, err, sizeof(err)), 0);
+	ck_assert_int_eq(config_parse_listen_addr(":18080", &ss, &len, &any,
+						  err, sizeof(err)),
+			 0);
 	ck_assert(any);
 	ck_assert_int_eq(ss.ss_family, AF_INET6);
 	ck_assert_int_eq(ntohs(s6->sin6_port), 18080);
 
-	ck_assert_int_eq(
-		config_parse_listen_addr(NULL, &ss, &len, &any, err, sizeof(err)), 0);
+	ck_assert_int_eq(config_parse_listen_addr(NULL, &ss, &len, &any, err,
+						  sizeof(err)),
+			 0);
 	ck_assert(any);
 	ck_assert_int_eq(ntohs(s6->sin6_port), 18080);
 
-	ck_assert_int_eq(config_parse_listen_addr("127.0.0.1:8081", &ss, &len, &any, err,
-					sizeof(err)),
+	ck_assert_int_eq(config_parse_listen_addr("127.0.0.1:8081", &ss, &len,
+						  &any, err, sizeof(err)),
 			 0);
 	ck_assert(!any);
 	ck_assert_int_eq(ss.ss_family, AF_INET);
@@ -393,37 +394,38 @@ START_TEST(test_config_listen_addr_forms)
 	inet_ntop(AF_INET, &s4->sin_addr, txt, sizeof(txt));
 	ck_assert_str_eq(txt, "127.0.0.1");
 
-	ck_assert_int_eq(config_parse_listen_addr("localhost:1", &ss, &len, &any, err,
-					sizeof(err)),
+	ck_assert_int_eq(config_parse_listen_addr("localhost:1", &ss, &len,
+						  &any, err, sizeof(err)),
 			 0);
 	ck_assert_int_eq(ss.ss_family, AF_INET);
 
-	ck_assert_int_eq(config_parse_listen_addr("[::1]:18080", &ss, &len, &any, err,
-					sizeof(err)),
+	ck_assert_int_eq(config_parse_listen_addr("[::1]:18080", &ss, &len,
+						  &any, err, sizeof(err)),
 			 0);
 	ck_assert(!any);
 	ck_assert_int_eq(ss.ss_family, AF_INET6);
 	inet_ntop(AF_INET6, &s6->sin6_addr, txt, sizeof(txt));
 	ck_assert_str_eq(txt, "::1");
 
-	ck_assert_int_eq(config_parse_listen_addr("::1:80", &ss, &len, &any, err,
-					sizeof(err)),
+	ck_assert_int_eq(config_parse_listen_addr("::1:80", &ss, &len, &any,
+						  err, sizeof(err)),
 			 -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "[addr]:port"));
-	ck_assert_int_eq(config_parse_listen_addr("127.0.0.1", &ss, &len, &any, err,
-					sizeof(err)),
+	ck_assert_int_eq(config_parse_listen_addr("127.0.0.1", &ss, &len, &any,
+						  err, sizeof(err)),
 			 -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "missing port"));
-	ck_assert_int_eq(config_parse_listen_addr(":65536", &ss, &len, &any, err,
-					sizeof(err)),
+	ck_assert_int_eq(config_parse_listen_addr(":65536", &ss, &len, &any,
+						  err, sizeof(err)),
 			 -EINVAL);
-	ck_assert_int_eq(config_parse_listen_addr(":", &ss, &len, &any, err, sizeof(err)),
+	ck_assert_int_eq(config_parse_listen_addr(":", &ss, &len, &any, err,
+						  sizeof(err)),
 			 -EINVAL);
-	ck_assert_int_eq(config_parse_listen_addr("[::1]18080", &ss, &len, &any, err,
-					sizeof(err)),
+	ck_assert_int_eq(config_parse_listen_addr("[::1]18080", &ss, &len, &any,
+						  err, sizeof(err)),
 			 -EINVAL);
-	ck_assert_int_eq(config_parse_listen_addr("example.com:80", &ss, &len, &any, err,
-					sizeof(err)),
+	ck_assert_int_eq(config_parse_listen_addr("example.com:80", &ss, &len,
+						  &any, err, sizeof(err)),
 			 -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "IP address"));
 }

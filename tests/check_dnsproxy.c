@@ -690,8 +690,8 @@ START_TEST(test_dnsproxy_udp_allowed_answered)
 	ck_assert(dnsproxy_rtt_bounds[0] <= 0.0001);
 	ck_assert_msg(st.rtt_sum_s > 0 && st.rtt_sum_s < 1, "rtt %f",
 		      st.rtt_sum_s);
-	for (i = 0; i < DNSPROXY_RTT_BUCKETS &&
-		    st.rtt_sum_s > dnsproxy_rtt_bounds[i];
+	for (i = 0;
+	     i < DNSPROXY_RTT_BUCKETS && st.rtt_sum_s > dnsproxy_rtt_bounds[i];
 	     i++)
 		;
 	ck_assert_msg(st.rtt_hist[i] == 1, "rtt %f not in bucket %d",

@@ -535,10 +535,12 @@ START_TEST(test_nftsync_table_and_chains)
 	ck_assert_str_eq(t.line[1],
 			 "table+ egressd \"egressd: removed only by egressd --cleanup\"");
 	ck_assert_int_eq(count(&t, "table-"), 0);
-	assert_fresh_chain(&t, "dns_redirect",
-			   "chain+ dns_redirect nat hook=3 prio=-100 policy=1 \"port-53 traffic of the netns goes to the egressd DNS proxy\"");
-	assert_fresh_chain(&t, "egress",
-			   "chain+ egress filter hook=3 prio=0 policy=1 \"egressd output filter (dns+nft mode); ends with an explicit verdict\"");
+	assert_fresh_chain(
+		&t, "dns_redirect",
+		"chain+ dns_redirect nat hook=3 prio=-100 policy=1 \"port-53 traffic of the netns goes to the egressd DNS proxy\"");
+	assert_fresh_chain(
+		&t, "egress",
+		"chain+ egress filter hook=3 prio=0 policy=1 \"egressd output filter (dns+nft mode); ends with an explicit verdict\"");
 	ck_assert_int_eq(count(&t, "chain-"), 2);
 	trace_free(&t);
 
@@ -546,8 +548,9 @@ START_TEST(test_nftsync_table_and_chains)
 	cfg.filter = false;
 	cfg.bpf_redirect = true;
 	build_apply(&cfg, NULL, 0, 0, &t);
-	assert_fresh_chain(&t, "egress",
-			   "chain+ egress filter hook=3 prio=0 policy=1 \"egressd dns mode: port 53 only through the redirect, accepts the rest\"");
+	assert_fresh_chain(
+		&t, "egress",
+		"chain+ egress filter hook=3 prio=0 policy=1 \"egressd dns mode: port 53 only through the redirect, accepts the rest\"");
 	trace_free(&t);
 }
 END_TEST

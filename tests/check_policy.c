@@ -212,7 +212,8 @@ static const struct err_case err_cases[] = {
 	  "egress[0]: must be an object, got null" },
 	{ "{\"egress\":[{\"target\":\"a.com\"},{\"target\":\"b.com\"},"
 	  "{\"action\":\"permit\",\"target\":\"c.com\"}]}",
-	  -EINVAL, "egress[2]: action \"permit\": must be \"allow\" or \"deny\"" },
+	  -EINVAL,
+	  "egress[2]: action \"permit\": must be \"allow\" or \"deny\"" },
 	{ "{\"egress\":[{\"action\":true,\"target\":\"c.com\"}]}", -EINVAL,
 	  "egress[0]: action must be a string, got boolean" },
 	{ "{\"egress\":[{\"action\":\"allow\"}]}", -EINVAL,
@@ -227,8 +228,10 @@ static const struct err_case err_cases[] = {
 	{ T1("*."), -EINVAL, "egress[1]: malformed wildcard \"*.\"" },
 	{ T1("*.."), -EINVAL, "egress[1]: malformed wildcard" },
 	{ T1("a.*.com"), -EINVAL, "egress[1]: malformed wildcard \"a.*.com\"" },
-	{ T1("*foo.com"), -EINVAL, "egress[1]: malformed wildcard \"*foo.com\"" },
-	{ T1("**.x.com"), -EINVAL, "egress[1]: malformed wildcard \"**.x.com\"" },
+	{ T1("*foo.com"), -EINVAL,
+	  "egress[1]: malformed wildcard \"*foo.com\"" },
+	{ T1("**.x.com"), -EINVAL,
+	  "egress[1]: malformed wildcard \"**.x.com\"" },
 	{ T1("*.*.com"), -EINVAL, "egress[1]: malformed wildcard" },
 	{ T1("a*.com"), -EINVAL, "egress[1]: malformed wildcard" },
 	{ T1("exa mple.com"), -EINVAL,
@@ -1119,7 +1122,8 @@ static Suite *policy_suite(void)
 	tcase_add_test(tc, test_policy_null_buffer_zero_len_denies);
 	tcase_add_test(tc, test_policy_default_action_trimmed_case_insensitive);
 	tcase_add_test(tc, test_policy_missing_or_empty_action_denies);
-	tcase_add_test(tc, test_policy_keys_case_insensitive_rule_unknown_ignored);
+	tcase_add_test(tc,
+		       test_policy_keys_case_insensitive_rule_unknown_ignored);
 	tcase_add_test(tc, test_policy_repeated_key_last_wins);
 	suite_add_tcase(s, tc);
 
