@@ -23,10 +23,22 @@ msg = @printf '  %-9s %s\n' "$(1)" "$(2)";
 MAKEFLAGS += --no-print-directory
 endif
 
+# The version: git describe of this tree at build time, a fixed string when
+# it is not a git checkout (a release tarball). $(OUTPUT)/version is
+# rewritten only when it changes, and the objects that use the version
+# depend on it, so a new commit rebuilds them and nothing else.
+EGRESSD_VERSION_FALLBACK := 0.1.0
+ifndef EGRESSD_VERSION
+EGRESSD_VERSION := $(or $(shell [ -e .git ] && git describe --tags --always --dirty 2>/dev/null),$(EGRESSD_VERSION_FALLBACK))
+endif
+VERSION_FILE := $(OUTPUT)/version
+VERSION_USERS := $(OUTPUT)/agent/main.o $(OUTPUT)/agent/config.o \
+	$(OUTPUT)/agent/webhook.o $(OUTPUT)/tools/egressctl.o
+
 CFLAGS ?= -O2 -g
 WARNINGS := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes \
 	    -Wformat=2 -Wshadow -Wno-unused-parameter
-CPPFLAGS_ALL := -Iinclude -D_GNU_SOURCE
+CPPFLAGS_ALL := -Iinclude -D_GNU_SOURCE -DEGRESSD_VERSION='"$(EGRESSD_VERSION)"'
 ALL_CFLAGS = $(CFLAGS) $(WARNINGS) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(EXTRA_CFLAGS) -MMD -MP
 
 # Library name (pkg-config) -> Debian package that provides it.
@@ -68,8 +80,10 @@ check_doh_OBJS := doh policy log
 check_dnsproxy_OBJS := dnsproxy dnswire doh policy loop events log config
 check_nftsync_OBJS := nftsync log
 check_events_OBJS := events log dnswire loop
-check_api_OBJS := api policy log loop
+check_api_OBJS := api policy log loop config
 check_webhook_OBJS := webhook log loop
+# check_dnsproxy fails chosen allocations (its __wrap_malloc/__wrap_calloc).
+check_dnsproxy_LDFLAGS := -Wl,--wrap=malloc -Wl,--wrap=calloc
 UNIT_BINS := $(patsubst %,$(OUTPUT)/tests/check_%,$(UNIT_TESTS))
 unit_objs = $(patsubst %,$(OUTPUT)/agent/%.o,$(check_$(1)_OBJS))
 
@@ -101,6 +115,13 @@ $(OUTPUT)/tools/egressctl.o: tools/egressctl.c | $(OUTPUT)/tools
 $(OUTPUT)/tools:
 	$(Q)mkdir -p $@
 
+.PHONY: FORCE
+$(VERSION_FILE): FORCE
+	$(Q)mkdir -p $(@D)
+	$(Q)echo '$(EGRESSD_VERSION)' | cmp -s - $@ || echo '$(EGRESSD_VERSION)' >$@
+
+$(VERSION_USERS): $(VERSION_FILE)
+
 -include $(wildcard $(OUTPUT)/tools/*.d)
 
 $(OUTPUT)/agent/%.o: agent/%.c | $(OUTPUT)/agent
@@ -118,7 +139,7 @@ $(OUTPUT)/tests/tools/%: tests/tools/%.c | $(OUTPUT)/tests/tools
 .SECONDEXPANSION:
 $(OUTPUT)/tests/check_%: $(OUTPUT)/tests/check_%.o $$(call unit_objs,$$*)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS) $(EXTRA_LDFLAGS)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS) $(check_$*_LDFLAGS) $(EXTRA_LDFLAGS)
 
 $(BUILD) $(OUTPUT)/agent $(OUTPUT)/tests $(OUTPUT)/tests/tools:
 	$(Q)mkdir -p $@

@@ -24,10 +24,11 @@
 #include <microhttpd.h>
 
 #include "egressd/api.h"
+#include "egressd/config.h"
 #include "egressd/util.h"
 #include "egressd/log.h"
 
-#define API_DEFAULT_ADDR ":18080"
+#define API_DEFAULT_ADDR CONFIG_DEFAULT_HTTP_ADDR
 /* Idle connections are closed after this many seconds. */
 #define API_CONN_TIMEOUT_S 30
 #define API_CONN_LIMIT 64
@@ -132,112 +133,6 @@ bool api_token_equal(const char *want, const char *got, size_t got_len)
 	for (i = 0; i < n; i++)
 		d |= (unsigned char)want[i] ^ (unsigned char)got[i];
 	return d == 0;
-}
-
-static int parse_port(const char *s, int *port)
-{
-	unsigned long v = 0;
-	size_t i, n = strlen(s);
-
-	if (!n || n > 5)
-		return -EINVAL;
-	for (i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -EINVAL;
-		v = v * 10 + (s[i] - '0');
-	}
-	if (v > 65535)
-		return -EINVAL;
-	*port = (int)v;
-	return 0;
-}
-
-int api_parse_addr(const char *addr, struct sockaddr_storage *ss,
-		   socklen_t *sslen, bool *any, char *err, size_t errlen)
-{
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-	char host[INET6_ADDRSTRLEN + 8], q[POLICY_QBUF_LEN];
-	const char *colon, *p;
-	size_t hlen;
-	int port;
-
-	if (!addr || !*addr)
-		addr = API_DEFAULT_ADDR;
-	memset(ss, 0, sizeof(*ss));
-	*any = false;
-	policy_quote(q, sizeof(q), addr, strlen(addr));
-	if (addr[0] == '[') {
-		const char *close = strchr(addr, ']');
-
-		if (!close || close[1] != ':') {
-			util_err(err, errlen, 0,
-				"invalid listen address %s: expected [IPv6]:port",
-				q);
-			return -EINVAL;
-		}
-		hlen = close - addr - 1;
-		p = close + 2;
-		if (hlen >= sizeof(host))
-			goto bad_host;
-		memcpy(host, addr + 1, hlen);
-		host[hlen] = '\0';
-		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
-			goto bad_host;
-		if (parse_port(p, &port))
-			goto bad_port;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(port);
-		*sslen = sizeof(*s6);
-		return 0;
-	}
-	colon = strrchr(addr, ':');
-	if (!colon) {
-		util_err(err, errlen, 0, "invalid listen address %s: missing port",
-			q);
-		return -EINVAL;
-	}
-	hlen = colon - addr;
-	p = colon + 1;
-	if (memchr(addr, ':', hlen)) {
-		util_err(err, errlen, 0,
-			"invalid listen address %s: write an IPv6 address as [addr]:port",
-			q);
-		return -EINVAL;
-	}
-	if (parse_port(p, &port))
-		goto bad_port;
-	if (!hlen) {
-		/* All interfaces: IPv6 socket accepting IPv4 too. */
-		s6->sin6_family = AF_INET6;
-		s6->sin6_addr = in6addr_any;
-		s6->sin6_port = htons(port);
-		*sslen = sizeof(*s6);
-		*any = true;
-		return 0;
-	}
-	if (hlen >= sizeof(host))
-		goto bad_host;
-	memcpy(host, addr, hlen);
-	host[hlen] = '\0';
-	if (!strcasecmp(host, "localhost"))
-		strcpy(host, "127.0.0.1");
-	if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
-		goto bad_host;
-	s4->sin_family = AF_INET;
-	s4->sin_port = htons(port);
-	*sslen = sizeof(*s4);
-	return 0;
-
-bad_host:
-	util_err(err, errlen, 0,
-		"invalid listen address %s: host must be an IP address, \"localhost\" or empty",
-		q);
-	return -EINVAL;
-bad_port:
-	util_err(err, errlen, 0,
-		"invalid listen address %s: port must be a number 0-65535", q);
-	return -EINVAL;
 }
 
 static int rule_copy(struct policy_rule *dst, const struct policy_rule *src)
@@ -1141,11 +1036,16 @@ static int api_listen(const char *addr, int *out, int *port, char *err,
 	socklen_t sslen, blen = sizeof(bound);
 	const char *shown = addr && *addr ? addr : API_DEFAULT_ADDR;
 	int fd, ret, one = 1, zero = 0;
+	char why[160];
 	bool any;
 
-	ret = api_parse_addr(addr, &ss, &sslen, &any, err, errlen);
-	if (ret)
+	ret = config_parse_listen_addr(addr, &ss, &sslen, &any, why,
+				       sizeof(why));
+	if (ret) {
+		util_err(err, errlen, 0, "invalid listen address \"%s\": %s",
+			 shown, why);
 		return ret;
+	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 		    0);
 	if (fd < 0 && any && errno == EAFNOSUPPORT) {
@@ -1171,9 +1071,22 @@ static int api_listen(const char *addr, int *out, int *port, char *err,
 	if (any && ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
 	if (bind(fd, (struct sockaddr *)&ss, sslen) < 0 || listen(fd, 64) < 0) {
+		const char *hint = "";
+
 		ret = -errno;
-		util_err(err, errlen, 0, "cannot listen on %s: %s", shown,
-			strerror(-ret));
+		if (ret == -EADDRINUSE)
+			hint = " (another process, perhaps another egressd, "
+			       "holds this port: stop it or choose another "
+			       "address with OPENSANDBOX_EGRESS_HTTP_ADDR)";
+		else if (ret == -EACCES)
+			hint = " (ports below 1024 need "
+			       "CAP_NET_BIND_SERVICE: grant it or use a "
+			       "higher port in OPENSANDBOX_EGRESS_HTTP_ADDR)";
+		else if (ret == -EADDRNOTAVAIL)
+			hint = " (no interface of this network namespace has "
+			       "this address: fix OPENSANDBOX_EGRESS_HTTP_ADDR)";
+		util_err(err, errlen, 0, "cannot listen on %s (API): %s%s",
+			 shown, strerror(-ret), hint);
 		close(fd);
 		return ret;
 	}
@@ -1216,11 +1129,13 @@ int api_new(struct loop *loop, const char *addr, const char *token,
 	ret = api_listen(addr, &fd, &api->port, err, errlen);
 	if (ret)
 		goto err_free;
+	/* The logger goes first: libmicrohttpd logs a warning at every
+	 * start when another option precedes it. */
 	api->mhd = MHD_start_daemon(
 		MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, api_access,
-		api, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+		api, MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log, api,
+		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 		MHD_OPTION_NOTIFY_COMPLETED, api_completed, api,
-		MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log, api,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)API_CONN_LIMIT,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)API_CONN_TIMEOUT_S,
 		MHD_OPTION_END);

@@ -181,13 +181,34 @@ static int make_dir(const char *path)
 	return 0;
 }
 
-/* Create pin_dir and take the instance lock on it. */
+/*
+ * mkdir -p: a pin dir such as /sys/fs/bpf/sandboxes/42 needs its parents.
+ * ensure_bpffs has checked that the path is on (or below) bpffs.
+ */
+static int make_dir_parents(const char *path)
+{
+	char buf[PATH_MAX];
+	char *p;
+	int err;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (p = strchr(buf + 1, '/'); p; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		err = make_dir(buf);
+		*p = '/';
+		if (err)
+			return err;
+	}
+	return make_dir(buf);
+}
+
+/* Create pin_dir (and its parents) and take the instance lock on it. */
 static int lock_pin_dir(struct bpfsync *bs)
 {
 	char links[PATH_MAX];
 	int err;
 
-	err = make_dir(bs->pin_dir);
+	err = make_dir_parents(bs->pin_dir);
 	if (err)
 		return err;
 	snprintf(links, sizeof(links), "%s/" LINKS_SUBDIR, bs->pin_dir);

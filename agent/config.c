@@ -107,7 +107,7 @@ static const struct opt_def opt_defs[OPT_MAX] = {
 	[OPT_DOH_BLOCKLIST] = { "doh-blocklist",
 				"OPENSANDBOX_EGRESS_DOH_BLOCKLIST", NULL },
 	[OPT_HTTP_ADDR] = { "http-addr", "OPENSANDBOX_EGRESS_HTTP_ADDR",
-			    ":18080" },
+			    CONFIG_DEFAULT_HTTP_ADDR },
 	[OPT_TOKEN] = { "token", "OPENSANDBOX_EGRESS_TOKEN", NULL },
 	[OPT_DENY_WEBHOOK] = { "deny-webhook", "OPENSANDBOX_EGRESS_DENY_WEBHOOK",
 			       NULL },
@@ -151,7 +151,7 @@ static const char usage_text[] =
 	"  --log-level LEVEL           OPENSANDBOX_EGRESS_LOG_LEVEL: debug|info|warn|error [info]\n"
 	"  --cleanup                   remove the nftables table and BPF pins egressd owns, then exit\n"
 	"  --check-host-network        only say whether this namespace looks like the host's (exit 1) or not (0)\n"
-	"  --help                      show this help and exit\n"
+	"  -h, --help                  show this help and exit\n"
 	"  --version                   show the version and exit\n"
 	"\n"
 	"B is a boolean: 1/true/yes/on or 0/false/no/off. stdout carries only JSON\n"
@@ -270,8 +270,12 @@ static void upstream_format(struct egressd_upstream *u)
 	}
 }
 
-/* One "IP", "IP:port", "[v6]", "[v6]:port" or bare v6 into u. */
-static int parse_one_upstream(const char *s, struct egressd_upstream *u)
+/*
+ * One "IP", "IP:port", "[v6]", "[v6]:port" or bare v6 into u. On -EINVAL
+ * *why says what is wrong, so a bad port is not reported as a host name.
+ */
+static int parse_one_upstream(const char *s, struct egressd_upstream *u,
+			      const char **why)
 {
 	char host[INET6_ADDRSTRLEN + 1];
 	const char *port = NULL, *p;
@@ -279,10 +283,13 @@ static int parse_one_upstream(const char *s, struct egressd_upstream *u)
 	size_t hlen;
 
 	memset(u, 0, sizeof(*u));
+	*why = "not an IP address with an optional port (host names are not accepted: egressd would need DNS to find its DNS)";
 	if (*s == '[') {
 		p = strchr(s, ']');
-		if (!p)
+		if (!p) {
+			*why = "has no closing ] after the IPv6 address";
 			return -EINVAL;
+		}
 		hlen = p - s - 1;
 		if (p[1] == ':')
 			port = p + 2;
@@ -299,11 +306,15 @@ static int parse_one_upstream(const char *s, struct egressd_upstream *u)
 		return -EINVAL;
 	memcpy(host, s, hlen);
 	host[hlen] = '\0';
-	if (port && parse_uint(port, 1, 65535, &portnum))
+	if (port && parse_uint(port, 1, 65535, &portnum)) {
+		*why = "has a bad port: expected 1-65535";
 		return -EINVAL;
+	}
 
-	if (strchr(host, '%'))
-		return -EINVAL; /* zoned addresses are not supported */
+	if (strchr(host, '%')) {
+		*why = "has an IPv6 zone (%...): zoned addresses are not supported";
+		return -EINVAL;
+	}
 	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&u->addr)->sin_addr) == 1) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)&u->addr;
 
@@ -352,6 +363,7 @@ int config_parse_upstreams(const char *s, struct egressd_upstream *out,
 {
 	char *copy, *tok, *save = NULL;
 	struct egressd_upstream u;
+	const char *why;
 	int ret = 0;
 
 	*n = 0;
@@ -363,10 +375,16 @@ int config_parse_upstreams(const char *s, struct egressd_upstream *out,
 		tok = trim(tok);
 		if (!*tok)
 			continue;
-		if (parse_one_upstream(tok, &u) || upstream_is_unspecified(&u)) {
+		if (parse_one_upstream(tok, &u, &why)) {
 			ret = util_err(err, errlen, -EINVAL,
-				      "DNS upstream \"%s\" is not an IP address with an optional port (host names are not accepted: egressd would need DNS to find its DNS)",
-				      tok);
+				       "DNS upstream \"%s\" %s", tok, why);
+			break;
+		}
+		if (upstream_is_unspecified(&u)) {
+			ret = util_err(
+				err, errlen, -EINVAL,
+				"DNS upstream \"%s\" is the unspecified address: give the resolver's own address",
+				tok);
 			break;
 		}
 		if (upstream_add(out, max, n, &u)) {
@@ -385,6 +403,7 @@ int config_read_resolv_conf(const char *path, struct egressd_upstream *out,
 			    int max, int *n, char *err, size_t errlen)
 {
 	struct egressd_upstream u;
+	const char *why;
 	char line[512];
 	FILE *f;
 	int ret = 0;
@@ -406,7 +425,7 @@ int config_read_resolv_conf(const char *path, struct egressd_upstream *out,
 		addr = trim(p + 10);
 		addr[strcspn(addr, " \t#;")] = '\0';
 		/* resolv.conf holds bare addresses; a port is not allowed. */
-		if (strchr(addr, '[') || parse_one_upstream(addr, &u) ||
+		if (strchr(addr, '[') || parse_one_upstream(addr, &u, &why) ||
 		    upstream_is_unspecified(&u))
 			continue;
 		if (upstream_add(out, max, n, &u))
@@ -418,6 +437,132 @@ int config_read_resolv_conf(const char *path, struct egressd_upstream *out,
 			      "no usable nameserver line in %s: set OPENSANDBOX_EGRESS_DNS_UPSTREAM (or --dns-upstream) to the resolver(s) egressd should forward to",
 			      path);
 	return ret;
+}
+
+/*
+ * getopt_long's ':' (value missing) or '?' (anything else) for arg, the
+ * word it stopped at, as a message: "--help=1" is a known option given a
+ * value, "-x" an unknown short one (reported by its letter, as it may sit
+ * in a cluster).
+ */
+static int option_error(int c, const char *arg, const struct option *longopts,
+			char *err, size_t errlen)
+{
+	const char *eq;
+	size_t i;
+
+	if (c == ':')
+		return util_err(err, errlen, -EINVAL,
+				"option %s needs a value (see --help)", arg);
+	if (strncmp(arg, "--", 2))
+		return util_err(err, errlen, -EINVAL,
+				"unknown option -%c (see --help)", optopt);
+	eq = strchr(arg, '=');
+	for (i = 0; eq && longopts[i].name; i++)
+		if (strlen(longopts[i].name) == (size_t)(eq - arg - 2) &&
+		    !strncmp(longopts[i].name, arg + 2, eq - arg - 2))
+			return util_err(
+				err, errlen, -EINVAL,
+				"option --%s takes no value (see --help)",
+				longopts[i].name);
+	return util_err(err, errlen, -EINVAL, "unknown option %s (see --help)",
+			arg);
+}
+
+/* A TCP port, decimal, 0-65535 (0: any free port, for tests). */
+static int parse_port(const char *s, int *port)
+{
+	unsigned long v = 0;
+	size_t i, n = strlen(s);
+
+	if (!n || n > 5)
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v > 65535)
+		return -EINVAL;
+	*port = (int)v;
+	return 0;
+}
+
+int config_parse_listen_addr(const char *addr, struct sockaddr_storage *ss,
+			     socklen_t *sslen, bool *any, char *err,
+			     size_t errlen)
+{
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	char host[INET6_ADDRSTRLEN + 8];
+	const char *colon, *p;
+	size_t hlen;
+	int port;
+
+	if (!addr || !*addr)
+		addr = CONFIG_DEFAULT_HTTP_ADDR;
+	memset(ss, 0, sizeof(*ss));
+	*any = false;
+	if (addr[0] == '[') {
+		const char *close = strchr(addr, ']');
+
+		if (!close || close[1] != ':')
+			return util_err(err, errlen, -EINVAL,
+					"expected [IPv6]:port");
+		hlen = close - addr - 1;
+		p = close + 2;
+		if (hlen >= sizeof(host))
+			goto bad_host;
+		memcpy(host, addr + 1, hlen);
+		host[hlen] = '\0';
+		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
+			goto bad_host;
+		if (parse_port(p, &port))
+			goto bad_port;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		*sslen = sizeof(*s6);
+		return 0;
+	}
+	colon = strrchr(addr, ':');
+	if (!colon)
+		return util_err(
+			err, errlen, -EINVAL,
+			"missing port (expected HOST:PORT, :PORT or [IPv6]:PORT)");
+	hlen = colon - addr;
+	p = colon + 1;
+	if (memchr(addr, ':', hlen))
+		return util_err(err, errlen, -EINVAL,
+				"write an IPv6 address as [addr]:port");
+	if (parse_port(p, &port))
+		goto bad_port;
+	if (!hlen) {
+		/* All interfaces: IPv6 socket accepting IPv4 too. */
+		s6->sin6_family = AF_INET6;
+		s6->sin6_addr = in6addr_any;
+		s6->sin6_port = htons(port);
+		*sslen = sizeof(*s6);
+		*any = true;
+		return 0;
+	}
+	if (hlen >= sizeof(host))
+		goto bad_host;
+	memcpy(host, addr, hlen);
+	host[hlen] = '\0';
+	if (!strcasecmp(host, "localhost"))
+		strcpy(host, "127.0.0.1");
+	if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+		goto bad_host;
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons(port);
+	*sslen = sizeof(*s4);
+	return 0;
+
+bad_host:
+	return util_err(err, errlen, -EINVAL,
+			"host must be an IP address, \"localhost\" or empty");
+bad_port:
+	return util_err(err, errlen, -EINVAL, "port must be a number 0-65535");
 }
 
 static char *dup_or_null(const char *s)
@@ -453,27 +598,24 @@ int config_load(struct egressd_config *cfg, int argc, char **argv, char *err,
 						 OPT_CHECK_HOST_NETWORK };
 	longopts[OPT_MAX + 4] = (struct option){ NULL, 0, NULL, 0 };
 
+	/* The leading ':' makes a missing value ':' and anything else '?',
+	 * so neither is told apart by optopt (0 is --mode's id). */
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		if (c >= 0 && c < OPT_MAX)
 			vals[c] = optarg;
 		else if (c == OPT_CLEANUP)
 			cfg->cleanup = true;
-		else if (c == OPT_HELP)
+		else if (c == OPT_HELP || c == 'h')
 			flag_help = true;
 		else if (c == OPT_VERSION)
 			flag_version = true;
 		else if (c == OPT_CHECK_HOST_NETWORK)
 			cfg->check_host_network = true;
-		else if (optopt)
-			return util_err(err, errlen, -EINVAL,
-				       "option %s needs a value (see --help)",
-				       argv[optind - 1]);
 		else
-			return util_err(err, errlen, -EINVAL,
-				       "unknown option %s (see --help)",
-				       argv[optind - 1]);
+			return option_error(c, argv[optind - 1], longopts, err,
+					    errlen);
 	}
 	if (optind < argc)
 		return util_err(err, errlen, -EINVAL,
@@ -528,9 +670,25 @@ int config_load(struct egressd_config *cfg, int argc, char **argv, char *err,
 	if (parse_uint(vals[OPT_LEARN_TTL_MAX], 1, 86400, &ul))
 		return BAD(OPT_LEARN_TTL_MAX, "expected seconds 1-86400");
 	cfg->learn_ttl_max = ul;
-	if (cfg->learn_ttl_max < cfg->learn_ttl_min)
-		return BAD(OPT_LEARN_TTL_MAX,
-			   "must not be below OPENSANDBOX_EGRESS_LEARN_TTL_MIN");
+	/* Blame the one that was set: a minimum above the default maximum
+	 * is the minimum's fault. */
+	if (cfg->learn_ttl_max < cfg->learn_ttl_min) {
+		char why[96];
+
+		if (vals[OPT_LEARN_TTL_MAX] ==
+		    opt_defs[OPT_LEARN_TTL_MAX].def) {
+			snprintf(
+				why, sizeof(why),
+				"must not be above OPENSANDBOX_EGRESS_LEARN_TTL_MAX (%u)",
+				cfg->learn_ttl_max);
+			return BAD(OPT_LEARN_TTL_MIN, why);
+		}
+		snprintf(
+			why, sizeof(why),
+			"must not be below OPENSANDBOX_EGRESS_LEARN_TTL_MIN (%u)",
+			cfg->learn_ttl_min);
+		return BAD(OPT_LEARN_TTL_MAX, why);
+	}
 	if (parse_uint(vals[OPT_LEARN_GRACE], 0, 86400, &ul))
 		return BAD(OPT_LEARN_GRACE, "expected seconds 0-86400");
 	cfg->learn_grace = ul;
@@ -545,6 +703,18 @@ int config_load(struct egressd_config *cfg, int argc, char **argv, char *err,
 
 	if (log_parse_level(vals[OPT_LOG_LEVEL], &cfg->log_level))
 		return BAD(OPT_LOG_LEVEL, "expected debug, info, warn or error");
+	/* Checked here, before any kernel layer is installed; api_new
+	 * parses it again when it binds. */
+	{
+		struct sockaddr_storage ss;
+		socklen_t sslen;
+		char why[160];
+		bool any;
+
+		if (config_parse_listen_addr(vals[OPT_HTTP_ADDR], &ss, &sslen,
+					     &any, why, sizeof(why)))
+			return BAD(OPT_HTTP_ADDR, why);
+	}
 #undef BAD
 
 	cfg->rules_json = dup_or_null(vals[OPT_RULES]);

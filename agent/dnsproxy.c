@@ -21,6 +21,7 @@
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "egressd/dnsproxy.h"
@@ -72,6 +73,7 @@ struct dp_query {
 	bool send_failed; /* listed in p->retry */
 	uint16_t client_id, up_id;
 	uint64_t deadline;
+	uint64_t sent_us; /* this attempt's send, for the RTT histogram */
 
 	bool from_tcp;
 	uint8_t listener;
@@ -448,14 +450,27 @@ static void dp_fifo_del(struct dnsproxy *p, struct dp_query *s)
 	s->prev = s->next = NULL;
 }
 
+/* A resolver on the same host or LAN answers in well under 1 ms. */
 const double dnsproxy_rtt_bounds[DNSPROXY_RTT_BUCKETS] = {
-	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+	0.025, 0.05, 0.1, 0.25, 0.5, 1,
 };
 
-/* One upstream round trip (sent = deadline - timeout) into the histogram. */
-static void dp_rtt_record(struct dnsproxy *p, uint64_t ms)
+/* Microseconds, monotonic: the loop's millisecond clock is too coarse
+ * for the round trips the histogram's first buckets are for. */
+static uint64_t dp_clock_us(void)
 {
-	double sec = ms / 1000.0;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* One upstream round trip (since s->sent_us) into the histogram. */
+static void dp_rtt_record(struct dnsproxy *p, const struct dp_query *s)
+{
+	uint64_t now = dp_clock_us();
+	double sec = now > s->sent_us ? (now - s->sent_us) / 1e6 : 0;
 	int i;
 
 	for (i = 0; i < DNSPROXY_RTT_BUCKETS && sec > dnsproxy_rtt_bounds[i];
@@ -476,6 +491,7 @@ static void dp_fifo_push(struct dnsproxy *p, struct dp_query *s)
 	uint64_t now = loop_now_ms(p->loop);
 
 	s->deadline = now + p->timeout_ms;
+	s->sent_us = dp_clock_us();
 	s->next = NULL;
 	s->prev = p->fifo_tail;
 	if (p->fifo_tail)
@@ -1084,7 +1100,7 @@ static void dp_up_answer(struct dnsproxy *p, struct dp_upstream *up,
 		r.min_ttl = UINT32_MAX;
 	}
 	dp_up_mark(up, true, NULL);
-	dp_rtt_record(p, loop_now_ms(p->loop) - (s->deadline - p->timeout_ms));
+	dp_rtt_record(p, s);
 	if (dp_rcode_fails_over(r.rcode)) {
 		up->errors++;
 		dp_next(p, s);
@@ -1729,6 +1745,10 @@ int dnsproxy_new(struct loop *loop, const struct egressd_config *cfg,
 	p->slots = calloc(DP_MAX_INFLIGHT, sizeof(*p->slots));
 	p->retry = calloc(DP_MAX_INFLIGHT, sizeof(*p->retry));
 	p->conns = calloc(DP_MAX_CONNS, sizeof(*p->conns));
+	/* Mark every slot closed before anything else can fail: fd 0 from
+	 * calloc would make dnsproxy_free close it as a live connection. */
+	for (int i = 0; p->conns && i < DP_MAX_CONNS; i++)
+		p->conns[i].fd = -1;
 	p->free_conns = calloc(DP_MAX_CONNS, sizeof(*p->free_conns));
 	p->dirty = calloc(DP_MAX_CONNS, sizeof(*p->dirty));
 	p->tmo = loop_timer_new(loop, dp_timeout_cb, p);
@@ -1739,7 +1759,6 @@ int dnsproxy_new(struct loop *loop, const struct egressd_config *cfg,
 		goto enomem;
 	for (int i = DP_MAX_CONNS - 1; i >= 0; i--) {
 		p->conns[i].p = p;
-		p->conns[i].fd = -1;
 		p->conns[i].idx = (uint16_t)i;
 		p->free_conns[p->n_free_conns++] = (uint16_t)i;
 	}

@@ -639,16 +639,9 @@ static int persist_policy(struct agent *a, char *err, size_t errlen)
 		ret = -errno;
 		goto out_unlink;
 	}
-	while (off < len || (off == len && text[len - 1] != '\n')) {
-		ssize_t w;
+	while (off < len) {
+		ssize_t w = write(fd, text + off, len - off);
 
-		if (off == len) {
-			w = write(fd, "\n", 1);
-			if (w == 1)
-				break;
-		} else {
-			w = write(fd, text + off, len - off);
-		}
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -913,13 +906,17 @@ static int op_metrics(void *arg, struct api_buf *b)
 		struct api_stats as;
 
 		api_get_stats(a->api, &as);
+		/* Disjoint outcomes that sum to the total, no total among
+		 * them (sum() over the family would count twice). */
 		ret |= api_buf_printf(b,
 			"# HELP egressd_api_requests_total Policy API requests by outcome.\n"
 			"# TYPE egressd_api_requests_total counter\n"
-			"egressd_api_requests_total{result=\"all\"} %llu\n"
+			"egressd_api_requests_total{result=\"ok\"} %llu\n"
 			"egressd_api_requests_total{result=\"unauthorized\"} %llu\n"
 			"egressd_api_requests_total{result=\"error\"} %llu\n",
-			as.requests, as.unauthorized, as.errors);
+			as.requests > as.unauthorized + as.errors ?
+				as.requests - as.unauthorized - as.errors : 0,
+			as.unauthorized, as.errors);
 	}
 	{
 		struct webhook_stats ws;

@@ -437,32 +437,16 @@ static const struct chain_spec chain_dns_53_v6off = {
 	"egressd dns mode: IPv6 off, port 53 only through the redirect, accepts the rest",
 };
 
-/* type: NFT_MSG_NEWCHAIN (create if missing), NFT_MSG_DELCHAIN (with its
- * rules) or NFT_MSG_DELRULE (flush its rules). */
+/* type: NFT_MSG_NEWCHAIN (create if missing; an existing chain keeps its
+ * comment) or NFT_MSG_DELCHAIN (with its rules). */
 static int emit_chain(struct nftsync_batch *b, const struct chain_spec *cs,
 		      uint16_t type)
 {
 	struct nftnl_udata_buf *u = NULL;
 	struct nftnl_chain *c = NULL;
-	struct nftnl_rule *r = NULL;
 	struct nlmsghdr *nlh;
 	int err = -ENOMEM;
 
-	if (type == NFT_MSG_DELRULE) {
-		r = nftnl_rule_alloc();
-		if (!r)
-			goto out;
-		nftnl_rule_set_str(r, NFTNL_RULE_TABLE, NFTSYNC_TABLE);
-		nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, cs->name);
-		nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
-		nlh = obj_start(b, type, 0, "flush", "chain", cs->name);
-		if (!nlh)
-			goto out;
-		nftnl_rule_nlmsg_build_payload(nlh, r);
-		msg_end(b, nlh);
-		err = 0;
-		goto out;
-	}
 	c = nftnl_chain_alloc();
 	if (!c)
 		goto out;
@@ -495,8 +479,6 @@ out:
 		nftnl_udata_buf_free(u);
 	if (c)
 		nftnl_chain_free(c);
-	if (r)
-		nftnl_rule_free(r);
 	return err;
 }
 
@@ -1748,24 +1730,28 @@ int nftsync_build_apply(struct nftsync_batch *b,
 	}
 	if (!err)
 		err = emit_table(b, NFT_MSG_NEWTABLE);
-	/* Chains exist and are empty from here on (inside the transaction). */
+	/*
+	 * Each chain is added (so that the delete cannot fail), deleted
+	 * with its rules and, when this mode uses it, added again: fresh,
+	 * with the comment of this mode. Adding a chain that exists keeps
+	 * its old comment, so a flushed and reused chain went on saying
+	 * "egressd dns mode: ..." after a switch to dns+nft. All in one
+	 * transaction: packets meet the old chain or the new, never none.
+	 */
 	if (!err)
 		err = emit_chain(b, &chain_redirect, NFT_MSG_NEWCHAIN);
 	if (!err)
-		err = emit_chain(b, &chain_redirect, cfg->bpf_redirect ?
-				 NFT_MSG_DELCHAIN : NFT_MSG_DELRULE);
+		err = emit_chain(b, &chain_redirect, NFT_MSG_DELCHAIN);
+	if (!err && !cfg->bpf_redirect)
+		err = emit_chain(b, &chain_redirect, NFT_MSG_NEWCHAIN);
 	if (!err)
 		err = emit_chain(b, &chain_filter, NFT_MSG_NEWCHAIN);
 	if (!err)
-		err = emit_chain(b, &chain_filter, chain ?
-				 NFT_MSG_DELRULE : NFT_MSG_DELCHAIN);
-	/*
-	 * dns mode with IPv6 denied: a fresh chain (so that its comment
-	 * says what it is) with only the IPv6 rules, created in the same
-	 * transaction that deletes the old one: never a moment without.
-	 */
-	if (!err && dnschain)
-		err = emit_chain(b, dcs, NFT_MSG_NEWCHAIN);
+		err = emit_chain(b, &chain_filter, NFT_MSG_DELCHAIN);
+	/* dns mode: only the IPv6-off and port-53 rules (see dcs). */
+	if (!err && (chain || dnschain))
+		err = emit_chain(b, chain ? &chain_filter : dcs,
+				 NFT_MSG_NEWCHAIN);
 	for (i = 0; i < N_COUNTERS && !err; i++) {
 		err = emit_counter(b, &counters[i], NFT_MSG_NEWOBJ);
 		if (!err && !cfg->filter &&
@@ -1909,10 +1895,14 @@ int nftsync_build_level_probe(struct nftsync_batch *b, uint64_t id,
 	err = batch_begin(b);
 	if (!err)
 		err = emit_table(b, NFT_MSG_NEWTABLE);
+	/* Created, deleted and created again: empty whatever a crashed
+	 * probe left, in the same transaction. */
 	if (!err)
 		err = emit_chain(b, &chain_probe, NFT_MSG_NEWCHAIN);
 	if (!err)
-		err = emit_chain(b, &chain_probe, NFT_MSG_DELRULE);
+		err = emit_chain(b, &chain_probe, NFT_MSG_DELCHAIN);
+	if (!err)
+		err = emit_chain(b, &chain_probe, NFT_MSG_NEWCHAIN);
 	for (l = 0; l <= max_level && !err; l++) {
 		err = rb_start(&rb, c);
 		if (err)

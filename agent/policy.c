@@ -549,6 +549,29 @@ static int parse_default(json_t *jd, enum policy_action *out, char *err,
 	return 0;
 }
 
+/*
+ * A policy object has only defaultAction and egress (any case). Anything
+ * else is refused: a misspelt "egres" would otherwise mean zero rules, a
+ * deny-all nobody asked for. (The peer ignores unknown keys; keys inside a
+ * rule still are ignored here.)
+ */
+static int check_top_keys(json_t *root, char *err, size_t errlen)
+{
+	char q[POLICY_QBUF_LEN];
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(root, k, v) {
+		if (!strcasecmp(k, "defaultAction") || !strcasecmp(k, "egress"))
+			continue;
+		util_err(err, errlen, 0,
+			"unknown key %s: a policy has only \"defaultAction\" and \"egress\"",
+			policy_quote(q, sizeof(q), k, strlen(k)));
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int policy_parse_json(const char *buf, size_t len, size_t max_rules,
 		      struct policy **out, char *err, size_t errlen)
 {
@@ -578,6 +601,9 @@ int policy_parse_json(const char *buf, size_t len, size_t max_rules,
 		ret = -EINVAL;
 		goto out_root;
 	}
+	ret = check_top_keys(root, err, errlen);
+	if (ret)
+		goto out_root;
 	ret = parse_default(get_ci(root, "defaultAction"), &def, err, errlen);
 	if (ret)
 		goto out_root;

@@ -236,6 +236,237 @@ START_TEST(test_config_ipv6_deny_refuses_v6_upstream)
 }
 END_TEST
 
+/* config_load with args, its stdout caught into out (for --help). */
+static int load_stdout(struct egressd_config *cfg, char *err, size_t errlen,
+		       char *out, size_t outlen, const char *arg)
+{
+	char path[] = "/tmp/check_config_outXXXXXX";
+	int fd = mkstemp(path), saved, ret;
+	ssize_t n;
+
+	ck_assert_int_ge(fd, 0);
+	fflush(stdout);
+	saved = dup(STDOUT_FILENO);
+	dup2(fd, STDOUT_FILENO);
+	ret = load(cfg, err, errlen, arg, NULL);
+	fflush(stdout);
+	dup2(saved, STDOUT_FILENO);
+	close(saved);
+	n = pread(fd, out, outlen - 1, 0);
+	out[n > 0 ? n : 0] = '\0';
+	close(fd);
+	unlink(path);
+	return ret;
+}
+
+START_TEST(test_config_short_h_is_help)
+{
+	struct egressd_config cfg;
+	char err[512] = "", out[8192];
+
+	ck_assert_int_eq(
+		load_stdout(&cfg, err, sizeof(err), out, sizeof(out), "-h"), 1);
+	ck_assert_msg(strstr(out, "Usage: egressd") != NULL, "out: %s", out);
+	ck_assert_ptr_nonnull(strstr(out, "-h, --help"));
+	ck_assert_int_eq(load_stdout(&cfg, err, sizeof(err), out, sizeof(out),
+				     "--help"),
+			 1);
+	ck_assert_ptr_nonnull(strstr(out, "Usage: egressd"));
+}
+END_TEST
+
+START_TEST(test_config_option_errors_say_what_is_wrong)
+{
+	struct egressd_config cfg;
+	char err[512] = "";
+
+	/* --mode is option 0: its missing value must not read as unknown. */
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--mode", NULL), -EINVAL);
+	ck_assert_msg(strstr(err, "--mode needs a value") != NULL, "err: %s",
+		      err);
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--log-level", NULL),
+			 -EINVAL);
+	ck_assert_msg(strstr(err, "--log-level needs a value") != NULL,
+		      "err: %s", err);
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "-x", NULL), -EINVAL);
+	ck_assert_msg(strstr(err, "unknown option -x") != NULL, "err: %s", err);
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--help=1", NULL),
+			 -EINVAL);
+	ck_assert_msg(strstr(err, "--help takes no value") != NULL, "err: %s",
+		      err);
+}
+END_TEST
+
+START_TEST(test_config_learn_ttl_blames_the_setting_given)
+{
+	struct egressd_config cfg;
+	char err[512] = "";
+
+	/* Only the minimum given, above the default maximum (300). */
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--learn-ttl-min", "600",
+			      NULL),
+			 -EINVAL);
+	ck_assert_msg(strstr(err, "OPENSANDBOX_EGRESS_LEARN_TTL_MIN / "
+				  "--learn-ttl-min: invalid value \"600\"") &&
+			      strstr(err, "300"),
+		      "err: %s", err);
+	/* Only the maximum given, below the default minimum (60). */
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--learn-ttl-max", "30",
+			      NULL),
+			 -EINVAL);
+	ck_assert_msg(strstr(err, "OPENSANDBOX_EGRESS_LEARN_TTL_MAX / "
+				  "--learn-ttl-max: invalid value \"30\"") &&
+			      strstr(err, "60"),
+		      "err: %s", err);
+	/* Both given: the maximum is named, with the minimum's value. */
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--learn-ttl-min", "100",
+			      "--learn-ttl-max", "50", NULL),
+			 -EINVAL);
+	ck_assert_msg(strstr(err, "--learn-ttl-max: invalid value \"50\"") &&
+			      strstr(err, "100"),
+		      "err: %s", err);
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--learn-ttl-min", "600",
+			      "--learn-ttl-max", "600", NULL),
+			 0);
+	config_fini(&cfg);
+}
+END_TEST
+
+START_TEST(test_config_upstream_errors_say_what_is_wrong)
+{
+	static const char *const cases[][2] = {
+		{ "10.0.0.1:99999", "port" },
+		{ "10.0.0.1:0", "port" },
+		{ "[::1]:x", "port" },
+		{ "fe80::1%eth0", "zone" },
+		{ "0.0.0.0", "unspecified" },
+		{ "[::]:53", "unspecified" },
+		{ "[::1", "]" },
+	};
+	struct egressd_upstream u[EGRESSD_MAX_UPSTREAMS];
+	char err[512];
+	size_t i;
+	int n;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err[0] = '\0';
+		ck_assert_int_eq(config_parse_upstreams(cases[i][0], u,
+							EGRESSD_MAX_UPSTREAMS,
+							&n, err, sizeof(err)),
+				 -EINVAL);
+		ck_assert_msg(strstr(err, cases[i][0]) &&
+				      strstr(err, cases[i][1]) &&
+				      !strstr(err, "host names"),
+			      "%s: %s", cases[i][0], err);
+	}
+}
+END_TEST
+
+START_TEST(test_config_listen_addr_forms)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	char err[256], txt[64];
+	socklen_t len;
+	bool any;
+
+	ck_assert_int_eq(config_parse_listen_addr(":18080", &ss, &len, &any,
+						  err, sizeof(err)),
+			 0);
+	ck_assert(any);
+	ck_assert_int_eq(ss.ss_family, AF_INET6);
+	ck_assert_int_eq(ntohs(s6->sin6_port), 18080);
+
+	ck_assert_int_eq(config_parse_listen_addr(NULL, &ss, &len, &any, err,
+						  sizeof(err)),
+			 0);
+	ck_assert(any);
+	ck_assert_int_eq(ntohs(s6->sin6_port), 18080);
+
+	ck_assert_int_eq(config_parse_listen_addr("127.0.0.1:8081", &ss, &len,
+						  &any, err, sizeof(err)),
+			 0);
+	ck_assert(!any);
+	ck_assert_int_eq(ss.ss_family, AF_INET);
+	ck_assert_int_eq(len, sizeof(*s4));
+	ck_assert_int_eq(ntohs(s4->sin_port), 8081);
+	inet_ntop(AF_INET, &s4->sin_addr, txt, sizeof(txt));
+	ck_assert_str_eq(txt, "127.0.0.1");
+
+	ck_assert_int_eq(config_parse_listen_addr("localhost:1", &ss, &len,
+						  &any, err, sizeof(err)),
+			 0);
+	ck_assert_int_eq(ss.ss_family, AF_INET);
+
+	ck_assert_int_eq(config_parse_listen_addr("[::1]:18080", &ss, &len,
+						  &any, err, sizeof(err)),
+			 0);
+	ck_assert(!any);
+	ck_assert_int_eq(ss.ss_family, AF_INET6);
+	inet_ntop(AF_INET6, &s6->sin6_addr, txt, sizeof(txt));
+	ck_assert_str_eq(txt, "::1");
+
+	ck_assert_int_eq(config_parse_listen_addr("::1:80", &ss, &len, &any,
+						  err, sizeof(err)),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "[addr]:port"));
+	ck_assert_int_eq(config_parse_listen_addr("127.0.0.1", &ss, &len, &any,
+						  err, sizeof(err)),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "missing port"));
+	ck_assert_int_eq(config_parse_listen_addr(":65536", &ss, &len, &any,
+						  err, sizeof(err)),
+			 -EINVAL);
+	ck_assert_int_eq(config_parse_listen_addr(":", &ss, &len, &any, err,
+						  sizeof(err)),
+			 -EINVAL);
+	ck_assert_int_eq(config_parse_listen_addr("[::1]18080", &ss, &len, &any,
+						  err, sizeof(err)),
+			 -EINVAL);
+	ck_assert_int_eq(config_parse_listen_addr("example.com:80", &ss, &len,
+						  &any, err, sizeof(err)),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "IP address"));
+}
+END_TEST
+
+/* A bad --http-addr stops egressd in the configuration step, before any
+ * kernel layer is installed, naming the setting. */
+START_TEST(test_config_http_addr_validated)
+{
+	static const char *const cases[][2] = {
+		{ "bogus", "missing port" },
+		{ "127.0.0.1", "missing port" },
+		{ "::1:18080", "[addr]:port" },
+		{ ":99999", "port" },
+		{ "example.com:80", "IP address" },
+	};
+	struct egressd_config cfg;
+	char err[512];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err[0] = '\0';
+		ck_assert_int_eq(load(&cfg, err, sizeof(err), "--http-addr",
+				      cases[i][0], NULL),
+				 -EINVAL);
+		ck_assert_msg(strstr(err, "OPENSANDBOX_EGRESS_HTTP_ADDR / "
+					  "--http-addr: invalid value") &&
+				      strstr(err, cases[i][0]) &&
+				      strstr(err, cases[i][1]),
+			      "%s: %s", cases[i][0], err);
+	}
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--http-addr",
+			      "[::1]:18080", NULL),
+			 0);
+	config_fini(&cfg);
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--http-addr", "", NULL),
+			 0);
+	config_fini(&cfg);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -250,6 +481,12 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_config_bad_values_name_the_setting);
 	tcase_add_test(tc, test_config_fractional_timeout_and_unknown_option);
 	tcase_add_test(tc, test_config_ipv6_deny_refuses_v6_upstream);
+	tcase_add_test(tc, test_config_short_h_is_help);
+	tcase_add_test(tc, test_config_option_errors_say_what_is_wrong);
+	tcase_add_test(tc, test_config_learn_ttl_blames_the_setting_given);
+	tcase_add_test(tc, test_config_upstream_errors_say_what_is_wrong);
+	tcase_add_test(tc, test_config_listen_addr_forms);
+	tcase_add_test(tc, test_config_http_addr_validated);
 	suite_add_tcase(s, tc);
 	return s;
 }

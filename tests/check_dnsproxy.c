@@ -86,6 +86,38 @@ struct env {
 	uint16_t port;
 };
 
+/* ---- allocation failure injection --------------------------------------- */
+
+/*
+ * This suite is linked with -Wl,--wrap=malloc,--wrap=calloc (Makefile
+ * check_dnsproxy_LDFLAGS), so every malloc/calloc in the linked objects
+ * comes here. With fail_alloc_at = N > 0 the Nth call from then on returns
+ * NULL, once; 0 lets every call through.
+ */
+void *__real_malloc(size_t size);
+void *__real_calloc(size_t n, size_t size);
+void *__wrap_malloc(size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+
+static int fail_alloc_at;
+
+static bool alloc_should_fail(void)
+{
+	if (fail_alloc_at <= 0)
+		return false;
+	return --fail_alloc_at == 0;
+}
+
+void *__wrap_malloc(size_t size)
+{
+	return alloc_should_fail() ? NULL : __real_malloc(size);
+}
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+	return alloc_should_fail() ? NULL : __real_calloc(n, size);
+}
+
 /* ---- DNS message helpers ---------------------------------------------- */
 
 static size_t put_name(uint8_t *b, const char *name)
@@ -637,6 +669,7 @@ START_TEST(test_dnsproxy_udp_allowed_answered)
 	struct client *c;
 	uint8_t q[512];
 	size_t qlen;
+	int i;
 
 	env_start(&e, 1, FAKE_ANSWER, 0, 1000);
 	c = ask(&e, 0xbeef, "www.example.com", q, &qlen, 2000);
@@ -650,9 +683,19 @@ START_TEST(test_dnsproxy_udp_allowed_answered)
 	ck_assert_uint_eq(st.allowed, 1);
 	ck_assert_uint_eq(st.denied, 0);
 	ck_assert_uint_eq(st.inflight, 0);
-	/* One upstream round trip, on loopback: in the first buckets. */
+	/* One upstream round trip on loopback, measured below the
+	 * millisecond (buckets start at 100 us) and counted in the bucket
+	 * its duration belongs to. */
 	ck_assert_uint_eq(st.rtt_count, 1);
-	ck_assert_uint_eq(st.rtt_hist[0] + st.rtt_hist[1] + st.rtt_hist[2], 1);
+	ck_assert(dnsproxy_rtt_bounds[0] <= 0.0001);
+	ck_assert_msg(st.rtt_sum_s > 0 && st.rtt_sum_s < 1, "rtt %f",
+		      st.rtt_sum_s);
+	for (i = 0;
+	     i < DNSPROXY_RTT_BUCKETS && st.rtt_sum_s > dnsproxy_rtt_bounds[i];
+	     i++)
+		;
+	ck_assert_msg(st.rtt_hist[i] == 1, "rtt %f not in bucket %d",
+		      st.rtt_sum_s, i);
 	client_free(c);
 	env_stop(&e);
 }
@@ -1340,6 +1383,60 @@ START_TEST(test_dnsproxy_bind_conflict_error)
 }
 END_TEST
 
+/*
+ * Every allocation dnsproxy_new makes is failed in turn: each run must
+ * end in -ENOMEM (or 0 when the failed allocation was one it can live
+ * without) and release what it had, never crash on half-built state.
+ */
+START_TEST(test_dnsproxy_new_alloc_failure_cleans_up)
+{
+	struct sockaddr_in *sa;
+	struct egressd_config cfg;
+	struct loop *loop;
+	int n;
+
+	log_set_level(LOG_LVL_ERROR);
+	loop = loop_new();
+	ck_assert_ptr_nonnull(loop);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.n_upstreams = 1;
+	sa = (struct sockaddr_in *)&cfg.upstreams[0].addr;
+	sa->sin_family = AF_INET;
+	sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa->sin_port = htons(53);
+	cfg.upstreams[0].addrlen = sizeof(*sa);
+	snprintf(cfg.upstreams[0].text, sizeof(cfg.upstreams[0].text),
+		 "127.0.0.1:53");
+
+	for (n = 1; n < 1000; n++) {
+		struct dnsproxy *p = (void *)1;
+		char err[256] = "";
+		bool reached;
+		int rc;
+
+		fail_alloc_at = n;
+		rc = dnsproxy_new(loop, &cfg, &p, err, sizeof(err));
+		reached = fail_alloc_at == 0;
+		fail_alloc_at = 0;
+		if (rc == 0) {
+			ck_assert_ptr_nonnull(p);
+			dnsproxy_free(p);
+		} else {
+			ck_assert_msg(rc == -ENOMEM, "alloc %d: rc %d (%s)", n,
+				      rc, err);
+			ck_assert_ptr_null(p);
+			ck_assert_msg(strstr(err, "memory"), "err: %s", err);
+		}
+		if (!reached)
+			break; /* every allocation has been failed once */
+	}
+	ck_assert_int_gt(n, 5);
+	ck_assert_int_lt(n, 1000);
+	loop_free(loop);
+	log_flush();
+}
+END_TEST
+
 START_TEST(test_dnsproxy_no_matcher_denies)
 {
 	struct client *c;
@@ -1439,6 +1536,7 @@ static Suite *dnsproxy_suite(void)
 	tcase_add_test(tc, test_dnsproxy_udp_burst_batched);
 	tcase_add_test(tc, test_dnsproxy_ipv6_listener);
 	tcase_add_test(tc, test_dnsproxy_bind_conflict_error);
+	tcase_add_test(tc, test_dnsproxy_new_alloc_failure_cleans_up);
 	tcase_add_test(tc, test_dnsproxy_no_matcher_denies);
 	tcase_add_test(tc, test_dnsproxy_tcp_retry_refused_moves_on);
 	tcase_add_test(tc, test_dnsproxy_unhealthy_upstream_recovers);

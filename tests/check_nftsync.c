@@ -486,9 +486,9 @@ START_TEST(test_nftsync_batch_framing)
 	i = find(&t, 0, "rule egress");
 	ck_assert_str_eq(nftsync_batch_describe(b, 1000 + i),
 			 "add rule egress \"loopback: egressd DNS proxy and API\"");
-	i = find(&t, 0, "flush egress");
+	i = find(&t, 0, "chain- egress");
 	ck_assert_str_eq(nftsync_batch_describe(b, 1000 + i),
-			 "flush chain egress");
+			 "delete chain egress");
 	ck_assert_ptr_null(nftsync_batch_describe(b, 1000 + t.n));
 	/* a batch is built once */
 	ck_assert_int_eq(nftsync_build_apply(b, &cfg, NULL, 0, 0), -EINVAL);
@@ -497,25 +497,60 @@ START_TEST(test_nftsync_batch_framing)
 }
 END_TEST
 
+/*
+ * The chain that gets the rules is deleted and created again in the
+ * batch, with its comment. Adding a chain that exists keeps its old
+ * comment, so a reused chain said "egressd dns mode: ..." after a switch
+ * to dns+nft.
+ */
+static void assert_fresh_chain(const struct trace *t, const char *name,
+			       const char *want)
+{
+	char add[64], del[64];
+	int i, d, first_rule;
+
+	snprintf(add, sizeof(add), "chain+ %s ", name);
+	snprintf(del, sizeof(del), "chain- %s", name);
+	i = find(t, 0, add);
+	ck_assert_msg(i > 0, "no %s", add);
+	d = find(t, i, del);
+	ck_assert_msg(d > 0, "no %s after the first %s", del, add);
+	i = find(t, d, add);
+	ck_assert_msg(i > d, "%s not created again after %s", name, del);
+	ck_assert_str_eq(t->line[i], want);
+	snprintf(add, sizeof(add), "rule %s ", name);
+	first_rule = find(t, 0, add);
+	ck_assert_int_lt(i, first_rule);
+	ck_assert_int_eq(find(t, i + 1, del), -1);
+	snprintf(add, sizeof(add), "flush %s", name);
+	ck_assert_int_eq(count(t, add), 0);
+}
+
 START_TEST(test_nftsync_table_and_chains)
 {
 	struct nftsync_config cfg = base_cfg();
 	struct trace t;
-	int i;
 
 	build_apply(&cfg, NULL, 0, 0, &t);
 	ck_assert_str_eq(t.line[1],
 			 "table+ egressd \"egressd: removed only by egressd --cleanup\"");
 	ck_assert_int_eq(count(&t, "table-"), 0);
-	i = find(&t, 0, "chain+ dns_redirect nat hook=3 prio=-100 policy=1");
-	ck_assert_int_gt(i, 0);
-	ck_assert_str_eq(t.line[i + 1], "flush dns_redirect");
-	i = find(&t, 0, "chain+ egress filter hook=3 prio=0 policy=1");
-	ck_assert_int_gt(i, 0);
-	ck_assert_str_eq(t.line[i + 1], "flush egress");
-	ck_assert_int_eq(count(&t, "chain-"), 0);
-	/* flushes come before any rule */
-	ck_assert_int_lt(find(&t, 0, "flush egress"), find(&t, 0, "rule "));
+	assert_fresh_chain(
+		&t, "dns_redirect",
+		"chain+ dns_redirect nat hook=3 prio=-100 policy=1 \"port-53 traffic of the netns goes to the egressd DNS proxy\"");
+	assert_fresh_chain(
+		&t, "egress",
+		"chain+ egress filter hook=3 prio=0 policy=1 \"egressd output filter (dns+nft mode); ends with an explicit verdict\"");
+	ck_assert_int_eq(count(&t, "chain-"), 2);
+	trace_free(&t);
+
+	/* dns mode with the BPF redirect, as before a switch to dns+nft */
+	cfg.filter = false;
+	cfg.bpf_redirect = true;
+	build_apply(&cfg, NULL, 0, 0, &t);
+	assert_fresh_chain(
+		&t, "egress",
+		"chain+ egress filter hook=3 prio=0 policy=1 \"egressd dns mode: port 53 only through the redirect, accepts the rest\"");
 	trace_free(&t);
 }
 END_TEST
@@ -892,7 +927,7 @@ START_TEST(test_nftsync_dns_mode_ipv6_deny)
 	ck_assert_int_gt(add, del);
 	ck_assert_str_eq(t.line[add],
 			 "chain+ egress filter hook=3 prio=0 policy=1 \"egressd IPv6 off (dns mode): rejects IPv6, accepts the rest\"");
-	ck_assert_int_eq(count(&t, "chain-"), 1);
+	ck_assert_int_eq(count(&t, "chain- egress"), 1);
 	ck_assert_int_lt(add, find(&t, 0, "rule egress"));
 	/* only the IPv6-off rules, ending in an explicit accept */
 	n = chain_comments(&t, "egress", got, 64);

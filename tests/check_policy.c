@@ -143,10 +143,12 @@ START_TEST(test_policy_missing_or_empty_action_denies)
 }
 END_TEST
 
-START_TEST(test_policy_keys_case_insensitive_unknown_ignored)
+/* Keys are case-insensitive; an unknown key in a rule is ignored (an
+ * unknown top-level key is an error: err_cases). */
+START_TEST(test_policy_keys_case_insensitive_rule_unknown_ignored)
 {
 	struct policy *p = parse_ok(
-		"{\"DEFAULTACTION\":\"allow\",\"require_full_isolation\":true,"
+		"{\"DEFAULTACTION\":\"allow\","
 		"\"Egress\":[{\"ACTION\":\"allow\",\"Target\":\"x.com\","
 		"\"comment\":[1,2]}]}",
 		0);
@@ -193,6 +195,15 @@ static const struct err_case err_cases[] = {
 	{ "{\"defaultAction\":1}", -EINVAL,
 	  "defaultAction: must be a string, got number" },
 	{ "{\"egress\":{}}", -EINVAL, "egress: must be an array, got object" },
+	/* A misspelt key would otherwise mean zero rules. */
+	{ "{\"defaultAction\":\"deny\",\"egres\":[{\"action\":\"allow\","
+	  "\"target\":\"a.com\"}]}",
+	  -EINVAL,
+	  "unknown key \"egres\": a policy has only \"defaultAction\" and "
+	  "\"egress\"" },
+	{ "{\"egress\":[],\"require_full_isolation\":true}", -EINVAL,
+	  "unknown key \"require_full_isolation\"" },
+	{ "{\"policy\":{\"egress\":[]}}", -EINVAL, "unknown key \"policy\"" },
 	{ "{\"egress\":\"a.com\"}", -EINVAL,
 	  "egress: must be an array, got string" },
 	{ "{\"egress\":[{\"target\":\"a.com\"},\"b.com\"]}", -EINVAL,
@@ -201,7 +212,8 @@ static const struct err_case err_cases[] = {
 	  "egress[0]: must be an object, got null" },
 	{ "{\"egress\":[{\"target\":\"a.com\"},{\"target\":\"b.com\"},"
 	  "{\"action\":\"permit\",\"target\":\"c.com\"}]}",
-	  -EINVAL, "egress[2]: action \"permit\": must be \"allow\" or \"deny\"" },
+	  -EINVAL,
+	  "egress[2]: action \"permit\": must be \"allow\" or \"deny\"" },
 	{ "{\"egress\":[{\"action\":true,\"target\":\"c.com\"}]}", -EINVAL,
 	  "egress[0]: action must be a string, got boolean" },
 	{ "{\"egress\":[{\"action\":\"allow\"}]}", -EINVAL,
@@ -216,8 +228,10 @@ static const struct err_case err_cases[] = {
 	{ T1("*."), -EINVAL, "egress[1]: malformed wildcard \"*.\"" },
 	{ T1("*.."), -EINVAL, "egress[1]: malformed wildcard" },
 	{ T1("a.*.com"), -EINVAL, "egress[1]: malformed wildcard \"a.*.com\"" },
-	{ T1("*foo.com"), -EINVAL, "egress[1]: malformed wildcard \"*foo.com\"" },
-	{ T1("**.x.com"), -EINVAL, "egress[1]: malformed wildcard \"**.x.com\"" },
+	{ T1("*foo.com"), -EINVAL,
+	  "egress[1]: malformed wildcard \"*foo.com\"" },
+	{ T1("**.x.com"), -EINVAL,
+	  "egress[1]: malformed wildcard \"**.x.com\"" },
 	{ T1("*.*.com"), -EINVAL, "egress[1]: malformed wildcard" },
 	{ T1("a*.com"), -EINVAL, "egress[1]: malformed wildcard" },
 	{ T1("exa mple.com"), -EINVAL,
@@ -1019,8 +1033,8 @@ END_TEST
 START_TEST(test_policy_to_json_round_trip)
 {
 	static const char in[] =
-		"{\"DefaultAction\":\" Allow \",\"junk\":1,\"egress\":["
-		"{\"target\":\"  Example.COM. \"},"
+		"{\"DefaultAction\":\" Allow \",\"egress\":["
+		"{\"target\":\"  Example.COM. \",\"junk\":1},"
 		"{\"action\":\"ALLOW\",\"target\":\"*.x.org\"},"
 		"{\"action\":\"deny\",\"target\":\"10.0.0.1/8\"}]}";
 	struct policy *p = parse_ok(in, 0), *p2;
@@ -1108,7 +1122,8 @@ static Suite *policy_suite(void)
 	tcase_add_test(tc, test_policy_null_buffer_zero_len_denies);
 	tcase_add_test(tc, test_policy_default_action_trimmed_case_insensitive);
 	tcase_add_test(tc, test_policy_missing_or_empty_action_denies);
-	tcase_add_test(tc, test_policy_keys_case_insensitive_unknown_ignored);
+	tcase_add_test(tc,
+		       test_policy_keys_case_insensitive_rule_unknown_ignored);
 	tcase_add_test(tc, test_policy_repeated_key_last_wins);
 	suite_add_tcase(s, tc);
 

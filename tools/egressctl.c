@@ -34,7 +34,8 @@
 
 #include "egressd/shared.h"
 
-#define CTL_VERSION "0.1"
+/* The Makefile's EGRESSD_VERSION: egressctl ships with egressd. */
+#define CTL_VERSION EGRESSD_VERSION
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -85,14 +85,6 @@ const char *api_policy_mode(const struct policy *p);
 bool api_token_equal(const char *want, const char *got, size_t got_len);
 
 /*
- * Parse a listen address: ":port" (all interfaces, IPv6 dual stack;
- * *any set), "a.b.c.d:port", "localhost:port", "[v6]:port". NULL or ""
- * means ":18080". 0 or -EINVAL with err naming the address.
- */
-int api_parse_addr(const char *addr, struct sockaddr_storage *ss,
-		   socklen_t *sslen, bool *any, char *err, size_t errlen);
-
-/*
  * PATCH body: a JSON array of {"action","target"} rules, validated as
  * policy rules are (errors name the rule as patch[i]). "null" and "[]"
  * give -EINVAL "empty array". 0, -EINVAL or -ENOMEM; *rules is freed with

@@ -15,8 +15,12 @@
 
 #include "egressd/log.h"
 
-#define EGRESSD_VERSION "0.1.0"
+/* EGRESSD_VERSION comes from the Makefile (git describe at build time). */
+#ifndef EGRESSD_VERSION
+#error "EGRESSD_VERSION is not defined: build with make"
+#endif
 #define EGRESSD_MAX_UPSTREAMS 10
+#define CONFIG_DEFAULT_HTTP_ADDR ":18080"
 
 enum egressd_mode {
 	EGRESSD_MODE_DNS = 0,
@@ -86,6 +90,16 @@ struct egressd_config {
 int config_load(struct egressd_config *cfg, int argc, char **argv, char *err,
 		size_t errlen);
 void config_fini(struct egressd_config *cfg);
+
+/*
+ * Parse the API listen address: ":port" (all interfaces, IPv6 dual stack;
+ * *any set), "a.b.c.d:port", "localhost:port", "[v6]:port". NULL or ""
+ * means CONFIG_DEFAULT_HTTP_ADDR. 0, or -EINVAL with err saying what is
+ * wrong (the caller names the address and the setting).
+ */
+int config_parse_listen_addr(const char *addr, struct sockaddr_storage *ss,
+			     socklen_t *sslen, bool *any, char *err,
+			     size_t errlen);
 
 /*
  * Parse "IP", "IP:port", "[v6]:port", "[v6]" or a bare v6 address list,

@@ -37,11 +37,11 @@ struct dnsproxy_upstream_stats {
 };
 
 /* Upper bounds (seconds) of the upstream round-trip histogram. */
-#define DNSPROXY_RTT_BUCKETS 10
+#define DNSPROXY_RTT_BUCKETS 13
 extern const double dnsproxy_rtt_bounds[DNSPROXY_RTT_BUCKETS];
 
 struct dnsproxy_stats {
-	/* Upstream round trips of answered queries (ms resolution). */
+	/* Upstream round trips of answered queries (us resolution). */
 	uint64_t rtt_hist[DNSPROXY_RTT_BUCKETS + 1]; /* last: +Inf */
 	uint64_t rtt_count;
 	double rtt_sum_s;

@@ -35,6 +35,8 @@ assert_eq "POST github.com only" 200 "$API_CODE"
 file=$("$PY" -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1])), sort_keys=True))' "$T/policy.json" 2>&1)
 assert_eq "the policy file holds the applied policy" \
 	'{"defaultAction": "deny", "egress": [{"action": "allow", "target": "github.com"}]}' "$file"
+assert_eq "the policy file ends in exactly one newline" "0a7d0a" \
+	"$(tail -c 3 "$T/policy.json" | od -An -tx1 | tr -d ' \n' | tail -c 6)"
 api_json POST /policy '{"egress":[{"action":"allow","target":"a..com"}]}'
 assert_eq "invalid POST refused" 400 "$API_CODE"
 file2=$("$PY" -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1])), sort_keys=True))' "$T/policy.json" 2>&1)

@@ -92,6 +92,13 @@ fi
 api GET /metrics
 assert_eq "GET /metrics: 200" 200 "$API_CODE"
 assert_eq "/metrics content type" "text/plain; version=0.0.4; charset=utf-8" "$API_CT"
+assert_eq "/metrics: no total mixed into api_requests_total's labels" "" \
+	"$(grep 'egressd_api_requests_total{result="all"}' <<<"$API_BODY")"
+assert_eq "/metrics: api_requests_total by result ok, unauthorized, error" \
+	"error ok unauthorized" \
+	"$(sed -n 's/^egressd_api_requests_total{result="\([a-z]*\)"}.*/\1/p' <<<"$API_BODY" | sort | xargs)"
+assert_contains "/metrics: DNS round trips have sub-millisecond buckets" \
+	"$API_BODY" 'egressd_dns_upstream_seconds_bucket{le="0.0001"}'
 api POST /status
 assert_eq "POST /status: 405" 405 "$API_CODE"
 

@@ -6,7 +6,8 @@
 # IPv4 and IPv6 (loopback and the sandbox's own addresses, also from the
 # peer namespace); "[::1]:PORT" serves IPv6 loopback; a port in use or a
 # malformed address stops egressd at start with an error naming the
-# address.
+# address and the setting (a malformed one in the configuration step,
+# before anything is installed).
 
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -58,8 +59,19 @@ EGIT_PIDS+=("$!")
 wait_for 5 test -e "$T/holder.ready" || die "port holder did not start"
 export OPENSANDBOX_EGRESS_HTTP_ADDR=127.0.0.1:18081
 egressd_bad_start "port in use" "127.0.0.1:18081" --rules "$POLICY"
+assert_file_contains_i "port in use: stderr says who and which setting" \
+	"$T/bad.err" "another process, perhaps another egressd, holds this port: stop it or choose another address with OPENSANDBOX_EGRESS_HTTP_ADDR"
 export OPENSANDBOX_EGRESS_HTTP_ADDR=bogus
+# A pin dir no earlier run made (lib.sh removes /sys/fs/bpf/egit-$$).
+export OPENSANDBOX_EGRESS_BPF_PIN_DIR=$OPENSANDBOX_EGRESS_BPF_PIN_DIR/fresh
 egressd_bad_start "malformed address" "bogus" --rules "$POLICY"
+assert_file_contains_i "malformed address: stderr names the setting" \
+	"$T/bad.err" 'OPENSANDBOX_EGRESS_HTTP_ADDR / --http-addr: invalid value "bogus": missing port'
+if [ -e "$OPENSANDBOX_EGRESS_BPF_PIN_DIR" ]; then
+	fail "malformed address: refused before any BPF pin is made" "$(ls "$OPENSANDBOX_EGRESS_BPF_PIN_DIR")"
+else
+	pass "malformed address: refused before any BPF pin is made"
+fi
 export OPENSANDBOX_EGRESS_HTTP_ADDR='::1:18080'
 egressd_bad_start "IPv6 without brackets" "::1:18080" --rules "$POLICY"
 

@@ -101,6 +101,10 @@ assert_contains "dns+nft -> dns: the chain's comment says so" \
 assert_fails_fast "dns+nft -> dns: v6 TCP connect still fails fast" \
 	ECONNREFUSED tcp "$WEB6" 80
 stop_egressd
+start_egressd --mode dns+nft --bpf off --rules "$POLICY"
+assert_contains "dns -> dns+nft: the chain's comment is the dns+nft one" \
+	"$(nft_sb list chain inet egressd egress)" "egressd output filter (dns+nft mode)"
+stop_egressd
 OPENSANDBOX_EGRESS_IPV6=allow start_egressd --mode dns --bpf off --rules "$POLICY"
 if nft_sb list chain inet egressd egress >/dev/null 2>&1; then
 	fail "IPv6 allowed again (dns mode): chain egress removed" "$(nft_sb list chain inet egressd egress)"
