@@ -911,8 +911,12 @@ static int op_metrics(void *arg, struct api_buf *b)
 	ret |= api_buf_printf(b,
 		"# HELP egressd_events_dropped_total Violation reports lost (ring buffer full, nflog overrun).\n"
 		"# TYPE egressd_events_dropped_total counter\n"
-		"egressd_events_dropped_total %llu\n",
-		(unsigned long long)dropped);
+		"egressd_events_dropped_total %llu\n"
+		"# HELP egressd_log_dropped_total Log lines dropped because stdout did not keep up.\n"
+		"# TYPE egressd_log_dropped_total counter\n"
+		"egressd_log_dropped_total %llu\n",
+		(unsigned long long)dropped,
+		(unsigned long long)log_dropped_total());
 	return ret ? -ENOMEM : 0;
 }
 
@@ -1402,8 +1406,6 @@ int main(int argc, char **argv)
 	if (ret < 0)
 		die("%s", err);
 	log_set_level(a.cfg.log_level);
-	/* stdout is the log stream: flushed once per loop iteration. */
-	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
 
 	if (a.cfg.check_host_network) {
 		ret = netns_looks_like_host(err, sizeof(err));
@@ -1477,7 +1479,7 @@ int main(int argc, char **argv)
 	a.loop = loop_new();
 	if (!a.loop)
 		die("cannot create the event loop: %s", strerror(errno));
-	if (events_init(a.loop))
+	if (events_init(a.loop) || log_attach_loop(a.loop))
 		die("out of memory");
 	loop_add_before_sleep(a.loop, flush_hook, &a);
 
@@ -1583,6 +1585,7 @@ int main(int argc, char **argv)
 		policy_rules_free(a.always[i].rules, a.always[i].n);
 	loop_timer_free(a.always_timer);
 	close(a.sigfd);
+	log_close(1000); /* a stalled log reader delays the exit 1 s at most */
 	loop_free(a.loop);
 	config_fini(&a.cfg);
 	return ret ? EXIT_FAILURE : EXIT_SUCCESS;
