@@ -38,6 +38,7 @@
 #define LEARNED_GC_MS 30000
 #define BPF_EXPIRE_MS 1000
 #define BPF_EXPIRE_BUDGET 4096
+#define BPF_FOLD_DRAIN_MS 250
 #define NS_PER_S 1000000000ULL
 
 /* egressd_policy_apply_seconds buckets (upper bounds, seconds). */
@@ -84,6 +85,7 @@ struct agent {
 	const char *dns_redirect;
 	struct cgroup_info workload;
 	struct loop_timer *bpf_timer;
+	struct loop_timer *fold_timer; /* bpfsync_fold_drain() */
 	struct addr_list doh_all;   /* built-in DoH addresses + blocklist */
 	struct addr_list doh;	    /* OPENSANDBOX_EGRESS_DOH_BLOCKLIST */
 	struct addr_list upstreams; /* cfg upstreams as addresses */
@@ -1162,6 +1164,15 @@ static void bpf_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 	loop_timer_arm(t, BPF_EXPIRE_MS);
 }
 
+/* Folded counts the program holds go out a window after their burst. */
+static void fold_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
+{
+	struct agent *a = arg;
+
+	bpfsync_fold_drain(a->bpf, bpfsync_now_ns(), false);
+	loop_timer_arm(t, BPF_FOLD_DRAIN_MS);
+}
+
 static void bpf_fail(struct agent *a, const char *what, int ret)
 {
 	snprintf(a->bpf_why, sizeof(a->bpf_why), "%s: %s%s", what,
@@ -1271,6 +1282,8 @@ static void bpf_start(struct agent *a)
 	if (ret)
 		log_warnx("BPF violations are enforced but not reported: %s",
 			  strerror(-ret));
+	else if ((a->fold_timer = loop_timer_new(a->loop, fold_timer_cb, a)))
+		loop_timer_arm(a->fold_timer, BPF_FOLD_DRAIN_MS);
 	a->bpf_timer = loop_timer_new(a->loop, bpf_timer_cb, a);
 	if (!a->bpf_timer)
 		die("out of memory");
@@ -1560,6 +1573,10 @@ int main(int argc, char **argv)
 		log_errorx("event loop failed: %s", strerror(-ret));
 
 	/* Held (folded) violation lines go out before the last line. */
+	if (a.fold_timer) {
+		bpfsync_events_consume(a.bpf);
+		bpfsync_fold_drain(a.bpf, bpfsync_now_ns(), true);
+	}
 	events_fini();
 	log_emit(LOG_LVL_INFO, "stop", json_pack("{s:s}", "reason", "signal"));
 	log_flush();
@@ -1575,6 +1592,7 @@ int main(int argc, char **argv)
 		loop_del_fd(a.loop, bpfsync_events_fd(a.bpf));
 	bpfsync_free(a.bpf);
 	loop_timer_free(a.bpf_timer);
+	loop_timer_free(a.fold_timer);
 	free(a.doh_all.v);
 	loop_timer_free(a.gc_timer);
 	free(a.doh.v);
