@@ -70,7 +70,7 @@ AGENT_MODULES := log loop config policy dnswire doh dnsproxy events cgroup cover
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
 # Unit tests: tests/check_<module>.c linked with the objects it needs.
-UNIT_TESTS := policy dnswire doh config loop netns dnsproxy nftsync events api webhook
+UNIT_TESTS := policy dnswire doh config loop netns dnsproxy nftsync events api webhook log
 check_policy_OBJS := policy log
 check_dnswire_OBJS := dnswire
 check_config_OBJS := config log
@@ -84,8 +84,11 @@ check_api_OBJS := api policy log loop config
 check_webhook_OBJS := webhook log loop
 # check_dnsproxy fails chosen allocations (its __wrap_malloc/__wrap_calloc).
 check_dnsproxy_LDFLAGS := -Wl,--wrap=malloc -Wl,--wrap=calloc
+check_log_OBJS := log loop
 UNIT_BINS := $(patsubst %,$(OUTPUT)/tests/check_%,$(UNIT_TESTS))
-unit_objs = $(patsubst %,$(OUTPUT)/agent/%.o,$(check_$(1)_OBJS))
+# log.o drains through the event loop (log_attach_loop): it needs loop.o.
+unit_objs = $(patsubst %,$(OUTPUT)/agent/%.o,$(check_$(1)_OBJS) \
+	$(if $(filter log,$(check_$(1)_OBJS)),$(if $(filter loop,$(check_$(1)_OBJS)),,loop)))
 
 # Helpers used by integration tests and benchmarks.
 TEST_TOOLS := fakedns
@@ -180,7 +183,7 @@ fuzz: $(patsubst %,$(OUTPUT)/fuzz/fuzz_%,$(FUZZ_TARGETS))
 	done
 
 fuzz_dnswire_SRCS := tests/fuzz/fuzz_dnswire.c agent/dnswire.c
-fuzz_policy_SRCS := tests/fuzz/fuzz_policy.c agent/policy.c agent/log.c
+fuzz_policy_SRCS := tests/fuzz/fuzz_policy.c agent/policy.c agent/log.c agent/loop.c
 $(OUTPUT)/fuzz/fuzz_%: $$(fuzz_%_SRCS)
 	$(Q)mkdir -p $(OUTPUT)/fuzz
 	$(call msg,FUZZ,$@)
@@ -190,7 +193,7 @@ $(OUTPUT)/fuzz/fuzz_%: $$(fuzz_%_SRCS)
 bench-policy: $(OUTPUT)/bench/policy_lookup
 	$(Q)$(OUTPUT)/bench/policy_lookup
 
-$(OUTPUT)/bench/policy_lookup: bench/policy_lookup.c $(OUTPUT)/agent/policy.o $(OUTPUT)/agent/log.o
+$(OUTPUT)/bench/policy_lookup: bench/policy_lookup.c $(OUTPUT)/agent/policy.o $(OUTPUT)/agent/log.o $(OUTPUT)/agent/loop.o
 	$(Q)mkdir -p $(OUTPUT)/bench
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(PKG_LIBS)

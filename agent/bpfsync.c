@@ -60,6 +60,29 @@ _Static_assert(sizeof(struct egressd_inbound_key) == 24, "ABI");
 /* The port-53 redirect programs (bpf/redirect.bpf.h). */
 #define N_REDIRECT 8
 
+/*
+ * The last record the program sent for a fold key: what a drained count
+ * (bpfsync_fold_drain) is reported as, since the map only keeps the key.
+ */
+#define FOLD_SEEN_BUCKETS 1024
+/* Records older than this no longer describe their key's packets. */
+#define FOLD_SEEN_MAX_AGE_NS (10 * 1000000000ULL)
+/* event_fold keys seen in one drain pass, at most. */
+#define FOLD_DRAIN_MAX EGRESSD_FOLD_ENTRIES
+/*
+ * A key's window is over this long after the program's own test says so:
+ * bpf_ktime_get_coarse_ns() lags CLOCK_MONOTONIC by up to a tick, and a
+ * program that found the window still open must be long done folding
+ * into the entry before the drain removes it.
+ */
+#define FOLD_DRAIN_MARGIN_NS (50 * 1000000ULL)
+
+struct fold_seen {
+	struct fold_seen *next;
+	struct egressd_fold_key key;
+	struct egressd_event rec;
+};
+
 struct bpfsync {
 	struct egress_bpf *skel;
 	struct bpf_link *link;
@@ -71,6 +94,9 @@ struct bpfsync {
 	void *event_ctx;
 	int lock_fd;
 	__u64 netns_cookie;
+	/* Last record per event_fold key (bpfsync_fold_drain). */
+	struct fold_seen *seen[FOLD_SEEN_BUCKETS];
+	size_t n_seen;
 	/* bpfsync_expire() cursor: family index and last key kept */
 	int exp_family;
 	bool exp_have_key;
@@ -1134,6 +1160,67 @@ int bpfsync_read_counters(struct bpfsync *bs, uint64_t out[EGRESSD_CNT_MAX])
 	return err;
 }
 
+static void fold_key_of(struct egressd_fold_key *k,
+			const struct egressd_event *e)
+{
+	memset(k, 0, sizeof(*k));
+	memcpy(k->dst, e->dst, sizeof(k->dst));
+	k->dport = e->dport;
+	k->reason = e->reason;
+	k->family = e->family;
+}
+
+static struct fold_seen **seen_find(struct bpfsync *bs,
+				   const struct egressd_fold_key *k)
+{
+	struct fold_seen **pp;
+	uint32_t h = 2166136261u;
+	size_t i;
+
+	for (i = 0; i < sizeof(*k); i++)
+		h = (h ^ ((const unsigned char *)k)[i]) * 16777619u;
+	for (pp = &bs->seen[h % FOLD_SEEN_BUCKETS]; *pp; pp = &(*pp)->next)
+		if (!memcmp(&(*pp)->key, k, sizeof(*k)))
+			break;
+	return pp;
+}
+
+/* Remember e as its key's last record (best effort: bounded table). */
+static void seen_note(struct bpfsync *bs, const struct egressd_event *e)
+{
+	struct egressd_fold_key k;
+	struct fold_seen **pp, *s;
+
+	fold_key_of(&k, e);
+	pp = seen_find(bs, &k);
+	if (!*pp) {
+		if (bs->n_seen >= EGRESSD_FOLD_ENTRIES)
+			return;
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return;
+		s->key = k;
+		*pp = s;
+		bs->n_seen++;
+	}
+	(*pp)->rec = *e;
+}
+
+static void seen_free_all(struct bpfsync *bs)
+{
+	struct fold_seen *s, *next;
+	size_t i;
+
+	for (i = 0; i < FOLD_SEEN_BUCKETS; i++) {
+		for (s = bs->seen[i]; s; s = next) {
+			next = s->next;
+			free(s);
+		}
+		bs->seen[i] = NULL;
+	}
+	bs->n_seen = 0;
+}
+
 static int handle_event(void *ctx, void *data, size_t len)
 {
 	struct bpfsync *bs = ctx;
@@ -1142,7 +1229,106 @@ static int handle_event(void *ctx, void *data, size_t len)
 	if (len < sizeof(e))
 		return 0;
 	memcpy(&e, data, sizeof(e));
+	seen_note(bs, &e);
 	return bs->event_cb(bs->event_ctx, &e);
+}
+
+/*
+ * Report one drained key: its last record with count = folded, or, with
+ * no record at hand (lost to a full ring buffer, or folded before this
+ * run), a record of what the key says.
+ */
+static void fold_report_drained(struct bpfsync *bs,
+				const struct egressd_fold_key *k,
+				uint64_t folded, uint64_t now_ns)
+{
+	struct fold_seen **pp = seen_find(bs, k), *s = *pp;
+	struct egressd_event e;
+
+	if (s) {
+		e = s->rec;
+		*pp = s->next;
+		free(s);
+		bs->n_seen--;
+	} else {
+		memset(&e, 0, sizeof(e));
+		memcpy(e.dst, k->dst, sizeof(e.dst));
+		e.dport = k->dport;
+		e.reason = k->reason;
+		e.family = k->family;
+		e.action = EGRESSD_ACTION_DROP;
+	}
+	e.ts_ns = now_ns;
+	e.count = folded;
+	bs->event_cb(bs->event_ctx, &e);
+}
+
+int bpfsync_fold_drain(struct bpfsync *bs, uint64_t now_ns, bool all)
+{
+	struct egressd_fold_key *keys, key, *prev = NULL;
+	struct egressd_fold_val val;
+	struct fold_seen **pp, *s;
+	size_t n = 0, i, steps = 0;
+	int fd, ret = 0;
+
+	if (!bs->rb)
+		return -EINVAL;
+	fd = bpf_map__fd(bs->skel->maps.event_fold);
+	keys = malloc(FOLD_DRAIN_MAX * sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	/* First the keys whose window is over: deleting while walking
+	 * would restart the walk. */
+	/* (A key evicted under the walk restarts it: bounded.) */
+	while (n < FOLD_DRAIN_MAX && steps++ < 2 * FOLD_DRAIN_MAX &&
+	       !bpf_map_get_next_key(fd, prev, &key)) {
+		keys[n] = key;
+		prev = &keys[n];
+		if (bpf_map_lookup_elem(fd, &key, &val))
+			continue;
+		if (all || now_ns - val.last_emit_ns >=
+				   EGRESSD_FOLD_NS + FOLD_DRAIN_MARGIN_NS)
+			n++;
+		else
+			prev = &key; /* kept: walk on from it */
+	}
+	/*
+	 * Take each such entry out of the map with what it folded: the next
+	 * packet of the key finds none and is reported at once, as it would
+	 * have been. Idle entries (nothing folded) go too, so the walk stays
+	 * as short as the keys active in the last second. A packet judged
+	 * on another CPU in the very instant of the removal may be reported
+	 * twice or not at all; the BPF counters stay exact.
+	 */
+	for (i = 0; i < n; i++) {
+		if (bpf_map_lookup_and_delete_elem(fd, &keys[i], &val)) {
+			if (errno == ENOENT)
+				continue;
+			/* Kernels without it for hash maps (< 5.14). */
+			if (bpf_map_lookup_elem(fd, &keys[i], &val) ||
+			    bpf_map_delete_elem(fd, &keys[i])) {
+				ret = -errno;
+				continue;
+			}
+		}
+		if (val.folded)
+			fold_report_drained(bs, &keys[i], val.folded, now_ns);
+	}
+	free(keys);
+	/* Records that describe nothing recent any more. */
+	for (i = 0; i < FOLD_SEEN_BUCKETS; i++) {
+		pp = &bs->seen[i];
+		while ((s = *pp)) {
+			if (now_ns - s->rec.ts_ns > FOLD_SEEN_MAX_AGE_NS) {
+				*pp = s->next;
+				free(s);
+				bs->n_seen--;
+				continue;
+			}
+			pp = &s->next;
+		}
+	}
+	return ret;
 }
 
 int bpfsync_events_open(struct bpfsync *bs,
@@ -1177,6 +1363,7 @@ void bpfsync_free(struct bpfsync *bs)
 	if (!bs)
 		return;
 	ring_buffer__free(bs->rb);
+	seen_free_all(bs);
 	/* the pinned links keep the programs attached without us */
 	bpf_link__destroy(bs->link);
 	bpf_link__destroy(bs->ilink);

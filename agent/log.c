@@ -1,34 +1,251 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * The log stream: every line on stdout is one JSON object with ts, level
- * and event first. stdout is fully buffered and flushed by the event loop
- * once per iteration, so a flood of violations costs a few writes, while a
- * reader still sees each line within one loop iteration. Hot fixed-shape
- * lines (violations) are preformatted by their module and written with
- * log_emit_raw(), byte for byte what log_emit() writes, without jansson.
+ * and event first. Lines go into a bounded buffer owned here and leave it
+ * with non-blocking writes, once per loop iteration (log_flush) and when
+ * the output can take more (EPOLLOUT, log_attach_loop), so a flood of
+ * violations costs a few writes and a reader that stops reading can never
+ * stall the loop: when the buffer is full, whole lines are dropped and
+ * counted, and one log_dropped line says how many once writing resumes.
+ * Hot fixed-shape lines (violations) are preformatted by their module and
+ * written with log_emit_raw(), byte for byte what log_emit() writes,
+ * without jansson.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "egressd/log.h"
+#include "egressd/loop.h"
 
 static enum log_level min_level = LOG_LVL_INFO;
-static FILE *log_out; /* NULL: stdout */
 
-static FILE *out(void)
+/*
+ * The output: a ring of LOG_BUF_SIZE bytes that only ever holds whole
+ * lines (a line that does not fit is dropped, never cut), written to fd.
+ * Once a line is dropped, lines keep being dropped until the ring is half
+ * empty, so a slow reader gets one log_dropped line per stall rather than
+ * one per freed line.
+ */
+#define LOG_BUF_SIZE (1u << 20)
+/* After a write error other than EAGAIN (reader gone): retry this late. */
+#define LOG_RETRY_MS 1000
+
+static struct {
+	char buf[LOG_BUF_SIZE];
+	size_t head; /* first unwritten byte */
+	size_t used; /* bytes after head */
+	int fd; /* -1: not opened yet */
+	bool own_fd; /* fd is our reopen of the output: close it */
+	bool is_sock; /* write with send(MSG_DONTWAIT) */
+	bool pollable; /* epoll accepts fd */
+	FILE *target; /* NULL: stdout */
+	bool dropping; /* dropping lines until the ring is half empty */
+	uint64_t dropped; /* lines dropped since the last log_dropped line */
+	uint64_t dropped_total;
+	uint64_t retry_at; /* loop_clock_ms(): no write before (error) */
+	struct loop *loop;
+	bool watching; /* fd registered for EPOLLOUT */
+	struct loop_timer *retry;
+	bool atexit_done;
+	bool gave_up; /* a bounded drain timed out: do not wait again */
+} lo = { .fd = -1 };
+
+static void log_atexit(void);
+
+/*
+ * Pick how to write to fd without ever blocking: a regular file (or block
+ * device) never blocks for long and is written as is; a socket takes
+ * MSG_DONTWAIT per call. Anything else (a pipe, a FIFO, a terminal) may
+ * be shared with other processes, whose writes must not start failing
+ * with EAGAIN: reopen it through /proc for a file description of our own
+ * and make that non-blocking. Only when that fails (no /proc, a FIFO
+ * without a reader yet) is O_NONBLOCK set on the shared description.
+ */
+static void out_open(void)
 {
-	return log_out ? log_out : stdout;
+	int fd = lo.target ? fileno(lo.target) : STDOUT_FILENO;
+	char path[64];
+	struct stat st;
+	int nfd, fl;
+
+	lo.fd = fd;
+	lo.own_fd = false;
+	lo.is_sock = false;
+	lo.pollable = false;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return;
+	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
+		return;
+	lo.pollable = true;
+	if (S_ISSOCK(st.st_mode)) {
+		lo.is_sock = true;
+		return;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	nfd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (nfd >= 0) {
+		lo.fd = nfd;
+		lo.own_fd = true;
+		return;
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && !(fl & O_NONBLOCK))
+		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static void unwatch(void)
+{
+	if (lo.watching && lo.loop)
+		loop_del_fd(lo.loop, lo.fd);
+	lo.watching = false;
+}
+
+static void out_close(void)
+{
+	unwatch();
+	if (lo.own_fd && lo.fd >= 0)
+		close(lo.fd);
+	lo.fd = -1;
+	lo.own_fd = false;
+}
+
+/*
+ * One non-blocking write of what the ring holds: 0 when it is empty
+ * afterwards, -EAGAIN when the output is full, another -errno when the
+ * output failed (the bytes stay for a later try).
+ */
+static int out_write(void)
+{
+	struct iovec iov[2];
+	size_t first;
+	ssize_t n;
+	int iovcnt;
+
+	if (!lo.used)
+		return 0;
+	if (lo.fd < 0)
+		out_open();
+	if (lo.fd < 0)
+		return -EBADF;
+	while (lo.used) {
+		first = LOG_BUF_SIZE - lo.head;
+		if (first > lo.used)
+			first = lo.used;
+		iov[0].iov_base = lo.buf + lo.head;
+		iov[0].iov_len = first;
+		iov[1].iov_base = lo.buf;
+		iov[1].iov_len = lo.used - first;
+		iovcnt = iov[1].iov_len ? 2 : 1;
+		if (lo.is_sock) {
+			struct msghdr mh = { .msg_iov = iov,
+					     .msg_iovlen = iovcnt };
+
+			n = sendmsg(lo.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		} else {
+			n = writev(lo.fd, iov, iovcnt);
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		}
+		if (!n)
+			return -EAGAIN;
+		lo.head = (lo.head + (size_t)n) % LOG_BUF_SIZE;
+		lo.used -= (size_t)n;
+	}
+	lo.head = 0;
+	return 0;
+}
+
+static void ring_put(const void *p, size_t n)
+{
+	size_t tail = (lo.head + lo.used) % LOG_BUF_SIZE;
+	size_t first = LOG_BUF_SIZE - tail;
+
+	if (first > n)
+		first = n;
+	memcpy(lo.buf + tail, p, first);
+	memcpy(lo.buf, (const char *)p + first, n - first);
+	lo.used += n;
+}
+
+static size_t line_head(char *buf, size_t size, enum log_level lvl,
+			const char *event, int *err);
+
+/*
+ * The log_dropped line, when lines were dropped and it fits: written
+ * whatever the level, as it accounts for lines the level let through.
+ */
+static void put_dropped_line(bool force)
+{
+	char line[256];
+	size_t n;
+	int err;
+
+	if (!lo.dropped || (!force && lo.used > LOG_BUF_SIZE / 2))
+		return;
+	n = line_head(line, sizeof(line), LOG_LVL_WARN, "log_dropped", &err);
+	n += (size_t)snprintf(line + n, sizeof(line) - n,
+			      ",\"dropped\":%llu}\n",
+			      (unsigned long long)lo.dropped);
+	if (n >= sizeof(line) || LOG_BUF_SIZE - lo.used < n)
+		return;
+	ring_put(line, n);
+	lo.dropped = 0;
+	lo.dropping = false;
+}
+
+/* One whole line from parts, or none: dropped and counted. */
+static void out_line(const struct iovec *parts, int nparts)
+{
+	size_t len = 0;
+	int i;
+
+	if (!lo.atexit_done) {
+		/* Lines still buffered at exit go out (bounded wait). */
+		lo.atexit_done = true;
+		atexit(log_atexit);
+	}
+	for (i = 0; i < nparts; i++)
+		len += parts[i].iov_len;
+	if (lo.dropping)
+		put_dropped_line(false);
+	if (lo.dropping || LOG_BUF_SIZE - lo.used < len) {
+		lo.dropping = true;
+		lo.dropped++;
+		lo.dropped_total++;
+		return;
+	}
+	for (i = 0; i < nparts; i++)
+		ring_put(parts[i].iov_base, parts[i].iov_len);
 }
 
 void log_set_output(FILE *f)
 {
-	log_out = f;
+	/* What was written for the old output goes there. */
+	log_flush();
+	out_close();
+	lo.target = f;
+	lo.retry_at = 0;
+}
+
+uint64_t log_dropped_total(void)
+{
+	return lo.dropped_total;
 }
 
 bool log_enabled(enum log_level lvl)
@@ -153,8 +370,29 @@ void log_emit(enum log_level lvl, const char *event, json_t *fields)
 		json_object_update_missing(line, fields);
 		json_decref(fields);
 	}
-	json_dumpf(line, out(), JSON_COMPACT | JSON_PRESERVE_ORDER);
-	fputc('\n', out());
+	{
+		char small[1024], *big = NULL;
+		struct iovec part[2];
+		size_t n;
+
+		n = json_dumpb(line, small, sizeof(small),
+			       JSON_COMPACT | JSON_PRESERVE_ORDER);
+		part[0].iov_base = small;
+		if (n > sizeof(small)) {
+			big = malloc(n);
+			if (big)
+				n = json_dumpb(line, big, n,
+					       JSON_COMPACT |
+						       JSON_PRESERVE_ORDER);
+			part[0].iov_base = big;
+		}
+		part[0].iov_len = n;
+		part[1].iov_base = "\n";
+		part[1].iov_len = 1;
+		if (n && part[0].iov_base)
+			out_line(part, 2);
+		free(big);
+	}
 	json_decref(line);
 }
 
@@ -278,9 +516,9 @@ void log_emit_raw(enum log_level lvl, const char *event, const char *members,
 		  size_t len)
 {
 	char head[256], *big = NULL, *h = head;
+	struct iovec part[4];
 	size_t n;
-	FILE *f = out();
-	int err;
+	int err, k = 0;
 
 	if (lvl < min_level)
 		return;
@@ -298,12 +536,17 @@ void log_emit_raw(enum log_level lvl, const char *event, const char *members,
 		free(big);
 		return;
 	}
-	fwrite_unlocked(h, 1, n, f);
+	part[k].iov_base = h;
+	part[k++].iov_len = n;
 	if (len) {
-		fputc_unlocked(',', f);
-		fwrite_unlocked(members, 1, len, f);
+		part[k].iov_base = ",";
+		part[k++].iov_len = 1;
+		part[k].iov_base = (void *)members;
+		part[k++].iov_len = len;
 	}
-	fwrite_unlocked("}\n", 1, 2, f);
+	part[k].iov_base = "}\n";
+	part[k++].iov_len = 2;
+	out_line(part, k);
 	free(big);
 }
 
@@ -354,7 +597,124 @@ void log_debug(const char *fmt, ...)
 	va_end(ap);
 }
 
+static void flush(void);
+
+static void watch_cb(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+	flush();
+}
+
+static void retry_cb(struct loop *loop, struct loop_timer *t, void *arg)
+{
+	flush();
+}
+
+/*
+ * Write what the ring holds without blocking. What the output cannot take
+ * now waits for EPOLLOUT (or, for an output epoll refuses or one that
+ * failed, for a timer), so it leaves without waiting for the next event.
+ */
+static void flush(void)
+{
+	int ret;
+
+	if (lo.retry_at && loop_clock_ms() < lo.retry_at)
+		return;
+	lo.retry_at = 0;
+	ret = out_write();
+	if (lo.dropping) {
+		/* Writing resumed: say how many lines are missing (once the
+		 * ring is half empty). */
+		put_dropped_line(false);
+		if (!ret)
+			ret = out_write();
+	}
+	if (!ret) {
+		unwatch();
+		return;
+	}
+	if (!lo.loop)
+		return;
+	if (ret == -EAGAIN && lo.pollable && !lo.watching) {
+		if (!loop_add_fd(lo.loop, lo.fd, EPOLLOUT, watch_cb, NULL))
+			lo.watching = true;
+		else
+			lo.pollable = false;
+	}
+	if (ret == -EAGAIN && lo.watching)
+		return;
+	/* Failed (EPIPE, EIO, …) or not pollable: try again later, without
+	 * a watch that would report the error at every iteration. */
+	unwatch();
+	if (ret != -EAGAIN)
+		lo.retry_at = loop_clock_ms() + LOG_RETRY_MS;
+	if (lo.retry && !loop_timer_is_armed(lo.retry))
+		loop_timer_arm(lo.retry, ret == -EAGAIN ? 50 : LOG_RETRY_MS);
+}
+
 void log_flush(void)
 {
-	fflush(out());
+	/* While the output is full, EPOLLOUT says when to try again: no
+	 * failing write at every loop iteration. */
+	if (!lo.watching)
+		flush();
+}
+
+int log_attach_loop(struct loop *loop)
+{
+	lo.retry = loop_timer_new(loop, retry_cb, NULL);
+	if (!lo.retry)
+		return -ENOMEM;
+	lo.loop = loop;
+	return 0;
+}
+
+/*
+ * Write out the ring, waiting at most timeout_ms in all for the output to
+ * take it. Touches no loop state (runs at exit too).
+ */
+static void drain(int timeout_ms)
+{
+	uint64_t end = loop_clock_ms() + (uint64_t)timeout_ms, now;
+	struct pollfd pfd;
+	int ret;
+
+	for (;;) {
+		ret = out_write();
+		if (!ret && lo.dropped) {
+			put_dropped_line(true);
+			if (lo.used)
+				continue;
+		}
+		if (ret != -EAGAIN)
+			break;
+		now = loop_clock_ms();
+		if (now >= end) {
+			lo.gave_up = true;
+			break;
+		}
+		pfd.fd = lo.fd;
+		pfd.events = POLLOUT;
+		if (poll(&pfd, 1, (int)(end - now)) < 0 && errno != EINTR)
+			break;
+	}
+}
+
+void log_close(int timeout_ms)
+{
+	unwatch();
+	if (lo.retry)
+		loop_timer_free(lo.retry);
+	lo.retry = NULL;
+	lo.loop = NULL;
+	lo.retry_at = 0;
+	drain(timeout_ms);
+}
+
+static void log_atexit(void)
+{
+	/* The loop may be gone by now: only the output is touched. After
+	 * log_close() gave up on a stalled reader, exit at once. */
+	lo.retry_at = 0;
+	drain(lo.gave_up ? 0 : 1000);
 }

@@ -40,6 +40,7 @@
 #define BPF_EXPIRE_MS 1000
 #define BPF_EXPIRE_BUDGET 4096
 #define COVERAGE_SCAN_MS 1000
+#define BPF_FOLD_DRAIN_MS 250
 #define NS_PER_S 1000000000ULL
 
 /* egressd_policy_apply_seconds buckets (upper bounds, seconds). */
@@ -99,6 +100,7 @@ struct agent {
 	struct coverage *covscan;
 	struct loop_timer *cov_timer;
 	struct loop_timer *bpf_timer;
+	struct loop_timer *fold_timer; /* bpfsync_fold_drain() */
 	struct addr_list doh_all;   /* built-in DoH addresses + blocklist */
 	struct addr_list doh;	    /* OPENSANDBOX_EGRESS_DOH_BLOCKLIST */
 	struct addr_list upstreams; /* cfg upstreams as addresses */
@@ -941,8 +943,12 @@ static int op_metrics(void *arg, struct api_buf *b)
 	ret |= api_buf_printf(b,
 		"# HELP egressd_events_dropped_total Violation reports lost (ring buffer full, nflog overrun).\n"
 		"# TYPE egressd_events_dropped_total counter\n"
-		"egressd_events_dropped_total %llu\n",
-		(unsigned long long)dropped);
+		"egressd_events_dropped_total %llu\n"
+		"# HELP egressd_log_dropped_total Log lines dropped because stdout did not keep up.\n"
+		"# TYPE egressd_log_dropped_total counter\n"
+		"egressd_log_dropped_total %llu\n",
+		(unsigned long long)dropped,
+		(unsigned long long)log_dropped_total());
 	return ret ? -ENOMEM : 0;
 }
 
@@ -1188,6 +1194,15 @@ static void bpf_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 	loop_timer_arm(t, BPF_EXPIRE_MS);
 }
 
+/* Folded counts the program holds go out a window after their burst. */
+static void fold_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
+{
+	struct agent *a = arg;
+
+	bpfsync_fold_drain(a->bpf, bpfsync_now_ns(), false);
+	loop_timer_arm(t, BPF_FOLD_DRAIN_MS);
+}
+
 static void bpf_fail(struct agent *a, const char *what, int ret)
 {
 	snprintf(a->bpf_why, sizeof(a->bpf_why), "%s: %s%s", what,
@@ -1312,6 +1327,8 @@ static void bpf_start(struct agent *a)
 	if (ret)
 		log_warnx("BPF violations are enforced but not reported: %s",
 			  strerror(-ret));
+	else if ((a->fold_timer = loop_timer_new(a->loop, fold_timer_cb, a)))
+		loop_timer_arm(a->fold_timer, BPF_FOLD_DRAIN_MS);
 	a->bpf_timer = loop_timer_new(a->loop, bpf_timer_cb, a);
 	if (!a->bpf_timer)
 		die("out of memory");
@@ -1621,8 +1638,6 @@ int main(int argc, char **argv)
 	if (ret < 0)
 		die("%s", err);
 	log_set_level(a.cfg.log_level);
-	/* stdout is the log stream: flushed once per loop iteration. */
-	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
 
 	if (a.cfg.check_host_network) {
 		ret = netns_looks_like_host(err, sizeof(err));
@@ -1729,7 +1744,7 @@ int main(int argc, char **argv)
 	a.loop = loop_new();
 	if (!a.loop)
 		die("cannot create the event loop: %s", strerror(errno));
-	if (events_init(a.loop))
+	if (events_init(a.loop) || log_attach_loop(a.loop))
 		die("out of memory");
 	loop_add_before_sleep(a.loop, flush_hook, &a);
 
@@ -1810,6 +1825,10 @@ int main(int argc, char **argv)
 		log_errorx("event loop failed: %s", strerror(-ret));
 
 	/* Held (folded) violation lines go out before the last line. */
+	if (a.fold_timer) {
+		bpfsync_events_consume(a.bpf);
+		bpfsync_fold_drain(a.bpf, bpfsync_now_ns(), true);
+	}
 	events_fini();
 	log_emit(LOG_LVL_INFO, "stop", json_pack("{s:s}", "reason", "signal"));
 	log_flush();
@@ -1827,6 +1846,7 @@ int main(int argc, char **argv)
 	loop_timer_free(a.bpf_timer);
 	loop_timer_free(a.cov_timer);
 	coverage_free(a.covscan);
+	loop_timer_free(a.fold_timer);
 	free(a.doh_all.v);
 	loop_timer_free(a.gc_timer);
 	free(a.doh.v);
@@ -1837,6 +1857,7 @@ int main(int argc, char **argv)
 		policy_rules_free(a.always[i].rules, a.always[i].n);
 	loop_timer_free(a.always_timer);
 	close(a.sigfd);
+	log_close(1000); /* a stalled log reader delays the exit 1 s at most */
 	loop_free(a.loop);
 	config_fini(&a.cfg);
 	return ret ? EXIT_FAILURE : EXIT_SUCCESS;

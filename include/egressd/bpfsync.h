@@ -137,6 +137,16 @@ int bpfsync_events_open(struct bpfsync *bs,
 int bpfsync_events_fd(struct bpfsync *bs);
 int bpfsync_events_consume(struct bpfsync *bs);
 
+/*
+ * The program folds repeats of a key into event_fold and reports them
+ * only with the key's next packet after the window: call this every
+ * fraction of a window so that a burst's folded packets are reported
+ * (through the events callback, as the key's last record with count =
+ * packets) about one window after it, with no later packet needed. all:
+ * every key, window over or not (at stop). 0 or -errno.
+ */
+int bpfsync_fold_drain(struct bpfsync *bs, uint64_t now_ns, bool all);
+
 /* CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_coarse_ns(). */
 uint64_t bpfsync_now_ns(void);
 

@@ -2,8 +2,11 @@
 /*
  * Log stream: one JSON object per line on stdout, nothing else on stdout.
  * Every line carries "ts" (RFC 3339, UTC, microseconds), "level" and
- * "event" (DESIGN.md §6). Lines are buffered and flushed once per event-loop
- * iteration (log_flush) so a burst of violations costs one write.
+ * "event" (DESIGN.md §6). Lines are buffered (1 MiB) and written without
+ * ever blocking, once per event-loop iteration (log_flush) so a burst of
+ * violations costs one write, and as the output drains (log_attach_loop).
+ * When the buffer is full, whole lines are dropped and counted, and a
+ * log_dropped line says how many once writing resumes (docs/logs.md).
  * Errors that stop egressd before its loop runs go to stderr instead
  * (config_die and friends), so a shell user sees them.
  */
@@ -12,6 +15,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <jansson.h>
 
@@ -60,8 +64,14 @@ bool log_enabled(enum log_level lvl);
  */
 int log_json_str(char *dst, size_t size, size_t *len, const char *s);
 
-/* Where lines go: stdout unless set (tests); NULL restores stdout. */
+/*
+ * Where lines go: fileno(f), stdout unless set (tests); NULL restores
+ * stdout. What is buffered for the old output is flushed to it first.
+ */
 void log_set_output(FILE *f);
+
+/* Lines dropped because the output did not keep up, since start. */
+uint64_t log_dropped_total(void);
 
 /* {"event":"warning"|"error"|"info"|"debug","msg":…} convenience forms. */
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -69,7 +79,26 @@ void log_errorx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Flush buffered lines to stdout (called from the loop's before-sleep). */
+/*
+ * Write buffered lines without blocking (called from the loop's
+ * before-sleep). What the output cannot take yet stays buffered.
+ */
 void log_flush(void);
+
+struct loop;
+/*
+ * Let buffered lines drain as the output accepts them (EPOLLOUT on it)
+ * rather than at the next event. 0 or -ENOMEM. Undo with log_close()
+ * before loop_free().
+ */
+int log_attach_loop(struct loop *loop);
+
+/*
+ * Detach from the loop and write what is buffered, waiting at most
+ * timeout_ms for a slow reader (at stop). Lines logged later are still
+ * buffered; at exit they are written the same way (1 s at most; no wait
+ * when a drain already timed out).
+ */
+void log_close(int timeout_ms);
 
 #endif /* __EGRESSD_LOG_H */
