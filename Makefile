@@ -54,7 +54,7 @@ CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 endif
 
 # Agent modules (agent/<name>.c). main.c is wiring only.
-AGENT_MODULES := log loop config policy dnswire doh dnsproxy events cgroup netns nftsync nflog bpfsync api webhook
+AGENT_MODULES := log loop config policy dnswire doh dnsproxy events cgroup netns nftsync nflog bpfsync api webhook liveness attached
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
 # Unit tests: tests/check_<module>.c linked with the objects it needs.

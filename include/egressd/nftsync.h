@@ -281,4 +281,10 @@ void nftsync_get_stats(const struct nftsync *ns, struct nftsync_stats *out);
 /* Delete table inet egressd (absent is fine). 0 or -errno with err. */
 int nftsync_cleanup(struct nftsync *ns, char *err, size_t errlen);
 
+/*
+ * Is table inet egressd in the kernel right now? 1 yes, 0 no, -errno
+ * (-ENOTSUP without a socket: nftsync_new_with_talker()).
+ */
+int nftsync_table_exists(struct nftsync *ns);
+
 #endif /* __EGRESSD_NFTSYNC_H */
