@@ -58,7 +58,7 @@ AGENT_MODULES := log loop config policy dnswire doh dnsproxy events cgroup netns
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
 # Unit tests: tests/check_<module>.c linked with the objects it needs.
-UNIT_TESTS := policy dnswire doh config loop netns dnsproxy nftsync events api webhook
+UNIT_TESTS := policy dnswire doh config loop netns dnsproxy nftsync events api webhook attached
 check_policy_OBJS := policy log
 check_dnswire_OBJS := dnswire
 check_config_OBJS := config log
@@ -70,6 +70,7 @@ check_nftsync_OBJS := nftsync log
 check_events_OBJS := events log dnswire loop
 check_api_OBJS := api policy log loop
 check_webhook_OBJS := webhook log loop
+check_attached_OBJS := attached log
 UNIT_BINS := $(patsubst %,$(OUTPUT)/tests/check_%,$(UNIT_TESTS))
 unit_objs = $(patsubst %,$(OUTPUT)/agent/%.o,$(check_$(1)_OBJS))
 
@@ -119,6 +120,9 @@ $(OUTPUT)/tests/tools/%: tests/tools/%.c | $(OUTPUT)/tests/tools
 $(OUTPUT)/tests/check_%: $(OUTPUT)/tests/check_%.o $$(call unit_objs,$$*)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS) $(EXTRA_LDFLAGS)
+
+# check_attached reads the BPF object at run time (not linked in).
+$(OUTPUT)/tests/check_attached: | $(OUTPUT)/bpf/egress.bpf.o
 
 $(BUILD) $(OUTPUT)/agent $(OUTPUT)/tests $(OUTPUT)/tests/tools:
 	$(Q)mkdir -p $@

@@ -234,8 +234,8 @@ int liveness_cleanup_guard(const char *pin_dir, char *err, size_t errlen)
 	fd = bpfsync_cleanup_lock(pin_dir);
 	if (fd == -EBUSY)
 		snprintf(err, errlen,
-			 "an egressd holds the lock of %s: it is running (with table inet %s): stop it first",
-			 dir, NFTSYNC_TABLE);
+			 "an egressd holds the lock of %s: it is running (in this or another network namespace) and its programs use these pins: stop it first",
+			 dir);
 	else if (fd < 0 && fd != -ENOENT)
 		snprintf(err, errlen, "cannot lock %s: %s", dir,
 			 strerror(-fd));
