@@ -38,34 +38,32 @@
 #define SO_NETNS_COOKIE 71
 #endif
 
-#define MAX_PROGS 64	   /* per cgroup and attach type */
-#define MAX_MAPS 64	   /* per program */
-#define MAX_WARNED 64	   /* foreign programs /status warned about */
-#define WALK_DEPTH 8	   /* bpffs directory levels */
-#define WALK_BUDGET 20000  /* bpffs entries looked at, in all */
-#define MAX_PINS 16	   /* pins of one link considered */
+#define MAX_PROGS 64 /* per cgroup and attach type */
+#define MAX_MAPS 64 /* per program */
+#define MAX_WARNED 64 /* foreign programs /status warned about */
+#define WALK_DEPTH 8 /* bpffs directory levels */
+#define WALK_BUDGET 20000 /* bpffs entries looked at, in all */
+#define MAX_PINS 16 /* pins of one link considered */
 
 enum owner { OWNER_OURS, OWNER_EGRESSD, OWNER_OTHER };
 
-static const char *const owner_names[] = { "ours", "foreign-egressd",
-					   "other" };
+static const char *const owner_names[] = { "ours", "foreign-egressd", "other" };
 
 /* The attach types egressd uses (bpf/egress.bpf.c, bpf/redirect.bpf.h). */
 static const enum bpf_attach_type types[] = {
-	BPF_CGROUP_INET_EGRESS,	     BPF_CGROUP_INET_INGRESS,
-	BPF_CGROUP_INET4_CONNECT,    BPF_CGROUP_INET6_CONNECT,
-	BPF_CGROUP_UDP4_SENDMSG,     BPF_CGROUP_UDP6_SENDMSG,
-	BPF_CGROUP_UDP4_RECVMSG,     BPF_CGROUP_UDP6_RECVMSG,
+	BPF_CGROUP_INET_EGRESS,	      BPF_CGROUP_INET_INGRESS,
+	BPF_CGROUP_INET4_CONNECT,     BPF_CGROUP_INET6_CONNECT,
+	BPF_CGROUP_UDP4_SENDMSG,      BPF_CGROUP_UDP6_SENDMSG,
+	BPF_CGROUP_UDP4_RECVMSG,      BPF_CGROUP_UDP6_RECVMSG,
 	BPF_CGROUP_INET4_GETPEERNAME, BPF_CGROUP_INET6_GETPEERNAME,
 };
 
 /* Keep in sync with the SEC() programs of bpf/egress.bpf.c and
  * bpf/redirect.bpf.h. */
 static const char *const egressd_names[] = {
-	"egress_filter",    "ingress_track",	"dns_connect4",
-	"dns_connect6",	    "dns_sendmsg4",	"dns_sendmsg6",
-	"dns_recvmsg4",	    "dns_recvmsg6",	"dns_getpeername4",
-	"dns_getpeername6",
+	"egress_filter",    "ingress_track",	"dns_connect4", "dns_connect6",
+	"dns_sendmsg4",	    "dns_sendmsg6",	"dns_recvmsg4", "dns_recvmsg6",
+	"dns_getpeername4", "dns_getpeername6",
 };
 
 struct entry {
@@ -107,16 +105,15 @@ static size_t n_warned;
 
 bool attached_is_egressd_name(const char *name)
 {
+	char kname[BPF_OBJ_NAME_LEN];
 	size_t i;
 
-	/* the kernel keeps BPF_OBJ_NAME_LEN - 1 characters of a name */
-	for (i = 0; i < sizeof(egressd_names) / sizeof(egressd_names[0]); i++)
-		if (!strncmp(name, egressd_names[i], BPF_OBJ_NAME_LEN - 1) &&
-		    strlen(name) == (strlen(egressd_names[i]) <
-						     BPF_OBJ_NAME_LEN - 1 ?
-					     strlen(egressd_names[i]) :
-					     BPF_OBJ_NAME_LEN - 1))
+	for (i = 0; i < sizeof(egressd_names) / sizeof(egressd_names[0]); i++) {
+		/* as the kernel keeps it: BPF_OBJ_NAME_LEN - 1 characters */
+		snprintf(kname, sizeof(kname), "%s", egressd_names[i]);
+		if (!strcmp(name, kname))
 			return true;
+	}
 	return false;
 }
 
@@ -258,7 +255,8 @@ static int collect(const struct attached_scope *s, struct list *l)
 		cgfd = open(s->cgroups[c], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (cgfd < 0 || fstat(cgfd, &st)) {
 			err = -errno;
-			log_warnx("cgroup %s: %s", s->cgroups[c], strerror(-err));
+			log_warnx("cgroup %s: %s", s->cgroups[c],
+				  strerror(-err));
 			if (cgfd >= 0)
 				close(cgfd);
 			continue;
@@ -266,7 +264,8 @@ static int collect(const struct attached_scope *s, struct list *l)
 		for (k = 0; k < l->ncg; k++)
 			if (l->cgids[k] == st.st_ino)
 				break;
-		if (k < l->ncg || l->ncg == sizeof(l->cgfds) / sizeof(l->cgfds[0])) {
+		if (k < l->ncg ||
+		    l->ncg == sizeof(l->cgfds) / sizeof(l->cgfds[0])) {
 			close(cgfd); /* listed already */
 			continue;
 		}
@@ -316,7 +315,8 @@ static __u32 find_link(const struct entry *e)
 		memset(&li, 0, sizeof(li));
 		len = sizeof(li);
 		if (!bpf_obj_get_info_by_fd(fd, &li, &len) &&
-		    li.type == BPF_LINK_TYPE_CGROUP && li.prog_id == e->prog_id &&
+		    li.type == BPF_LINK_TYPE_CGROUP &&
+		    li.prog_id == e->prog_id &&
 		    li.cgroup.cgroup_id == e->cgid &&
 		    li.cgroup.attach_type == e->type) {
 			close(fd);
@@ -382,8 +382,8 @@ static void walk(struct pins *p, const char *dir, int depth)
 					break;
 			if (i < p->nwant && p->n < p->cap) {
 				p->v[p->n].link_id = li.id;
-				snprintf(p->v[p->n].path, sizeof(p->v[p->n].path),
-					 "%s", path);
+				snprintf(p->v[p->n].path,
+					 sizeof(p->v[p->n].path), "%s", path);
 				p->n++;
 			}
 		}
@@ -437,17 +437,19 @@ static void report(const struct entry *e, bool detached, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	n = snprintf(msg, sizeof(msg),
-		     "egressd program %s (prog id %u, %s on %s) of another egressd run ",
-		     e->name, e->prog_id, type_name(e->type), e->cgroup);
+	n = snprintf(
+		msg, sizeof(msg),
+		"egressd program %s (prog id %u, %s on %s) of another egressd run ",
+		e->name, e->prog_id, type_name(e->type), e->cgroup);
 	va_start(ap, fmt);
 	vsnprintf(msg + n, sizeof(msg) - n, fmt, ap);
 	va_end(ap);
 	log_emit(LOG_LVL_WARN, "warning",
-		 json_pack("{s:s, s:s, s:I, s:s, s:s, s:s}", "msg", msg,
-			   "name", e->name, "progId", (json_int_t)e->prog_id,
+		 json_pack("{s:s, s:s, s:I, s:s, s:s, s:s}", "msg", msg, "name",
+			   e->name, "progId", (json_int_t)e->prog_id,
 			   "attachType", type_name(e->type), "cgroup",
-			   e->cgroup, "action", detached ? "detached" : "kept"));
+			   e->cgroup, "action",
+			   detached ? "detached" : "kept"));
 }
 
 /* The pin dir of a link pinned as <dir>/links/<name>, or false. */
@@ -483,10 +485,12 @@ static int settle(const struct attached_scope *s, const struct entry *e,
 		fd = bpf_prog_get_fd_by_id(e->prog_id);
 		if (fd < 0 || bpf_prog_detach2(fd, e->cgfd, e->type)) {
 			ret = -errno;
-			report(e, false, "is attached without a link, and detaching it failed: %s",
+			report(e, false,
+			       "is attached without a link, and detaching it failed: %s",
 			       strerror(-ret));
 		} else {
-			report(e, true, "was attached without a link (nothing maintains it): detached");
+			report(e, true,
+			       "was attached without a link (nothing maintains it): detached");
 			ret = 1;
 		}
 		if (fd >= 0)
@@ -512,7 +516,8 @@ static int settle(const struct attached_scope *s, const struct entry *e,
 		if (flock(fd, LOCK_EX | LOCK_NB)) {
 			close(fd);
 			why = "held";
-			report(e, false, "is maintained by the egressd running with pin directory %s: left alone (two agents judge this cgroup)",
+			report(e, false,
+			       "is maintained by the egressd running with pin directory %s: left alone (two agents judge this cgroup)",
 			       dir);
 			break;
 		}
@@ -530,14 +535,17 @@ static int settle(const struct attached_scope *s, const struct entry *e,
 		fd = bpf_link_get_fd_by_id(link_id);
 		if (fd < 0 || bpf_link_detach(fd)) {
 			ret = -errno;
-			report(e, false, "could not be detached (link id %u): %s",
+			report(e, false,
+			       "could not be detached (link id %u): %s",
 			       link_id, strerror(-ret));
 		} else if (npins) {
-			report(e, true, "judges this network namespace with the stale policy of pin directory %s, which no running egressd holds: detached (link id %u)",
+			report(e, true,
+			       "judges this network namespace with the stale policy of pin directory %s, which no running egressd holds: detached (link id %u)",
 			       dirs, link_id);
 			ret = 1;
 		} else {
-			report(e, true, "judges this network namespace, and its link (id %u) is pinned nowhere on bpffs: detached",
+			report(e, true,
+			       "judges this network namespace, and its link (id %u) is pinned nowhere on bpffs: detached",
 			       link_id);
 			ret = 1;
 		}
@@ -583,12 +591,14 @@ int attached_check(const struct attached_scope *s)
 		 * one not configured yet (cookie 0) lets every packet pass.
 		 */
 		if (e->cookie != self) {
-			log_info("egressd program %s (prog id %u, %s on %s) %s (netns cookie %llu): left alone",
-				 e->name, e->prog_id, type_name(e->type),
-				 e->cgroup,
-				 e->cookie ? "judges another network namespace" :
-					     "is not configured: it judges nothing",
-				 (unsigned long long)e->cookie);
+			log_info(
+				"egressd program %s (prog id %u, %s on %s) %s (netns cookie %llu): left alone",
+				e->name, e->prog_id, type_name(e->type),
+				e->cgroup,
+				e->cookie ?
+					"judges another network namespace" :
+					"is not configured: it judges nothing",
+				(unsigned long long)e->cookie);
 			continue;
 		}
 		links[i] = find_link(e);
@@ -644,8 +654,9 @@ json_t *attached_json(const struct attached_scope *s)
 			continue;
 		if (n_warned < MAX_WARNED)
 			warned[n_warned++] = e->prog_id;
-		log_warnx("egressd program %s (prog id %u, %s on %s) of another egressd run is attached next to this agent's (restart egressd to detach it if it is stale)",
-			  e->name, e->prog_id, type_name(e->type), e->cgroup);
+		log_warnx(
+			"egressd program %s (prog id %u, %s on %s) of another egressd run is attached next to this agent's (restart egressd to detach it if it is stale)",
+			e->name, e->prog_id, type_name(e->type), e->cgroup);
 	}
 	list_free(&l);
 	return arr;

@@ -1157,7 +1157,8 @@ static int link_check(struct bpf_link *link, const char *what, char *why,
 	return 0;
 }
 
-int bpfsync_links_check(struct bpfsync *bs, char *why, size_t whylen)
+int bpfsync_links_check(struct bpfsync *bs, bool redirect, char *why,
+			size_t whylen)
 {
 	int i, ret, worst = 0;
 	char one[512];
@@ -1170,7 +1171,7 @@ int bpfsync_links_check(struct bpfsync *bs, char *why, size_t whylen)
 				   i == -1 ? "ingress_track" :
 					     "DNS redirect";
 
-		if (!l)
+		if (!l || (i >= 0) != redirect)
 			continue;
 		ret = link_check(l, what, one, sizeof(one));
 		/* report the worst: a detached link over a removed pin */

@@ -34,7 +34,7 @@ struct liveness {
 	struct loop *loop;
 	int fd; /* -1: the name is not ours */
 	/* what /status reported last, for one warning per change */
-	bool nft_missing, bpf_missing, bpf_unpinned;
+	bool nft_missing, bpf_missing, bpf_unpinned, redirect_missing;
 };
 
 static socklen_t name_addr(struct sockaddr_un *sun)
@@ -54,7 +54,8 @@ static void accept_cb(struct loop *loop, int fd, uint32_t events, void *arg)
 	int c, len;
 
 	len = snprintf(msg, sizeof(msg), GREETING "%d\n", (int)getpid());
-	while ((c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+	while ((c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >=
+	       0) {
 		(void)!send(c, msg, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		close(c);
 	}
@@ -158,8 +159,7 @@ int liveness_hold(struct loop *loop, struct liveness **out)
 		err = -errno;
 		goto out_warn;
 	}
-	if (bind(lv->fd, (struct sockaddr *)&sun, alen) ||
-	    listen(lv->fd, 16)) {
+	if (bind(lv->fd, (struct sockaddr *)&sun, alen) || listen(lv->fd, 16)) {
 		err = -errno;
 		goto out_warn;
 	}
@@ -176,14 +176,17 @@ out_warn:
 	if (err == -EADDRINUSE && probe(&pid, &greeted) == 1) {
 		read_comm(pid, comm, sizeof(comm));
 		if (greeted)
-			log_warnx("another egressd (pid %d) runs in this network namespace and holds the name @%s: both program table inet egressd, stop one of them",
-				  (int)pid, LIVENESS_NAME);
+			log_warnx(
+				"another egressd (pid %d) runs in this network namespace and holds the name @%s: both program table inet egressd, stop one of them",
+				(int)pid, LIVENESS_NAME);
 		else
-			log_warnx("the abstract socket name @%s of this network namespace is held by pid %d (%s), not by egressd: egressd runs, but egressd --cleanup can tell that it runs only by the lock on its BPF pin directory",
-				  LIVENESS_NAME, (int)pid, comm[0] ? comm : "?");
+			log_warnx(
+				"the abstract socket name @%s of this network namespace is held by pid %d (%s), not by egressd: egressd runs, but egressd --cleanup can tell that it runs only by the lock on its BPF pin directory",
+				LIVENESS_NAME, (int)pid, comm[0] ? comm : "?");
 	} else {
-		log_warnx("cannot hold the abstract socket name @%s (%s): egressd runs, but egressd --cleanup can tell that it runs only by the lock on its BPF pin directory",
-			  LIVENESS_NAME, strerror(-err));
+		log_warnx(
+			"cannot hold the abstract socket name @%s (%s): egressd runs, but egressd --cleanup can tell that it runs only by the lock on its BPF pin directory",
+			LIVENESS_NAME, strerror(-err));
 	}
 	*out = lv;
 	return 0;
@@ -214,13 +217,15 @@ int liveness_cleanup_guard(const char *pin_dir, char *err, size_t errlen)
 	/* comm "egressd" counts even if the greeting was slow */
 	if (ret == 1 && (greeted || !strcmp(comm, "egressd"))) {
 		if (pid)
-			snprintf(err, errlen,
-				 "egressd (pid %d) is running in this network namespace and holds table inet %s: stop it first",
-				 (int)pid, NFTSYNC_TABLE);
+			snprintf(
+				err, errlen,
+				"egressd (pid %d) is running in this network namespace and holds table inet %s: stop it first",
+				(int)pid, NFTSYNC_TABLE);
 		else
-			snprintf(err, errlen,
-				 "an egressd is running in this network namespace and holds table inet %s: stop it first",
-				 NFTSYNC_TABLE);
+			snprintf(
+				err, errlen,
+				"an egressd is running in this network namespace and holds table inet %s: stop it first",
+				NFTSYNC_TABLE);
 		return -EBUSY;
 	}
 	if (ret == 1)
@@ -233,18 +238,17 @@ int liveness_cleanup_guard(const char *pin_dir, char *err, size_t errlen)
 			LIVENESS_NAME, strerror(-ret), dir);
 	fd = bpfsync_cleanup_lock(pin_dir);
 	if (fd == -EBUSY)
-		snprintf(err, errlen,
-			 "an egressd holds the lock of %s: it is running (in this or another network namespace) and its programs use these pins: stop it first",
-			 dir);
+		snprintf(
+			err, errlen,
+			"an egressd holds the lock of %s: it is running (in this or another network namespace) and its programs use these pins: stop it first",
+			dir);
 	else if (fd < 0 && fd != -ENOENT)
-		snprintf(err, errlen, "cannot lock %s: %s", dir,
-			 strerror(-fd));
+		snprintf(err, errlen, "cannot lock %s: %s", dir, strerror(-fd));
 	return fd;
 }
 
 /* One line when a layer goes missing or comes back; none otherwise. */
-static void note_change(bool *was, bool now, const char *why,
-			const char *back)
+static void note_change(bool *was, bool now, const char *why, const char *back)
 {
 	if (*was == now)
 		return;
@@ -271,8 +275,9 @@ static void set_missing(json_t *layer, const char *why)
 void liveness_layers_verify(struct liveness *lv, json_t *layers,
 			    struct nftsync *nft, struct bpfsync *bpf)
 {
-	json_t *l;
+	json_t *l, *dns;
 	char why[1024] = "", note[1536];
+	const char *redir;
 	const char *old;
 	bool miss = false, unpinned = false;
 	int ret;
@@ -282,9 +287,10 @@ void liveness_layers_verify(struct liveness *lv, json_t *layers,
 		ret = nftsync_table_exists(nft);
 		if (ret == 0) {
 			miss = true;
-			snprintf(why, sizeof(why),
-				 "table inet %s is no longer in the kernel (deleted outside egressd): nothing of the nftables layer enforces",
-				 NFTSYNC_TABLE);
+			snprintf(
+				why, sizeof(why),
+				"table inet %s is no longer in the kernel (deleted outside egressd): nothing of the nftables layer enforces",
+				NFTSYNC_TABLE);
 			set_missing(l, why);
 		} else if (ret < 0) {
 			log_debug("nftables table check failed: %s",
@@ -293,11 +299,18 @@ void liveness_layers_verify(struct liveness *lv, json_t *layers,
 	}
 	note_change(&lv->nft_missing, miss, why,
 		    "table inet " NFTSYNC_TABLE " is in the kernel again");
+	dns = json_object_get(layers, "dns");
+	redir = json_string_value(json_object_get(dns, "redirect"));
+	if (miss && redir && !strcmp(redir, "nft"))
+		json_object_set_new(
+			dns, "why",
+			json_string(
+				"the port-53 redirect went with table inet " NFTSYNC_TABLE));
 
 	l = json_object_get(layers, "bpf");
 	miss = false;
 	if (bpf && state_is(l, "enforce", "observe")) {
-		ret = bpfsync_links_check(bpf, why, sizeof(why));
+		ret = bpfsync_links_check(bpf, false, why, sizeof(why));
 		if (ret == -ENOLINK) {
 			miss = true;
 			set_missing(l, why);
@@ -313,4 +326,16 @@ void liveness_layers_verify(struct liveness *lv, json_t *layers,
 		    "the BPF links are attached again");
 	note_change(&lv->bpf_unpinned, unpinned, why,
 		    "the BPF links are pinned again");
+
+	/* The redirect programs: the dns layer's, whatever bpf's state. */
+	miss = false;
+	if (bpf && redir && !strcmp(redir, "bpf")) {
+		ret = bpfsync_links_check(bpf, true, why, sizeof(why));
+		if (ret) {
+			miss = ret == -ENOLINK;
+			json_object_set_new(dns, "why", json_string(why));
+		}
+	}
+	note_change(&lv->redirect_missing, miss, why,
+		    "the BPF DNS redirect links are attached again");
 }

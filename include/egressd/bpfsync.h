@@ -163,11 +163,13 @@ size_t bpfsync_prog_ids(const struct bpfsync *bs, uint32_t *ids, size_t max);
 
 /*
  * Are the links this agent attached still in the kernel as it left them?
- * 0; -ENOLINK when one was detached behind egressd's back (the layer no
- * longer enforces); -ENOENT when one is attached but its pin was removed
- * (enforcement ends with the agent). why names the link.
+ * The filter's (egress and ingress) or, with redirect, the DNS redirect's.
+ * 0; -ENOLINK when one was detached behind egressd's back (it no longer
+ * acts); -ENOENT when one is attached but its pin was removed (it stops
+ * with the agent). why names the link.
  */
-int bpfsync_links_check(struct bpfsync *bs, char *why, size_t whylen);
+int bpfsync_links_check(struct bpfsync *bs, bool redirect, char *why,
+			size_t whylen);
 
 /*
  * egressd --cleanup: detach every pinned link under pin_dir and remove

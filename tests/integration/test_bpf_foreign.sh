@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# shellcheck source-path=SCRIPTDIR disable=SC2119,SC2317
+# shellcheck source-path=SCRIPTDIR disable=SC2119,SC2317,SC2016
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # Programs another egressd run left on the workload cgroup. An egressd

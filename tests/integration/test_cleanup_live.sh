@@ -6,7 +6,8 @@
 # `egressd --cleanup` while egressd runs in the namespace: exit 1, a
 # message naming the running pid, and the table, the pins and enforcement
 # all still there. /status after `nft delete table inet egressd` and after
-# `bpftool link detach` done behind egressd's back: that layer "missing",
+# `bpftool link detach` done behind egressd's back: that layer "missing"
+# (a detached DNS redirect link: said in the dns layer's why),
 # with one warning line each. After a stop, --cleanup succeeds. With the
 # abstract name squatted by another process, egressd still starts (with a
 # warning) and --cleanup refuses by the pin dir's lock alone.
@@ -62,6 +63,15 @@ assert_contains "/status: nft why says the table is gone" \
 status_field 1 >/dev/null
 assert_eq "one warning line for the missing table (not one per /status)" 1 \
 	"$(grep -c '"event":"warning".*table inet egressd is no longer in the kernel' "$T/egressd.out")"
+
+
+# Behind egressd's back: a DNS redirect link is detached.
+dns_id=$(bpf_dns_links | head -n 1 | cut -d= -f2)
+bpftool link detach id "$dns_id" || fail "bpftool link detach id $dns_id" "failed"
+assert_contains "/status: dns why names the detached redirect link" \
+	"$(status_field 'o["layers"]["dns"].get("why", "")')" "link (id $dns_id) was detached"
+assert_eq "/status: bpf still enforce (the filter links are there)" enforce \
+	"$(status_field 'o["layers"]["bpf"]["state"]')"
 
 # Behind egressd's back: the egress link is detached.
 bpftool link detach id "$link_id" || fail "bpftool link detach id $link_id" "failed"
