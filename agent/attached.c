@@ -45,9 +45,10 @@
 #define WALK_BUDGET 20000 /* bpffs entries looked at, in all */
 #define MAX_PINS 16 /* pins of one link considered */
 
-enum owner { OWNER_OURS, OWNER_EGRESSD, OWNER_OTHER };
+enum owner { OWNER_OURS, OWNER_EGRESSD, OWNER_OTHER, OWNER_UNKNOWN };
 
-static const char *const owner_names[] = { "ours", "foreign-egressd", "other" };
+static const char *const owner_names[] = { "ours", "foreign-egressd", "other",
+					   "unknown" };
 
 /* The attach types egressd uses (bpf/egress.bpf.c, bpf/redirect.bpf.h). */
 static const enum bpf_attach_type types[] = {
@@ -180,14 +181,15 @@ static int prog_cookie(const struct bpf_prog_info *pi, const __u32 *map_ids,
 	return err;
 }
 
-static bool is_ours(const struct attached_scope *s, __u32 id)
+/* Index of id in s->ours, or -1. */
+static long ours_index(const struct attached_scope *s, __u32 id)
 {
 	size_t i;
 
 	for (i = 0; i < s->n_ours; i++)
 		if (s->ours[i] == id)
-			return true;
-	return false;
+			return (long)i;
+	return -1;
 }
 
 static int push(struct list *l, const struct entry *e)
@@ -219,10 +221,23 @@ static int describe(const struct attached_scope *s, struct entry *e)
 {
 	struct bpf_prog_info pi;
 	__u32 map_ids[MAX_MAPS], len;
+	long k = ours_index(s, e->prog_id);
 	int fd, err;
 
-	e->owner = is_ours(s, e->prog_id) ? OWNER_OURS : OWNER_OTHER;
+	/* Ours: known without CAP_SYS_ADMIN, which the lookup by id needs. */
+	if (k >= 0 && s->our_names) {
+		e->owner = OWNER_OURS;
+		snprintf(e->name, sizeof(e->name), "%s", s->our_names[k]);
+		return 0;
+	}
+	e->owner = k >= 0 ? OWNER_OURS : OWNER_OTHER;
 	fd = bpf_prog_get_fd_by_id(e->prog_id);
+	if (fd < 0 && (errno == EPERM || errno == EACCES)) {
+		/* BPF_PROG_GET_FD_BY_ID wants CAP_SYS_ADMIN: the id only */
+		if (e->owner != OWNER_OURS)
+			e->owner = OWNER_UNKNOWN;
+		return 0;
+	}
 	if (fd < 0)
 		return -errno; /* detached meanwhile */
 	memset(&pi, 0, sizeof(pi));

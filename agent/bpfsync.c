@@ -1105,7 +1105,8 @@ int bpfsync_events_consume(struct bpfsync *bs)
 	return bs->rb ? ring_buffer__consume(bs->rb) : -EINVAL;
 }
 
-size_t bpfsync_prog_ids(const struct bpfsync *bs, uint32_t *ids, size_t max)
+size_t bpfsync_prog_ids(const struct bpfsync *bs, uint32_t *ids,
+			char (*names)[BPFSYNC_NAME_LEN], size_t max)
 {
 	struct bpf_program *prog;
 	struct bpf_prog_info info;
@@ -1119,6 +1120,8 @@ size_t bpfsync_prog_ids(const struct bpfsync *bs, uint32_t *ids, size_t max)
 		if (n == max || bpf_program__fd(prog) < 0 ||
 		    bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
 			continue;
+		if (names)
+			snprintf(names[n], sizeof(names[n]), "%s", info.name);
 		ids[n++] = info.id;
 	}
 	return n;

@@ -753,13 +753,14 @@ static json_t *attached_run(struct agent *a, bool check)
 	char wl[PATH_MAX * 2];
 	const char *cgs[2] = { wl, a->workload.mount };
 	uint32_t ours[32];
+	char names[32][BPFSYNC_NAME_LEN];
 	struct attached_scope s = { .cgroups = cgs, .n_cgroups = 2,
-				    .ours = ours };
+				    .ours = ours, .our_names = names };
 
 	snprintf(wl, sizeof(wl), "%s%s", a->workload.mount,
 		 strcmp(a->workload.path, "/") ? a->workload.path : "");
 	if (a->bpf) {
-		s.n_ours = bpfsync_prog_ids(a->bpf, ours, 32);
+		s.n_ours = bpfsync_prog_ids(a->bpf, ours, names, 32);
 		s.own_pin_dir = bpfsync_pin_dir(a->bpf);
 	}
 	if (check) {

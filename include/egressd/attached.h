@@ -5,7 +5,8 @@
  * ours (loaded by this agent), foreign-egressd (egressd's program name and
  * config map, loaded by another run: typically one started with another
  * pin directory, whose stale policy goes on dropping allowed traffic) or
- * other (anything else, listed and never touched). At start,
+ * other (anything else, listed and never touched); without CAP_SYS_ADMIN
+ * programs cannot be inspected and are ours or unknown. At start,
  * attached_check() detaches foreign egressd programs that judge this
  * network namespace and that no running egressd maintains: no pinned link
  * holds them any more, or their pin directory is not locked by a live
@@ -24,6 +25,7 @@ struct attached_scope {
 	const char *const *cgroups; /* cgroup2 directories (duplicates ok) */
 	size_t n_cgroups;
 	const uint32_t *ours; /* this agent's program ids */
+	const char (*our_names)[16]; /* and names (NULL: inspect them) */
 	size_t n_ours;
 	const char *own_pin_dir; /* links pinned here are left alone */
 };
@@ -43,7 +45,8 @@ int attached_check(const struct attached_scope *s);
 
 /*
  * The /status "attached" array: {cgroup, attachType, progId, name,
- * owner: "ours" | "foreign-egressd" | "other"}. A foreign egressd program
+ * owner: "ours" | "foreign-egressd" | "other" | "unknown"} (name "" when
+ * the program could not be inspected). A foreign egressd program
  * seen for the first time gets one warning. NULL on ENOMEM.
  */
 json_t *attached_json(const struct attached_scope *s);

@@ -158,8 +158,14 @@ void bpfsync_free(struct bpfsync *bs);
  */
 int bpfsync_pins_owner(const char *pin_dir, uint64_t *owner, uint64_t *self);
 
-/* Kernel ids of the programs this agent loaded (at most max). */
-size_t bpfsync_prog_ids(const struct bpfsync *bs, uint32_t *ids, size_t max);
+/*
+ * Kernel ids (and, if names is not NULL, kernel names) of the programs
+ * this agent loaded, at most max. Read through our own program fds, so it
+ * needs no CAP_SYS_ADMIN.
+ */
+#define BPFSYNC_NAME_LEN 16 /* BPF_OBJ_NAME_LEN */
+size_t bpfsync_prog_ids(const struct bpfsync *bs, uint32_t *ids,
+			char (*names)[BPFSYNC_NAME_LEN], size_t max);
 
 /*
  * Are the links this agent attached still in the kernel as it left them?
