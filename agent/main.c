@@ -1462,7 +1462,6 @@ int main(int argc, char **argv)
 	if (a.cfg.cleanup) {
 		const char *pdir = a.cfg.bpf_pin_dir ? a.cfg.bpf_pin_dir :
 						       BPFSYNC_DEFAULT_PIN_DIR;
-
 		int lock_fd;
 
 		/* Nothing is removed while an egressd runs here. */
