@@ -7,7 +7,8 @@
 # (policy: allow $WEB4) on the same cgroup detaches A's programs, with a
 # warning line naming each, and the allowed traffic goes through (A's
 # stale program would drop it). The same when A's link is pinned nowhere
-# any more (its pins removed while a process still holds the link). An
+# any more (its pins removed while a process still holds the link), and
+# when A's program is attached without a link (BPF_PROG_ATTACH). An
 # egressd running in another network namespace with pin dir A on the same
 # cgroup is maintained by a live agent and judges only its namespace: its
 # programs are listed as foreign-egressd and left attached.
@@ -125,6 +126,27 @@ else
 	fail "the warning says the link is pinned nowhere" "$(grep warning "$T/egressd.out" | head -3)"
 fi
 assert_connects "egressd B again: $WEB4:80 connects" "$WEB4" 80
+stop_egressd
+
+# ---- A's program attached without a link (legacy BPF_PROG_ATTACH) -----
+start_egressd_bpf --bpf-pin-dir "$PINA" --rules "$DENY"
+a_prog=$(egress_prog_id "$PINA")
+bpftool prog pin id "$a_prog" "$PINA/egress_prog" || fail "bpftool prog pin id $a_prog" "failed"
+kill_egressd
+rm -rf "$PINA/links"
+bpftool cgroup attach "$CG/workload" egress pinned "$PINA/egress_prog" multi ||
+	fail "bpftool cgroup attach (legacy) of A's program" "failed"
+assert_eq "A's program attached without a link" "$a_prog" "$(egress_progs)"
+assert_tcp_blocked "A's linkless program (deny all): $WEB4:80 blocked" "$WEB4" 80
+start_egressd_api --mode dns+nft --bpf enforce --rules "$ALLOW"
+assert_json_line "a warning line names A's linkless egress_filter, detached" "$T/egressd.out" \
+	event=warning name=egress_filter progId="$a_prog" action=detached
+if grep -q '"event":"warning".*was attached without a link (nothing maintains it): detached' "$T/egressd.out"; then
+	pass "the warning says it was attached without a link"
+else
+	fail "the warning says it was attached without a link" "$(grep warning "$T/egressd.out" | head -3)"
+fi
+assert_connects "egressd B once more: $WEB4:80 connects" "$WEB4" 80
 stop_egressd
 
 # ---- a live egressd of another namespace on the same cgroup ----------
