@@ -526,8 +526,13 @@ static int settle(const struct attached_scope *s, const struct entry *e,
 			break;
 		}
 		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
+		if (fd < 0) {
+			why = "unreadable";
+			report(e, false,
+			       "is pinned in %s, which cannot be opened (%s): left alone",
+			       dir, strerror(errno));
+			break;
+		}
 		if (flock(fd, LOCK_EX | LOCK_NB)) {
 			close(fd);
 			why = "held";
