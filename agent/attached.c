@@ -255,8 +255,12 @@ static int describe(const struct attached_scope *s, struct entry *e)
 	return 0;
 }
 
-/* Every program attached (not inherited) to the scope's cgroups. */
-static int collect(const struct attached_scope *s, struct list *l)
+/*
+ * Every program attached (not inherited) to the scope's cgroups. A cgroup
+ * that cannot be opened is skipped, with a warning when loud (at start;
+ * /status would repeat it on every request).
+ */
+static int collect(const struct attached_scope *s, struct list *l, bool loud)
 {
 	LIBBPF_OPTS(bpf_prog_query_opts, q);
 	__u32 ids[MAX_PROGS], i;
@@ -270,8 +274,9 @@ static int collect(const struct attached_scope *s, struct list *l)
 		cgfd = open(s->cgroups[c], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (cgfd < 0 || fstat(cgfd, &st)) {
 			err = -errno;
-			log_warnx("cgroup %s: %s", s->cgroups[c],
-				  strerror(-err));
+			if (loud)
+				log_warnx("cgroup %s: %s", s->cgroups[c],
+					  strerror(-err));
 			if (cgfd >= 0)
 				close(cgfd);
 			continue;
@@ -587,7 +592,7 @@ int attached_check(const struct attached_scope *s)
 	size_t i, nfor = 0;
 	int err, detached = 0, ret;
 
-	err = collect(s, &l);
+	err = collect(s, &l, true);
 	if (err)
 		goto out;
 	arr = json_array();
@@ -656,7 +661,7 @@ json_t *attached_json(const struct attached_scope *s)
 	size_t i, k;
 
 	netns_cookie(&self);
-	if (collect(s, &l)) {
+	if (collect(s, &l, false)) {
 		list_free(&l);
 		return NULL;
 	}

@@ -147,6 +147,16 @@ else
 	fail "the warning says it was attached without a link" "$(grep warning "$T/egressd.out" | head -3)"
 fi
 assert_connects "egressd B once more: $WEB4:80 connects" "$WEB4" 80
+# Attached again while B runs: /status lists it and warns, once.
+bpftool cgroup attach "$CG/workload" egress pinned "$PINA/egress_prog" multi ||
+	fail "bpftool cgroup attach (legacy) of A's program, B running" "failed"
+api GET /status
+assert_eq "/status: A's program attached at run time is foreign-egressd" '["foreign-egressd"]' \
+	"$(json_eval "$API_BODY" '[a["owner"] for a in o["attached"] if a["progId"] == '"$a_prog"']')"
+api GET /status
+assert_eq "/status warned once about it, not once per request" 1 \
+	"$(grep -c "\"event\":\"warning\".*prog id $a_prog.*is attached next to this agent's" "$T/egressd.out")"
+bpftool cgroup detach "$CG/workload" egress pinned "$PINA/egress_prog"
 stop_egressd
 
 # ---- a live egressd of another namespace on the same cgroup ----------
