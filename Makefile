@@ -66,11 +66,11 @@ CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 endif
 
 # Agent modules (agent/<name>.c). main.c is wiring only.
-AGENT_MODULES := log loop config policy dnswire doh dnsproxy events cgroup coverage netns nftsync nflog bpfsync api webhook
+AGENT_MODULES := log loop config policy dnswire doh dnsproxy events cgroup coverage netns nftsync nflog bpfsync api webhook liveness attached
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
 # Unit tests: tests/check_<module>.c linked with the objects it needs.
-UNIT_TESTS := policy dnswire doh config loop netns dnsproxy nftsync events api webhook log
+UNIT_TESTS := policy dnswire doh config loop netns dnsproxy nftsync events api webhook log attached
 check_policy_OBJS := policy log
 check_dnswire_OBJS := dnswire
 check_config_OBJS := config log
@@ -85,6 +85,7 @@ check_webhook_OBJS := webhook log loop
 # check_dnsproxy fails chosen allocations (its __wrap_malloc/__wrap_calloc).
 check_dnsproxy_LDFLAGS := -Wl,--wrap=malloc -Wl,--wrap=calloc
 check_log_OBJS := log loop
+check_attached_OBJS := attached log
 UNIT_BINS := $(patsubst %,$(OUTPUT)/tests/check_%,$(UNIT_TESTS))
 # log.o drains through the event loop (log_attach_loop): it needs loop.o.
 unit_objs = $(patsubst %,$(OUTPUT)/agent/%.o,$(check_$(1)_OBJS) \
@@ -143,6 +144,9 @@ $(OUTPUT)/tests/tools/%: tests/tools/%.c | $(OUTPUT)/tests/tools
 $(OUTPUT)/tests/check_%: $(OUTPUT)/tests/check_%.o $$(call unit_objs,$$*)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS) $(check_$*_LDFLAGS) $(EXTRA_LDFLAGS)
+
+# check_attached reads the BPF object at run time (not linked in).
+$(OUTPUT)/tests/check_attached: | $(OUTPUT)/bpf/egress.bpf.o
 
 $(BUILD) $(OUTPUT)/agent $(OUTPUT)/tests $(OUTPUT)/tests/tools:
 	$(Q)mkdir -p $@

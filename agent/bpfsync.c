@@ -1356,6 +1356,87 @@ int bpfsync_events_consume(struct bpfsync *bs)
 	return bs->rb ? ring_buffer__consume(bs->rb) : -EINVAL;
 }
 
+size_t bpfsync_prog_ids(const struct bpfsync *bs, uint32_t *ids,
+			char (*names)[BPFSYNC_NAME_LEN], size_t max)
+{
+	struct bpf_program *prog;
+	struct bpf_prog_info info;
+	__u32 len;
+	size_t n = 0;
+
+	bpf_object__for_each_program(prog, bs->skel->obj)
+	{
+		memset(&info, 0, sizeof(info));
+		len = sizeof(info);
+		if (n == max || bpf_program__fd(prog) < 0 ||
+		    bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
+			continue;
+		if (names)
+			snprintf(names[n], sizeof(names[n]), "%s", info.name);
+		ids[n++] = info.id;
+	}
+	return n;
+}
+
+/*
+ * Is link still attached, and still pinned where it was? 0, -ENOLINK
+ * (detached: its cgroup id reads 0) or -ENOENT (attached, pin removed),
+ * with why saying which link. The pin path is the one libbpf recorded
+ * when the link was pinned or opened from its pin.
+ */
+static int link_check(struct bpf_link *link, const char *what, char *why,
+		      size_t whylen)
+{
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info);
+	const char *pin = bpf_link__pin_path(link);
+
+	if (bpf_obj_get_info_by_fd(bpf_link__fd(link), &info, &len)) {
+		snprintf(why, whylen, "the %s link cannot be read: %s", what,
+			 strerror(errno));
+		return -ENOLINK;
+	}
+	if (info.type == BPF_LINK_TYPE_CGROUP && !info.cgroup.cgroup_id) {
+		snprintf(why, whylen,
+			 "the %s link (id %u) was detached from its cgroup outside egressd",
+			 what, info.id);
+		return -ENOLINK;
+	}
+	if (pin && access(pin, F_OK)) {
+		snprintf(why, whylen,
+			 "the %s link (id %u) is attached but its pin %s was removed: enforcement ends when egressd stops",
+			 what, info.id, pin);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+int bpfsync_links_check(struct bpfsync *bs, bool redirect, char *why,
+			size_t whylen)
+{
+	int i, ret, worst = 0;
+	char one[512];
+
+	why[0] = 0;
+	for (i = -2; i < N_REDIRECT; i++) {
+		struct bpf_link *l = i == -2 ? bs->link :
+				     i == -1 ? bs->ilink : bs->rlink[i];
+		const char *what = i == -2 ? "egress_filter" :
+				   i == -1 ? "ingress_track" :
+					     "DNS redirect";
+
+		if (!l || (i >= 0) != redirect)
+			continue;
+		ret = link_check(l, what, one, sizeof(one));
+		/* report the worst: a detached link over a removed pin */
+		if (ret && (!worst || (ret == -ENOLINK && worst != -ENOLINK))) {
+			worst = ret;
+			snprintf(why, whylen, "%s", one);
+		}
+	}
+	return worst;
+}
+
 void bpfsync_free(struct bpfsync *bs)
 {
 	int i;
@@ -1402,7 +1483,24 @@ static int cleanup_links(const char *pin_dir)
 	return err;
 }
 
-int bpfsync_cleanup(const char *pin_dir)
+int bpfsync_cleanup_lock(const char *pin_dir)
+{
+	int lock_fd, err;
+
+	if (!pin_dir)
+		pin_dir = BPFSYNC_DEFAULT_PIN_DIR;
+	lock_fd = open(pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (lock_fd < 0)
+		return -errno;
+	if (flock(lock_fd, LOCK_EX | LOCK_NB)) {
+		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		close(lock_fd);
+		return err;
+	}
+	return lock_fd;
+}
+
+int bpfsync_cleanup_locked(const char *pin_dir, int lock_fd)
 {
 	static const char *const maps[] = {
 		EGRESSD_MAP_CONFIG,	  EGRESSD_MAP_COUNTERS,
@@ -1417,17 +1515,10 @@ int bpfsync_cleanup(const char *pin_dir)
 	};
 	char path[PATH_MAX + 32];
 	size_t i;
-	int lock_fd, err;
+	int err;
 
 	if (!pin_dir)
 		pin_dir = BPFSYNC_DEFAULT_PIN_DIR;
-	lock_fd = open(pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (lock_fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (flock(lock_fd, LOCK_EX | LOCK_NB)) {
-		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		goto out_close;
-	}
 	err = cleanup_links(pin_dir);
 	for (i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", pin_dir, maps[i]);
@@ -1436,7 +1527,18 @@ int bpfsync_cleanup(const char *pin_dir)
 	}
 	if (rmdir(pin_dir) && !err)
 		err = -errno;
-out_close:
 	close(lock_fd);
 	return err;
+}
+
+int bpfsync_cleanup(const char *pin_dir)
+{
+	int lock_fd;
+
+	lock_fd = bpfsync_cleanup_lock(pin_dir);
+	if (lock_fd == -ENOENT)
+		return 0;
+	if (lock_fd < 0)
+		return lock_fd;
+	return bpfsync_cleanup_locked(pin_dir, lock_fd);
 }

@@ -150,6 +150,7 @@ static const char usage_text[] =
 	"  --sandbox-id ID             OPENSANDBOX_EGRESS_SANDBOX_ID\n"
 	"  --log-level LEVEL           OPENSANDBOX_EGRESS_LOG_LEVEL: debug|info|warn|error [info]\n"
 	"  --cleanup                   remove the nftables table and BPF pins egressd owns, then exit\n"
+	"                              (refused while an egressd runs in this namespace)\n"
 	"  --check-host-network        only say whether this namespace looks like the host's (exit 1) or not (0)\n"
 	"  -h, --help                  show this help and exit\n"
 	"  --version                   show the version and exit\n"

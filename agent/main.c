@@ -21,12 +21,14 @@
 #include <netinet/in.h>
 
 #include "egressd/api.h"
+#include "egressd/attached.h"
 #include "egressd/bpfsync.h"
 #include "egressd/cgroup.h"
 #include "egressd/config.h"
 #include "egressd/coverage.h"
 #include "egressd/dnsproxy.h"
 #include "egressd/events.h"
+#include "egressd/liveness.h"
 #include "egressd/log.h"
 #include "egressd/loop.h"
 #include "egressd/netns.h"
@@ -107,6 +109,7 @@ struct agent {
 	int sigfd;
 	int exit_code;
 	struct api *api;
+	struct liveness *live; /* holds this netns's egressd name */
 	struct webhook *webhook; /* OPENSANDBOX_EGRESS_DENY_WEBHOOK, or NULL */
 	bool ready;	   /* enforcement installed: /healthz 200 */
 	uint64_t start_us; /* for /status uptime */
@@ -764,12 +767,43 @@ static json_t *layers_json(const struct agent *a)
 	return l;
 }
 
+/*
+ * The programs on the cgroups egressd attaches to (the workload cgroup
+ * and, for the DNS redirect, the cgroup2 root): with check, list them in
+ * the log and detach stale ones of other egressd runs (attached.h);
+ * otherwise the /status "attached" array.
+ */
+static json_t *attached_run(struct agent *a, bool check)
+{
+	/* The BPF attach cgroup: the skb and the DNS redirect programs. */
+	const char *cgs[1] = { a->workload.dir };
+	uint32_t ours[32];
+	char names[32][BPFSYNC_NAME_LEN];
+	struct attached_scope s = { .cgroups = cgs,
+				    .n_cgroups = a->has_attach ? 1 : 0,
+				    .ours = ours, .our_names = names };
+
+	if (a->bpf) {
+		s.n_ours = bpfsync_prog_ids(a->bpf, ours, names, 32);
+		s.own_pin_dir = bpfsync_pin_dir(a->bpf);
+	}
+	if (check) {
+		int ret = attached_check(&s);
+
+		if (ret < 0)
+			log_warnx("cannot list the programs attached to %s: %s",
+				  a->workload.dir, strerror(-ret));
+		return NULL;
+	}
+	return attached_json(&s);
+}
+
 static json_t *op_status(void *arg)
 {
 	struct agent *a = arg;
 	struct dnsproxy_upstream_stats us;
 	struct dnsproxy_stats ds;
-	json_t *ups = json_array(), *viol = json_object(), *st;
+	json_t *ups = json_array(), *viol = json_object(), *st, *attached;
 	size_t v4 = 0, v6 = 0;
 	int i;
 
@@ -806,8 +840,14 @@ static json_t *op_status(void *arg)
 		(json_int_t)ds.allowed, "denied", (json_int_t)ds.denied,
 		"servfail", (json_int_t)ds.servfail, "malformed",
 		(json_int_t)ds.malformed);
-	if (st)
-		json_object_set_new(st, "coverage", coverage_json(a));
+	if (!st)
+		return NULL;
+	json_object_set_new(st, "coverage", coverage_json(a));
+	/* What the layers say must still be in the kernel. */
+	liveness_layers_verify(a->live, json_object_get(st, "layers"), a->nft,
+			       a->bpf);
+	attached = attached_run(a, false);
+	json_object_set_new(st, "attached", attached ? attached : json_array());
 	return st;
 }
 
@@ -1653,7 +1693,13 @@ int main(int argc, char **argv)
 	if (a.cfg.cleanup) {
 		const char *pdir = a.cfg.bpf_pin_dir ? a.cfg.bpf_pin_dir :
 						       BPFSYNC_DEFAULT_PIN_DIR;
+		int lock_fd;
 
+		/* Nothing is removed while an egressd runs here. */
+		lock_fd = liveness_cleanup_guard(a.cfg.bpf_pin_dir, err,
+						 sizeof(err));
+		if (lock_fd < 0 && lock_fd != -ENOENT)
+			die("cleanup refused: %s", err);
 		/* Only what egressd owns: its table and its pins. */
 		ret = nftsync_new(&a.nft, err, sizeof(err));
 		if (!ret)
@@ -1672,7 +1718,8 @@ int main(int argc, char **argv)
 				    NFTSYNC_TABLE, pdir,
 				    (unsigned long long)owner);
 		}
-		ret = bpfsync_cleanup(a.cfg.bpf_pin_dir);
+		ret = lock_fd >= 0 ? bpfsync_cleanup_locked(a.cfg.bpf_pin_dir,
+							    lock_fd) : 0;
 		if (ret && ret != -ENOENT)
 			die("cleanup of %s: %s", pdir,
 			    strerror(-ret));
@@ -1744,6 +1791,9 @@ int main(int argc, char **argv)
 	a.loop = loop_new();
 	if (!a.loop)
 		die("cannot create the event loop: %s", strerror(errno));
+	/* Before anything is installed: --cleanup now sees us running. */
+	if (liveness_hold(a.loop, &a.live))
+		die("out of memory");
 	if (events_init(a.loop) || log_attach_loop(a.loop))
 		die("out of memory");
 	loop_add_before_sleep(a.loop, flush_hook, &a);
@@ -1785,6 +1835,8 @@ int main(int argc, char **argv)
 	 * must go: it would go on judging with maps nobody updates. */
 	if (!a.bpf)
 		bpf_remove_stale(&a);
+	/* Programs of other egressd runs would judge next to ours. */
+	attached_run(&a, true);
 
 	if (a.cfg.deny_webhook && a.cfg.deny_webhook[0]) {
 		ret = webhook_new(a.loop, a.cfg.deny_webhook, a.cfg.sandbox_id,
@@ -1835,6 +1887,7 @@ int main(int argc, char **argv)
 	api_free(a.api);
 	events_set_dns_deny_hook(NULL, NULL);
 	webhook_free(a.webhook);
+	liveness_free(a.live);
 	dnsproxy_free(a.proxy);
 	/* The table stays: the sandbox remains protected (fail closed). */
 	nflog_close(a.nflog);

@@ -2769,3 +2769,56 @@ out:
 	nftsync_batch_free(b);
 	return ret;
 }
+
+/*
+ * One NFT_MSG_GETTABLE on the agent's own socket: a table deleted behind
+ * egressd's back (nft delete table, another tool's flush ruleset) is seen
+ * by /status, not only by the next batch. The answer is read here, with
+ * a timeout; messages of other sequence numbers (none are expected: every
+ * batch drains its ACKs) are skipped.
+ */
+int nftsync_table_exists(struct nftsync *ns)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nftnl_table *t;
+	struct nlmsghdr *nlh;
+	struct pollfd pfd;
+	uint32_t seq;
+	ssize_t n;
+	int fd, ret;
+
+	if (!ns->nl)
+		return -ENOTSUP;
+	t = nftnl_table_alloc();
+	if (!t)
+		return -ENOMEM;
+	seq = ++ns->seq;
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, 0, seq);
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, NFTSYNC_TABLE);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	nftnl_table_free(t);
+	if (mnl_socket_sendto(ns->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	fd = mnl_socket_get_fd(ns->nl);
+	for (;;) {
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		ret = poll(&pfd, 1, ACK_TIMEOUT_MS);
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (ret <= 0)
+			return ret ? -errno : -ETIMEDOUT;
+		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return -errno;
+		}
+		ret = mnl_cb_run(buf, n, seq, ns->portid, NULL, NULL);
+		if (ret >= 0)
+			return 1;
+		if (errno == ESRCH)
+			continue; /* an answer to something else */
+		return errno == ENOENT ? 0 : -errno;
+	}
+}

@@ -181,10 +181,39 @@ void bpfsync_free(struct bpfsync *bs);
 int bpfsync_pins_owner(const char *pin_dir, uint64_t *owner, uint64_t *self);
 
 /*
+ * Kernel ids (and, if names is not NULL, kernel names) of the programs
+ * this agent loaded, at most max. Read through our own program fds, so it
+ * needs no CAP_SYS_ADMIN.
+ */
+#define BPFSYNC_NAME_LEN 16 /* BPF_OBJ_NAME_LEN */
+size_t bpfsync_prog_ids(const struct bpfsync *bs, uint32_t *ids,
+			char (*names)[BPFSYNC_NAME_LEN], size_t max);
+
+/*
+ * Are the links this agent attached still in the kernel as it left them?
+ * The filter's (egress and ingress) or, with redirect, the DNS redirect's.
+ * 0; -ENOLINK when one was detached behind egressd's back (it no longer
+ * acts); -ENOENT when one is attached but its pin was removed (it stops
+ * with the agent). why names the link.
+ */
+int bpfsync_links_check(struct bpfsync *bs, bool redirect, char *why,
+			size_t whylen);
+
+/*
  * egressd --cleanup: detach every pinned link under pin_dir and remove
  * egressd's pins and directories (nothing else). 0, -EBUSY (an agent holds
  * the directory) or -errno.
  */
 int bpfsync_cleanup(const char *pin_dir);
+
+/*
+ * bpfsync_cleanup() in two steps, so that --cleanup can check every
+ * reason to refuse before it removes anything: take the directory's lock
+ * (a file descriptor, -ENOENT when there is no such directory, -EBUSY when
+ * a running agent holds it), then remove the pins under that lock
+ * (lock_fd is closed either way).
+ */
+int bpfsync_cleanup_lock(const char *pin_dir);
+int bpfsync_cleanup_locked(const char *pin_dir, int lock_fd);
 
 #endif /* __EGRESSD_BPFSYNC_H */

@@ -303,12 +303,19 @@ void nftsync_get_stats(const struct nftsync *ns, struct nftsync_stats *out);
 int nftsync_cleanup(struct nftsync *ns, char *err, size_t errlen);
 
 /*
- * The absolute level of cgroup id (the caller's own: it sends the probe
- * datagrams) as the kernel counts it, which a private cgroup namespace
- * hides from /proc/self/cgroup. Installs and removes chain cgroup_probe.
- * 0 with *level set, -ENOENT when no level matched, -errno with err set.
+ * The level at which nft rules match cgroup id (the caller's own: it
+ * sends the probe datagrams), as this kernel counts it: from the host's
+ * root or from the caller's cgroup namespace root (cgroup.h). Installs
+ * and removes chain cgroup_probe. 0 with *level set, -ENOENT when no
+ * level matched, -errno with err set.
  */
 int nftsync_probe_cgroup_level(struct nftsync *ns, uint64_t id,
 			       uint32_t *level, char *err, size_t errlen);
+
+/*
+ * Is table inet egressd in the kernel right now? 1 yes, 0 no, -errno
+ * (-ENOTSUP without a socket: nftsync_new_with_talker()).
+ */
+int nftsync_table_exists(struct nftsync *ns);
 
 #endif /* __EGRESSD_NFTSYNC_H */
