@@ -10,8 +10,11 @@
 #
 #   docker build -t egressd .        (or: podman build -t egressd .)
 #
-# BASE_IMAGE lets a machine without a registry build from a debian:12 made
-# locally (tests/e2e/containers.sh, docs/deploy.md).
+# .git is not sent to the build, so pass the version the Makefile would take
+# from git describe: --build-arg EGRESSD_VERSION="$(git describe --tags
+# --always --dirty)" (unset: the Makefile's fallback). BASE_IMAGE lets a
+# machine without a registry build from a debian:12 made locally
+# (tests/e2e/containers.sh, docs/deploy.md).
 
 ARG BASE_IMAGE=debian:12
 
@@ -24,9 +27,11 @@ RUN apt-get update \
 		libnftnl-dev libmnl-dev libjansson-dev libbpf-dev \
 		libmicrohttpd-dev libcurl4-openssl-dev \
 	&& rm -rf /var/lib/apt/lists/*
+ARG EGRESSD_VERSION=
 WORKDIR /src
 COPY . .
-RUN make clean && make -j"$(nproc)"
+RUN make clean \
+	&& make -j"$(nproc)" ${EGRESSD_VERSION:+EGRESSD_VERSION="$EGRESSD_VERSION"}
 
 FROM ${BASE_IMAGE}
 # The runtime halves of the build's -dev packages (ldd build/egressd).
