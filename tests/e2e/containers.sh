@@ -3,12 +3,14 @@
 #
 # End-to-end test with real containers, deployed the way docs/deploy.md
 # tells users to: it builds the image from the repository's Dockerfile,
-# starts a fake upstream resolver and an unprivileged "app" container on a
-# private internal network (10.200.N.0/24, no route out), then egressd in
-# the app's network namespace (--network container:app, NET_ADMIN and BPF
-# only), and checks from inside the app that a denied name gets NXDOMAIN
-# without ever reaching the upstream, that an allowed one resolves, and that
-# egressd reports the denial. Everything it creates (containers, network,
+# starts a fake upstream resolver, two "web" hosts and an unprivileged "app"
+# container on a private internal network (10.200.N.0/24, no route out),
+# then egressd in dns+nft mode in the app's network namespace (--network
+# container:app, NET_ADMIN and BPF only), and checks from inside the app
+# that a denied name gets NXDOMAIN without ever reaching the upstream, that
+# an allowed one resolves and its address is then reachable while an
+# address never resolved through egressd is not, and that egressd reports
+# the denial. Everything it creates (containers, network,
 # cgroups, BPF pins, images, temporary files) is named after its pid and
 # removed on exit, even on failure. Root only; not part of `make test`.
 #
@@ -41,7 +43,9 @@ NET=${E2E_NET:-250}
 SUB=10.200.$NET
 UP_IP=$SUB.53
 APP_IP=$SUB.10
-WEB_IP=$SUB.80
+WEB_IP=$SUB.80	# api.github.com: allowed, learned through egressd
+EVIL_IP=$SUB.66	# evil.example.com: denied, never learned
+WEB_PORT=8080	# a fakedns on TCP/UDP 8080 plays each "web" host
 BASE=${E2E_BASE_IMAGE:-debian:12}
 BPF=${E2E_BPF:-off}
 IMG=localhost/egressd-e2e:$ID
@@ -203,7 +207,7 @@ cleanup() {
 			--no-healthcheck "$IMG" --cleanup >/dev/null 2>&1 ||
 			say "egressd --cleanup failed: remove /sys/fs/bpf/$NAME by hand"
 	fi
-	for c in app up; do
+	for c in app up web evil; do
 		eng rm -f -t 0 "$NAME-$c" >/dev/null 2>&1 ||
 			eng rm -f "$NAME-$c" >/dev/null 2>&1
 	done
@@ -290,13 +294,23 @@ CREATED_NET=1
 
 cat >"$T/zone" <<EOF
 api.github.com    A  $WEB_IP
-evil.example.com  A  $SUB.66
+evil.example.com  A  $EVIL_IP
 EOF
 : >"$T/upstream.log"
 eng run -d --name "$NAME-up" "${RUNOPTS[@]}" --network "$NAME" --ip "$UP_IP" \
 	-v "$T:/e2e" "$TOOLS_IMG" \
 	fakedns --listen "$UP_IP" --zone /e2e/zone --log /e2e/upstream.log \
 	--pidfile /e2e/up.pid >/dev/null || die "cannot start the upstream"
+
+# Two hosts to reach: what an allowed name resolves to, and one address
+# the app never got from egressd. Port 8080 is not DNS, so nothing
+# redirects it: only the dns+nft filter decides.
+for h in web:$WEB_IP evil:$EVIL_IP; do
+	eng run -d --name "$NAME-${h%%:*}" "${RUNOPTS[@]}" --network "$NAME" \
+		--ip "${h#*:}" -v "$T:/e2e:ro" "$TOOLS_IMG" \
+		fakedns --listen "${h#*:}:$WEB_PORT" --zone /e2e/zone >/dev/null ||
+		die "cannot start the ${h%%:*} host"
+done
 
 # The app: unprivileged (nobody, no NET_RAW), in the sandbox cgroup.
 eng run -d --name "$NAME-app" "${RUNOPTS[@]}" --cgroup-parent "$CG_PARENT" \
@@ -366,6 +380,27 @@ if [ "$Q_STATUS $Q_ANSWER" = "NOERROR $WEB_IP" ]; then
 else
 	fail "allowed name resolves through the upstream" "got: $Q_STATUS $Q_ANSWER"
 fi
+
+# dns+nft: the allowed name's address was learned before the answer was
+# released, so the app reaches it; the other one stays unreachable.
+q +tcp -p "$WEB_PORT" @"$WEB_IP" api.github.com A
+if [ "$Q_STATUS" = NOERROR ]; then
+	pass "learned address of the allowed name is reachable (TCP $WEB_PORT)"
+else
+	fail "learned address of the allowed name is reachable (TCP $WEB_PORT)" "got: $Q_STATUS"
+fi
+q +tcp -p "$WEB_PORT" @"$EVIL_IP" api.github.com A
+case $Q_STATUS in
+NOERROR | NXDOMAIN | SERVFAIL | REFUSED)
+	fail "address never resolved through egressd is unreachable (TCP $WEB_PORT)" "got: $Q_STATUS" ;;
+*) pass "address never resolved through egressd is unreachable (TCP $WEB_PORT)" ;;
+esac
+q -p "$WEB_PORT" @"$EVIL_IP" api.github.com A
+case $Q_STATUS in
+NOERROR | NXDOMAIN | SERVFAIL | REFUSED)
+	fail "address never resolved through egressd is unreachable (UDP $WEB_PORT)" "got: $Q_STATUS" ;;
+*) pass "address never resolved through egressd is unreachable (UDP $WEB_PORT)" ;;
+esac
 
 if grep -q 'api.github.com' "$T/upstream.log"; then
 	pass "the upstream saw the allowed query"
