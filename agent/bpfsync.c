@@ -194,7 +194,9 @@ static int ensure_bpffs(const char *pin_dir)
 
 		log_warnx("mount bpffs on %s failed: %s", BPFSYNC_BPFFS_MOUNT,
 			  strerror(-err));
-		return err;
+		/* Not a capability of the BPF layer's own: say what is
+		 * missing (bpf_fail() in main.c explains -ENOMEDIUM). */
+		return err == -EPERM ? -ENOMEDIUM : err;
 	}
 	log_info("mounted bpffs on %s", BPFSYNC_BPFFS_MOUNT);
 	return 0;

@@ -1249,7 +1249,9 @@ static void bpf_fail(struct agent *a, const char *what, int ret)
 		 strerror(-ret),
 		 ret == -EBUSY ? " (another egressd holds the pin directory)" :
 		 ret == -EXDEV ? " (the pin directory belongs to another network namespace)" :
-		 ret == -EPERM ? " (needs CAP_BPF and CAP_NET_ADMIN)" : "");
+		 ret == -EPERM ? " (needs CAP_BPF and CAP_NET_ADMIN)" :
+		 ret == -ENOMEDIUM ? " (no bpffs at /sys/fs/bpf, and egressd may not mount one: mount the host's /sys/fs/bpf into the container)" :
+		 ret == -ENOTSUP ? " (the pin directory is not on a bpffs)" : "");
 	log_warnx("BPF layer unavailable (%s): %s", a->bpf_why,
 		  a->cfg.mode == EGRESSD_MODE_DNS_NFT ?
 			  "nftables enforces and reports drops alone" :

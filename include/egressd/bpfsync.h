@@ -66,7 +66,8 @@ struct bpfsync_config {
  * and load the program, reusing compatible pinned maps and replacing
  * incompatible ones (with a warning). Writes this network namespace's
  * cookie into the config map. 0 or -errno (-EBUSY: another instance holds
- * the pin dir).
+ * the pin dir; -ENOMEDIUM: no bpffs, and mounting one was refused;
+ * -ENOTSUP: the pin dir is not on a bpffs).
  */
 int bpfsync_open(struct bpfsync **out, const char *pin_dir);
 
