@@ -26,8 +26,8 @@
 #                     E2E_DEBIAN_MIRROR is passed to mmdebstrap as its
 #                     mirror argument when set
 #   E2E_BPF           egressd's OPENSANDBOX_EGRESS_BPF: off (default) or
-#                     enforce. enforce also mounts bpffs, names the sandbox
-#                     cgroup (OPENSANDBOX_EGRESS_CGROUP) and runs egressd
+#                     enforce. enforce also mounts bpffs (egressd finds the
+#                     sandbox cgroup in the host's hierarchy) and runs egressd
 #                     without the engine's seccomp filter, which on Debian
 #                     12's podman allows bpf() only with CAP_SYS_ADMIN.
 #   E2E_NET           third octet of the private network (default 250)
@@ -329,8 +329,9 @@ EG_ENV=(-e OPENSANDBOX_EGRESS_MODE=dns+nft
 	-e "OPENSANDBOX_EGRESS_HOST_CGROUP2=$HOSTCG"
 	-e "OPENSANDBOX_EGRESS_BPF_PIN_DIR=/sys/fs/bpf/$NAME")
 if [ "$BPF" != off ]; then
+	# No OPENSANDBOX_EGRESS_CGROUP: egressd finds the sandbox cgroup (its
+	# container cgroup's parent) in the host's hierarchy itself.
 	EG_OPTS+=(-v /sys/fs/bpf:/sys/fs/bpf --security-opt seccomp=unconfined)
-	EG_ENV+=(-e "OPENSANDBOX_EGRESS_CGROUP=$SANDBOX_CG")
 fi
 eng run -d --name "$NAME-eg" "${RUNOPTS[@]}" "${EG_OPTS[@]}" "${EG_ENV[@]}" \
 	--no-healthcheck "$IMG" >/dev/null || die "cannot start egressd"
@@ -353,6 +354,11 @@ if [ "$BPF" = enforce ]; then
 	case $start in
 	*'"bpf":{"state":"enforce"'*) pass "BPF layer enforcing" ;;
 	*) fail "BPF layer enforcing" "$start" ;;
+	esac
+	case $start in
+	*'"coverage":{"state":"namespace","attachCgroup":{"path":"'"$SANDBOX_CG"'"'*)
+		pass "BPF attached at the sandbox cgroup it found, covering the namespace" ;;
+	*) fail "BPF attached at the sandbox cgroup it found, covering the namespace" "$start" ;;
 	esac
 fi
 
