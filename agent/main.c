@@ -1317,6 +1317,15 @@ static void bpf_start(struct agent *a)
 		a->bpf_state = "unavailable";
 		return;
 	}
+	if (!a->cg.level_known) {
+		/* The programs exempt egressd by its cgroup at an absolute
+		 * level, which this private cgroup namespace hides. */
+		snprintf(a->bpf_why, sizeof(a->bpf_why),
+			 "the level of egressd's cgroup in the host's hierarchy is unknown: set OPENSANDBOX_EGRESS_HOST_CGROUP2");
+		log_warnx("BPF layer not attached (%s)", a->bpf_why);
+		a->bpf_state = "unavailable";
+		return;
+	}
 	ret = bpfsync_open(&a->bpf, a->cfg.bpf_pin_dir);
 	if (ret) {
 		a->bpf = NULL;
