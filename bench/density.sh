@@ -21,7 +21,10 @@
 #            sandbox's programs run for every packet and socket call of
 #            every process of the node, the unrelated namespace's included
 # Variants are interleaved within each rep. Figures: median over REPS of
-# each variant's rate divided by "none"'s in the same rep.
+# each variant's rate divided by "none"'s in the same rep, and, counted by
+# the kernel (kernel.bpf_stats_enabled=1 for the run), how often egressd's
+# programs ran during the unrelated namespace's blast: the noise-free
+# answer to "do other sandboxes' programs run for it".
 #
 # Settings (environment): N [8], REPS [5], DURATION [5], CPU_SEND [0],
 # CPU_RECV [1], VARIANTS [none sandbox root], OUT [a temp dir].
@@ -91,6 +94,7 @@ cleanup() {
 		done
 		[ -d "$CG" ] && echo "density: warning: could not remove $CG" >&2
 	fi
+	[ -n "${STATS0:-}" ] && sysctl -qw kernel.bpf_stats_enabled="$STATS0"
 	[ -n "$TMP" ] && [ "${KEEP:-0}" = 0 ] && rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -102,6 +106,9 @@ mkdir -p "$OUT"
 EGRESSD=$TMP/egressd
 cp "$EGRESSD_SRC" "$EGRESSD" || die "cp $EGRESSD_SRC"
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf || die "bpffs"
+command -v bpftool >/dev/null || die "missing command bpftool"
+STATS0=$(sysctl -n kernel.bpf_stats_enabled)
+sysctl -qw kernel.bpf_stats_enabled=1 || die "cannot enable kernel.bpf_stats_enabled"
 
 CG2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 [ -n "$CG2" ] || die "no cgroup2 mount"
@@ -153,13 +160,34 @@ sandboxes_start() {
 	done
 }
 
+# Runs (run_cnt, bpf_stats) of the programs this bench's egressd attached:
+# at the sandboxes' cgroups, or at the root (other jobs on the machine may
+# run egressd too: only ours count).
+prog_runs() {
+	local d ids=""
+	for d in "$CG2" "$CG"/s*; do
+		ids="$ids $(bpftool -j cgroup show "$d" 2>/dev/null | "$PY" -c '
+import json, sys
+try:
+    print(" ".join(str(p["id"]) for p in json.load(sys.stdin)
+                   if p.get("name", "") in ("egress_filter", "ingress_track") or p.get("name", "").startswith("dns_")))
+except ValueError:
+    pass')"
+	done
+	bpftool -j prog show 2>/dev/null | "$PY" -c '
+import json, sys
+ids = set(int(i) for i in sys.argv[1:])
+print(sum(p.get("run_cnt", 0) for p in json.load(sys.stdin) if p["id"] in ids))' $ids
+}
+
 # measure VARIANT REP
 measure() {
-	local j pps cpu
+	local j pps cpu r0 r1
 	# shellcheck disable=SC2016
 	nsenter --net="/run/netns/$UA" -- sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' \
 		sh "$CG/unrelated" taskset -c "$CPU_SEND" iperf3 -c "$UB4" -u -l 64 -b 0 -t 1 >/dev/null 2>&1
 	j=$OUT/$1-$2.json
+	r0=$(prog_runs)
 	# shellcheck disable=SC2016
 	nsenter --net="/run/netns/$UA" -- sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' \
 		sh "$CG/unrelated" taskset -c "$CPU_SEND" iperf3 -c "$UB4" -u -l 64 -b 0 \
@@ -171,8 +199,9 @@ s = e["sum_sent"]
 busy = e["cpu_utilization_percent"]["host_total"] / 100.0
 print(round(s["packets"] / s["seconds"]),
       round(s["packets"] / (s["seconds"] * busy)) if busy > 0 else "nan")' "$j" 2>/dev/null)
-	log "rep $2 $1: ${pps:-?} pkt/s (${cpu:-?} per sender CPU-second)"
-	echo "$1 $2 ${pps:-nan} ${cpu:-nan}" >>"$OUT/results.txt"
+	r1=$(prog_runs)
+	log "rep $2 $1: ${pps:-?} pkt/s (${cpu:-?} per sender CPU-second), egressd programs ran $((r1 - r0)) times"
+	echo "$1 $2 ${pps:-nan} ${cpu:-nan} $((r1 - r0))" >>"$OUT/results.txt"
 }
 
 for rep in $(seq 1 "$REPS"); do
@@ -188,17 +217,20 @@ done
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
 by = {}
-for v, rep, pps, cpu in rows:
+runs = {}
+for v, rep, pps, cpu, r in rows:
     by.setdefault(rep, {})[v] = (float(pps), float(cpu))
-print("| variant (%s sandboxes) | pkt/s (median) | x none (median of per-rep ratios) | x none per sender CPU-second |" % sys.argv[2])
-print("|---|---:|---:|---:|")
+    runs.setdefault(v, []).append(int(r))
+print("| variant (%s sandboxes) | pkt/s (median) | x none (median of per-rep ratios) | x none per sender CPU-second | egressd program runs during the blast (median) |" % sys.argv[2])
+print("|---|---:|---:|---:|---:|")
 for v in ["none", "sandbox", "root"]:
     vals = [r[v] for r in by.values() if v in r and "none" in r]
     if not vals:
         continue
     ratios = [r[v][0] / r["none"][0] for r in by.values() if v in r and "none" in r]
     cratios = [r[v][1] / r["none"][1] for r in by.values() if v in r and "none" in r]
-    print("| %s | %d | %.3f | %.3f |" % (v, statistics.median(x[0] for x in vals),
-          statistics.median(ratios), statistics.median(cratios)))
+    print("| %s | %d | %.3f | %.3f | %d |" % (v, statistics.median(x[0] for x in vals),
+          statistics.median(ratios), statistics.median(cratios),
+          statistics.median(runs[v])))
 EOF_PY
 echo "density: per-rep figures in $OUT/results.txt"
