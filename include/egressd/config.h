@@ -114,4 +114,13 @@ int config_read_resolv_conf(const char *path, struct egressd_upstream *out,
 
 const char *config_mode_name(enum egressd_mode mode);
 
+/*
+ * One warning line for each setting of the OpenSandbox sidecar that is
+ * set in the environment and that egressd does not implement (MITM, the
+ * credential vault, NAMESERVER_EXEMPT, OTLP, log sinks), saying what
+ * egressd does instead. Call once the log level is set. The number of
+ * lines, or -ENOMEM.
+ */
+int config_warn_unsupported(void);
+
 #endif /* __EGRESSD_CONFIG_H */
