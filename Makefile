@@ -46,7 +46,7 @@ PKGS_AGENT := libnftnl:libnftnl-dev libmnl:libmnl-dev jansson:libjansson-dev lib
 PKGS_TEST := check:check
 
 # Goals that must work before any library is installed.
-NODEPS_GOALS := help clean deps demo test distclean
+NODEPS_GOALS := help clean deps demo test distclean check-docs uninstall
 BUILD_GOALS := $(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all))
 
 pkg_name = $(word 1,$(subst :, ,$(1)))
@@ -95,7 +95,7 @@ unit_objs = $(patsubst %,$(OUTPUT)/agent/%.o,$(check_$(1)_OBJS) \
 TEST_TOOLS := fakedns
 TEST_TOOL_BINS := $(patsubst %,$(OUTPUT)/tests/tools/%,$(TEST_TOOLS))
 
-.PHONY: all tests check-unit test demo deps fuzz bench-policy clean help format
+.PHONY: all tests check-unit check-docs test demo deps fuzz bench-policy clean help format
 
 all: $(BUILD)/egressd $(BUILD)/egressctl
 
@@ -158,6 +158,10 @@ tests: all $(UNIT_BINS) $(TEST_TOOL_BINS)
 # Unit tests only (no root, no network).
 check-unit: $(UNIT_BINS)
 	$(Q)scripts/run-unit-tests.sh $(OUTPUT) $(UNIT_BINS)
+
+# What the code can say (settings, log events, metrics) is documented.
+check-docs:
+	$(Q)scripts/check-docs.sh
 
 # The README's test command: installs what is missing, builds, runs unit
 # tests, then the integration tests (root; skipped with a message when not
@@ -289,6 +293,7 @@ help:
 	@echo '  all (default)  build build/egressd and build/egressctl'
 	@echo '  test           install missing packages, build, run unit and integration tests'
 	@echo '  check-unit     build and run the unit tests only (no root needed)'
+	@echo '  check-docs     every setting, log event and metric is documented'
 	@echo '  demo           run the demo: egressd enforcing a policy in a network namespace (root)'
 	@echo '  deps           install every build, runtime and test package (apt, root)'
 	@echo '  bpf            build the BPF object and its skeleton'

@@ -1739,7 +1739,7 @@ int main(int argc, char **argv)
 		die("this network namespace looks like the host's (%s); egressd belongs in the sandbox's namespace. Set OPENSANDBOX_EGRESS_ALLOW_HOST_NETWORK=1 (--allow-host-network 1) if this is intended",
 		    err);
 
-	config_warn_unsupported(); /* the peer's settings egressd lacks */
+	config_warn_unsupported(&a.cfg); /* settings egressd lacks */
 	load_initial_policy(&a);
 	if (check_ipv6_rules(&a, a.policy->rules, a.policy->n_rules,
 			     a.policy_source[0] == 'f' ? "policy file: " :

@@ -581,7 +581,7 @@ START_TEST(test_config_unsupported_settings_warn)
 
 	ck_assert_ptr_nonnull(f);
 	log_set_output(f);
-	ck_assert_int_eq(config_warn_unsupported(), 0);
+	ck_assert_int_eq(config_warn_unsupported(NULL), 0);
 	setenv("OPENSANDBOX_EGRESS_NAMESERVER_EXEMPT", "10.200.0.53", 1);
 	setenv("OPENSANDBOX_EGRESS_MITMPROXY_TRANSPARENT", "true", 1);
 	setenv("OPENSANDBOX_EGRESS_MITMPROXY_PORT", "18081", 1);
@@ -594,16 +594,23 @@ START_TEST(test_config_unsupported_settings_warn)
 	/* Nothing asked for: no line. */
 	setenv("OPENSANDBOX_EGRESS_MITMPROXY_SSL_INSECURE", "false", 1);
 	setenv("OPENSANDBOX_EGRESS_MITMPROXY_SCRIPT", "", 1);
-	ck_assert_int_eq(config_warn_unsupported(), 9);
+	ck_assert_int_eq(config_warn_unsupported(NULL), 9);
 	setenv("OPENSANDBOX_LOG_OUTPUT", " stdout ", 1);
-	ck_assert_int_eq(config_warn_unsupported(), 8);
+	ck_assert_int_eq(config_warn_unsupported(NULL), 8);
+	{
+		struct egressd_config cfg = { .block_private_answers = true };
+
+		unsetenv("OPENSANDBOX_LOG_OUTPUT");
+		ck_assert_int_eq(config_warn_unsupported(&cfg), 9);
+	}
 	log_flush();
 	rewind(f);
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	buf[n] = '\0';
 	for (p = buf; (p = strchr(p, '\n')); p++)
 		lines++;
-	ck_assert_int_eq(lines, 17);
+	ck_assert_int_eq(lines, 26);
+	ck_assert_ptr_nonnull(strstr(buf, "BLOCK_PRIVATE_ANSWERS is not implemented"));
 	for (i = 0; i < sizeof(warned) / sizeof(warned[0]); i++)
 		ck_assert_msg(strstr(buf, warned[i]), "no warning for %s",
 			      warned[i]);
