@@ -167,18 +167,18 @@ check-docs:
 # tests, then the integration tests (root; skipped with a message when not
 # root).
 test:
-	$(Q)scripts/deps.sh --if-missing
+	$(Q)scripts/deps.sh --if-missing test
 	$(Q)$(MAKE) tests
 	$(Q)scripts/run-tests.sh $(OUTPUT)
 
 # The README's main job: a sandbox namespace enforcing a sample policy.
 demo:
-	$(Q)scripts/deps.sh --if-missing
+	$(Q)scripts/deps.sh --if-missing demo
 	$(Q)$(MAKE) all $(TEST_TOOL_BINS)
 	$(Q)scripts/demo.sh
 
 deps:
-	$(Q)scripts/deps.sh
+	$(Q)scripts/deps.sh all
 
 # Installation: PREFIX and DESTDIR as packagers expect. Both programs are
 # administration tools (man8), so they go to sbin. The BPF object is a
