@@ -800,10 +800,10 @@ int config_load(struct egressd_config *cfg, int argc, char **argv, char *err,
 	"egressd has no TLS interception (mitmproxy): HTTPS is judged by " \
 	"the name it resolved and the address it goes to, and nothing is " \
 	"injected into requests"
-#define NO_VAULT                                                          \
+#define NO_VAULT                                                             \
 	"egressd has no credential vault: /credential-vault answers 404 to " \
 	"reads and 412 to writes, as the peer does without mitmproxy"
-#define NO_OTLP                                                           \
+#define NO_OTLP                                                             \
 	"egressd exports no OTLP metrics: scrape GET /metrics (Prometheus " \
 	"text, docs/api.md) instead"
 
@@ -848,7 +848,8 @@ int config_warn_unsupported(const struct egressd_config *cfg)
 	bool b;
 	int n = 0;
 
-	for (u = unsupported; u < unsupported + sizeof(unsupported) / sizeof(unsupported[0]);
+	for (u = unsupported;
+	     u < unsupported + sizeof(unsupported) / sizeof(unsupported[0]);
 	     u++) {
 		v = getenv(u->env);
 		if (!v || !v[strspn(v, " \t")])
@@ -869,7 +870,8 @@ int config_warn_unsupported(const struct egressd_config *cfg)
 	}
 	/* egressd's own setting, read but not acted on yet. */
 	if (cfg && cfg->block_private_answers) {
-		log_warnx("OPENSANDBOX_EGRESS_BLOCK_PRIVATE_ANSWERS is not implemented yet, and is ignored: answers pointing into private ranges are passed to the sandbox as they are");
+		log_warnx(
+			"OPENSANDBOX_EGRESS_BLOCK_PRIVATE_ANSWERS is not implemented yet, and is ignored: answers pointing into private ranges are passed to the sandbox as they are");
 		n++;
 	}
 	return n;

@@ -494,8 +494,8 @@ START_TEST(test_config_bad_numbers_in_env_stop_start)
 			      "%s=%s accepted", cases[i][0], cases[i][1]);
 		snprintf(want, sizeof(want), "%s / --", cases[i][0]);
 		ck_assert_msg(strstr(err, want) && strstr(err, cases[i][1]),
-			      "%s=%s: message \"%s\"", cases[i][0],
-			      cases[i][1], err);
+			      "%s=%s: message \"%s\"", cases[i][0], cases[i][1],
+			      err);
 		unsetenv(cases[i][0]);
 	}
 }
@@ -505,9 +505,11 @@ END_TEST
 START_TEST(test_config_empty_env_is_unset)
 {
 	static const char *const vars[] = {
-		"OPENSANDBOX_EGRESS_MAX_RULES", "OPENSANDBOX_EGRESS_MODE",
+		"OPENSANDBOX_EGRESS_MAX_RULES",
+		"OPENSANDBOX_EGRESS_MODE",
 		"OPENSANDBOX_EGRESS_DNS_UPSTREAM_TIMEOUT",
-		"OPENSANDBOX_EGRESS_LOG_LEVEL", "OPENSANDBOX_EGRESS_SANDBOX_ID",
+		"OPENSANDBOX_EGRESS_LOG_LEVEL",
+		"OPENSANDBOX_EGRESS_SANDBOX_ID",
 	};
 	struct egressd_config cfg;
 	char err[512] = "";
@@ -536,23 +538,22 @@ START_TEST(test_config_sandbox_id_checked)
 	struct egressd_config cfg;
 	char err[512] = "";
 
-	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--sandbox-id",
-			      "sb-1", NULL),
-			 0);
+	ck_assert_int_eq(
+		load(&cfg, err, sizeof(err), "--sandbox-id", "sb-1", NULL), 0);
 	ck_assert_str_eq(cfg.sandbox_id, "sb-1");
 	config_fini(&cfg);
-	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--sandbox-id",
-			      "a\nb", NULL),
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--sandbox-id", "a\nb",
+			      NULL),
 			 -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "OPENSANDBOX_EGRESS_SANDBOX_ID"));
-	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--sandbox-id",
-			      "\xc3(", NULL),
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--sandbox-id", "\xc3(",
+			      NULL),
 			 -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "UTF-8"));
 	memset(long_id, 'x', sizeof(long_id) - 1);
 	long_id[sizeof(long_id) - 1] = '\0';
-	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--sandbox-id",
-			      long_id, NULL),
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--sandbox-id", long_id,
+			      NULL),
 			 -EINVAL);
 }
 END_TEST
@@ -610,7 +611,8 @@ START_TEST(test_config_unsupported_settings_warn)
 	for (p = buf; (p = strchr(p, '\n')); p++)
 		lines++;
 	ck_assert_int_eq(lines, 26);
-	ck_assert_ptr_nonnull(strstr(buf, "BLOCK_PRIVATE_ANSWERS is not implemented"));
+	ck_assert_ptr_nonnull(
+		strstr(buf, "BLOCK_PRIVATE_ANSWERS is not implemented"));
 	for (i = 0; i < sizeof(warned) / sizeof(warned[0]); i++)
 		ck_assert_msg(strstr(buf, warned[i]), "no warning for %s",
 			      warned[i]);

@@ -333,8 +333,10 @@ START_TEST(test_log_sandbox_id_on_every_line)
 		json_t *o = json_loads(line, 0, &je);
 
 		ck_assert_msg(o, "not JSON: %s", line);
-		ck_assert_msg(strstr(line, "\",\"sandboxId\":\"sb-42 \\\"quoted\\\"\""),
-			      "no sandboxId after event: %s", line);
+		ck_assert_msg(
+			strstr(line,
+			       "\",\"sandboxId\":\"sb-42 \\\"quoted\\\"\""),
+			"no sandboxId after event: %s", line);
 		json_decref(o);
 	}
 	ck_assert_int_eq(n, 4);
@@ -370,15 +372,21 @@ START_TEST(test_log_library_messages)
 	lib_print(LOG_LVL_INFO, "no prefix of its own\n");
 	lib_print(LOG_LVL_DEBUG, "libbpf: debug detail\n");
 	text = file_text(f);
-	ck_assert_msg(strstr(text, "\"level\":\"warn\",\"event\":\"warning\",\"msg\":\"libbpf: map 'cfg': failed to pin\"}\n"),
-		      "%s", text);
-	ck_assert_msg(strstr(text, "\"level\":\"info\",\"event\":\"info\",\"msg\":\"libbpf: no prefix of its own\"}\n"),
-		      "%s", text);
+	ck_assert_msg(
+		strstr(text,
+		       "\"level\":\"warn\",\"event\":\"warning\",\"msg\":\"libbpf: map 'cfg': failed to pin\"}\n"),
+		"%s", text);
+	ck_assert_msg(
+		strstr(text,
+		       "\"level\":\"info\",\"event\":\"info\",\"msg\":\"libbpf: no prefix of its own\"}\n"),
+		"%s", text);
 	ck_assert_ptr_null(strstr(text, "libbpf: libbpf"));
 	ck_assert_ptr_null(strstr(text, "debug detail"));
 	log_set_level(LOG_LVL_DEBUG);
 	lib_print(LOG_LVL_DEBUG, "libbpf: debug detail\n");
-	ck_assert_ptr_nonnull(strstr(file_text(f), "\"level\":\"debug\",\"event\":\"debug\",\"msg\":\"libbpf: debug detail\"}"));
+	ck_assert_ptr_nonnull(strstr(
+		file_text(f),
+		"\"level\":\"debug\",\"event\":\"debug\",\"msg\":\"libbpf: debug detail\"}"));
 	log_set_output(NULL);
 	fclose(f);
 }
