@@ -46,7 +46,7 @@ PKGS_AGENT := libnftnl:libnftnl-dev libmnl:libmnl-dev jansson:libjansson-dev lib
 PKGS_TEST := check:check
 
 # Goals that must work before any library is installed.
-NODEPS_GOALS := help clean deps demo test distclean
+NODEPS_GOALS := help clean deps demo test distclean check-docs uninstall
 BUILD_GOALS := $(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all))
 
 pkg_name = $(word 1,$(subst :, ,$(1)))
@@ -95,7 +95,7 @@ unit_objs = $(patsubst %,$(OUTPUT)/agent/%.o,$(check_$(1)_OBJS) \
 TEST_TOOLS := fakedns
 TEST_TOOL_BINS := $(patsubst %,$(OUTPUT)/tests/tools/%,$(TEST_TOOLS))
 
-.PHONY: all tests check-unit test demo deps fuzz bench-policy clean help format
+.PHONY: all tests check-unit check-docs test demo deps fuzz bench-policy clean help format install uninstall
 
 all: $(BUILD)/egressd $(BUILD)/egressctl
 
@@ -159,22 +159,56 @@ tests: all $(UNIT_BINS) $(TEST_TOOL_BINS)
 check-unit: $(UNIT_BINS)
 	$(Q)scripts/run-unit-tests.sh $(OUTPUT) $(UNIT_BINS)
 
+# What the code can say (settings, log events, metrics) is documented.
+check-docs:
+	$(Q)scripts/check-docs.sh
+
 # The README's test command: installs what is missing, builds, runs unit
 # tests, then the integration tests (root; skipped with a message when not
 # root).
 test:
-	$(Q)scripts/deps.sh --if-missing
+	$(Q)scripts/deps.sh --if-missing test
 	$(Q)$(MAKE) tests
 	$(Q)scripts/run-tests.sh $(OUTPUT)
 
 # The README's main job: a sandbox namespace enforcing a sample policy.
 demo:
-	$(Q)scripts/deps.sh --if-missing
+	$(Q)scripts/deps.sh --if-missing demo
 	$(Q)$(MAKE) all $(TEST_TOOL_BINS)
 	$(Q)scripts/demo.sh
 
 deps:
-	$(Q)scripts/deps.sh
+	$(Q)scripts/deps.sh all
+
+# Installation: PREFIX and DESTDIR as packagers expect. Both programs are
+# administration tools (man8), so they go to sbin. The BPF object is a
+# skeleton compiled into egressd: there is no .bpf.o to install.
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/egressd
+INSTALL ?= install
+INSTALL_PROGS := egressd egressctl
+INSTALL_MAN8 := egressd.8 egressctl.8
+INSTALL_DOCS := README.md CHANGELOG.md $(wildcard docs/*.md)
+
+install: all
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(DOCDIR)
+	$(Q)$(INSTALL) -m 0755 $(addprefix $(BUILD)/,$(INSTALL_PROGS)) \
+		$(DESTDIR)$(SBINDIR)/
+	$(Q)$(INSTALL) -m 0644 $(addprefix docs/,$(INSTALL_MAN8)) \
+		$(DESTDIR)$(MANDIR)/man8/
+	$(Q)$(INSTALL) -m 0644 $(INSTALL_DOCS) $(DESTDIR)$(DOCDIR)/
+
+# Only what install put there; the doc directory goes when it is empty.
+uninstall:
+	$(call msg,UNINSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)rm -f $(addprefix $(DESTDIR)$(SBINDIR)/,$(INSTALL_PROGS)) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man8/,$(INSTALL_MAN8)) \
+		$(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(INSTALL_DOCS)))
+	$(Q)rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 
 # libFuzzer targets (clang): FUZZ_SECONDS per target, default 60.
 FUZZ_SECONDS ?= 60
@@ -289,8 +323,11 @@ help:
 	@echo '  all (default)  build build/egressd and build/egressctl'
 	@echo '  test           install missing packages, build, run unit and integration tests'
 	@echo '  check-unit     build and run the unit tests only (no root needed)'
+	@echo '  check-docs     every setting, log event and metric is documented'
 	@echo '  demo           run the demo: egressd enforcing a policy in a network namespace (root)'
 	@echo '  deps           install every build, runtime and test package (apt, root)'
+	@echo '  install        install programs, man pages and docs (PREFIX=$(PREFIX), DESTDIR)'
+	@echo '  uninstall      remove what install put there'
 	@echo '  bpf            build the BPF object and its skeleton'
 	@echo '  test-bpf       BPF verdict tests (BPF_PROG_TEST_RUN; root)'
 	@echo '  vmtest         BPF verdict tests under Debian kernels in qemu (vmtests/; root)'
@@ -302,7 +339,8 @@ help:
 	@echo '  bench-datapath packet rate with egressd enforcing (root)'
 	@echo '  format         clang-format the sources'
 	@echo '  clean          remove $(OUTPUT)/ and $(BUILD)/'
-	@echo 'variables: V=1 (show commands), O=DIR (object dir), CC, CLANG, PKG_CONFIG, EXTRA_CFLAGS, EXTRA_LDFLAGS'
+	@echo 'variables: V=1 (show commands), O=DIR (object dir), CC, CLANG, PKG_CONFIG, EXTRA_CFLAGS, EXTRA_LDFLAGS,'
+	@echo '  PREFIX, DESTDIR, SBINDIR, MANDIR, DOCDIR (install)'
 
 -include $(wildcard $(OUTPUT)/agent/*.d $(OUTPUT)/tests/*.d)
 

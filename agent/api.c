@@ -817,6 +817,11 @@ static enum api_route route_of(const char *url)
 	return ROUTE_NONE;
 }
 
+/*
+ * The token in OPENSANDBOX-EGRESS-AUTH (the peer's header), or as
+ * "Authorization: Bearer <token>" so a stock Prometheus (its scrape
+ * config's authorization or bearer_token) can read /metrics.
+ */
 static bool authorized(struct api *api, struct MHD_Connection *c)
 {
 	const char *v = NULL;
@@ -826,8 +831,18 @@ static bool authorized(struct api *api, struct MHD_Connection *c)
 		return true;
 	if (MHD_lookup_connection_value_n(c, MHD_HEADER_KIND, API_AUTH_HEADER,
 					  strlen(API_AUTH_HEADER), &v,
-					  &vlen) != MHD_YES)
+					  &vlen) == MHD_YES &&
+	    api_token_equal(api->token, v, vlen))
+		return true;
+	v = NULL;
+	if (MHD_lookup_connection_value_n(c, MHD_HEADER_KIND,
+					  MHD_HTTP_HEADER_AUTHORIZATION,
+					  strlen(MHD_HTTP_HEADER_AUTHORIZATION),
+					  &v, &vlen) != MHD_YES ||
+	    !v || vlen < 7 || strncasecmp(v, "Bearer ", 7))
 		return false;
+	for (v += 7, vlen -= 7; vlen && *v == ' '; v++, vlen--)
+		;
 	return api_token_equal(api->token, v, vlen);
 }
 

@@ -125,23 +125,20 @@ static struct bpf_map *set_map(struct bpfsync *bs, enum bpfsync_set set,
 	}
 }
 
-/* libbpf messages go to our log, one level lower (xdp-tools style). */
+/*
+ * libbpf's messages as log lines of their own level: LIBBPF_WARN a
+ * "warning", LIBBPF_INFO an "info", LIBBPF_DEBUG a "debug" line (shown
+ * with --log-level debug), each with msg "libbpf: …" once, although
+ * libbpf prefixes most messages itself.
+ */
 static int libbpf_print(enum libbpf_print_level level, const char *fmt,
 			va_list ap)
 {
-	char buf[512];
-	size_t len;
+	enum log_level lvl = level == LIBBPF_WARN ? LOG_LVL_WARN :
+			     level == LIBBPF_INFO ? LOG_LVL_INFO :
+						    LOG_LVL_DEBUG;
 
-	if (level == LIBBPF_DEBUG)
-		return 0;
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	len = strlen(buf);
-	if (len && buf[len - 1] == '\n')
-		buf[len - 1] = 0;
-	if (level == LIBBPF_WARN)
-		log_info("libbpf: %s", buf);
-	else
-		log_debug("libbpf: %s", buf);
+	log_vprefixed(lvl, "libbpf", fmt, ap);
 	return 0;
 }
 

@@ -140,12 +140,12 @@ static const char usage_text[] =
 	"  --learn-ttl-min S           OPENSANDBOX_EGRESS_LEARN_TTL_MIN [60]\n"
 	"  --learn-ttl-max S           OPENSANDBOX_EGRESS_LEARN_TTL_MAX [300]\n"
 	"  --learn-grace S             OPENSANDBOX_EGRESS_LEARN_GRACE [30]\n"
-	"  --block-private-answers B   OPENSANDBOX_EGRESS_BLOCK_PRIVATE_ANSWERS [0]\n"
+	"  --block-private-answers B   OPENSANDBOX_EGRESS_BLOCK_PRIVATE_ANSWERS: not implemented yet [0]\n"
 	"  --allow-host-network B      OPENSANDBOX_EGRESS_ALLOW_HOST_NETWORK [0]\n"
 	"  --block-doh-443 B           OPENSANDBOX_EGRESS_BLOCK_DOH_443 [0]\n"
 	"  --doh-blocklist LIST        OPENSANDBOX_EGRESS_DOH_BLOCKLIST: extra DoH IPs/CIDRs\n"
 	"  --http-addr ADDR            OPENSANDBOX_EGRESS_HTTP_ADDR [:18080]\n"
-	"  --token TOKEN               OPENSANDBOX_EGRESS_TOKEN: API auth header value\n"
+	"  --token TOKEN               OPENSANDBOX_EGRESS_TOKEN: API token (header or Bearer)\n"
 	"  --deny-webhook URL          OPENSANDBOX_EGRESS_DENY_WEBHOOK\n"
 	"  --sandbox-id ID             OPENSANDBOX_EGRESS_SANDBOX_ID\n"
 	"  --log-level LEVEL           OPENSANDBOX_EGRESS_LOG_LEVEL: debug|info|warn|error [info]\n"
@@ -584,7 +584,9 @@ int config_load(struct egressd_config *cfg, int argc, char **argv, char *err,
 	memset(cfg, 0, sizeof(*cfg));
 	for (i = 0; i < OPT_MAX; i++) {
 		v = getenv(opt_defs[i].env);
-		vals[i] = v ? v : opt_defs[i].def;
+		/* Set to "" or blanks: unset, as the peer reads it (a
+		 * template that renders an empty value means "default"). */
+		vals[i] = v && v[strspn(v, " \t")] ? v : opt_defs[i].def;
 		longopts[i] = (struct option){ opt_defs[i].name,
 					       required_argument, NULL, i };
 	}
@@ -704,6 +706,19 @@ int config_load(struct egressd_config *cfg, int argc, char **argv, char *err,
 
 	if (log_parse_level(vals[OPT_LOG_LEVEL], &cfg->log_level))
 		return BAD(OPT_LOG_LEVEL, "expected debug, info, warn or error");
+	if (vals[OPT_SANDBOX_ID]) {
+		const char *p;
+		size_t n = 0;
+
+		if (strlen(vals[OPT_SANDBOX_ID]) > 256)
+			return BAD(OPT_SANDBOX_ID, "longer than 256 bytes");
+		for (p = vals[OPT_SANDBOX_ID]; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return BAD(OPT_SANDBOX_ID,
+					   "contains a control character");
+		if (log_json_str(NULL, 0, &n, vals[OPT_SANDBOX_ID]))
+			return BAD(OPT_SANDBOX_ID, "not valid UTF-8");
+	}
 	/* Checked here, before any kernel layer is installed; api_new
 	 * parses it again when it binds. */
 	{
@@ -771,6 +786,95 @@ int config_load(struct egressd_config *cfg, int argc, char **argv, char *err,
 					       " (set OPENSANDBOX_EGRESS_DNS_UPSTREAM)" :
 					       "");
 	return 0;
+}
+
+/*
+ * Settings of the peer that egressd does not implement. Accepting one
+ * silently would let a deployment believe it is in force; each gets one
+ * warning line at start saying what egressd does instead. A boolean
+ * (is_bool) set to a false value asks for nothing egressd lacks, and
+ * OPENSANDBOX_LOG_OUTPUT=stdout is what egressd does: no line for those.
+ * docs/configuration.md, "Settings egressd does not implement", lists them.
+ */
+#define NO_MITM                                                            \
+	"egressd has no TLS interception (mitmproxy): HTTPS is judged by " \
+	"the name it resolved and the address it goes to, and nothing is " \
+	"injected into requests"
+#define NO_VAULT                                                             \
+	"egressd has no credential vault: /credential-vault answers 404 to " \
+	"reads and 412 to writes, as the peer does without mitmproxy"
+#define NO_OTLP                                                             \
+	"egressd exports no OTLP metrics: scrape GET /metrics (Prometheus " \
+	"text, docs/api.md) instead"
+
+static const struct unsupported_setting {
+	const char *env;
+	bool is_bool;
+	const char *instead;
+} unsupported[] = {
+	{ "OPENSANDBOX_EGRESS_NAMESERVER_EXEMPT", false,
+	  "the peer lets the sandbox query these resolvers directly, "
+	  "unfiltered, which egressd does not allow on purpose: every query "
+	  "of the sandbox is judged by the policy. egressd's own queries to "
+	  "its upstreams are never filtered; to forward to these resolvers, "
+	  "list them in OPENSANDBOX_EGRESS_DNS_UPSTREAM" },
+	{ "OPENSANDBOX_EGRESS_MITMPROXY_TRANSPARENT", true, NO_MITM },
+	{ "OPENSANDBOX_EGRESS_MITMPROXY_PORT", false, NO_MITM },
+	{ "OPENSANDBOX_EGRESS_MITMPROXY_SCRIPT", false, NO_MITM },
+	{ "OPENSANDBOX_EGRESS_MITMPROXY_UPSTREAM_TRUST_DIR", false, NO_MITM },
+	{ "OPENSANDBOX_EGRESS_MITMPROXY_SSL_INSECURE", true, NO_MITM },
+	{ "OPENSANDBOX_EGRESS_MITMPROXY_EXTRA_PORTS", false, NO_MITM },
+	{ "OPENSANDBOX_CREDENTIAL_PROXY_SOCKET", false, NO_VAULT },
+	{ "OPENSANDBOX_EGRESS_CREDENTIAL_VAULT_REQUIRE_TLS", true, NO_VAULT },
+	{ "OPENSANDBOX_EGRESS_CREDENTIAL_VAULT_REQUIRE_SCOPED_MATCH", true,
+	  NO_VAULT },
+	{ "OPENSANDBOX_EGRESS_CREDENTIAL_VAULT_TRUSTED_PROXY_CIDRS", false,
+	  NO_VAULT },
+	{ "OTEL_EXPORTER_OTLP_ENDPOINT", false, NO_OTLP },
+	{ "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", false, NO_OTLP },
+	{ "OPENSANDBOX_EGRESS_METRICS_EXTRA_ATTRS", false,
+	  "/metrics and the log carry no extra attributes: add labels when "
+	  "scraping (Prometheus relabel_configs)" },
+	{ "OPENSANDBOX_LOG_OUTPUT", false,
+	  "egressd writes its log to stdout only (docs/logs.md): let the "
+	  "container runtime collect it, or redirect stdout" },
+};
+
+int config_warn_unsupported(const struct egressd_config *cfg)
+{
+	const struct unsupported_setting *u;
+	const char *v;
+	char *copy;
+	bool b;
+	int n = 0;
+
+	for (u = unsupported;
+	     u < unsupported + sizeof(unsupported) / sizeof(unsupported[0]);
+	     u++) {
+		v = getenv(u->env);
+		if (!v || !v[strspn(v, " \t")])
+			continue;
+		copy = strdup(v);
+		if (!copy)
+			return -ENOMEM;
+		if ((u->is_bool && !parse_bool(trim(copy), &b) && !b) ||
+		    (!strcmp(u->env, "OPENSANDBOX_LOG_OUTPUT") &&
+		     !strcasecmp(trim(copy), "stdout"))) {
+			free(copy);
+			continue;
+		}
+		free(copy);
+		log_warnx("%s is set but not supported, and is ignored: %s",
+			  u->env, u->instead);
+		n++;
+	}
+	/* egressd's own setting, read but not acted on yet. */
+	if (cfg && cfg->block_private_answers) {
+		log_warnx(
+			"OPENSANDBOX_EGRESS_BLOCK_PRIVATE_ANSWERS is not implemented yet, and is ignored: answers pointing into private ranges are passed to the sandbox as they are");
+		n++;
+	}
+	return n;
 }
 
 void config_fini(struct egressd_config *cfg)

@@ -33,6 +33,14 @@
 static enum log_level min_level = LOG_LVL_INFO;
 
 /*
+ * ,"sandboxId":"…" as every line carries it after "event" (the peer's
+ * sandbox_id on every line), preformatted once; empty when unset.
+ */
+static char sandbox_member[600];
+static size_t sandbox_member_len;
+static json_t *sandbox_id_json;
+
+/*
  * The output: a ring of LOG_BUF_SIZE bytes that only ever holds whole
  * lines (a line that does not fit is dropped, never cut), written to fd.
  * Once a line is dropped, lines keep being dropped until the ring is half
@@ -192,7 +200,7 @@ static size_t line_head(char *buf, size_t size, enum log_level lvl,
  */
 static void put_dropped_line(bool force)
 {
-	char line[256];
+	char line[1024];
 	size_t n;
 	int err;
 
@@ -232,6 +240,34 @@ static void out_line(const struct iovec *parts, int nparts)
 	}
 	for (i = 0; i < nparts; i++)
 		ring_put(parts[i].iov_base, parts[i].iov_len);
+}
+
+int log_set_sandbox_id(const char *id)
+{
+	char m[sizeof(sandbox_member)];
+	size_t n = 0;
+
+	if (!id || !*id) {
+		sandbox_member_len = 0;
+		json_decref(sandbox_id_json);
+		sandbox_id_json = NULL;
+		return 0;
+	}
+	memcpy(m, ",\"sandboxId\":", 13);
+	n = 13;
+	if (log_json_str(m, sizeof(m), &n, id))
+		return -EILSEQ;
+	if (n > sizeof(m))
+		return -ENAMETOOLONG;
+	json_decref(sandbox_id_json);
+	sandbox_id_json = json_string(id);
+	if (!sandbox_id_json) {
+		sandbox_member_len = 0;
+		return -ENOMEM;
+	}
+	memcpy(sandbox_member, m, n);
+	sandbox_member_len = n;
+	return 0;
 }
 
 void log_set_output(FILE *f)
@@ -366,6 +402,8 @@ void log_emit(enum log_level lvl, const char *event, json_t *fields)
 		json_decref(fields);
 		return;
 	}
+	if (sandbox_id_json)
+		json_object_set(line, "sandboxId", sandbox_id_json);
 	if (fields) {
 		json_object_update_missing(line, fields);
 		json_decref(fields);
@@ -509,6 +547,7 @@ static size_t line_head(char *buf, size_t size, enum log_level lvl,
 	put(buf, size, &n, lname, strlen(lname));
 	put(buf, size, &n, "\",\"event\":", 10);
 	*err = log_json_str(buf, size, &n, event);
+	put(buf, size, &n, sandbox_member, sandbox_member_len);
 	return n;
 }
 
@@ -559,6 +598,45 @@ static void log_msg(enum log_level lvl, const char *event, const char *fmt,
 		return;
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	log_emit(lvl, event, json_pack("{s:s}", "msg", buf));
+}
+
+/* The convenience forms' event for each level. */
+static const char *msg_event(enum log_level lvl)
+{
+	switch (lvl) {
+	case LOG_LVL_DEBUG:
+		return "debug";
+	case LOG_LVL_INFO:
+		return "info";
+	case LOG_LVL_WARN:
+		return "warning";
+	case LOG_LVL_ERROR:
+		return "error";
+	}
+	return "info";
+}
+
+void log_vprefixed(enum log_level lvl, const char *prefix, const char *fmt,
+		   va_list ap)
+{
+	size_t plen = strlen(prefix), len;
+	char buf[1024];
+	const char *text = buf;
+
+	if (lvl < min_level)
+		return;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	len = strlen(buf);
+	while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		buf[--len] = '\0';
+	/* The library's own "prefix: " would make it "prefix: prefix: ". */
+	if (!strncmp(text, prefix, plen) && text[plen] == ':') {
+		text += plen + 1;
+		while (*text == ' ')
+			text++;
+	}
+	log_emit(lvl, msg_event(lvl),
+		 json_pack("{s:s++}", "msg", prefix, ": ", text));
 }
 
 void log_warnx(const char *fmt, ...)

@@ -1689,6 +1689,7 @@ int main(int argc, char **argv)
 	if (ret < 0)
 		die("%s", err);
 	log_set_level(a.cfg.log_level);
+	log_set_sandbox_id(a.cfg.sandbox_id); /* checked by config_load */
 
 	if (a.cfg.check_host_network) {
 		ret = netns_looks_like_host(err, sizeof(err));
@@ -1749,6 +1750,7 @@ int main(int argc, char **argv)
 		die("this network namespace looks like the host's (%s); egressd belongs in the sandbox's namespace. Set OPENSANDBOX_EGRESS_ALLOW_HOST_NETWORK=1 (--allow-host-network 1) if this is intended",
 		    err);
 
+	config_warn_unsupported(&a.cfg); /* settings egressd lacks */
 	load_initial_policy(&a);
 	if (check_ipv6_rules(&a, a.policy->rules, a.policy->n_rules,
 			     a.policy_source[0] == 'f' ? "policy file: " :

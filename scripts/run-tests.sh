@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# The whole test run behind `make test`: unit suites (no root), then the
-# integration scenarios in network namespaces (root). Prints each part's
+# The whole test run behind `make test`: the docs check (what the code can
+# say is documented), unit suites (no root), then the integration
+# scenarios in network namespaces (root). Prints each part's
 # summary and one closing line "N passed, M failed".
 set -u
 out=${1:-.output}
@@ -18,6 +19,13 @@ add_counts() {
 	total_pass=$((total_pass + ${p:-0}))
 	total_fail=$((total_fail + ${f:-1}))
 }
+
+echo "== docs check"
+docs_out=$(scripts/check-docs.sh)
+docs_rc=$?
+echo "$docs_out"
+add_counts "$(tail -1 <<<"$docs_out")"
+[ $docs_rc -eq 0 ] || [ "$total_fail" -gt 0 ] || total_fail=$((total_fail + 1))
 
 echo "== unit tests"
 units=()

@@ -624,6 +624,26 @@ START_TEST(test_server_auth)
 		{ .method = "GET", .path = "/metrics" },
 		{ .method = "POST", .path = "/credential-vault" },
 		{ .method = "GET", .path = "/unknown" },
+		/* A stock Prometheus: Authorization: Bearer. */
+		{ .method = "GET",
+		  .path = "/metrics",
+		  .headers = "Authorization: Bearer s3cret\r\n" },
+		{ .method = "GET",
+		  .path = "/policy",
+		  .headers = "authorization: bearer   s3cret\r\n" },
+		{ .method = "GET",
+		  .path = "/metrics",
+		  .headers = "Authorization: Bearer s3cre\r\n" },
+		{ .method = "GET",
+		  .path = "/metrics",
+		  .headers = "Authorization: Basic s3cret\r\n" },
+		{ .method = "GET",
+		  .path = "/metrics",
+		  .headers = "Authorization: s3cret\r\n" },
+		{ .method = "GET",
+		  .path = "/metrics",
+		  .headers = "OPENSANDBOX-EGRESS-AUTH: wrong\r\n"
+			     "Authorization: Bearer s3cret\r\n" },
 	};
 
 	serve(&f, "s3cret", r, NREQ(r));
@@ -642,6 +662,12 @@ START_TEST(test_server_auth)
 	ck_assert_int_eq(r[7].status, 401);
 	ck_assert_int_eq(r[8].status, 401);
 	ck_assert_int_eq(r[9].status, 404);
+	ck_assert_int_eq(r[10].status, 200);
+	ck_assert_int_eq(r[11].status, 200);
+	ck_assert_int_eq(r[12].status, 401);
+	ck_assert_int_eq(r[13].status, 401);
+	ck_assert_int_eq(r[14].status, 401);
+	ck_assert_int_eq(r[15].status, 200);
 	reqs_free(r, NREQ(r));
 	policy_free(f.policy);
 }

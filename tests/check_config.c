@@ -467,6 +467,166 @@ START_TEST(test_config_http_addr_validated)
 }
 END_TEST
 
+/*
+ * Where the peer falls back to its default on a bad number, egressd
+ * refuses to start, naming the variable (docs/api.md, "Differences"):
+ * MAX_RULES=-1 most likely meant "unlimited", and a timeout of 500 s is
+ * not what 120 s or 5 s would give.
+ */
+START_TEST(test_config_bad_numbers_in_env_stop_start)
+{
+	static const char *const cases[][2] = {
+		{ "OPENSANDBOX_EGRESS_MAX_RULES", "-1" },
+		{ "OPENSANDBOX_EGRESS_MAX_RULES", "lots" },
+		{ "OPENSANDBOX_EGRESS_DNS_UPSTREAM_TIMEOUT", "abc" },
+		{ "OPENSANDBOX_EGRESS_DNS_UPSTREAM_TIMEOUT", "500" },
+		{ "OPENSANDBOX_EGRESS_DNS_UPSTREAM_TIMEOUT", "-3" },
+		{ "OPENSANDBOX_EGRESS_DNS_UPSTREAM_TIMEOUT", "0" },
+	};
+	struct egressd_config cfg;
+	char err[512], want[160];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		setenv(cases[i][0], cases[i][1], 1);
+		err[0] = '\0';
+		ck_assert_msg(load(&cfg, err, sizeof(err), NULL) == -EINVAL,
+			      "%s=%s accepted", cases[i][0], cases[i][1]);
+		snprintf(want, sizeof(want), "%s / --", cases[i][0]);
+		ck_assert_msg(strstr(err, want) && strstr(err, cases[i][1]),
+			      "%s=%s: message \"%s\"", cases[i][0], cases[i][1],
+			      err);
+		unsetenv(cases[i][0]);
+	}
+}
+END_TEST
+
+/* A variable set to "" or blanks (a template's empty value) is unset. */
+START_TEST(test_config_empty_env_is_unset)
+{
+	static const char *const vars[] = {
+		"OPENSANDBOX_EGRESS_MAX_RULES",
+		"OPENSANDBOX_EGRESS_MODE",
+		"OPENSANDBOX_EGRESS_DNS_UPSTREAM_TIMEOUT",
+		"OPENSANDBOX_EGRESS_LOG_LEVEL",
+		"OPENSANDBOX_EGRESS_SANDBOX_ID",
+	};
+	struct egressd_config cfg;
+	char err[512] = "";
+	size_t i;
+
+	for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		setenv(vars[i], i % 2 ? "" : "  ", 1);
+	ck_assert_msg(load(&cfg, err, sizeof(err), NULL) == 0, "%s", err);
+	ck_assert_uint_eq(cfg.max_rules, 4096);
+	ck_assert_int_eq(cfg.mode, EGRESSD_MODE_DNS);
+	ck_assert_uint_eq(cfg.upstream_timeout_ms, 5000);
+	ck_assert_int_eq(cfg.log_level, LOG_LVL_INFO);
+	ck_assert_ptr_null(cfg.sandbox_id);
+	config_fini(&cfg);
+	for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		unsetenv(vars[i]);
+	/* An option given an empty value is still an error. */
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--max-rules", "", NULL),
+			 -EINVAL);
+}
+END_TEST
+
+START_TEST(test_config_sandbox_id_checked)
+{
+	char long_id[300];
+	struct egressd_config cfg;
+	char err[512] = "";
+
+	ck_assert_int_eq(
+		load(&cfg, err, sizeof(err), "--sandbox-id", "sb-1", NULL), 0);
+	ck_assert_str_eq(cfg.sandbox_id, "sb-1");
+	config_fini(&cfg);
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--sandbox-id", "a\nb",
+			      NULL),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "OPENSANDBOX_EGRESS_SANDBOX_ID"));
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--sandbox-id", "\xc3(",
+			      NULL),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "UTF-8"));
+	memset(long_id, 'x', sizeof(long_id) - 1);
+	long_id[sizeof(long_id) - 1] = '\0';
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--sandbox-id", long_id,
+			      NULL),
+			 -EINVAL);
+}
+END_TEST
+
+/*
+ * The peer's settings egressd lacks: one warning each when set, none
+ * when unset, false (booleans) or what egressd does anyway.
+ */
+START_TEST(test_config_unsupported_settings_warn)
+{
+	static const char *const warned[] = {
+		"OPENSANDBOX_EGRESS_NAMESERVER_EXEMPT",
+		"OPENSANDBOX_EGRESS_MITMPROXY_TRANSPARENT",
+		"OPENSANDBOX_EGRESS_MITMPROXY_PORT",
+		"OPENSANDBOX_CREDENTIAL_PROXY_SOCKET",
+		"OPENSANDBOX_EGRESS_CREDENTIAL_VAULT_REQUIRE_TLS",
+		"OTEL_EXPORTER_OTLP_ENDPOINT",
+		"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+		"OPENSANDBOX_EGRESS_METRICS_EXTRA_ATTRS",
+		"OPENSANDBOX_LOG_OUTPUT",
+	};
+	char buf[16384], *p;
+	FILE *f = tmpfile();
+	size_t i, n;
+	int lines = 0;
+
+	ck_assert_ptr_nonnull(f);
+	log_set_output(f);
+	ck_assert_int_eq(config_warn_unsupported(NULL), 0);
+	setenv("OPENSANDBOX_EGRESS_NAMESERVER_EXEMPT", "10.200.0.53", 1);
+	setenv("OPENSANDBOX_EGRESS_MITMPROXY_TRANSPARENT", "true", 1);
+	setenv("OPENSANDBOX_EGRESS_MITMPROXY_PORT", "18081", 1);
+	setenv("OPENSANDBOX_CREDENTIAL_PROXY_SOCKET", "/run/x.sock", 1);
+	setenv("OPENSANDBOX_EGRESS_CREDENTIAL_VAULT_REQUIRE_TLS", "maybe", 1);
+	setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://10.200.0.9:4318", 1);
+	setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://x:4318", 1);
+	setenv("OPENSANDBOX_EGRESS_METRICS_EXTRA_ATTRS", "a=b", 1);
+	setenv("OPENSANDBOX_LOG_OUTPUT", "stdout,/var/log/egress.log", 1);
+	/* Nothing asked for: no line. */
+	setenv("OPENSANDBOX_EGRESS_MITMPROXY_SSL_INSECURE", "false", 1);
+	setenv("OPENSANDBOX_EGRESS_MITMPROXY_SCRIPT", "", 1);
+	ck_assert_int_eq(config_warn_unsupported(NULL), 9);
+	setenv("OPENSANDBOX_LOG_OUTPUT", " stdout ", 1);
+	ck_assert_int_eq(config_warn_unsupported(NULL), 8);
+	{
+		struct egressd_config cfg = { .block_private_answers = true };
+
+		unsetenv("OPENSANDBOX_LOG_OUTPUT");
+		ck_assert_int_eq(config_warn_unsupported(&cfg), 9);
+	}
+	log_flush();
+	rewind(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	for (p = buf; (p = strchr(p, '\n')); p++)
+		lines++;
+	ck_assert_int_eq(lines, 26);
+	ck_assert_ptr_nonnull(
+		strstr(buf, "BLOCK_PRIVATE_ANSWERS is not implemented"));
+	for (i = 0; i < sizeof(warned) / sizeof(warned[0]); i++)
+		ck_assert_msg(strstr(buf, warned[i]), "no warning for %s",
+			      warned[i]);
+	ck_assert_ptr_null(strstr(buf, "SSL_INSECURE"));
+	ck_assert_ptr_null(strstr(buf, "MITMPROXY_SCRIPT"));
+	ck_assert_ptr_nonnull(strstr(buf, "\"event\":\"warning\""));
+	ck_assert_ptr_nonnull(strstr(buf, "unfiltered"));
+	log_set_output(NULL);
+	fclose(f);
+	for (i = 0; i < sizeof(warned) / sizeof(warned[0]); i++)
+		unsetenv(warned[i]);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -487,6 +647,10 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_config_upstream_errors_say_what_is_wrong);
 	tcase_add_test(tc, test_config_listen_addr_forms);
 	tcase_add_test(tc, test_config_http_addr_validated);
+	tcase_add_test(tc, test_config_bad_numbers_in_env_stop_start);
+	tcase_add_test(tc, test_config_empty_env_is_unset);
+	tcase_add_test(tc, test_config_sandbox_id_checked);
+	tcase_add_test(tc, test_config_unsupported_settings_warn);
 	suite_add_tcase(s, tc);
 	return s;
 }

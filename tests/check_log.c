@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,6 +291,107 @@ START_TEST(test_log_close_is_bounded)
 }
 END_TEST
 
+/* What log_* wrote to a temporary file, flushed, as one string. */
+static FILE *file_open(void)
+{
+	FILE *f = tmpfile();
+
+	ck_assert_ptr_nonnull(f);
+	log_set_output(f);
+	return f;
+}
+
+static char *file_text(FILE *f)
+{
+	static char buf[8192];
+	size_t n;
+
+	log_flush();
+	rewind(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* --sandbox-id: "sandboxId" right after "event" on every kind of line. */
+START_TEST(test_log_sandbox_id_on_every_line)
+{
+	static const char members[] = "\"layer\":\"dns\",\"count\":1";
+	FILE *f = file_open();
+	char *text, *line, *save = NULL;
+	int n = 0;
+
+	ck_assert_int_eq(log_set_sandbox_id("sb-42 \"quoted\""), 0);
+	log_emit(LOG_LVL_INFO, "start", json_pack("{s:s}", "mode", "dns"));
+	log_emit_raw(LOG_LVL_WARN, "violation", members, strlen(members));
+	log_warnx("something %d", 1);
+	log_info("free text");
+	text = file_text(f);
+	for (line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save), n++) {
+		json_error_t je;
+		json_t *o = json_loads(line, 0, &je);
+
+		ck_assert_msg(o, "not JSON: %s", line);
+		ck_assert_msg(
+			strstr(line,
+			       "\",\"sandboxId\":\"sb-42 \\\"quoted\\\"\""),
+			"no sandboxId after event: %s", line);
+		json_decref(o);
+	}
+	ck_assert_int_eq(n, 4);
+	fclose(f);
+
+	f = file_open();
+	ck_assert_int_eq(log_set_sandbox_id(NULL), 0);
+	log_info("no id");
+	ck_assert_ptr_null(strstr(file_text(f), "sandboxId"));
+	ck_assert_int_eq(log_set_sandbox_id("\xff"), -EILSEQ);
+	log_set_output(NULL);
+	fclose(f);
+}
+END_TEST
+
+static void lib_print(enum log_level lvl, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vprefixed(lvl, "libbpf", fmt, ap);
+	va_end(ap);
+}
+
+/* A library's message: its level's event, one prefix, no newline. */
+START_TEST(test_log_library_messages)
+{
+	FILE *f = file_open();
+	char *text;
+
+	log_set_level(LOG_LVL_INFO);
+	lib_print(LOG_LVL_WARN, "libbpf: map '%s': failed to pin\n", "cfg");
+	lib_print(LOG_LVL_INFO, "no prefix of its own\n");
+	lib_print(LOG_LVL_DEBUG, "libbpf: debug detail\n");
+	text = file_text(f);
+	ck_assert_msg(
+		strstr(text,
+		       "\"level\":\"warn\",\"event\":\"warning\",\"msg\":\"libbpf: map 'cfg': failed to pin\"}\n"),
+		"%s", text);
+	ck_assert_msg(
+		strstr(text,
+		       "\"level\":\"info\",\"event\":\"info\",\"msg\":\"libbpf: no prefix of its own\"}\n"),
+		"%s", text);
+	ck_assert_ptr_null(strstr(text, "libbpf: libbpf"));
+	ck_assert_ptr_null(strstr(text, "debug detail"));
+	log_set_level(LOG_LVL_DEBUG);
+	lib_print(LOG_LVL_DEBUG, "libbpf: debug detail\n");
+	ck_assert_ptr_nonnull(strstr(
+		file_text(f),
+		"\"level\":\"debug\",\"event\":\"debug\",\"msg\":\"libbpf: debug detail\"}"));
+	log_set_output(NULL);
+	fclose(f);
+}
+END_TEST
+
 static Suite *log_suite(void)
 {
 	Suite *s = suite_create("log");
@@ -300,6 +402,8 @@ static Suite *log_suite(void)
 	tcase_add_test(tc, test_log_one_dropped_line_per_stall);
 	tcase_add_test(tc, test_log_drains_on_epollout);
 	tcase_add_test(tc, test_log_close_is_bounded);
+	tcase_add_test(tc, test_log_sandbox_id_on_every_line);
+	tcase_add_test(tc, test_log_library_messages);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -114,4 +114,14 @@ int config_read_resolv_conf(const char *path, struct egressd_upstream *out,
 
 const char *config_mode_name(enum egressd_mode mode);
 
+/*
+ * One warning line for each setting of the OpenSandbox sidecar that is
+ * set in the environment and that egressd does not implement (MITM, the
+ * credential vault, NAMESERVER_EXEMPT, OTLP, log sinks), saying what
+ * egressd does instead; and for cfg's settings read but not acted on
+ * (block_private_answers). Call once the log level is set. The number
+ * of lines, or -ENOMEM.
+ */
+int config_warn_unsupported(const struct egressd_config *cfg);
+
 #endif /* __EGRESSD_CONFIG_H */

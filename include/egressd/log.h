@@ -80,6 +80,21 @@ void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
+ * A library's message (libbpf_set_print) as one line of the convenience
+ * form for lvl, msg "prefix: text": trailing newlines are cut, and a
+ * "prefix:" the library put there itself is not repeated.
+ */
+void log_vprefixed(enum log_level lvl, const char *prefix, const char *fmt,
+		   va_list ap) __attribute__((format(printf, 3, 0)));
+
+/*
+ * Every line carries "sandboxId":id after "event" (NULL or "": none).
+ * 0, -EILSEQ (not UTF-8) or -ENAMETOOLONG (too long once escaped;
+ * config.c allows 256 bytes without control characters, which fit).
+ */
+int log_set_sandbox_id(const char *id);
+
+/*
  * Write buffered lines without blocking (called from the loop's
  * before-sleep). What the output cannot take yet stays buffered.
  */
