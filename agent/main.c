@@ -5,6 +5,7 @@
  * runs the event loop until SIGTERM/SIGINT. Errors before the loop runs go
  * to stderr with a non-zero exit; everything after is a JSON log line.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -35,6 +36,7 @@
 #include "egressd/nflog.h"
 #include "egressd/nftsync.h"
 #include "egressd/policy.h"
+#include "egressd/selfsock.h"
 #include "egressd/webhook.h"
 
 #define ALWAYS_POLL_MS 2000
@@ -43,6 +45,7 @@
 #define BPF_EXPIRE_BUDGET 4096
 #define COVERAGE_SCAN_MS 1000
 #define BPF_FOLD_DRAIN_MS 250
+#define EXEMPT_WATCH_MS 1000
 #define NS_PER_S 1000000000ULL
 
 /* egressd_policy_apply_seconds buckets (upper bounds, seconds). */
@@ -111,6 +114,17 @@ struct agent {
 	struct api *api;
 	struct liveness *live; /* holds this netns's egressd name */
 	struct webhook *webhook; /* OPENSANDBOX_EGRESS_DENY_WEBHOOK, or NULL */
+	/* Who may reach the API over loopback (issue 12, class 5): egressd's
+	 * cgroup, or its container's when egressd made a child of it. */
+	uint16_t api_port;
+	struct cgroup_info api_cg;
+	/* egressd's exemption (issue 12, class 4): by socket in BPF, by
+	 * cgroup in nftables, withdrawn there once a foreign process is
+	 * found in egressd's dedicated cgroup. */
+	bool agent_foreign;
+	char exempt_why[PATH_MAX + 64];
+	struct loop_timer *exempt_timer;
+	int early_socks_fd; /* pinned agent_socks of an earlier run, or -1 */
 	bool ready;	   /* enforcement installed: /healthz 200 */
 	uint64_t start_us; /* for /status uptime */
 	/* policy applies, for /metrics */
@@ -355,6 +369,24 @@ static void nft_lists_free(struct nft_lists *l)
 	free(l->doh_exc.v);
 }
 
+/*
+ * The API rules (issue 12, class 5) and the exemption's state (class 4):
+ * where nft can name the workload cgroup only the workload is kept off
+ * the API (operators' tools elsewhere in the namespace keep it), else
+ * every cgroup but the API cgroup.
+ */
+static void api_nft_fill(const struct agent *a, struct nftsync_config *c)
+{
+	c->agent_withdrawn = a->agent_foreign;
+	if (!a->api_port || !a->api_cg.nft_ok || a->api_cg.id <= 1)
+		return;
+	c->api_port = a->api_port;
+	c->api_cgroup_id = a->api_cg.id;
+	c->api_cgroup_level = a->api_cg.nft_level;
+	c->api_workload_only = a->has_attach && a->workload.nft_ok &&
+			       a->workload.level > 0 && a->workload.id > 1;
+}
+
 /* The nftables view of the effective policy (docs/nftables.md). */
 static int nft_config_fill(struct agent *a, struct nftsync_config *c,
 			   struct nft_lists *l)
@@ -380,6 +412,7 @@ static int nft_config_fill(struct agent *a, struct nftsync_config *c,
 	c->bpf_redirect = a->bpf_redirect && c->bpf_covers_all;
 	c->workload_cgroup_id = a->workload.id;
 	c->workload_cgroup_level = a->workload.nft_level;
+	api_nft_fill(a, c);
 	/* At the IP layer deny beats allow, whatever the order. */
 	if (addr_collect(&l->deny, a->always[0].rules, a->always[0].n,
 			 POLICY_DENY) ||
@@ -749,6 +782,8 @@ static int op_replace(void *arg, struct policy *p, char *err, size_t errlen)
 }
 
 static json_t *coverage_json(const struct agent *a);
+static const char *agent_cgroup_name(const struct agent *a);
+static json_t *exemption_json(const struct agent *a);
 
 static json_t *layers_json(const struct agent *a)
 {
@@ -843,6 +878,7 @@ static json_t *op_status(void *arg)
 	if (!st)
 		return NULL;
 	json_object_set_new(st, "coverage", coverage_json(a));
+	json_object_set_new(st, "exemption", exemption_json(a));
 	/* What the layers say must still be in the kernel. */
 	liveness_layers_verify(a->live, json_object_get(st, "layers"), a->nft,
 			       a->bpf);
@@ -1254,6 +1290,7 @@ static void bpf_fail(struct agent *a, const char *what, int ret)
 		  a->cfg.mode == EGRESSD_MODE_DNS_NFT ?
 			  "nftables enforces and reports drops alone" :
 			  "packet violations are not observed");
+	selfsock_set_map(a->early_socks_fd, 0);
 	bpfsync_free(a->bpf);
 	a->bpf = NULL;
 	a->bpf_state = "unavailable";
@@ -1333,7 +1370,15 @@ static void bpf_start(struct agent *a)
 		     a->cfg.mode == EGRESSD_MODE_DNS;
 	bc.agent_cgid = a->cg.id;
 	bc.agent_level = a->cg.level;
-	ret = bpfsync_set_config(a->bpf, &bc);
+	if (a->api_port && a->api_cg.level_known) {
+		bc.api_port = a->api_port;
+		bc.api_cgid = a->api_cg.id;
+		bc.api_level = a->api_cg.level;
+	}
+	/* egressd's sockets, noted since start, exempt from now on */
+	ret = selfsock_set_map(bpfsync_agent_socks_fd(a->bpf), 1);
+	if (!ret)
+		ret = bpfsync_set_config(a->bpf, &bc);
 	if (ret) {
 		bpf_fail(a, "cannot configure the BPF maps", ret);
 		return;
@@ -1360,6 +1405,12 @@ static void bpf_start(struct agent *a)
 			  a->workload.dir, strerror(-ret));
 	else
 		a->bpf_redirect = true;
+	/* egressd's ports stay egressd's while it is down (class 8). */
+	ret = bpfsync_guard_attach(a->bpf, a->workload.dir,
+				   a->cfg.dns_listen_port, a->api_port);
+	if (ret)
+		log_warnx("the BPF bind guard cannot be attached at %s (%s): while egressd is down, a process of the sandbox can bind its DNS and API ports",
+			  a->workload.dir, strerror(-ret));
 	ret = bpfsync_events_open(a->bpf, bpf_event_cb, a);
 	if (!ret)
 		ret = loop_add_fd(a->loop, bpfsync_events_fd(a->bpf), EPOLLIN,
@@ -1520,6 +1571,148 @@ static void coverage_start(struct agent *a)
 	loop_timer_arm(a->cov_timer, COVERAGE_SCAN_MS);
 }
 
+/*
+ * The API's port and who may reach it over loopback (issue 12, class 5):
+ * egressd's cgroup, or, where egressd made a child of its container's
+ * cgroup (a writable cgroupfs in a private cgroup namespace), the
+ * container's: `docker exec … egressctl` lands there.
+ */
+static void api_setup(struct agent *a)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	char why[128];
+	bool any;
+
+	if (!config_parse_listen_addr(a->cfg.http_addr, &ss, &sl, &any, why,
+				      sizeof(why)))
+		a->api_port = ntohs(ss.ss_family == AF_INET6 ?
+				    ((struct sockaddr_in6 *)&ss)->sin6_port :
+				    ((struct sockaddr_in *)&ss)->sin_port);
+	a->api_cg = a->cg;
+	if (a->view.agent_moved && a->view.private_ns && a->cg.level > 0 &&
+	    a->view.mount_root_id > 1) {
+		a->api_cg.id = a->view.mount_root_id;
+		a->api_cg.level = a->cg.level - 1;
+		a->api_cg.nft_ok = a->cg.nft_ok && a->cg.nft_level > 0;
+		a->api_cg.nft_level = a->cg.nft_ok ? a->cg.nft_level - 1 : 0;
+	}
+}
+
+/*
+ * A process of egressd's cgroup, or of one below it, other than egressd
+ * itself (cgroup.procs lists thread group ids: egressd's threads are not
+ * listed apart). Its pid, 0 when there is none, -errno when unreadable.
+ */
+static long foreign_pid(const char *dir, int depth)
+{
+	char path[PATH_MAX + 16];
+	struct dirent *de;
+	long pid, ret = 0;
+	FILE *f;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fscanf(f, "%ld", &pid) == 1)
+		if (pid != (long)getpid()) {
+			ret = pid;
+			break;
+		}
+	fclose(f);
+	if (ret || depth >= 4 || !(d = opendir(dir)))
+		return ret;
+	while (!ret && (de = readdir(d))) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		ret = foreign_pid(path, depth + 1);
+		if (ret < 0)
+			ret = 0;
+	}
+	closedir(d);
+	return ret;
+}
+
+/*
+ * A foreign process in egressd's dedicated cgroup (issue 12, class 4):
+ * nftables stops exempting that cgroup, for good while egressd runs
+ * (fail closed). BPF never exempted it: its exemption is by socket.
+ */
+static void exempt_withdraw(struct agent *a, long pid)
+{
+	char err[1024];
+
+	a->agent_foreign = true;
+	snprintf(a->exempt_why, sizeof(a->exempt_why),
+		 "process %ld, not egressd, is in egressd's cgroup %s", pid,
+		 agent_cgroup_name(a));
+	log_warnx("%s: nftables no longer exempts that cgroup (fail closed): %s; restart egressd in a cgroup only it lives in",
+		  a->exempt_why,
+		  a->cov == COVERAGE_NAMESPACE ?
+			  "BPF exempts egressd's own sockets only, so the intruder gets nothing" :
+			  "the intruder's packets are judged like the workload's, and so are egressd's own upstream queries and webhook calls (DNS answers SERVFAIL)");
+	loop_timer_free(a->exempt_timer);
+	a->exempt_timer = NULL;
+	if (a->nft && strcmp(a->nft_state, "unavailable") &&
+	    nft_apply(a, a->matcher, err, sizeof(err)))
+		log_errorx("nftables cannot withdraw the agent exemption: %s",
+			   err);
+}
+
+static void exempt_timer_cb(struct loop *loop, struct loop_timer *t,
+			    void *arg)
+{
+	struct agent *a = arg;
+	long pid = foreign_pid(a->cg.dir, 0);
+
+	if (pid > 0) {
+		exempt_withdraw(a, pid);
+		return;
+	}
+	loop_timer_arm(t, EXEMPT_WATCH_MS);
+}
+
+/*
+ * Watch egressd's cgroup every second where it is one egressd has to
+ * itself (docs/design.md). A read-only container cgroup egressd stays in
+ * is shared by design with the tools exec'd into the container; the
+ * workload, in a sibling cgroup namespace, cannot join it.
+ */
+static void exempt_start(struct agent *a)
+{
+	long pid;
+
+	if (a->view.agent_shared) {
+		snprintf(a->exempt_why, sizeof(a->exempt_why),
+			 "egressd shares its container's read-only cgroup with the tools exec'd into the container; not watched");
+		return;
+	}
+	pid = foreign_pid(a->cg.dir, 0);
+	if (pid > 0) {
+		exempt_withdraw(a, pid);
+		return;
+	}
+	a->exempt_timer = loop_timer_new(a->loop, exempt_timer_cb, a);
+	if (!a->exempt_timer)
+		die("out of memory");
+	loop_timer_arm(a->exempt_timer, EXEMPT_WATCH_MS);
+}
+
+/* /status and start line: how egressd's own traffic is exempt. */
+static json_t *exemption_json(const struct agent *a)
+{
+	bool nft = a->nft && strcmp(a->nft_state, "unavailable");
+
+	return json_pack("{s:s*, s:s*, s:s*, s:I}", "bpf",
+			 a->bpf ? "socket" : NULL, "nft",
+			 !nft ? NULL : a->agent_foreign ? "withdrawn" : "cgroup",
+			 "why", a->exempt_why[0] ? a->exempt_why : NULL,
+			 "sockets", (json_int_t)selfsock_count());
+}
+
 static json_t *coverage_json(const struct agent *a)
 {
 	json_t *att = json_null();
@@ -1646,12 +1839,13 @@ static void emit_start(struct agent *a)
 		json_array_append_new(ups, json_string(a->cfg.upstreams[i].text));
 	layers = layers_json(a);
 	log_emit(LOG_LVL_INFO, "start",
-		 json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:s, s:i, s:s, s:I, s:i}",
+		 json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:i, s:s, s:I, s:i}",
 			   "version", EGRESSD_VERSION, "mode",
 			   config_mode_name(nft_on ? a->cfg.mode :
 						     EGRESSD_MODE_DNS),
 			   "requestedMode", config_mode_name(a->cfg.mode),
 			   "layers", layers, "coverage", coverage_json(a),
+			   "exemption", exemption_json(a),
 			   "upstreams", ups, "ipv6",
 			   a->cfg.ipv6 == EGRESSD_IPV6_DENY ? "deny" : "allow",
 			   "dnsListenPort", a->cfg.dns_listen_port,
@@ -1662,7 +1856,8 @@ static void emit_start(struct agent *a)
 
 int main(int argc, char **argv)
 {
-	struct agent a = { .sigfd = -1, .start_us = clock_us() };
+	struct agent a = { .sigfd = -1, .start_us = clock_us(),
+			   .early_socks_fd = -1 };
 	char err[1024];
 	sigset_t mask;
 	int i, ret;
@@ -1813,6 +2008,15 @@ int main(int argc, char **argv)
 	if (a.sigfd < 0 || loop_add_fd(a.loop, a.sigfd, EPOLLIN, signal_cb, &a))
 		die("cannot watch signals: %s", strerror(errno));
 
+	/*
+	 * The bind guard of an earlier run may still be attached (kill -9):
+	 * egressd's sockets are written into its pinned map from the first
+	 * one on, so that egressd gets its own ports back.
+	 */
+	a.early_socks_fd = bpfsync_agent_socks_pinned(a.cfg.bpf_pin_dir);
+	if (a.early_socks_fd >= 0)
+		selfsock_set_map(a.early_socks_fd, 1);
+	api_setup(&a);
 	ret = dnsproxy_new(a.loop, &a.cfg, &a.proxy, err, sizeof(err));
 	if (ret)
 		die("%s", err);
@@ -1827,7 +2031,15 @@ int main(int argc, char **argv)
 		die("%s", err);
 	/* BPF before nftables: the hand-off rule needs to know it enforces. */
 	bpf_start(&a);
+	if (!a.bpf)
+		selfsock_set_map(-1, 0);
+	if (a.early_socks_fd >= 0) {
+		/* this run's map (or none) from now on */
+		close(a.early_socks_fd);
+		a.early_socks_fd = -1;
+	}
 	coverage_start(&a);
+	exempt_start(&a);
 	nft_start(&a);
 	dns_redirect_update(&a);
 	coverage_describe(&a);
@@ -1898,6 +2110,9 @@ int main(int argc, char **argv)
 	bpfsync_free(a.bpf);
 	loop_timer_free(a.bpf_timer);
 	loop_timer_free(a.cov_timer);
+	loop_timer_free(a.exempt_timer);
+	selfsock_set_map(-1, 0);
+	selfsock_fini();
 	coverage_free(a.covscan);
 	loop_timer_free(a.fold_timer);
 	free(a.doh_all.v);

@@ -592,8 +592,8 @@ START_TEST(test_nftsync_dns_mode_removes_filter)
 	ck_assert_int_eq(count(&t, "set+"), 12);
 	ck_assert_int_eq(count(&t, "set-"), 12);
 	ck_assert_int_eq(count(&t, "elem"), 0);
-	ck_assert_int_eq(count(&t, "obj+"), 6);
-	ck_assert_int_eq(count(&t, "obj-"), 6);
+	ck_assert_int_eq(count(&t, "obj+"), 7);
+	ck_assert_int_eq(count(&t, "obj-"), 7);
 	trace_free(&t);
 }
 END_TEST
@@ -807,7 +807,7 @@ START_TEST(test_nftsync_bpf_redirect)
 	ck_assert_int_ge(find(&t, 0, "chain+ egress filter hook=3 prio=0 policy=1 \"egressd dns mode: IPv6 off, port 53 only through the redirect, accepts the rest\""), 0);
 	ck_assert_int_eq(count_sub(&t, "rule egress", "reject("), 2);
 	ck_assert_int_eq(count_sub(&t, "rule egress", "objref(1,dns_drop)"), 2);
-	ck_assert_int_eq(count(&t, "obj- "), 4);
+	ck_assert_int_eq(count(&t, "obj- "), 5);
 	trace_free(&t);
 }
 END_TEST
@@ -948,8 +948,8 @@ START_TEST(test_nftsync_dns_mode_ipv6_deny)
 	ck_assert_int_eq(count_sub(&t, "rule egress", "socket("), 0);
 	ck_assert_int_eq(count(&t, "set-"), 12);
 	ck_assert_int_eq(count(&t, "elem"), 0);
-	ck_assert_int_eq(count(&t, "obj+"), 6);
-	ck_assert_int_eq(count(&t, "obj-"), 5);
+	ck_assert_int_eq(count(&t, "obj+"), 7);
+	ck_assert_int_eq(count(&t, "obj-"), 6);
 	ck_assert_int_eq(count(&t, "obj- ipv6_drop"), 0);
 	/* the redirect is unchanged */
 	ck_assert_int_eq(count(&t, "rule dns_redirect"), 3);
@@ -1010,7 +1010,7 @@ START_TEST(test_nftsync_sets_and_counters)
 	ck_assert_int_eq(count(&t, "set+"), 12 + 10);
 	/* set removal comes after the rules using them were flushed */
 	ck_assert_int_lt(find(&t, 0, "flush egress"), find(&t, 0, "set-"));
-	ck_assert_int_eq(count(&t, "obj+"), 6);
+	ck_assert_int_eq(count(&t, "obj+"), 7);
 	ck_assert_int_eq(count(&t, "obj-"), 0);
 	ck_assert_int_gt(find(&t, 0, "obj+ default_drop type=1"), 0);
 	ck_assert_int_gt(find(&t, 0, "obj+ dns_drop type=1"), 0);
