@@ -1553,7 +1553,8 @@ static int cleanup_links(const char *pin_dir)
 	while ((de = readdir(d))) {
 		if (strncmp(de->d_name, "cgroup_", 7) &&
 		    strncmp(de->d_name, "ingress_", 8) &&
-		    strncmp(de->d_name, "dns_", 4))
+		    strncmp(de->d_name, "dns_", 4) &&
+		    strncmp(de->d_name, "guard_", 6))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (link_remove(path) && !err)
@@ -1593,7 +1594,7 @@ int bpfsync_cleanup_locked(const char *pin_dir, int lock_fd)
 		EGRESSD_MAP_DOH_ALLOW_V4, EGRESSD_MAP_DOH_ALLOW_V6,
 		EGRESSD_MAP_LEARNED_V4,	  EGRESSD_MAP_LEARNED_V6,
 		EGRESSD_MAP_FLOWS,	  EGRESSD_MAP_DNS_ORIG,
-		EGRESSD_MAP_INBOUND,
+		EGRESSD_MAP_INBOUND,	  EGRESSD_MAP_AGENT_SOCKS,
 	};
 	char path[PATH_MAX + 32];
 	size_t i;
