@@ -1601,8 +1601,9 @@ static void api_setup(struct agent *a)
 
 /*
  * A process of egressd's cgroup, or of one below it, other than egressd
- * itself (cgroup.procs lists thread group ids: egressd's threads are not
- * listed apart). Its pid, 0 when there is none, -errno when unreadable.
+ * itself and its parent (cgroup.procs lists thread group ids: egressd's
+ * threads are not listed apart). Its pid, 0 when there is none, -errno
+ * when unreadable.
  */
 static long foreign_pid(const char *dir, int depth)
 {
@@ -1616,8 +1617,10 @@ static long foreign_pid(const char *dir, int depth)
 	f = fopen(path, "re");
 	if (!f)
 		return -errno;
+	/* egressd's parent (an init such as tini, a supervisor, timeout)
+	 * started it there: not an intruder. */
 	while (fscanf(f, "%ld", &pid) == 1)
-		if (pid != (long)getpid()) {
+		if (pid != (long)getpid() && pid != (long)getppid()) {
 			ret = pid;
 			break;
 		}
@@ -1653,7 +1656,7 @@ static void exempt_withdraw(struct agent *a, long pid)
 		  a->exempt_why,
 		  a->cov == COVERAGE_NAMESPACE ?
 			  "BPF exempts egressd's own sockets only, so the intruder gets nothing" :
-			  "the intruder's packets are judged like the workload's, and so are egressd's own upstream queries and webhook calls (DNS answers SERVFAIL)");
+			  "the intruder's packets are judged like the workload's, and so are egressd's own new upstream flows and webhook calls (DNS answers SERVFAIL once its open upstream flows expire)");
 	loop_timer_free(a->exempt_timer);
 	a->exempt_timer = NULL;
 	if (a->nft && strcmp(a->nft_state, "unavailable") &&
