@@ -4,9 +4,9 @@
  * and IPv6 packet of the workload's sockets in egressd's own network
  * namespace against maps the agent keeps in sync with the compiled policy.
  * The verdict order mirrors the nftables chain (docs/bpf.md): the API
- * port, loopback, agent exemption (by socket), essential ICMPv6, DoT, DoH, deny set, port 53 around
- * the redirect, learned addresses, allow set, IPv6 deny mode, default
- * verdict. Every judged packet is
+ * port, loopback, agent exemption (by socket cookie), essential ICMPv6,
+ * DoT, DoH, deny set, port 53 around the redirect, learned addresses,
+ * allow set, IPv6 deny mode, default verdict. Every judged packet is
  * counted per reason; violations go to the events ring buffer, folded to
  * one record per second per (reason, dst, dport). Observe mode reports the
  * same violations but lets the packet pass.
@@ -372,8 +372,8 @@ static __always_inline int judge(struct __sk_buff *skb,
 		return EGRESSD_REASON_API;
 	if (pkt->family && is_loopback(addr, is6))
 		return EGRESS_VERDICT_ALLOW;
-	if (is_agent_cookie(bpf_get_socket_cookie(skb)))
-		return EGRESS_VERDICT_ALLOW;
+	/* egressd's own sockets: asked by the caller, only for a packet
+	 * this chain would not allow (see egress_filter) */
 	if (!pkt->family)
 		goto out_default;
 	if (is_icmp6_essential(pkt))
@@ -655,6 +655,15 @@ int egress_filter(struct __sk_buff *skb)
 
 	now = bpf_ktime_get_coarse_ns();
 	reason = judge(skb, cfg, slot, &pkt, now, &hit);
+	/*
+	 * egressd's own sockets (agent_socks) are allowed anything but the
+	 * API check, whatever step would refuse them: asked here, after the
+	 * verdict, so that allowed packets pay no lookup for it. Same result
+	 * as asking right after loopback.
+	 */
+	if (reason != EGRESS_VERDICT_ALLOW && reason != EGRESSD_REASON_API &&
+	    is_agent_cookie(bpf_get_socket_cookie(skb)))
+		reason = EGRESS_VERDICT_ALLOW;
 	/* IPv6 off stays off, as in nftables (rejects before "established"). */
 	if (reason != EGRESS_VERDICT_ALLOW &&
 	    reason != EGRESSD_REASON_IPV6_DISABLED &&
