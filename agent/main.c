@@ -125,6 +125,7 @@ struct agent {
 	char exempt_why[PATH_MAX + 64];
 	struct loop_timer *exempt_timer;
 	int early_socks_fd; /* pinned agent_socks of an earlier run, or -1 */
+	uint64_t bind_refused; /* bind guard refusals already reported */
 	bool ready;	   /* enforcement installed: /healthz 200 */
 	uint64_t start_us; /* for /status uptime */
 	/* policy applies, for /metrics */
@@ -1255,6 +1256,25 @@ static void bpf_events_ready(struct loop *loop, int fd, uint32_t events,
 	bpfsync_events_consume(a->bpf);
 }
 
+/*
+ * A bind refused by the bind guard is not a packet, so it has no violation
+ * line: one warning per second in which some were, and at start those
+ * since the pins were made (a squatter that tried while egressd was down).
+ */
+static void bind_guard_report(struct agent *a, bool start)
+{
+	uint64_t c[EGRESSD_CNT_MAX];
+
+	if (bpfsync_read_counters(a->bpf, c) ||
+	    c[EGRESSD_CNT_BIND_REFUSED] <= a->bind_refused)
+		return;
+	log_warnx("the bind guard refused %llu bind(s) to egressd's DNS or API port %s (a process of the sandbox tried to take them)",
+		  (unsigned long long)(c[EGRESSD_CNT_BIND_REFUSED] -
+				       a->bind_refused),
+		  start ? "since its pins were made" : "in the last second");
+	a->bind_refused = c[EGRESSD_CNT_BIND_REFUSED];
+}
+
 /* Expired learned entries leave the maps in bounded batches. */
 static void bpf_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 {
@@ -1267,6 +1287,7 @@ static void bpf_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 			     BPF_EXPIRE_BUDGET, &done);
 	if (ret < 0)
 		log_warnx("BPF learned map sweep failed: %s", strerror(-ret));
+	bind_guard_report(a, false);
 	loop_timer_arm(t, BPF_EXPIRE_MS);
 }
 
@@ -1411,6 +1432,8 @@ static void bpf_start(struct agent *a)
 	if (ret)
 		log_warnx("the BPF bind guard cannot be attached at %s (%s): while egressd is down, a process of the sandbox can bind its DNS and API ports",
 			  a->workload.dir, strerror(-ret));
+	else
+		bind_guard_report(a, true);
 	ret = bpfsync_events_open(a->bpf, bpf_event_cb, a);
 	if (!ret)
 		ret = loop_add_fd(a->loop, bpfsync_events_fd(a->bpf), EPOLLIN,

@@ -68,6 +68,11 @@ assert_eq "allowed name resolves" "$WEB4" "$Q_ANSWER"
 out=$(squat 15353 18080)
 assert_eq "egressd up: no bind to its ports succeeds" "" "$(grep bound <<<"$out")"
 assert_eq "egressd up: each is refused with EPERM" 20 "$(grep -c 'refused EPERM' <<<"$out")"
+if wait_for 3 grep -q 'the bind guard refused 20 bind(s) to egressd.s DNS or API port in the last second' "$T/egressd.out"; then
+	pass "egressd up: a warning says the guard refused them"
+else
+	fail "egressd up: a warning says the guard refused them" "$(grep warning "$T/egressd.out" | tail -3)"
+fi
 
 kill -KILL "$EGRESSD_PID"
 wait "$EGRESSD_PID" 2>/dev/null
@@ -90,6 +95,8 @@ assert_eq "other ports still bind (the guard is only for egressd's)" 10 "$(grep 
 start_egressd_sidecar host --mode dns+nft --rules "$POLICY" ||
 	die "the restart failed: $(cat "$T/egressd.err")"
 pass "the restart after kill -9 gets its ports"
+assert_contains "restarted: a warning tells of the squatting attempts while it was down" \
+	"$(grep '"event":"warning"' "$T/egressd.out")" "since its pins were made"
 q @"$DNS4" api.github.com
 assert_eq "restarted: allowed name resolves" "$WEB4" "$Q_ANSWER"
 q @"$DNS4" evil.example.com
