@@ -13,6 +13,7 @@
 #include <string.h>
 #include <stdarg.h>
 #include <sys/epoll.h>
+#include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -122,8 +123,9 @@ struct agent {
 	 * cgroup in nftables, withdrawn there once a foreign process is
 	 * found in egressd's dedicated cgroup. */
 	bool agent_foreign;
-	char exempt_why[PATH_MAX + 64];
+	char exempt_why[PATH_MAX + 128];
 	struct loop_timer *exempt_timer;
+	int exempt_ino; /* inotify on egressd's cgroup directory, or -1 */
 	int early_socks_fd; /* pinned agent_socks of an earlier run, or -1 */
 	uint64_t bind_refused; /* bind guard refusals already reported */
 	bool ready;	   /* enforcement installed: /healthz 200 */
@@ -1667,14 +1669,18 @@ static long foreign_pid(const char *dir, int depth)
  * nftables stops exempting that cgroup, for good while egressd runs
  * (fail closed). BPF never exempted it: its exemption is by socket.
  */
-static void exempt_withdraw(struct agent *a, long pid)
+static void exempt_withdraw(struct agent *a, long pid, const char *what)
 {
 	char err[1024];
 
 	a->agent_foreign = true;
-	snprintf(a->exempt_why, sizeof(a->exempt_why),
-		 "process %ld, not egressd, is in egressd's cgroup %s", pid,
-		 agent_cgroup_name(a));
+	if (pid > 0)
+		snprintf(a->exempt_why, sizeof(a->exempt_why),
+			 "process %ld, not egressd, is in egressd's cgroup %s",
+			 pid, agent_cgroup_name(a));
+	else
+		snprintf(a->exempt_why, sizeof(a->exempt_why), "%s %s", what,
+			 agent_cgroup_name(a));
 	log_warnx("%s: nftables no longer exempts that cgroup (fail closed): %s; restart egressd in a cgroup only it lives in",
 		  a->exempt_why,
 		  a->cov == COVERAGE_NAMESPACE ?
@@ -1682,10 +1688,50 @@ static void exempt_withdraw(struct agent *a, long pid)
 			  "the intruder's packets are judged like the workload's, and so are egressd's own new upstream flows and webhook calls (DNS answers SERVFAIL once its open upstream flows expire)");
 	loop_timer_free(a->exempt_timer);
 	a->exempt_timer = NULL;
+	if (a->exempt_ino >= 0) {
+		loop_del_fd(a->loop, a->exempt_ino);
+		close(a->exempt_ino);
+		a->exempt_ino = -1;
+	}
 	if (a->nft && strcmp(a->nft_state, "unavailable") &&
 	    nft_apply(a, a->matcher, err, sizeof(err)))
 		log_errorx("nftables cannot withdraw the agent exemption: %s",
 			   err);
+}
+
+/*
+ * Someone wrote egressd's cgroup.procs (or cgroup.threads), or made a
+ * cgroup below it: after start egressd never does either, so a process
+ * was moved in, even one that sends and leaves before the next scan.
+ * Writing the file is the usual way in (echo $$ > …/cgroup.procs); a
+ * clone3(CLONE_INTO_CGROUP) writes nothing and is left to the scan.
+ */
+static void exempt_ino_cb(struct loop *loop, int fd, uint32_t events,
+			  void *arg)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	const struct inotify_event *ev;
+	struct agent *a = arg;
+	const char *what = NULL;
+	ssize_t n;
+	long pid;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		for (char *p = buf; p < buf + n; p += sizeof(*ev) + ev->len) {
+			ev = (const struct inotify_event *)p;
+			if (!ev->len)
+				continue;
+			if ((ev->mask & IN_CREATE) && (ev->mask & IN_ISDIR))
+				what = "a cgroup was made below egressd's cgroup";
+			else if ((ev->mask & IN_MODIFY) &&
+				 (!strcmp(ev->name, "cgroup.procs") ||
+				  !strcmp(ev->name, "cgroup.threads")))
+				what = "a process, not egressd, was moved into egressd's cgroup";
+		}
+	if (!what || a->agent_foreign)
+		return;
+	pid = foreign_pid(a->cg.dir, 0);
+	exempt_withdraw(a, pid, what);
 }
 
 static void exempt_timer_cb(struct loop *loop, struct loop_timer *t,
@@ -1695,7 +1741,7 @@ static void exempt_timer_cb(struct loop *loop, struct loop_timer *t,
 	long pid = foreign_pid(a->cg.dir, 0);
 
 	if (pid > 0) {
-		exempt_withdraw(a, pid);
+		exempt_withdraw(a, pid, NULL);
 		return;
 	}
 	loop_timer_arm(t, EXEMPT_WATCH_MS);
@@ -1718,8 +1764,17 @@ static void exempt_start(struct agent *a)
 	}
 	pid = foreign_pid(a->cg.dir, 0);
 	if (pid > 0) {
-		exempt_withdraw(a, pid);
+		exempt_withdraw(a, pid, NULL);
 		return;
+	}
+	/* At once when someone writes cgroup.procs; the scan for the rest. */
+	a->exempt_ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (a->exempt_ino >= 0 &&
+	    (inotify_add_watch(a->exempt_ino, a->cg.dir,
+			       IN_MODIFY | IN_CREATE | IN_ONLYDIR) < 0 ||
+	     loop_add_fd(a->loop, a->exempt_ino, EPOLLIN, exempt_ino_cb, a))) {
+		close(a->exempt_ino);
+		a->exempt_ino = -1;
 	}
 	a->exempt_timer = loop_timer_new(a->loop, exempt_timer_cb, a);
 	if (!a->exempt_timer)
@@ -1883,7 +1938,7 @@ static void emit_start(struct agent *a)
 int main(int argc, char **argv)
 {
 	struct agent a = { .sigfd = -1, .start_us = clock_us(),
-			   .early_socks_fd = -1 };
+			   .early_socks_fd = -1, .exempt_ino = -1 };
 	char err[1024];
 	sigset_t mask;
 	int i, ret;
@@ -2137,6 +2192,8 @@ int main(int argc, char **argv)
 	loop_timer_free(a.bpf_timer);
 	loop_timer_free(a.cov_timer);
 	loop_timer_free(a.exempt_timer);
+	if (a.exempt_ino >= 0)
+		close(a.exempt_ino);
 	selfsock_set_map(-1, 0);
 	selfsock_fini();
 	coverage_free(a.covscan);

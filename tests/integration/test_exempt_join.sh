@@ -10,10 +10,11 @@
 #           (blocked host blocked, denied name redirected and refused, a
 #           raw query straight to the upstream dropped), and egressd keeps
 #           resolving allowed names.
-#   nohost  nftables alone, whose exemption is by cgroup: egressd finds the
-#           foreign process within a second and withdraws the exemption
-#           (fail closed), saying so; after that the intruder's packets are
-#           dropped and logged.
+#   nohost  nftables alone, whose exemption is by cgroup: egressd sees the
+#           write to its cgroup.procs at once (and scans every second for
+#           the rest) and withdraws the exemption (fail closed), saying so,
+#           even for an intruder already gone; after that the intruder's
+#           packets are dropped and logged.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/sidecar.sh"
 sidecar_init
@@ -111,10 +112,19 @@ assert_eq "nohost: allowed name resolves" "$WEB4" "$Q_ANSWER"
 : >"$T/fakedns-up.log"
 agent_dir=$CG/agent/egressd
 [ -d "$agent_dir" ] || agent_dir=$CG/agent
+# An intruder that joins and is gone before any scan: the write to
+# cgroup.procs alone gives it away.
+root_workload sh -c 'echo $$ > "$1/cgroup.procs"' sh "$agent_dir"
+if wait_for 1 grep -q "was moved into egressd's cgroup" "$T/egressd.out"; then
+	pass "nohost: an intruder gone within a second is still seen (cgroup.procs written)"
+else
+	fail "nohost: an intruder gone within a second is still seen" \
+		"$(grep '"event":"warning"' "$T/egressd.out" | tail -2)"
+fi
 intrude "$agent_dir" "$T/intruder-nohost.out"
 out=$(cat "$T/intruder-nohost.out")
 assert_contains "nohost: the workload joined egressd's cgroup" "$out" "joined"
-assert_contains "nohost: egressd says so and withdraws the exemption" \
+assert_contains "nohost: egressd withdraws the exemption and says so" \
 	"$(grep '"event":"warning"' "$T/egressd.out")" "nftables no longer exempts that cgroup (fail closed)"
 assert_eq "nohost: /status says withdrawn" withdrawn "$(status_field exemption.nft)"
 assert_contains "nohost: intruder's TCP to a blocked host is blocked" "$out" "tcp blocked"

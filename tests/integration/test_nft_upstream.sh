@@ -49,7 +49,7 @@ assert_contains "chain egress: egressd's cgroup reaches the upstreams on 53" \
 # 53 (to the upstream or elsewhere) is dropped like the workload's.
 run_in_agent_cgroup sleep 4 &
 intruder=$!
-if wait_for 3 grep -q "not egressd, is in egressd's cgroup" "$T/egressd.out"; then
+if wait_for 3 grep -q "nftables no longer exempts that cgroup" "$T/egressd.out"; then
 	pass "a foreign process in egressd's cgroup is reported within a second or so"
 else
 	fail "a foreign process in egressd's cgroup is reported" "$(tail -3 "$T/egressd.out")"
