@@ -5,7 +5,6 @@
  * runs the event loop until SIGTERM/SIGINT. Errors before the loop runs go
  * to stderr with a non-zero exit; everything after is a JSON log line.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,7 +12,6 @@
 #include <string.h>
 #include <stdarg.h>
 #include <sys/epoll.h>
-#include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -26,6 +24,7 @@
 #include "egressd/attached.h"
 #include "egressd/bpfsync.h"
 #include "egressd/cgroup.h"
+#include "egressd/cgwatch.h"
 #include "egressd/config.h"
 #include "egressd/coverage.h"
 #include "egressd/dnsproxy.h"
@@ -124,8 +123,7 @@ struct agent {
 	 * found in egressd's dedicated cgroup. */
 	bool agent_foreign;
 	char exempt_why[PATH_MAX + 128];
-	struct loop_timer *exempt_timer;
-	int exempt_ino; /* inotify on egressd's cgroup directory, or -1 */
+	struct cgwatch *exempt_watch;
 	int early_socks_fd; /* pinned agent_socks of an earlier run, or -1 */
 	uint64_t bind_refused; /* bind guard refusals already reported */
 	bool ready;	   /* enforcement installed: /healthz 200 */
@@ -1625,56 +1623,18 @@ static void api_setup(struct agent *a)
 }
 
 /*
- * A process of egressd's cgroup, or of one below it, other than egressd
- * itself and its parent (cgroup.procs lists thread group ids: egressd's
- * threads are not listed apart). Its pid, 0 when there is none, -errno
- * when unreadable.
+ * A foreign process in egressd's dedicated cgroup (issue 12, class 4; the
+ * cgwatch callback): nftables stops exempting that cgroup, for good while
+ * egressd runs (fail closed). BPF never exempted it: its exemption is by
+ * socket.
  */
-static long foreign_pid(const char *dir, int depth)
+static void exempt_withdraw(void *arg, long pid, const char *what)
 {
-	char path[PATH_MAX + 16];
-	struct dirent *de;
-	long pid, ret = 0;
-	FILE *f;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	/* egressd's parent (an init such as tini, a supervisor, timeout)
-	 * started it there: not an intruder. */
-	while (fscanf(f, "%ld", &pid) == 1)
-		if (pid != (long)getpid() && pid != (long)getppid()) {
-			ret = pid;
-			break;
-		}
-	fclose(f);
-	if (ret || depth >= 4 || !(d = opendir(dir)))
-		return ret;
-	while (!ret && (de = readdir(d))) {
-		if (de->d_type != DT_DIR || de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		ret = foreign_pid(path, depth + 1);
-		if (ret < 0)
-			ret = 0;
-	}
-	closedir(d);
-	return ret;
-}
-
-/*
- * A foreign process in egressd's dedicated cgroup (issue 12, class 4):
- * nftables stops exempting that cgroup, for good while egressd runs
- * (fail closed). BPF never exempted it: its exemption is by socket.
- */
-static void exempt_withdraw(struct agent *a, long pid, const char *what)
-{
+	struct agent *a = arg;
 	char err[1024];
 
 	a->agent_foreign = true;
-	if (pid > 0)
+	if (pid > 0 || !what)
 		snprintf(a->exempt_why, sizeof(a->exempt_why),
 			 "process %ld, not egressd, is in egressd's cgroup %s",
 			 pid, agent_cgroup_name(a));
@@ -1686,13 +1646,6 @@ static void exempt_withdraw(struct agent *a, long pid, const char *what)
 		  a->cov == COVERAGE_NAMESPACE ?
 			  "BPF exempts egressd's own sockets only, so the intruder gets nothing" :
 			  "the intruder's packets are judged like the workload's, and so are egressd's own new upstream flows and webhook calls (DNS answers SERVFAIL once its open upstream flows expire)");
-	loop_timer_free(a->exempt_timer);
-	a->exempt_timer = NULL;
-	if (a->exempt_ino >= 0) {
-		loop_del_fd(a->loop, a->exempt_ino);
-		close(a->exempt_ino);
-		a->exempt_ino = -1;
-	}
 	if (a->nft && strcmp(a->nft_state, "unavailable") &&
 	    nft_apply(a, a->matcher, err, sizeof(err)))
 		log_errorx("nftables cannot withdraw the agent exemption: %s",
@@ -1700,57 +1653,9 @@ static void exempt_withdraw(struct agent *a, long pid, const char *what)
 }
 
 /*
- * Someone wrote egressd's cgroup.procs (or cgroup.threads), or made a
- * cgroup below it: after start egressd never does either, so a process
- * was moved in, even one that sends and leaves before the next scan.
- * Writing the file is the usual way in (echo $$ > …/cgroup.procs); a
- * clone3(CLONE_INTO_CGROUP) writes nothing and is left to the scan.
- */
-static void exempt_ino_cb(struct loop *loop, int fd, uint32_t events,
-			  void *arg)
-{
-	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	const struct inotify_event *ev;
-	struct agent *a = arg;
-	const char *what = NULL;
-	ssize_t n;
-	long pid;
-
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		for (char *p = buf; p < buf + n; p += sizeof(*ev) + ev->len) {
-			ev = (const struct inotify_event *)p;
-			if (!ev->len)
-				continue;
-			if ((ev->mask & IN_CREATE) && (ev->mask & IN_ISDIR))
-				what = "a cgroup was made below egressd's cgroup";
-			else if ((ev->mask & IN_MODIFY) &&
-				 (!strcmp(ev->name, "cgroup.procs") ||
-				  !strcmp(ev->name, "cgroup.threads")))
-				what = "a process, not egressd, was moved into egressd's cgroup";
-		}
-	if (!what || a->agent_foreign)
-		return;
-	pid = foreign_pid(a->cg.dir, 0);
-	exempt_withdraw(a, pid, what);
-}
-
-static void exempt_timer_cb(struct loop *loop, struct loop_timer *t,
-			    void *arg)
-{
-	struct agent *a = arg;
-	long pid = foreign_pid(a->cg.dir, 0);
-
-	if (pid > 0) {
-		exempt_withdraw(a, pid, NULL);
-		return;
-	}
-	loop_timer_arm(t, EXEMPT_WATCH_MS);
-}
-
-/*
- * Watch egressd's cgroup every second where it is one egressd has to
- * itself (docs/design.md). A read-only container cgroup egressd stays in
- * is shared by design with the tools exec'd into the container; the
+ * Watch egressd's cgroup where it is one egressd has to itself
+ * (agent/cgwatch.c). A read-only container cgroup egressd stays in is
+ * shared by design with the tools exec'd into the container; the
  * workload, in a sibling cgroup namespace, cannot join it.
  */
 static void exempt_start(struct agent *a)
@@ -1762,24 +1667,12 @@ static void exempt_start(struct agent *a)
 			 "egressd shares its container's read-only cgroup with the tools exec'd into the container; not watched");
 		return;
 	}
-	pid = foreign_pid(a->cg.dir, 0);
-	if (pid > 0) {
+	pid = cgwatch_foreign_pid(a->cg.dir);
+	if (pid > 0)
 		exempt_withdraw(a, pid, NULL);
-		return;
-	}
-	/* At once when someone writes cgroup.procs; the scan for the rest. */
-	a->exempt_ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (a->exempt_ino >= 0 &&
-	    (inotify_add_watch(a->exempt_ino, a->cg.dir,
-			       IN_MODIFY | IN_CREATE | IN_ONLYDIR) < 0 ||
-	     loop_add_fd(a->loop, a->exempt_ino, EPOLLIN, exempt_ino_cb, a))) {
-		close(a->exempt_ino);
-		a->exempt_ino = -1;
-	}
-	a->exempt_timer = loop_timer_new(a->loop, exempt_timer_cb, a);
-	if (!a->exempt_timer)
+	else if (cgwatch_start(a->loop, a->cg.dir, EXEMPT_WATCH_MS,
+			       exempt_withdraw, a, &a->exempt_watch))
 		die("out of memory");
-	loop_timer_arm(a->exempt_timer, EXEMPT_WATCH_MS);
 }
 
 /* /status and start line: how egressd's own traffic is exempt. */
@@ -1938,7 +1831,7 @@ static void emit_start(struct agent *a)
 int main(int argc, char **argv)
 {
 	struct agent a = { .sigfd = -1, .start_us = clock_us(),
-			   .early_socks_fd = -1, .exempt_ino = -1 };
+			   .early_socks_fd = -1 };
 	char err[1024];
 	sigset_t mask;
 	int i, ret;
@@ -2191,9 +2084,7 @@ int main(int argc, char **argv)
 	bpfsync_free(a.bpf);
 	loop_timer_free(a.bpf_timer);
 	loop_timer_free(a.cov_timer);
-	loop_timer_free(a.exempt_timer);
-	if (a.exempt_ino >= 0)
-		close(a.exempt_ino);
+	cgwatch_free(a.exempt_watch);
 	selfsock_set_map(-1, 0);
 	selfsock_fini();
 	coverage_free(a.covscan);
