@@ -66,26 +66,28 @@ CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 endif
 
 # Agent modules (agent/<name>.c). main.c is wiring only.
-AGENT_MODULES := log loop config policy dnswire doh dnsproxy events cgroup coverage netns nftsync nflog bpfsync api webhook liveness attached
+AGENT_MODULES := log loop config policy dnswire doh selfsock dnsproxy events cgroup cgwatch coverage netns nftsync nflog bpfsync api webhook liveness attached
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
 # Unit tests: tests/check_<module>.c linked with the objects it needs.
-UNIT_TESTS := policy dnswire doh config loop netns dnsproxy nftsync events api webhook log attached
+UNIT_TESTS := policy dnswire doh config loop netns dnsproxy nftsync events api webhook log attached selfsock cgwatch
 check_policy_OBJS := policy log
 check_dnswire_OBJS := dnswire
 check_config_OBJS := config log
 check_loop_OBJS := loop
 check_netns_OBJS := netns
 check_doh_OBJS := doh policy log
-check_dnsproxy_OBJS := dnsproxy dnswire doh policy loop events log config
+check_dnsproxy_OBJS := dnsproxy dnswire doh policy loop events log config selfsock
 check_nftsync_OBJS := nftsync log
 check_events_OBJS := events log dnswire loop
-check_api_OBJS := api policy log loop config
-check_webhook_OBJS := webhook log loop
+check_api_OBJS := api policy log loop config selfsock
+check_webhook_OBJS := webhook log loop selfsock
 # check_dnsproxy fails chosen allocations (its __wrap_malloc/__wrap_calloc).
 check_dnsproxy_LDFLAGS := -Wl,--wrap=malloc -Wl,--wrap=calloc
 check_log_OBJS := log loop
 check_attached_OBJS := attached log
+check_selfsock_OBJS := selfsock log
+check_cgwatch_OBJS := cgwatch loop
 UNIT_BINS := $(patsubst %,$(OUTPUT)/tests/check_%,$(UNIT_TESTS))
 # log.o drains through the event loop (log_attach_loop): it needs loop.o.
 unit_objs = $(patsubst %,$(OUTPUT)/agent/%.o,$(check_$(1)_OBJS) \

@@ -27,11 +27,20 @@
 #include "egressd/config.h"
 #include "egressd/util.h"
 #include "egressd/log.h"
+#include "egressd/selfsock.h"
 
 #define API_DEFAULT_ADDR CONFIG_DEFAULT_HTTP_ADDR
 /* Idle connections are closed after this many seconds. */
 #define API_CONN_TIMEOUT_S 30
+/*
+ * A connection whose request headers are not complete after this long
+ * without progress is closed (a slow or idle client holds no slot for
+ * long); once they are, API_CONN_TIMEOUT_S applies.
+ */
+#define API_HEADER_TIMEOUT_S 5
 #define API_CONN_LIMIT 64
+/* Connections one client address may hold at once. */
+#define API_PER_IP_LIMIT 8
 /*
  * Past API_BODY_MAX the body is discarded (the answer will be 413); a
  * client that keeps sending past API_BODY_HARD_MAX is disconnected.
@@ -971,6 +980,9 @@ static enum MHD_Result api_access(void *cls, struct MHD_Connection *c,
 			return MHD_NO;
 		*con_cls = req;
 		api->stats.requests++;
+		/* Headers complete: the ordinary idle timeout from now on. */
+		MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
+					  (unsigned int)API_CONN_TIMEOUT_S);
 		if (early_answer(api, c, url, method, &res)) {
 			req->responded = true;
 			return res;
@@ -989,6 +1001,16 @@ static enum MHD_Result api_access(void *cls, struct MHD_Connection *c,
 		return MHD_YES;
 	req->responded = true;
 	return dispatch(api, c, url, method, req);
+}
+
+/* A new connection gets API_HEADER_TIMEOUT_S to send its headers. */
+static void api_connection(void *cls, struct MHD_Connection *c,
+			   void **socket_context,
+			   enum MHD_ConnectionNotificationCode toe)
+{
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+		MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
+					  (unsigned int)API_HEADER_TIMEOUT_S);
 }
 
 static void api_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -1082,6 +1104,8 @@ static int api_listen(const char *addr, int *out, int *port, char *err,
 			strerror(-ret));
 		return ret;
 	}
+	/* Before bind: the BPF bind guard keeps this port egressd's. */
+	selfsock_note(fd);
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (any && ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
@@ -1102,7 +1126,7 @@ static int api_listen(const char *addr, int *out, int *port, char *err,
 			       "this address: fix OPENSANDBOX_EGRESS_HTTP_ADDR)";
 		util_err(err, errlen, 0, "cannot listen on %s (API): %s%s",
 			 shown, strerror(-ret), hint);
-		close(fd);
+		selfsock_close(fd);
 		return ret;
 	}
 	*port = 0;
@@ -1151,7 +1175,10 @@ int api_new(struct loop *loop, const char *addr, const char *token,
 		api, MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log, api,
 		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 		MHD_OPTION_NOTIFY_COMPLETED, api_completed, api,
+		MHD_OPTION_NOTIFY_CONNECTION, api_connection, api,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)API_CONN_LIMIT,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		(unsigned int)API_PER_IP_LIMIT,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)API_CONN_TIMEOUT_S,
 		MHD_OPTION_END);
 	if (!api->mhd) {
@@ -1176,6 +1203,9 @@ int api_new(struct loop *loop, const char *addr, const char *token,
 		goto err_free;
 	}
 	api_rearm(api);
+	if (!api->token)
+		log_warnx("the API on %s has no token (OPENSANDBOX_EGRESS_TOKEN unset): anyone who can reach this port controls the policy. The workload's own connections to it are dropped, but set a token",
+			  addr && *addr ? addr : API_DEFAULT_ADDR);
 	*out = api;
 	return 0;
 

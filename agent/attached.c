@@ -57,6 +57,7 @@ static const enum bpf_attach_type types[] = {
 	BPF_CGROUP_UDP4_SENDMSG,      BPF_CGROUP_UDP6_SENDMSG,
 	BPF_CGROUP_UDP4_RECVMSG,      BPF_CGROUP_UDP6_RECVMSG,
 	BPF_CGROUP_INET4_GETPEERNAME, BPF_CGROUP_INET6_GETPEERNAME,
+	BPF_CGROUP_INET4_BIND,	      BPF_CGROUP_INET6_BIND,
 };
 
 /* Keep in sync with the SEC() programs of bpf/egress.bpf.c and
@@ -64,7 +65,7 @@ static const enum bpf_attach_type types[] = {
 static const char *const egressd_names[] = {
 	"egress_filter",    "ingress_track",	"dns_connect4", "dns_connect6",
 	"dns_sendmsg4",	    "dns_sendmsg6",	"dns_recvmsg4", "dns_recvmsg6",
-	"dns_getpeername4", "dns_getpeername6",
+	"dns_getpeername4", "dns_getpeername6", "guard_bind4",	"guard_bind6",
 };
 
 struct entry {

@@ -40,7 +40,7 @@
 /* The ABI is checked here, once, for both sides. */
 _Static_assert(sizeof(struct egressd_flow) == 24, "ABI");
 _Static_assert(sizeof(struct egressd_slot_cfg) == 16, "ABI");
-_Static_assert(sizeof(struct egressd_bpf_cfg) == 56, "ABI");
+_Static_assert(sizeof(struct egressd_bpf_cfg) == 72, "ABI");
 _Static_assert(sizeof(struct egressd_lpm4_key) == 12, "ABI");
 _Static_assert(sizeof(struct egressd_lpm6_key) == 24, "ABI");
 _Static_assert(sizeof(struct egressd_rule_val) == 8, "ABI");
@@ -59,6 +59,8 @@ _Static_assert(sizeof(struct egressd_inbound_key) == 24, "ABI");
 
 /* The port-53 redirect programs (bpf/redirect.bpf.h). */
 #define N_REDIRECT 8
+/* The bind guard programs (guard_bind4/6, bpf/redirect.bpf.h). */
+#define N_GUARD 2
 
 /*
  * The last record the program sent for a fold key: what a drained count
@@ -88,6 +90,7 @@ struct bpfsync {
 	struct bpf_link *link;
 	struct bpf_link *ilink; /* ingress_track, same cgroup as link */
 	struct bpf_link *rlink[N_REDIRECT];
+	struct bpf_link *glink[N_GUARD];
 	uint16_t dns_port; /* redirect enabled to this port, 0: off */
 	struct ring_buffer *rb;
 	int (*event_cb)(void *ctx, const struct egressd_event *e);
@@ -846,7 +849,84 @@ int bpfsync_set_config(struct bpfsync *bs, const struct bpfsync_config *c)
 	cfg.mode = c->observe ? EGRESSD_DP_OBSERVE : EGRESSD_DP_ENFORCE;
 	cfg.agent_cgid = c->agent_cgid;
 	cfg.agent_level = c->agent_level;
+	cfg.api_port = c->api_port;
+	cfg.api_cgid = c->api_cgid;
+	cfg.api_level = c->api_level;
 	return write_cfg(bs, &cfg);
+}
+
+/* Unpin and detach what bpfsync_guard_attach() attached. */
+static void guard_detach(struct bpfsync *bs)
+{
+	int i;
+
+	for (i = 0; i < N_GUARD; i++) {
+		if (!bs->glink[i])
+			continue;
+		link_drop(bs->glink[i]);
+		bs->glink[i] = NULL;
+	}
+}
+
+int bpfsync_guard_attach(struct bpfsync *bs, const char *cgroup_path,
+			 uint16_t dns_port, uint16_t api_port)
+{
+	struct bpf_program *progs[N_GUARD] = {
+		bs->skel->progs.guard_bind4,
+		bs->skel->progs.guard_bind6,
+	};
+	struct egressd_bpf_cfg cfg;
+	char prefix[64];
+	ino_t ino;
+	int cgfd, err = 0, i;
+
+	/* The ports first: a program swapped in must guard at once. */
+	err = read_cfg(bs, &cfg);
+	if (err)
+		return err;
+	cfg.bind_dns_port = dns_port;
+	cfg.api_port = api_port;
+	err = write_cfg(bs, &cfg);
+	if (err)
+		return err;
+	cgfd = open_cgroup(cgroup_path, &ino);
+	if (cgfd < 0)
+		return cgfd;
+	for (i = 0; i < N_GUARD && !err; i++) {
+		snprintf(prefix, sizeof(prefix), "%s_",
+			 bpf_program__name(progs[i]));
+		bpf_link__destroy(bs->glink[i]);
+		bs->glink[i] = NULL;
+		err = attach_prog(bs, progs[i], cgfd, ino, prefix, cgroup_path,
+				  &bs->glink[i]);
+	}
+	close(cgfd);
+	if (err) {
+		guard_detach(bs);
+		return err;
+	}
+	{
+		static const char *const pre[] = { "guard_" };
+
+		sweep_links(bs, pre, 1, ino);
+	}
+	return 0;
+}
+
+int bpfsync_agent_socks_fd(const struct bpfsync *bs)
+{
+	return bpf_map__fd(bs->skel->maps.agent_socks);
+}
+
+int bpfsync_agent_socks_pinned(const char *pin_dir)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/" EGRESSD_MAP_AGENT_SOCKS,
+		 pin_dir ? pin_dir : BPFSYNC_DEFAULT_PIN_DIR);
+	fd = bpf_obj_get(path);
+	return fd < 0 ? -errno : fd;
 }
 
 /* Key of p in slot; 0 or -EINVAL. The address is masked to prefixlen. */
@@ -1449,6 +1529,8 @@ void bpfsync_free(struct bpfsync *bs)
 	bpf_link__destroy(bs->ilink);
 	for (i = 0; i < N_REDIRECT; i++)
 		bpf_link__destroy(bs->rlink[i]);
+	for (i = 0; i < N_GUARD; i++)
+		bpf_link__destroy(bs->glink[i]);
 	egress_bpf__destroy(bs->skel);
 	if (bs->lock_fd >= 0)
 		close(bs->lock_fd);
@@ -1470,7 +1552,8 @@ static int cleanup_links(const char *pin_dir)
 	while ((de = readdir(d))) {
 		if (strncmp(de->d_name, "cgroup_", 7) &&
 		    strncmp(de->d_name, "ingress_", 8) &&
-		    strncmp(de->d_name, "dns_", 4))
+		    strncmp(de->d_name, "dns_", 4) &&
+		    strncmp(de->d_name, "guard_", 6))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (link_remove(path) && !err)
@@ -1510,7 +1593,7 @@ int bpfsync_cleanup_locked(const char *pin_dir, int lock_fd)
 		EGRESSD_MAP_DOH_ALLOW_V4, EGRESSD_MAP_DOH_ALLOW_V6,
 		EGRESSD_MAP_LEARNED_V4,	  EGRESSD_MAP_LEARNED_V6,
 		EGRESSD_MAP_FLOWS,	  EGRESSD_MAP_DNS_ORIG,
-		EGRESSD_MAP_INBOUND,
+		EGRESSD_MAP_INBOUND,	  EGRESSD_MAP_AGENT_SOCKS,
 	};
 	char path[PATH_MAX + 32];
 	size_t i;

@@ -28,6 +28,7 @@
 #include "egressd/doh.h"
 #include "egressd/events.h"
 #include "egressd/log.h"
+#include "egressd/selfsock.h"
 
 #define DP_BATCH 64 /* datagrams per recvmmsg/sendmmsg */
 #define DP_UDP_BUF 4096 /* per-datagram receive buffer */
@@ -313,10 +314,12 @@ static int dp_up_connect(struct dp_upstream *up)
 		    SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	/* egressd's own: exempt from the redirect and the filter (BPF) */
+	selfsock_note(fd);
 	if (connect(fd, (const struct sockaddr *)&up->cfg.addr,
 		    up->cfg.addrlen) < 0) {
 		err = -errno;
-		close(fd);
+		selfsock_close(fd);
 		return err;
 	}
 	dp_set_sockbuf(fd);
@@ -334,7 +337,7 @@ static int dp_up_open(struct dp_upstream *up)
 		return fd;
 	err = loop_add_fd(up->p->loop, fd, EPOLLIN, dp_up_cb, up);
 	if (err) {
-		close(fd);
+		selfsock_close(fd);
 		return err;
 	}
 	up->fd = fd;
@@ -507,7 +510,7 @@ static void dp_tcp_close(struct dnsproxy *p, struct dp_query *s)
 {
 	if (s->tfd >= 0) {
 		loop_del_fd(p->loop, s->tfd);
-		close(s->tfd);
+		selfsock_close(s->tfd);
 		s->tfd = -1;
 	}
 	free(s->tbuf);
@@ -1156,6 +1159,7 @@ static int dp_tcp_start(struct dnsproxy *p, struct dp_query *s)
 		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	selfsock_note(fd);
 	if (connect(fd, (const struct sockaddr *)&up->cfg.addr,
 		    up->cfg.addrlen) < 0 &&
 	    errno != EINPROGRESS) {
@@ -1188,7 +1192,7 @@ err_free:
 	free(s->tbuf);
 	s->tbuf = NULL;
 err_close:
-	close(fd);
+	selfsock_close(fd);
 	return err;
 }
 
@@ -1543,6 +1547,9 @@ static int dp_listen(int family, bool tcp, uint16_t port)
 		    0);
 	if (fd < 0)
 		return -errno;
+	/* Before bind: the BPF bind guard lets only egressd's sockets have
+	 * this port (a squatter cannot take it while egressd restarts). */
+	selfsock_note(fd);
 	if (family == AF_INET6) {
 		struct sockaddr_in6 *s6 = (void *)&ss;
 
@@ -1575,7 +1582,7 @@ static int dp_listen(int family, bool tcp, uint16_t port)
 	return fd;
 err:
 	err = -errno;
-	close(fd);
+	selfsock_close(fd);
 	return err;
 }
 
@@ -1620,7 +1627,7 @@ static void dp_close_listeners(struct dnsproxy *p)
 {
 	for (int i = 0; i < p->n_lst; i++) {
 		loop_del_fd(p->loop, p->lst[i].fd);
-		close(p->lst[i].fd);
+		selfsock_close(p->lst[i].fd);
 		free(p->lst[i].tx);
 		p->lst[i].fd = -1;
 		p->lst[i].tx = NULL;
@@ -1658,7 +1665,7 @@ static int dp_try_listeners(struct dnsproxy *p, uint16_t *port, char *err,
 			}
 			rc = dp_add_listener(p, fd, tcp);
 			if (rc) {
-				close(fd);
+				selfsock_close(fd);
 				snprintf(err, errlen,
 					 "dns proxy: cannot watch listener: %s",
 					 strerror(-rc));
@@ -1812,7 +1819,7 @@ void dnsproxy_free(struct dnsproxy *p)
 	for (int i = 0; i < p->n_ups; i++) {
 		if (p->ups[i].fd >= 0) {
 			loop_del_fd(p->loop, p->ups[i].fd);
-			close(p->ups[i].fd);
+			selfsock_close(p->ups[i].fd);
 		}
 		free(p->ups[i].idmap);
 	}

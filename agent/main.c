@@ -24,6 +24,7 @@
 #include "egressd/attached.h"
 #include "egressd/bpfsync.h"
 #include "egressd/cgroup.h"
+#include "egressd/cgwatch.h"
 #include "egressd/config.h"
 #include "egressd/coverage.h"
 #include "egressd/dnsproxy.h"
@@ -35,6 +36,7 @@
 #include "egressd/nflog.h"
 #include "egressd/nftsync.h"
 #include "egressd/policy.h"
+#include "egressd/selfsock.h"
 #include "egressd/webhook.h"
 
 #define ALWAYS_POLL_MS 2000
@@ -43,6 +45,7 @@
 #define BPF_EXPIRE_BUDGET 4096
 #define COVERAGE_SCAN_MS 1000
 #define BPF_FOLD_DRAIN_MS 250
+#define EXEMPT_WATCH_MS 1000
 #define NS_PER_S 1000000000ULL
 
 /* egressd_policy_apply_seconds buckets (upper bounds, seconds). */
@@ -111,6 +114,18 @@ struct agent {
 	struct api *api;
 	struct liveness *live; /* holds this netns's egressd name */
 	struct webhook *webhook; /* OPENSANDBOX_EGRESS_DENY_WEBHOOK, or NULL */
+	/* Who may reach the API over loopback (issue 12, class 5): egressd's
+	 * cgroup, or its container's when egressd made a child of it. */
+	uint16_t api_port;
+	struct cgroup_info api_cg;
+	/* egressd's exemption (issue 12, class 4): by socket in BPF, by
+	 * cgroup in nftables, withdrawn there once a foreign process is
+	 * found in egressd's dedicated cgroup. */
+	bool agent_foreign;
+	char exempt_why[PATH_MAX + 128];
+	struct cgwatch *exempt_watch;
+	int early_socks_fd; /* pinned agent_socks of an earlier run, or -1 */
+	uint64_t bind_refused; /* bind guard refusals already reported */
 	bool ready;	   /* enforcement installed: /healthz 200 */
 	uint64_t start_us; /* for /status uptime */
 	/* policy applies, for /metrics */
@@ -355,6 +370,24 @@ static void nft_lists_free(struct nft_lists *l)
 	free(l->doh_exc.v);
 }
 
+/*
+ * The API rules (issue 12, class 5) and the exemption's state (class 4):
+ * where nft can name the workload cgroup only the workload is kept off
+ * the API (operators' tools elsewhere in the namespace keep it), else
+ * every cgroup but the API cgroup.
+ */
+static void api_nft_fill(const struct agent *a, struct nftsync_config *c)
+{
+	c->agent_withdrawn = a->agent_foreign;
+	if (!a->api_port || !a->api_cg.nft_ok || a->api_cg.id <= 1)
+		return;
+	c->api_port = a->api_port;
+	c->api_cgroup_id = a->api_cg.id;
+	c->api_cgroup_level = a->api_cg.nft_level;
+	c->api_workload_only = a->has_attach && a->workload.nft_ok &&
+			       a->workload.level > 0 && a->workload.id > 1;
+}
+
 /* The nftables view of the effective policy (docs/nftables.md). */
 static int nft_config_fill(struct agent *a, struct nftsync_config *c,
 			   struct nft_lists *l)
@@ -380,6 +413,7 @@ static int nft_config_fill(struct agent *a, struct nftsync_config *c,
 	c->bpf_redirect = a->bpf_redirect && c->bpf_covers_all;
 	c->workload_cgroup_id = a->workload.id;
 	c->workload_cgroup_level = a->workload.nft_level;
+	api_nft_fill(a, c);
 	/* At the IP layer deny beats allow, whatever the order. */
 	if (addr_collect(&l->deny, a->always[0].rules, a->always[0].n,
 			 POLICY_DENY) ||
@@ -749,6 +783,8 @@ static int op_replace(void *arg, struct policy *p, char *err, size_t errlen)
 }
 
 static json_t *coverage_json(const struct agent *a);
+static const char *agent_cgroup_name(const struct agent *a);
+static json_t *exemption_json(const struct agent *a);
 
 static json_t *layers_json(const struct agent *a)
 {
@@ -843,6 +879,7 @@ static json_t *op_status(void *arg)
 	if (!st)
 		return NULL;
 	json_object_set_new(st, "coverage", coverage_json(a));
+	json_object_set_new(st, "exemption", exemption_json(a));
 	/* What the layers say must still be in the kernel. */
 	liveness_layers_verify(a->live, json_object_get(st, "layers"), a->nft,
 			       a->bpf);
@@ -1219,6 +1256,25 @@ static void bpf_events_ready(struct loop *loop, int fd, uint32_t events,
 	bpfsync_events_consume(a->bpf);
 }
 
+/*
+ * A bind refused by the bind guard is not a packet, so it has no violation
+ * line: one warning per second in which some were, and at start those
+ * since the pins were made (a squatter that tried while egressd was down).
+ */
+static void bind_guard_report(struct agent *a, bool start)
+{
+	uint64_t c[EGRESSD_CNT_MAX];
+
+	if (bpfsync_read_counters(a->bpf, c) ||
+	    c[EGRESSD_CNT_BIND_REFUSED] <= a->bind_refused)
+		return;
+	log_warnx("the bind guard refused %llu bind(s) to egressd's DNS or API port %s (a process of the sandbox tried to take them)",
+		  (unsigned long long)(c[EGRESSD_CNT_BIND_REFUSED] -
+				       a->bind_refused),
+		  start ? "since its pins were made" : "in the last second");
+	a->bind_refused = c[EGRESSD_CNT_BIND_REFUSED];
+}
+
 /* Expired learned entries leave the maps in bounded batches. */
 static void bpf_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 {
@@ -1231,6 +1287,7 @@ static void bpf_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 			     BPF_EXPIRE_BUDGET, &done);
 	if (ret < 0)
 		log_warnx("BPF learned map sweep failed: %s", strerror(-ret));
+	bind_guard_report(a, false);
 	loop_timer_arm(t, BPF_EXPIRE_MS);
 }
 
@@ -1256,6 +1313,7 @@ static void bpf_fail(struct agent *a, const char *what, int ret)
 		  a->cfg.mode == EGRESSD_MODE_DNS_NFT ?
 			  "nftables enforces and reports drops alone" :
 			  "packet violations are not observed");
+	selfsock_set_map(a->early_socks_fd, 0);
 	bpfsync_free(a->bpf);
 	a->bpf = NULL;
 	a->bpf_state = "unavailable";
@@ -1344,7 +1402,15 @@ static void bpf_start(struct agent *a)
 		     a->cfg.mode == EGRESSD_MODE_DNS;
 	bc.agent_cgid = a->cg.id;
 	bc.agent_level = a->cg.level;
-	ret = bpfsync_set_config(a->bpf, &bc);
+	if (a->api_port && a->api_cg.level_known) {
+		bc.api_port = a->api_port;
+		bc.api_cgid = a->api_cg.id;
+		bc.api_level = a->api_cg.level;
+	}
+	/* egressd's sockets, noted since start, exempt from now on */
+	ret = selfsock_set_map(bpfsync_agent_socks_fd(a->bpf), 1);
+	if (!ret)
+		ret = bpfsync_set_config(a->bpf, &bc);
 	if (ret) {
 		bpf_fail(a, "cannot configure the BPF maps", ret);
 		return;
@@ -1371,6 +1437,14 @@ static void bpf_start(struct agent *a)
 			  a->workload.dir, strerror(-ret));
 	else
 		a->bpf_redirect = true;
+	/* egressd's ports stay egressd's while it is down (class 8). */
+	ret = bpfsync_guard_attach(a->bpf, a->workload.dir,
+				   a->cfg.dns_listen_port, a->api_port);
+	if (ret)
+		log_warnx("the BPF bind guard cannot be attached at %s (%s): while egressd is down, a process of the sandbox can bind its DNS and API ports",
+			  a->workload.dir, strerror(-ret));
+	else
+		bind_guard_report(a, true);
 	ret = bpfsync_events_open(a->bpf, bpf_event_cb, a);
 	if (!ret)
 		ret = loop_add_fd(a->loop, bpfsync_events_fd(a->bpf), EPOLLIN,
@@ -1531,6 +1605,99 @@ static void coverage_start(struct agent *a)
 	loop_timer_arm(a->cov_timer, COVERAGE_SCAN_MS);
 }
 
+/*
+ * The API's port and who may reach it over loopback (issue 12, class 5):
+ * egressd's cgroup, or, where egressd made a child of its container's
+ * cgroup (a writable cgroupfs in a private cgroup namespace), the
+ * container's: `docker exec … egressctl` lands there.
+ */
+static void api_setup(struct agent *a)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	char why[128];
+	bool any;
+
+	if (!config_parse_listen_addr(a->cfg.http_addr, &ss, &sl, &any, why,
+				      sizeof(why)))
+		a->api_port = ntohs(ss.ss_family == AF_INET6 ?
+				    ((struct sockaddr_in6 *)&ss)->sin6_port :
+				    ((struct sockaddr_in *)&ss)->sin_port);
+	a->api_cg = a->cg;
+	if (a->view.agent_moved && a->view.private_ns && a->cg.level > 0 &&
+	    a->view.mount_root_id > 1) {
+		a->api_cg.id = a->view.mount_root_id;
+		a->api_cg.level = a->cg.level - 1;
+		a->api_cg.nft_ok = a->cg.nft_ok && a->cg.nft_level > 0;
+		a->api_cg.nft_level = a->cg.nft_ok ? a->cg.nft_level - 1 : 0;
+	}
+}
+
+/*
+ * A foreign process in egressd's dedicated cgroup (issue 12, class 4; the
+ * cgwatch callback): nftables stops exempting that cgroup, for good while
+ * egressd runs (fail closed). BPF never exempted it: its exemption is by
+ * socket.
+ */
+static void exempt_withdraw(void *arg, long pid, const char *what)
+{
+	struct agent *a = arg;
+	char err[1024];
+
+	a->agent_foreign = true;
+	if (pid > 0 || !what)
+		snprintf(a->exempt_why, sizeof(a->exempt_why),
+			 "process %ld, not egressd, is in egressd's cgroup %s",
+			 pid, agent_cgroup_name(a));
+	else
+		snprintf(a->exempt_why, sizeof(a->exempt_why), "%s %s", what,
+			 agent_cgroup_name(a));
+	log_warnx("%s: nftables no longer exempts that cgroup (fail closed): %s; restart egressd in a cgroup only it lives in",
+		  a->exempt_why,
+		  a->cov == COVERAGE_NAMESPACE ?
+			  "BPF exempts egressd's own sockets only, so the intruder gets nothing" :
+			  "the intruder's packets are judged like the workload's, and so are egressd's own new upstream flows and webhook calls (DNS answers SERVFAIL once its open upstream flows expire)");
+	if (a->nft && strcmp(a->nft_state, "unavailable") &&
+	    nft_apply(a, a->matcher, err, sizeof(err)))
+		log_errorx("nftables cannot withdraw the agent exemption: %s",
+			   err);
+}
+
+/*
+ * Watch egressd's cgroup where it is one egressd has to itself
+ * (agent/cgwatch.c). A read-only container cgroup egressd stays in is
+ * shared by design with the tools exec'd into the container; the
+ * workload, in a sibling cgroup namespace, cannot join it.
+ */
+static void exempt_start(struct agent *a)
+{
+	long pid;
+
+	if (a->view.agent_shared) {
+		snprintf(a->exempt_why, sizeof(a->exempt_why),
+			 "egressd shares its container's read-only cgroup with the tools exec'd into the container; not watched");
+		return;
+	}
+	pid = cgwatch_foreign_pid(a->cg.dir);
+	if (pid > 0)
+		exempt_withdraw(a, pid, NULL);
+	else if (cgwatch_start(a->loop, a->cg.dir, EXEMPT_WATCH_MS,
+			       exempt_withdraw, a, &a->exempt_watch))
+		die("out of memory");
+}
+
+/* /status and start line: how egressd's own traffic is exempt. */
+static json_t *exemption_json(const struct agent *a)
+{
+	bool nft = a->nft && strcmp(a->nft_state, "unavailable");
+
+	return json_pack("{s:s*, s:s*, s:s*, s:I}", "bpf",
+			 a->bpf ? "socket" : NULL, "nft",
+			 !nft ? NULL : a->agent_foreign ? "withdrawn" : "cgroup",
+			 "why", a->exempt_why[0] ? a->exempt_why : NULL,
+			 "sockets", (json_int_t)selfsock_count());
+}
+
 static json_t *coverage_json(const struct agent *a)
 {
 	json_t *att = json_null();
@@ -1657,12 +1824,13 @@ static void emit_start(struct agent *a)
 		json_array_append_new(ups, json_string(a->cfg.upstreams[i].text));
 	layers = layers_json(a);
 	log_emit(LOG_LVL_INFO, "start",
-		 json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:s, s:i, s:s, s:I, s:i}",
+		 json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:i, s:s, s:I, s:i}",
 			   "version", EGRESSD_VERSION, "mode",
 			   config_mode_name(nft_on ? a->cfg.mode :
 						     EGRESSD_MODE_DNS),
 			   "requestedMode", config_mode_name(a->cfg.mode),
 			   "layers", layers, "coverage", coverage_json(a),
+			   "exemption", exemption_json(a),
 			   "upstreams", ups, "ipv6",
 			   a->cfg.ipv6 == EGRESSD_IPV6_DENY ? "deny" : "allow",
 			   "dnsListenPort", a->cfg.dns_listen_port,
@@ -1673,7 +1841,8 @@ static void emit_start(struct agent *a)
 
 int main(int argc, char **argv)
 {
-	struct agent a = { .sigfd = -1, .start_us = clock_us() };
+	struct agent a = { .sigfd = -1, .start_us = clock_us(),
+			   .early_socks_fd = -1 };
 	char err[1024];
 	sigset_t mask;
 	int i, ret;
@@ -1826,6 +1995,15 @@ int main(int argc, char **argv)
 	if (a.sigfd < 0 || loop_add_fd(a.loop, a.sigfd, EPOLLIN, signal_cb, &a))
 		die("cannot watch signals: %s", strerror(errno));
 
+	/*
+	 * The bind guard of an earlier run may still be attached (kill -9):
+	 * egressd's sockets are written into its pinned map from the first
+	 * one on, so that egressd gets its own ports back.
+	 */
+	a.early_socks_fd = bpfsync_agent_socks_pinned(a.cfg.bpf_pin_dir);
+	if (a.early_socks_fd >= 0)
+		selfsock_set_map(a.early_socks_fd, 1);
+	api_setup(&a);
 	ret = dnsproxy_new(a.loop, &a.cfg, &a.proxy, err, sizeof(err));
 	if (ret)
 		die("%s", err);
@@ -1840,7 +2018,15 @@ int main(int argc, char **argv)
 		die("%s", err);
 	/* BPF before nftables: the hand-off rule needs to know it enforces. */
 	bpf_start(&a);
+	if (!a.bpf)
+		selfsock_set_map(-1, 0);
+	if (a.early_socks_fd >= 0) {
+		/* this run's map (or none) from now on */
+		close(a.early_socks_fd);
+		a.early_socks_fd = -1;
+	}
 	coverage_start(&a);
+	exempt_start(&a);
 	nft_start(&a);
 	dns_redirect_update(&a);
 	coverage_describe(&a);
@@ -1911,6 +2097,9 @@ int main(int argc, char **argv)
 	bpfsync_free(a.bpf);
 	loop_timer_free(a.bpf_timer);
 	loop_timer_free(a.cov_timer);
+	cgwatch_free(a.exempt_watch);
+	selfsock_set_map(-1, 0);
+	selfsock_fini();
 	coverage_free(a.covscan);
 	loop_timer_free(a.fold_timer);
 	free(a.doh_all.v);

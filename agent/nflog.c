@@ -54,6 +54,7 @@ static const struct {
 	{ "dot", EVENTS_REASON_DOT },
 	{ "doh", EVENTS_REASON_DOH },
 	{ "ipv6_disabled", EVENTS_REASON_IPV6_DISABLED },
+	{ "api", EVENTS_REASON_API },
 };
 
 int nflog_prefix_reason(const char *prefix, enum events_reason *out)

@@ -436,6 +436,10 @@ static const struct chain_spec chain_dns_53_v6off = {
 	NFTSYNC_CHAIN_FILTER, "filter", 0,
 	"egressd dns mode: IPv6 off, port 53 only through the redirect, accepts the rest",
 };
+static const struct chain_spec chain_dns_api = {
+	NFTSYNC_CHAIN_FILTER, "filter", 0,
+	"egressd dns mode: the API port is egressd's, accepts the rest",
+};
 
 /* type: NFT_MSG_NEWCHAIN (create if missing; an existing chain keeps its
  * comment) or NFT_MSG_DELCHAIN (with its rules). */
@@ -495,6 +499,7 @@ static const struct counter_spec counters[] = {
 	{ "deny_drop", "deny rules and deny.always" },
 	{ "ipv6_drop", "IPv6 disabled (OPENSANDBOX_EGRESS_IPV6=deny)" },
 	{ "default_drop", "no rule allowed it (defaultAction deny)" },
+	{ "api_drop", "the workload connecting to the egressd API port" },
 };
 
 #define N_COUNTERS (sizeof(counters) / sizeof(counters[0]))
@@ -865,6 +870,24 @@ static void m_daddr_loopback(struct rb *rb, int family)
 	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, sizeof(mask));
 	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, sizeof(zero));
 	rb_cmp(rb, NFT_CMP_EQ, net, sizeof(net));
+}
+
+/* tcp flags & (syn | ack) == syn: a connection attempt (after l4proto) */
+static void m_tcp_syn(struct rb *rb)
+{
+	uint8_t mask = 0x12, syn = 0x02, zero = 0;
+	struct nftnl_expr *e;
+
+	rb_payload(rb, NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1);
+	e = rb_expr(rb, "bitwise");
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 1);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, 1);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, 1);
+	rb_cmp(rb, NFT_CMP_EQ, &syn, 1);
 }
 
 /* socket cgroupv2 level L <id>: the socket's cgroup ancestor at level L
@@ -1244,6 +1267,11 @@ static int check_config(const struct nftsync_config *cfg)
 	if (cfg->bpf_handoff && !cfg->bpf_covers_all &&
 	    !cfg->workload_cgroup_id)
 		return -EINVAL;
+	/* The API rules need the cgroups they name (not the root). */
+	if (cfg->api_port &&
+	    (cfg->api_cgroup_id <= 1 ||
+	     (cfg->api_workload_only && !cfg->workload_cgroup_id)))
+		return -EINVAL;
 	err = check_addrs(cfg->allow, cfg->n_allow);
 	if (!err)
 		err = check_addrs(cfg->deny, cfg->n_deny);
@@ -1435,6 +1463,44 @@ static int build_icmp6_rules(struct nftsync_batch *b)
 	return 0;
 }
 
+/*
+ * egressd's API is not the workload's (issue 12, class 5): a connection
+ * attempt to the API port through lo (127.0.0.1, ::1 or one of the
+ * namespace's own addresses) is accepted from egressd's cgroup (or its
+ * container's: egressctl) and dropped from the workload, or from every
+ * other cgroup where nft cannot name the workload. Ahead of the loopback
+ * accept. An accept and a drop rather than one "!=" rule: a socket whose
+ * cgroup is shallower than the level asked cannot be compared, and the
+ * rule would not match. Only SYNs: the replies and the closing packets of
+ * the API's own connections (some from the kernel's control sockets) are
+ * not concerned. A packet not on lo leaves both rules after one compare.
+ */
+static int build_api_rules(struct nftsync_batch *b,
+			   const struct nftsync_config *cfg, uint16_t grp)
+{
+	const char *c = NFTSYNC_CHAIN_FILTER;
+	struct rb rb;
+	int err;
+
+	if (!cfg->api_port)
+		return 0;
+	RULE(m_oifname(&rb, "lo"); m_l4proto(&rb, IPPROTO_TCP);
+	     m_dport(&rb, cfg->api_port); m_tcp_syn(&rb);
+	     m_cgroup(&rb, cfg->api_cgroup_level, cfg->api_cgroup_id);
+	     a_verdict(&rb, NF_ACCEPT));
+	EMIT("egressd API: egressd's cgroup (egressctl) may connect");
+	RULE(m_oifname(&rb, "lo"); m_l4proto(&rb, IPPROTO_TCP);
+	     m_dport(&rb, cfg->api_port); m_tcp_syn(&rb);
+	     if (cfg->api_workload_only)
+		     m_cgroup(&rb, cfg->workload_cgroup_level,
+			      cfg->workload_cgroup_id);
+	     a_drop(&rb, "api_drop", "api", grp));
+	EMIT(cfg->api_workload_only ?
+		     "egressd API: never from the workload, whatever the token" :
+		     "egressd API: never from another cgroup, whatever the token");
+	return 0;
+}
+
 #define HEAD_STATEFUL 0x1 /* "ct state established,related accept" */
 #define HEAD_ICMP6 0x2	  /* the ICMPv6 accepts (always with ipv6_deny) */
 
@@ -1455,6 +1521,9 @@ static int build_head_rules(struct nftsync_batch *b,
 	struct rb rb;
 	int err, f;
 
+	err = build_api_rules(b, cfg, grp);
+	if (err)
+		return err;
 	RULE(m_oifname(&rb, "lo"); a_verdict(&rb, NF_ACCEPT));
 	EMIT("loopback: egressd DNS proxy and API");
 	/* The output hook's device is fixed before nat: DNS redirected to
@@ -1508,7 +1577,8 @@ static int build_dns_rules(struct nftsync_batch *b,
 	int err, f;
 
 	for (p = 0; p < 2; p++) {
-		for (f = 0; f < (cfg->filter ? 2 : 1); f++) {
+		for (f = 0; f < (cfg->filter ? 2 : 1) && !cfg->agent_withdrawn;
+		     f++) {
 			RULE(m_l4proto(&rb, protos[p]); m_dport(&rb, 53);
 			     m_cgroup(&rb, cfg->agent_cgroup_level,
 				      cfg->agent_cgroup_id));
@@ -1537,7 +1607,7 @@ static int build_dnsmode_rules(struct nftsync_batch *b,
 	int err;
 
 	err = build_head_rules(b, cfg, grp, HEAD_ICMP6);
-	if (!err && cfg->bpf_redirect)
+	if (!err && (cfg->bpf_redirect || cfg->agent_withdrawn))
 		err = build_dns_rules(b, cfg, grp);
 	if (err)
 		return err;
@@ -1620,9 +1690,12 @@ static int build_filter_rules(struct nftsync_batch *b,
 		err = build_dns_rules(b, cfg, grp);
 	if (err)
 		return err;
-	RULE(m_cgroup(&rb, cfg->agent_cgroup_level, cfg->agent_cgroup_id);
-	     a_verdict(&rb, NF_ACCEPT));
-	EMIT("egressd agent's own traffic (upstream DNS, webhook)");
+	if (!cfg->agent_withdrawn) {
+		RULE(m_cgroup(&rb, cfg->agent_cgroup_level,
+			      cfg->agent_cgroup_id);
+		     a_verdict(&rb, NF_ACCEPT));
+		EMIT("egressd agent's own traffic (upstream DNS, webhook)");
+	}
 	for (f = 0; f < 2; f++) {
 		RULE(m_daddr_set(&rb, &sets[SET_DOH_ALLOW4 + f]);
 		     a_verdict(&rb, NF_ACCEPT));
@@ -1693,11 +1766,13 @@ int nftsync_build_apply(struct nftsync_batch *b,
 					NFTSYNC_DEFAULT_LOG_GROUP;
 	/* dns mode still has a chain egress for IPv6 off and, with the BPF
 	 * redirect, for the port-53 rules that nat used to make moot. */
-	bool dnschain = !cfg->filter && (cfg->ipv6_deny || cfg->bpf_redirect);
+	bool dns53 = cfg->bpf_redirect || cfg->agent_withdrawn;
+	bool dnschain = !cfg->filter &&
+			(cfg->ipv6_deny || dns53 || cfg->api_port);
 	const struct chain_spec *dcs =
-		!cfg->bpf_redirect ? &chain_dns_v6off :
-		cfg->ipv6_deny	   ? &chain_dns_53_v6off :
-				     &chain_dns_53;
+		dns53 ? (cfg->ipv6_deny ? &chain_dns_53_v6off : &chain_dns_53) :
+		cfg->ipv6_deny ? &chain_dns_v6off :
+				 &chain_dns_api;
 	/*
 	 * BPF judges every packet of the namespace (hand-off at the cgroup2
 	 * root) and IPv6 is not off: chain egress would only accept, and its
@@ -1757,8 +1832,10 @@ int nftsync_build_apply(struct nftsync_batch *b,
 		if (!err && !cfg->filter &&
 		    !(dnschain && cfg->ipv6_deny &&
 		      !strcmp(counters[i].name, "ipv6_drop")) &&
-		    !(dnschain && cfg->bpf_redirect &&
-		      !strcmp(counters[i].name, "dns_drop")))
+		    !(dnschain && dns53 &&
+		      !strcmp(counters[i].name, "dns_drop")) &&
+		    !(dnschain && cfg->api_port &&
+		      !strcmp(counters[i].name, "api_drop")))
 			err = emit_counter(b, &counters[i], NFT_MSG_DELOBJ);
 	}
 	/* Static sets are recreated (no rule uses them any more at this

@@ -19,12 +19,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <curl/curl.h>
 
 #include "egressd/config.h"
 #include "egressd/log.h"
+#include "egressd/selfsock.h"
 #include "egressd/webhook.h"
 
 /* Room for a body: a 1023-byte name with every byte escaped, a long id. */
@@ -501,6 +503,25 @@ static bool url_ok(const char *url, char *err, size_t errlen)
 	return ok;
 }
 
+/*
+ * curl's sockets are egressd's own: noted before curl connects them, so
+ * the BPF programs exempt the webhook call by socket (not by cgroup).
+ */
+static curl_socket_t open_sock(void *arg, curlsocktype purpose,
+			       struct curl_sockaddr *a)
+{
+	int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+
+	if (fd >= 0)
+		selfsock_note(fd);
+	return fd >= 0 ? fd : CURL_SOCKET_BAD;
+}
+
+static int close_sock(void *arg, curl_socket_t fd)
+{
+	return selfsock_close(fd);
+}
+
 static int slot_init(struct webhook *wh, struct wh_slot *s)
 {
 	CURL *e;
@@ -521,6 +542,8 @@ static int slot_init(struct webhook *wh, struct wh_slot *s)
 	    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_cb) ||
 	    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->errbuf) ||
 	    curl_easy_setopt(e, CURLOPT_USERAGENT, "egressd/" EGRESSD_VERSION) ||
+	    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_sock) ||
+	    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_sock) ||
 	    curl_easy_setopt(e, CURLOPT_PRIVATE, s))
 		return -EINVAL;
 	return 0;

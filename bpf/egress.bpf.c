@@ -3,10 +3,10 @@
  * The egressd datapath: a cgroup/skb egress program that judges every IPv4
  * and IPv6 packet of the workload's sockets in egressd's own network
  * namespace against maps the agent keeps in sync with the compiled policy.
- * The verdict order mirrors the nftables chain (docs/bpf.md): loopback,
- * agent exemption, essential ICMPv6, DoT, DoH, deny set, port 53 around
- * the redirect, learned addresses, allow set, IPv6 deny mode, default
- * verdict. Every judged packet is
+ * The verdict order mirrors the nftables chain (docs/bpf.md): the API
+ * port, loopback, agent exemption (by socket cookie), essential ICMPv6,
+ * DoT, DoH, deny set, port 53 around the redirect, learned addresses,
+ * allow set, IPv6 deny mode, default verdict. Every judged packet is
  * counted per reason; violations go to the events ring buffer, folded to
  * one record per second per (reason, dst, dport). Observe mode reports the
  * same violations but lets the packet pass.
@@ -218,6 +218,28 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } inbound SEC(".maps");
 
+/*
+ * Cookies of the sockets egressd itself opened (upstream queries, its
+ * listeners, webhook calls); written by the agent (agent/selfsock.c).
+ * egressd's exemption is by socket, not by cgroup: a process that joins
+ * egressd's cgroup gets nothing (issue 12, class 4). Pinned, so that
+ * after a kill -9 the new egressd is known to the bind guard of the
+ * programs still attached before its own replace them.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EGRESSD_AGENT_SOCKS);
+	__type(key, __u64);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} agent_socks SEC(".maps");
+
+/* Is the socket with this cookie one of egressd's own? */
+static __always_inline int is_agent_cookie(__u64 cookie)
+{
+	return cookie && bpf_map_lookup_elem(&agent_socks, &cookie) != 0;
+}
+
 /* What matched, for the event record. */
 struct egress_hit {
 	__u32 rule;
@@ -298,6 +320,32 @@ static __always_inline int is_doh_allowed(int is6, __u8 slot, const __u32 *addr)
 	return lpm4(&doh_allow_v4, slot, addr) != 0;
 }
 
+#define LOOPBACK_IFINDEX 1 /* lo is always ifindex 1 in its namespace */
+
+/*
+ * A TCP packet to egressd's API port on this host (loopback, or one of
+ * its own addresses, which the kernel routes through lo) from a socket
+ * that is neither egressd's nor in the API cgroup (egressd's, or its
+ * container's: docker exec egressctl): the workload reaching for the
+ * policy (issue 12, class 5). Dropped whatever the token, before the
+ * loopback allow.
+ */
+static __always_inline int is_api_intrusion(struct __sk_buff *skb,
+					    const struct egressd_bpf_cfg *cfg,
+					    const struct egress_pkt *pkt,
+					    const __u32 *addr, int is6)
+{
+	if (!cfg->api_port || !pkt->family || pkt->proto != IPPROTO_TCP ||
+	    (pkt->flags & EGRESSD_EV_NO_L4) || pkt->dport != cfg->api_port)
+		return 0;
+	if (skb->ifindex != LOOPBACK_IFINDEX && !is_loopback(addr, is6))
+		return 0;
+	if (cfg->api_cgid && bpf_skb_ancestor_cgroup_id(skb, cfg->api_level) ==
+				     cfg->api_cgid)
+		return 0;
+	return !is_agent_cookie(bpf_get_socket_cookie(skb));
+}
+
 /*
  * The verdict chain. Returns EGRESS_VERDICT_ALLOW or the violation reason.
  * An IPv4-mapped IPv6 destination is judged as its IPv4 address (v4 maps,
@@ -320,12 +368,12 @@ static __always_inline int judge(struct __sk_buff *skb,
 		pkt->flags |= EGRESSD_EV_V4MAPPED;
 	}
 
+	if (is_api_intrusion(skb, cfg, pkt, addr, is6))
+		return EGRESSD_REASON_API;
 	if (pkt->family && is_loopback(addr, is6))
 		return EGRESS_VERDICT_ALLOW;
-	if (cfg->agent_cgid &&
-	    bpf_skb_ancestor_cgroup_id(skb, cfg->agent_level) ==
-		    cfg->agent_cgid)
-		return EGRESS_VERDICT_ALLOW;
+	/* egressd's own sockets: asked by the caller, only for a packet
+	 * this chain would not allow (see egress_filter) */
 	if (!pkt->family)
 		goto out_default;
 	if (is_icmp6_essential(pkt))
@@ -607,6 +655,15 @@ int egress_filter(struct __sk_buff *skb)
 
 	now = bpf_ktime_get_coarse_ns();
 	reason = judge(skb, cfg, slot, &pkt, now, &hit);
+	/*
+	 * egressd's own sockets (agent_socks) are allowed anything but the
+	 * API check, whatever step would refuse them: asked here, after the
+	 * verdict, so that allowed packets pay no lookup for it. Same result
+	 * as asking right after loopback.
+	 */
+	if (reason != EGRESS_VERDICT_ALLOW && reason != EGRESSD_REASON_API &&
+	    is_agent_cookie(bpf_get_socket_cookie(skb)))
+		reason = EGRESS_VERDICT_ALLOW;
 	/* IPv6 off stays off, as in nftables (rejects before "established"). */
 	if (reason != EGRESS_VERDICT_ALLOW &&
 	    reason != EGRESSD_REASON_IPV6_DISABLED &&

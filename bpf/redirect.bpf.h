@@ -7,8 +7,8 @@
  * conntrack entry is ever needed. The original destination is kept in
  * socket storage: recvmsg and getpeername show it again, so a resolver
  * library that checks where the answer came from (musl, glibc) accepts
- * the proxy's reply. The agent's own sockets are exempt by cgroup, like
- * the nftables redirect they replace.
+ * the proxy's reply. The agent's own sockets are exempt by socket cookie
+ * (agent_socks), not by cgroup: joining egressd's cgroup gives nothing.
  *
  * Included once, by egress.bpf.c (the same object: one config map, one
  * skeleton). Return 1 = proceed (0 would fail the call with EPERM).
@@ -47,8 +47,8 @@ redirect_cfg(struct bpf_sock_addr *ctx)
 		return NULL;
 	if (bpf_get_netns_cookie(ctx) != cfg->netns_cookie)
 		return NULL;
-	if (cfg->agent_cgid && bpf_get_current_ancestor_cgroup_id(
-				       cfg->agent_level) == cfg->agent_cgid)
+	/* egressd's own sockets (its upstream queries), not its cgroup */
+	if (is_agent_cookie(bpf_get_socket_cookie(ctx)))
 		return NULL;
 	return cfg;
 }
@@ -226,6 +226,49 @@ SEC("cgroup/getpeername6")
 int dns_getpeername6(struct bpf_sock_addr *ctx)
 {
 	return restore6(ctx);
+}
+
+/*
+ * The bind guard (issue 12, class 8): while egressd is down (kill -9, a
+ * restart) no other process below the attach cgroup may bind its DNS or
+ * API port, so that no squatter answers the sandbox's DNS and the restart
+ * always gets its ports. egressd registers each socket's cookie before
+ * binding it; the map is pinned, so the programs of the previous run,
+ * still attached while the new egressd starts, know it too. Any address,
+ * TCP and UDP alike: with SO_REUSEADDR (UDP) or SO_REUSEPORT a second
+ * socket could otherwise share the port even while egressd holds it.
+ * Return 0 fails bind() with EPERM.
+ */
+static __always_inline int bind_guard(struct bpf_sock_addr *ctx)
+{
+	const struct egressd_bpf_cfg *cfg;
+	__u32 zero = 0;
+	__u16 port;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg || !cfg->netns_cookie)
+		return SOCK_ADDR_PROCEED;
+	port = bpf_ntohs(ctx->user_port);
+	if (!port || (port != cfg->api_port && port != cfg->bind_dns_port))
+		return SOCK_ADDR_PROCEED;
+	if (bpf_get_netns_cookie(ctx) != cfg->netns_cookie)
+		return SOCK_ADDR_PROCEED;
+	if (is_agent_cookie(bpf_get_socket_cookie(ctx)))
+		return SOCK_ADDR_PROCEED;
+	count(EGRESSD_CNT_BIND_REFUSED);
+	return 0;
+}
+
+SEC("cgroup/bind4")
+int guard_bind4(struct bpf_sock_addr *ctx)
+{
+	return bind_guard(ctx);
+}
+
+SEC("cgroup/bind6")
+int guard_bind6(struct bpf_sock_addr *ctx)
+{
+	return bind_guard(ctx);
 }
 
 #endif /* __EGRESSD_REDIRECT_BPF_H */

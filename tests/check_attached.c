@@ -55,7 +55,7 @@ START_TEST(test_attached_names_cover_the_bpf_object)
 			      bpf_program__name(p), obj);
 		count++;
 	}
-	ck_assert_int_eq(count, 10);
+	ck_assert_int_eq(count, 12);
 	bpf_object__close(o);
 }
 END_TEST

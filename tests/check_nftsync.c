@@ -592,8 +592,100 @@ START_TEST(test_nftsync_dns_mode_removes_filter)
 	ck_assert_int_eq(count(&t, "set+"), 12);
 	ck_assert_int_eq(count(&t, "set-"), 12);
 	ck_assert_int_eq(count(&t, "elem"), 0);
-	ck_assert_int_eq(count(&t, "obj+"), 6);
-	ck_assert_int_eq(count(&t, "obj-"), 6);
+	ck_assert_int_eq(count(&t, "obj+"), 7);
+	ck_assert_int_eq(count(&t, "obj-"), 7);
+	trace_free(&t);
+}
+END_TEST
+
+/*
+ * Issue 12, class 5: the API rules head chain egress (before the loopback
+ * accept), accept the API cgroup's SYNs and drop everyone else's (or only
+ * the workload's where nft can name it), counted in api_drop, reason api;
+ * in dns mode a minimal chain carries them.
+ */
+START_TEST(test_nftsync_api_rules)
+{
+	struct nftsync_config cfg = base_cfg();
+	const char *got[64];
+	struct trace t;
+	int n;
+
+	cfg.api_port = 18080;
+	cfg.api_cgroup_id = 0x99;
+	cfg.api_cgroup_level = 1;
+	build_apply(&cfg, NULL, 0, 0, &t);
+	n = chain_comments(&t, "egress", got, 64);
+	ck_assert_int_ge(n, 3);
+	ck_assert_str_eq(got[0], "\"egressd API: egressd's cgroup (egressctl) may connect\"");
+	ck_assert_str_eq(got[1], "\"egressd API: never from another cgroup, whatever the token\"");
+	ck_assert_str_eq(got[2], "\"loopback: egressd DNS proxy and API\"");
+	/* lo, tcp, dport 18080 (0x46a0), SYN without ACK, then the cgroup */
+	ck_assert_int_eq(count_sub(&t, "rule egress",
+				   "payload(2,2,2) cmp(0,46a0) payload(2,13,1) bitwise(12) cmp(0,02) socket("),
+			 1);
+	ck_assert_int_eq(count_sub(&t, "rule egress",
+				   "cmp(0,02) objref(1,api_drop) log(egressd:api,180) immediate(drop)"),
+			 1);
+	ck_assert_int_gt(find(&t, 0, "obj+ api_drop type=1"), 0);
+	trace_free(&t);
+
+	/* the workload cgroup known: only it is dropped */
+	cfg.api_workload_only = true;
+	cfg.workload_cgroup_id = 0x77;
+	cfg.workload_cgroup_level = 2;
+	build_apply(&cfg, NULL, 0, 0, &t);
+	ck_assert_int_eq(count_sub(&t, "rule egress",
+				   "cmp(0,02) socket("), 2);
+	n = chain_comments(&t, "egress", got, 64);
+	ck_assert_str_eq(got[1], "\"egressd API: never from the workload, whatever the token\"");
+	trace_free(&t);
+
+	/* dns mode: a chain of its own for them, api_drop kept */
+	cfg.filter = false;
+	build_apply(&cfg, NULL, 0, 0, &t);
+	ck_assert_int_ge(find(&t, 0, "chain+ egress filter hook=3 prio=0 policy=1 \"egressd dns mode: the API port is egressd's, accepts the rest\""), 0);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "objref(1,api_drop)"), 1);
+	ck_assert_int_eq(count(&t, "obj- api_drop"), 0);
+	trace_free(&t);
+
+	/* no API cgroup: refused rather than a rule that matches nobody */
+	{
+		struct nftsync_batch *b = nftsync_batch_new(1);
+
+		cfg.api_cgroup_id = 0;
+		ck_assert_int_eq(nftsync_build_apply(b, &cfg, NULL, 0, 0),
+				 -EINVAL);
+		nftsync_batch_free(b);
+	}
+}
+END_TEST
+
+/*
+ * Issue 12, class 4: with a foreign process in egressd's cgroup the rules
+ * exempting that cgroup go (the port-53 accept and "agent's own traffic"),
+ * the port-53 drops stay, and the nat redirect still skips the agent (its
+ * own queries never loop back into its proxy). In dns mode the port-53
+ * rules come in.
+ */
+START_TEST(test_nftsync_agent_withdrawn)
+{
+	struct nftsync_config cfg = base_cfg();
+	struct trace t;
+
+	cfg.agent_withdrawn = true;
+	build_apply(&cfg, NULL, 0, 0, &t);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "\"egressd agent to its upstream resolvers\""), 0);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "\"egressd agent's own traffic (upstream DNS, webhook)\""), 0);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "\"port 53 only through the egressd redirect\""), 2);
+	ck_assert_int_eq(count_sub(&t, "rule dns_redirect", "\"egressd agent's own DNS queries\""), 1);
+	trace_free(&t);
+
+	cfg.filter = false;
+	build_apply(&cfg, NULL, 0, 0, &t);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "\"port 53 only through the egressd redirect\""), 2);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "\"egressd agent to its upstream resolvers\""), 0);
+	ck_assert_int_eq(count(&t, "obj- dns_drop"), 0);
 	trace_free(&t);
 }
 END_TEST
@@ -807,7 +899,7 @@ START_TEST(test_nftsync_bpf_redirect)
 	ck_assert_int_ge(find(&t, 0, "chain+ egress filter hook=3 prio=0 policy=1 \"egressd dns mode: IPv6 off, port 53 only through the redirect, accepts the rest\""), 0);
 	ck_assert_int_eq(count_sub(&t, "rule egress", "reject("), 2);
 	ck_assert_int_eq(count_sub(&t, "rule egress", "objref(1,dns_drop)"), 2);
-	ck_assert_int_eq(count(&t, "obj- "), 4);
+	ck_assert_int_eq(count(&t, "obj- "), 5);
 	trace_free(&t);
 }
 END_TEST
@@ -948,8 +1040,8 @@ START_TEST(test_nftsync_dns_mode_ipv6_deny)
 	ck_assert_int_eq(count_sub(&t, "rule egress", "socket("), 0);
 	ck_assert_int_eq(count(&t, "set-"), 12);
 	ck_assert_int_eq(count(&t, "elem"), 0);
-	ck_assert_int_eq(count(&t, "obj+"), 6);
-	ck_assert_int_eq(count(&t, "obj-"), 5);
+	ck_assert_int_eq(count(&t, "obj+"), 7);
+	ck_assert_int_eq(count(&t, "obj-"), 6);
 	ck_assert_int_eq(count(&t, "obj- ipv6_drop"), 0);
 	/* the redirect is unchanged */
 	ck_assert_int_eq(count(&t, "rule dns_redirect"), 3);
@@ -1010,7 +1102,7 @@ START_TEST(test_nftsync_sets_and_counters)
 	ck_assert_int_eq(count(&t, "set+"), 12 + 10);
 	/* set removal comes after the rules using them were flushed */
 	ck_assert_int_lt(find(&t, 0, "flush egress"), find(&t, 0, "set-"));
-	ck_assert_int_eq(count(&t, "obj+"), 6);
+	ck_assert_int_eq(count(&t, "obj+"), 7);
 	ck_assert_int_eq(count(&t, "obj-"), 0);
 	ck_assert_int_gt(find(&t, 0, "obj+ default_drop type=1"), 0);
 	ck_assert_int_gt(find(&t, 0, "obj+ dns_drop type=1"), 0);
@@ -1691,6 +1783,8 @@ static Suite *nftsync_suite(void)
 	tcase_add_test(tc, test_nftsync_redirect_rules);
 	tcase_add_test(tc, test_nftsync_dns_mode_removes_filter);
 	tcase_add_test(tc, test_nftsync_filter_chain_order);
+	tcase_add_test(tc, test_nftsync_api_rules);
+	tcase_add_test(tc, test_nftsync_agent_withdrawn);
 	tcase_add_test(tc, test_nftsync_default_accept_ipv6_deny);
 	tcase_add_test(tc, test_nftsync_ipv6_deny_rejects);
 	tcase_add_test(tc, test_nftsync_dns_mode_ipv6_deny);

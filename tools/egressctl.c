@@ -722,8 +722,11 @@ static const char *const counter_names[EGRESSD_CNT_MAX] = {
 	[EGRESSD_REASON_DOT] = "dot",
 	[EGRESSD_REASON_DOH] = "doh",
 	[EGRESSD_REASON_IPV6_DISABLED] = "ipv6_disabled",
+	[5] = "rebinding", /* DNS layer only: always 0 here */
+	[EGRESSD_REASON_API] = "api",
 	[EGRESSD_CNT_ALLOWED] = "allowed",
 	[EGRESSD_CNT_RINGBUF_DROPS] = "ringbuf_drops",
+	[EGRESSD_CNT_BIND_REFUSED] = "bind_refused",
 };
 
 static const char *const lpm_maps[] = {

@@ -59,6 +59,12 @@ struct bpfsync_config {
 	bool observe; /* count and report, never drop */
 	uint64_t agent_cgid; /* agent's cgroup id (inode), 0: none */
 	uint32_t agent_level; /* its depth below the cgroup2 root */
+	/* The API port (0: none) and the cgroup that may reach it over
+	 * loopback besides egressd's own sockets (egressd's, or its
+	 * container's); bpfsync_guard_attach() sets the bind guard's ports. */
+	uint16_t api_port;
+	uint64_t api_cgid;
+	uint32_t api_level;
 };
 
 /*
@@ -94,6 +100,31 @@ int bpfsync_redirect_attach(struct bpfsync *bs, const char *cgroup_path,
 			    uint16_t port);
 
 int bpfsync_set_config(struct bpfsync *bs, const struct bpfsync_config *cfg);
+
+/*
+ * The bind guard (issue 12, class 8): attach guard_bind4/6 to cgroup_path
+ * through pinned links (swapped in place on restart) and make binds to
+ * dns_port or api_port (0: none) by sockets that are not egressd's fail
+ * with EPERM. The links stay when egressd stops, so that no process of the
+ * cgroup can squat the ports until egressd is back. 0 or -errno; on error
+ * nothing of it stays attached.
+ */
+int bpfsync_guard_attach(struct bpfsync *bs, const char *cgroup_path,
+			 uint16_t dns_port, uint16_t api_port);
+
+/*
+ * File descriptor of the agent_socks map this run's programs read (the
+ * cookies of egressd's own sockets, agent/selfsock.c); owned by bs.
+ */
+int bpfsync_agent_socks_fd(const struct bpfsync *bs);
+
+/*
+ * The pinned agent_socks map of an earlier run, opened before this run's
+ * programs load (a new fd, or -errno: -ENOENT when there is none), so that
+ * the sockets egressd binds at start pass the bind guard of the programs
+ * still attached after a kill -9.
+ */
+int bpfsync_agent_socks_pinned(const char *pin_dir);
 
 /*
  * Replace all static sets: write them into the inactive slot, switch the

@@ -19,6 +19,7 @@ enum events_reason {
 	EVENTS_REASON_DOH = 3,
 	EVENTS_REASON_IPV6_DISABLED = 4,
 	EVENTS_REASON_REBINDING = 5,
+	EVENTS_REASON_API = 6, /* the workload reaching for egressd's API */
 	EVENTS_REASON_MAX,
 };
 

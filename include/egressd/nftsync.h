@@ -108,6 +108,27 @@ struct nftsync_config {
 	/* Configured upstream resolvers: only the agent reaches them on 53. */
 	const struct policy_addr *upstreams;
 	size_t n_upstreams;
+	/*
+	 * egressd's API (issue 12, class 5), in every mode: a TCP SYN to
+	 * api_port leaving through lo is accepted from api_cgroup (egressd's
+	 * cgroup, or its container's) and dropped (counter api_drop, reason
+	 * api) from the workload cgroup (workload_cgroup_id, when
+	 * api_workload_only) or from everyone else. api_port 0: no rules.
+	 */
+	uint16_t api_port;
+	uint64_t api_cgroup_id;
+	uint32_t api_cgroup_level;
+	bool api_workload_only;
+	/*
+	 * A process other than egressd was found in egressd's dedicated
+	 * cgroup (issue 12, class 4): the rules that exempt the agent's
+	 * cgroup from the filter (its upstream queries, its own traffic) are
+	 * withdrawn, in dns mode too, so the intruder gets nothing and
+	 * egressd's own upstream queries are dropped (fail closed: the DNS
+	 * layer answers SERVFAIL). The nat redirect keeps skipping the agent,
+	 * so that its queries are never looped back into its own proxy.
+	 */
+	bool agent_withdrawn;
 };
 
 /* Learned-address changes that ride in the same batch as an apply. */

@@ -30,6 +30,7 @@
 #define EGRESSD_MAP_FLOWS "flows"
 #define EGRESSD_MAP_DNS_ORIG "dns_orig"
 #define EGRESSD_MAP_INBOUND "inbound"
+#define EGRESSD_MAP_AGENT_SOCKS "agent_socks"
 
 /* Limits (max_entries). An LPM map holds both policy slots at once. */
 #define EGRESSD_MAX_PREFIXES 65536 /* per static set and family */
@@ -38,6 +39,7 @@
 #define EGRESSD_FOLD_ENTRIES 8192
 #define EGRESSD_INBOUND_ENTRIES 65536
 #define EGRESSD_EVENTS_BYTES (256 * 1024)
+#define EGRESSD_AGENT_SOCKS 16384 /* egressd's own open sockets */
 
 /* Folding window: at most one event per (reason, dst, dport) per window. */
 #define EGRESSD_FOLD_NS 1000000000ULL
@@ -58,13 +60,16 @@
 
 /*
  * Violation reasons. Keep in sync with enum events_reason
- * (include/egressd/events.h): the values 0..4 are the same.
+ * (include/egressd/events.h): the values are the same.
  */
 #define EGRESSD_REASON_DEFAULT_DENY 0
 #define EGRESSD_REASON_DENY_RULE 1
 #define EGRESSD_REASON_DOT 2
 #define EGRESSD_REASON_DOH 3
 #define EGRESSD_REASON_IPV6_DISABLED 4
+/* 5 is rebinding (DNS layer only, never produced here). */
+/* A workload socket reaching for egressd's API port (issue 12, class 5). */
+#define EGRESSD_REASON_API 6
 
 /*
  * Index into the per-CPU counters map: a violation reason (counted whether
@@ -72,9 +77,10 @@
  * lost because the ring buffer was full. Packets of other network
  * namespaces are not counted at all.
  */
-#define EGRESSD_CNT_ALLOWED 5
-#define EGRESSD_CNT_RINGBUF_DROPS 6
-#define EGRESSD_CNT_MAX 7
+#define EGRESSD_CNT_ALLOWED 7
+#define EGRESSD_CNT_RINGBUF_DROPS 8
+#define EGRESSD_CNT_BIND_REFUSED 9 /* binds to egressd's ports refused */
+#define EGRESSD_CNT_MAX 10
 
 /* struct egressd_slot_cfg.default_verdict; zero is the fail-closed value. */
 #define EGRESSD_DEFAULT_DENY 0
@@ -121,6 +127,19 @@ struct egressd_bpf_cfg {
 	__u16 dns_port; /* DNS redirect by the sock_addr programs to this
 			 * port on loopback (host order); 0: not theirs */
 	struct egressd_slot_cfg slot[2];
+	/*
+	 * egressd's API (issue 12, class 5): TCP SYNs to api_port over
+	 * loopback are dropped (reason api) unless the sender's cgroup is
+	 * api_cgid at api_level (egressd's cgroup, or its container's where
+	 * egressd made a child of it: docker exec lands there) or the socket
+	 * is egressd's own. api_port 0: no check.
+	 */
+	__u64 api_cgid;
+	__u32 api_level;
+	__u16 api_port; /* host order */
+	/* bind4/bind6 (class 8): a bind to api_port or bind_dns_port by a
+	 * socket that is not egressd's fails with EPERM; 0: not guarded */
+	__u16 bind_dns_port; /* host order */
 };
 
 /*

@@ -60,6 +60,8 @@ enum cfg_variant {
 	CFG_AGENT, /* this process's cgroup is the agent's */
 	CFG_NOT_AGENT, /* another cgroup is the agent's */
 	CFG_SLOT1, /* policy slot 1 active */
+	CFG_API, /* API on 18080, another cgroup may reach it */
+	CFG_API_SELF, /* API on 18080, this process's cgroup may reach it */
 	CFG_IDLE, /* config never written (netns_cookie 0) */
 };
 
@@ -318,10 +320,51 @@ static const struct tcase cases[] = {
 	  .dst = "203.0.113.7", .proto = IPPROTO_TCP, .dport = 80,
 	  .cfg = CFG_IDLE, .retval = EGRESS_ALLOW, .counter = NONE,
 	  .reason = NONE },
-	{ .desc = "agent cgroup exempt", .family = 4, .dst = "203.0.113.7",
-	  .proto = IPPROTO_TCP, .dport = 853, .cfg = CFG_AGENT,
-	  .retval = EGRESS_ALLOW, .counter = EGRESSD_CNT_ALLOWED,
-	  .reason = NONE },
+	/*
+	 * Issue 12, class 4: egressd is exempt by the cookies of its own
+	 * sockets (agent_socks), never by its cgroup. This dummy socket is
+	 * in the agent's cgroup but not egressd's: judged like any other.
+	 */
+	{ .desc = "agent cgroup alone no longer exempts", .family = 4,
+	  .dst = "203.0.113.7", .proto = IPPROTO_TCP, .dport = 853,
+	  .cfg = CFG_AGENT, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_DOT, .reason = EGRESSD_REASON_DOT,
+	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
+	/* Issue 12, class 5: the API port over loopback is egressd's. */
+	{ .desc = "api: workload to 127.0.0.1:API dropped", .family = 4,
+	  .dst = "127.0.0.1", .proto = IPPROTO_TCP, .dport = 18080,
+	  .cfg = CFG_API, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_API, .reason = EGRESSD_REASON_API,
+	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
+	{ .desc = "api: workload to [::1]:API dropped", .family = 6,
+	  .dst = "::1", .proto = IPPROTO_TCP, .dport = 18080,
+	  .cfg = CFG_API, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_API, .reason = EGRESSD_REASON_API,
+	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
+	{ .desc = "api: workload to ::ffff:127.0.0.1:API dropped",
+	  .family = 6, .dst = "::ffff:127.0.0.1", .proto = IPPROTO_TCP,
+	  .dport = 18080, .cfg = CFG_API, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_API, .reason = EGRESSD_REASON_API,
+	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE,
+	  .ev_flags = EGRESSD_EV_V4MAPPED },
+	/* the test skb leaves through lo: as the sandbox's own address would */
+	{ .desc = "api: workload to its own address:API (via lo) dropped",
+	  .family = 4, .dst = "10.200.1.2", .proto = IPPROTO_TCP,
+	  .dport = 18080, .cfg = CFG_API, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_API, .reason = EGRESSD_REASON_API,
+	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
+	{ .desc = "api: the API cgroup (egressctl) passes", .family = 4,
+	  .dst = "127.0.0.1", .proto = IPPROTO_TCP, .dport = 18080,
+	  .cfg = CFG_API_SELF, .retval = EGRESS_ALLOW,
+	  .counter = EGRESSD_CNT_ALLOWED, .reason = NONE },
+	{ .desc = "api: other loopback ports still pass", .family = 4,
+	  .dst = "127.0.0.1", .proto = IPPROTO_TCP, .dport = 15353,
+	  .cfg = CFG_API, .retval = EGRESS_ALLOW,
+	  .counter = EGRESSD_CNT_ALLOWED, .reason = NONE },
+	{ .desc = "api: UDP to the API port is not the API", .family = 4,
+	  .dst = "127.0.0.1", .proto = IPPROTO_UDP, .dport = 18080,
+	  .cfg = CFG_API, .retval = EGRESS_ALLOW,
+	  .counter = EGRESSD_CNT_ALLOWED, .reason = NONE },
 	{ .desc = "other agent cgroup not exempt", .family = 4,
 	  .dst = "192.0.2.1", .proto = IPPROTO_TCP, .dport = 80,
 	  .cfg = CFG_NOT_AGENT, .retval = EGRESS_DROP,
@@ -490,6 +533,16 @@ static int set_config(enum cfg_variant v)
 		break;
 	case CFG_IDLE:
 		cfg.netns_cookie = 0;
+		break;
+	case CFG_API:
+		cfg.api_port = 18080;
+		cfg.api_cgid = self_cgid + 1000000;
+		cfg.api_level = self_level;
+		break;
+	case CFG_API_SELF:
+		cfg.api_port = 18080;
+		cfg.api_cgid = self_cgid;
+		cfg.api_level = self_level;
 		break;
 	}
 	return bpf_map__update_elem(skel->maps.config, &zero, sizeof(zero),

@@ -154,7 +154,8 @@ bpf_map_text() {
 
 # Counter indexes (docs/bpf.md, EGRESSD_CNT_*).
 declare -A BPF_CNT=([default_deny]=0 [deny_rule]=1 [dot]=2 [doh]=3
-	[ipv6_disabled]=4 [allowed]=5 [ringbuf_drops]=6)
+	[ipv6_disabled]=4 [api]=6 [allowed]=7 [ringbuf_drops]=8
+	[bind_refused]=9)
 
 # bpf_counter NAME: the per-CPU counter NAME summed over the CPUs.
 bpf_counter() {

@@ -5,8 +5,10 @@
 # dns+nft upstream hardening. The workload's port-53 queries to the
 # upstream are answered through the redirect, but the upstream's address is
 # not an allowed destination: a TCP connect to one of its other ports is
-# dropped. The agent (its cgroup) reaches the configured upstream on 53,
-# but not another resolver: that query is dropped and counted in dns_drop.
+# dropped. Only egressd's cgroup reaches the configured upstream on 53, and
+# only while egressd is alone there: a process that joins it (issue 12,
+# class 4) makes egressd withdraw that exemption (fail closed), and its
+# queries, to the upstream or another resolver, are dropped (dns_drop).
 
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -38,13 +40,25 @@ q @"$DNS4B" api.github.com A
 assert_eq "workload: dig @another resolver is answered by egressd" "NOERROR $WEB4" "$Q_STATUS $Q_ANSWER"
 assert_eq "and never reached that resolver" "" "$(fakedns_log other)"
 
-# Agent side.
-aq @"$DNS4" agent-check.pypi.org A
-if upstream_saw agent-check.pypi.org; then
-	pass "agent cgroup: query to the upstream goes straight to it ($Q_STATUS)"
+# Agent side. Only egressd's cgroup reaches the upstreams on 53: the rule
+# is there while egressd is alone in its cgroup.
+assert_contains "chain egress: egressd's cgroup reaches the upstreams on 53" \
+	"$(nft_sb list chain inet egressd egress 2>&1)" "egressd agent to its upstream resolvers"
+# A process that joins egressd's cgroup is not egressd (issue 12, class 4):
+# within a second the cgroup's exemption is withdrawn, so what it sends on
+# 53 (to the upstream or elsewhere) is dropped like the workload's.
+run_in_agent_cgroup sleep 4 &
+intruder=$!
+if wait_for 3 grep -q "nftables no longer exempts that cgroup" "$T/egressd.out"; then
+	pass "a foreign process in egressd's cgroup is reported within a second or so"
 else
-	fail "agent cgroup: query to the upstream goes straight to it" "$Q_OUT"
+	fail "a foreign process in egressd's cgroup is reported" "$(tail -3 "$T/egressd.out")"
 fi
+assert_not_contains "the agent's upstream rule is withdrawn" \
+	"$(nft_sb list chain inet egressd egress 2>&1)" "egressd agent to its upstream resolvers"
+aq @"$DNS4" agent-check.pypi.org A
+assert_eq "agent cgroup: query straight to the upstream dropped now" TIMEOUT "$Q_STATUS"
+assert_not_forwarded "... and never at the upstream" agent-check.pypi.org
 before=$(nft_counter dns_drop)
 aq @"$DNS4B" api.github.com A
 assert_eq "agent cgroup: udp query to a non-upstream resolver dropped" TIMEOUT "$Q_STATUS"
@@ -59,5 +73,9 @@ fi
 assert_eq "the non-upstream resolver got nothing" "" "$(fakedns_log other)"
 wait_json_line "packet violation line for the agent's port-53 drop" "$T/egressd.out" \
 	event=violation layer=packet action=drop dst="$DNS4B" dport=53
+api GET /status
+assert_eq "/status: the nft exemption is withdrawn" withdrawn \
+	"$(json_eval "$API_BODY" 'o["exemption"]["nft"]')"
+wait "$intruder" 2>/dev/null
 assert_all_json "stdout holds only JSON lines" "$T/egressd.out"
 egit_finish

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Watching egressd's own cgroup for a process that is not egressd (issue
+ * 12, class 4). nftables can only exempt egressd by its cgroup, so where
+ * that cgroup is one egressd should have to itself, a foreign process in
+ * it must cost the cgroup its exemption: an inotify watch reports at once
+ * any write to its cgroup.procs or cgroup.threads and any cgroup made
+ * below it (egressd does neither after start, and the write gives away
+ * even an intruder gone before a scan), and a scan of cgroup.procs every
+ * scan_ms finds processes that came in without writing the file
+ * (clone3 CLONE_INTO_CGROUP). egressd and its parent (an init such as
+ * tini, a supervisor, timeout) are not foreign. The callback runs once;
+ * the watch then stops.
+ */
+#ifndef __EGRESSD_CGWATCH_H
+#define __EGRESSD_CGWATCH_H
+
+#include "egressd/loop.h"
+
+struct cgwatch;
+
+/* pid: the foreign process found (0 when the inotify event came first);
+ * what: what was seen, in words. */
+typedef void (*cgwatch_cb)(void *arg, long pid, const char *what);
+
+/*
+ * A process of cgroup directory dir, or of one below it, other than
+ * egressd and its parent: its pid, 0 when there is none, -errno when
+ * dir/cgroup.procs cannot be read.
+ */
+long cgwatch_foreign_pid(const char *dir);
+
+/* Start watching dir. 0 or -errno (*out NULL). */
+int cgwatch_start(struct loop *loop, const char *dir, unsigned int scan_ms,
+		  cgwatch_cb cb, void *arg, struct cgwatch **out);
+
+void cgwatch_free(struct cgwatch *w);
+
+#endif /* __EGRESSD_CGWATCH_H */
