@@ -66,7 +66,7 @@ CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 endif
 
 # Agent modules (agent/<name>.c). main.c is wiring only.
-AGENT_MODULES := log loop config policy dnswire doh dnsproxy events cgroup coverage netns nftsync nflog bpfsync api webhook liveness attached
+AGENT_MODULES := log loop config policy dnswire doh dnsguard dnsproxy events cgroup coverage netns nftsync nflog bpfsync api webhook liveness attached
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
 # Unit tests: tests/check_<module>.c linked with the objects it needs.
@@ -77,7 +77,7 @@ check_config_OBJS := config log
 check_loop_OBJS := loop
 check_netns_OBJS := netns
 check_doh_OBJS := doh policy log
-check_dnsproxy_OBJS := dnsproxy dnswire doh policy loop events log config
+check_dnsproxy_OBJS := dnsproxy dnsguard dnswire doh policy loop events log config
 check_nftsync_OBJS := nftsync log
 check_events_OBJS := events log dnswire loop
 check_api_OBJS := api policy log loop config

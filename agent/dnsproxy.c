@@ -14,6 +14,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "egressd/dnsguard.h"
 #include "egressd/dnsproxy.h"
 #include "egressd/doh.h"
 #include "egressd/events.h"
@@ -32,6 +34,12 @@
 #define DP_BATCH 64 /* datagrams per recvmmsg/sendmmsg */
 #define DP_UDP_BUF 4096 /* per-datagram receive buffer */
 #define DP_REPLY_BUF 512 /* replies we build: header+question+OPT */
+#define DP_CTL_BUF 64 /* room for one IP_PKTINFO or IPV6_PKTINFO */
+#define DP_CTAB 8192 /* coalescing hash buckets (power of 2) */
+#define DP_CAPS_BAD_MAX 4 /* case mismatches in a row: 0x20 off */
+#define DP_CAPS_OFF_MS (10 * 60 * 1000) /* then try 0x20 again */
+#define DP_CAPS_RND 16 /* random bytes per 0x20 name (128 letters) */
+#define DP_SPOOF_WARN_MS 10000 /* at most one forged-answer warning */
 #define DP_TCP_MSG_MAX 65535 /* largest DNS message over TCP */
 #define DP_MAX_INFLIGHT 8192 /* ids per upstream stay sparse (1/8) */
 #define DP_MAX_CONNS 256 /* TCP client connections */
@@ -49,6 +57,7 @@ enum dp_qstate {
 	DP_Q_FREE = 0,
 	DP_Q_UDP = 1, /* waiting for a UDP answer from order[attempt] */
 	DP_Q_TCP = 2, /* TCP retry to order[attempt] after a TC answer */
+	DP_Q_WAIT = 3, /* coalesced: waits for the answer of s->lead */
 };
 
 /* Where a reply goes: a UDP peer of a listener, or a TCP connection. */
@@ -82,9 +91,22 @@ struct dp_query {
 	uint16_t conn;
 	uint32_t conn_gen;
 
-	uint8_t *msg; /* the client's query; id rewritten per attempt */
+	uint8_t *msg; /* the client's query; id (and 0x20 case) rewritten
+		       * per attempt */
 	size_t len, cap;
 	struct dnswire_question q;
+	/* The question as the client wrote it: restored in every reply. */
+	uint8_t qorig[DNSWIRE_HDR_LEN + 255 + 4];
+	bool caps;   /* this attempt went out with 0x20 case */
+	bool nocaps; /* a case mismatch was seen: no 0x20 any more */
+
+	/* Coalescing (dp_coalesce): one upstream query per key. */
+	struct dp_query *lead;	     /* follower: the query it waits on */
+	struct dp_query *fhead;	     /* leader: its followers */
+	struct dp_query *fnext;	     /* follower: next of the same leader */
+	struct dp_query *hnext;	     /* leader: hash chain */
+	uint32_t hash;
+	bool in_table;
 
 	/* TCP retry to the upstream */
 	int tfd;
@@ -116,7 +138,10 @@ struct dp_tx {
 	struct mmsghdr msgs[DP_BATCH];
 	struct iovec iov[DP_BATCH];
 	struct sockaddr_storage dst[DP_BATCH];
-	uint8_t buf[DP_BATCH][DP_REPLY_BUF];
+	/* Every UDP answer fits (it came in through a DP_UDP_BUF buffer):
+	 * copied, so that one answer can go to several coalesced clients
+	 * with a different id each. */
+	uint8_t buf[DP_BATCH][DP_UDP_BUF];
 };
 
 struct dp_listener {
@@ -133,6 +158,10 @@ struct dp_upstream {
 	int fd;
 	struct egressd_upstream cfg;
 	bool healthy;
+	/* On loopback or a local address: its answers arrive on lo. */
+	bool local;
+	uint8_t caps_bad; /* answers in a row that lost the 0x20 case */
+	uint64_t caps_off_until; /* loop ms; 0x20 off while now < this */
 	uint64_t queries, timeouts, errors;
 	uint16_t *idmap; /* upstream id -> slot index + 1 (0: free) */
 	/* pending forwarded queries, flushed with one sendmmsg */
@@ -150,6 +179,11 @@ struct dp_rx {
 	struct iovec iov[DP_BATCH];
 	struct sockaddr_storage addr[DP_BATCH];
 	uint8_t buf[DP_BATCH][DP_UDP_BUF];
+	/* upstream sockets: where each datagram came in */
+	union {
+		struct cmsghdr align;
+		uint8_t b[DP_CTL_BUF];
+	} ctl[DP_BATCH];
 };
 
 #define DP_MAX_LISTENERS 4
@@ -189,6 +223,12 @@ struct dnsproxy {
 	struct loop_timer *sweep;
 
 	struct dp_rx *rx;
+
+	struct dnsguard *guard;
+	struct dp_query **ctab; /* coalescing: leaders by key hash */
+	int lo_ifindex;
+	uint64_t spoof_warned; /* loop ms of the last warning */
+	uint64_t spoof_since;  /* forged answers since that warning */
 
 	uint8_t probe_msg[17];
 	struct dnswire_question probe_q;
@@ -305,22 +345,68 @@ static void dp_up_mark(struct dp_upstream *up, bool healthy, const char *why)
 		loop_timer_arm(p->probe, DP_PROBE_MS);
 }
 
+/*
+ * Is the upstream on this host's namespace: a loopback address, or one of
+ * the namespace's own (the kernel then picks it as our source too)? Its
+ * answers come in on lo, where anything of the namespace can forge them.
+ */
+static bool dp_up_is_local(int fd, const struct egressd_upstream *u)
+{
+	struct sockaddr_storage me;
+	socklen_t sl = sizeof(me);
+
+	if (u->addr.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)&u->addr;
+
+		if ((ntohl(a->sin_addr.s_addr) >> 24) == 127)
+			return true;
+		if (getsockname(fd, (struct sockaddr *)&me, &sl) < 0)
+			return false;
+		return me.ss_family == AF_INET &&
+		       ((struct sockaddr_in *)&me)->sin_addr.s_addr ==
+			       a->sin_addr.s_addr;
+	} else {
+		const struct sockaddr_in6 *a = (const void *)&u->addr;
+
+		if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
+		    (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) &&
+		     a->sin6_addr.s6_addr[12] == 127))
+			return true;
+		if (getsockname(fd, (struct sockaddr *)&me, &sl) < 0)
+			return false;
+		return me.ss_family == AF_INET6 &&
+		       !memcmp(&((struct sockaddr_in6 *)&me)->sin6_addr,
+			       &a->sin6_addr, sizeof(a->sin6_addr));
+	}
+}
+
 static int dp_up_connect(struct dp_upstream *up)
 {
-	int fd, err;
+	int fd, err, one = 1;
 
 	fd = socket(up->cfg.addr.ss_family,
 		    SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	if (connect(fd, (const struct sockaddr *)&up->cfg.addr,
-		    up->cfg.addrlen) < 0) {
-		err = -errno;
-		close(fd);
-		return err;
-	}
+		    up->cfg.addrlen) < 0)
+		goto err;
+	/* Where each answer came in: only a local upstream's arrive on lo
+	 * (dp_up_cb). A v6 socket gets v4-mapped peers' as IP_PKTINFO. */
+	if (setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) < 0 &&
+	    up->cfg.addr.ss_family == AF_INET)
+		goto err;
+	if (up->cfg.addr.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one,
+		       sizeof(one)) < 0)
+		goto err;
+	up->local = dp_up_is_local(fd, &up->cfg);
 	dp_set_sockbuf(fd);
 	return fd;
+err:
+	err = -errno;
+	close(fd);
+	return err;
 }
 
 static void dp_up_cb(struct loop *loop, int fd, uint32_t events, void *arg);
@@ -531,9 +617,23 @@ static void dp_conn_mark_dirty(struct dnsproxy *p, struct dp_conn *c)
 	p->dirty[p->n_dirty++] = c->idx;
 }
 
+static void dp_ctab_del(struct dnsproxy *p, struct dp_query *s)
+{
+	struct dp_query **link = &p->ctab[s->hash & (DP_CTAB - 1)];
+
+	while (*link && *link != s)
+		link = &(*link)->hnext;
+	if (*link)
+		*link = s->hnext;
+	s->hnext = NULL;
+	s->in_table = false;
+}
+
 /* The query is done (answered, failed or dropped): release everything. */
 static void dp_query_finish(struct dnsproxy *p, struct dp_query *s)
 {
+	if (s->in_table)
+		dp_ctab_del(p, s);
 	dp_id_release(p, s);
 	dp_fifo_del(p, s);
 	dp_tcp_close(p, s);
@@ -610,9 +710,9 @@ static void dp_conn_append(struct dp_conn *c, const uint8_t *data, size_t len)
 }
 
 /*
- * Queue a reply. A UDP reply of at most DP_REPLY_BUF bytes is copied;
- * a larger one is referenced and must stay valid until the end of the
- * current callback (dp_flush), which holds for the receive batch.
+ * Queue a reply. A UDP reply of at most DP_UDP_BUF bytes (any UDP answer)
+ * is copied; a larger one is referenced and must stay valid until the end
+ * of the current callback (dp_flush).
  */
 static void dp_send_client(struct dnsproxy *p, const struct dp_client *cl,
 			   const uint8_t *data, size_t len)
@@ -637,7 +737,7 @@ static void dp_send_client(struct dnsproxy *p, const struct dp_client *cl,
 	i = tx->n++;
 	m = &tx->msgs[i];
 	memcpy(&tx->dst[i], cl->addr, cl->addrlen);
-	if (len <= DP_REPLY_BUF) {
+	if (len <= DP_UDP_BUF) {
 		memcpy(tx->buf[i], data, len);
 		tx->iov[i].iov_base = tx->buf[i];
 	} else {
@@ -661,14 +761,20 @@ static void dp_query_client(const struct dp_query *s, struct dp_client *cl)
 	cl->gen = s->conn_gen;
 }
 
-/* Build an rcode-only reply to s's query and finish s. */
-static void dp_fail_reply(struct dnsproxy *p, struct dp_query *s, int rcode)
+static size_t dp_qlen(const struct dp_query *s)
+{
+	return s->q.question_end - DNSWIRE_HDR_LEN;
+}
+
+/* Build an rcode-only reply to s's query (as the client wrote it). */
+static void dp_fail_one(struct dnsproxy *p, struct dp_query *s, int rcode)
 {
 	uint8_t rep[DP_REPLY_BUF];
 	struct dp_client cl;
 	ssize_t n;
 
 	dnswire_set_id(s->msg, s->client_id);
+	memcpy(s->msg + DNSWIRE_HDR_LEN, s->qorig, dp_qlen(s));
 	n = dnswire_build_reply(s->msg, s->len, &s->q, rcode, rep, sizeof(rep));
 	if (n > 0) {
 		dp_query_client(s, &cl);
@@ -679,20 +785,249 @@ static void dp_fail_reply(struct dnsproxy *p, struct dp_query *s, int rcode)
 	dp_query_finish(p, s);
 }
 
-/* An answer for s passed all checks: restore the id, run the hook, send. */
-static void dp_deliver(struct dnsproxy *p, struct dp_query *s, uint8_t *msg,
-		       size_t len, const struct dnswire_response *r)
+/* Answer s and every query coalesced onto it with rcode; finish them. */
+static void dp_fail_reply(struct dnsproxy *p, struct dp_query *s, int rcode)
+{
+	struct dp_query *f, *fn;
+
+	for (f = s->fhead; f; f = fn) {
+		fn = f->fnext;
+		dp_fail_one(p, f, rcode);
+	}
+	s->fhead = NULL;
+	dp_fail_one(p, s, rcode);
+}
+
+/* msg to s's client under its id and its question (case included). */
+static void dp_send_answer(struct dnsproxy *p, struct dp_query *s,
+			   uint8_t *msg, size_t len)
 {
 	struct dp_client cl;
 
+	dnswire_set_id(msg, s->client_id);
+	memcpy(msg + DNSWIRE_HDR_LEN, s->qorig, dp_qlen(s));
+	dp_query_client(s, &cl);
+	dp_send_client(p, &cl, msg, len);
+	dp_query_finish(p, s);
+}
+
+/* ---- what an answer may carry (docs/dns-proxy.md) --------------------- */
+
+struct dp_guard_ctx {
+	struct dnsproxy *p;
+	struct dp_query *s;
+	uint64_t now;
+	unsigned int stripped;
+};
+
+static void dp_query_who(struct dnsproxy *p, const struct dp_query *s,
+			 char *buf, size_t len);
+
+/* A CNAME/DNAME target that a deny rule or the DoH/DoT list refuses. */
+static int dp_chain_cb(void *arg, const char *name, size_t len)
+{
+	struct dp_guard_ctx *g = arg;
+	struct dnsproxy *p = g->p;
+	struct policy_match m = { .action = POLICY_DENY };
+	enum events_reason reason;
+	char who[INET6_ADDRSTRLEN + 8];
+
+	if (!p->matcher)
+		return 0;
+	policy_matcher_lookup(p->matcher, name, len, &m);
+	/* Only an explicit deny: a CDN name the policy does not list is
+	 * what most allowed names point at. */
+	if (m.matched && m.action == POLICY_DENY)
+		reason = EVENTS_REASON_DENY_RULE;
+	else if (p->block_doh_names && !m.exact_allow &&
+		 doh_is_provider_name(name, len))
+		reason = EVENTS_REASON_DOH;
+	else
+		return 0;
+	dp_query_who(p, g->s, who, sizeof(who));
+	events_dns_violation(reason, name, g->s->q.qtype, "nxdomain", who);
+	return 1;
+}
+
+static bool dp_strip_pred(void *arg, enum dnswire_section sec, uint16_t type,
+			  const uint8_t *rdata, uint16_t rdlen)
+{
+	struct dp_guard_ctx *g = arg;
+	int family;
+
+	if (type == DNSWIRE_TYPE_A && rdlen == 4)
+		family = AF_INET;
+	else if (type == DNSWIRE_TYPE_AAAA && rdlen == 16)
+		family = AF_INET6;
+	else
+		return false;
+	if (!dnsguard_refuses(g->p->guard, family, rdata, g->now))
+		return false;
+	g->stripped++;
+	return true;
+}
+
+static bool dp_strip_answer_sec(void *arg, enum dnswire_section sec,
+				uint16_t type, const uint8_t *rdata,
+				uint16_t rdlen)
+{
+	return sec == DNSWIRE_SEC_ANSWER;
+}
+
+/* A TC answer we cannot walk: header and question only, still TC. */
+static void dp_cut_to_question(struct dp_query *s, uint8_t *msg, size_t *len,
+			       struct dnswire_response *r)
+{
+	*len = s->q.question_end;
+	memset(msg + 6, 0, 6);
+	r->n_addrs = 0;
+	r->n_cnames = 0;
+	r->min_ttl = UINT32_MAX;
+}
+
+/*
+ * Deny wins along the CNAME chain, and rebinding answers lose their
+ * addresses. Returns 0 to go on with msg (*len and r updated), or an
+ * rcode (> 0, or DP_GUARD_NODATA) to answer instead, or -errno (SERVFAIL).
+ */
+#define DP_GUARD_NODATA 16
+static int dp_guard(struct dnsproxy *p, struct dp_query *s, uint8_t *msg,
+		    size_t *len, struct dnswire_response *r)
+{
+	struct dp_guard_ctx g = { .p = p, .s = s };
+	size_t had = r->n_addrs;
+	char who[INET6_ADDRSTRLEN + 8];
+	ssize_t n;
+	int rc;
+
+	rc = dnswire_answer_targets(msg, *len, dp_chain_cb, &g);
+	if (rc > 0)
+		return DNSWIRE_RCODE_NXDOMAIN;
+	if (rc < 0) {
+		if (!r->tc)
+			return rc;
+		dp_cut_to_question(s, msg, len, r);
+		return 0;
+	}
+	g.now = loop_now_ms(p->loop);
+	n = dnswire_strip_rrs(msg, *len, dp_strip_pred, &g);
+	if (n == -EBADMSG && r->tc) {
+		dp_cut_to_question(s, msg, len, r);
+		return 0;
+	}
+	if (n == -EBADMSG)
+		return -EBADMSG;
+	if (!g.stripped)
+		return 0;
+	p->st.rebinding++;
+	dp_query_who(p, s, who, sizeof(who));
+	events_dns_violation(EVENTS_REASON_REBINDING, s->q.name, s->q.qtype,
+			     "stripped", who);
+	/* Names pointing into a stripped record, or too many: no records
+	 * at all rather than a message we cannot rewrite. */
+	if (n < 0)
+		return DP_GUARD_NODATA;
+	*len = (size_t)n;
+	rc = dnswire_parse_response(msg, *len, &s->q, r);
+	if (rc < 0)
+		return r->tc ? DP_GUARD_NODATA : rc;
+	if (had && !r->n_addrs) {
+		/* As the upstream answers a name with no such records:
+		 * NOERROR, empty answer section, the SOA (if any) kept. */
+		n = dnswire_strip_rrs(msg, *len, dp_strip_answer_sec, NULL);
+		if (n < 0)
+			return DP_GUARD_NODATA;
+		*len = (size_t)n;
+		r->n_cnames = 0;
+		r->min_ttl = UINT32_MAX;
+	}
+	return 0;
+}
+
+/*
+ * An answer for s passed the checks of its transport: judge what it
+ * carries, run the hook (learning), and send it to s and to every query
+ * coalesced onto s.
+ */
+static void dp_deliver(struct dnsproxy *p, struct dp_query *s, uint8_t *msg,
+		       size_t len, struct dnswire_response *r)
+{
+	struct dp_query *f, *fn;
+	int rc;
+
+	rc = dp_guard(p, s, msg, &len, r);
+	if (rc) {
+		dp_fail_reply(p, s,
+			      rc == DP_GUARD_NODATA ? DNSWIRE_RCODE_NOERROR :
+			      rc > 0		    ? rc :
+						      DNSWIRE_RCODE_SERVFAIL);
+		return;
+	}
 	dnswire_set_id(msg, s->client_id);
 	if (p->hook && p->hook(p->hook_arg, s->q.name, r, msg, len) < 0) {
 		dp_fail_reply(p, s, DNSWIRE_RCODE_SERVFAIL);
 		return;
 	}
-	dp_query_client(s, &cl);
-	dp_send_client(p, &cl, msg, len);
-	dp_query_finish(p, s);
+	for (f = s->fhead; f; f = fn) {
+		fn = f->fnext;
+		dp_send_answer(p, f, msg, len);
+	}
+	s->fhead = NULL;
+	dp_send_answer(p, s, msg, len);
+}
+
+/* ---- coalescing ------------------------------------------------------- */
+
+/* What must be equal for one answer to serve two queries. */
+static uint32_t dp_key_bits(const struct dp_query *s)
+{
+	return (uint32_t)(s->q.flags & (DNSWIRE_F_RD | DNSWIRE_F_CD)) |
+	       (uint32_t)s->from_tcp << 16 | (uint32_t)s->q.has_opt << 17 |
+	       (uint32_t)s->q.opt_do << 18 | (uint32_t)s->q.opt_version << 24;
+}
+
+static bool dp_key_eq(const struct dp_query *a, const struct dp_query *b)
+{
+	return a->hash == b->hash && a->q.qtype == b->q.qtype &&
+	       a->q.qclass == b->q.qclass &&
+	       a->q.opt_udp_size == b->q.opt_udp_size &&
+	       dp_key_bits(a) == dp_key_bits(b) &&
+	       a->q.name_len == b->q.name_len &&
+	       !memcmp(a->q.name, b->q.name, a->q.name_len);
+}
+
+/*
+ * One upstream query per name, type and flags at a time: a query equal
+ * to one in flight waits for that one's answer (DP_Q_WAIT) instead of
+ * being forwarded. Besides saving the upstream work, this is what keeps
+ * a workload from putting thousands of ids in flight for one name and
+ * then forging answers for all of them. Returns true when s now waits.
+ */
+static bool dp_coalesce(struct dnsproxy *p, struct dp_query *s)
+{
+	uint32_t h = 2166136261u;
+	struct dp_query **head, *l;
+
+	for (size_t i = 0; i < s->q.name_len; i++)
+		h = (h ^ (uint8_t)s->q.name[i]) * 16777619u;
+	h = (h ^ s->q.qtype) * 16777619u;
+	h = (h ^ dp_key_bits(s)) * 16777619u;
+	s->hash = h;
+	head = &p->ctab[h & (DP_CTAB - 1)];
+	for (l = *head; l; l = l->hnext) {
+		if (!dp_key_eq(l, s))
+			continue;
+		s->state = DP_Q_WAIT;
+		s->lead = l;
+		s->fnext = l->fhead;
+		l->fhead = s;
+		p->st.coalesced++;
+		return true;
+	}
+	s->hnext = *head;
+	*head = s;
+	s->in_table = true;
+	return false;
 }
 
 /* ---- forwarding ------------------------------------------------------- */
@@ -717,6 +1052,29 @@ static void dp_up_queue(struct dp_upstream *up, struct dp_query *s)
 }
 
 /*
+ * 0x20: the question goes out with random letter case, which a forged
+ * answer has to echo exactly (dp_up_answer). Not for an upstream that was
+ * seen to lose the case, nor after a mismatch for this query.
+ */
+static void dp_case(struct dnsproxy *p, struct dp_upstream *up,
+		    struct dp_query *s)
+{
+	uint8_t rnd[DP_CAPS_RND];
+
+	memcpy(s->msg + DNSWIRE_HDR_LEN, s->qorig, dp_qlen(s));
+	s->caps = false;
+	if (s->nocaps || loop_now_ms(p->loop) < up->caps_off_until)
+		return;
+	for (int i = 0; i < DP_CAPS_RND; i += 2) {
+		uint16_t v = dp_rand16(p);
+
+		rnd[i] = (uint8_t)v;
+		rnd[i + 1] = (uint8_t)(v >> 8);
+	}
+	s->caps = dnswire_0x20(s->msg, s->q.question_end, rnd, sizeof(rnd)) > 0;
+}
+
+/*
  * Send s to the upstream order[attempt], or to the next one that has a
  * socket; SERVFAIL when none is left.
  */
@@ -731,6 +1089,7 @@ static void dp_attempt(struct dnsproxy *p, struct dp_query *s)
 			continue;
 		}
 		s->state = DP_Q_UDP;
+		dp_case(p, up, s);
 		dnswire_set_id(s->msg, s->up_id);
 		up->queries++;
 		dp_up_queue(up, s);
@@ -833,6 +1192,15 @@ static void dp_client_text(struct dnsproxy *p, const struct dp_client *cl,
 		dp_addr_text(&p->conns[cl->conn].peer, buf, len);
 	else
 		dp_addr_text(cl->addr, buf, len);
+}
+
+static void dp_query_who(struct dnsproxy *p, const struct dp_query *s,
+			 char *buf, size_t len)
+{
+	struct dp_client cl;
+
+	dp_query_client(s, &cl);
+	dp_client_text(p, &cl, buf, len);
 }
 
 static void dp_reply_rcode(struct dnsproxy *p, const struct dp_client *cl,
@@ -951,8 +1319,14 @@ static void dp_handle_query(struct dnsproxy *p, const uint8_t *msg, size_t len,
 	}
 	s->n_order = (uint8_t)p->n_ups;
 	memcpy(s->order, p->order, sizeof(s->order));
+	memcpy(s->qorig, s->msg + DNSWIRE_HDR_LEN, dp_qlen(s));
+	s->caps = s->nocaps = false;
+	s->lead = s->fhead = s->fnext = s->hnext = NULL;
+	s->in_table = false;
 	p->st.allowed++;
 	p->st.inflight++;
+	if (dp_coalesce(p, s))
+		return;
 	dp_attempt(p, s);
 	return;
 drop:
@@ -967,7 +1341,8 @@ drop:
  * upstream socket does without: then the kernel also skips the cgroup
  * recvmsg hooks (the BPF DNS redirect's), which cost every datagram.
  */
-static int dp_recv_batch(struct dnsproxy *p, int fd, bool want_addr)
+static int dp_recv_batch(struct dnsproxy *p, int fd, bool want_addr,
+			 bool want_ctl)
 {
 	struct dp_rx *rx = p->rx;
 	int n;
@@ -981,8 +1356,8 @@ static int dp_recv_batch(struct dnsproxy *p, int fd, bool want_addr)
 		h->msg_namelen = want_addr ? sizeof(rx->addr[i]) : 0;
 		h->msg_iov = &rx->iov[i];
 		h->msg_iovlen = 1;
-		h->msg_control = NULL;
-		h->msg_controllen = 0;
+		h->msg_control = want_ctl ? rx->ctl[i].b : NULL;
+		h->msg_controllen = want_ctl ? DP_CTL_BUF : 0;
 		h->msg_flags = 0;
 	}
 	do {
@@ -1000,7 +1375,7 @@ static void dp_udp_cb(struct loop *loop, int fd, uint32_t events, void *arg)
 
 	/* A few batches per wakeup, then let other sockets run. */
 	for (int round = 0; round < 4; round++) {
-		n = dp_recv_batch(p, fd, true);
+		n = dp_recv_batch(p, fd, true, false);
 		if (n <= 0)
 			break;
 		for (int i = 0; i < n; i++) {
@@ -1051,6 +1426,35 @@ static bool dp_tc_question_matches(const struct dp_query *s, const uint8_t *msg,
 
 static int dp_tcp_start(struct dnsproxy *p, struct dp_query *s);
 
+/*
+ * The answer has s's id and question, but not the letter case s went out
+ * with: forged (a forger does not know the case), or an upstream that
+ * does not keep it. Ask again without 0x20 (a fresh id, the same
+ * upstream); an upstream that keeps losing the case gets no 0x20 for a
+ * while. An upstream that keeps it resets the count with every answer,
+ * so a forger has to guess DP_CAPS_BAD_MAX ids in a row to turn it off.
+ */
+static void dp_caps_mismatch(struct dnsproxy *p, struct dp_upstream *up,
+			     struct dp_query *s)
+{
+	uint64_t now = loop_now_ms(p->loop);
+
+	p->st.bad_answers++;
+	if (++up->caps_bad >= DP_CAPS_BAD_MAX && now >= up->caps_off_until) {
+		up->caps_bad = 0;
+		up->caps_off_until = now + DP_CAPS_OFF_MS;
+		log_warnx("dns upstream %s does not keep the letter case of "
+			  "questions: 0x20 off for it for %d minutes",
+			  up->cfg.text, DP_CAPS_OFF_MS / 60000);
+	}
+	if (s->nocaps)
+		return; /* keep waiting for a matching answer */
+	s->nocaps = true;
+	dp_id_release(p, s);
+	dp_fifo_del(p, s);
+	dp_attempt(p, s);
+}
+
 static void dp_up_answer(struct dnsproxy *p, struct dp_upstream *up,
 			 uint8_t *msg, size_t len, bool trunc)
 {
@@ -1099,6 +1503,13 @@ static void dp_up_answer(struct dnsproxy *p, struct dp_upstream *up,
 		r.tc = true;
 		r.min_ttl = UINT32_MAX;
 	}
+	if (s->caps && memcmp(msg + DNSWIRE_HDR_LEN, s->msg + DNSWIRE_HDR_LEN,
+			      dp_qlen(s))) {
+		dp_caps_mismatch(p, up, s);
+		return;
+	}
+	if (s->caps)
+		up->caps_bad = 0;
 	dp_up_mark(up, true, NULL);
 	dp_rtt_record(p, s);
 	if (dp_rcode_fails_over(r.rcode)) {
@@ -1120,6 +1531,55 @@ static void dp_up_answer(struct dnsproxy *p, struct dp_upstream *up,
 	dp_deliver(p, s, msg, len, &r);
 }
 
+/* The interface a datagram came in on (IP_PKTINFO/IPV6_PKTINFO), or -1
+ * when the kernel said nothing: then it is not known to come from
+ * outside, and is treated as forged. */
+static int dp_rx_ifindex(struct msghdr *h)
+{
+	struct cmsghdr *c;
+
+	if (h->msg_flags & MSG_CTRUNC)
+		return -1;
+	for (c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo pi;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			return pi.ipi_ifindex;
+		}
+		if (c->cmsg_level == IPPROTO_IPV6 &&
+		    c->cmsg_type == IPV6_PKTINFO) {
+			struct in6_pktinfo pi;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			return (int)pi.ipi6_ifindex;
+		}
+	}
+	return -1;
+}
+
+/*
+ * An answer "from" a remote upstream came in on lo: only a process of
+ * this namespace can have sent it (a raw socket to its own address, or a
+ * packet socket on lo). Dropped unread, whatever id it guesses.
+ */
+static void dp_forged(struct dnsproxy *p, struct dp_upstream *up)
+{
+	uint64_t now = loop_now_ms(p->loop);
+
+	p->st.bad_answers++;
+	p->st.forged++;
+	p->spoof_since++;
+	if (p->spoof_warned && now - p->spoof_warned < DP_SPOOF_WARN_MS)
+		return;
+	log_warnx("dns: dropped %llu answer(s) claiming to come from upstream "
+		  "%s that arrived on the loopback interface: forged by a "
+		  "process of this namespace",
+		  (unsigned long long)p->spoof_since, up->cfg.text);
+	p->spoof_warned = now;
+	p->spoof_since = 0;
+}
+
 static void dp_up_cb(struct loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct dp_upstream *up = arg;
@@ -1127,12 +1587,18 @@ static void dp_up_cb(struct loop *loop, int fd, uint32_t events, void *arg)
 	int n;
 
 	for (int round = 0; round < 4; round++) {
-		n = dp_recv_batch(p, fd, false);
+		n = dp_recv_batch(p, fd, false, true);
 		if (n <= 0)
 			break;
 		for (int i = 0; i < n; i++) {
 			struct mmsghdr *m = &p->rx->msgs[i];
 
+			int ifi = up->local ? 0 : dp_rx_ifindex(&m->msg_hdr);
+
+			if (!up->local && (ifi <= 0 || ifi == p->lo_ifindex)) {
+				dp_forged(p, up);
+				continue;
+			}
 			dp_up_answer(p, up, p->rx->buf[i], m->msg_len,
 				     m->msg_hdr.msg_flags & MSG_TRUNC);
 		}
@@ -1754,9 +2220,16 @@ int dnsproxy_new(struct loop *loop, const struct egressd_config *cfg,
 	p->tmo = loop_timer_new(loop, dp_timeout_cb, p);
 	p->sweep = loop_timer_new(loop, dp_sweep_cb, p);
 	p->probe = loop_timer_new(loop, dp_probe_cb, p);
+	p->ctab = calloc(DP_CTAB, sizeof(*p->ctab));
+	p->guard = dnsguard_new(cfg->block_private_answers);
 	if (!p->rx || !p->slots || !p->retry || !p->conns || !p->free_conns ||
-	    !p->dirty || !p->tmo || !p->sweep || !p->probe)
+	    !p->dirty || !p->tmo || !p->sweep || !p->probe || !p->ctab ||
+	    !p->guard)
 		goto enomem;
+	/* lo is always index 1 in a namespace; ask anyway. */
+	p->lo_ifindex = (int)if_nametoindex("lo");
+	if (p->lo_ifindex <= 0)
+		p->lo_ifindex = 1;
 	for (int i = DP_MAX_CONNS - 1; i >= 0; i--) {
 		p->conns[i].p = p;
 		p->conns[i].idx = (uint16_t)i;
@@ -1833,12 +2306,30 @@ void dnsproxy_free(struct dnsproxy *p)
 	free(p->free_conns);
 	free(p->dirty);
 	free(p->rx);
+	free(p->ctab);
+	dnsguard_free(p->guard);
 	free(p);
 }
 
 void dnsproxy_set_matcher(struct dnsproxy *p, const struct policy_matcher *m)
 {
 	p->matcher = m;
+}
+
+int dnsproxy_set_addr_rules(struct dnsproxy *p, const struct policy *user,
+			    const struct policy_rule *deny_always,
+			    size_t n_deny,
+			    const struct policy_rule *allow_always,
+			    size_t n_allow)
+{
+	int rc = dnsguard_set_rules(p->guard, user, deny_always, n_deny,
+				    allow_always, n_allow);
+
+	if (rc)
+		log_warnx("dns proxy: cannot take the IP/CIDR rules for "
+			  "rebinding checks (%s); the previous ones stay",
+			  strerror(-rc));
+	return rc;
 }
 
 void dnsproxy_set_aaaa_nodata(struct dnsproxy *p, bool on)

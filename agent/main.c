@@ -574,8 +574,12 @@ static int apply_policy(struct agent *a, const char *why, char *err,
 		a->applies_failed++;
 		return ret;
 	}
-	if (a->proxy)
+	if (a->proxy) {
 		dnsproxy_set_matcher(a->proxy, m);
+		dnsproxy_set_addr_rules(a->proxy, a->policy,
+					a->always[0].rules, a->always[0].n,
+					a->always[1].rules, a->always[1].n);
+	}
 	policy_matcher_free(a->matcher);
 	a->matcher = m;
 	a->generation++;

@@ -56,6 +56,10 @@ struct dnsproxy_stats {
 	uint64_t tcp_retries; /* TC answers fetched again over TCP */
 	uint64_t tcp_conns;   /* TCP client connections open now */
 	uint64_t tcp_refused; /* TCP clients closed at once: too many */
+	uint64_t coalesced; /* queries that waited for an identical one */
+	uint64_t forged;    /* upstream answers dropped: came in on lo from
+			     * a remote upstream (also in bad_answers) */
+	uint64_t rebinding; /* answers that had records stripped */
 };
 
 /*
@@ -74,6 +78,16 @@ void dnsproxy_set_matcher(struct dnsproxy *p, const struct policy_matcher *m);
  * empty NOERROR answer (NODATA) and a violation line with reason
  * ipv6_disabled, action nodata; they are not forwarded. */
 void dnsproxy_set_aaaa_nodata(struct dnsproxy *p, bool on);
+/*
+ * The IP/CIDR rules that may allow an address rebinding protection would
+ * strip (dnsguard.h); same arguments as policy_matcher_new, copied. 0 or
+ * -ENOMEM (logged; the previous rules stay).
+ */
+int dnsproxy_set_addr_rules(struct dnsproxy *p, const struct policy *user,
+			    const struct policy_rule *deny_always,
+			    size_t n_deny,
+			    const struct policy_rule *allow_always,
+			    size_t n_allow);
 /* Answer DoH/DoT provider names (doh.h) NXDOMAIN with reason "doh"
  * unless a rule names them exactly. */
 void dnsproxy_set_block_doh_names(struct dnsproxy *p, bool on);
