@@ -14,6 +14,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/filter.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -34,7 +35,6 @@
 #define DP_BATCH 64 /* datagrams per recvmmsg/sendmmsg */
 #define DP_UDP_BUF 4096 /* per-datagram receive buffer */
 #define DP_REPLY_BUF 512 /* replies we build: header+question+OPT */
-#define DP_CTL_BUF 64 /* room for one IP_PKTINFO or IPV6_PKTINFO */
 #define DP_CTAB 8192 /* coalescing hash buckets (power of 2) */
 #define DP_CAPS_BAD_MAX 4 /* case mismatches in a row: 0x20 off */
 #define DP_CAPS_OFF_MS (10 * 60 * 1000) /* then try 0x20 again */
@@ -179,11 +179,6 @@ struct dp_rx {
 	struct iovec iov[DP_BATCH];
 	struct sockaddr_storage addr[DP_BATCH];
 	uint8_t buf[DP_BATCH][DP_UDP_BUF];
-	/* upstream sockets: where each datagram came in */
-	union {
-		struct cmsghdr align;
-		uint8_t b[DP_CTL_BUF];
-	} ctl[DP_BATCH];
 };
 
 #define DP_MAX_LISTENERS 4
@@ -380,9 +375,37 @@ static bool dp_up_is_local(int fd, const struct egressd_upstream *u)
 	}
 }
 
+/*
+ * A remote upstream's answers come in on the interface it is routed
+ * through, never on lo. Whatever does arrive on lo was sent by a process
+ * of this namespace: a raw socket to its own address or a packet socket
+ * on lo, with the upstream's address as source (IP_PKTINFO cannot tell:
+ * for a packet looped to a local address it reports the interface that
+ * owns the address). The kernel knows the device the skb came in on, so
+ * a socket filter looks: such datagrams are cut to their UDP header
+ * (an empty datagram, which dp_up_cb counts as forged; one whose
+ * checksum no longer matches is dropped by the kernel).
+ */
+static int dp_up_filter(int fd, int lo_ifindex)
+{
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_IFINDEX),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)lo_ifindex, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, 8),
+		BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+	};
+	struct sock_fprog prog = {
+		.len = sizeof(code) / sizeof(code[0]),
+		.filter = code,
+	};
+
+	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog,
+			  sizeof(prog));
+}
+
 static int dp_up_connect(struct dp_upstream *up)
 {
-	int fd, err, one = 1;
+	int fd, err;
 
 	fd = socket(up->cfg.addr.ss_family,
 		    SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -391,16 +414,9 @@ static int dp_up_connect(struct dp_upstream *up)
 	if (connect(fd, (const struct sockaddr *)&up->cfg.addr,
 		    up->cfg.addrlen) < 0)
 		goto err;
-	/* Where each answer came in: only a local upstream's arrive on lo
-	 * (dp_up_cb). A v6 socket gets v4-mapped peers' as IP_PKTINFO. */
-	if (setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) < 0 &&
-	    up->cfg.addr.ss_family == AF_INET)
-		goto err;
-	if (up->cfg.addr.ss_family == AF_INET6 &&
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one,
-		       sizeof(one)) < 0)
-		goto err;
 	up->local = dp_up_is_local(fd, &up->cfg);
+	if (!up->local && dp_up_filter(fd, up->p->lo_ifindex) < 0)
+		goto err;
 	dp_set_sockbuf(fd);
 	return fd;
 err:
@@ -1341,8 +1357,7 @@ drop:
  * upstream socket does without: then the kernel also skips the cgroup
  * recvmsg hooks (the BPF DNS redirect's), which cost every datagram.
  */
-static int dp_recv_batch(struct dnsproxy *p, int fd, bool want_addr,
-			 bool want_ctl)
+static int dp_recv_batch(struct dnsproxy *p, int fd, bool want_addr)
 {
 	struct dp_rx *rx = p->rx;
 	int n;
@@ -1356,8 +1371,8 @@ static int dp_recv_batch(struct dnsproxy *p, int fd, bool want_addr,
 		h->msg_namelen = want_addr ? sizeof(rx->addr[i]) : 0;
 		h->msg_iov = &rx->iov[i];
 		h->msg_iovlen = 1;
-		h->msg_control = want_ctl ? rx->ctl[i].b : NULL;
-		h->msg_controllen = want_ctl ? DP_CTL_BUF : 0;
+		h->msg_control = NULL;
+		h->msg_controllen = 0;
 		h->msg_flags = 0;
 	}
 	do {
@@ -1375,7 +1390,7 @@ static void dp_udp_cb(struct loop *loop, int fd, uint32_t events, void *arg)
 
 	/* A few batches per wakeup, then let other sockets run. */
 	for (int round = 0; round < 4; round++) {
-		n = dp_recv_batch(p, fd, true, false);
+		n = dp_recv_batch(p, fd, true);
 		if (n <= 0)
 			break;
 		for (int i = 0; i < n; i++) {
@@ -1531,37 +1546,10 @@ static void dp_up_answer(struct dnsproxy *p, struct dp_upstream *up,
 	dp_deliver(p, s, msg, len, &r);
 }
 
-/* The interface a datagram came in on (IP_PKTINFO/IPV6_PKTINFO), or -1
- * when the kernel said nothing: then it is not known to come from
- * outside, and is treated as forged. */
-static int dp_rx_ifindex(struct msghdr *h)
-{
-	struct cmsghdr *c;
-
-	if (h->msg_flags & MSG_CTRUNC)
-		return -1;
-	for (c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
-		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
-			struct in_pktinfo pi;
-
-			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
-			return pi.ipi_ifindex;
-		}
-		if (c->cmsg_level == IPPROTO_IPV6 &&
-		    c->cmsg_type == IPV6_PKTINFO) {
-			struct in6_pktinfo pi;
-
-			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
-			return (int)pi.ipi6_ifindex;
-		}
-	}
-	return -1;
-}
-
 /*
- * An answer "from" a remote upstream came in on lo: only a process of
- * this namespace can have sent it (a raw socket to its own address, or a
- * packet socket on lo). Dropped unread, whatever id it guesses.
+ * An answer "from" a remote upstream came in on lo (dp_up_filter left it
+ * empty): only a process of this namespace can have sent it. Dropped
+ * unread, whatever id it guesses.
  */
 static void dp_forged(struct dnsproxy *p, struct dp_upstream *up)
 {
@@ -1587,15 +1575,13 @@ static void dp_up_cb(struct loop *loop, int fd, uint32_t events, void *arg)
 	int n;
 
 	for (int round = 0; round < 4; round++) {
-		n = dp_recv_batch(p, fd, false, true);
+		n = dp_recv_batch(p, fd, false);
 		if (n <= 0)
 			break;
 		for (int i = 0; i < n; i++) {
 			struct mmsghdr *m = &p->rx->msgs[i];
 
-			int ifi = up->local ? 0 : dp_rx_ifindex(&m->msg_hdr);
-
-			if (!up->local && (ifi <= 0 || ifi == p->lo_ifindex)) {
+			if (!up->local && m->msg_len == 0) {
 				dp_forged(p, up);
 				continue;
 			}
