@@ -916,6 +916,26 @@ static int dp_guard(struct dnsproxy *p, struct dp_query *s, uint8_t *msg,
 	ssize_t n;
 	int rc;
 
+	g.now = loop_now_ms(p->loop);
+	n = dnswire_strip_rrs(msg, *len, dp_strip_pred, &g);
+	if (n == -EBADMSG && r->tc) {
+		dp_cut_to_question(s, msg, len, r);
+		return 0;
+	}
+	if (n == -EBADMSG)
+		return -EBADMSG;
+	if (g.stripped) {
+		p->st.rebinding++;
+		dp_query_who(p, s, who, sizeof(who));
+		events_dns_violation(EVENTS_REASON_REBINDING, s->q.name,
+				     s->q.qtype, "stripped", who);
+		/* Names pointing into a stripped record, or too many: no
+		 * records at all rather than a message we cannot rewrite. */
+		if (n < 0)
+			return DP_GUARD_NODATA;
+		*len = (size_t)n;
+	}
+	/* Judged after stripping: what the client reads is what counts. */
 	rc = dnswire_answer_targets(msg, *len, dp_chain_cb, &g);
 	if (rc > 0)
 		return DNSWIRE_RCODE_NXDOMAIN;
@@ -925,25 +945,8 @@ static int dp_guard(struct dnsproxy *p, struct dp_query *s, uint8_t *msg,
 		dp_cut_to_question(s, msg, len, r);
 		return 0;
 	}
-	g.now = loop_now_ms(p->loop);
-	n = dnswire_strip_rrs(msg, *len, dp_strip_pred, &g);
-	if (n == -EBADMSG && r->tc) {
-		dp_cut_to_question(s, msg, len, r);
-		return 0;
-	}
-	if (n == -EBADMSG)
-		return -EBADMSG;
 	if (!g.stripped)
 		return 0;
-	p->st.rebinding++;
-	dp_query_who(p, s, who, sizeof(who));
-	events_dns_violation(EVENTS_REASON_REBINDING, s->q.name, s->q.qtype,
-			     "stripped", who);
-	/* Names pointing into a stripped record, or too many: no records
-	 * at all rather than a message we cannot rewrite. */
-	if (n < 0)
-		return DP_GUARD_NODATA;
-	*len = (size_t)n;
 	rc = dnswire_parse_response(msg, *len, &s->q, r);
 	if (rc < 0)
 		return r->tc ? DP_GUARD_NODATA : rc;

@@ -179,7 +179,10 @@ typedef bool (*dnswire_rr_pred)(void *arg, enum dnswire_section sec,
  * DNAME; other types must not compress, RFC 3597). Returns the new length
  * (len when nothing was removed); -EBADMSG when malformed; -ENOTSUP when a
  * kept name points into a removed record; -E2BIG when more than
- * DNSWIRE_STRIP_MAX records would go. On error msg is unchanged.
+ * DNSWIRE_STRIP_MAX records would go. On error msg is unchanged. Only the
+ * pointer that ends each of those names is moved: a hostile message whose
+ * pointer chains run through other bytes may read differently afterwards,
+ * so the caller must judge (parse, check) the result, not the input.
  */
 ssize_t dnswire_strip_rrs(uint8_t *msg, size_t len, dnswire_rr_pred drop,
 			  void *arg);
