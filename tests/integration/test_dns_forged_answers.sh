@@ -11,7 +11,9 @@
 #          and a packet socket on lo;
 #   sniff  egressd's query read off the veth with a packet socket, then a
 #          perfect answer (id, letter case) the same two ways.
-# The upstream never answers, so the forgeries are all there is. Nothing
+# The upstream never answers, so the forgeries are all there is. nftables
+# drops the raw-socket copies (forged source, chain antispoof); egressd
+# drops the packet-socket ones (they came in on lo). Nothing
 # may be learned, the blocked address stays blocked, the client never sees
 # the forged address, egressd says it dropped forged answers; the allowed
 # path works afterwards.
@@ -50,6 +52,17 @@ else
 	pass "brute: forged address not learned"
 fi
 assert_blocked "brute: $TARGET still blocked" "$TARGET" 80
+
+# The raw-socket copies never got past nftables' chain antispoof (forged
+# source); the packet-socket ones skip that hook and met egressd's filter.
+spoofed=$(nft_sb list chain inet egressd antispoof 2>/dev/null |
+	grep "forged IPv4" | sed -n 's/.*counter packets \([0-9]*\).*/\1/p')
+if [ "${spoofed:-0}" -ge 65536 ]; then
+	pass "brute: nftables dropped the raw-socket forgeries ($spoofed)"
+else
+	fail "brute: nftables dropped the raw-socket forgeries" \
+		"chain antispoof counted '${spoofed}': $(nft_sb list chain inet egressd antispoof 2>&1 | head -n 8)"
+fi
 
 out=$(attacker sniff "$DNS4" sniffed.pypi.org "$TARGET" "$VS" 2>"$T/sniff.err")
 egit_log "sniff: $(cat "$T/sniff.err") / $out"
