@@ -384,14 +384,15 @@ static bool dp_up_is_local(int fd, const struct egressd_upstream *u)
  * owns the address). The kernel knows the device the skb came in on, so
  * a socket filter looks: such datagrams are cut to their UDP header
  * (an empty datagram, which dp_up_cb counts as forged; one whose
- * checksum no longer matches is dropped by the kernel).
+ * checksum no longer matches is dropped by the kernel). keep 0 (the TCP
+ * retry sockets) drops them.
  */
-static int dp_up_filter(int fd, int lo_ifindex)
+static int dp_up_filter(int fd, int lo_ifindex, uint32_t keep)
 {
 	struct sock_filter code[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_IFINDEX),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)lo_ifindex, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, 8),
+		BPF_STMT(BPF_RET | BPF_K, keep),
 		BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
 	};
 	struct sock_fprog prog = {
@@ -415,7 +416,7 @@ static int dp_up_connect(struct dp_upstream *up)
 		    up->cfg.addrlen) < 0)
 		goto err;
 	up->local = dp_up_is_local(fd, &up->cfg);
-	if (!up->local && dp_up_filter(fd, up->p->lo_ifindex) < 0)
+	if (!up->local && dp_up_filter(fd, up->p->lo_ifindex, 8) < 0)
 		goto err;
 	dp_set_sockbuf(fd);
 	return fd;
@@ -1611,6 +1612,11 @@ static int dp_tcp_start(struct dnsproxy *p, struct dp_query *s)
 		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	/* Segments injected on lo (dp_up_filter) never reach the stream. */
+	if (!up->local && dp_up_filter(fd, p->lo_ifindex, 0) < 0) {
+		err = -errno;
+		goto err_close;
+	}
 	if (connect(fd, (const struct sockaddr *)&up->cfg.addr,
 		    up->cfg.addrlen) < 0 &&
 	    errno != EINPROGRESS) {

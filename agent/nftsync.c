@@ -1699,9 +1699,12 @@ static int learned_elems(const struct policy_addr *v, size_t n, int f,
  * like it came from that source (issue 12: answers "from" the DNS
  * upstream). 0.0.0.0 and :: (DHCP, duplicate address detection) and
  * fe80::/10 (link-local, which the fib cannot type without an interface)
- * are left alone. Drops are logged as default_deny: no rule can allow a
- * forged source. Packet sockets skip this hook; the DNS proxy checks the
- * device its answers came in on itself (dnsproxy.c, dp_up_filter).
+ * are left alone, and so are packets without a socket (the kernel's own:
+ * reject's TCP resets carry the remote address as source). Drops are
+ * logged as default_deny: no rule can allow a forged source. Packet
+ * sockets skip this hook; the DNS proxy checks the device its answers
+ * came in on itself (dnsproxy.c, dp_up_filter). Not installed when BPF
+ * judges every packet of the namespace.
  */
 static void m_saddr_not_local(struct rb *rb, int family)
 {
@@ -1711,6 +1714,11 @@ static void m_saddr_not_local(struct rb *rb, int family)
 	struct nftnl_expr *e;
 
 	m_nfproto(rb, family);
+	/* Only packets of a socket: the TCP resets that reject sends in the
+	 * name of the remote address (IPv6 off) have none, and must pass.
+	 * "meta skuid >= 0" breaks the rule when there is no full socket. */
+	rb_meta(rb, NFT_META_SKUID);
+	rb_cmp(rb, NFT_CMP_GTE, zero, 4);
 	if (family == AF_INET6) {
 		rb_payload(rb, NFT_PAYLOAD_NETWORK_HEADER, 8, 2);
 		e = rb_expr(rb, "bitwise");
@@ -1793,6 +1801,9 @@ int nftsync_build_apply(struct nftsync_batch *b,
 	bool chain = cfg->filter &&
 		     !(cfg->bpf_handoff && cfg->bpf_covers_all &&
 		       !cfg->ipv6_deny);
+	/* BPF judges every packet: no output hook here at all (the same
+	 * reason chain egress goes); forged sources are then BPF's. */
+	bool antispoof = !(cfg->bpf_handoff && cfg->bpf_covers_all);
 	struct set_contents sc = { 0 };
 	struct elem *fe = NULL;
 	size_t nfe, i;
@@ -1838,7 +1849,7 @@ int nftsync_build_apply(struct nftsync_batch *b,
 		err = emit_chain(b, &chain_antispoof, NFT_MSG_NEWCHAIN);
 	if (!err)
 		err = emit_chain(b, &chain_antispoof, NFT_MSG_DELCHAIN);
-	if (!err)
+	if (!err && antispoof)
 		err = emit_chain(b, &chain_antispoof, NFT_MSG_NEWCHAIN);
 	/* dns mode: only the IPv6-off and port-53 rules (see dcs). */
 	if (!err && (chain || dnschain))
@@ -1889,7 +1900,7 @@ int nftsync_build_apply(struct nftsync_batch *b,
 		err = build_filter_rules(b, cfg, grp);
 	else if (!err && dnschain)
 		err = build_dnsmode_rules(b, cfg, grp);
-	if (!err)
+	if (!err && antispoof)
 		err = build_antispoof_rules(b, grp);
 	if (!err)
 		err = batch_end(b);
