@@ -50,7 +50,7 @@
 #define DP_SWEEP_MS 1000 /* idle-connection sweep period */
 #define DP_PROBE_MS 5000 /* re-probe unhealthy upstreams */
 #define DP_DEFAULT_TIMEOUT_MS 2000
-#define DP_RAND_N 256
+#define DP_RAND_N 2048 /* ids and 0x20 bits: 9 draws a query */
 #define DP_SOCKBUF (4 * 1024 * 1024)
 
 enum dp_qstate {

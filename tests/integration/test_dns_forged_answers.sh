@@ -81,6 +81,13 @@ else
 	fail "egressd warns about forged answers on lo" "no such warning in egressd.out"
 fi
 
+forged=$(metric egressd_dns_forged_answers_total)
+if [ "${forged:-0}" -gt 0 ]; then
+	pass "/metrics counts the forged answers ($forged)"
+else
+	fail "/metrics counts the forged answers" "egressd_dns_forged_answers_total '$forged'"
+fi
+
 # The allowed path: a real upstream at the same address.
 kill "$(cat "$T/fakedns-drop.pid")" 2>/dev/null
 sleep 0.2
