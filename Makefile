@@ -70,9 +70,10 @@ AGENT_MODULES := log loop config policy dnswire doh dnsguard dnsproxy events cgr
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
 # Unit tests: tests/check_<module>.c linked with the objects it needs.
-UNIT_TESTS := policy dnswire doh config loop netns dnsproxy nftsync events api webhook log attached
+UNIT_TESTS := policy dnswire dnsguard doh config loop netns dnsproxy nftsync events api webhook log attached
 check_policy_OBJS := policy log
 check_dnswire_OBJS := dnswire
+check_dnsguard_OBJS := dnsguard policy log
 check_config_OBJS := config log
 check_loop_OBJS := loop
 check_netns_OBJS := netns

@@ -61,7 +61,8 @@ static size_t dg_count_addr_rules(const struct policy_rule *r, size_t n)
 	size_t k = 0;
 
 	for (size_t i = 0; i < n; i++)
-		k += r[i].kind == POLICY_KIND_IP || r[i].kind == POLICY_KIND_CIDR;
+		k += r[i].kind == POLICY_KIND_IP ||
+		     r[i].kind == POLICY_KIND_CIDR;
 	return k;
 }
 
@@ -69,7 +70,8 @@ static void dg_copy_rules(struct dg_rule *out, size_t *k,
 			  const struct policy_rule *r, size_t n, int force)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (r[i].kind != POLICY_KIND_IP && r[i].kind != POLICY_KIND_CIDR)
+		if (r[i].kind != POLICY_KIND_IP &&
+		    r[i].kind != POLICY_KIND_CIDR)
 			continue;
 		out[*k].addr = r[i].addr;
 		/* force: 0 deny-always, 1 allow-always, -1 the rule says */
@@ -115,21 +117,20 @@ static bool dg_in4(const uint8_t *a, uint32_t net, unsigned int plen)
 
 static bool dg_special4(const uint8_t *a, bool block_private)
 {
-	if (dg_in4(a, 0x00000000, 8) ||	  /* "this network", 0.0.0.0 */
-	    dg_in4(a, 0x7f000000, 8) ||	  /* loopback */
-	    dg_in4(a, 0xa9fe0000, 16) ||  /* link-local, 169.254.169.254 */
-	    dg_in4(a, 0xffffffff, 32))	  /* limited broadcast */
+	if (dg_in4(a, 0x00000000, 8) || /* "this network", 0.0.0.0 */
+	    dg_in4(a, 0x7f000000, 8) || /* loopback */
+	    dg_in4(a, 0xa9fe0000, 16) || /* link-local, 169.254.169.254 */
+	    dg_in4(a, 0xffffffff, 32)) /* limited broadcast */
 		return true;
 	return block_private &&
 	       (dg_in4(a, 0x0a000000, 8) || dg_in4(a, 0xac100000, 12) ||
 		dg_in4(a, 0xc0a80000, 16) || dg_in4(a, 0x64400000, 10));
 }
 
-bool dnsguard_addr_special(int family, const uint8_t *addr,
-			   bool block_private)
+bool dnsguard_addr_special(int family, const uint8_t *addr, bool block_private)
 {
-	static const uint8_t metadata6[16] = { 0xfd, 0x00, 0x0e, 0xc2,
-					       [15] = 0x54, [14] = 0x02 };
+	static const uint8_t metadata6[16] = { 0xfd, 0x00,	  0x0e,
+					       0xc2, [15] = 0x54, [14] = 0x02 };
 	const struct in6_addr *a6 = (const void *)addr;
 
 	if (family == AF_INET)

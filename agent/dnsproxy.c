@@ -97,14 +97,14 @@ struct dp_query {
 	struct dnswire_question q;
 	/* The question as the client wrote it: restored in every reply. */
 	uint8_t qorig[DNSWIRE_HDR_LEN + 255 + 4];
-	bool caps;   /* this attempt went out with 0x20 case */
+	bool caps; /* this attempt went out with 0x20 case */
 	bool nocaps; /* a case mismatch was seen: no 0x20 any more */
 
 	/* Coalescing (dp_coalesce): one upstream query per key. */
-	struct dp_query *lead;	     /* follower: the query it waits on */
-	struct dp_query *fhead;	     /* leader: its followers */
-	struct dp_query *fnext;	     /* follower: next of the same leader */
-	struct dp_query *hnext;	     /* leader: hash chain */
+	struct dp_query *lead; /* follower: the query it waits on */
+	struct dp_query *fhead; /* leader: its followers */
+	struct dp_query *fnext; /* follower: next of the same leader */
+	struct dp_query *hnext; /* leader: hash chain */
 	uint32_t hash;
 	bool in_table;
 
@@ -223,7 +223,7 @@ struct dnsproxy {
 	struct dp_query **ctab; /* coalescing: leaders by key hash */
 	int lo_ifindex;
 	uint64_t spoof_warned; /* loop ms of the last warning */
-	uint64_t spoof_since;  /* forged answers since that warning */
+	uint64_t spoof_since; /* forged answers since that warning */
 
 	uint8_t probe_msg[17];
 	struct dnswire_question probe_q;
@@ -400,8 +400,10 @@ static int dp_up_filter(int fd, int lo_ifindex, uint32_t keep)
 		.filter = code,
 	};
 
-	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog,
-			  sizeof(prog));
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog,
+		       sizeof(prog)) < 0)
+		return -errno;
+	return 0;
 }
 
 static int dp_up_connect(struct dp_upstream *up)
@@ -416,8 +418,11 @@ static int dp_up_connect(struct dp_upstream *up)
 		    up->cfg.addrlen) < 0)
 		goto err;
 	up->local = dp_up_is_local(fd, &up->cfg);
-	if (!up->local && dp_up_filter(fd, up->p->lo_ifindex, 8) < 0)
-		goto err;
+	err = up->local ? 0 : dp_up_filter(fd, up->p->lo_ifindex, 8);
+	if (err) {
+		close(fd);
+		return err;
+	}
 	dp_set_sockbuf(fd);
 	return fd;
 err:
@@ -816,8 +821,8 @@ static void dp_fail_reply(struct dnsproxy *p, struct dp_query *s, int rcode)
 }
 
 /* msg to s's client under its id and its question (case included). */
-static void dp_send_answer(struct dnsproxy *p, struct dp_query *s,
-			   uint8_t *msg, size_t len)
+static void dp_send_answer(struct dnsproxy *p, struct dp_query *s, uint8_t *msg,
+			   size_t len)
 {
 	struct dp_client cl;
 
@@ -1613,10 +1618,9 @@ static int dp_tcp_start(struct dnsproxy *p, struct dp_query *s)
 	if (fd < 0)
 		return -errno;
 	/* Segments injected on lo (dp_up_filter) never reach the stream. */
-	if (!up->local && dp_up_filter(fd, p->lo_ifindex, 0) < 0) {
-		err = -errno;
+	err = up->local ? 0 : dp_up_filter(fd, p->lo_ifindex, 0);
+	if (err)
 		goto err_close;
-	}
 	if (connect(fd, (const struct sockaddr *)&up->cfg.addr,
 		    up->cfg.addrlen) < 0 &&
 	    errno != EINPROGRESS) {

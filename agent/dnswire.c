@@ -773,14 +773,25 @@ static int dw_cut_name(uint8_t *msg, size_t len, size_t off,
 static unsigned int dw_rdata_names(uint16_t type, size_t *first)
 {
 	switch (type) {
-	case 2: case 3: case 4: case 5: case 7: case 8: case 9: case 12:
+	case 2:
+	case 3:
+	case 4:
+	case 5:
+	case 7:
+	case 8:
+	case 9:
+	case 12:
 	case 39: /* NS MD MF CNAME MB MG MR PTR DNAME */
 		*first = 0;
 		return 1;
-	case 6: case 14: case 17: /* SOA MINFO RP: two names in a row */
+	case 6:
+	case 14:
+	case 17: /* SOA MINFO RP: two names in a row */
 		*first = 0;
 		return 2;
-	case 15: case 18: case 21: /* MX AFSDB RT: preference, name */
+	case 15:
+	case 18:
+	case 21: /* MX AFSDB RT: preference, name */
 		*first = 2;
 		return 1;
 	case 33: /* SRV: priority, weight, port, name */
@@ -792,8 +803,8 @@ static unsigned int dw_rdata_names(uint16_t type, size_t *first)
 
 /* Fix (or check) every name of the records after the first cut. */
 static int dw_cut_fix(uint8_t *msg, size_t len, size_t rr_off,
-		      unsigned int nrec, const struct dw_cut *c,
-		      unsigned int n, bool write)
+		      unsigned int nrec, const struct dw_cut *c, unsigned int n,
+		      bool write)
 {
 	size_t off = rr_off, next, first = 0, p;
 	unsigned int i, k, names;

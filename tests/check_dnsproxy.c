@@ -219,9 +219,9 @@ static size_t fake_special(enum fake_mode mode, const uint8_t *q, size_t qlen,
 			   const uint8_t a[4], uint8_t *out)
 {
 	static const uint8_t cname[] = {
-		0xc0, 0x0c, 0, 5, 0, 1, 0, 0, 0, 60, 0, 17,
-		3, 'b', 'a', 'd', 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e',
-		3, 'c', 'o', 'm', 0,
+		0xc0, 0x0c, 0,	 5,   0,   1,	0,   0,	  0,   60,
+		0,    17,   3,	 'b', 'a', 'd', 7,   'e', 'x', 'a',
+		'm',  'p',  'l', 'e', 3,   'c', 'o', 'm', 0,
 	};
 	struct dnswire_question pq;
 	size_t n;
@@ -248,8 +248,22 @@ static size_t fake_special(enum fake_mode mode, const uint8_t *q, size_t qlen,
 	memcpy(out + n, cname, sizeof(cname));
 	{
 		size_t tgt = n + 12;
-		uint8_t arr[16] = { (uint8_t)(0xc0 | tgt >> 8), (uint8_t)tgt,
-				    0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 6, 6, 6, 6 };
+		uint8_t arr[16] = { (uint8_t)(0xc0 | tgt >> 8),
+				    (uint8_t)tgt,
+				    0,
+				    1,
+				    0,
+				    1,
+				    0,
+				    0,
+				    0,
+				    60,
+				    0,
+				    4,
+				    6,
+				    6,
+				    6,
+				    6 };
 
 		n += sizeof(cname);
 		memcpy(out + n, arr, sizeof(arr));
@@ -1584,7 +1598,7 @@ static void env_run_all(struct env *e, struct client **c, int n, uint64_t ms)
 START_TEST(test_dnsproxy_coalesces_identical_queries)
 {
 	static const char *names[3] = { "co.example.com", "CO.Example.com",
-					 "co.EXAMPLE.COM" };
+					"co.EXAMPLE.COM" };
 	struct dnsproxy_stats st;
 	struct client *c[4];
 	uint8_t q[4][512];
@@ -1730,9 +1744,8 @@ START_TEST(test_dnsproxy_rebinding_stripped)
 	/* An explicit CIDR allow rule lets 10.0.0.0/8 through again. */
 	memset(&rule, 0, sizeof(rule));
 	rule.action = POLICY_ALLOW;
-	ck_assert_int_eq(policy_parse_target("10.0.0.0/8", &rule, err,
-					     sizeof(err)),
-			 0);
+	ck_assert_int_eq(
+		policy_parse_target("10.0.0.0/8", &rule, err, sizeof(err)), 0);
 	ck_assert_int_eq(dnsproxy_set_addr_rules(e.p, NULL, NULL, 0, &rule, 1),
 			 0);
 	free(rule.target);

@@ -1532,12 +1532,27 @@ START_TEST(test_dnswire_0x20)
 
 	mk_query(&m, 1, F_RD, "ab1-c.Example.com", 1, true, false);
 	ck_assert_uint_eq(dnswire_0x20(m.b, m.n, ones, sizeof(ones)), 13);
-	ck_assert_mem_eq(m.b + 12, "\x05" "AB1-C\x07" "EXAMPLE\x03" "COM", 19);
+	ck_assert_mem_eq(m.b + 12,
+			 "\x05"
+			 "AB1-C\x07"
+			 "EXAMPLE\x03"
+			 "COM",
+			 19);
 	ck_assert_uint_eq(dnswire_0x20(m.b, m.n, zero, sizeof(zero)), 13);
-	ck_assert_mem_eq(m.b + 12, "\x05" "ab1-c\x07" "example\x03" "com", 19);
+	ck_assert_mem_eq(m.b + 12,
+			 "\x05"
+			 "ab1-c\x07"
+			 "example\x03"
+			 "com",
+			 19);
 	/* Bit i for letter i, cycled: 0x55 = 1,0,1,0,... */
 	dnswire_0x20(m.b, m.n, alt, sizeof(alt));
-	ck_assert_mem_eq(m.b + 12, "\x05" "Ab1-C\x07" "eXaMpLe\x03" "CoM", 19);
+	ck_assert_mem_eq(m.b + 12,
+			 "\x05"
+			 "Ab1-C\x07"
+			 "eXaMpLe\x03"
+			 "CoM",
+			 19);
 	/* Still the same query, only the case moved. */
 	ck_assert_int_eq(dnswire_parse_query(m.b, m.n, &q), 0);
 	ck_assert_str_eq(q.name, "ab1-c.example.com");

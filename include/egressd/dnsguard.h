@@ -40,8 +40,7 @@ int dnsguard_set_rules(struct dnsguard *g, const struct policy *user,
  * or with block_private an RFC 1918, shared (100.64/10) or ULA address?
  * The namespace's own addresses are not known here.
  */
-bool dnsguard_addr_special(int family, const uint8_t *addr,
-			   bool block_private);
+bool dnsguard_addr_special(int family, const uint8_t *addr, bool block_private);
 
 /*
  * Must an answer not carry this address? Special (above) or one of the

@@ -112,8 +112,8 @@ static void fuzz_response(const uint8_t *data, size_t size,
 static bool fuzz_pred(void *arg, enum dnswire_section sec, uint16_t type,
 		      const uint8_t *rdata, uint16_t rdlen)
 {
-	return (type == DNSWIRE_TYPE_A || type == DNSWIRE_TYPE_AAAA) &&
-	       rdlen && (rdata[0] & 1);
+	return (type == DNSWIRE_TYPE_A || type == DNSWIRE_TYPE_AAAA) && rdlen &&
+	       (rdata[0] & 1);
 }
 
 static int fuzz_target_cb(void *arg, const char *name, size_t len)
