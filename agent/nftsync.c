@@ -441,7 +441,7 @@ static const struct chain_spec chain_dns_53_v6off = {
 /* Every mode: forged source addresses (build_antispoof_rules). */
 static const struct chain_spec chain_antispoof = {
 	"antispoof", "filter", -200,
-	"egressd: packets of the netns must carry one of its own source addresses, lo included",
+	"egressd: packets sent through lo must carry one of the netns's own source addresses",
 };
 
 /* type: NFT_MSG_NEWCHAIN (create if missing; an existing chain keeps its
@@ -1692,12 +1692,12 @@ static int learned_elems(const struct policy_addr *v, size_t n, int f,
 }
 
 /*
- * Chain antispoof, in every mode: a packet the namespace sends must carry
- * one of the namespace's own addresses as its source ("fib saddr type
- * local"). A root workload with CAP_NET_RAW can write any source; sent
- * to its own address, such a packet comes back in through lo and looks
- * like it came from that source (issue 12: answers "from" the DNS
- * upstream). 0.0.0.0 and :: (DHCP, duplicate address detection) and
+ * Chain antispoof, in every mode: a packet the namespace sends through lo
+ * must carry one of the namespace's own addresses as its source ("fib
+ * saddr type local"). A root workload with CAP_NET_RAW can write any
+ * source; sent to its own address, such a packet comes back in through lo
+ * and looks like it came from that source to every local service (issue
+ * 12: answers "from" the DNS upstream). 0.0.0.0 and :: (DHCP, duplicate address detection) and
  * fe80::/10 (link-local, which the fib cannot type without an interface)
  * are left alone, and so are packets without a socket (the kernel's own:
  * reject's TCP resets carry the remote address as source). Drops are
@@ -1714,6 +1714,10 @@ static void m_saddr_not_local(struct rb *rb, int family)
 	struct nftnl_expr *e;
 
 	m_nfproto(rb, family);
+	/* lo only: what leaves through another interface leaves the
+	 * namespace and is judged there. Keeps the fib lookup off the
+	 * datapath. */
+	m_oifname(rb, "lo");
 	/* Only packets of a socket: the TCP resets that reject sends in the
 	 * name of the remote address (IPv6 off) have none, and must pass.
 	 * "meta skuid >= 0" breaks the rule when there is no full socket. */

@@ -543,7 +543,7 @@ START_TEST(test_nftsync_table_and_chains)
 		"chain+ egress filter hook=3 prio=0 policy=1 \"egressd output filter (dns+nft mode); ends with an explicit verdict\"");
 	assert_fresh_chain(
 		&t, "antispoof",
-		"chain+ antispoof filter hook=3 prio=-200 policy=1 \"egressd: packets of the netns must carry one of its own source addresses, lo included\"");
+		"chain+ antispoof filter hook=3 prio=-200 policy=1 \"egressd: packets sent through lo must carry one of the netns's own source addresses\"");
 	ck_assert_int_eq(count(&t, "chain-"), 3);
 	trace_free(&t);
 
