@@ -4,9 +4,13 @@
  * redirected to the UDP and TCP listeners on 127.0.0.1 and ::1; each query
  * is parsed, its first question judged by the policy matcher, denied names
  * answered NXDOMAIN on the spot (never forwarded), and allowed ones sent
- * over one connected UDP socket per upstream with a fresh random id. The
- * answer is matched back by that id and by its question, given the
- * client's id again, shown to the answer hook (learning), and released.
+ * over one connected UDP socket per upstream with a fresh random id and
+ * random letter case (0x20); identical queries in flight share one. The
+ * answer is matched back by that id and by its question, case included
+ * (answers that came in on lo from a remote upstream never get that far:
+ * dp_up_filter), loses what it may not carry (dp_guard: rebinding
+ * addresses, a CNAME through a denied name), is given each client's id
+ * and question again, shown to the answer hook (learning), and released.
  * Timeouts and SERVFAIL/REFUSED/NOTIMP move a query to the next upstream;
  * truncated answers for TCP clients are fetched again over TCP. The UDP
  * path is batched (recvmmsg/sendmmsg) because the kernel's per-packet cost
