@@ -1706,10 +1706,12 @@ START_TEST(test_dnsproxy_rebinding_stripped)
 	uint8_t q[512], a[4];
 	size_t qlen;
 	char err[128];
+	uint64_t rb0;
 
 	/* Default: loopback goes, the RFC 1918 address stays. */
 	env_block_private = false;
 	env_start(&e, 1, FAKE_REBIND, 0, 1000);
+	rb0 = events_count("dns", EVENTS_REASON_REBINDING);
 	dnsproxy_set_answer_hook(e.p, test_hook, &h);
 	c = ask(&e, 1, "rb.example.com", q, &qlen, 2000);
 	ck_assert_int_eq(c->got, 1);
@@ -1723,7 +1725,8 @@ START_TEST(test_dnsproxy_rebinding_stripped)
 	ck_assert_uint_eq(h.n_addrs, 1); /* 127.0.0.53 never learned */
 	dnsproxy_get_stats(e.p, &st);
 	ck_assert_uint_eq(st.rebinding, 1);
-	ck_assert_uint_eq(events_count("dns", EVENTS_REASON_REBINDING), 1);
+	ck_assert_uint_eq(events_count("dns", EVENTS_REASON_REBINDING),
+			  rb0 + 1);
 	client_free(c);
 	env_stop(&e);
 
@@ -1767,15 +1770,18 @@ START_TEST(test_dnsproxy_cname_to_denied_name)
 	struct env e;
 	uint8_t q[512];
 	size_t qlen;
+	uint64_t deny0;
 
 	env_start(&e, 1, FAKE_CNAME_BAD, 0, 1000);
+	deny0 = events_count("dns", EVENTS_REASON_DENY_RULE);
 	dnsproxy_set_answer_hook(e.p, test_hook, &h);
 	c = ask(&e, 9, "alias.example.com", q, &qlen, 2000);
 	ck_assert_int_eq(c->got, 1);
 	ck_assert_int_eq(reply_rcode(c, 0), DNSWIRE_RCODE_NXDOMAIN);
 	ck_assert_uint_eq(c->ans[0][7], 0);
 	ck_assert_int_eq(h.calls, 0); /* nothing learned */
-	ck_assert_uint_eq(events_count("dns", EVENTS_REASON_DENY_RULE), 1);
+	ck_assert_uint_eq(events_count("dns", EVENTS_REASON_DENY_RULE),
+			  deny0 + 1);
 	client_free(c);
 	env_stop(&e);
 }
