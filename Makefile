@@ -66,18 +66,19 @@ CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 endif
 
 # Agent modules (agent/<name>.c). main.c is wiring only.
-AGENT_MODULES := log loop config policy dnswire doh selfsock dnsproxy events cgroup cgwatch coverage netns nftsync nflog bpfsync api webhook liveness attached
+AGENT_MODULES := log loop config policy dnswire doh dnsguard selfsock dnsproxy events cgroup cgwatch coverage netns nftsync nflog bpfsync api webhook liveness attached
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
 # Unit tests: tests/check_<module>.c linked with the objects it needs.
-UNIT_TESTS := policy dnswire doh config loop netns dnsproxy nftsync events api webhook log attached selfsock cgwatch
+UNIT_TESTS := policy dnswire dnsguard doh config loop netns dnsproxy nftsync events api webhook log attached selfsock cgwatch
 check_policy_OBJS := policy log
 check_dnswire_OBJS := dnswire
+check_dnsguard_OBJS := dnsguard policy log
 check_config_OBJS := config log
 check_loop_OBJS := loop
 check_netns_OBJS := netns
 check_doh_OBJS := doh policy log
-check_dnsproxy_OBJS := dnsproxy dnswire doh policy loop events log config selfsock
+check_dnsproxy_OBJS := dnsproxy dnsguard dnswire doh policy loop events log config selfsock
 check_nftsync_OBJS := nftsync log
 check_events_OBJS := events log dnswire loop
 check_api_OBJS := api policy log loop config selfsock

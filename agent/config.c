@@ -140,7 +140,7 @@ static const char usage_text[] =
 	"  --learn-ttl-min S           OPENSANDBOX_EGRESS_LEARN_TTL_MIN [60]\n"
 	"  --learn-ttl-max S           OPENSANDBOX_EGRESS_LEARN_TTL_MAX [300]\n"
 	"  --learn-grace S             OPENSANDBOX_EGRESS_LEARN_GRACE [30]\n"
-	"  --block-private-answers B   OPENSANDBOX_EGRESS_BLOCK_PRIVATE_ANSWERS: not implemented yet [0]\n"
+	"  --block-private-answers B   OPENSANDBOX_EGRESS_BLOCK_PRIVATE_ANSWERS: strip private-range answers too [0]\n"
 	"  --allow-host-network B      OPENSANDBOX_EGRESS_ALLOW_HOST_NETWORK [0]\n"
 	"  --block-doh-443 B           OPENSANDBOX_EGRESS_BLOCK_DOH_443 [0]\n"
 	"  --doh-blocklist LIST        OPENSANDBOX_EGRESS_DOH_BLOCKLIST: extra DoH IPs/CIDRs\n"
@@ -866,12 +866,6 @@ int config_warn_unsupported(const struct egressd_config *cfg)
 		free(copy);
 		log_warnx("%s is set but not supported, and is ignored: %s",
 			  u->env, u->instead);
-		n++;
-	}
-	/* egressd's own setting, read but not acted on yet. */
-	if (cfg && cfg->block_private_answers) {
-		log_warnx(
-			"OPENSANDBOX_EGRESS_BLOCK_PRIVATE_ANSWERS is not implemented yet, and is ignored: answers pointing into private ranges are passed to the sandbox as they are");
 		n++;
 	}
 	return n;

@@ -4,9 +4,13 @@
  * redirected to the UDP and TCP listeners on 127.0.0.1 and ::1; each query
  * is parsed, its first question judged by the policy matcher, denied names
  * answered NXDOMAIN on the spot (never forwarded), and allowed ones sent
- * over one connected UDP socket per upstream with a fresh random id. The
- * answer is matched back by that id and by its question, given the
- * client's id again, shown to the answer hook (learning), and released.
+ * over one connected UDP socket per upstream with a fresh random id and
+ * random letter case (0x20); identical queries in flight share one. The
+ * answer is matched back by that id and by its question, case included
+ * (answers that came in on lo from a remote upstream never get that far:
+ * dp_up_filter), loses what it may not carry (dp_guard: rebinding
+ * addresses, a CNAME through a denied name), is given each client's id
+ * and question again, shown to the answer hook (learning), and released.
  * Timeouts and SERVFAIL/REFUSED/NOTIMP move a query to the next upstream;
  * truncated answers for TCP clients are fetched again over TCP. The UDP
  * path is batched (recvmmsg/sendmmsg) because the kernel's per-packet cost
@@ -14,6 +18,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/filter.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "egressd/dnsguard.h"
 #include "egressd/dnsproxy.h"
 #include "egressd/doh.h"
 #include "egressd/events.h"
@@ -33,6 +40,11 @@
 #define DP_BATCH 64 /* datagrams per recvmmsg/sendmmsg */
 #define DP_UDP_BUF 4096 /* per-datagram receive buffer */
 #define DP_REPLY_BUF 512 /* replies we build: header+question+OPT */
+#define DP_CTAB 8192 /* coalescing hash buckets (power of 2) */
+#define DP_CAPS_BAD_MAX 4 /* case mismatches in a row: 0x20 off */
+#define DP_CAPS_OFF_MS (10 * 60 * 1000) /* then try 0x20 again */
+#define DP_CAPS_RND 16 /* random bytes per 0x20 name (128 letters) */
+#define DP_SPOOF_WARN_MS 10000 /* at most one forged-answer warning */
 #define DP_TCP_MSG_MAX 65535 /* largest DNS message over TCP */
 #define DP_MAX_INFLIGHT 8192 /* ids per upstream stay sparse (1/8) */
 #define DP_MAX_CONNS 256 /* TCP client connections */
@@ -43,13 +55,14 @@
 #define DP_SWEEP_MS 1000 /* idle-connection sweep period */
 #define DP_PROBE_MS 5000 /* re-probe unhealthy upstreams */
 #define DP_DEFAULT_TIMEOUT_MS 2000
-#define DP_RAND_N 256
+#define DP_RAND_N 2048 /* ids and 0x20 bits: 9 draws a query */
 #define DP_SOCKBUF (4 * 1024 * 1024)
 
 enum dp_qstate {
 	DP_Q_FREE = 0,
 	DP_Q_UDP = 1, /* waiting for a UDP answer from order[attempt] */
 	DP_Q_TCP = 2, /* TCP retry to order[attempt] after a TC answer */
+	DP_Q_WAIT = 3, /* coalesced: waits for the answer of s->lead */
 };
 
 /* Where a reply goes: a UDP peer of a listener, or a TCP connection. */
@@ -83,9 +96,22 @@ struct dp_query {
 	uint16_t conn;
 	uint32_t conn_gen;
 
-	uint8_t *msg; /* the client's query; id rewritten per attempt */
+	uint8_t *msg; /* the client's query; id (and 0x20 case) rewritten
+		       * per attempt */
 	size_t len, cap;
 	struct dnswire_question q;
+	/* The question as the client wrote it: restored in every reply. */
+	uint8_t qorig[DNSWIRE_HDR_LEN + 255 + 4];
+	bool caps; /* this attempt went out with 0x20 case */
+	bool nocaps; /* a case mismatch was seen: no 0x20 any more */
+
+	/* Coalescing (dp_coalesce): one upstream query per key. */
+	struct dp_query *lead; /* follower: the query it waits on */
+	struct dp_query *fhead; /* leader: its followers */
+	struct dp_query *fnext; /* follower: next of the same leader */
+	struct dp_query *hnext; /* leader: hash chain */
+	uint32_t hash;
+	bool in_table;
 
 	/* TCP retry to the upstream */
 	int tfd;
@@ -117,7 +143,10 @@ struct dp_tx {
 	struct mmsghdr msgs[DP_BATCH];
 	struct iovec iov[DP_BATCH];
 	struct sockaddr_storage dst[DP_BATCH];
-	uint8_t buf[DP_BATCH][DP_REPLY_BUF];
+	/* Every UDP answer fits (it came in through a DP_UDP_BUF buffer):
+	 * copied, so that one answer can go to several coalesced clients
+	 * with a different id each. */
+	uint8_t buf[DP_BATCH][DP_UDP_BUF];
 };
 
 struct dp_listener {
@@ -134,6 +163,10 @@ struct dp_upstream {
 	int fd;
 	struct egressd_upstream cfg;
 	bool healthy;
+	/* On loopback or a local address: its answers arrive on lo. */
+	bool local;
+	uint8_t caps_bad; /* answers in a row that lost the 0x20 case */
+	uint64_t caps_off_until; /* loop ms; 0x20 off while now < this */
 	uint64_t queries, timeouts, errors;
 	uint16_t *idmap; /* upstream id -> slot index + 1 (0: free) */
 	/* pending forwarded queries, flushed with one sendmmsg */
@@ -190,6 +223,12 @@ struct dnsproxy {
 	struct loop_timer *sweep;
 
 	struct dp_rx *rx;
+
+	struct dnsguard *guard;
+	struct dp_query **ctab; /* coalescing: leaders by key hash */
+	int lo_ifindex;
+	uint64_t spoof_warned; /* loop ms of the last warning */
+	uint64_t spoof_since; /* forged answers since that warning */
 
 	uint8_t probe_msg[17];
 	struct dnswire_question probe_q;
@@ -306,6 +345,72 @@ static void dp_up_mark(struct dp_upstream *up, bool healthy, const char *why)
 		loop_timer_arm(p->probe, DP_PROBE_MS);
 }
 
+/*
+ * Is the upstream on this host's namespace: a loopback address, or one of
+ * the namespace's own (the kernel then picks it as our source too)? Its
+ * answers come in on lo, where anything of the namespace can forge them.
+ */
+static bool dp_up_is_local(int fd, const struct egressd_upstream *u)
+{
+	struct sockaddr_storage me;
+	socklen_t sl = sizeof(me);
+
+	if (u->addr.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)&u->addr;
+
+		if ((ntohl(a->sin_addr.s_addr) >> 24) == 127)
+			return true;
+		if (getsockname(fd, (struct sockaddr *)&me, &sl) < 0)
+			return false;
+		return me.ss_family == AF_INET &&
+		       ((struct sockaddr_in *)&me)->sin_addr.s_addr ==
+			       a->sin_addr.s_addr;
+	} else {
+		const struct sockaddr_in6 *a = (const void *)&u->addr;
+
+		if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
+		    (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) &&
+		     a->sin6_addr.s6_addr[12] == 127))
+			return true;
+		if (getsockname(fd, (struct sockaddr *)&me, &sl) < 0)
+			return false;
+		return me.ss_family == AF_INET6 &&
+		       !memcmp(&((struct sockaddr_in6 *)&me)->sin6_addr,
+			       &a->sin6_addr, sizeof(a->sin6_addr));
+	}
+}
+
+/*
+ * A remote upstream's answers come in on the interface it is routed
+ * through, never on lo. Whatever does arrive on lo was sent by a process
+ * of this namespace: a raw socket to its own address or a packet socket
+ * on lo, with the upstream's address as source (IP_PKTINFO cannot tell:
+ * for a packet looped to a local address it reports the interface that
+ * owns the address). The kernel knows the device the skb came in on, so
+ * a socket filter looks: such datagrams are cut to their UDP header
+ * (an empty datagram, which dp_up_cb counts as forged; one whose
+ * checksum no longer matches is dropped by the kernel). keep 0 (the TCP
+ * retry sockets) drops them.
+ */
+static int dp_up_filter(int fd, int lo_ifindex, uint32_t keep)
+{
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_IFINDEX),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)lo_ifindex, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, keep),
+		BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+	};
+	struct sock_fprog prog = {
+		.len = sizeof(code) / sizeof(code[0]),
+		.filter = code,
+	};
+
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog,
+		       sizeof(prog)) < 0)
+		return -errno;
+	return 0;
+}
+
 static int dp_up_connect(struct dp_upstream *up)
 {
 	int fd, err;
@@ -317,13 +422,20 @@ static int dp_up_connect(struct dp_upstream *up)
 	/* egressd's own: exempt from the redirect and the filter (BPF) */
 	selfsock_note(fd);
 	if (connect(fd, (const struct sockaddr *)&up->cfg.addr,
-		    up->cfg.addrlen) < 0) {
-		err = -errno;
+		    up->cfg.addrlen) < 0)
+		goto err;
+	up->local = dp_up_is_local(fd, &up->cfg);
+	err = up->local ? 0 : dp_up_filter(fd, up->p->lo_ifindex, 8);
+	if (err) {
 		selfsock_close(fd);
 		return err;
 	}
 	dp_set_sockbuf(fd);
 	return fd;
+err:
+	err = -errno;
+	selfsock_close(fd);
+	return err;
 }
 
 static void dp_up_cb(struct loop *loop, int fd, uint32_t events, void *arg);
@@ -534,9 +646,23 @@ static void dp_conn_mark_dirty(struct dnsproxy *p, struct dp_conn *c)
 	p->dirty[p->n_dirty++] = c->idx;
 }
 
+static void dp_ctab_del(struct dnsproxy *p, struct dp_query *s)
+{
+	struct dp_query **link = &p->ctab[s->hash & (DP_CTAB - 1)];
+
+	while (*link && *link != s)
+		link = &(*link)->hnext;
+	if (*link)
+		*link = s->hnext;
+	s->hnext = NULL;
+	s->in_table = false;
+}
+
 /* The query is done (answered, failed or dropped): release everything. */
 static void dp_query_finish(struct dnsproxy *p, struct dp_query *s)
 {
+	if (s->in_table)
+		dp_ctab_del(p, s);
 	dp_id_release(p, s);
 	dp_fifo_del(p, s);
 	dp_tcp_close(p, s);
@@ -613,9 +739,9 @@ static void dp_conn_append(struct dp_conn *c, const uint8_t *data, size_t len)
 }
 
 /*
- * Queue a reply. A UDP reply of at most DP_REPLY_BUF bytes is copied;
- * a larger one is referenced and must stay valid until the end of the
- * current callback (dp_flush), which holds for the receive batch.
+ * Queue a reply. A UDP reply of at most DP_UDP_BUF bytes (any UDP answer)
+ * is copied; a larger one is referenced and must stay valid until the end
+ * of the current callback (dp_flush).
  */
 static void dp_send_client(struct dnsproxy *p, const struct dp_client *cl,
 			   const uint8_t *data, size_t len)
@@ -640,7 +766,7 @@ static void dp_send_client(struct dnsproxy *p, const struct dp_client *cl,
 	i = tx->n++;
 	m = &tx->msgs[i];
 	memcpy(&tx->dst[i], cl->addr, cl->addrlen);
-	if (len <= DP_REPLY_BUF) {
+	if (len <= DP_UDP_BUF) {
 		memcpy(tx->buf[i], data, len);
 		tx->iov[i].iov_base = tx->buf[i];
 	} else {
@@ -664,14 +790,20 @@ static void dp_query_client(const struct dp_query *s, struct dp_client *cl)
 	cl->gen = s->conn_gen;
 }
 
-/* Build an rcode-only reply to s's query and finish s. */
-static void dp_fail_reply(struct dnsproxy *p, struct dp_query *s, int rcode)
+static size_t dp_qlen(const struct dp_query *s)
+{
+	return s->q.question_end - DNSWIRE_HDR_LEN;
+}
+
+/* Build an rcode-only reply to s's query (as the client wrote it). */
+static void dp_fail_one(struct dnsproxy *p, struct dp_query *s, int rcode)
 {
 	uint8_t rep[DP_REPLY_BUF];
 	struct dp_client cl;
 	ssize_t n;
 
 	dnswire_set_id(s->msg, s->client_id);
+	memcpy(s->msg + DNSWIRE_HDR_LEN, s->qorig, dp_qlen(s));
 	n = dnswire_build_reply(s->msg, s->len, &s->q, rcode, rep, sizeof(rep));
 	if (n > 0) {
 		dp_query_client(s, &cl);
@@ -682,20 +814,252 @@ static void dp_fail_reply(struct dnsproxy *p, struct dp_query *s, int rcode)
 	dp_query_finish(p, s);
 }
 
-/* An answer for s passed all checks: restore the id, run the hook, send. */
-static void dp_deliver(struct dnsproxy *p, struct dp_query *s, uint8_t *msg,
-		       size_t len, const struct dnswire_response *r)
+/* Answer s and every query coalesced onto it with rcode; finish them. */
+static void dp_fail_reply(struct dnsproxy *p, struct dp_query *s, int rcode)
+{
+	struct dp_query *f, *fn;
+
+	for (f = s->fhead; f; f = fn) {
+		fn = f->fnext;
+		dp_fail_one(p, f, rcode);
+	}
+	s->fhead = NULL;
+	dp_fail_one(p, s, rcode);
+}
+
+/* msg to s's client under its id and its question (case included). */
+static void dp_send_answer(struct dnsproxy *p, struct dp_query *s, uint8_t *msg,
+			   size_t len)
 {
 	struct dp_client cl;
 
+	dnswire_set_id(msg, s->client_id);
+	memcpy(msg + DNSWIRE_HDR_LEN, s->qorig, dp_qlen(s));
+	dp_query_client(s, &cl);
+	dp_send_client(p, &cl, msg, len);
+	dp_query_finish(p, s);
+}
+
+/* ---- what an answer may carry (docs/dns-proxy.md) --------------------- */
+
+struct dp_guard_ctx {
+	struct dnsproxy *p;
+	struct dp_query *s;
+	uint64_t now;
+	unsigned int stripped;
+};
+
+static void dp_query_who(struct dnsproxy *p, const struct dp_query *s,
+			 char *buf, size_t len);
+
+/* A CNAME/DNAME target that a deny rule or the DoH/DoT list refuses. */
+static int dp_chain_cb(void *arg, const char *name, size_t len)
+{
+	struct dp_guard_ctx *g = arg;
+	struct dnsproxy *p = g->p;
+	struct policy_match m = { .action = POLICY_DENY };
+	enum events_reason reason;
+	char who[INET6_ADDRSTRLEN + 8];
+
+	if (!p->matcher)
+		return 0;
+	policy_matcher_lookup(p->matcher, name, len, &m);
+	/* Only an explicit deny: a CDN name the policy does not list is
+	 * what most allowed names point at. */
+	if (m.matched && m.action == POLICY_DENY)
+		reason = EVENTS_REASON_DENY_RULE;
+	else if (p->block_doh_names && !m.exact_allow &&
+		 doh_is_provider_name(name, len))
+		reason = EVENTS_REASON_DOH;
+	else
+		return 0;
+	dp_query_who(p, g->s, who, sizeof(who));
+	events_dns_violation(reason, name, g->s->q.qtype, "nxdomain", who);
+	return 1;
+}
+
+static bool dp_strip_pred(void *arg, enum dnswire_section sec, uint16_t type,
+			  const uint8_t *rdata, uint16_t rdlen)
+{
+	struct dp_guard_ctx *g = arg;
+	int family;
+
+	if (type == DNSWIRE_TYPE_A && rdlen == 4)
+		family = AF_INET;
+	else if (type == DNSWIRE_TYPE_AAAA && rdlen == 16)
+		family = AF_INET6;
+	else
+		return false;
+	if (!dnsguard_refuses(g->p->guard, family, rdata, g->now))
+		return false;
+	g->stripped++;
+	return true;
+}
+
+static bool dp_strip_answer_sec(void *arg, enum dnswire_section sec,
+				uint16_t type, const uint8_t *rdata,
+				uint16_t rdlen)
+{
+	return sec == DNSWIRE_SEC_ANSWER;
+}
+
+/* A TC answer we cannot walk: header and question only, still TC. */
+static void dp_cut_to_question(struct dp_query *s, uint8_t *msg, size_t *len,
+			       struct dnswire_response *r)
+{
+	*len = s->q.question_end;
+	memset(msg + 6, 0, 6);
+	r->n_addrs = 0;
+	r->n_cnames = 0;
+	r->min_ttl = UINT32_MAX;
+}
+
+/*
+ * Deny wins along the CNAME chain, and rebinding answers lose their
+ * addresses. Returns 0 to go on with msg (*len and r updated), or an
+ * rcode (> 0, or DP_GUARD_NODATA) to answer instead, or -errno (SERVFAIL).
+ */
+#define DP_GUARD_NODATA 16
+static int dp_guard(struct dnsproxy *p, struct dp_query *s, uint8_t *msg,
+		    size_t *len, struct dnswire_response *r)
+{
+	struct dp_guard_ctx g = { .p = p, .s = s };
+	size_t had = r->n_addrs;
+	char who[INET6_ADDRSTRLEN + 8];
+	ssize_t n;
+	int rc;
+
+	g.now = loop_now_ms(p->loop);
+	n = dnswire_strip_rrs(msg, *len, dp_strip_pred, &g);
+	if (n == -EBADMSG && r->tc) {
+		dp_cut_to_question(s, msg, len, r);
+		return 0;
+	}
+	if (n == -EBADMSG)
+		return -EBADMSG;
+	if (g.stripped) {
+		p->st.rebinding++;
+		dp_query_who(p, s, who, sizeof(who));
+		events_dns_violation(EVENTS_REASON_REBINDING, s->q.name,
+				     s->q.qtype, "stripped", who);
+		/* Names pointing into a stripped record, or too many: no
+		 * records at all rather than a message we cannot rewrite. */
+		if (n < 0)
+			return DP_GUARD_NODATA;
+		*len = (size_t)n;
+	}
+	/* Judged after stripping: what the client reads is what counts. */
+	rc = dnswire_answer_targets(msg, *len, dp_chain_cb, &g);
+	if (rc > 0)
+		return DNSWIRE_RCODE_NXDOMAIN;
+	if (rc < 0) {
+		if (!r->tc)
+			return rc;
+		dp_cut_to_question(s, msg, len, r);
+		return 0;
+	}
+	if (!g.stripped)
+		return 0;
+	rc = dnswire_parse_response(msg, *len, &s->q, r);
+	if (rc < 0)
+		return r->tc ? DP_GUARD_NODATA : rc;
+	if (had && !r->n_addrs) {
+		/* As the upstream answers a name with no such records:
+		 * NOERROR, empty answer section, the SOA (if any) kept. */
+		n = dnswire_strip_rrs(msg, *len, dp_strip_answer_sec, NULL);
+		if (n < 0)
+			return DP_GUARD_NODATA;
+		*len = (size_t)n;
+		r->n_cnames = 0;
+		r->min_ttl = UINT32_MAX;
+	}
+	return 0;
+}
+
+/*
+ * An answer for s passed the checks of its transport: judge what it
+ * carries, run the hook (learning), and send it to s and to every query
+ * coalesced onto s.
+ */
+static void dp_deliver(struct dnsproxy *p, struct dp_query *s, uint8_t *msg,
+		       size_t len, struct dnswire_response *r)
+{
+	struct dp_query *f, *fn;
+	int rc;
+
+	rc = dp_guard(p, s, msg, &len, r);
+	if (rc) {
+		dp_fail_reply(p, s,
+			      rc == DP_GUARD_NODATA ? DNSWIRE_RCODE_NOERROR :
+			      rc > 0		    ? rc :
+						      DNSWIRE_RCODE_SERVFAIL);
+		return;
+	}
 	dnswire_set_id(msg, s->client_id);
 	if (p->hook && p->hook(p->hook_arg, s->q.name, r, msg, len) < 0) {
 		dp_fail_reply(p, s, DNSWIRE_RCODE_SERVFAIL);
 		return;
 	}
-	dp_query_client(s, &cl);
-	dp_send_client(p, &cl, msg, len);
-	dp_query_finish(p, s);
+	for (f = s->fhead; f; f = fn) {
+		fn = f->fnext;
+		dp_send_answer(p, f, msg, len);
+	}
+	s->fhead = NULL;
+	dp_send_answer(p, s, msg, len);
+}
+
+/* ---- coalescing ------------------------------------------------------- */
+
+/* What must be equal for one answer to serve two queries. */
+static uint32_t dp_key_bits(const struct dp_query *s)
+{
+	return (uint32_t)(s->q.flags & (DNSWIRE_F_RD | DNSWIRE_F_CD)) |
+	       (uint32_t)s->from_tcp << 16 | (uint32_t)s->q.has_opt << 17 |
+	       (uint32_t)s->q.opt_do << 18 | (uint32_t)s->q.opt_version << 24;
+}
+
+static bool dp_key_eq(const struct dp_query *a, const struct dp_query *b)
+{
+	return a->hash == b->hash && a->q.qtype == b->q.qtype &&
+	       a->q.qclass == b->q.qclass &&
+	       a->q.opt_udp_size == b->q.opt_udp_size &&
+	       dp_key_bits(a) == dp_key_bits(b) &&
+	       a->q.name_len == b->q.name_len &&
+	       !memcmp(a->q.name, b->q.name, a->q.name_len);
+}
+
+/*
+ * One upstream query per name, type and flags at a time: a query equal
+ * to one in flight waits for that one's answer (DP_Q_WAIT) instead of
+ * being forwarded. Besides saving the upstream work, this is what keeps
+ * a workload from putting thousands of ids in flight for one name and
+ * then forging answers for all of them. Returns true when s now waits.
+ */
+static bool dp_coalesce(struct dnsproxy *p, struct dp_query *s)
+{
+	uint32_t h = 2166136261u;
+	struct dp_query **head, *l;
+
+	for (size_t i = 0; i < s->q.name_len; i++)
+		h = (h ^ (uint8_t)s->q.name[i]) * 16777619u;
+	h = (h ^ s->q.qtype) * 16777619u;
+	h = (h ^ dp_key_bits(s)) * 16777619u;
+	s->hash = h;
+	head = &p->ctab[h & (DP_CTAB - 1)];
+	for (l = *head; l; l = l->hnext) {
+		if (!dp_key_eq(l, s))
+			continue;
+		s->state = DP_Q_WAIT;
+		s->lead = l;
+		s->fnext = l->fhead;
+		l->fhead = s;
+		p->st.coalesced++;
+		return true;
+	}
+	s->hnext = *head;
+	*head = s;
+	s->in_table = true;
+	return false;
 }
 
 /* ---- forwarding ------------------------------------------------------- */
@@ -720,6 +1084,29 @@ static void dp_up_queue(struct dp_upstream *up, struct dp_query *s)
 }
 
 /*
+ * 0x20: the question goes out with random letter case, which a forged
+ * answer has to echo exactly (dp_up_answer). Not for an upstream that was
+ * seen to lose the case, nor after a mismatch for this query.
+ */
+static void dp_case(struct dnsproxy *p, struct dp_upstream *up,
+		    struct dp_query *s)
+{
+	uint8_t rnd[DP_CAPS_RND];
+
+	memcpy(s->msg + DNSWIRE_HDR_LEN, s->qorig, dp_qlen(s));
+	s->caps = false;
+	if (s->nocaps || loop_now_ms(p->loop) < up->caps_off_until)
+		return;
+	for (int i = 0; i < DP_CAPS_RND; i += 2) {
+		uint16_t v = dp_rand16(p);
+
+		rnd[i] = (uint8_t)v;
+		rnd[i + 1] = (uint8_t)(v >> 8);
+	}
+	s->caps = dnswire_0x20(s->msg, s->q.question_end, rnd, sizeof(rnd)) > 0;
+}
+
+/*
  * Send s to the upstream order[attempt], or to the next one that has a
  * socket; SERVFAIL when none is left.
  */
@@ -734,6 +1121,7 @@ static void dp_attempt(struct dnsproxy *p, struct dp_query *s)
 			continue;
 		}
 		s->state = DP_Q_UDP;
+		dp_case(p, up, s);
 		dnswire_set_id(s->msg, s->up_id);
 		up->queries++;
 		dp_up_queue(up, s);
@@ -836,6 +1224,15 @@ static void dp_client_text(struct dnsproxy *p, const struct dp_client *cl,
 		dp_addr_text(&p->conns[cl->conn].peer, buf, len);
 	else
 		dp_addr_text(cl->addr, buf, len);
+}
+
+static void dp_query_who(struct dnsproxy *p, const struct dp_query *s,
+			 char *buf, size_t len)
+{
+	struct dp_client cl;
+
+	dp_query_client(s, &cl);
+	dp_client_text(p, &cl, buf, len);
 }
 
 static void dp_reply_rcode(struct dnsproxy *p, const struct dp_client *cl,
@@ -954,8 +1351,14 @@ static void dp_handle_query(struct dnsproxy *p, const uint8_t *msg, size_t len,
 	}
 	s->n_order = (uint8_t)p->n_ups;
 	memcpy(s->order, p->order, sizeof(s->order));
+	memcpy(s->qorig, s->msg + DNSWIRE_HDR_LEN, dp_qlen(s));
+	s->caps = s->nocaps = false;
+	s->lead = s->fhead = s->fnext = s->hnext = NULL;
+	s->in_table = false;
 	p->st.allowed++;
 	p->st.inflight++;
+	if (dp_coalesce(p, s))
+		return;
 	dp_attempt(p, s);
 	return;
 drop:
@@ -1054,6 +1457,35 @@ static bool dp_tc_question_matches(const struct dp_query *s, const uint8_t *msg,
 
 static int dp_tcp_start(struct dnsproxy *p, struct dp_query *s);
 
+/*
+ * The answer has s's id and question, but not the letter case s went out
+ * with: forged (a forger does not know the case), or an upstream that
+ * does not keep it. Ask again without 0x20 (a fresh id, the same
+ * upstream); an upstream that keeps losing the case gets no 0x20 for a
+ * while. An upstream that keeps it resets the count with every answer,
+ * so a forger has to guess DP_CAPS_BAD_MAX ids in a row to turn it off.
+ */
+static void dp_caps_mismatch(struct dnsproxy *p, struct dp_upstream *up,
+			     struct dp_query *s)
+{
+	uint64_t now = loop_now_ms(p->loop);
+
+	p->st.bad_answers++;
+	if (++up->caps_bad >= DP_CAPS_BAD_MAX && now >= up->caps_off_until) {
+		up->caps_bad = 0;
+		up->caps_off_until = now + DP_CAPS_OFF_MS;
+		log_warnx("dns upstream %s does not keep the letter case of "
+			  "questions: 0x20 off for it for %d minutes",
+			  up->cfg.text, DP_CAPS_OFF_MS / 60000);
+	}
+	if (s->nocaps)
+		return; /* keep waiting for a matching answer */
+	s->nocaps = true;
+	dp_id_release(p, s);
+	dp_fifo_del(p, s);
+	dp_attempt(p, s);
+}
+
 static void dp_up_answer(struct dnsproxy *p, struct dp_upstream *up,
 			 uint8_t *msg, size_t len, bool trunc)
 {
@@ -1102,6 +1534,13 @@ static void dp_up_answer(struct dnsproxy *p, struct dp_upstream *up,
 		r.tc = true;
 		r.min_ttl = UINT32_MAX;
 	}
+	if (s->caps && memcmp(msg + DNSWIRE_HDR_LEN, s->msg + DNSWIRE_HDR_LEN,
+			      dp_qlen(s))) {
+		dp_caps_mismatch(p, up, s);
+		return;
+	}
+	if (s->caps)
+		up->caps_bad = 0;
 	dp_up_mark(up, true, NULL);
 	dp_rtt_record(p, s);
 	if (dp_rcode_fails_over(r.rcode)) {
@@ -1123,6 +1562,28 @@ static void dp_up_answer(struct dnsproxy *p, struct dp_upstream *up,
 	dp_deliver(p, s, msg, len, &r);
 }
 
+/*
+ * An answer "from" a remote upstream came in on lo (dp_up_filter left it
+ * empty): only a process of this namespace can have sent it. Dropped
+ * unread, whatever id it guesses.
+ */
+static void dp_forged(struct dnsproxy *p, struct dp_upstream *up)
+{
+	uint64_t now = loop_now_ms(p->loop);
+
+	p->st.bad_answers++;
+	p->st.forged++;
+	p->spoof_since++;
+	if (p->spoof_warned && now - p->spoof_warned < DP_SPOOF_WARN_MS)
+		return;
+	log_warnx("dns: dropped %llu answer(s) claiming to come from upstream "
+		  "%s that arrived on the loopback interface: forged by a "
+		  "process of this namespace",
+		  (unsigned long long)p->spoof_since, up->cfg.text);
+	p->spoof_warned = now;
+	p->spoof_since = 0;
+}
+
 static void dp_up_cb(struct loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct dp_upstream *up = arg;
@@ -1136,6 +1597,10 @@ static void dp_up_cb(struct loop *loop, int fd, uint32_t events, void *arg)
 		for (int i = 0; i < n; i++) {
 			struct mmsghdr *m = &p->rx->msgs[i];
 
+			if (!up->local && m->msg_len == 0) {
+				dp_forged(p, up);
+				continue;
+			}
 			dp_up_answer(p, up, p->rx->buf[i], m->msg_len,
 				     m->msg_hdr.msg_flags & MSG_TRUNC);
 		}
@@ -1160,6 +1625,10 @@ static int dp_tcp_start(struct dnsproxy *p, struct dp_query *s)
 	if (fd < 0)
 		return -errno;
 	selfsock_note(fd);
+	/* Segments injected on lo (dp_up_filter) never reach the stream. */
+	err = up->local ? 0 : dp_up_filter(fd, p->lo_ifindex, 0);
+	if (err)
+		goto err_close;
 	if (connect(fd, (const struct sockaddr *)&up->cfg.addr,
 		    up->cfg.addrlen) < 0 &&
 	    errno != EINPROGRESS) {
@@ -1761,9 +2230,16 @@ int dnsproxy_new(struct loop *loop, const struct egressd_config *cfg,
 	p->tmo = loop_timer_new(loop, dp_timeout_cb, p);
 	p->sweep = loop_timer_new(loop, dp_sweep_cb, p);
 	p->probe = loop_timer_new(loop, dp_probe_cb, p);
+	p->ctab = calloc(DP_CTAB, sizeof(*p->ctab));
+	p->guard = dnsguard_new(cfg->block_private_answers);
 	if (!p->rx || !p->slots || !p->retry || !p->conns || !p->free_conns ||
-	    !p->dirty || !p->tmo || !p->sweep || !p->probe)
+	    !p->dirty || !p->tmo || !p->sweep || !p->probe || !p->ctab ||
+	    !p->guard)
 		goto enomem;
+	/* lo is always index 1 in a namespace; ask anyway. */
+	p->lo_ifindex = (int)if_nametoindex("lo");
+	if (p->lo_ifindex <= 0)
+		p->lo_ifindex = 1;
 	for (int i = DP_MAX_CONNS - 1; i >= 0; i--) {
 		p->conns[i].p = p;
 		p->conns[i].idx = (uint16_t)i;
@@ -1840,12 +2316,30 @@ void dnsproxy_free(struct dnsproxy *p)
 	free(p->free_conns);
 	free(p->dirty);
 	free(p->rx);
+	free(p->ctab);
+	dnsguard_free(p->guard);
 	free(p);
 }
 
 void dnsproxy_set_matcher(struct dnsproxy *p, const struct policy_matcher *m)
 {
 	p->matcher = m;
+}
+
+int dnsproxy_set_addr_rules(struct dnsproxy *p, const struct policy *user,
+			    const struct policy_rule *deny_always,
+			    size_t n_deny,
+			    const struct policy_rule *allow_always,
+			    size_t n_allow)
+{
+	int rc = dnsguard_set_rules(p->guard, user, deny_always, n_deny,
+				    allow_always, n_allow);
+
+	if (rc)
+		log_warnx("dns proxy: cannot take the IP/CIDR rules for "
+			  "rebinding checks (%s); the previous ones stay",
+			  strerror(-rc));
+	return rc;
 }
 
 void dnsproxy_set_aaaa_nodata(struct dnsproxy *p, bool on)

@@ -701,6 +701,281 @@ int dnswire_cap_ttls(uint8_t *msg, size_t len, uint32_t max_ttl)
 	return 0;
 }
 
+/* ---- removing records ------------------------------------------------- */
+
+struct dw_cut {
+	size_t start, end;
+};
+
+/*
+ * Where offset t of the original message lands once the cuts are made;
+ * *inside set when t lies in a removed record.
+ */
+static size_t dw_cut_shift(const struct dw_cut *c, unsigned int n, size_t t,
+			   bool *inside)
+{
+	size_t gone = 0;
+	unsigned int i;
+
+	for (i = 0; i < n && t >= c[i].start; i++) {
+		if (t < c[i].end) {
+			*inside = true;
+			return 0;
+		}
+		gone += c[i].end - c[i].start;
+	}
+	return t - gone;
+}
+
+/*
+ * Move the pointer (if any) that ends the name at off; with write false
+ * only check that it can be moved. *next is the offset past the name.
+ */
+static int dw_cut_name(uint8_t *msg, size_t len, size_t off,
+		       const struct dw_cut *c, unsigned int n, bool write,
+		       size_t *next)
+{
+	size_t pos = off, t, nt;
+	bool inside = false;
+	uint8_t b;
+
+	for (;;) {
+		if (pos >= len)
+			return -EBADMSG;
+		b = msg[pos];
+		if (b == 0) {
+			*next = pos + 1;
+			return 0;
+		}
+		if ((b & 0xc0) == 0xc0) {
+			if (len - pos < 2)
+				return -EBADMSG;
+			t = (size_t)(b & 0x3f) << 8 | msg[pos + 1];
+			if (t < DNSWIRE_HDR_LEN || t >= pos)
+				return -EBADMSG;
+			nt = dw_cut_shift(c, n, t, &inside);
+			if (inside)
+				return -ENOTSUP;
+			if (write) {
+				msg[pos] = (uint8_t)(0xc0 | nt >> 8);
+				msg[pos + 1] = (uint8_t)nt;
+			}
+			*next = pos + 2;
+			return 0;
+		}
+		if (b & 0xc0)
+			return -EBADMSG;
+		pos += (size_t)b + 1;
+	}
+}
+
+/* Offsets of the names in the rdata of a type that may compress them. */
+static unsigned int dw_rdata_names(uint16_t type, size_t *first)
+{
+	switch (type) {
+	case 2:
+	case 3:
+	case 4:
+	case 5:
+	case 7:
+	case 8:
+	case 9:
+	case 12:
+	case 39: /* NS MD MF CNAME MB MG MR PTR DNAME */
+		*first = 0;
+		return 1;
+	case 6:
+	case 14:
+	case 17: /* SOA MINFO RP: two names in a row */
+		*first = 0;
+		return 2;
+	case 15:
+	case 18:
+	case 21: /* MX AFSDB RT: preference, name */
+		*first = 2;
+		return 1;
+	case 33: /* SRV: priority, weight, port, name */
+		*first = 6;
+		return 1;
+	}
+	return 0;
+}
+
+/* Fix (or check) every name of the records after the first cut. */
+static int dw_cut_fix(uint8_t *msg, size_t len, size_t rr_off,
+		      unsigned int nrec, const struct dw_cut *c, unsigned int n,
+		      bool write)
+{
+	size_t off = rr_off, next, first = 0, p;
+	unsigned int i, k, names;
+	bool cut;
+	struct dw_rr rr;
+	int err;
+
+	for (i = 0; i < nrec; i++) {
+		err = dw_rr_next(msg, len, &off, &rr, NULL, NULL);
+		if (err)
+			return err;
+		if (rr.owner < c[0].start)
+			continue;
+		cut = false;
+		dw_cut_shift(c, n, rr.owner, &cut);
+		if (cut)
+			continue;
+		err = dw_cut_name(msg, len, rr.owner, c, n, write, &next);
+		if (err)
+			return err;
+		names = dw_rdata_names(rr.type, &first);
+		p = rr.rdata + first;
+		for (k = 0; k < names && p < rr.rdata + rr.rdlen; k++) {
+			err = dw_cut_name(msg, rr.rdata + rr.rdlen, p, c, n,
+					  write, &p);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
+ssize_t dnswire_strip_rrs(uint8_t *msg, size_t len, dnswire_rr_pred drop,
+			  void *arg)
+{
+	uint16_t id, flags, qd, cnt[4];
+	struct dw_cut cuts[DNSWIRE_STRIP_MAX];
+	unsigned int i, n = 0, nrec, gone[4] = { 0 };
+	size_t off, rr_off, w, r;
+	enum dnswire_section sec;
+	struct dw_rr rr;
+	int err;
+
+	if (len < DNSWIRE_HDR_LEN)
+		return -EBADMSG;
+	dw_header(msg, &id, &flags, &qd, &cnt[1], &cnt[2], &cnt[3]);
+	off = DNSWIRE_HDR_LEN;
+	for (i = 0; i < qd; i++) {
+		err = dw_name_skip(msg, len, off, &off);
+		if (err)
+			return err;
+		if (len - off < 4)
+			return -EBADMSG;
+		off += 4;
+	}
+	rr_off = off;
+	nrec = (unsigned int)cnt[1] + cnt[2] + cnt[3];
+	for (i = 0; i < nrec; i++) {
+		size_t start = off;
+
+		err = dw_rr_next(msg, len, &off, &rr, NULL, NULL);
+		if (err)
+			return err;
+		sec = i < cnt[1]	  ? DNSWIRE_SEC_ANSWER :
+		      i < cnt[1] + cnt[2] ? DNSWIRE_SEC_AUTHORITY :
+					    DNSWIRE_SEC_ADDITIONAL;
+		if (rr.type == DNSWIRE_TYPE_OPT ||
+		    !drop(arg, sec, rr.type, msg + rr.rdata, rr.rdlen))
+			continue;
+		if (n && cuts[n - 1].end == start) {
+			cuts[n - 1].end = off; /* adjacent: one cut */
+		} else {
+			if (n == DNSWIRE_STRIP_MAX)
+				return -E2BIG;
+			cuts[n].start = start;
+			cuts[n++].end = off;
+		}
+		gone[sec]++;
+	}
+	if (!n)
+		return (ssize_t)len;
+	err = dw_cut_fix(msg, len, rr_off, nrec, cuts, n, false);
+	if (err)
+		return err;
+	dw_cut_fix(msg, len, rr_off, nrec, cuts, n, true);
+	/* Close the gaps; bytes past the last record go too. */
+	w = cuts[0].start;
+	for (i = 0; i < n; i++) {
+		r = cuts[i].end;
+		size_t stop = i + 1 < n ? cuts[i + 1].start : off;
+
+		memmove(msg + w, msg + r, stop - r);
+		w += stop - r;
+	}
+	for (i = 1; i <= 3; i++)
+		dw_wr16(msg + 4 + 2 * i, (uint16_t)(cnt[i] - gone[i]));
+	return (ssize_t)w;
+}
+
+int dnswire_answer_targets(const uint8_t *msg, size_t len,
+			   int (*cb)(void *arg, const char *name, size_t len),
+			   void *arg)
+{
+	uint16_t id, flags, qd, an, ns, ar;
+	uint8_t w[DW_WIRE_MAX];
+	char text[DNSWIRE_NAME_MAX];
+	size_t off, wlen, next, tlen;
+	struct dw_rr rr;
+	unsigned int i;
+	int err;
+
+	if (len < DNSWIRE_HDR_LEN)
+		return -EBADMSG;
+	dw_header(msg, &id, &flags, &qd, &an, &ns, &ar);
+	off = DNSWIRE_HDR_LEN;
+	for (i = 0; i < qd; i++) {
+		err = dw_name_skip(msg, len, off, &off);
+		if (err)
+			return err;
+		if (len - off < 4)
+			return -EBADMSG;
+		off += 4;
+	}
+	for (i = 0; i < an; i++) {
+		err = dw_rr_next(msg, len, &off, &rr, NULL, NULL);
+		if (err)
+			return err;
+		if ((rr.type != DNSWIRE_TYPE_CNAME &&
+		     rr.type != DNSWIRE_TYPE_DNAME) ||
+		    rr.rclass != DW_CLASS_IN)
+			continue;
+		err = dw_name_read(msg, len, rr.rdata, w, &wlen, &next);
+		if (err)
+			return err;
+		if (next != rr.rdata + rr.rdlen)
+			return -EBADMSG;
+		tlen = dw_wire_to_text(w, text);
+		err = cb(arg, text, tlen);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+unsigned int dnswire_0x20(uint8_t *msg, size_t len, const uint8_t *rnd,
+			  size_t rndlen)
+{
+	size_t pos = DNSWIRE_HDR_LEN, bits = rndlen * 8;
+	unsigned int letters = 0;
+	uint8_t l, c;
+
+	if (!bits)
+		return 0;
+	while (pos < len && (l = msg[pos]) != 0 && !(l & 0xc0)) {
+		size_t end = pos + 1 + l;
+
+		if (end > len)
+			break;
+		for (pos++; pos < end; pos++) {
+			size_t b = letters % bits;
+
+			c = msg[pos] | 0x20;
+			if (c < 'a' || c > 'z')
+				continue;
+			msg[pos] = rnd[b / 8] >> (b % 8) & 1 ? c & ~0x20 : c;
+			letters++;
+		}
+	}
+	return letters;
+}
+
 const char *dnswire_type_name(uint16_t type, char *buf, size_t len)
 {
 	switch (type) {

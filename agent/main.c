@@ -608,8 +608,12 @@ static int apply_policy(struct agent *a, const char *why, char *err,
 		a->applies_failed++;
 		return ret;
 	}
-	if (a->proxy)
+	if (a->proxy) {
 		dnsproxy_set_matcher(a->proxy, m);
+		dnsproxy_set_addr_rules(a->proxy, a->policy,
+					a->always[0].rules, a->always[0].n,
+					a->always[1].rules, a->always[1].n);
+	}
 	policy_matcher_free(a->matcher);
 	a->matcher = m;
 	a->generation++;
@@ -944,6 +948,15 @@ static int op_metrics(void *arg, struct api_buf *b)
 		(unsigned long long)ds.allowed, (unsigned long long)ds.denied,
 		(unsigned long long)ds.servfail,
 		(unsigned long long)ds.malformed);
+	ret |= api_buf_printf(b,
+		"# HELP egressd_dns_coalesced_total DNS queries that waited for an identical one in flight.\n"
+		"# TYPE egressd_dns_coalesced_total counter\n"
+		"egressd_dns_coalesced_total %llu\n"
+		"# HELP egressd_dns_forged_answers_total Upstream answers dropped: they came in on lo from a remote upstream.\n"
+		"# TYPE egressd_dns_forged_answers_total counter\n"
+		"egressd_dns_forged_answers_total %llu\n",
+		(unsigned long long)ds.coalesced,
+		(unsigned long long)ds.forged);
 	ret |= metrics_hist(b, "egressd_dns_upstream_seconds",
 			    dnsproxy_rtt_bounds, DNSPROXY_RTT_BUCKETS,
 			    ds.rtt_hist, ds.rtt_sum_s,

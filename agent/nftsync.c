@@ -24,6 +24,7 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/batch.h>
@@ -439,6 +440,12 @@ static const struct chain_spec chain_dns_53_v6off = {
 static const struct chain_spec chain_dns_api = {
 	NFTSYNC_CHAIN_FILTER, "filter", 0,
 	"egressd dns mode: the API port is egressd's, accepts the rest",
+};
+
+/* Every mode: forged source addresses (build_antispoof_rules). */
+static const struct chain_spec chain_antispoof = {
+	"antispoof", "filter", -200,
+	"egressd: packets sent through lo must carry one of the netns's own source addresses",
 };
 
 /* type: NFT_MSG_NEWCHAIN (create if missing; an existing chain keeps its
@@ -1757,6 +1764,97 @@ static int learned_elems(const struct policy_addr *v, size_t n, int f,
 	return hosts_build(v, n, f, false, NULL, 0, out, nout);
 }
 
+/*
+ * Chain antispoof, in every mode: a packet the namespace sends through lo
+ * must carry one of the namespace's own addresses as its source ("fib
+ * saddr type local"). A root workload with CAP_NET_RAW can write any
+ * source; sent to its own address, such a packet comes back in through lo
+ * and looks like it came from that source to every local service (issue
+ * 12: answers "from" the DNS upstream). 0.0.0.0 and :: (DHCP, duplicate address detection) and
+ * fe80::/10 (link-local, which the fib cannot type without an interface)
+ * are left alone, and so are packets without a socket (the kernel's own:
+ * reject's TCP resets carry the remote address as source). Drops are
+ * logged as default_deny: no rule can allow a forged source. Packet
+ * sockets skip this hook; the DNS proxy checks the device its answers
+ * came in on itself (dnsproxy.c, dp_up_filter). Not installed when BPF
+ * judges every packet of the namespace.
+ */
+static void m_saddr_not_local(struct rb *rb, int family)
+{
+	static const uint8_t zero[16] = { 0 };
+	static const uint8_t ll[2] = { 0xfe, 0x80 }, llmask[2] = { 0xff, 0xc0 };
+	uint32_t local = RTN_LOCAL;
+	struct nftnl_expr *e;
+
+	m_nfproto(rb, family);
+	/* lo only: what leaves through another interface leaves the
+	 * namespace and is judged there. Keeps the fib lookup off the
+	 * datapath. */
+	m_oifname(rb, "lo");
+	/* Only packets of a socket: the TCP resets that reject sends in the
+	 * name of the remote address (IPv6 off) have none, and must pass.
+	 * "meta skuid >= 0" breaks the rule when there is no full socket. */
+	rb_meta(rb, NFT_META_SKUID);
+	rb_cmp(rb, NFT_CMP_GTE, zero, 4);
+	if (family == AF_INET6) {
+		rb_payload(rb, NFT_PAYLOAD_NETWORK_HEADER, 8, 2);
+		e = rb_expr(rb, "bitwise");
+		if (!e)
+			return;
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 2);
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, llmask, 2);
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, 2);
+		rb_cmp(rb, NFT_CMP_NEQ, ll, 2);
+	}
+	rb_payload(rb, NFT_PAYLOAD_NETWORK_HEADER, family == AF_INET ? 12 : 8,
+		   family == AF_INET ? 4 : 16);
+	rb_cmp(rb, NFT_CMP_NEQ, zero, family == AF_INET ? 4 : 16);
+	e = rb_expr(rb, "fib");
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_SADDR);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
+	rb_cmp(rb, NFT_CMP_NEQ, &local, sizeof(local));
+}
+
+static int build_antispoof_rules(struct nftsync_batch *b, uint16_t grp)
+{
+	char prefix[64];
+	struct nftnl_expr *e;
+	struct rb rb;
+	int f, err;
+
+	snprintf(prefix, sizeof(prefix), NFTSYNC_LOG_PREFIX "default_deny");
+	for (f = 0; f < 2; f++) {
+		int fam = f ? AF_INET6 : AF_INET;
+
+		err = rb_start(&rb, chain_antispoof.name);
+		if (err)
+			return err;
+		m_saddr_not_local(&rb, fam);
+		rb_expr(&rb, "counter");
+		e = rb_expr(&rb, "log");
+		if (e) {
+			if (nftnl_expr_set_str(e, NFTNL_EXPR_LOG_PREFIX,
+					       prefix) < 0)
+				rb.err = -ENOMEM;
+			nftnl_expr_set_u16(e, NFTNL_EXPR_LOG_GROUP, grp);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_LOG_SNAPLEN, 128);
+		}
+		a_verdict(&rb, NF_DROP);
+		err = rb_emit(b, &rb,
+			      fam == AF_INET ?
+				      "forged IPv4 source (not an address of this netns)" :
+				      "forged IPv6 source (not an address of this netns)");
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 int nftsync_build_apply(struct nftsync_batch *b,
 			const struct nftsync_config *cfg,
 			const struct policy_addr *forget, size_t n_forget,
@@ -1782,6 +1880,9 @@ int nftsync_build_apply(struct nftsync_batch *b,
 	bool chain = cfg->filter &&
 		     !(cfg->bpf_handoff && cfg->bpf_covers_all &&
 		       !cfg->ipv6_deny);
+	/* BPF judges every packet: no output hook here at all (the same
+	 * reason chain egress goes); forged sources are then BPF's. */
+	bool antispoof = !(cfg->bpf_handoff && cfg->bpf_covers_all);
 	struct set_contents sc = { 0 };
 	struct elem *fe = NULL;
 	size_t nfe, i;
@@ -1823,6 +1924,12 @@ int nftsync_build_apply(struct nftsync_batch *b,
 		err = emit_chain(b, &chain_filter, NFT_MSG_NEWCHAIN);
 	if (!err)
 		err = emit_chain(b, &chain_filter, NFT_MSG_DELCHAIN);
+	if (!err)
+		err = emit_chain(b, &chain_antispoof, NFT_MSG_NEWCHAIN);
+	if (!err)
+		err = emit_chain(b, &chain_antispoof, NFT_MSG_DELCHAIN);
+	if (!err && antispoof)
+		err = emit_chain(b, &chain_antispoof, NFT_MSG_NEWCHAIN);
 	/* dns mode: only the IPv6-off and port-53 rules (see dcs). */
 	if (!err && (chain || dnschain))
 		err = emit_chain(b, chain ? &chain_filter : dcs,
@@ -1874,6 +1981,8 @@ int nftsync_build_apply(struct nftsync_batch *b,
 		err = build_filter_rules(b, cfg, grp);
 	else if (!err && dnschain)
 		err = build_dnsmode_rules(b, cfg, grp);
+	if (!err && antispoof)
+		err = build_antispoof_rules(b, grp);
 	if (!err)
 		err = batch_end(b);
 	contents_free(&sc);

@@ -38,6 +38,9 @@ enum fake_mode {
 	FAKE_HOLD2, /* hold queries until two arrived, answer in reverse */
 	FAKE_SPOOF, /* first a forged answer (other question), then real */
 	FAKE_DELAY, /* answer after 150 ms */
+	FAKE_LOWER, /* answer with the question name lower-cased */
+	FAKE_REBIND, /* A 127.0.0.53 and A <fake_addr> */
+	FAKE_CNAME_BAD, /* CNAME bad.example.com (denied), A 6.6.6.6 */
 };
 
 struct fake_query {
@@ -211,6 +214,64 @@ static size_t fake_answer(const uint8_t *q, size_t qlen, int rcode, int n,
 	return len;
 }
 
+/* The answer of the modes FAKE_LOWER, FAKE_REBIND, FAKE_CNAME_BAD. */
+static size_t fake_special(enum fake_mode mode, const uint8_t *q, size_t qlen,
+			   const uint8_t a[4], uint8_t *out)
+{
+	static const uint8_t cname[] = {
+		0xc0, 0x0c, 0,	 5,   0,   1,	0,   0,	  0,   60,
+		0,    17,   3,	 'b', 'a', 'd', 7,   'e', 'x', 'a',
+		'm',  'p',  'l', 'e', 3,   'c', 'o', 'm', 0,
+	};
+	struct dnswire_question pq;
+	size_t n;
+
+	if (dnswire_parse_query(q, qlen, &pq) < 0)
+		return 0;
+	if (mode == FAKE_LOWER) {
+		n = fake_answer(q, qlen, 0, 1, false, a, out);
+		for (size_t i = DNSWIRE_HDR_LEN; i < pq.question_end; i++)
+			if (out[i] >= 'A' && out[i] <= 'Z')
+				out[i] += 'a' - 'A';
+		return n;
+	}
+	if (mode == FAKE_REBIND) {
+		static const uint8_t lo[4] = { 127, 0, 0, 53 };
+
+		n = fake_answer(q, qlen, 0, 2, false, a, out);
+		memcpy(out + pq.question_end + 12, lo, 4);
+		out[n - 1] = a[3];
+		return n;
+	}
+	n = fake_answer(q, qlen, 0, 0, false, a, out);
+	out[7] = 2;
+	memcpy(out + n, cname, sizeof(cname));
+	{
+		size_t tgt = n + 12;
+		uint8_t arr[16] = { (uint8_t)(0xc0 | tgt >> 8),
+				    (uint8_t)tgt,
+				    0,
+				    1,
+				    0,
+				    1,
+				    0,
+				    0,
+				    0,
+				    60,
+				    0,
+				    4,
+				    6,
+				    6,
+				    6,
+				    6 };
+
+		n += sizeof(cname);
+		memcpy(out + n, arr, sizeof(arr));
+		n += sizeof(arr);
+	}
+	return n;
+}
+
 /* ---- fake upstream ---------------------------------------------------- */
 
 static void fake_log(struct fake_up *f, const uint8_t *msg, size_t len)
@@ -240,6 +301,9 @@ static void fake_reply(struct fake_up *f, const uint8_t *msg, size_t len,
 	if (f->mode == FAKE_SERVFAIL)
 		n = fake_answer(msg, len, DNSWIRE_RCODE_SERVFAIL, 0, false, a,
 				out);
+	else if (f->mode == FAKE_LOWER || f->mode == FAKE_REBIND ||
+		 f->mode == FAKE_CNAME_BAD)
+		n = fake_special(f->mode, msg, len, a, out);
 	else if (!strncmp(q.name, "big.", 4))
 		n = fake_answer(msg, len, 0, 0, true, a, out);
 	else
@@ -450,6 +514,8 @@ static void guard_cb(struct loop *loop, struct loop_timer *t, void *arg)
 	loop_stop(loop);
 }
 
+static bool env_block_private; /* cfg.block_private_answers of env_start */
+
 static void env_start(struct env *e, int n_ups, enum fake_mode m0,
 		      enum fake_mode m1, unsigned int timeout_ms)
 {
@@ -469,6 +535,7 @@ static void env_start(struct env *e, int n_ups, enum fake_mode m0,
 	ck_assert_ptr_nonnull(e->m);
 
 	e->cfg.upstream_timeout_ms = timeout_ms;
+	e->cfg.block_private_answers = env_block_private;
 	e->cfg.dns_listen_port = 0;
 	e->cfg.n_upstreams = n_ups;
 	for (int i = 0; i < n_ups; i++) {
@@ -1223,9 +1290,13 @@ START_TEST(test_dnsproxy_edns_passthrough)
 	client_send(c, q, qlen);
 	env_run(&e, 2000);
 	ck_assert_int_eq(c->got, 1);
-	/* Forwarded bytes are the client's, apart from the id. */
+	/* Forwarded bytes are the client's, apart from the id and the
+	 * letter case of the name (0x20). */
 	ck_assert_uint_eq(e.up[0].last_len, qlen);
-	ck_assert_int_eq(memcmp(e.up[0].last + 2, q + 2, qlen - 2), 0);
+	ck_assert_int_eq(strncasecmp((char *)e.up[0].last + 2, (char *)q + 2,
+				     qlen - 2),
+			 0);
+	ck_assert_int_eq(memcmp(e.up[0].last + 30, q + 30, qlen - 30), 0);
 	client_free(c);
 	env_stop(&e);
 }
@@ -1510,6 +1581,212 @@ START_TEST(test_dnsproxy_tcp_retry_refused_moves_on)
 }
 END_TEST
 
+/* Run until every client has its want, or ms in all. */
+static void env_run_all(struct env *e, struct client **c, int n, uint64_t ms)
+{
+	uint64_t end = loop_clock_ms() + ms;
+	bool done;
+
+	do {
+		env_run(e, 50);
+		done = true;
+		for (int i = 0; i < n; i++)
+			done &= c[i]->got >= c[i]->want;
+	} while (!done && loop_clock_ms() < end);
+}
+
+START_TEST(test_dnsproxy_coalesces_identical_queries)
+{
+	static const char *names[3] = { "co.example.com", "CO.Example.com",
+					"co.EXAMPLE.COM" };
+	struct dnsproxy_stats st;
+	struct client *c[4];
+	uint8_t q[4][512];
+	size_t qlen[4];
+	struct env e;
+
+	env_start(&e, 1, FAKE_DELAY, 0, 1000);
+	for (int i = 0; i < 4; i++) {
+		c[i] = client_new(&e, AF_INET, false);
+		/* The fourth asks AAAA: another key, its own query. */
+		qlen[i] = mkquery(q[i], (uint16_t)(0x100 + i), names[i % 3],
+				  i == 3 ? DNSWIRE_TYPE_AAAA : DNSWIRE_TYPE_A,
+				  1, false);
+		client_send(c[i], q[i], qlen[i]);
+	}
+	env_run_all(&e, c, 4, 2000);
+	ck_assert_int_eq(e.up[0].nq, 2);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(c[i]->got, 1);
+		ck_assert_uint_eq(reply_id(c[i], 0), 0x100 + i);
+		ck_assert_int_eq(reply_rcode(c[i], 0), 0);
+		/* Each gets its own question back, case and all. */
+		ck_assert_int_eq(memcmp(c[i]->ans[0] + DNSWIRE_HDR_LEN,
+					q[i] + DNSWIRE_HDR_LEN,
+					qlen[i] - DNSWIRE_HDR_LEN),
+				 0);
+		if (i < 3)
+			assert_answer_for(c[i], 0, q[i], qlen[i],
+					  "co.example.com");
+		client_free(c[i]);
+	}
+	dnsproxy_get_stats(e.p, &st);
+	ck_assert_uint_eq(st.coalesced, 2);
+	ck_assert_uint_eq(st.inflight, 0);
+	env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_dnsproxy_0x20_case_randomised)
+{
+	static const char *name =
+		"abcdefghijklmnopqrstuvwxyz.abcdefghijklmn.example.com";
+	struct client *c;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+
+	env_start(&e, 1, FAKE_ANSWER, 0, 1000);
+	c = ask(&e, 0x4242, name, q, &qlen, 2000);
+	ck_assert_int_eq(c->got, 1);
+	/* 47 letters: all lower case again has odds of 2^-47. */
+	ck_assert_int_ne(memcmp(e.up[0].last + DNSWIRE_HDR_LEN,
+				q + DNSWIRE_HDR_LEN, qlen - DNSWIRE_HDR_LEN),
+			 0);
+	ck_assert_int_eq(strncasecmp((char *)e.up[0].last + DNSWIRE_HDR_LEN,
+				     (char *)q + DNSWIRE_HDR_LEN,
+				     qlen - DNSWIRE_HDR_LEN - 4),
+			 0);
+	ck_assert_int_eq(memcmp(c->ans[0] + DNSWIRE_HDR_LEN,
+				q + DNSWIRE_HDR_LEN, qlen - DNSWIRE_HDR_LEN),
+			 0);
+	assert_answer_for(c, 0, q, qlen, name);
+	client_free(c);
+	env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_dnsproxy_0x20_upstream_losing_case)
+{
+	struct dnsproxy_stats st;
+	struct client *c;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+	char name[64];
+
+	env_start(&e, 1, FAKE_LOWER, 0, 1000);
+	/* Each of the first four is asked again without 0x20 at once (no
+	 * timeout); then the upstream gets no 0x20 at all. */
+	for (int i = 0; i < 6; i++) {
+		uint64_t t0 = loop_clock_ms();
+
+		snprintf(name, sizeof(name), "lower%d.example.com", i);
+		c = ask(&e, (uint16_t)i, name, q, &qlen, 2000);
+		ck_assert_int_eq(c->got, 1);
+		ck_assert_uint_lt(loop_clock_ms() - t0, 500);
+		assert_answer_for(c, 0, q, qlen, name);
+		client_free(c);
+	}
+	ck_assert_int_eq(e.up[0].nq, 4 * 2 + 2);
+	dnsproxy_get_stats(e.p, &st);
+	ck_assert_uint_eq(st.bad_answers, 4);
+	env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_dnsproxy_rebinding_stripped)
+{
+	struct dnswire_response r;
+	struct hook_state h = { 0 };
+	struct dnsproxy_stats st;
+	struct policy_rule rule;
+	struct client *c;
+	struct env e;
+	uint8_t q[512], a[4];
+	size_t qlen;
+	char err[128];
+	uint64_t rb0;
+
+	/* Default: loopback goes, the RFC 1918 address stays. */
+	env_block_private = false;
+	env_start(&e, 1, FAKE_REBIND, 0, 1000);
+	rb0 = events_count("dns", EVENTS_REASON_REBINDING);
+	dnsproxy_set_answer_hook(e.p, test_hook, &h);
+	c = ask(&e, 1, "rb.example.com", q, &qlen, 2000);
+	ck_assert_int_eq(c->got, 1);
+	client_parse(c, 0, q, qlen, &r);
+	fake_addr("rb.example.com", a);
+	ck_assert_int_eq(r.rcode, 0);
+	ck_assert_uint_eq(r.n_addrs, 1);
+	ck_assert_mem_eq(r.addrs[0].addr, a, 4);
+	ck_assert_uint_eq(c->ans[0][7], 1);
+	ck_assert_int_eq(h.calls, 1);
+	ck_assert_uint_eq(h.n_addrs, 1); /* 127.0.0.53 never learned */
+	dnsproxy_get_stats(e.p, &st);
+	ck_assert_uint_eq(st.rebinding, 1);
+	ck_assert_uint_eq(events_count("dns", EVENTS_REASON_REBINDING),
+			  rb0 + 1);
+	client_free(c);
+	env_stop(&e);
+
+	/* BLOCK_PRIVATE_ANSWERS: nothing left, NODATA; no learning. */
+	env_block_private = true;
+	env_start(&e, 1, FAKE_REBIND, 0, 1000);
+	h.calls = 0;
+	dnsproxy_set_answer_hook(e.p, test_hook, &h);
+	c = ask(&e, 2, "rb.example.com", q, &qlen, 2000);
+	ck_assert_int_eq(c->got, 1);
+	client_parse(c, 0, q, qlen, &r);
+	ck_assert_int_eq(r.rcode, 0);
+	ck_assert_uint_eq(r.n_addrs, 0);
+	ck_assert_uint_eq(c->ans[0][7], 0); /* empty answer section */
+	ck_assert_uint_eq(h.n_addrs, 0);
+	client_free(c);
+
+	/* An explicit CIDR allow rule lets 10.0.0.0/8 through again. */
+	memset(&rule, 0, sizeof(rule));
+	rule.action = POLICY_ALLOW;
+	ck_assert_int_eq(
+		policy_parse_target("10.0.0.0/8", &rule, err, sizeof(err)), 0);
+	ck_assert_int_eq(dnsproxy_set_addr_rules(e.p, NULL, NULL, 0, &rule, 1),
+			 0);
+	free(rule.target);
+	free(rule.name);
+	c = ask(&e, 3, "rb.example.com", q, &qlen, 2000);
+	client_parse(c, 0, q, qlen, &r);
+	ck_assert_uint_eq(r.n_addrs, 1);
+	ck_assert_mem_eq(r.addrs[0].addr, a, 4);
+	client_free(c);
+	env_stop(&e);
+	env_block_private = false;
+}
+END_TEST
+
+START_TEST(test_dnsproxy_cname_to_denied_name)
+{
+	struct hook_state h = { 0 };
+	struct client *c;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+	uint64_t deny0;
+
+	env_start(&e, 1, FAKE_CNAME_BAD, 0, 1000);
+	deny0 = events_count("dns", EVENTS_REASON_DENY_RULE);
+	dnsproxy_set_answer_hook(e.p, test_hook, &h);
+	c = ask(&e, 9, "alias.example.com", q, &qlen, 2000);
+	ck_assert_int_eq(c->got, 1);
+	ck_assert_int_eq(reply_rcode(c, 0), DNSWIRE_RCODE_NXDOMAIN);
+	ck_assert_uint_eq(c->ans[0][7], 0);
+	ck_assert_int_eq(h.calls, 0); /* nothing learned */
+	ck_assert_uint_eq(events_count("dns", EVENTS_REASON_DENY_RULE),
+			  deny0 + 1);
+	client_free(c);
+	env_stop(&e);
+}
+END_TEST
+
 static Suite *dnsproxy_suite(void)
 {
 	Suite *s = suite_create("dnsproxy");
@@ -1540,6 +1817,11 @@ static Suite *dnsproxy_suite(void)
 	tcase_add_test(tc, test_dnsproxy_no_matcher_denies);
 	tcase_add_test(tc, test_dnsproxy_tcp_retry_refused_moves_on);
 	tcase_add_test(tc, test_dnsproxy_unhealthy_upstream_recovers);
+	tcase_add_test(tc, test_dnsproxy_coalesces_identical_queries);
+	tcase_add_test(tc, test_dnsproxy_0x20_case_randomised);
+	tcase_add_test(tc, test_dnsproxy_0x20_upstream_losing_case);
+	tcase_add_test(tc, test_dnsproxy_rebinding_stripped);
+	tcase_add_test(tc, test_dnsproxy_cname_to_denied_name);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1311,6 +1311,255 @@ START_TEST(test_dnswire_hostile_bad_question_name)
 }
 END_TEST
 
+/* ---- strip, chain targets, 0x20 ---- */
+
+static bool pred_v4(void *arg, enum dnswire_section sec, uint16_t type,
+		    const uint8_t *rdata, uint16_t rdlen)
+{
+	const uint8_t *bad = arg;
+
+	return type == DNSWIRE_TYPE_A && rdlen == 4 && !memcmp(rdata, bad, 4);
+}
+
+static bool pred_answer(void *arg, enum dnswire_section sec, uint16_t type,
+			const uint8_t *rdata, uint16_t rdlen)
+{
+	return sec == DNSWIRE_SEC_ANSWER;
+}
+
+/*
+ * www.example.com CNAME cdn.example.net; cdn A v4a; cdn A v4b; authority
+ * example.net NS ns.example.net (names pointing behind the A records);
+ * additional ns A v4c and an OPT.
+ */
+static void mk_chain_resp(struct mb *m)
+{
+	size_t rd, cdn, ns;
+
+	mk_resp(m, 7, F_QR | F_RD | F_RA, 3, "www.example.com", 1);
+	mb_put16(m, 8, 1);
+	mb_put16(m, 10, 2);
+	mb_name_ptr(m, "", 12);
+	rd = mb_rr(m, DNSWIRE_TYPE_CNAME, CLASS_IN, 300, NULL, 0);
+	cdn = mb_name(m, "cdn.example.net");
+	mb_rdlen_fix(m, rd);
+	mb_name_ptr(m, "", cdn);
+	mb_rr(m, DNSWIRE_TYPE_A, CLASS_IN, 60, v4a, 4);
+	mb_name_ptr(m, "", cdn);
+	mb_rr(m, DNSWIRE_TYPE_A, CLASS_IN, 60, v4b, 4);
+	mb_name_ptr(m, "", cdn + 4); /* example.net */
+	rd = mb_rr(m, DNSWIRE_TYPE_NS, CLASS_IN, 60, NULL, 0);
+	ns = mb_name_ptr(m, "ns", cdn + 4);
+	mb_rdlen_fix(m, rd);
+	mb_name_ptr(m, "", ns);
+	mb_rr(m, DNSWIRE_TYPE_A, CLASS_IN, 60, v4c, 4);
+	mb_opt(m, 1232, 0, false);
+}
+
+START_TEST(test_dnswire_strip_one_address)
+{
+	struct dnswire_question q;
+	struct dnswire_response r;
+	struct mb m;
+	uint8_t *b;
+	ssize_t n;
+	size_t len;
+
+	mk_chain_resp(&m);
+	mk_q(&q, "www.example.com", 1);
+	b = dup_exact(m.b, m.n);
+	n = dnswire_strip_rrs(b, m.n, pred_v4, (void *)v4a);
+	ck_assert_int_eq(n, (ssize_t)m.n - 16);
+	len = (size_t)n;
+	ck_assert_uint_eq(b[7], 2); /* ancount */
+	ck_assert_uint_eq(b[9], 1);
+	ck_assert_uint_eq(b[11], 2);
+	ck_assert_int_eq(dnswire_parse_response(b, len, &q, &r), 0);
+	ck_assert_uint_eq(r.n_addrs, 1);
+	ck_assert_mem_eq(r.addrs[0].addr, v4b, 4);
+	ck_assert_uint_eq(r.n_cnames, 1);
+	/* The pointers behind the cut still name what they named. */
+	ck_assert_int_eq(dnswire_strip_rrs(b, len, pred_v4, (void *)v4c),
+			 (ssize_t)len - 16);
+	free(b);
+}
+END_TEST
+
+START_TEST(test_dnswire_strip_moves_pointers)
+{
+	struct mb m, m2;
+	uint8_t *b;
+	ssize_t n;
+
+	/* Strip the first A: the NS record's names (pointing at cdn's
+	 * suffix, before the cut) and "ns" (after it) must still read. */
+	mk_chain_resp(&m);
+	b = dup_exact(m.b, m.n);
+	n = dnswire_strip_rrs(b, m.n, pred_v4, (void *)v4a);
+	ck_assert_int_gt(n, 0);
+	/* Rebuild without that record by hand: same bytes expected. */
+	{
+		size_t rd, cdn, ns;
+
+		mk_resp(&m2, 7, F_QR | F_RD | F_RA, 2, "www.example.com", 1);
+		mb_put16(&m2, 8, 1);
+		mb_put16(&m2, 10, 2);
+		mb_name_ptr(&m2, "", 12);
+		rd = mb_rr(&m2, DNSWIRE_TYPE_CNAME, CLASS_IN, 300, NULL, 0);
+		cdn = mb_name(&m2, "cdn.example.net");
+		mb_rdlen_fix(&m2, rd);
+		mb_name_ptr(&m2, "", cdn);
+		mb_rr(&m2, DNSWIRE_TYPE_A, CLASS_IN, 60, v4b, 4);
+		mb_name_ptr(&m2, "", cdn + 4);
+		rd = mb_rr(&m2, DNSWIRE_TYPE_NS, CLASS_IN, 60, NULL, 0);
+		ns = mb_name_ptr(&m2, "ns", cdn + 4);
+		mb_rdlen_fix(&m2, rd);
+		mb_name_ptr(&m2, "", ns);
+		mb_rr(&m2, DNSWIRE_TYPE_A, CLASS_IN, 60, v4c, 4);
+		mb_opt(&m2, 1232, 0, false);
+	}
+	ck_assert_int_eq(n, (ssize_t)m2.n);
+	ck_assert_mem_eq(b, m2.b, m2.n);
+	free(b);
+}
+END_TEST
+
+START_TEST(test_dnswire_strip_pointer_into_cut_refused)
+{
+	struct mb m;
+	uint8_t *b, *orig;
+	size_t own;
+
+	/* The A record's owner is literal; a later record points at it. */
+	mk_resp(&m, 7, F_QR, 2, "x.example.com", 1);
+	own = mb_name(&m, "target.example.org");
+	mb_rr(&m, DNSWIRE_TYPE_A, CLASS_IN, 60, v4a, 4);
+	mb_name_ptr(&m, "", own);
+	mb_rr(&m, DNSWIRE_TYPE_A, CLASS_IN, 60, v4b, 4);
+	b = dup_exact(m.b, m.n);
+	orig = dup_exact(m.b, m.n);
+	ck_assert_int_eq(dnswire_strip_rrs(b, m.n, pred_v4, (void *)v4a),
+			 -ENOTSUP);
+	ck_assert_mem_eq(b, orig, m.n); /* untouched */
+	/* Stripping the second is fine. */
+	ck_assert_int_eq(dnswire_strip_rrs(b, m.n, pred_v4, (void *)v4b),
+			 (ssize_t)m.n - 16);
+	free(b);
+	free(orig);
+}
+END_TEST
+
+START_TEST(test_dnswire_strip_answer_section_keeps_soa)
+{
+	struct mb m;
+	uint8_t *b;
+	ssize_t n;
+	size_t rd;
+
+	mk_resp(&m, 7, F_QR, 1, "x.example.com", 1);
+	mb_put16(&m, 8, 1);
+	mb_name_ptr(&m, "", 12);
+	mb_rr(&m, DNSWIRE_TYPE_A, CLASS_IN, 60, v4a, 4);
+	mb_name_ptr(&m, "", 14); /* example.com */
+	rd = mb_rr(&m, DNSWIRE_TYPE_SOA, CLASS_IN, 60, NULL, 0);
+	mb_name_ptr(&m, "ns", 14);
+	mb_name_ptr(&m, "hostmaster", 14);
+	for (int i = 0; i < 5; i++)
+		mb_u32(&m, 100 + i);
+	mb_rdlen_fix(&m, rd);
+	b = dup_exact(m.b, m.n);
+	n = dnswire_strip_rrs(b, m.n, pred_answer, NULL);
+	ck_assert_int_eq(n, (ssize_t)m.n - 16);
+	ck_assert_uint_eq(b[7], 0);
+	ck_assert_uint_eq(b[9], 1);
+	/* Nothing selected: length unchanged. */
+	ck_assert_int_eq(dnswire_strip_rrs(b, (size_t)n, pred_answer, NULL), n);
+	/* Truncated input is refused. */
+	ck_assert_int_eq(dnswire_strip_rrs(b, (size_t)n - 1, pred_answer, NULL),
+			 -EBADMSG);
+	free(b);
+}
+END_TEST
+
+static int collect_cb(void *arg, const char *name, size_t len)
+{
+	char *out = arg;
+
+	ck_assert_uint_eq(strlen(name), len);
+	strcat(out, name);
+	strcat(out, ";");
+	return !strcmp(name, "stop.example") ? 7 : 0;
+}
+
+START_TEST(test_dnswire_answer_targets)
+{
+	char got[512] = "";
+	struct mb m;
+	size_t rd, t;
+
+	mk_chain_resp(&m);
+	ck_assert_int_eq(dnswire_answer_targets(m.b, m.n, collect_cb, got), 0);
+	ck_assert_str_eq(got, "cdn.example.net;");
+
+	/* DNAME targets count; the callback's result stops the walk. */
+	mk_resp(&m, 7, F_QR, 3, "a.Example.COM", 1);
+	mb_name_ptr(&m, "", 14);
+	rd = mb_rr(&m, DNSWIRE_TYPE_DNAME, CLASS_IN, 60, NULL, 0);
+	t = mb_name(&m, "EVIL.net");
+	mb_rdlen_fix(&m, rd);
+	mb_name_ptr(&m, "", 12);
+	rd = mb_rr(&m, DNSWIRE_TYPE_CNAME, CLASS_IN, 60, NULL, 0);
+	mb_name_ptr(&m, "a", t);
+	mb_rdlen_fix(&m, rd);
+	mb_name_ptr(&m, "", 12);
+	rd = mb_rr(&m, DNSWIRE_TYPE_CNAME, CLASS_IN, 60, NULL, 0);
+	mb_name(&m, "stop.example");
+	mb_rdlen_fix(&m, rd);
+	got[0] = '\0';
+	ck_assert_int_eq(dnswire_answer_targets(m.b, m.n, collect_cb, got), 7);
+	ck_assert_str_eq(got, "evil.net;a.evil.net;stop.example;");
+	ck_assert_int_eq(dnswire_answer_targets(m.b, m.n - 1, collect_cb, got),
+			 -EBADMSG);
+}
+END_TEST
+
+START_TEST(test_dnswire_0x20)
+{
+	struct dnswire_question q;
+	static const uint8_t ones[2] = { 0xff, 0xff }, zero[1] = { 0 };
+	static const uint8_t alt[1] = { 0x55 };
+	struct mb m;
+
+	mk_query(&m, 1, F_RD, "ab1-c.Example.com", 1, true, false);
+	ck_assert_uint_eq(dnswire_0x20(m.b, m.n, ones, sizeof(ones)), 13);
+	ck_assert_mem_eq(m.b + 12,
+			 "\x05"
+			 "AB1-C\x07"
+			 "EXAMPLE\x03"
+			 "COM",
+			 19);
+	ck_assert_uint_eq(dnswire_0x20(m.b, m.n, zero, sizeof(zero)), 13);
+	ck_assert_mem_eq(m.b + 12,
+			 "\x05"
+			 "ab1-c\x07"
+			 "example\x03"
+			 "com",
+			 19);
+	/* Bit i for letter i, cycled: 0x55 = 1,0,1,0,... */
+	dnswire_0x20(m.b, m.n, alt, sizeof(alt));
+	ck_assert_mem_eq(m.b + 12,
+			 "\x05"
+			 "Ab1-C\x07"
+			 "eXaMpLe\x03"
+			 "CoM",
+			 19);
+	/* Still the same query, only the case moved. */
+	ck_assert_int_eq(dnswire_parse_query(m.b, m.n, &q), 0);
+	ck_assert_str_eq(q.name, "ab1-c.example.com");
+	ck_assert_uint_eq(dnswire_0x20(m.b, m.n, alt, 0), 0);
+}
+END_TEST
+
 static Suite *dnswire_suite(void)
 {
 	Suite *s = suite_create("dnswire");
@@ -1360,6 +1609,15 @@ static Suite *dnswire_suite(void)
 	tc = tcase_create("ttl");
 	tcase_add_test(tc, test_dnswire_ttl_cap);
 	tcase_add_test(tc, test_dnswire_ttl_cap_malformed);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("rewrite");
+	tcase_add_test(tc, test_dnswire_strip_one_address);
+	tcase_add_test(tc, test_dnswire_strip_moves_pointers);
+	tcase_add_test(tc, test_dnswire_strip_pointer_into_cut_refused);
+	tcase_add_test(tc, test_dnswire_strip_answer_section_keeps_soa);
+	tcase_add_test(tc, test_dnswire_answer_targets);
+	tcase_add_test(tc, test_dnswire_0x20);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("hostile");

@@ -541,7 +541,10 @@ START_TEST(test_nftsync_table_and_chains)
 	assert_fresh_chain(
 		&t, "egress",
 		"chain+ egress filter hook=3 prio=0 policy=1 \"egressd output filter (dns+nft mode); ends with an explicit verdict\"");
-	ck_assert_int_eq(count(&t, "chain-"), 2);
+	assert_fresh_chain(
+		&t, "antispoof",
+		"chain+ antispoof filter hook=3 prio=-200 policy=1 \"egressd: packets sent through lo must carry one of the netns's own source addresses\"");
+	ck_assert_int_eq(count(&t, "chain-"), 3);
 	trace_free(&t);
 
 	/* dns mode with the BPF redirect, as before a switch to dns+nft */
@@ -552,6 +555,27 @@ START_TEST(test_nftsync_table_and_chains)
 		&t, "egress",
 		"chain+ egress filter hook=3 prio=0 policy=1 \"egressd dns mode: port 53 only through the redirect, accepts the rest\"");
 	trace_free(&t);
+}
+END_TEST
+
+/* Forged sources are dropped in every mode (issue 12). */
+START_TEST(test_nftsync_antispoof_every_mode)
+{
+	struct nftsync_config cfg = base_cfg();
+	const char *rules[8];
+	struct trace t;
+
+	for (int mode = 0; mode < 3; mode++) {
+		cfg.filter = mode == 0;
+		cfg.bpf_redirect = mode == 2;
+		build_apply(&cfg, NULL, 0, 0, &t);
+		ck_assert_int_eq(chain_comments(&t, "antispoof", rules, 8), 2);
+		ck_assert_str_eq(rules[0],
+				 "\"forged IPv4 source (not an address of this netns)\"");
+		ck_assert_str_eq(rules[1],
+				 "\"forged IPv6 source (not an address of this netns)\"");
+		trace_free(&t);
+	}
 }
 END_TEST
 
@@ -1780,6 +1804,7 @@ static Suite *nftsync_suite(void)
 	tc = tcase_create("build");
 	tcase_add_test(tc, test_nftsync_batch_framing);
 	tcase_add_test(tc, test_nftsync_table_and_chains);
+	tcase_add_test(tc, test_nftsync_antispoof_every_mode);
 	tcase_add_test(tc, test_nftsync_redirect_rules);
 	tcase_add_test(tc, test_nftsync_dns_mode_removes_filter);
 	tcase_add_test(tc, test_nftsync_filter_chain_order);

@@ -46,16 +46,21 @@ struct dnsproxy_stats {
 	uint64_t rtt_count;
 	double rtt_sum_s;
 	uint64_t queries;   /* client queries received (UDP + TCP) */
-	uint64_t allowed;   /* forwarded */
+	uint64_t allowed;   /* forwarded, or coalesced onto a forwarded one */
 	uint64_t denied;    /* answered NXDOMAIN by policy */
 	uint64_t servfail;  /* answered SERVFAIL (upstream failure, hook) */
 	uint64_t malformed; /* dropped or FORMERR */
 	uint64_t inflight;  /* queries waiting for an upstream */
 	uint64_t bad_answers; /* upstream packets dropped: unknown id (late
-			       * or forged) or question mismatch */
+			       * or forged), question or 0x20 case
+			       * mismatch, or in on lo (forged) */
 	uint64_t tcp_retries; /* TC answers fetched again over TCP */
 	uint64_t tcp_conns;   /* TCP client connections open now */
 	uint64_t tcp_refused; /* TCP clients closed at once: too many */
+	uint64_t coalesced; /* queries that waited for an identical one */
+	uint64_t forged;    /* upstream answers dropped: came in on lo from
+			     * a remote upstream (also in bad_answers) */
+	uint64_t rebinding; /* answers that had records stripped */
 };
 
 /*
@@ -74,6 +79,16 @@ void dnsproxy_set_matcher(struct dnsproxy *p, const struct policy_matcher *m);
  * empty NOERROR answer (NODATA) and a violation line with reason
  * ipv6_disabled, action nodata; they are not forwarded. */
 void dnsproxy_set_aaaa_nodata(struct dnsproxy *p, bool on);
+/*
+ * The IP/CIDR rules that may allow an address rebinding protection would
+ * strip (dnsguard.h); same arguments as policy_matcher_new, copied. 0 or
+ * -ENOMEM (logged; the previous rules stay).
+ */
+int dnsproxy_set_addr_rules(struct dnsproxy *p, const struct policy *user,
+			    const struct policy_rule *deny_always,
+			    size_t n_deny,
+			    const struct policy_rule *allow_always,
+			    size_t n_allow);
 /* Answer DoH/DoT provider names (doh.h) NXDOMAIN with reason "doh"
  * unless a rule names them exactly. */
 void dnsproxy_set_block_doh_names(struct dnsproxy *p, bool on);

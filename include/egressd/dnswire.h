@@ -38,6 +38,7 @@ enum dnswire_type {
 	DNSWIRE_TYPE_TXT = 16,
 	DNSWIRE_TYPE_AAAA = 28,
 	DNSWIRE_TYPE_SRV = 33,
+	DNSWIRE_TYPE_DNAME = 39,
 	DNSWIRE_TYPE_OPT = 41,
 	DNSWIRE_TYPE_SVCB = 64,
 	DNSWIRE_TYPE_HTTPS = 65,
@@ -154,6 +155,58 @@ static inline uint16_t dnswire_get_id(const uint8_t *msg)
 {
 	return (uint16_t)(msg[0] << 8 | msg[1]);
 }
+
+/* Sections of a message, as dnswire_strip_rrs names them. */
+enum dnswire_section {
+	DNSWIRE_SEC_ANSWER = 1,
+	DNSWIRE_SEC_AUTHORITY = 2,
+	DNSWIRE_SEC_ADDITIONAL = 3,
+};
+
+/* Records one dnswire_strip_rrs call can remove (-E2BIG past this). */
+#define DNSWIRE_STRIP_MAX 256
+
+/* true: remove this record. rdata lies inside the message. */
+typedef bool (*dnswire_rr_pred)(void *arg, enum dnswire_section sec,
+				uint16_t type, const uint8_t *rdata,
+				uint16_t rdlen);
+
+/*
+ * Remove from a response, in place, every record (OPT excepted) that drop
+ * selects, fixing the section counts. Compression pointers of the records
+ * that stay are moved with the bytes they point at (owner names, and the
+ * names in the rdata of the RFC 1035 types and of MX, SRV, AFSDB, RT, RP,
+ * DNAME; other types must not compress, RFC 3597). Returns the new length
+ * (len when nothing was removed); -EBADMSG when malformed; -ENOTSUP when a
+ * kept name points into a removed record; -E2BIG when more than
+ * DNSWIRE_STRIP_MAX records would go. On error msg is unchanged. Only the
+ * pointer that ends each of those names is moved: a hostile message whose
+ * pointer chains run through other bytes may read differently afterwards,
+ * so the caller must judge (parse, check) the result, not the input.
+ */
+ssize_t dnswire_strip_rrs(uint8_t *msg, size_t len, dnswire_rr_pred drop,
+			  void *arg);
+
+/*
+ * Call cb with the target of every CNAME and DNAME record (class IN) of
+ * the answer section, in the presentation form of
+ * dnswire_question.name. Stops at the first non-zero cb result and returns
+ * it; 0 when all were visited; -EBADMSG when the message is malformed
+ * (the targets before the fault have been visited).
+ */
+int dnswire_answer_targets(const uint8_t *msg, size_t len,
+			   int (*cb)(void *arg, const char *name, size_t len),
+			   void *arg);
+
+/*
+ * 0x20 (draft-vixie-dnsext-dns0x20): give every letter of the first
+ * question name of msg (a query that dnswire_parse_query accepted, so the
+ * name is literal at offset 12) the case of one bit of rnd (bit i of byte
+ * i / 8 for the i-th letter, cycled past rndlen * 8). Returns the number
+ * of letters, which is how many bits of protection this query gained.
+ */
+unsigned int dnswire_0x20(uint8_t *msg, size_t len, const uint8_t *rnd,
+			  size_t rndlen);
 
 /* "A", "AAAA", … or "TYPE123"; buf of at least 12 bytes. */
 const char *dnswire_type_name(uint16_t type, char *buf, size_t len);

@@ -78,7 +78,7 @@ struct query {
 	const uint8_t *qsec;	/* question section as received */
 	size_t qsec_len;	/* name + type + class */
 	char lname[1024];	/* lowercase dotted name for lookups */
-	char pname[1024];	/* printable name as received, for the log */
+	char pname[1024];	/* printable name as received (logged lower-cased) */
 	uint16_t qtype, qclass;
 	bool has_opt;
 	uint16_t udp_size;
@@ -747,7 +747,15 @@ static void log_query(const char *proto, const struct query *q, int prc)
 		 * test can tell that something odd was forwarded. */
 		fprintf(g.log, "%s - -\n", proto);
 	} else {
-		fprintf(g.log, "%s %s %s\n", proto, q->pname[0] ? q->pname : ".",
+		/* Lower case: egressd sends names in random case (0x20), and
+		 * tests compare names, not their case. */
+		char lower[sizeof(q->pname)];
+		size_t i;
+
+		for (i = 0; q->pname[i]; i++)
+			lower[i] = (char)tolower((unsigned char)q->pname[i]);
+		lower[i] = '\0';
+		fprintf(g.log, "%s %s %s\n", proto, lower[0] ? lower : ".",
 			type_name(q->qtype, tb, sizeof(tb)));
 	}
 	fflush(g.log);
