@@ -1409,28 +1409,119 @@ static int build_redirect_rules(struct nftsync_batch *b,
 			return err;                                      \
 	} while (0)
 
-/* The ICMPv6 that the link needs: accepted even when IPv6 is off. */
-static int build_icmp6_rules(struct nftsync_batch *b)
+/* ip6 hoplimit N (after m_nfproto ipv6) */
+static void m_hoplimit(struct rb *rb, uint8_t hl)
+{
+	rb_payload(rb, NFT_PAYLOAD_NETWORK_HEADER, 7, 1);
+	rb_cmp(rb, NFT_CMP_EQ, &hl, 1);
+}
+
+/* ip6 daddr PREFIX/plen (plen 128: the address itself) */
+static void m_daddr6_prefix(struct rb *rb, const char *prefix, int plen)
+{
+	uint8_t net[16], mask[16] = { 0 }, zero[16] = { 0 };
+	struct nftnl_expr *e;
+	int i;
+
+	if (inet_pton(AF_INET6, prefix, net) != 1) {
+		rb->err = -EINVAL;
+		return;
+	}
+	rb_payload(rb, NFT_PAYLOAD_NETWORK_HEADER, 24, 16);
+	if (plen < 128) {
+		for (i = 0; i < plen; i++)
+			mask[i / 8] |= 0x80 >> (i % 8);
+		e = rb_expr(rb, "bitwise");
+		if (!e)
+			return;
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(mask));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, sizeof(mask));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, sizeof(zero));
+	}
+	rb_cmp(rb, NFT_CMP_EQ, net, sizeof(net));
+}
+
+/*
+ * meta skuid >= 0: true only when a socket opened by a process sent the
+ * packet. The expression breaks (no match) for the kernel's own packets
+ * (neighbour discovery has no socket; the ICMP and TCP control sockets
+ * have no file), which is what makes it useful.
+ */
+static void m_from_user_socket(struct rb *rb)
+{
+	uint32_t zero = 0;
+
+	rb_meta(rb, NFT_META_SKUID);
+	rb_cmp(rb, NFT_CMP_GTE, &zero, sizeof(zero));
+}
+
+/*
+ * The ICMPv6 that the link needs (accepted even when IPv6 is off), only
+ * where RFC 4861 and 3810 send it: router solicitation to all-routers,
+ * neighbour solicitation to a solicited-node or link-local address,
+ * advertisement to all-nodes or link-local, each with hop limit 255; MLD
+ * reports with hop limit 1, v2 to ff02::16, v1 to a link-scope group.
+ * None of these destinations is forwarded off the link. The kernel's own
+ * neighbour discovery also solicits and answers on-link neighbours at
+ * their global address (NUD, replies to a solicitation from a global
+ * source): accepted with hop limit 255 when no process's socket sent it,
+ * and a process's NS/NA anywhere else is dropped. Every other ICMPv6
+ * (errors included) is judged like any packet: errors about an allowed
+ * flow pass as RELATED in the stateful chain. Keep in sync with
+ * icmp6_link_verdict() in bpf/parse.bpf.h.
+ */
+static int build_icmp6_rules(struct nftsync_batch *b, uint16_t grp)
 {
 	static const struct {
 		uint8_t type;
+		uint8_t hoplimit;
+		const char *daddr;
+		int plen;
 		const char *comment;
-	} icmp6[] = {
-		{ 2, "ICMPv6 packet too big (path MTU)" },
-		{ 133, "ICMPv6 router solicitation" },
-		{ 135, "ICMPv6 neighbour solicitation" },
-		{ 136, "ICMPv6 neighbour advertisement" },
-		{ 143, "ICMPv6 multicast listener report" },
+	} link[] = {
+		{ 133, 255, "ff02::2", 128,
+		  "ICMPv6 router solicitation to all-routers" },
+		{ 135, 255, "ff02::1:ff00:0", 104,
+		  "ICMPv6 neighbour solicitation to a solicited-node address" },
+		{ 135, 255, "fe80::", 10,
+		  "ICMPv6 neighbour solicitation to link-local" },
+		{ 136, 255, "ff02::1", 128,
+		  "ICMPv6 neighbour advertisement to all-nodes" },
+		{ 136, 255, "fe80::", 10,
+		  "ICMPv6 neighbour advertisement to link-local" },
+		{ 143, 1, "ff02::16", 128,
+		  "MLDv2 report to all MLDv2 routers" },
+		{ 131, 1, "ff02::", 16, "MLDv1 report, link-scope group" },
+		{ 132, 1, "ff02::", 16, "MLDv1 done, link-scope group" },
 	};
+	static const uint8_t nd[] = { 135, 136 };
 	const char *c = NFTSYNC_CHAIN_FILTER;
 	struct rb rb;
 	size_t i;
 	int err;
 
-	for (i = 0; i < sizeof(icmp6) / sizeof(icmp6[0]); i++) {
-		RULE(m_icmpv6_type(&rb, icmp6[i].type);
+	for (i = 0; i < sizeof(link) / sizeof(link[0]); i++) {
+		RULE(m_icmpv6_type(&rb, link[i].type);
+		     m_hoplimit(&rb, link[i].hoplimit);
+		     m_daddr6_prefix(&rb, link[i].daddr, link[i].plen);
 		     a_verdict(&rb, NF_ACCEPT));
-		EMIT(icmp6[i].comment);
+		EMIT(link[i].comment);
+	}
+	for (i = 0; i < sizeof(nd); i++) {
+		RULE(m_icmpv6_type(&rb, nd[i]); m_from_user_socket(&rb);
+		     a_drop(&rb, "default_drop", "default_deny", grp));
+		EMIT(nd[i] == 135 ?
+			     "neighbour solicitation from a process, off the link scope" :
+			     "neighbour advertisement from a process, off the link scope");
+	}
+	for (i = 0; i < sizeof(nd); i++) {
+		RULE(m_icmpv6_type(&rb, nd[i]); m_hoplimit(&rb, 255);
+		     a_verdict(&rb, NF_ACCEPT));
+		EMIT(nd[i] == 135 ?
+			     "the kernel's neighbour solicitation (NUD) to an on-link neighbour" :
+			     "the kernel's neighbour advertisement to an on-link neighbour");
 	}
 	return 0;
 }
@@ -1466,7 +1557,7 @@ static int build_head_rules(struct nftsync_batch *b,
 		EMIT("loopback destination: DNS redirected to egressd");
 	}
 	if ((flags & HEAD_ICMP6) || cfg->ipv6_deny) {
-		err = build_icmp6_rules(b);
+		err = build_icmp6_rules(b, grp);
 		if (err)
 			return err;
 	}
@@ -1612,7 +1703,7 @@ static int build_filter_rules(struct nftsync_batch *b,
 		if (!err && cfg->ipv6_deny)
 			err = build_handoff_rule(b, cfg, 0);
 		if (!err && !cfg->ipv6_deny)
-			err = build_icmp6_rules(b);
+			err = build_icmp6_rules(b, grp);
 	} else {
 		err = build_head_rules(b, cfg, grp, HEAD_STATEFUL | HEAD_ICMP6);
 	}
@@ -1758,7 +1849,9 @@ int nftsync_build_apply(struct nftsync_batch *b,
 		    !(dnschain && cfg->ipv6_deny &&
 		      !strcmp(counters[i].name, "ipv6_drop")) &&
 		    !(dnschain && cfg->bpf_redirect &&
-		      !strcmp(counters[i].name, "dns_drop")))
+		      !strcmp(counters[i].name, "dns_drop")) &&
+		    !(dnschain &&
+		      !strcmp(counters[i].name, "default_drop")))
 			err = emit_counter(b, &counters[i], NFT_MSG_DELOBJ);
 	}
 	/* Static sets are recreated (no rule uses them any more at this

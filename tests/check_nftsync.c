@@ -463,6 +463,21 @@ static int chain_comments(const struct trace *t, const char *chain,
 	return n;
 }
 
+/* The comments of the ICMPv6 rules (build_icmp6_rules), in order. */
+#define ICMP6_RULES                                                              \
+	"ICMPv6 router solicitation to all-routers",                              \
+		"ICMPv6 neighbour solicitation to a solicited-node address",      \
+		"ICMPv6 neighbour solicitation to link-local",                    \
+		"ICMPv6 neighbour advertisement to all-nodes",                    \
+		"ICMPv6 neighbour advertisement to link-local",                   \
+		"MLDv2 report to all MLDv2 routers",                              \
+		"MLDv1 report, link-scope group",                                 \
+		"MLDv1 done, link-scope group",                                   \
+		"neighbour solicitation from a process, off the link scope",      \
+		"neighbour advertisement from a process, off the link scope",     \
+		"the kernel's neighbour solicitation (NUD) to an on-link neighbour", \
+		"the kernel's neighbour advertisement to an on-link neighbour"
+
 START_TEST(test_nftsync_batch_framing)
 {
 	struct nftsync_config cfg = base_cfg();
@@ -604,11 +619,7 @@ START_TEST(test_nftsync_filter_chain_order)
 		"loopback: egressd DNS proxy and API",
 		"loopback destination: DNS redirected to egressd",
 		"loopback destination: DNS redirected to egressd",
-		"ICMPv6 packet too big (path MTU)",
-		"ICMPv6 router solicitation",
-		"ICMPv6 neighbour solicitation",
-		"ICMPv6 neighbour advertisement",
-		"ICMPv6 multicast listener report",
+		ICMP6_RULES,
 		"flows already allowed continue",
 		"egressd agent to its upstream resolvers",
 		"egressd agent to its upstream resolvers",
@@ -649,7 +660,7 @@ START_TEST(test_nftsync_filter_chain_order)
 	}
 	/* last rule: counted, logged drop */
 	ck_assert_int_eq(count_sub(&t, "rule egress",
-				   "objref(1,default_drop) log(egressd:default_deny,180) immediate(drop)"),
+				   "objref(1,default_drop) log(egressd:default_deny,180) immediate(drop) \"defaultAction deny\""),
 			 1);
 	ck_assert_int_eq(count_sub(&t, "rule egress",
 				   "log(egressd:dot,180) immediate(drop)"), 2);
@@ -700,7 +711,7 @@ START_TEST(test_nftsync_bpf_handoff)
 			 find_sub(&t, "\"egressd agent's own traffic (upstream DNS, webhook)\""));
 	ck_assert_int_lt(handoff,
 			 find_sub(&t, "\"port 53 only through the egressd redirect\""));
-	ck_assert_int_lt(handoff, find_sub(&t, "\"ICMPv6 router solicitation\""));
+	ck_assert_int_lt(handoff, find_sub(&t, "\"ICMPv6 router solicitation to all-routers\""));
 	ck_assert_int_lt(handoff, find_sub(&t, "\"DNS over TLS\""));
 	/* the rest of the namespace is still judged statefully */
 	ck_assert_int_eq(count_sub(&t, "rule egress", " ct(0) "), 1);
@@ -751,11 +762,7 @@ START_TEST(test_nftsync_bpf_redirect)
 {
 	static const char *const want_dns[] = {
 		"loopback: egressd DNS proxy and API",
-		"ICMPv6 packet too big (path MTU)",
-		"ICMPv6 router solicitation",
-		"ICMPv6 neighbour solicitation",
-		"ICMPv6 neighbour advertisement",
-		"ICMPv6 multicast listener report",
+		ICMP6_RULES,
 		"egressd agent to its upstream resolvers",
 		"port 53 only through the egressd redirect",
 		"egressd agent to its upstream resolvers",
@@ -807,7 +814,7 @@ START_TEST(test_nftsync_bpf_redirect)
 	ck_assert_int_ge(find(&t, 0, "chain+ egress filter hook=3 prio=0 policy=1 \"egressd dns mode: IPv6 off, port 53 only through the redirect, accepts the rest\""), 0);
 	ck_assert_int_eq(count_sub(&t, "rule egress", "reject("), 2);
 	ck_assert_int_eq(count_sub(&t, "rule egress", "objref(1,dns_drop)"), 2);
-	ck_assert_int_eq(count(&t, "obj- "), 4);
+	ck_assert_int_eq(count(&t, "obj- "), 3);
 	trace_free(&t);
 }
 END_TEST
@@ -832,7 +839,7 @@ START_TEST(test_nftsync_default_accept_ipv6_deny)
 	ck_assert_int_lt(find_sub(&t, "\"IPv6 disabled\""),
 			 find_sub(&t, "\"allowed by IP/CIDR rule\""));
 	ck_assert_int_eq(count_sub(&t, "rule egress", " immediate(accept) \"defaultAction allow\""), 1);
-	ck_assert_int_eq(count_sub(&t, "rule egress", "default_drop"), 0);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "\"defaultAction deny\""), 0);
 	trace_free(&t);
 }
 END_TEST
@@ -862,7 +869,7 @@ START_TEST(test_nftsync_ipv6_deny_rejects)
 	ck_assert_int_eq(count_sub(&t, "rule egress", "ipv6_drop) log(egressd:ipv6_disabled,180) immediate(drop)"), 0);
 	/* right after the ICMPv6 accepts, ahead of the agent and the rest */
 	ck_assert_str_eq(strchr(t.line[i - 1], '"'),
-			 "\"ICMPv6 multicast listener report\"");
+			 "\"the kernel's neighbour advertisement to an on-link neighbour\"");
 	ck_assert_int_lt(i, find_sub(&t, "\"egressd agent to its upstream resolvers\""));
 	ck_assert_int_lt(i, find_sub(&t, "\"egressd agent's own traffic (upstream DNS, webhook)\""));
 	/* ND stays allowed ahead of the IPv6 reject */
@@ -899,11 +906,7 @@ START_TEST(test_nftsync_dns_mode_ipv6_deny)
 		"loopback: egressd DNS proxy and API",
 		"loopback destination: DNS redirected to egressd",
 		"loopback destination: DNS redirected to egressd",
-		"ICMPv6 packet too big (path MTU)",
-		"ICMPv6 router solicitation",
-		"ICMPv6 neighbour solicitation",
-		"ICMPv6 neighbour advertisement",
-		"ICMPv6 multicast listener report",
+		ICMP6_RULES,
 		"IPv6 disabled: TCP reset",
 		"IPv6 disabled",
 		"dns mode: nothing else is filtered here",
@@ -949,7 +952,8 @@ START_TEST(test_nftsync_dns_mode_ipv6_deny)
 	ck_assert_int_eq(count(&t, "set-"), 12);
 	ck_assert_int_eq(count(&t, "elem"), 0);
 	ck_assert_int_eq(count(&t, "obj+"), 6);
-	ck_assert_int_eq(count(&t, "obj-"), 5);
+	/* default_drop stays for the ICMPv6 rules */
+	ck_assert_int_eq(count(&t, "obj-"), 4);
 	ck_assert_int_eq(count(&t, "obj- ipv6_drop"), 0);
 	/* the redirect is unchanged */
 	ck_assert_int_eq(count(&t, "rule dns_redirect"), 3);
@@ -961,6 +965,51 @@ START_TEST(test_nftsync_dns_mode_ipv6_deny)
 	ck_assert_int_eq(count(&t, "rule egress"), 0);
 	ck_assert_int_eq(count(&t, "chain+ egress"), 1);
 	ck_assert_int_eq(count(&t, "obj- ipv6_drop"), 1);
+	trace_free(&t);
+}
+END_TEST
+
+/*
+ * ICMPv6 (issue 12): the link types only to link-scope destinations with
+ * the RFC hop limit; a process's NS/NA anywhere else dropped; the
+ * kernel's own NS/NA (no user socket) to on-link neighbours accepted;
+ * no type accepted unconditionally, errors included.
+ */
+START_TEST(test_nftsync_icmp6_link_scope)
+{
+	static const char *const want[] = {
+		/* icmpv6 type 133 ip6 hoplimit 255 ip6 daddr ff02::2 */
+		"meta(15) cmp(0,0a) meta(16) cmp(0,3a) payload(2,0,1) cmp(0,85) payload(1,7,1) cmp(0,ff) payload(1,24,16) cmp(0,ff020000000000000000000000000002) immediate(accept)",
+		/* NS to ff02::1:ff00:0/104 */
+		"cmp(0,87) payload(1,7,1) cmp(0,ff) payload(1,24,16) bitwise(ffffffffffffffffffffffffff000000) cmp(0,ff0200000000000000000001ff000000) immediate(accept)",
+		/* NS to fe80::/10 */
+		"cmp(0,87) payload(1,7,1) cmp(0,ff) payload(1,24,16) bitwise(ffc00000000000000000000000000000) cmp(0,fe800000000000000000000000000000) immediate(accept)",
+		/* MLDv2 report, hop limit 1, to ff02::16 */
+		"cmp(0,8f) payload(1,7,1) cmp(0,01) payload(1,24,16) cmp(0,ff020000000000000000000000000016) immediate(accept)",
+		/* a process's NS elsewhere: meta skuid >= 0, dropped */
+		"cmp(0,87) meta(10) cmp(5,00000000) objref(1,default_drop) log(egressd:default_deny,180) immediate(drop)",
+		/* the kernel's NA (no user socket) with hop limit 255 */
+		"cmp(0,88) payload(1,7,1) cmp(0,ff) immediate(accept) \"the kernel's",
+	};
+	struct nftsync_config cfg = base_cfg();
+	struct trace t;
+	size_t i;
+	int u, k;
+
+	build_apply(&cfg, NULL, 0, 0, &t);
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		ck_assert_msg(count_sub(&t, "rule egress", want[i]) == 1,
+			      "missing: %s", want[i]);
+	/* the process's drop comes before the kernel's accept */
+	u = find_sub(&t, "\"neighbour advertisement from a process");
+	k = find_sub(&t, "\"the kernel's neighbour advertisement");
+	ck_assert_int_gt(u, 0);
+	ck_assert_int_lt(u, k);
+	/* no ICMPv6 type is accepted without a destination or hop limit
+	 * check: packet too big (2) and echo (128) are judged as usual */
+	ck_assert_int_eq(count_sub(&t, "rule egress", "payload(2,0,1) cmp(0,02)"), 0);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "cmp(0,3a) payload(2,0,1)"), 12);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "payload(1,7,1)"), 10);
 	trace_free(&t);
 }
 END_TEST
@@ -1696,6 +1745,7 @@ static Suite *nftsync_suite(void)
 	tcase_add_test(tc, test_nftsync_dns_mode_ipv6_deny);
 	tcase_add_test(tc, test_nftsync_bpf_handoff);
 	tcase_add_test(tc, test_nftsync_bpf_redirect);
+	tcase_add_test(tc, test_nftsync_icmp6_link_scope);
 	tcase_add_test(tc, test_nftsync_blanket_443);
 	tcase_add_test(tc, test_nftsync_sets_and_counters);
 	tcase_add_test(tc, test_nftsync_forget_and_flush_learned);
