@@ -1044,6 +1044,9 @@ static int rb_emit(struct nftsync_batch *b, struct rb *rb,
 			MSG_RESERVE, &d);
 	if (!nlh)
 		goto out;
+	/* table netdev egressd's rules (rb_start_netdev) */
+	((struct nfgenmsg *)mnl_nlmsg_get_payload(nlh))->nfgen_family =
+		(uint8_t)nftnl_rule_get_u32(rb->r, NFTNL_RULE_FAMILY);
 	nftnl_rule_nlmsg_build_payload(nlh, rb->r);
 	msg_end(b, nlh);
 	err = 0;
@@ -1949,13 +1952,270 @@ int nftsync_build_learn_split(struct nftsync_batch *b,
 	return err;
 }
 
+static int emit_netdev_table(struct nftsync_batch *b, uint16_t type);
+
 int nftsync_build_cleanup(struct nftsync_batch *b)
 {
 	int err;
 
+	/* Each added first, so that a missing one cannot fail the batch
+	 * (and keep the other). */
 	err = batch_begin(b);
 	if (!err)
+		err = emit_table(b, NFT_MSG_NEWTABLE);
+	if (!err)
 		err = emit_table(b, NFT_MSG_DELTABLE);
+	if (!err)
+		err = emit_netdev_table(b, NFT_MSG_NEWTABLE);
+	if (!err)
+		err = emit_netdev_table(b, NFT_MSG_DELTABLE);
+	if (!err)
+		err = batch_end(b);
+	return err;
+}
+
+/* ---- table netdev egressd: frames around the IP stack ----------------- */
+
+/*
+ * A packet socket (AF_PACKET, CAP_NET_RAW) writes whole frames straight
+ * to a device: neither the inet output hook nor the cgroup/skb program
+ * sees them. The netdev egress hook does (since 5.16; since 5.17 also
+ * for PACKET_QDISC_BYPASS frames, which skip the qdisc and tc). At that
+ * hook the frame's content is the sender's to choose, skb->protocol and
+ * the header offsets included, so the chain does not judge content: it
+ * asks where the frame came from. A packet the IP stack routed carries a
+ * route (meta rtclassid loads only then), and the IP stack's own hooks
+ * (chain egress, the BPF program) have judged it; a frame a process's
+ * socket wrote without a route is a packet socket's: dropped. What is
+ * left, neither routed nor from a process, is the kernel's own: its ARP
+ * (read from the Ethernet header, not skb->protocol) passes, anything
+ * else is dropped too. Policy-independent: the same four rules in every
+ * mode, one chain per interface (lo too: packet sockets write there).
+ */
+/* cmd_start() writes family inet into the header; the kernel reads the
+ * family from there, not from the object. */
+static void netdev_family(struct nlmsghdr *nlh)
+{
+	struct nfgenmsg *nfg = mnl_nlmsg_get_payload(nlh);
+
+	nfg->nfgen_family = NFPROTO_NETDEV;
+}
+
+static int emit_netdev_table(struct nftsync_batch *b, uint16_t type)
+{
+	struct nftnl_udata_buf *u = NULL;
+	struct nftnl_table *t;
+	struct nlmsghdr *nlh;
+	int err = -ENOMEM;
+
+	t = nftnl_table_alloc();
+	if (!t)
+		return -ENOMEM;
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, NFTSYNC_TABLE);
+	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_NETDEV);
+	if (type == NFT_MSG_NEWTABLE) {
+		u = comment_udata(NFTNL_UDATA_TABLE_COMMENT,
+				  "egressd: frames the IP stack did not route are dropped");
+		if (!u)
+			goto out;
+		nftnl_table_set_data(t, NFTNL_TABLE_USERDATA,
+				     nftnl_udata_buf_data(u),
+				     nftnl_udata_buf_len(u));
+		nlh = obj_start(b, type, NLM_F_CREATE, "add", "table netdev",
+				NFTSYNC_TABLE);
+	} else {
+		nlh = obj_start(b, type, 0, "delete", "table netdev",
+				NFTSYNC_TABLE);
+	}
+	if (!nlh)
+		goto out;
+	netdev_family(nlh);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	msg_end(b, nlh);
+	err = 0;
+out:
+	if (u)
+		nftnl_udata_buf_free(u);
+	nftnl_table_free(t);
+	return err;
+}
+
+static int emit_netdev_counter(struct nftsync_batch *b)
+{
+	struct nftnl_udata_buf *u;
+	struct nftnl_obj *o;
+	struct nlmsghdr *nlh;
+	int err = -ENOMEM;
+
+	o = nftnl_obj_alloc();
+	if (!o)
+		return -ENOMEM;
+	u = comment_udata(NFTNL_UDATA_OBJ_COMMENT,
+			  "frames not routed by the IP stack (packet sockets)");
+	if (!u)
+		goto out;
+	nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, NFTSYNC_TABLE);
+	nftnl_obj_set_str(o, NFTNL_OBJ_NAME, "raw_frame_drop");
+	nftnl_obj_set_u32(o, NFTNL_OBJ_FAMILY, NFPROTO_NETDEV);
+	nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_COUNTER);
+	nftnl_obj_set_u64(o, NFTNL_OBJ_CTR_PKTS, 0);
+	nftnl_obj_set_u64(o, NFTNL_OBJ_CTR_BYTES, 0);
+	nftnl_obj_set_data(o, NFTNL_OBJ_USERDATA, nftnl_udata_buf_data(u),
+			   nftnl_udata_buf_len(u));
+	nlh = obj_start(b, NFT_MSG_NEWOBJ, NLM_F_CREATE, "add", "counter",
+			"raw_frame_drop");
+	if (nlh) {
+		netdev_family(nlh);
+		nftnl_obj_nlmsg_build_payload(nlh, o);
+		msg_end(b, nlh);
+		err = 0;
+	}
+	nftnl_udata_buf_free(u);
+out:
+	nftnl_obj_free(o);
+	return err;
+}
+
+static int emit_netdev_chain(struct nftsync_batch *b, const char *chain,
+			     const char *ifname)
+{
+	struct nftnl_udata_buf *u;
+	struct nftnl_chain *c;
+	struct nlmsghdr *nlh;
+	int err = -ENOMEM;
+
+	c = nftnl_chain_alloc();
+	if (!c)
+		return -ENOMEM;
+	u = comment_udata(NFTNL_UDATA_CHAIN_COMMENT,
+			  "frames leaving this interface: only what the IP stack routed, and the kernel's ARP");
+	if (!u)
+		goto out;
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, NFTSYNC_TABLE);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, chain);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_NETDEV);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, NF_NETDEV_EGRESS);
+	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, 0);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter");
+	nftnl_chain_set_str(c, NFTNL_CHAIN_DEV, ifname);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	nftnl_chain_set_data(c, NFTNL_CHAIN_USERDATA, nftnl_udata_buf_data(u),
+			     nftnl_udata_buf_len(u));
+	nlh = obj_start(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, "add", "chain",
+			chain);
+	if (nlh) {
+		netdev_family(nlh);
+		nftnl_chain_nlmsg_build_payload(nlh, c);
+		msg_end(b, nlh);
+		err = 0;
+	}
+	nftnl_udata_buf_free(u);
+out:
+	nftnl_chain_free(c);
+	return err;
+}
+
+static int rb_start_netdev(struct rb *rb, const char *chain)
+{
+	int err = rb_start(rb, chain);
+
+	if (!err)
+		nftnl_rule_set_u32(rb->r, NFTNL_RULE_FAMILY, NFPROTO_NETDEV);
+	return err;
+}
+
+/* meta rtclassid >= 0: the skb has a route (the IP stack routed it). */
+static void m_routed(struct rb *rb)
+{
+	uint32_t zero = 0;
+
+	rb_meta(rb, NFT_META_RTCLASSID);
+	rb_cmp(rb, NFT_CMP_GTE, &zero, sizeof(zero));
+}
+
+/* @ll,96,16 == 0x0806: ARP by the Ethernet header the peer will read. */
+static void m_ether_arp(struct rb *rb)
+{
+	uint16_t arp = htons(0x0806);
+
+	rb_payload(rb, NFT_PAYLOAD_LL_HEADER, 12, 2);
+	rb_cmp(rb, NFT_CMP_EQ, &arp, sizeof(arp));
+}
+
+/* The names chains carry: what nft list shows and an error names. */
+static int netdev_chain_name(char *buf, size_t len, const char *ifname)
+{
+	size_t n = strlen(ifname);
+
+	if (!n || n >= 16 || strchr(ifname, '/'))
+		return -EINVAL;
+	snprintf(buf, len, NFTSYNC_NETDEV_CHAIN_PREFIX "%s", ifname);
+	return 0;
+}
+
+#define NRULE(...)                                                       \
+	do {                                                             \
+		err = rb_start_netdev(&rb, c);                           \
+		if (err)                                                 \
+			return err;                                      \
+		__VA_ARGS__;                                             \
+	} while (0)
+#define NEMIT(comment)                                                   \
+	do {                                                             \
+		err = rb_emit(b, &rb, comment);                          \
+		if (err)                                                 \
+			return err;                                      \
+	} while (0)
+
+static int build_netdev_rules(struct nftsync_batch *b, const char *c,
+			      uint16_t grp)
+{
+	struct rb rb;
+	int err;
+
+	NRULE(m_routed(&rb); a_verdict(&rb, NF_ACCEPT));
+	NEMIT("routed by the IP stack: judged by chain egress or the BPF program");
+	NRULE(m_from_user_socket(&rb);
+	      a_drop(&rb, "raw_frame_drop", "raw_frame", grp));
+	NEMIT("a process's frame the IP stack did not route: packet socket");
+	NRULE(m_ether_arp(&rb); a_verdict(&rb, NF_ACCEPT));
+	NEMIT("the kernel's ARP");
+	NRULE(a_drop(&rb, "raw_frame_drop", "raw_frame", grp));
+	NEMIT("neither routed nor ARP");
+	return 0;
+}
+#undef NRULE
+#undef NEMIT
+
+int nftsync_build_netdev(struct nftsync_batch *b, const char *const *ifnames,
+			 size_t n, uint16_t grp)
+{
+	char chain[64];
+	size_t i;
+	int err;
+
+	if (n > NFTSYNC_NETDEV_MAX_IFS || (n && !ifnames))
+		return -EINVAL;
+	for (i = 0; i < n; i++)
+		if (netdev_chain_name(chain, sizeof(chain), ifnames[i]))
+			return -EINVAL;
+	err = batch_begin(b);
+	/* Replace in one transaction: frames meet the old chains or the new,
+	 * never none; an interface gone since is gone from the table. */
+	if (!err)
+		err = emit_netdev_table(b, NFT_MSG_NEWTABLE);
+	if (!err)
+		err = emit_netdev_table(b, NFT_MSG_DELTABLE);
+	if (!err && n)
+		err = emit_netdev_table(b, NFT_MSG_NEWTABLE);
+	if (!err && n)
+		err = emit_netdev_counter(b);
+	for (i = 0; i < n && !err; i++) {
+		netdev_chain_name(chain, sizeof(chain), ifnames[i]);
+		err = emit_netdev_chain(b, chain, ifnames[i]);
+		if (!err)
+			err = build_netdev_rules(b, chain, grp);
+	}
 	if (!err)
 		err = batch_end(b);
 	return err;
@@ -2807,6 +3067,26 @@ int nftsync_cleanup(struct nftsync *ns, char *err, size_t errlen)
 		ns->filtering = false;
 		cache_each(ns, forget_kernel_state, NULL);
 	}
+	return ret;
+}
+
+int nftsync_netdev_apply(struct nftsync *ns, const char *const *ifnames,
+			 size_t n, char *err, size_t errlen)
+{
+	struct nftsync_batch *b;
+	int ret;
+
+	b = nftsync_batch_new(ns->seq);
+	if (!b) {
+		snprintf(err, errlen, "nftables: out of memory");
+		return -ENOMEM;
+	}
+	ret = nftsync_build_netdev(b, ifnames, n, NFTSYNC_DEFAULT_LOG_GROUP);
+	if (ret)
+		snprintf(err, errlen, "table netdev: %s", strerror(-ret));
+	else
+		ret = run_batch(ns, b, err, errlen);
+	nftsync_batch_free(b);
 	return ret;
 }
 

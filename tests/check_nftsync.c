@@ -257,6 +257,8 @@ static void render(struct sbuf *sb, const struct nlmsghdr *nlh)
 		ck_assert_int_eq(nftnl_table_nlmsg_parse(nlh, t), 0);
 		sb_add(sb, "table%c %s", type == NFT_MSG_NEWTABLE ? '+' : '-',
 		       nftnl_table_get_str(t, NFTNL_TABLE_NAME));
+		if (nftnl_table_get_u32(t, NFTNL_TABLE_FAMILY) == NFPROTO_NETDEV)
+			sb_add(sb, " netdev");
 		if (nftnl_table_is_set(t, NFTNL_TABLE_USERDATA)) {
 			ud = nftnl_table_get_data(t, NFTNL_TABLE_USERDATA, &len);
 			sb_add(sb, " \"%s\"", comment_of(ud, len, NFTNL_UDATA_TABLE_COMMENT));
@@ -278,6 +280,9 @@ static void render(struct sbuf *sb, const struct nlmsghdr *nlh)
 			       nftnl_chain_get_s32(c, NFTNL_CHAIN_PRIO),
 			       nftnl_chain_get_u32(c, NFTNL_CHAIN_POLICY),
 			       comment_of(ud, len, NFTNL_UDATA_CHAIN_COMMENT));
+			if (nftnl_chain_is_set(c, NFTNL_CHAIN_DEV))
+				sb_add(sb, " dev=%s",
+				       nftnl_chain_get_str(c, NFTNL_CHAIN_DEV));
 		}
 		nftnl_chain_free(c);
 		break;
@@ -1399,9 +1404,70 @@ START_TEST(test_nftsync_cleanup_batch)
 
 	ck_assert_int_eq(nftsync_build_cleanup(b), 0);
 	trace_batch(b, &t);
-	ck_assert_int_eq(t.n, 3);
-	ck_assert_str_eq(t.line[1], "table- egressd");
+	/* both tables, each added first so that a missing one is fine */
+	ck_assert_int_eq(t.n, 6);
+	ck_assert_str_eq(t.line[2], "table- egressd");
+	ck_assert_str_eq(t.line[4], "table- egressd netdev");
 	trace_free(&t);
+	nftsync_batch_free(b);
+}
+END_TEST
+
+/*
+ * Table netdev egressd (issue 12): one egress chain per interface, each
+ * accepting what the IP stack routed and the kernel's ARP, dropping a
+ * process's unrouted frames and anything else, counted and logged as
+ * raw_frame; replaced in one transaction.
+ */
+START_TEST(test_nftsync_netdev_table)
+{
+	static const char *const ifs[] = { "lo", "eth0" };
+	static const char *const want[] = {
+		/* meta rtclassid >= 0 accept */
+		"rule frames_eth0 meta(13) cmp(5,00000000) immediate(accept)",
+		/* meta skuid >= 0: a process's socket, no route */
+		"rule frames_eth0 meta(10) cmp(5,00000000) objref(1,raw_frame_drop) log(egressd:raw_frame,180) immediate(drop)",
+		/* @ll,96,16 0x0806: ARP by the Ethernet header */
+		"rule frames_eth0 payload(0,12,2) cmp(0,0806) immediate(accept)",
+		"rule frames_eth0 objref(1,raw_frame_drop) log(egressd:raw_frame,180) immediate(drop) \"neither routed nor ARP\"",
+	};
+	struct nftsync_batch *b = nftsync_batch_new(1);
+	const char *bad[] = { "" };
+	struct trace t;
+	size_t i;
+	int lo, eth;
+
+	ck_assert_int_eq(nftsync_build_netdev(b, ifs, 2, 180), 0);
+	trace_batch(b, &t);
+	ck_assert_int_eq(strncmp(t.line[1], "table+ egressd netdev", 21), 0);
+	ck_assert_str_eq(t.line[2], "table- egressd netdev");
+	ck_assert_str_eq(t.line[3], "table+ egressd netdev \"egressd: frames the IP stack did not route are dropped\"");
+	ck_assert_int_eq(count(&t, "obj+ raw_frame_drop"), 1);
+	lo = find(&t, 0, "chain+ frames_lo filter hook=1 prio=0 policy=1");
+	eth = find(&t, 0, "chain+ frames_eth0 filter hook=1 prio=0 policy=1");
+	ck_assert_int_gt(lo, 0);
+	ck_assert_int_gt(eth, lo);
+	ck_assert_ptr_nonnull(strstr(t.line[lo], " dev=lo"));
+	ck_assert_ptr_nonnull(strstr(t.line[eth], " dev=eth0"));
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		ck_assert_int_eq(find(&t, eth, want[i]), eth + 1 + (int)i);
+	ck_assert_int_eq(count(&t, "rule frames_lo"), 4);
+	ck_assert_int_eq(count(&t, "rule frames_eth0"), 4);
+	/* nothing of table inet egressd */
+	ck_assert_int_eq(count(&t, "set"), 0);
+	ck_assert_str_eq(t.line[t.n - 1], "end");
+	trace_free(&t);
+
+	/* no interfaces: the table only goes */
+	nftsync_batch_reset(b, 2);
+	ck_assert_int_eq(nftsync_build_netdev(b, ifs, 0, 180), 0);
+	trace_batch(b, &t);
+	ck_assert_int_eq(t.n, 4);
+	ck_assert_str_eq(t.line[2], "table- egressd netdev");
+	trace_free(&t);
+
+	nftsync_batch_reset(b, 3);
+	ck_assert_int_eq(nftsync_build_netdev(b, bad, 1, 180), -EINVAL);
 	nftsync_batch_free(b);
 }
 END_TEST
@@ -1746,6 +1812,7 @@ static Suite *nftsync_suite(void)
 	tcase_add_test(tc, test_nftsync_bpf_handoff);
 	tcase_add_test(tc, test_nftsync_bpf_redirect);
 	tcase_add_test(tc, test_nftsync_icmp6_link_scope);
+	tcase_add_test(tc, test_nftsync_netdev_table);
 	tcase_add_test(tc, test_nftsync_blanket_443);
 	tcase_add_test(tc, test_nftsync_sets_and_counters);
 	tcase_add_test(tc, test_nftsync_forget_and_flush_learned);

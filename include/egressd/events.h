@@ -19,6 +19,9 @@ enum events_reason {
 	EVENTS_REASON_DOH = 3,
 	EVENTS_REASON_IPV6_DISABLED = 4,
 	EVENTS_REASON_REBINDING = 5,
+	/* packet layer: a frame the IP stack did not route (packet socket),
+	 * dropped by table netdev egressd */
+	EVENTS_REASON_RAW_FRAME = 6,
 	EVENTS_REASON_MAX,
 };
 
