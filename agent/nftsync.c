@@ -1419,8 +1419,10 @@ static void m_hoplimit(struct rb *rb, uint8_t hl)
 	rb_cmp(rb, NFT_CMP_EQ, &hl, 1);
 }
 
-/* ip6 daddr PREFIX/plen (plen 128: the address itself) */
-static void m_daddr6_prefix(struct rb *rb, const char *prefix, int plen)
+/* ip6 daddr (!=) PREFIX/plen (plen 128: the address itself); op
+ * NFT_CMP_EQ or NFT_CMP_NEQ */
+static void m_daddr6_cmp(struct rb *rb, uint32_t op, const char *prefix,
+			 int plen)
 {
 	uint8_t net[16], mask[16] = { 0 }, zero[16] = { 0 };
 	struct nftnl_expr *e;
@@ -1443,7 +1445,12 @@ static void m_daddr6_prefix(struct rb *rb, const char *prefix, int plen)
 		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, sizeof(mask));
 		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, sizeof(zero));
 	}
-	rb_cmp(rb, NFT_CMP_EQ, net, sizeof(net));
+	rb_cmp(rb, op, net, sizeof(net));
+}
+
+static void m_daddr6_prefix(struct rb *rb, const char *prefix, int plen)
+{
+	m_daddr6_cmp(rb, NFT_CMP_EQ, prefix, plen);
 }
 
 /*
@@ -2040,7 +2047,8 @@ out:
 	return err;
 }
 
-static int emit_netdev_counter(struct nftsync_batch *b)
+static int emit_netdev_counter(struct nftsync_batch *b, const char *name,
+			       const char *comment)
 {
 	struct nftnl_udata_buf *u;
 	struct nftnl_obj *o;
@@ -2050,12 +2058,11 @@ static int emit_netdev_counter(struct nftsync_batch *b)
 	o = nftnl_obj_alloc();
 	if (!o)
 		return -ENOMEM;
-	u = comment_udata(NFTNL_UDATA_OBJ_COMMENT,
-			  "frames not routed by the IP stack (packet sockets)");
+	u = comment_udata(NFTNL_UDATA_OBJ_COMMENT, comment);
 	if (!u)
 		goto out;
 	nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, NFTSYNC_TABLE);
-	nftnl_obj_set_str(o, NFTNL_OBJ_NAME, "raw_frame_drop");
+	nftnl_obj_set_str(o, NFTNL_OBJ_NAME, name);
 	nftnl_obj_set_u32(o, NFTNL_OBJ_FAMILY, NFPROTO_NETDEV);
 	nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_COUNTER);
 	nftnl_obj_set_u64(o, NFTNL_OBJ_CTR_PKTS, 0);
@@ -2063,7 +2070,7 @@ static int emit_netdev_counter(struct nftsync_batch *b)
 	nftnl_obj_set_data(o, NFTNL_OBJ_USERDATA, nftnl_udata_buf_data(u),
 			   nftnl_udata_buf_len(u));
 	nlh = obj_start(b, NFT_MSG_NEWOBJ, NLM_F_CREATE, "add", "counter",
-			"raw_frame_drop");
+			name);
 	if (nlh) {
 		netdev_family(nlh);
 		nftnl_obj_nlmsg_build_payload(nlh, o);
@@ -2167,14 +2174,40 @@ static int netdev_chain_name(char *buf, size_t len, const char *ifname)
 			return err;                                      \
 	} while (0)
 
+/*
+ * ICMPv6 first: the BPF program cannot tell the kernel's neighbour
+ * discovery from a raw socket's (both have a socket of the attach cgroup
+ * when the namespace's creator is in it), so it lets NS/NA to a global
+ * address pass when shaped like the kernel's; here a process's socket
+ * (meta skuid loads) tells them apart, before the routed accept.
+ */
 static int build_netdev_rules(struct nftsync_batch *b, const char *c,
 			      uint16_t grp)
 {
+	static const uint8_t nd[] = { 135, 136 };
+	uint8_t icmp6 = IPPROTO_ICMPV6;
 	struct rb rb;
+	size_t i;
 	int err;
 
-	NRULE(m_routed(&rb); a_verdict(&rb, NF_ACCEPT));
+	NRULE(rb_meta(&rb, NFT_META_L4PROTO);
+	      rb_cmp(&rb, NFT_CMP_NEQ, &icmp6, 1); m_routed(&rb);
+	      a_verdict(&rb, NF_ACCEPT));
 	NEMIT("routed by the IP stack: judged by chain egress or the BPF program");
+	for (i = 0; i < sizeof(nd); i++) {
+		NRULE(m_l4proto(&rb, IPPROTO_ICMPV6);
+		      rb_payload(&rb, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
+		      rb_cmp(&rb, NFT_CMP_EQ, &nd[i], 1);
+		      m_from_user_socket(&rb);
+		      m_daddr6_cmp(&rb, NFT_CMP_NEQ, "fe80::", 10);
+		      m_daddr6_cmp(&rb, NFT_CMP_NEQ, "ff02::", 16);
+		      a_drop(&rb, "nd_drop", "default_deny", grp));
+		NEMIT(nd[i] == 135 ?
+			      "neighbour solicitation from a process, off the link scope" :
+			      "neighbour advertisement from a process, off the link scope");
+	}
+	NRULE(m_routed(&rb); a_verdict(&rb, NF_ACCEPT));
+	NEMIT("routed by the IP stack (ICMPv6)");
 	NRULE(m_from_user_socket(&rb);
 	      a_drop(&rb, "raw_frame_drop", "raw_frame", grp));
 	NEMIT("a process's frame the IP stack did not route: packet socket");
@@ -2209,7 +2242,11 @@ int nftsync_build_netdev(struct nftsync_batch *b, const char *const *ifnames,
 	if (!err && n)
 		err = emit_netdev_table(b, NFT_MSG_NEWTABLE);
 	if (!err && n)
-		err = emit_netdev_counter(b);
+		err = emit_netdev_counter(b, "raw_frame_drop",
+					  "frames not routed by the IP stack (packet sockets)");
+	if (!err && n)
+		err = emit_netdev_counter(b, "nd_drop",
+					  "ICMPv6 NS/NA a process sent off the link scope");
 	for (i = 0; i < n && !err; i++) {
 		netdev_chain_name(chain, sizeof(chain), ifnames[i]);
 		err = emit_netdev_chain(b, chain, ifnames[i]);

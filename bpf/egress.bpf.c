@@ -330,7 +330,7 @@ static __always_inline int judge(struct __sk_buff *skb,
 		return EGRESS_VERDICT_ALLOW;
 	if (!pkt->family)
 		goto out_default;
-	link = icmp6_link_verdict(pkt);
+	link = icmp6_link_verdict(skb, pkt);
 	if (link > 0)
 		return EGRESS_VERDICT_ALLOW;
 	if (link < 0 || (is_icmp6_error(pkt) && !icmp6_error_answers(skb, pkt)))

@@ -235,17 +235,65 @@ static __always_inline int is_solicited6(const __u32 *a)
 }
 
 /*
+ * A neighbour solicitation or advertisement to a unicast address off the
+ * link scope, built as the kernel's own neighbour discovery builds it:
+ * NUD probes an on-link neighbour at its global address (NS, target =
+ * destination) and a solicitation that came from a global address is
+ * answered there (NA: solicited, not a router, target = our source).
+ * Where the program sees the kernel's ND (its ndisc socket belongs to the
+ * cgroup of whoever created the namespace: the host's root, or the app
+ * container under Docker), it must pass. Only that exact shape passes:
+ * 24 bytes, or 32 with the one link-layer address option; reserved bits
+ * zero. What a raw socket could still hide in it (the option's 6-byte
+ * address, the override flag) is closed by table netdev egressd, which
+ * drops NS/NA that a process's socket sent off the link scope
+ * (docs/nftables.md).
+ */
+static __always_inline int nd_unicast_shaped(struct __sk_buff *skb,
+					     const struct egress_pkt *pkt)
+{
+	__u32 len = skb->len - pkt->l4off;
+	const __u32 *want = pkt->icmp_type == EGRESS_ICMP6_NS ? pkt->dst :
+								   pkt->src;
+	__u8 h[32];
+	__u32 t[4];
+
+	if (len == 32) {
+		if (bpf_skb_load_bytes(skb, pkt->l4off, h, 32) < 0)
+			return 0;
+		if (h[25] != 1 ||
+		    h[24] != (pkt->icmp_type == EGRESS_ICMP6_NS ? 1 : 2))
+			return 0;
+	} else if (len == 24) {
+		if (bpf_skb_load_bytes(skb, pkt->l4off, h, 24) < 0)
+			return 0;
+	} else {
+		return 0;
+	}
+	if (h[1] != 0 || h[5] != 0 || h[6] != 0 || h[7] != 0)
+		return 0;
+	if (pkt->icmp_type == EGRESS_ICMP6_NS ? h[4] != 0 :
+						(h[4] & 0xdf) != 0x40)
+		return 0;
+	__builtin_memcpy(t, h + 8, 16);
+	return t[0] == want[0] && t[1] == want[1] && t[2] == want[2] &&
+	       t[3] == want[3];
+}
+
+/*
  * The ICMPv6 the link needs, only where RFC 4861/3810 send it: router
  * solicitation to all-routers, neighbour solicitation to a solicited-node
  * or link-local address, advertisement to all-nodes or link-local, all
  * with hop limit 255; MLD reports (v2 to ff02::16, v1 to link-scope
  * groups) with hop limit 1. None of these destinations is ever forwarded
- * off the link, so they carry nothing out. 1: a link type where it
- * belongs; -1: a link type anywhere else (never needed: the kernel's own
- * neighbour discovery does not pass this program); 0: not a link type.
+ * off the link, so they carry nothing out. The kernel's own NS/NA to an
+ * on-link neighbour's global address pass when shaped as the kernel
+ * builds them (nd_unicast_shaped). 1: a link type where it belongs; -1:
+ * a link type anywhere else; 0: not a link type.
  * Keep in sync with build_icmp6_rules() in agent/nftsync.c.
  */
-static __always_inline int icmp6_link_verdict(const struct egress_pkt *pkt)
+static __always_inline int icmp6_link_verdict(struct __sk_buff *skb,
+					      const struct egress_pkt *pkt)
 {
 	const __u32 *d = pkt->dst;
 	int ok;
@@ -258,10 +306,14 @@ static __always_inline int icmp6_link_verdict(const struct egress_pkt *pkt)
 		ok = pkt->hop_limit == 255 && is_mc6(d, 2);
 		break;
 	case EGRESS_ICMP6_NS:
-		ok = pkt->hop_limit == 255 && (is_ll6(d) || is_solicited6(d));
+		ok = pkt->hop_limit == 255 &&
+		     (is_ll6(d) || is_solicited6(d) ||
+		      (!is_mc_link6(d) && nd_unicast_shaped(skb, pkt)));
 		break;
 	case EGRESS_ICMP6_NA:
-		ok = pkt->hop_limit == 255 && (is_ll6(d) || is_mc6(d, 1));
+		ok = pkt->hop_limit == 255 &&
+		     (is_ll6(d) || is_mc6(d, 1) ||
+		      (!is_mc_link6(d) && nd_unicast_shaped(skb, pkt)));
 		break;
 	case EGRESS_ICMP6_MLD2_REPORT:
 		ok = pkt->hop_limit == 1 && is_mc6(d, 0x16);

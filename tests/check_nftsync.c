@@ -1423,7 +1423,12 @@ START_TEST(test_nftsync_netdev_table)
 {
 	static const char *const ifs[] = { "lo", "eth0" };
 	static const char *const want[] = {
-		/* meta rtclassid >= 0 accept */
+		/* meta l4proto != ipv6-icmp meta rtclassid >= 0 accept */
+		"rule frames_eth0 meta(16) cmp(1,3a) meta(13) cmp(5,00000000) immediate(accept)",
+		/* a process's NS off the link scope */
+		"rule frames_eth0 meta(16) cmp(0,3a) payload(2,0,1) cmp(0,87) meta(10) cmp(5,00000000) payload(1,24,16) bitwise(ffc00000000000000000000000000000) cmp(1,fe800000000000000000000000000000) payload(1,24,16) bitwise(ffff0000000000000000000000000000) cmp(1,ff020000000000000000000000000000) objref(1,nd_drop) log(egressd:default_deny,180) immediate(drop)",
+		"rule frames_eth0 meta(16) cmp(0,3a) payload(2,0,1) cmp(0,88) meta(10)",
+		/* the rest of what the IP stack routed (ICMPv6) */
 		"rule frames_eth0 meta(13) cmp(5,00000000) immediate(accept)",
 		/* meta skuid >= 0: a process's socket, no route */
 		"rule frames_eth0 meta(10) cmp(5,00000000) objref(1,raw_frame_drop) log(egressd:raw_frame,180) immediate(drop)",
@@ -1443,6 +1448,7 @@ START_TEST(test_nftsync_netdev_table)
 	ck_assert_str_eq(t.line[2], "table- egressd netdev");
 	ck_assert_str_eq(t.line[3], "table+ egressd netdev \"egressd: frames the IP stack did not route are dropped\"");
 	ck_assert_int_eq(count(&t, "obj+ raw_frame_drop"), 1);
+	ck_assert_int_eq(count(&t, "obj+ nd_drop"), 1);
 	lo = find(&t, 0, "chain+ frames_lo filter hook=1 prio=0 policy=1");
 	eth = find(&t, 0, "chain+ frames_eth0 filter hook=1 prio=0 policy=1");
 	ck_assert_int_gt(lo, 0);
@@ -1451,8 +1457,8 @@ START_TEST(test_nftsync_netdev_table)
 	ck_assert_ptr_nonnull(strstr(t.line[eth], " dev=eth0"));
 	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		ck_assert_int_eq(find(&t, eth, want[i]), eth + 1 + (int)i);
-	ck_assert_int_eq(count(&t, "rule frames_lo"), 4);
-	ck_assert_int_eq(count(&t, "rule frames_eth0"), 4);
+	ck_assert_int_eq(count(&t, "rule frames_lo"), 7);
+	ck_assert_int_eq(count(&t, "rule frames_eth0"), 7);
 	/* nothing of table inet egressd */
 	ck_assert_int_eq(count(&t, "set"), 0);
 	ck_assert_str_eq(t.line[t.n - 1], "end");

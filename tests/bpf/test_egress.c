@@ -74,6 +74,10 @@ enum pkt_shape {
 	SHAPE_HLIM255, /* IPv6 hop limit 255 */
 	SHAPE_ICMP6_ANSWER, /* ICMPv6 error embedding a packet from dst */
 	SHAPE_ICMP6_OTHER, /* ICMPv6 error embedding a packet from elsewhere */
+	SHAPE_ND_NUD, /* NS as the kernel's NUD: 24 bytes, target = dst, hl 255 */
+	SHAPE_ND_ANSWER, /* NA as the kernel answers: S, target = src, TLLA */
+	SHAPE_ND_CARGO, /* NUD-like NS with 8 more bytes that are no option */
+	SHAPE_ND_ROUTER, /* NA-like, but with the router flag */
 };
 
 /* Which pass a case belongs to (the netns guard, skb_netns_cookie). */
@@ -266,6 +270,24 @@ static const struct tcase cases[] = {
 	{ .desc = "ICMPv6 NS to an allowed global address", .family = 6,
 	  .dst = "2001:db8:1::5", .proto = IPPROTO_ICMPV6, .dport = 135,
 	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_HLIM255, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_DEFAULT_DENY, .reason = EGRESSD_REASON_DEFAULT_DENY,
+	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
+	{ .desc = "kernel NUD: NS to an on-link neighbour's global address", .family = 6,
+	  .dst = "2001:db8:9::1", .proto = IPPROTO_ICMPV6, .dport = 135,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_ND_NUD, .retval = EGRESS_ALLOW,
+	  .counter = EGRESSD_CNT_ALLOWED, .reason = NONE },
+	{ .desc = "kernel answer: solicited NA to a global address", .family = 6,
+	  .dst = "2001:db8:9::1", .proto = IPPROTO_ICMPV6, .dport = 136,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_ND_ANSWER, .retval = EGRESS_ALLOW,
+	  .counter = EGRESSD_CNT_ALLOWED, .reason = NONE },
+	{ .desc = "NS shaped like NUD with cargo", .family = 6,
+	  .dst = "2001:db8:9::1", .proto = IPPROTO_ICMPV6, .dport = 135,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_ND_CARGO, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_DEFAULT_DENY, .reason = EGRESSD_REASON_DEFAULT_DENY,
+	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
+	{ .desc = "NA with the router flag to a global address", .family = 6,
+	  .dst = "2001:db8:9::1", .proto = IPPROTO_ICMPV6, .dport = 136,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_ND_ROUTER, .retval = EGRESS_DROP,
 	  .counter = EGRESSD_REASON_DEFAULT_DENY, .reason = EGRESSD_REASON_DEFAULT_DENY,
 	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
 	{ .desc = "ICMPv6 NS with hop limit 64", .family = 6,
@@ -651,9 +673,11 @@ static size_t build_pkt(__u8 *buf, size_t cap, int family, const char *dst,
 		buf[12] = 0x86;
 		buf[13] = 0xdd;
 		ip[0] = 0x60;
-		ip[7] = shape == SHAPE_HLIM1	 ? 1 :
-			shape == SHAPE_HLIM255 ? 255 :
-						 64;
+		ip[7] = shape == SHAPE_HLIM1 ? 1 :
+			shape == SHAPE_PLAIN || shape == SHAPE_ICMP6_ANSWER ||
+					shape == SHAPE_ICMP6_OTHER ?
+						     64 :
+						     255;
 		inet_pton(AF_INET6, "fd00:200::2", ip + 8);
 		inet_pton(AF_INET6, dst, ip + 24);
 		off += 40;
@@ -688,7 +712,29 @@ static size_t build_pkt(__u8 *buf, size_t cap, int family, const char *dst,
 		off += proto == IPPROTO_TCP ? 20 : 8;
 	} else {
 		buf[off] = dport; /* ICMP type */
-		off += 8;
+		if (shape >= SHAPE_ND_NUD) {
+			/* target: the destination (NS) or our source (NA) */
+			memcpy(buf + off + 8,
+			       shape == SHAPE_ND_NUD || shape == SHAPE_ND_CARGO ?
+				       ip + 24 :
+				       ip + 8,
+			       16);
+			if (shape == SHAPE_ND_ANSWER)
+				buf[off + 4] = 0x60; /* solicited, override */
+			if (shape == SHAPE_ND_ROUTER)
+				buf[off + 4] = 0xe0;
+			off += 24;
+			if (shape == SHAPE_ND_ANSWER || shape == SHAPE_ND_ROUTER) {
+				buf[off] = 2; /* target link-layer address */
+				buf[off + 1] = 1;
+				off += 8;
+			} else if (shape == SHAPE_ND_CARGO) {
+				memcpy(buf + off, "cargo!!!", 8);
+				off += 8;
+			}
+		} else {
+			off += 8;
+		}
 		if (shape == SHAPE_ICMP6_ANSWER || shape == SHAPE_ICMP6_OTHER) {
 			/* the offending packet: IPv6 + UDP, peer -> us */
 			buf[off] = 0x60;
