@@ -89,6 +89,7 @@ struct agent {
 	char frames_why[512];
 	char frames_ifs[NFTSYNC_NETDEV_MAX_IFS * 17];
 	struct loop_timer *frames_timer;
+	bool frames_many; /* warned: more interfaces than chains */
 	/* BPF layer */
 	struct bpfsync *bpf;
 	const char *bpf_state; /* "enforce", "observe", "off", "unavailable" */
@@ -1642,6 +1643,11 @@ static void frames_sync(struct agent *a)
 		snprintf(err, sizeof(err), "cannot list interfaces: %s",
 			 strerror(-ret));
 		goto fail;
+	}
+	if (n > NFTSYNC_NETDEV_MAX_IFS && !a->frames_many) {
+		log_warnx("the namespace has %zu interfaces: frames are judged on the first %d only",
+			  n, NFTSYNC_NETDEV_MAX_IFS);
+		a->frames_many = true;
 	}
 	for (i = 0; i < n && k < NFTSYNC_NETDEV_MAX_IFS; i++) {
 		names[k++] = l[i].name;
