@@ -3,12 +3,14 @@
 #
 # Does this kernel let table netdev egressd (docs/nftables.md) judge the
 # frames a packet socket writes? Builds two namespaces joined by a veth,
-# installs the same four rules egressd does (routed: accept; a process's
+# installs the same rules egressd does (routed and not ICMPv6: accept; a
+# process's NS/NA off the link scope: drop; routed: accept; a process's
 # socket without a route: drop; ARP: accept; the rest: drop) on the
-# sender's veth, then sends a routed UDP datagram (after flushing the
-# neighbour cache, so the kernel's ARP goes through the chain too) and
-# AF_PACKET frames: plain, with PACKET_QDISC_BYPASS, and with a forged
-# sll_protocol. Prints one line per check and "netdev: N passed, M
+# sender's veth, then sends routed UDP datagrams over IPv4 and IPv6
+# (after flushing the neighbour cache, so the kernel's ARP and ND go
+# through the chain too), a raw socket's NS to the peer's global address,
+# and AF_PACKET frames: plain, with PACKET_QDISC_BYPASS, and with a
+# forged sll_protocol. Prints one line per check and "netdev: N passed, M
 # failed"; exit 0 when all pass. Root only. Under another kernel:
 #   vmtests/vmrun.sh KERNEL /bin/bash vmtests/probes/netdev_egress.sh
 set -u
@@ -35,6 +37,8 @@ trap cleanup EXIT
 ip netns add "$A" && ip netns add "$B" &&
 	ip link add a0 netns "$A" type veth peer name b0 netns "$B" &&
 	ip -n "$A" addr add 10.200.250.1/24 dev a0 &&
+	ip -n "$A" addr add fd00:200:250::1/64 dev a0 nodad &&
+	ip -n "$B" addr add fd00:200:250::2/64 dev b0 nodad &&
 	ip -n "$A" link set a0 up && ip -n "$A" link set lo up &&
 	ip -n "$B" addr add 10.200.250.2/24 dev b0 &&
 	ip -n "$B" link set b0 up || { echo "FAIL: topology"; exit 1; }
@@ -44,9 +48,9 @@ BMAC=$(ip -n "$B" -j link show b0 | $PY -c 'import json,sys; print(json.load(sys
 LOG=$(mktemp)
 ip netns exec "$B" $PY -c '
 import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("0.0.0.0", 7000))
-s.settimeout(5)
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.bind(("::", 7000))
+s.settimeout(60)  # killed at the end; TCG guests are slow
 print("ready", flush=True)
 try:
     while True:
@@ -96,7 +100,10 @@ if ! ip netns exec "$A" nft -f - <<'EOF'
 table netdev egressd {
 	chain frames_a0 {
 		type filter hook egress device "a0" priority 0; policy accept;
-		meta rtclassid >= 0 counter accept comment "routed"
+		meta l4proto != ipv6-icmp meta rtclassid >= 0 counter accept comment "routed"
+		meta l4proto ipv6-icmp icmpv6 type nd-neighbor-solicit meta skuid >= 0 ip6 daddr != fe80::/10 ip6 daddr != ff02::/16 counter drop comment "process NS"
+		meta l4proto ipv6-icmp icmpv6 type nd-neighbor-advert meta skuid >= 0 ip6 daddr != fe80::/10 ip6 daddr != ff02::/16 counter drop comment "process NA"
+		meta rtclassid >= 0 counter accept comment "routed ICMPv6"
 		meta skuid >= 0 counter drop comment "packet socket"
 		ether type arp counter accept comment "kernel ARP"
 		counter drop comment "rest"
@@ -113,8 +120,16 @@ check "netdev egress chain with meta rtclassid/skuid loads" yes
 
 ip -n "$A" neigh flush dev a0
 ip netns exec "$A" $PY -c '
-import socket
-socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"routed", ("10.200.250.2", 7000))'
+import socket, struct
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"routed", ("10.200.250.2", 7000))
+socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).sendto(b"routed6", ("fd00:200:250::2", 7000))
+# a raw socket NS to the global address, cargo in the option
+r = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+r.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
+try:
+    r.sendto(struct.pack("!BBH4x", 135, 0, 0) + socket.inet_pton(socket.AF_INET6, "fd00:200:250::2") + bytes.fromhex("010102deadbeef01"), ("fd00:200:250::2", 0))
+except OSError:
+    pass  # the drop reports ENOBUFS'
 send_frames ""
 sleep 0.5
 got=$(cat "$LOG")
@@ -123,16 +138,20 @@ wait "$LPID" 2>/dev/null
 rm -f "$LOG"
 counters=$(ip netns exec "$A" nft list chain netdev egressd frames_a0 |
 	awk '/counter packets/ { for (i = 1; i <= NF; i++) if ($i == "packets") printf "%s ", $(i + 1) }')
+echo "counters (rule order): $counters"
+echo "received: $(tr '\n' ' ' <<<"$got")"
 set -- $counters
 got=$(grep -v '^control-' <<<"$got")
 has() { grep -qx -- "$1" <<<"$got" && echo yes || echo no; }
 hasnt() { grep -qx -- "$1" <<<"$got" && echo no || echo yes; }
 check "routed datagram arrives" "$(has routed)"
-check "kernel ARP accepted by the ARP rule" "$([ "${3:-0}" -ge 1 ] && echo yes || echo no)" "counters $counters"
+check "routed IPv6 datagram arrives (the kernel's ND passes)" "$(has routed6)"
+check "kernel ARP accepted by the ARP rule" "$([ "${6:-0}" -ge 1 ] && echo yes || echo no)" "counters $counters"
+check "a raw socket's NS to a global address dropped" "$([ "${2:-0}" -ge 1 ] && echo yes || echo no)" "counters $counters"
 check "plain packet-socket frame dropped" "$(hasnt "plain")"
 check "PACKET_QDISC_BYPASS frame dropped (seen by the egress hook)" "$(hasnt "bypass")"
 check "forged sll_protocol + bypass frame dropped" "$(hasnt "forged")"
 check "forged sll_protocol frame dropped" "$(hasnt "forged-nobypass")"
-check "packet-socket drops counted by the skuid rule" "$([ "${2:-0}" -ge 4 ] && echo yes || echo no)" "counters $counters"
+check "packet-socket drops counted by the skuid rule" "$([ "${5:-0}" -ge 4 ] && echo yes || echo no)" "counters $counters"
 echo "netdev: $pass passed, $failed failed"
 [ "$failed" = 0 ]
