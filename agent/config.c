@@ -149,7 +149,7 @@ static const char usage_text[] =
 	"  --deny-webhook URL          OPENSANDBOX_EGRESS_DENY_WEBHOOK\n"
 	"  --sandbox-id ID             OPENSANDBOX_EGRESS_SANDBOX_ID\n"
 	"  --log-level LEVEL           OPENSANDBOX_EGRESS_LOG_LEVEL: debug|info|warn|error [info]\n"
-	"  --cleanup                   remove the nftables table and BPF pins egressd owns, then exit\n"
+	"  --cleanup                   remove the nftables tables and BPF pins egressd owns, then exit\n"
 	"                              (refused while an egressd runs in this namespace)\n"
 	"  --check-host-network        only say whether this namespace looks like the host's (exit 1) or not (0)\n"
 	"  -h, --help                  show this help and exit\n"

@@ -94,6 +94,7 @@ static const char *const reason_names[EVENTS_REASON_MAX] = {
 	[EVENTS_REASON_IPV6_DISABLED] = "ipv6_disabled",
 	[EVENTS_REASON_REBINDING] = "rebinding",
 	[EVENTS_REASON_API] = "api",
+	[EVENTS_REASON_RAW_FRAME] = "raw_frame",
 };
 
 const char *events_reason_name(enum events_reason r)

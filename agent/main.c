@@ -40,6 +40,7 @@
 #include "egressd/webhook.h"
 
 #define ALWAYS_POLL_MS 2000
+#define FRAMES_POLL_MS 1000 /* interfaces for table netdev egressd */
 #define LEARNED_GC_MS 30000
 #define BPF_EXPIRE_MS 1000
 #define BPF_EXPIRE_BUDGET 4096
@@ -85,6 +86,13 @@ struct agent {
 	struct nflog *nflog;
 	const char *nft_state; /* "on", "off", "unavailable" */
 	char nft_why[1024];
+	/* table netdev egressd (frames around the IP stack): "on",
+	 * "unavailable"; the interfaces it has chains for, comma-joined */
+	const char *frames_state;
+	char frames_why[512];
+	char frames_ifs[NFTSYNC_NETDEV_MAX_IFS * 17];
+	struct loop_timer *frames_timer;
+	bool frames_many; /* warned: more interfaces than chains */
 	/* BPF layer */
 	struct bpfsync *bpf;
 	const char *bpf_state; /* "enforce", "observe", "off", "unavailable" */
@@ -804,6 +812,14 @@ static json_t *layers_json(const struct agent *a)
 	if (b && a->bpf)
 		json_object_set_new(b, "netnsGuard",
 				    json_boolean(bpfsync_filters_netns(a->bpf)));
+	b = l ? json_object_get(l, "nft") : NULL;
+	if (b)
+		json_object_set_new(b, "frames",
+				    json_pack("{s:s, s:s, s:s*}", "state",
+					      a->frames_state, "interfaces",
+					      a->frames_ifs, "why",
+					      a->frames_why[0] ? a->frames_why :
+								 NULL));
 	return l;
 }
 
@@ -1797,6 +1813,93 @@ static void nft_start(struct agent *a)
 	loop_timer_arm(a->gc_timer, LEARNED_GC_MS);
 }
 
+/*
+ * Table netdev egressd follows the namespace's interfaces: a frame a
+ * packet socket writes leaves through whichever interface it names, so
+ * every interface needs its chain, and one that appears later (only
+ * someone with CAP_NET_ADMIN can add one: the runtime, never the
+ * workload) gets its chain within FRAMES_POLL_MS. The table is replaced
+ * only when the list changed.
+ */
+static void frames_sync(struct agent *a)
+{
+	const char *names[NFTSYNC_NETDEV_MAX_IFS];
+	char ifs[sizeof(a->frames_ifs)] = "", err[512];
+	struct netns_link *l = NULL;
+	size_t n = 0, k = 0, i;
+	int ret;
+
+	ret = netns_list_links(&l, &n);
+	if (ret) {
+		snprintf(err, sizeof(err), "cannot list interfaces: %s",
+			 strerror(-ret));
+		goto fail;
+	}
+	if (n > NFTSYNC_NETDEV_MAX_IFS && !a->frames_many) {
+		log_warnx("the namespace has %zu interfaces: frames are judged on the first %d only",
+			  n, NFTSYNC_NETDEV_MAX_IFS);
+		a->frames_many = true;
+	}
+	for (i = 0; i < n && k < NFTSYNC_NETDEV_MAX_IFS; i++) {
+		names[k++] = l[i].name;
+		snprintf(ifs + strlen(ifs), sizeof(ifs) - strlen(ifs), "%s%s",
+			 k > 1 ? "," : "", l[i].name);
+	}
+	if (!strcmp(a->frames_state, "on") && !strcmp(ifs, a->frames_ifs)) {
+		free(l);
+		return;
+	}
+	ret = nftsync_netdev_apply(a->nft, names, k, err, sizeof(err));
+	free(l);
+	if (ret)
+		goto fail;
+	if (strcmp(a->frames_state, "on") && a->frames_why[0])
+		log_info("table netdev egressd installed: frames the IP stack did not route are dropped again");
+	a->frames_state = "on";
+	a->frames_why[0] = '\0';
+	snprintf(a->frames_ifs, sizeof(a->frames_ifs), "%s", ifs);
+	return;
+fail:
+	/* Once per change of reason: a kernel without the hook says so once. */
+	if (strcmp(a->frames_why, err))
+		log_warnx("frames sent around the IP stack (packet sockets) are not judged: %s",
+			  err);
+	a->frames_state = "unavailable";
+	snprintf(a->frames_why, sizeof(a->frames_why), "%s", err);
+}
+
+static void frames_timer_cb(struct loop *loop, struct loop_timer *t,
+			    void *arg)
+{
+	struct agent *a = arg;
+
+	(void)loop;
+	frames_sync(a);
+	loop_timer_arm(t, FRAMES_POLL_MS);
+}
+
+/* In every mode where nftables can be programmed (docs/nftables.md). */
+static void frames_start(struct agent *a)
+{
+	char err[512];
+	int ret;
+
+	a->frames_state = "off";
+	if (!a->nft)
+		return;
+	frames_sync(a);
+	if (!a->nflog) {
+		ret = nflog_open(&a->nflog, a->loop, NFTSYNC_DEFAULT_LOG_GROUP,
+				 a->nft, err, sizeof(err));
+		if (ret)
+			log_warnx("dropped frames are not reported: %s", err);
+	}
+	a->frames_timer = loop_timer_new(a->loop, frames_timer_cb, a);
+	if (!a->frames_timer)
+		die("out of memory");
+	loop_timer_arm(a->frames_timer, FRAMES_POLL_MS);
+}
+
 static void signal_cb(struct loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct signalfd_siginfo si;
@@ -2025,6 +2128,7 @@ int main(int argc, char **argv)
 	dnsproxy_set_aaaa_nodata(a.proxy, a.cfg.ipv6 == EGRESSD_IPV6_DENY);
 	prepare_addr_lists(&a);
 	a.nft_state = "unavailable";
+	a.frames_state = "off";
 	a.bpf_state = "off";
 	a.dns_redirect = "none";
 	if (apply_policy(&a, "start", err, sizeof(err)))
@@ -2041,6 +2145,7 @@ int main(int argc, char **argv)
 	coverage_start(&a);
 	exempt_start(&a);
 	nft_start(&a);
+	frames_start(&a);
 	dns_redirect_update(&a);
 	coverage_describe(&a);
 	/* Now that nftables judges alone, what an earlier run left attached
@@ -2117,6 +2222,7 @@ int main(int argc, char **argv)
 	loop_timer_free(a.fold_timer);
 	free(a.doh_all.v);
 	loop_timer_free(a.gc_timer);
+	loop_timer_free(a.frames_timer);
 	free(a.doh.v);
 	free(a.upstreams.v);
 	policy_matcher_free(a.matcher);

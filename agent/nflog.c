@@ -17,6 +17,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_log.h>
 
@@ -55,6 +56,7 @@ static const struct {
 	{ "doh", EVENTS_REASON_DOH },
 	{ "ipv6_disabled", EVENTS_REASON_IPV6_DISABLED },
 	{ "api", EVENTS_REASON_API },
+	{ "raw_frame", EVENTS_REASON_RAW_FRAME },
 };
 
 int nflog_prefix_reason(const char *prefix, enum events_reason *out)
@@ -151,7 +153,10 @@ int nflog_parse(const void *buf, size_t len, struct nflog_packet *out)
 {
 	const struct nlattr *tb[NFULA_MAX + 1] = { 0 };
 	const struct nlmsghdr *nlh = buf;
+	const struct nfgenmsg *nfg;
 	const char *prefix;
+	const uint8_t *p;
+	size_t plen;
 
 	if (len < sizeof(*nlh) || nlh->nlmsg_len > len ||
 	    nlh->nlmsg_len < MNL_NLMSG_HDRLEN + sizeof(struct nfgenmsg))
@@ -169,8 +174,23 @@ int nflog_parse(const void *buf, size_t len, struct nflog_packet *out)
 		return -ENOENT;
 	if (!tb[NFULA_PAYLOAD])
 		return -EINVAL;
-	return parse_ip(mnl_attr_get_payload(tb[NFULA_PAYLOAD]),
-			mnl_attr_get_payload_len(tb[NFULA_PAYLOAD]), out);
+	p = mnl_attr_get_payload(tb[NFULA_PAYLOAD]);
+	plen = mnl_attr_get_payload_len(tb[NFULA_PAYLOAD]);
+	/*
+	 * Table netdev egressd logs whole frames, from the Ethernet header.
+	 * Only IPv4 and IPv6 frames make a violation line (its shape has
+	 * addresses); the others are counted in raw_frame_drop only.
+	 */
+	nfg = mnl_nlmsg_get_payload(nlh);
+	if (nfg->nfgen_family == NFPROTO_NETDEV) {
+		uint16_t et = plen >= 14 ? (uint16_t)(p[12] << 8 | p[13]) : 0;
+
+		if (et != 0x0800 && et != 0x86dd)
+			return -EPROTONOSUPPORT;
+		p += 14;
+		plen -= 14;
+	}
+	return parse_ip(p, plen, out);
 }
 
 static void report(struct nflog *nl, const struct nflog_packet *pk)

@@ -1074,6 +1074,9 @@ static int rb_emit(struct nftsync_batch *b, struct rb *rb,
 			MSG_RESERVE, &d);
 	if (!nlh)
 		goto out;
+	/* table netdev egressd's rules (rb_start_netdev) */
+	((struct nfgenmsg *)mnl_nlmsg_get_payload(nlh))->nfgen_family =
+		(uint8_t)nftnl_rule_get_u32(rb->r, NFTNL_RULE_FAMILY);
 	nftnl_rule_nlmsg_build_payload(nlh, rb->r);
 	msg_end(b, nlh);
 	err = 0;
@@ -1444,28 +1447,126 @@ static int build_redirect_rules(struct nftsync_batch *b,
 			return err;                                      \
 	} while (0)
 
-/* The ICMPv6 that the link needs: accepted even when IPv6 is off. */
-static int build_icmp6_rules(struct nftsync_batch *b)
+/* ip6 hoplimit N (after m_nfproto ipv6) */
+static void m_hoplimit(struct rb *rb, uint8_t hl)
+{
+	rb_payload(rb, NFT_PAYLOAD_NETWORK_HEADER, 7, 1);
+	rb_cmp(rb, NFT_CMP_EQ, &hl, 1);
+}
+
+/* ip6 daddr (!=) PREFIX/plen (plen 128: the address itself); op
+ * NFT_CMP_EQ or NFT_CMP_NEQ */
+static void m_daddr6_cmp(struct rb *rb, uint32_t op, const char *prefix,
+			 int plen)
+{
+	uint8_t net[16], mask[16] = { 0 }, zero[16] = { 0 };
+	struct nftnl_expr *e;
+	int i;
+
+	if (inet_pton(AF_INET6, prefix, net) != 1) {
+		rb->err = -EINVAL;
+		return;
+	}
+	rb_payload(rb, NFT_PAYLOAD_NETWORK_HEADER, 24, 16);
+	if (plen < 128) {
+		for (i = 0; i < plen; i++)
+			mask[i / 8] |= 0x80 >> (i % 8);
+		e = rb_expr(rb, "bitwise");
+		if (!e)
+			return;
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(mask));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, sizeof(mask));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, sizeof(zero));
+	}
+	rb_cmp(rb, op, net, sizeof(net));
+}
+
+static void m_daddr6_prefix(struct rb *rb, const char *prefix, int plen)
+{
+	m_daddr6_cmp(rb, NFT_CMP_EQ, prefix, plen);
+}
+
+/*
+ * meta skuid >= 0: true only when a socket opened by a process sent the
+ * packet. The expression breaks (no match) for the kernel's own packets
+ * (neighbour discovery has no socket; the ICMP and TCP control sockets
+ * have no file), which is what makes it useful.
+ */
+static void m_from_user_socket(struct rb *rb)
+{
+	uint32_t zero = 0;
+
+	rb_meta(rb, NFT_META_SKUID);
+	rb_cmp(rb, NFT_CMP_GTE, &zero, sizeof(zero));
+}
+
+/*
+ * The ICMPv6 that the link needs (accepted even when IPv6 is off), only
+ * where RFC 4861 and 3810 send it: router solicitation to all-routers,
+ * neighbour solicitation to a solicited-node or link-local address,
+ * advertisement to all-nodes or link-local, each with hop limit 255; MLD
+ * reports with hop limit 1, v2 to ff02::16, v1 to a link-scope group.
+ * None of these destinations is forwarded off the link. The kernel's own
+ * neighbour discovery also solicits and answers on-link neighbours at
+ * their global address (NUD, replies to a solicitation from a global
+ * source): accepted with hop limit 255 when no process's socket sent it,
+ * and a process's NS/NA anywhere else is dropped. Every other ICMPv6
+ * (errors included) is judged like any packet: errors about an allowed
+ * flow pass as RELATED in the stateful chain. Keep in sync with
+ * icmp6_link_verdict() in bpf/parse.bpf.h.
+ */
+static int build_icmp6_rules(struct nftsync_batch *b, uint16_t grp)
 {
 	static const struct {
 		uint8_t type;
+		uint8_t hoplimit;
+		const char *daddr;
+		int plen;
 		const char *comment;
-	} icmp6[] = {
-		{ 2, "ICMPv6 packet too big (path MTU)" },
-		{ 133, "ICMPv6 router solicitation" },
-		{ 135, "ICMPv6 neighbour solicitation" },
-		{ 136, "ICMPv6 neighbour advertisement" },
-		{ 143, "ICMPv6 multicast listener report" },
+	} link[] = {
+		{ 133, 255, "ff02::2", 128,
+		  "ICMPv6 router solicitation to all-routers" },
+		{ 135, 255, "ff02::1:ff00:0", 104,
+		  "ICMPv6 neighbour solicitation to a solicited-node address" },
+		{ 135, 255, "fe80::", 10,
+		  "ICMPv6 neighbour solicitation to link-local" },
+		{ 136, 255, "ff02::1", 128,
+		  "ICMPv6 neighbour advertisement to all-nodes" },
+		{ 136, 255, "fe80::", 10,
+		  "ICMPv6 neighbour advertisement to link-local" },
+		{ 143, 1, "ff02::16", 128,
+		  "MLDv2 report to all MLDv2 routers" },
+		{ 131, 1, "ff02::", 16, "MLDv1 report, link-scope group" },
+		{ 132, 1, "ff02::", 16, "MLDv1 done, link-scope group" },
 	};
+	static const uint8_t nd[] = { 135, 136 };
 	const char *c = NFTSYNC_CHAIN_FILTER;
 	struct rb rb;
 	size_t i;
 	int err;
 
-	for (i = 0; i < sizeof(icmp6) / sizeof(icmp6[0]); i++) {
-		RULE(m_icmpv6_type(&rb, icmp6[i].type);
+	for (i = 0; i < sizeof(link) / sizeof(link[0]); i++) {
+		RULE(m_icmpv6_type(&rb, link[i].type);
+		     m_hoplimit(&rb, link[i].hoplimit);
+		     m_daddr6_prefix(&rb, link[i].daddr, link[i].plen);
 		     a_verdict(&rb, NF_ACCEPT));
-		EMIT(icmp6[i].comment);
+		EMIT(link[i].comment);
+	}
+	for (i = 0; i < sizeof(nd); i++) {
+		RULE(m_icmpv6_type(&rb, nd[i]); m_from_user_socket(&rb);
+		     a_drop(&rb, "default_drop", "default_deny", grp));
+		EMIT(nd[i] == 135 ?
+			     "neighbour solicitation from a process, off the link scope" :
+			     "neighbour advertisement from a process, off the link scope");
+	}
+	for (i = 0; i < sizeof(nd); i++) {
+		RULE(m_icmpv6_type(&rb, nd[i]); m_hoplimit(&rb, 255);
+		     a_verdict(&rb, NF_ACCEPT));
+		EMIT(nd[i] == 135 ?
+			     "the kernel's neighbour solicitation (NUD) to an on-link neighbour" :
+			     "the kernel's neighbour advertisement to an on-link neighbour");
 	}
 	return 0;
 }
@@ -1542,7 +1643,7 @@ static int build_head_rules(struct nftsync_batch *b,
 		EMIT("loopback destination: DNS redirected to egressd");
 	}
 	if ((flags & HEAD_ICMP6) || cfg->ipv6_deny) {
-		err = build_icmp6_rules(b);
+		err = build_icmp6_rules(b, grp);
 		if (err)
 			return err;
 	}
@@ -1689,7 +1790,7 @@ static int build_filter_rules(struct nftsync_batch *b,
 		if (!err && cfg->ipv6_deny)
 			err = build_handoff_rule(b, cfg, 0);
 		if (!err && !cfg->ipv6_deny)
-			err = build_icmp6_rules(b);
+			err = build_icmp6_rules(b, grp);
 	} else {
 		err = build_head_rules(b, cfg, grp, HEAD_STATEFUL | HEAD_ICMP6);
 	}
@@ -1942,7 +2043,9 @@ int nftsync_build_apply(struct nftsync_batch *b,
 		    !(dnschain && dns53 &&
 		      !strcmp(counters[i].name, "dns_drop")) &&
 		    !(dnschain && cfg->api_port &&
-		      !strcmp(counters[i].name, "api_drop")))
+		      !strcmp(counters[i].name, "api_drop")) &&
+		    !(dnschain &&
+		      !strcmp(counters[i].name, "default_drop")))
 			err = emit_counter(b, &counters[i], NFT_MSG_DELOBJ);
 	}
 	/* Static sets are recreated (no rule uses them any more at this
@@ -2042,13 +2145,300 @@ int nftsync_build_learn_split(struct nftsync_batch *b,
 	return err;
 }
 
+static int emit_netdev_table(struct nftsync_batch *b, uint16_t type);
+
 int nftsync_build_cleanup(struct nftsync_batch *b)
 {
 	int err;
 
+	/* Each added first, so that a missing one cannot fail the batch
+	 * (and keep the other). */
 	err = batch_begin(b);
 	if (!err)
+		err = emit_table(b, NFT_MSG_NEWTABLE);
+	if (!err)
 		err = emit_table(b, NFT_MSG_DELTABLE);
+	if (!err)
+		err = emit_netdev_table(b, NFT_MSG_NEWTABLE);
+	if (!err)
+		err = emit_netdev_table(b, NFT_MSG_DELTABLE);
+	if (!err)
+		err = batch_end(b);
+	return err;
+}
+
+/* ---- table netdev egressd: frames around the IP stack ----------------- */
+
+/*
+ * A packet socket (AF_PACKET, CAP_NET_RAW) writes whole frames straight
+ * to a device: neither the inet output hook nor the cgroup/skb program
+ * sees them. The netdev egress hook does (since 5.16; since 5.17 also
+ * for PACKET_QDISC_BYPASS frames, which skip the qdisc and tc). At that
+ * hook the frame's content is the sender's to choose, skb->protocol and
+ * the header offsets included, so the chain does not judge content: it
+ * asks where the frame came from. A packet the IP stack routed carries a
+ * route (meta rtclassid loads only then), and the IP stack's own hooks
+ * (chain egress, the BPF program) have judged it; a frame a process's
+ * socket wrote without a route is a packet socket's: dropped. What is
+ * left, neither routed nor from a process, is the kernel's own: its ARP
+ * (read from the Ethernet header, not skb->protocol) passes, anything
+ * else is dropped too. Policy-independent: the same four rules in every
+ * mode, one chain per interface (lo too: packet sockets write there).
+ */
+/* cmd_start() writes family inet into the header; the kernel reads the
+ * family from there, not from the object. */
+static void netdev_family(struct nlmsghdr *nlh)
+{
+	struct nfgenmsg *nfg = mnl_nlmsg_get_payload(nlh);
+
+	nfg->nfgen_family = NFPROTO_NETDEV;
+}
+
+static int emit_netdev_table(struct nftsync_batch *b, uint16_t type)
+{
+	struct nftnl_udata_buf *u = NULL;
+	struct nftnl_table *t;
+	struct nlmsghdr *nlh;
+	int err = -ENOMEM;
+
+	t = nftnl_table_alloc();
+	if (!t)
+		return -ENOMEM;
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, NFTSYNC_TABLE);
+	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_NETDEV);
+	if (type == NFT_MSG_NEWTABLE) {
+		u = comment_udata(NFTNL_UDATA_TABLE_COMMENT,
+				  "egressd: frames the IP stack did not route are dropped");
+		if (!u)
+			goto out;
+		nftnl_table_set_data(t, NFTNL_TABLE_USERDATA,
+				     nftnl_udata_buf_data(u),
+				     nftnl_udata_buf_len(u));
+		nlh = obj_start(b, type, NLM_F_CREATE, "add", "table netdev",
+				NFTSYNC_TABLE);
+	} else {
+		nlh = obj_start(b, type, 0, "delete", "table netdev",
+				NFTSYNC_TABLE);
+	}
+	if (!nlh)
+		goto out;
+	netdev_family(nlh);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	msg_end(b, nlh);
+	err = 0;
+out:
+	if (u)
+		nftnl_udata_buf_free(u);
+	nftnl_table_free(t);
+	return err;
+}
+
+static int emit_netdev_counter(struct nftsync_batch *b, const char *name,
+			       const char *comment)
+{
+	struct nftnl_udata_buf *u;
+	struct nftnl_obj *o;
+	struct nlmsghdr *nlh;
+	int err = -ENOMEM;
+
+	o = nftnl_obj_alloc();
+	if (!o)
+		return -ENOMEM;
+	u = comment_udata(NFTNL_UDATA_OBJ_COMMENT, comment);
+	if (!u)
+		goto out;
+	nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, NFTSYNC_TABLE);
+	nftnl_obj_set_str(o, NFTNL_OBJ_NAME, name);
+	nftnl_obj_set_u32(o, NFTNL_OBJ_FAMILY, NFPROTO_NETDEV);
+	nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_COUNTER);
+	nftnl_obj_set_u64(o, NFTNL_OBJ_CTR_PKTS, 0);
+	nftnl_obj_set_u64(o, NFTNL_OBJ_CTR_BYTES, 0);
+	nftnl_obj_set_data(o, NFTNL_OBJ_USERDATA, nftnl_udata_buf_data(u),
+			   nftnl_udata_buf_len(u));
+	nlh = obj_start(b, NFT_MSG_NEWOBJ, NLM_F_CREATE, "add", "counter",
+			name);
+	if (nlh) {
+		netdev_family(nlh);
+		nftnl_obj_nlmsg_build_payload(nlh, o);
+		msg_end(b, nlh);
+		err = 0;
+	}
+	nftnl_udata_buf_free(u);
+out:
+	nftnl_obj_free(o);
+	return err;
+}
+
+static int emit_netdev_chain(struct nftsync_batch *b, const char *chain,
+			     const char *ifname)
+{
+	struct nftnl_udata_buf *u;
+	struct nftnl_chain *c;
+	struct nlmsghdr *nlh;
+	int err = -ENOMEM;
+
+	c = nftnl_chain_alloc();
+	if (!c)
+		return -ENOMEM;
+	u = comment_udata(NFTNL_UDATA_CHAIN_COMMENT,
+			  "frames leaving this interface: only what the IP stack routed, and the kernel's ARP");
+	if (!u)
+		goto out;
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, NFTSYNC_TABLE);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, chain);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_NETDEV);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, NF_NETDEV_EGRESS);
+	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, 0);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter");
+	nftnl_chain_set_str(c, NFTNL_CHAIN_DEV, ifname);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	nftnl_chain_set_data(c, NFTNL_CHAIN_USERDATA, nftnl_udata_buf_data(u),
+			     nftnl_udata_buf_len(u));
+	nlh = obj_start(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, "add", "chain",
+			chain);
+	if (nlh) {
+		netdev_family(nlh);
+		nftnl_chain_nlmsg_build_payload(nlh, c);
+		msg_end(b, nlh);
+		err = 0;
+	}
+	nftnl_udata_buf_free(u);
+out:
+	nftnl_chain_free(c);
+	return err;
+}
+
+static int rb_start_netdev(struct rb *rb, const char *chain)
+{
+	int err = rb_start(rb, chain);
+
+	if (!err)
+		nftnl_rule_set_u32(rb->r, NFTNL_RULE_FAMILY, NFPROTO_NETDEV);
+	return err;
+}
+
+/* meta rtclassid >= 0: the skb has a route (the IP stack routed it). */
+static void m_routed(struct rb *rb)
+{
+	uint32_t zero = 0;
+
+	rb_meta(rb, NFT_META_RTCLASSID);
+	rb_cmp(rb, NFT_CMP_GTE, &zero, sizeof(zero));
+}
+
+/* @ll,96,16 == 0x0806: ARP by the Ethernet header the peer will read. */
+static void m_ether_arp(struct rb *rb)
+{
+	uint16_t arp = htons(0x0806);
+
+	rb_payload(rb, NFT_PAYLOAD_LL_HEADER, 12, 2);
+	rb_cmp(rb, NFT_CMP_EQ, &arp, sizeof(arp));
+}
+
+/* The names chains carry: what nft list shows and an error names. */
+static int netdev_chain_name(char *buf, size_t len, const char *ifname)
+{
+	size_t n = strlen(ifname);
+
+	if (!n || n >= 16 || strchr(ifname, '/'))
+		return -EINVAL;
+	snprintf(buf, len, NFTSYNC_NETDEV_CHAIN_PREFIX "%s", ifname);
+	return 0;
+}
+
+#define NRULE(...)                                                       \
+	do {                                                             \
+		err = rb_start_netdev(&rb, c);                           \
+		if (err)                                                 \
+			return err;                                      \
+		__VA_ARGS__;                                             \
+	} while (0)
+#define NEMIT(comment)                                                   \
+	do {                                                             \
+		err = rb_emit(b, &rb, comment);                          \
+		if (err)                                                 \
+			return err;                                      \
+	} while (0)
+
+/*
+ * ICMPv6 first: the BPF program cannot tell the kernel's neighbour
+ * discovery from a raw socket's (both have a socket of the attach cgroup
+ * when the namespace's creator is in it), so it lets NS/NA to a global
+ * address pass when shaped like the kernel's; here a process's socket
+ * (meta skuid loads) tells them apart, before the routed accept.
+ */
+static int build_netdev_rules(struct nftsync_batch *b, const char *c,
+			      uint16_t grp)
+{
+	static const uint8_t nd[] = { 135, 136 };
+	uint8_t icmp6 = IPPROTO_ICMPV6;
+	struct rb rb;
+	size_t i;
+	int err;
+
+	NRULE(rb_meta(&rb, NFT_META_L4PROTO);
+	      rb_cmp(&rb, NFT_CMP_NEQ, &icmp6, 1); m_routed(&rb);
+	      a_verdict(&rb, NF_ACCEPT));
+	NEMIT("routed by the IP stack: judged by chain egress or the BPF program");
+	for (i = 0; i < sizeof(nd); i++) {
+		NRULE(m_l4proto(&rb, IPPROTO_ICMPV6);
+		      rb_payload(&rb, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
+		      rb_cmp(&rb, NFT_CMP_EQ, &nd[i], 1);
+		      m_from_user_socket(&rb);
+		      m_daddr6_cmp(&rb, NFT_CMP_NEQ, "fe80::", 10);
+		      m_daddr6_cmp(&rb, NFT_CMP_NEQ, "ff02::", 16);
+		      a_drop(&rb, "nd_drop", "default_deny", grp));
+		NEMIT(nd[i] == 135 ?
+			      "neighbour solicitation from a process, off the link scope" :
+			      "neighbour advertisement from a process, off the link scope");
+	}
+	NRULE(m_routed(&rb); a_verdict(&rb, NF_ACCEPT));
+	NEMIT("routed by the IP stack (ICMPv6)");
+	NRULE(m_from_user_socket(&rb);
+	      a_drop(&rb, "raw_frame_drop", "raw_frame", grp));
+	NEMIT("a process's frame the IP stack did not route: packet socket");
+	NRULE(m_ether_arp(&rb); a_verdict(&rb, NF_ACCEPT));
+	NEMIT("the kernel's ARP");
+	NRULE(a_drop(&rb, "raw_frame_drop", "raw_frame", grp));
+	NEMIT("neither routed nor ARP");
+	return 0;
+}
+#undef NRULE
+#undef NEMIT
+
+int nftsync_build_netdev(struct nftsync_batch *b, const char *const *ifnames,
+			 size_t n, uint16_t grp)
+{
+	char chain[64];
+	size_t i;
+	int err;
+
+	if (n > NFTSYNC_NETDEV_MAX_IFS || (n && !ifnames))
+		return -EINVAL;
+	for (i = 0; i < n; i++)
+		if (netdev_chain_name(chain, sizeof(chain), ifnames[i]))
+			return -EINVAL;
+	err = batch_begin(b);
+	/* Replace in one transaction: frames meet the old chains or the new,
+	 * never none; an interface gone since is gone from the table. */
+	if (!err)
+		err = emit_netdev_table(b, NFT_MSG_NEWTABLE);
+	if (!err)
+		err = emit_netdev_table(b, NFT_MSG_DELTABLE);
+	if (!err && n)
+		err = emit_netdev_table(b, NFT_MSG_NEWTABLE);
+	if (!err && n)
+		err = emit_netdev_counter(b, "raw_frame_drop",
+					  "frames not routed by the IP stack (packet sockets)");
+	if (!err && n)
+		err = emit_netdev_counter(b, "nd_drop",
+					  "ICMPv6 NS/NA a process sent off the link scope");
+	for (i = 0; i < n && !err; i++) {
+		netdev_chain_name(chain, sizeof(chain), ifnames[i]);
+		err = emit_netdev_chain(b, chain, ifnames[i]);
+		if (!err)
+			err = build_netdev_rules(b, chain, grp);
+	}
 	if (!err)
 		err = batch_end(b);
 	return err;
@@ -2900,6 +3290,26 @@ int nftsync_cleanup(struct nftsync *ns, char *err, size_t errlen)
 		ns->filtering = false;
 		cache_each(ns, forget_kernel_state, NULL);
 	}
+	return ret;
+}
+
+int nftsync_netdev_apply(struct nftsync *ns, const char *const *ifnames,
+			 size_t n, char *err, size_t errlen)
+{
+	struct nftsync_batch *b;
+	int ret;
+
+	b = nftsync_batch_new(ns->seq);
+	if (!b) {
+		snprintf(err, errlen, "nftables: out of memory");
+		return -ENOMEM;
+	}
+	ret = nftsync_build_netdev(b, ifnames, n, NFTSYNC_DEFAULT_LOG_GROUP);
+	if (ret)
+		snprintf(err, errlen, "table netdev: %s", strerror(-ret));
+	else
+		ret = run_batch(ns, b, err, errlen);
+	nftsync_batch_free(b);
 	return ret;
 }
 

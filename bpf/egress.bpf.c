@@ -4,9 +4,11 @@
  * and IPv6 packet of the workload's sockets in egressd's own network
  * namespace against maps the agent keeps in sync with the compiled policy.
  * The verdict order mirrors the nftables chain (docs/bpf.md): the API
- * port, loopback, agent exemption (by socket cookie), essential ICMPv6,
- * DoT, DoH, deny set, port 53 around the redirect, learned addresses,
- * allow set, IPv6 deny mode, default verdict. Every judged packet is
+ * port, loopback, agent exemption (by socket cookie), ICMPv6 (link types
+ * only to link-scope destinations, errors only in answer to the peer they
+ * go to), DoT, DoH, deny set, port 53 around the redirect, learned
+ * addresses, allow set, IPv6 deny mode, default verdict. Every judged
+ * packet is
  * counted per reason; violations go to the events ring buffer, folded to
  * one record per second per (reason, dst, dport). Observe mode reports the
  * same violations but lets the packet pass.
@@ -361,6 +363,7 @@ static __always_inline int judge(struct __sk_buff *skb,
 	struct egressd_rule_val *r;
 	const __u32 *addr = pkt->dst;
 	int is6 = pkt->family == 6;
+	int link;
 
 	if (is6 && is_v4mapped(pkt->dst)) {
 		addr = &pkt->dst[3];
@@ -376,8 +379,11 @@ static __always_inline int judge(struct __sk_buff *skb,
 	 * this chain would not allow (see egress_filter) */
 	if (!pkt->family)
 		goto out_default;
-	if (is_icmp6_essential(pkt))
+	link = icmp6_link_verdict(skb, pkt);
+	if (link > 0)
 		return EGRESS_VERDICT_ALLOW;
+	if (link < 0 || (is_icmp6_error(pkt) && !icmp6_error_answers(skb, pkt)))
+		return EGRESSD_REASON_DEFAULT_DENY;
 
 	if (!(pkt->flags & EGRESSD_EV_NO_L4) &&
 	    (pkt->proto == IPPROTO_TCP || pkt->proto == IPPROTO_UDP)) {

@@ -28,6 +28,8 @@ struct egress_pkt {
 	__u8 icmp_type;
 	__u8 flags; /* EGRESSD_EV_V4MAPPED | EGRESSD_EV_NO_L4 */
 	__u8 tcp_flags; /* TCP header byte 13 (FIN..CWR), 0 otherwise */
+	__u8 hop_limit; /* IPv6 hop limit, 0 for IPv4 */
+	__u16 l4off; /* ICMP header offset (ICMP only) */
 };
 
 #define EGRESS_TCP_SYN 0x02
@@ -58,6 +60,7 @@ static __always_inline void parse_l4(struct __sk_buff *skb, __u32 off,
 	case IPPROTO_ICMPV6:
 		if (bpf_skb_load_bytes(skb, off, &pkt->icmp_type, 1) < 0)
 			break;
+		pkt->l4off = off;
 		return;
 	default:
 		return;
@@ -146,6 +149,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb,
 	if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) < 0)
 		return -1;
 	pkt->family = 6;
+	pkt->hop_limit = ip6.hop_limit;
 	__builtin_memcpy(pkt->src, &ip6.saddr, 16);
 	__builtin_memcpy(pkt->dst, &ip6.daddr, 16);
 	nexthdr = ip6.nexthdr;
@@ -195,14 +199,160 @@ static __always_inline int is_loopback(const __u32 *a, int is6)
 	return a[0] == 0 && a[1] == 0 && a[2] == 0 && a[3] == bpf_htonl(1);
 }
 
-/* Neighbour discovery (133..137) and packet-too-big (2) keep IPv6 alive. */
-static __always_inline int is_icmp6_essential(const struct egress_pkt *pkt)
+/* ICMPv6 types the link needs (RFC 4443, 4861, 2710, 3810). */
+#define EGRESS_ICMP6_MLD1_REPORT 131
+#define EGRESS_ICMP6_MLD1_DONE 132
+#define EGRESS_ICMP6_RS 133
+#define EGRESS_ICMP6_NS 135
+#define EGRESS_ICMP6_NA 136
+#define EGRESS_ICMP6_MLD2_REPORT 143
+
+/* fe80::/10 (link-local unicast) */
+static __always_inline int is_ll6(const __u32 *a)
 {
+	return (bpf_ntohl(a[0]) & 0xffc00000) == 0xfe800000;
+}
+
+/* ff02::/16 (link-scope multicast: never forwarded by a router) */
+static __always_inline int is_mc_link6(const __u32 *a)
+{
+	return (bpf_ntohl(a[0]) & 0xffff0000) == 0xff020000;
+}
+
+/* ff02::<last> (all-nodes 1, all-routers 2, all MLDv2 routers 0x16) */
+static __always_inline int is_mc6(const __u32 *a, __u32 last)
+{
+	return a[0] == bpf_htonl(0xff020000) && a[1] == 0 && a[2] == 0 &&
+	       a[3] == bpf_htonl(last);
+}
+
+/* ff02::1:ff00:0/104 (solicited-node) */
+static __always_inline int is_solicited6(const __u32 *a)
+{
+	return a[0] == bpf_htonl(0xff020000) && a[1] == 0 &&
+	       a[2] == bpf_htonl(1) &&
+	       (bpf_ntohl(a[3]) & 0xff000000) == 0xff000000;
+}
+
+/*
+ * A neighbour solicitation or advertisement to a unicast address off the
+ * link scope, built as the kernel's own neighbour discovery builds it:
+ * NUD probes an on-link neighbour at its global address (NS, target =
+ * destination) and a solicitation that came from a global address is
+ * answered there (NA: solicited, not a router, target = our source).
+ * Where the program sees the kernel's ND (its ndisc socket belongs to the
+ * cgroup of whoever created the namespace: the host's root, or the app
+ * container under Docker), it must pass. Only that exact shape passes:
+ * 24 bytes, or 32 with the one link-layer address option; reserved bits
+ * zero. What a raw socket could still hide in it (the option's 6-byte
+ * address, the override flag) is closed by table netdev egressd, which
+ * drops NS/NA that a process's socket sent off the link scope
+ * (docs/nftables.md).
+ */
+static __always_inline int nd_unicast_shaped(struct __sk_buff *skb,
+					     const struct egress_pkt *pkt)
+{
+	__u32 len = skb->len - pkt->l4off;
+	const __u32 *want = pkt->icmp_type == EGRESS_ICMP6_NS ? pkt->dst :
+								   pkt->src;
+	__u8 h[32];
+	__u32 t[4];
+
+	if (len == 32) {
+		if (bpf_skb_load_bytes(skb, pkt->l4off, h, 32) < 0)
+			return 0;
+		if (h[25] != 1 ||
+		    h[24] != (pkt->icmp_type == EGRESS_ICMP6_NS ? 1 : 2))
+			return 0;
+	} else if (len == 24) {
+		if (bpf_skb_load_bytes(skb, pkt->l4off, h, 24) < 0)
+			return 0;
+	} else {
+		return 0;
+	}
+	if (h[1] != 0 || h[5] != 0 || h[6] != 0 || h[7] != 0)
+		return 0;
+	if (pkt->icmp_type == EGRESS_ICMP6_NS ? h[4] != 0 :
+						(h[4] & 0xdf) != 0x40)
+		return 0;
+	__builtin_memcpy(t, h + 8, 16);
+	return t[0] == want[0] && t[1] == want[1] && t[2] == want[2] &&
+	       t[3] == want[3];
+}
+
+/*
+ * The ICMPv6 the link needs, only where RFC 4861/3810 send it: router
+ * solicitation to all-routers, neighbour solicitation to a solicited-node
+ * or link-local address, advertisement to all-nodes or link-local, all
+ * with hop limit 255; MLD reports (v2 to ff02::16, v1 to link-scope
+ * groups) with hop limit 1. None of these destinations is ever forwarded
+ * off the link, so they carry nothing out. The kernel's own NS/NA to an
+ * on-link neighbour's global address pass when shaped as the kernel
+ * builds them (nd_unicast_shaped). 1: a link type where it belongs; -1:
+ * a link type anywhere else; 0: not a link type.
+ * Keep in sync with build_icmp6_rules() in agent/nftsync.c.
+ */
+static __always_inline int icmp6_link_verdict(struct __sk_buff *skb,
+					      const struct egress_pkt *pkt)
+{
+	const __u32 *d = pkt->dst;
+	int ok;
+
 	if (pkt->family != 6 || pkt->proto != IPPROTO_ICMPV6 ||
 	    (pkt->flags & EGRESSD_EV_NO_L4))
 		return 0;
-	return pkt->icmp_type == 2 ||
-	       (pkt->icmp_type >= 133 && pkt->icmp_type <= 137);
+	switch (pkt->icmp_type) {
+	case EGRESS_ICMP6_RS:
+		ok = pkt->hop_limit == 255 && is_mc6(d, 2);
+		break;
+	case EGRESS_ICMP6_NS:
+		ok = pkt->hop_limit == 255 &&
+		     (is_ll6(d) || is_solicited6(d) ||
+		      (!is_mc_link6(d) && nd_unicast_shaped(skb, pkt)));
+		break;
+	case EGRESS_ICMP6_NA:
+		ok = pkt->hop_limit == 255 &&
+		     (is_ll6(d) || is_mc6(d, 1) ||
+		      (!is_mc_link6(d) && nd_unicast_shaped(skb, pkt)));
+		break;
+	case EGRESS_ICMP6_MLD2_REPORT:
+		ok = pkt->hop_limit == 1 && is_mc6(d, 0x16);
+		break;
+	case EGRESS_ICMP6_MLD1_REPORT:
+	case EGRESS_ICMP6_MLD1_DONE:
+		ok = pkt->hop_limit == 1 && is_mc_link6(d);
+		break;
+	default:
+		return 0;
+	}
+	return ok ? 1 : -1;
+}
+
+/* ICMPv6 errors: destination unreachable, packet too big, time exceeded,
+ * parameter problem (RFC 4443 types 1..4). */
+static __always_inline int is_icmp6_error(const struct egress_pkt *pkt)
+{
+	return pkt->family == 6 && pkt->proto == IPPROTO_ICMPV6 &&
+	       !(pkt->flags & EGRESSD_EV_NO_L4) && pkt->icmp_type >= 1 &&
+	       pkt->icmp_type <= 4;
+}
+
+/*
+ * An error we send is about a packet we received: the packet it embeds
+ * (after the 8-byte ICMPv6 header) came from the peer the error goes to.
+ * 1 when the embedded source is the error's destination; the error is
+ * then judged by that destination like any packet. An error about
+ * anything else (made up, or about a third party) answers no flow.
+ */
+static __always_inline int icmp6_error_answers(struct __sk_buff *skb,
+					       const struct egress_pkt *pkt)
+{
+	__u32 src[4];
+
+	if (bpf_skb_load_bytes(skb, pkt->l4off + 8 + 8, src, sizeof(src)) < 0)
+		return 0;
+	return src[0] == pkt->dst[0] && src[1] == pkt->dst[1] &&
+	       src[2] == pkt->dst[2] && src[3] == pkt->dst[3];
 }
 
 #endif /* __EGRESSD_PARSE_BPF_H */

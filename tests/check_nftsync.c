@@ -257,6 +257,8 @@ static void render(struct sbuf *sb, const struct nlmsghdr *nlh)
 		ck_assert_int_eq(nftnl_table_nlmsg_parse(nlh, t), 0);
 		sb_add(sb, "table%c %s", type == NFT_MSG_NEWTABLE ? '+' : '-',
 		       nftnl_table_get_str(t, NFTNL_TABLE_NAME));
+		if (nftnl_table_get_u32(t, NFTNL_TABLE_FAMILY) == NFPROTO_NETDEV)
+			sb_add(sb, " netdev");
 		if (nftnl_table_is_set(t, NFTNL_TABLE_USERDATA)) {
 			ud = nftnl_table_get_data(t, NFTNL_TABLE_USERDATA, &len);
 			sb_add(sb, " \"%s\"", comment_of(ud, len, NFTNL_UDATA_TABLE_COMMENT));
@@ -278,6 +280,9 @@ static void render(struct sbuf *sb, const struct nlmsghdr *nlh)
 			       nftnl_chain_get_s32(c, NFTNL_CHAIN_PRIO),
 			       nftnl_chain_get_u32(c, NFTNL_CHAIN_POLICY),
 			       comment_of(ud, len, NFTNL_UDATA_CHAIN_COMMENT));
+			if (nftnl_chain_is_set(c, NFTNL_CHAIN_DEV))
+				sb_add(sb, " dev=%s",
+				       nftnl_chain_get_str(c, NFTNL_CHAIN_DEV));
 		}
 		nftnl_chain_free(c);
 		break;
@@ -462,6 +467,21 @@ static int chain_comments(const struct trace *t, const char *chain,
 			out[n++] = strchr(t->line[i], '"');
 	return n;
 }
+
+/* The comments of the ICMPv6 rules (build_icmp6_rules), in order. */
+#define ICMP6_RULES                                                              \
+	"ICMPv6 router solicitation to all-routers",                              \
+		"ICMPv6 neighbour solicitation to a solicited-node address",      \
+		"ICMPv6 neighbour solicitation to link-local",                    \
+		"ICMPv6 neighbour advertisement to all-nodes",                    \
+		"ICMPv6 neighbour advertisement to link-local",                   \
+		"MLDv2 report to all MLDv2 routers",                              \
+		"MLDv1 report, link-scope group",                                 \
+		"MLDv1 done, link-scope group",                                   \
+		"neighbour solicitation from a process, off the link scope",      \
+		"neighbour advertisement from a process, off the link scope",     \
+		"the kernel's neighbour solicitation (NUD) to an on-link neighbour", \
+		"the kernel's neighbour advertisement to an on-link neighbour"
 
 START_TEST(test_nftsync_batch_framing)
 {
@@ -720,11 +740,7 @@ START_TEST(test_nftsync_filter_chain_order)
 		"loopback: egressd DNS proxy and API",
 		"loopback destination: DNS redirected to egressd",
 		"loopback destination: DNS redirected to egressd",
-		"ICMPv6 packet too big (path MTU)",
-		"ICMPv6 router solicitation",
-		"ICMPv6 neighbour solicitation",
-		"ICMPv6 neighbour advertisement",
-		"ICMPv6 multicast listener report",
+		ICMP6_RULES,
 		"flows already allowed continue",
 		"egressd agent to its upstream resolvers",
 		"egressd agent to its upstream resolvers",
@@ -765,7 +781,7 @@ START_TEST(test_nftsync_filter_chain_order)
 	}
 	/* last rule: counted, logged drop */
 	ck_assert_int_eq(count_sub(&t, "rule egress",
-				   "objref(1,default_drop) log(egressd:default_deny,180) immediate(drop)"),
+				   "objref(1,default_drop) log(egressd:default_deny,180) immediate(drop) \"defaultAction deny\""),
 			 1);
 	ck_assert_int_eq(count_sub(&t, "rule egress",
 				   "log(egressd:dot,180) immediate(drop)"), 2);
@@ -816,7 +832,7 @@ START_TEST(test_nftsync_bpf_handoff)
 			 find_sub(&t, "\"egressd agent's own traffic (upstream DNS, webhook)\""));
 	ck_assert_int_lt(handoff,
 			 find_sub(&t, "\"port 53 only through the egressd redirect\""));
-	ck_assert_int_lt(handoff, find_sub(&t, "\"ICMPv6 router solicitation\""));
+	ck_assert_int_lt(handoff, find_sub(&t, "\"ICMPv6 router solicitation to all-routers\""));
 	ck_assert_int_lt(handoff, find_sub(&t, "\"DNS over TLS\""));
 	/* the rest of the namespace is still judged statefully */
 	ck_assert_int_eq(count_sub(&t, "rule egress", " ct(0) "), 1);
@@ -867,11 +883,7 @@ START_TEST(test_nftsync_bpf_redirect)
 {
 	static const char *const want_dns[] = {
 		"loopback: egressd DNS proxy and API",
-		"ICMPv6 packet too big (path MTU)",
-		"ICMPv6 router solicitation",
-		"ICMPv6 neighbour solicitation",
-		"ICMPv6 neighbour advertisement",
-		"ICMPv6 multicast listener report",
+		ICMP6_RULES,
 		"egressd agent to its upstream resolvers",
 		"port 53 only through the egressd redirect",
 		"egressd agent to its upstream resolvers",
@@ -923,7 +935,7 @@ START_TEST(test_nftsync_bpf_redirect)
 	ck_assert_int_ge(find(&t, 0, "chain+ egress filter hook=3 prio=0 policy=1 \"egressd dns mode: IPv6 off, port 53 only through the redirect, accepts the rest\""), 0);
 	ck_assert_int_eq(count_sub(&t, "rule egress", "reject("), 2);
 	ck_assert_int_eq(count_sub(&t, "rule egress", "objref(1,dns_drop)"), 2);
-	ck_assert_int_eq(count(&t, "obj- "), 5);
+	ck_assert_int_eq(count(&t, "obj- "), 4);
 	trace_free(&t);
 }
 END_TEST
@@ -948,7 +960,7 @@ START_TEST(test_nftsync_default_accept_ipv6_deny)
 	ck_assert_int_lt(find_sub(&t, "\"IPv6 disabled\""),
 			 find_sub(&t, "\"allowed by IP/CIDR rule\""));
 	ck_assert_int_eq(count_sub(&t, "rule egress", " immediate(accept) \"defaultAction allow\""), 1);
-	ck_assert_int_eq(count_sub(&t, "rule egress", "default_drop"), 0);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "\"defaultAction deny\""), 0);
 	trace_free(&t);
 }
 END_TEST
@@ -978,7 +990,7 @@ START_TEST(test_nftsync_ipv6_deny_rejects)
 	ck_assert_int_eq(count_sub(&t, "rule egress", "ipv6_drop) log(egressd:ipv6_disabled,180) immediate(drop)"), 0);
 	/* right after the ICMPv6 accepts, ahead of the agent and the rest */
 	ck_assert_str_eq(strchr(t.line[i - 1], '"'),
-			 "\"ICMPv6 multicast listener report\"");
+			 "\"the kernel's neighbour advertisement to an on-link neighbour\"");
 	ck_assert_int_lt(i, find_sub(&t, "\"egressd agent to its upstream resolvers\""));
 	ck_assert_int_lt(i, find_sub(&t, "\"egressd agent's own traffic (upstream DNS, webhook)\""));
 	/* ND stays allowed ahead of the IPv6 reject */
@@ -1015,11 +1027,7 @@ START_TEST(test_nftsync_dns_mode_ipv6_deny)
 		"loopback: egressd DNS proxy and API",
 		"loopback destination: DNS redirected to egressd",
 		"loopback destination: DNS redirected to egressd",
-		"ICMPv6 packet too big (path MTU)",
-		"ICMPv6 router solicitation",
-		"ICMPv6 neighbour solicitation",
-		"ICMPv6 neighbour advertisement",
-		"ICMPv6 multicast listener report",
+		ICMP6_RULES,
 		"IPv6 disabled: TCP reset",
 		"IPv6 disabled",
 		"dns mode: nothing else is filtered here",
@@ -1065,7 +1073,8 @@ START_TEST(test_nftsync_dns_mode_ipv6_deny)
 	ck_assert_int_eq(count(&t, "set-"), 12);
 	ck_assert_int_eq(count(&t, "elem"), 0);
 	ck_assert_int_eq(count(&t, "obj+"), 7);
-	ck_assert_int_eq(count(&t, "obj-"), 6);
+	/* default_drop stays for the ICMPv6 rules */
+	ck_assert_int_eq(count(&t, "obj-"), 5);
 	ck_assert_int_eq(count(&t, "obj- ipv6_drop"), 0);
 	/* the redirect is unchanged */
 	ck_assert_int_eq(count(&t, "rule dns_redirect"), 3);
@@ -1077,6 +1086,51 @@ START_TEST(test_nftsync_dns_mode_ipv6_deny)
 	ck_assert_int_eq(count(&t, "rule egress"), 0);
 	ck_assert_int_eq(count(&t, "chain+ egress"), 1);
 	ck_assert_int_eq(count(&t, "obj- ipv6_drop"), 1);
+	trace_free(&t);
+}
+END_TEST
+
+/*
+ * ICMPv6 (issue 12): the link types only to link-scope destinations with
+ * the RFC hop limit; a process's NS/NA anywhere else dropped; the
+ * kernel's own NS/NA (no user socket) to on-link neighbours accepted;
+ * no type accepted unconditionally, errors included.
+ */
+START_TEST(test_nftsync_icmp6_link_scope)
+{
+	static const char *const want[] = {
+		/* icmpv6 type 133 ip6 hoplimit 255 ip6 daddr ff02::2 */
+		"meta(15) cmp(0,0a) meta(16) cmp(0,3a) payload(2,0,1) cmp(0,85) payload(1,7,1) cmp(0,ff) payload(1,24,16) cmp(0,ff020000000000000000000000000002) immediate(accept)",
+		/* NS to ff02::1:ff00:0/104 */
+		"cmp(0,87) payload(1,7,1) cmp(0,ff) payload(1,24,16) bitwise(ffffffffffffffffffffffffff000000) cmp(0,ff0200000000000000000001ff000000) immediate(accept)",
+		/* NS to fe80::/10 */
+		"cmp(0,87) payload(1,7,1) cmp(0,ff) payload(1,24,16) bitwise(ffc00000000000000000000000000000) cmp(0,fe800000000000000000000000000000) immediate(accept)",
+		/* MLDv2 report, hop limit 1, to ff02::16 */
+		"cmp(0,8f) payload(1,7,1) cmp(0,01) payload(1,24,16) cmp(0,ff020000000000000000000000000016) immediate(accept)",
+		/* a process's NS elsewhere: meta skuid >= 0, dropped */
+		"cmp(0,87) meta(10) cmp(5,00000000) objref(1,default_drop) log(egressd:default_deny,180) immediate(drop)",
+		/* the kernel's NA (no user socket) with hop limit 255 */
+		"cmp(0,88) payload(1,7,1) cmp(0,ff) immediate(accept) \"the kernel's",
+	};
+	struct nftsync_config cfg = base_cfg();
+	struct trace t;
+	size_t i;
+	int u, k;
+
+	build_apply(&cfg, NULL, 0, 0, &t);
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		ck_assert_msg(count_sub(&t, "rule egress", want[i]) == 1,
+			      "missing: %s", want[i]);
+	/* the process's drop comes before the kernel's accept */
+	u = find_sub(&t, "\"neighbour advertisement from a process");
+	k = find_sub(&t, "\"the kernel's neighbour advertisement");
+	ck_assert_int_gt(u, 0);
+	ck_assert_int_lt(u, k);
+	/* no ICMPv6 type is accepted without a destination or hop limit
+	 * check: packet too big (2) and echo (128) are judged as usual */
+	ck_assert_int_eq(count_sub(&t, "rule egress", "payload(2,0,1) cmp(0,02)"), 0);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "cmp(0,3a) payload(2,0,1)"), 12);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "payload(1,7,1)"), 10);
 	trace_free(&t);
 }
 END_TEST
@@ -1466,9 +1520,76 @@ START_TEST(test_nftsync_cleanup_batch)
 
 	ck_assert_int_eq(nftsync_build_cleanup(b), 0);
 	trace_batch(b, &t);
-	ck_assert_int_eq(t.n, 3);
-	ck_assert_str_eq(t.line[1], "table- egressd");
+	/* both tables, each added first so that a missing one is fine */
+	ck_assert_int_eq(t.n, 6);
+	ck_assert_str_eq(t.line[2], "table- egressd");
+	ck_assert_str_eq(t.line[4], "table- egressd netdev");
 	trace_free(&t);
+	nftsync_batch_free(b);
+}
+END_TEST
+
+/*
+ * Table netdev egressd (issue 12): one egress chain per interface, each
+ * accepting what the IP stack routed and the kernel's ARP, dropping a
+ * process's unrouted frames and anything else, counted and logged as
+ * raw_frame; replaced in one transaction.
+ */
+START_TEST(test_nftsync_netdev_table)
+{
+	static const char *const ifs[] = { "lo", "eth0" };
+	static const char *const want[] = {
+		/* meta l4proto != ipv6-icmp meta rtclassid >= 0 accept */
+		"rule frames_eth0 meta(16) cmp(1,3a) meta(13) cmp(5,00000000) immediate(accept)",
+		/* a process's NS off the link scope */
+		"rule frames_eth0 meta(16) cmp(0,3a) payload(2,0,1) cmp(0,87) meta(10) cmp(5,00000000) payload(1,24,16) bitwise(ffc00000000000000000000000000000) cmp(1,fe800000000000000000000000000000) payload(1,24,16) bitwise(ffff0000000000000000000000000000) cmp(1,ff020000000000000000000000000000) objref(1,nd_drop) log(egressd:default_deny,180) immediate(drop)",
+		"rule frames_eth0 meta(16) cmp(0,3a) payload(2,0,1) cmp(0,88) meta(10)",
+		/* the rest of what the IP stack routed (ICMPv6) */
+		"rule frames_eth0 meta(13) cmp(5,00000000) immediate(accept)",
+		/* meta skuid >= 0: a process's socket, no route */
+		"rule frames_eth0 meta(10) cmp(5,00000000) objref(1,raw_frame_drop) log(egressd:raw_frame,180) immediate(drop)",
+		/* @ll,96,16 0x0806: ARP by the Ethernet header */
+		"rule frames_eth0 payload(0,12,2) cmp(0,0806) immediate(accept)",
+		"rule frames_eth0 objref(1,raw_frame_drop) log(egressd:raw_frame,180) immediate(drop) \"neither routed nor ARP\"",
+	};
+	struct nftsync_batch *b = nftsync_batch_new(1);
+	const char *bad[] = { "" };
+	struct trace t;
+	size_t i;
+	int lo, eth;
+
+	ck_assert_int_eq(nftsync_build_netdev(b, ifs, 2, 180), 0);
+	trace_batch(b, &t);
+	ck_assert_int_eq(strncmp(t.line[1], "table+ egressd netdev", 21), 0);
+	ck_assert_str_eq(t.line[2], "table- egressd netdev");
+	ck_assert_str_eq(t.line[3], "table+ egressd netdev \"egressd: frames the IP stack did not route are dropped\"");
+	ck_assert_int_eq(count(&t, "obj+ raw_frame_drop"), 1);
+	ck_assert_int_eq(count(&t, "obj+ nd_drop"), 1);
+	lo = find(&t, 0, "chain+ frames_lo filter hook=1 prio=0 policy=1");
+	eth = find(&t, 0, "chain+ frames_eth0 filter hook=1 prio=0 policy=1");
+	ck_assert_int_gt(lo, 0);
+	ck_assert_int_gt(eth, lo);
+	ck_assert_ptr_nonnull(strstr(t.line[lo], " dev=lo"));
+	ck_assert_ptr_nonnull(strstr(t.line[eth], " dev=eth0"));
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		ck_assert_int_eq(find(&t, eth, want[i]), eth + 1 + (int)i);
+	ck_assert_int_eq(count(&t, "rule frames_lo"), 7);
+	ck_assert_int_eq(count(&t, "rule frames_eth0"), 7);
+	/* nothing of table inet egressd */
+	ck_assert_int_eq(count(&t, "set"), 0);
+	ck_assert_str_eq(t.line[t.n - 1], "end");
+	trace_free(&t);
+
+	/* no interfaces: the table only goes */
+	nftsync_batch_reset(b, 2);
+	ck_assert_int_eq(nftsync_build_netdev(b, ifs, 0, 180), 0);
+	trace_batch(b, &t);
+	ck_assert_int_eq(t.n, 4);
+	ck_assert_str_eq(t.line[2], "table- egressd netdev");
+	trace_free(&t);
+
+	nftsync_batch_reset(b, 3);
+	ck_assert_int_eq(nftsync_build_netdev(b, bad, 1, 180), -EINVAL);
 	nftsync_batch_free(b);
 }
 END_TEST
@@ -1815,6 +1936,8 @@ static Suite *nftsync_suite(void)
 	tcase_add_test(tc, test_nftsync_dns_mode_ipv6_deny);
 	tcase_add_test(tc, test_nftsync_bpf_handoff);
 	tcase_add_test(tc, test_nftsync_bpf_redirect);
+	tcase_add_test(tc, test_nftsync_icmp6_link_scope);
+	tcase_add_test(tc, test_nftsync_netdev_table);
 	tcase_add_test(tc, test_nftsync_blanket_443);
 	tcase_add_test(tc, test_nftsync_sets_and_counters);
 	tcase_add_test(tc, test_nftsync_forget_and_flush_learned);

@@ -20,6 +20,9 @@ enum events_reason {
 	EVENTS_REASON_IPV6_DISABLED = 4,
 	EVENTS_REASON_REBINDING = 5,
 	EVENTS_REASON_API = 6, /* the workload reaching for egressd's API */
+	/* packet layer: a frame the IP stack did not route (packet socket),
+	 * dropped by table netdev egressd */
+	EVENTS_REASON_RAW_FRAME = 7,
 	EVENTS_REASON_MAX,
 };
 

@@ -35,6 +35,13 @@
 #define NFTSYNC_DEFAULT_LOG_GROUP 180
 /* Drop rules log with prefix NFTSYNC_LOG_PREFIX "<reason>". */
 #define NFTSYNC_LOG_PREFIX "egressd:"
+/*
+ * Table netdev egressd: one egress chain per interface of the namespace
+ * (NFTSYNC_NETDEV_CHAIN_PREFIX + name) that drops frames the IP stack did
+ * not route (packet sockets), docs/nftables.md.
+ */
+#define NFTSYNC_NETDEV_CHAIN_PREFIX "frames_"
+#define NFTSYNC_NETDEV_MAX_IFS 64
 /* Domains remembered per learned address (most recent first). */
 #define NFTSYNC_MAX_TEACHERS 4
 
@@ -225,8 +232,19 @@ int nftsync_build_level_probe(struct nftsync_batch *b, uint64_t id,
 /* Remove the probe chain. */
 int nftsync_build_probe_cleanup(struct nftsync_batch *b);
 
-/* Delete table inet egressd. */
+/* Delete table inet egressd and table netdev egressd (if there). */
 int nftsync_build_cleanup(struct nftsync_batch *b);
+
+/*
+ * Table netdev egressd, replaced in one transaction: an egress chain for
+ * each of the n interfaces ifnames (at most NFTSYNC_NETDEV_MAX_IFS, names
+ * shorter than IFNAMSIZ) that accepts what the IP stack routed and the
+ * kernel's ARP, and drops (counter raw_frame_drop, NFLOG group grp with
+ * reason raw_frame) every other frame. n 0: the table is only removed.
+ * 0, -EINVAL, -ENOMEM.
+ */
+int nftsync_build_netdev(struct nftsync_batch *b, const char *const *ifnames,
+			 size_t n, uint16_t grp);
 
 /* Built-in DoH/DoT provider addresses (text form, documented). */
 const char *const *nftsync_doh_builtin(size_t *n);
@@ -322,6 +340,15 @@ void nftsync_get_stats(const struct nftsync *ns, struct nftsync_stats *out);
 
 /* Delete table inet egressd (absent is fine). 0 or -errno with err. */
 int nftsync_cleanup(struct nftsync *ns, char *err, size_t errlen);
+
+/*
+ * Program table netdev egressd for these interfaces (nftsync_build_netdev
+ * with the default log group). 0 or -errno with err: -EOPNOTSUPP or
+ * -ENOENT on kernels without the netdev egress hook (before 5.16) or an
+ * interface that went away meanwhile.
+ */
+int nftsync_netdev_apply(struct nftsync *ns, const char *const *ifnames,
+			 size_t n, char *err, size_t errlen);
 
 /*
  * The level at which nft rules match cgroup id (the caller's own: it

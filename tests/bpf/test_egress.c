@@ -72,6 +72,14 @@ enum pkt_shape {
 	SHAPE_V6_FRAG_LATER, /* fragment header, offset != 0 */
 	SHAPE_V4_FRAG_LATER, /* IPv4 fragment offset != 0 */
 	SHAPE_V4_BAD_IHL, /* IPv4 header length field < 5 */
+	SHAPE_HLIM1, /* IPv6 hop limit 1 (otherwise 64) */
+	SHAPE_HLIM255, /* IPv6 hop limit 255 */
+	SHAPE_ICMP6_ANSWER, /* ICMPv6 error embedding a packet from dst */
+	SHAPE_ICMP6_OTHER, /* ICMPv6 error embedding a packet from elsewhere */
+	SHAPE_ND_NUD, /* NS as the kernel's NUD: 24 bytes, target = dst, hl 255 */
+	SHAPE_ND_ANSWER, /* NA as the kernel answers: S, target = src, TLLA */
+	SHAPE_ND_CARGO, /* NUD-like NS with 8 more bytes that are no option */
+	SHAPE_ND_ROUTER, /* NA-like, but with the router flag */
 };
 
 /* Which pass a case belongs to (the netns guard, skb_netns_cookie). */
@@ -248,14 +256,125 @@ static const struct tcase cases[] = {
 	  .dst = "2001:db8:2::10", .proto = IPPROTO_TCP, .dport = 80,
 	  .cfg = CFG_V6DENY, .retval = EGRESS_ALLOW,
 	  .counter = EGRESSD_CNT_ALLOWED, .reason = NONE },
-	{ .desc = "ipv6 deny spares ICMPv6 NS", .family = 6,
+	{ .desc = "ipv6 deny spares ICMPv6 NS to solicited-node", .family = 6,
 	  .dst = "ff02::1:ff00:1", .proto = IPPROTO_ICMPV6, .dport = 135,
-	  .cfg = CFG_V6DENY_DD, .retval = EGRESS_ALLOW,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_HLIM255, .retval = EGRESS_ALLOW,
 	  .counter = EGRESSD_CNT_ALLOWED, .reason = NONE },
-	{ .desc = "ICMPv6 packet too big", .family = 6, .dst = "2001:db8:9::1",
-	  .proto = IPPROTO_ICMPV6, .dport = 2, .cfg = CFG_V6DENY_DD,
-	  .retval = EGRESS_ALLOW, .counter = EGRESSD_CNT_ALLOWED,
-	  .reason = NONE },
+	{ .desc = "ICMPv6 NS to link-local", .family = 6,
+	  .dst = "fe80::1", .proto = IPPROTO_ICMPV6, .dport = 135,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_HLIM255, .retval = EGRESS_ALLOW,
+	  .counter = EGRESSD_CNT_ALLOWED, .reason = NONE },
+	{ .desc = "ICMPv6 NS to a global address", .family = 6,
+	  .dst = "2001:db8:9::1", .proto = IPPROTO_ICMPV6, .dport = 135,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_HLIM255, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_DEFAULT_DENY, .reason = EGRESSD_REASON_DEFAULT_DENY,
+	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
+	{ .desc = "ICMPv6 NS to an allowed global address", .family = 6,
+	  .dst = "2001:db8:1::5", .proto = IPPROTO_ICMPV6, .dport = 135,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_HLIM255, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_DEFAULT_DENY, .reason = EGRESSD_REASON_DEFAULT_DENY,
+	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
+	{ .desc = "kernel NUD: NS to an on-link neighbour's global address", .family = 6,
+	  .dst = "2001:db8:9::1", .proto = IPPROTO_ICMPV6, .dport = 135,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_ND_NUD, .retval = EGRESS_ALLOW,
+	  .counter = EGRESSD_CNT_ALLOWED, .reason = NONE },
+	{ .desc = "kernel answer: solicited NA to a global address", .family = 6,
+	  .dst = "2001:db8:9::1", .proto = IPPROTO_ICMPV6, .dport = 136,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_ND_ANSWER, .retval = EGRESS_ALLOW,
+	  .counter = EGRESSD_CNT_ALLOWED, .reason = NONE },
+	{ .desc = "NS shaped like NUD with cargo", .family = 6,
+	  .dst = "2001:db8:9::1", .proto = IPPROTO_ICMPV6, .dport = 135,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_ND_CARGO, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_DEFAULT_DENY, .reason = EGRESSD_REASON_DEFAULT_DENY,
+	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
+	{ .desc = "NA with the router flag to a global address", .family = 6,
+	  .dst = "2001:db8:9::1", .proto = IPPROTO_ICMPV6, .dport = 136,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_ND_ROUTER, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_DEFAULT_DENY, .reason = EGRESSD_REASON_DEFAULT_DENY,
+	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
+	{ .desc = "ICMPv6 NS with hop limit 64", .family = 6,
+	  .dst = "ff02::1:ff00:1", .proto = IPPROTO_ICMPV6, .dport = 135,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_PLAIN, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_DEFAULT_DENY, .reason = EGRESSD_REASON_DEFAULT_DENY,
+	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
+	{ .desc = "ICMPv6 NA to all-nodes", .family = 6,
+	  .dst = "ff02::1", .proto = IPPROTO_ICMPV6, .dport = 136,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_HLIM255, .retval = EGRESS_ALLOW,
+	  .counter = EGRESSD_CNT_ALLOWED, .reason = NONE },
+	{ .desc = "ICMPv6 NA to link-local", .family = 6,
+	  .dst = "fe80::9", .proto = IPPROTO_ICMPV6, .dport = 136,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_HLIM255, .retval = EGRESS_ALLOW,
+	  .counter = EGRESSD_CNT_ALLOWED, .reason = NONE },
+	{ .desc = "ICMPv6 NA to a global address", .family = 6,
+	  .dst = "2001:db8:9::1", .proto = IPPROTO_ICMPV6, .dport = 136,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_HLIM255, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_DEFAULT_DENY, .reason = EGRESSD_REASON_DEFAULT_DENY,
+	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
+	{ .desc = "ICMPv6 RS to all-routers", .family = 6,
+	  .dst = "ff02::2", .proto = IPPROTO_ICMPV6, .dport = 133,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_HLIM255, .retval = EGRESS_ALLOW,
+	  .counter = EGRESSD_CNT_ALLOWED, .reason = NONE },
+	{ .desc = "ICMPv6 RS to all-nodes", .family = 6,
+	  .dst = "ff02::1", .proto = IPPROTO_ICMPV6, .dport = 133,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_HLIM255, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_DEFAULT_DENY, .reason = EGRESSD_REASON_DEFAULT_DENY,
+	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
+	{ .desc = "ICMPv6 RS to a global address", .family = 6,
+	  .dst = "2001:db8:9::1", .proto = IPPROTO_ICMPV6, .dport = 133,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_HLIM255, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_DEFAULT_DENY, .reason = EGRESSD_REASON_DEFAULT_DENY,
+	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
+	{ .desc = "MLDv2 report to ff02::16", .family = 6,
+	  .dst = "ff02::16", .proto = IPPROTO_ICMPV6, .dport = 143,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_HLIM1, .retval = EGRESS_ALLOW,
+	  .counter = EGRESSD_CNT_ALLOWED, .reason = NONE },
+	{ .desc = "MLDv2 report with hop limit 255", .family = 6,
+	  .dst = "ff02::16", .proto = IPPROTO_ICMPV6, .dport = 143,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_HLIM255, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_DEFAULT_DENY, .reason = EGRESSD_REASON_DEFAULT_DENY,
+	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
+	{ .desc = "MLDv2 report to a global address", .family = 6,
+	  .dst = "2001:db8:9::1", .proto = IPPROTO_ICMPV6, .dport = 143,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_HLIM1, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_DEFAULT_DENY, .reason = EGRESSD_REASON_DEFAULT_DENY,
+	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
+	{ .desc = "MLDv1 report to a link-scope group", .family = 6,
+	  .dst = "ff02::fb", .proto = IPPROTO_ICMPV6, .dport = 131,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_HLIM1, .retval = EGRESS_ALLOW,
+	  .counter = EGRESSD_CNT_ALLOWED, .reason = NONE },
+	{ .desc = "MLDv1 report to a global-scope group", .family = 6,
+	  .dst = "ff0e::fb", .proto = IPPROTO_ICMPV6, .dport = 131,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_HLIM1, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_DEFAULT_DENY, .reason = EGRESSD_REASON_DEFAULT_DENY,
+	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
+	{ .desc = "ICMPv6 packet too big answering nothing", .family = 6,
+	  .dst = "2001:db8:1::5", .proto = IPPROTO_ICMPV6, .dport = 2,
+	  .cfg = CFG_DENY, .shape = SHAPE_PLAIN, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_DEFAULT_DENY, .reason = EGRESSD_REASON_DEFAULT_DENY,
+	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
+	{ .desc = "ICMPv6 packet too big about a third party", .family = 6,
+	  .dst = "2001:db8:1::5", .proto = IPPROTO_ICMPV6, .dport = 2,
+	  .cfg = CFG_DENY, .shape = SHAPE_ICMP6_OTHER, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_DEFAULT_DENY, .reason = EGRESSD_REASON_DEFAULT_DENY,
+	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
+	{ .desc = "ICMPv6 packet too big to an allowed peer", .family = 6,
+	  .dst = "2001:db8:1::5", .proto = IPPROTO_ICMPV6, .dport = 2,
+	  .cfg = CFG_DENY, .shape = SHAPE_ICMP6_ANSWER, .retval = EGRESS_ALLOW,
+	  .counter = EGRESSD_CNT_ALLOWED, .reason = NONE },
+	{ .desc = "ICMPv6 unreachable to a learned peer", .family = 6,
+	  .dst = "2001:db8:2::10", .proto = IPPROTO_ICMPV6, .dport = 1,
+	  .cfg = CFG_DENY, .shape = SHAPE_ICMP6_ANSWER, .retval = EGRESS_ALLOW,
+	  .counter = EGRESSD_CNT_ALLOWED, .reason = NONE },
+	{ .desc = "ICMPv6 packet too big to a non-allowed peer", .family = 6,
+	  .dst = "2001:db8:9::1", .proto = IPPROTO_ICMPV6, .dport = 2,
+	  .cfg = CFG_DENY, .shape = SHAPE_ICMP6_ANSWER, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_DEFAULT_DENY, .reason = EGRESSD_REASON_DEFAULT_DENY,
+	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
+	{ .desc = "ICMPv6 time exceeded, IPv6 off", .family = 6,
+	  .dst = "2001:db8:9::1", .proto = IPPROTO_ICMPV6, .dport = 3,
+	  .cfg = CFG_V6DENY_DD, .shape = SHAPE_ICMP6_ANSWER, .retval = EGRESS_DROP,
+	  .counter = EGRESSD_REASON_IPV6_DISABLED, .reason = EGRESSD_REASON_IPV6_DISABLED,
+	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
 	{ .desc = "ICMPv6 echo is judged", .family = 6, .dst = "2001:db8:9::1",
 	  .proto = IPPROTO_ICMPV6, .dport = 128, .cfg = CFG_V6DENY_DD,
 	  .retval = EGRESS_DROP, .counter = EGRESSD_REASON_IPV6_DISABLED,
@@ -607,7 +726,11 @@ static size_t build_pkt(__u8 *buf, size_t cap, int family, const char *dst,
 		buf[12] = 0x86;
 		buf[13] = 0xdd;
 		ip[0] = 0x60;
-		ip[7] = 64;
+		ip[7] = shape == SHAPE_HLIM1 ? 1 :
+			shape == SHAPE_PLAIN || shape == SHAPE_ICMP6_ANSWER ||
+					shape == SHAPE_ICMP6_OTHER ?
+						     64 :
+						     255;
 		inet_pton(AF_INET6, "fd00:200::2", ip + 8);
 		inet_pton(AF_INET6, dst, ip + 24);
 		off += 40;
@@ -642,7 +765,41 @@ static size_t build_pkt(__u8 *buf, size_t cap, int family, const char *dst,
 		off += proto == IPPROTO_TCP ? 20 : 8;
 	} else {
 		buf[off] = dport; /* ICMP type */
-		off += 8;
+		if (shape >= SHAPE_ND_NUD) {
+			/* target: the destination (NS) or our source (NA) */
+			memcpy(buf + off + 8,
+			       shape == SHAPE_ND_NUD || shape == SHAPE_ND_CARGO ?
+				       ip + 24 :
+				       ip + 8,
+			       16);
+			if (shape == SHAPE_ND_ANSWER)
+				buf[off + 4] = 0x60; /* solicited, override */
+			if (shape == SHAPE_ND_ROUTER)
+				buf[off + 4] = 0xe0;
+			off += 24;
+			if (shape == SHAPE_ND_ANSWER || shape == SHAPE_ND_ROUTER) {
+				buf[off] = 2; /* target link-layer address */
+				buf[off + 1] = 1;
+				off += 8;
+			} else if (shape == SHAPE_ND_CARGO) {
+				memcpy(buf + off, "cargo!!!", 8);
+				off += 8;
+			}
+		} else {
+			off += 8;
+		}
+		if (shape == SHAPE_ICMP6_ANSWER || shape == SHAPE_ICMP6_OTHER) {
+			/* the offending packet: IPv6 + UDP, peer -> us */
+			buf[off] = 0x60;
+			buf[off + 6] = IPPROTO_UDP;
+			buf[off + 7] = 64;
+			inet_pton(AF_INET6,
+				  shape == SHAPE_ICMP6_ANSWER ? dst :
+								"2001:db8:77::1",
+				  buf + off + 8);
+			inet_pton(AF_INET6, "fd00:200::2", buf + off + 24);
+			off += 48;
+		}
 	}
 	if (family == 4) {
 		ip[2] = (off - 14) >> 8;

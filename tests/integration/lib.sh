@@ -604,10 +604,11 @@ nft_egress_rules() {
 			print }'
 }
 
-# nft_tables_named NAME: how many tables called NAME (any family) exist in
-# the sandbox netns.
+# nft_tables_named NAME [FAMILY]: how many tables called NAME (of FAMILY,
+# or of any family: egressd has inet and netdev) exist in the sandbox netns.
 nft_tables_named() {
-	nft_sb list tables 2>/dev/null | awk -v n="$1" '$3 == n { c++ } END { print c + 0 }'
+	nft_sb list tables 2>/dev/null |
+		awk -v n="$1" -v f="${2:-}" '$3 == n && (f == "" || $2 == f) { c++ } END { print c + 0 }'
 }
 
 # inet_addr ADDR...: add host addresses to the internet namespace (v4 in

@@ -99,7 +99,7 @@ assert_eq "restart: the same 8 DNS redirect links (programs swapped in place)" "
 q @"$DNS4" api.github.com A
 assert_eq "restart: DNS answered again" "NOERROR $WEB4" "$Q_STATUS $Q_ANSWER"
 if bpf_map_has learned_v4 "$WEB4"; then pass "restart: learned $WEB4 survived"; else fail "restart: learned $WEB4 survived" "$(bpf_map_text learned_v4)"; fi
-assert_eq "restart: one table inet egressd" 1 "$(nft_tables_named egressd)"
+assert_eq "restart: one table inet egressd" 1 "$(nft_tables_named egressd inet)"
 
 # Records left in the pinned ring buffer while down reach the new agent.
 wait_json_line "restart: the drop of 10.200.$X.82 made while egressd was down is reported" \

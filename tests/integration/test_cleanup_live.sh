@@ -42,7 +42,7 @@ cleanup_in_sb
 assert_eq "--cleanup while egressd runs exits 1" 1 "$CLEAN_RC"
 assert_contains "--cleanup names the running egressd" "$CLEAN_OUT" \
 	"egressd (pid $pid) is running in this network namespace and holds table inet egressd: stop it first"
-assert_eq "the table is still there" 1 "$(nft_tables_named egressd)"
+assert_eq "the table is still there" 1 "$(nft_tables_named egressd inet)"
 assert_eq "the link is still pinned and the same" "$link_id" "$(bpf_link_field id)"
 if kill -0 "$pid" 2>/dev/null; then pass "egressd still runs"; else fail "egressd still runs" "pid $pid is gone"; fi
 assert_connects "after the refusal: the allowed $WEB4:80 connects" "$WEB4" 80
@@ -117,7 +117,7 @@ assert_contains "squatted name: --cleanup says it relies on the lock" "$CLEAN_OU
 	"relying on the lock of $PIN alone"
 assert_contains "squatted name: --cleanup names the lock" "$CLEAN_OUT" \
 	"an egressd holds the lock of $PIN"
-assert_eq "squatted name: the table is still there" 1 "$(nft_tables_named egressd)"
+assert_eq "squatted name: the table is still there" 1 "$(nft_tables_named egressd inet)"
 assert_tcp_blocked "squatted name: 10.200.$X.81:80 is still blocked" "10.200.$X.81" 80
 stop_egressd
 cleanup_in_sb

@@ -32,12 +32,12 @@ check_dns_mode() {
 	assert_eq "$tag: start line: nft off" off "$(json_field "$T/egressd.out" start layers.nft.state)"
 	rules=$(nft_egress_rules)
 	n=$(wc -l <<<"$rules")
-	# the 2 API rules, lo, 5 ICMPv6, 2 rejects, accept; with the nat
+	# the 2 API rules, lo, 12 ICMPv6, 2 rejects, accept; with the nat
 	# redirect also the 2 loopback-destination accepts, with the BPF
 	# redirect the 4 port-53 rules instead. No "ct state": open IPv6
 	# flows are cut too.
-	local want=13
-	[ "$(json_field "$T/egressd.out" start layers.dns.redirect)" = bpf ] && want=15
+	local want=20
+	[ "$(json_field "$T/egressd.out" start layers.dns.redirect)" = bpf ] && want=22
 	assert_eq "$tag: chain egress has only the $want IPv6-off (and port-53) rules" "$want" "$n"
 	assert_not_contains "$tag: no ct rule" "$rules" "ct state"
 	assert_contains "$tag: it ends with accept" "$(tail -n 1 <<<"$rules")" \
@@ -46,7 +46,8 @@ check_dns_mode() {
 	assert_eq "$tag: no set in table inet egressd" "" \
 		"$(nft_sb list sets table inet egressd 2>/dev/null | grep -w set)"
 	assert_eq "$tag: counter ipv6_drop exists" 0 "$(nft_counter ipv6_drop)"
-	assert_eq "$tag: no other counter" "" "$(nft_counter default_drop)"
+	# default_drop: a process's ICMPv6 NS/NA off the link scope
+	assert_eq "$tag: no other counter" "" "$(nft_counter dot_drop)$(nft_counter deny_drop)"
 
 	q @"$DNS4" api.github.com AAAA
 	assert_eq "$tag: AAAA for an allowed name: NODATA" "NOERROR " "$Q_STATUS $Q_ANSWER"
@@ -96,7 +97,7 @@ n=$(nft_egress_rules | wc -l)
 if [ "$n" -gt 12 ]; then pass "dns+nft: the full chain ($n rules)"; else fail "dns+nft: the full chain" "$n rules"; fi
 stop_egressd
 start_egressd --mode dns --bpf off --rules "$POLICY"
-assert_eq "dns+nft -> dns: only the 11 IPv6-off rules and the 2 API rules" 13 "$(nft_egress_rules | wc -l)"
+assert_eq "dns+nft -> dns: only the 18 IPv6-off rules and the 2 API rules" 20 "$(nft_egress_rules | wc -l)"
 assert_contains "dns+nft -> dns: the chain's comment says so" \
 	"$(nft_sb list chain inet egressd egress)" "egressd IPv6 off (dns mode)"
 assert_fails_fast "dns+nft -> dns: v6 TCP connect still fails fast" \

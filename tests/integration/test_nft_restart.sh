@@ -20,7 +20,7 @@ start_egressd_nft --rules "$POLICY"
 rules1=$(nft_egress_rules)
 n1=$(grep -c . <<<"$rules1")
 if [ "$n1" -ge 10 ]; then pass "chain egress has $n1 rules"; else fail "chain egress has rules" "$(nft_sb -a list chain inet egressd egress 2>&1)"; fi
-assert_eq "one table inet egressd" 1 "$(nft_tables_named egressd)"
+assert_eq "one table inet egressd" 1 "$(nft_tables_named egressd inet)"
 
 # A workload that keeps sending to a non-allowed address, every 20 ms,
 # from before the kill until after the restart.
@@ -43,7 +43,7 @@ sleep 0.3
 kill -KILL "$EGRESSD_PID"
 wait "$EGRESSD_PID" 2>/dev/null
 EGRESSD_PID=
-assert_eq "after kill -9: table inet egressd still there" 1 "$(nft_tables_named egressd)"
+assert_eq "after kill -9: table inet egressd still there" 1 "$(nft_tables_named egressd inet)"
 before=$(nft_counter default_drop)
 assert_blocked "while egressd is down: $WEB4:80 blocked" "$WEB4" 80
 after=$(nft_counter default_drop)
@@ -65,7 +65,7 @@ if grep -q probe "$T/servers-web.log"; then
 else
 	pass "no probe got through at any moment"
 fi
-assert_eq "after restart: exactly one table inet egressd" 1 "$(nft_tables_named egressd)"
+assert_eq "after restart: exactly one table inet egressd" 1 "$(nft_tables_named egressd inet)"
 rules2=$(nft_egress_rules)
 assert_eq "after restart: same number of rules in chain egress" "$n1" "$(grep -c . <<<"$rules2")"
 assert_eq "after restart: same rules, none duplicated" "$rules1" "$rules2"
@@ -78,7 +78,7 @@ assert_connects "after restart: learning works ($WEB4:80 connects)" "$WEB4" 80
 # Clean stop: the table stays (fail closed).
 stop_egressd
 assert_eq "SIGTERM: exit status 0" 0 "$EGRESSD_RC"
-assert_eq "after SIGTERM: table inet egressd still there" 1 "$(nft_tables_named egressd)"
+assert_eq "after SIGTERM: table inet egressd still there" 1 "$(nft_tables_named egressd inet)"
 assert_eq "after SIGTERM: same rules" "$rules1" "$(nft_egress_rules)"
 assert_blocked "after SIGTERM: github.com's 10.200.$X.81:80 blocked" "10.200.$X.81" 80
 
