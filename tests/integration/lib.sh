@@ -846,8 +846,8 @@ egressd_bad_start() {
 API_ADDR=127.0.0.1:18080
 API_TOKEN=
 
-# api METHOD PATH [CURL-ARGS...]: one request from inside the sandbox netns,
-# from egressd's cgroup. Sets API_CODE (000: no answer), API_BODY
+# api METHOD PATH [CURL-ARGS...]: one request from inside the sandbox netns
+# (outside the workload cgroup). Sets API_CODE (000: no answer), API_BODY
 # (the body exactly, trailing newline kept), API_HDRS (response headers,
 # CR stripped) and API_CT (the Content-Type value).
 api() {
@@ -855,10 +855,11 @@ api() {
 	shift 2
 	[ -n "$API_TOKEN" ] && auth=(-H "OPENSANDBOX-EGRESS-AUTH: $API_TOKEN")
 	rm -f "$T/api.body" "$T/api.hdrs"
-	# From egressd's cgroup, as an operator's egressctl exec'd into the
-	# sidecar container: not a stray process of the namespace that would
-	# end BPF's whole-namespace coverage (docs/design.md, "Coverage").
-	API_CODE=$(run_in_agent_cgroup curl -s -m 5 \
+	# From the test's own cgroup: not egressd's (joining it is an
+	# intrusion egressd answers: docs/nftables.md), so a process of the
+	# namespace outside the BPF attach cgroup, which ends the
+	# whole-namespace coverage within a second (docs/design.md).
+	API_CODE=$(nsenter --net="/run/netns/$SB" -- curl -s -m 5 \
 		-X "$method" "${auth[@]}" -o "$T/api.body" -D "$T/api.hdrs" \
 		-w '%{http_code}' "$@" "http://$API_ADDR$path" 2>/dev/null)
 	API_BODY=$(cat "$T/api.body" 2>/dev/null; echo x)
