@@ -10,6 +10,8 @@ set -eu
 PACKAGES=(
 	# build
 	build-essential pkg-config clang llvm
+	# libFuzzer and clang's sanitizer runtimes (make fuzz, make test)
+	libclang-rt-dev
 	libnftnl-dev libmnl-dev libjansson-dev libbpf-dev bpftool libmicrohttpd-dev libcurl4-openssl-dev
 	# unit tests
 	check libsubunit-dev valgrind
