@@ -93,7 +93,7 @@ AGENT_MODULES := log loop config policy dnswire doh dnsproxy events cgroup cover
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
 # Unit tests: tests/check_<module>.c linked with the objects it needs.
-UNIT_TESTS := policy dnswire doh config loop netns dnsproxy nftsync events api webhook log attached
+UNIT_TESTS := policy dnswire doh config loop netns dnsproxy nftsync events api webhook log attached nflog
 check_policy_OBJS := policy log
 check_dnswire_OBJS := dnswire
 check_config_OBJS := config log
@@ -109,6 +109,7 @@ check_webhook_OBJS := webhook log loop
 check_dnsproxy_LDFLAGS := -Wl,--wrap=malloc -Wl,--wrap=calloc
 check_log_OBJS := log loop
 check_attached_OBJS := attached log
+check_nflog_OBJS := nflog nftsync events log loop dnswire
 UNIT_BINS := $(patsubst %,$(OUTPUT)/tests/check_%,$(UNIT_TESTS))
 # log.o drains through the event loop (log_attach_loop): it needs loop.o.
 unit_objs = $(patsubst %,$(OUTPUT)/agent/%.o,$(check_$(1)_OBJS) \
