@@ -233,12 +233,13 @@ fuzz_nflog_SRCS := tests/fuzz/fuzz_nflog.c agent/nflog.c agent/nftsync.c \
 	agent/events.c agent/dnswire.c $(FUZZ_AGENT_SRCS)
 fuzz_http_SRCS := tests/fuzz/fuzz_http.c agent/api.c agent/config.c \
 	$(FUZZ_AGENT_SRCS)
-$(OUTPUT)/fuzz/fuzz_%: $$(fuzz_%_SRCS)
+# Built from the sources in one step: any header may matter.
+$(OUTPUT)/fuzz/fuzz_%: $$(fuzz_%_SRCS) $(wildcard include/egressd/*.h)
 	$(Q)mkdir -p $(OUTPUT)/fuzz
 	$(call msg,FUZZ,$@)
 	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=undefined $(CPPFLAGS_ALL) $(PKG_CFLAGS) \
-		-o $@ $^ $(PKG_LIBS)
+		-o $@ $(filter %.c,$^) $(PKG_LIBS)
 
 # Policy lookup micro-benchmark (bench/, never part of `make test`).
 bench-policy: $(OUTPUT)/bench/policy_lookup
