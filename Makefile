@@ -9,6 +9,25 @@ OUTPUT := $(O)
 endif
 BUILD := build
 
+# SANITIZE=1: everything (agent, egressctl, test tools, unit tests) built
+# with ASan and UBSan into its own dirs, so it never mixes with the normal
+# build; `make test SANITIZE=1` runs the unit and integration suites on it
+# and fails on any sanitizer report (scripts/run-tests.sh). The BPF object
+# is not sanitized (clang -target bpf). clang, not gcc: gcc's UBSan ignores
+# log_path when linked with ASan, so its reports would only reach stderr.
+# clang does not see that a va_list helper's format comes from its caller.
+ifeq ($(SANITIZE),1)
+ifndef O
+OUTPUT := .output-san
+endif
+BUILD := build-san
+SAN_CC ?= clang
+CC := $(SAN_CC)
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+	     -fno-sanitize-recover=undefined
+SAN_WARNINGS := -Wno-format-nonliteral
+endif
+
 CC ?= cc
 CLANG ?= clang
 BPFTOOL ?= bpftool
@@ -36,8 +55,12 @@ VERSION_USERS := $(OUTPUT)/agent/main.o $(OUTPUT)/agent/config.o \
 	$(OUTPUT)/agent/webhook.o $(OUTPUT)/tools/egressctl.o
 
 CFLAGS ?= -O2 -g
+ifdef SAN_FLAGS
+override CFLAGS += $(SAN_FLAGS)
+endif
 WARNINGS := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes \
 	    -Wformat=2 -Wshadow -Wno-unused-parameter
+WARNINGS += $(SAN_WARNINGS)
 CPPFLAGS_ALL := -Iinclude -D_GNU_SOURCE -DEGRESSD_VERSION='"$(EGRESSD_VERSION)"'
 ALL_CFLAGS = $(CFLAGS) $(WARNINGS) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(EXTRA_CFLAGS) -MMD -MP
 
@@ -173,7 +196,7 @@ check-docs:
 test:
 	$(Q)scripts/deps.sh --if-missing test
 	$(Q)$(MAKE) tests
-	$(Q)scripts/run-tests.sh $(OUTPUT)
+	$(Q)EGRESSD_SANITIZED=$(if $(SAN_FLAGS),1,0) scripts/run-tests.sh $(OUTPUT) $(BUILD)
 
 # The README's main job: a sandbox namespace enforcing a sample policy.
 demo:
@@ -214,22 +237,46 @@ uninstall:
 		$(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(INSTALL_DOCS)))
 	$(Q)rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 
-# libFuzzer targets (clang): FUZZ_SECONDS per target, default 60.
+# libFuzzer targets (clang, ASan+UBSan; tests/fuzz/): `make fuzz` runs
+# each for FUZZ_SECONDS (default 60; FUZZ=name picks one) on a working
+# corpus in $(OUTPUT)/fuzz/ seeded from tests/fuzz/corpus_<name>/;
+# `make fuzz-replay` runs each over its committed corpus once, no
+# mutation (`make test` does it).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := dnswire policy
-fuzz: $(patsubst %,$(OUTPUT)/fuzz/fuzz_%,$(FUZZ_TARGETS))
-	$(Q)for t in $(FUZZ_TARGETS); do \
+FUZZ_TARGETS := dnswire policy always nflog http
+FUZZ ?= $(FUZZ_TARGETS)
+FUZZ_BINS := $(patsubst %,$(OUTPUT)/fuzz/fuzz_%,$(FUZZ_TARGETS))
+.PHONY: fuzz-replay
+fuzz: $(patsubst %,$(OUTPUT)/fuzz/fuzz_%,$(FUZZ))
+	$(Q)for t in $(FUZZ); do \
 		mkdir -p $(OUTPUT)/fuzz/corpus_$$t; \
 		$(OUTPUT)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+			-print_final_stats=1 \
+			-artifact_prefix=$(OUTPUT)/fuzz/$$t- \
 			$(OUTPUT)/fuzz/corpus_$$t tests/fuzz/corpus_$$t || exit 1; \
 	done
 
+fuzz-replay: $(FUZZ_BINS)
+	$(Q)scripts/fuzz-replay.sh $(OUTPUT)
+
+# `make test` replays the corpora too.
+tests: $(FUZZ_BINS)
+
+FUZZ_AGENT_SRCS := agent/policy.c agent/log.c agent/loop.c
 fuzz_dnswire_SRCS := tests/fuzz/fuzz_dnswire.c agent/dnswire.c
-fuzz_policy_SRCS := tests/fuzz/fuzz_policy.c agent/policy.c agent/log.c agent/loop.c
-$(OUTPUT)/fuzz/fuzz_%: $$(fuzz_%_SRCS)
+fuzz_policy_SRCS := tests/fuzz/fuzz_policy.c $(FUZZ_AGENT_SRCS)
+fuzz_always_SRCS := tests/fuzz/fuzz_always.c $(FUZZ_AGENT_SRCS)
+fuzz_nflog_SRCS := tests/fuzz/fuzz_nflog.c agent/nflog.c agent/nftsync.c \
+	agent/events.c agent/dnswire.c $(FUZZ_AGENT_SRCS)
+fuzz_http_SRCS := tests/fuzz/fuzz_http.c agent/api.c agent/config.c \
+	$(FUZZ_AGENT_SRCS)
+# Built from the sources in one step: any header may matter.
+$(OUTPUT)/fuzz/fuzz_%: $$(fuzz_%_SRCS) $(wildcard include/egressd/*.h)
 	$(Q)mkdir -p $(OUTPUT)/fuzz
 	$(call msg,FUZZ,$@)
-	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS_ALL) $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined $(CPPFLAGS_ALL) $(PKG_CFLAGS) \
+		-o $@ $(filter %.c,$^) $(PKG_LIBS)
 
 # Policy lookup micro-benchmark (bench/, never part of `make test`).
 bench-policy: $(OUTPUT)/bench/policy_lookup
@@ -246,7 +293,7 @@ $(OUTPUT)/bench/policy_lookup: bench/policy_lookup.c $(OUTPUT)/agent/policy.o $(
 BPF_ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' \
 	-e 's/ppc64le/powerpc/' -e 's/riscv64/riscv/' -e 's/s390x/s390/')
 BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(BPF_ARCH) \
-	-Iinclude -I/usr/include/$(shell $(CC) -dumpmachine)
+	-Iinclude -I/usr/include/$(shell $(CC) -print-multiarch)
 BPF_SKEL := $(OUTPUT)/egress.skel.h
 BPF_TEST := $(OUTPUT)/tests/bpf/test_egress
 
@@ -335,7 +382,8 @@ help:
 	@echo '  bpf            build the BPF object and its skeleton'
 	@echo '  test-bpf       BPF verdict tests (BPF_PROG_TEST_RUN; root)'
 	@echo '  vmtest         BPF verdict tests under Debian kernels in qemu (vmtests/; root)'
-	@echo '  fuzz           run the libFuzzer targets (FUZZ_SECONDS=$(FUZZ_SECONDS) each)'
+	@echo '  fuzz           run the libFuzzer targets (FUZZ_SECONDS=$(FUZZ_SECONDS) each; FUZZ=name for one)'
+	@echo '  fuzz-replay    run every fuzz target over its committed corpus once'
 	@echo '  bench-policy   policy lookup micro-benchmark (see bench/)'
 	@echo '  bench-events   violation-line cost micro-benchmark'
 	@echo '  bench-dns      DNS proxy vs dnsdist (root; bench/RESULTS.md)'
@@ -345,6 +393,7 @@ help:
 	@echo '  clean          remove $(OUTPUT)/ and $(BUILD)/'
 	@echo 'variables: V=1 (show commands), O=DIR (object dir), CC, CLANG, PKG_CONFIG, EXTRA_CFLAGS, EXTRA_LDFLAGS,'
 	@echo '  PREFIX, DESTDIR, SBINDIR, MANDIR, DOCDIR (install)'
+	@echo '  SANITIZE=1 (ASan+UBSan build in .output-san/ and build-san/; with test: fail on any report)'
 
 -include $(wildcard $(OUTPUT)/agent/*.d $(OUTPUT)/tests/*.d)
 

@@ -571,7 +571,7 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-int config_load(struct egressd_config *cfg, int argc, char **argv, char *err,
+static int load(struct egressd_config *cfg, int argc, char **argv, char *err,
 		size_t errlen)
 {
 	struct option longopts[OPT_MAX + 5];
@@ -869,6 +869,17 @@ int config_warn_unsupported(const struct egressd_config *cfg)
 		n++;
 	}
 	return n;
+}
+
+/* A refused configuration leaves nothing allocated (LeakSanitizer). */
+int config_load(struct egressd_config *cfg, int argc, char **argv, char *err,
+		size_t errlen)
+{
+	int ret = load(cfg, argc, argv, err, errlen);
+
+	if (ret < 0)
+		config_fini(cfg);
+	return ret;
 }
 
 void config_fini(struct egressd_config *cfg)

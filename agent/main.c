@@ -1112,6 +1112,9 @@ static void gc_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 	loop_timer_arm(t, LEARNED_GC_MS);
 }
 
+static const uint8_t v4mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+					     0xff, 0xff };
+
 /*
  * Every A/AAAA of an allowed answer is written to the learned sets before
  * the reply leaves; TTLs the client sees are lowered to the lifetime
@@ -1148,8 +1151,10 @@ static int answer_hook(void *arg, const char *qname,
 		struct policy_addr *p = &addrs[n++];
 
 		memset(p, 0, sizeof(*p));
+		/* Bytes, not IN6_IS_ADDR_V4MAPPED: d->addr is at an odd
+		 * offset, and the macro reads it as 32-bit words (UBSan). */
 		if (d->family == AF_INET6 &&
-		    IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)d->addr)) {
+		    !memcmp(d->addr, v4mapped_prefix, sizeof(v4mapped_prefix))) {
 			/* ::ffff:a.b.c.d is reached as a.b.c.d. */
 			p->family = AF_INET;
 			p->prefixlen = 32;

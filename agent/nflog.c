@@ -193,8 +193,38 @@ int nflog_parse(const void *buf, size_t len, struct nflog_packet *out)
 	return parse_ip(p, plen, out);
 }
 
-static void report(struct nflog *nl, const struct nflog_packet *pk)
+size_t nflog_parse_batch(const void *buf, size_t len,
+			 void (*cb)(const struct nflog_packet *pk, void *arg),
+			 void *arg)
 {
+	const struct nlmsghdr *nlh;
+	struct nflog_packet pk;
+	size_t off = 0, n = 0, step;
+
+	/*
+	 * Not mnl_nlmsg_ok()/mnl_nlmsg_next(): libmnl 1.0.4 compares
+	 * nlmsg_len as a signed int, so a length over 2 GiB passes and the
+	 * walk jumps out of the buffer (found by tests/fuzz/fuzz_nflog.c).
+	 */
+	while (len - off >= sizeof(*nlh)) {
+		nlh = (const struct nlmsghdr *)((const char *)buf + off);
+		if (nlh->nlmsg_len < sizeof(*nlh) || nlh->nlmsg_len > len - off)
+			break;
+		if (!nflog_parse(nlh, nlh->nlmsg_len, &pk)) {
+			n++;
+			cb(&pk, arg);
+		}
+		step = NLMSG_ALIGN(nlh->nlmsg_len);
+		if (step >= len - off)
+			break;
+		off += step;
+	}
+	return n;
+}
+
+static void report(const struct nflog_packet *pk, void *arg)
+{
+	struct nflog *nl = arg;
 	const char *domain = NULL;
 
 	if (nl->ns)
@@ -209,10 +239,8 @@ static void on_readable(struct loop *loop, int fd, uint32_t events,
 			void *arg)
 {
 	struct nflog *nl = arg;
-	const struct nlmsghdr *nlh;
-	struct nflog_packet pk;
-	int i, left;
 	ssize_t n;
+	int i;
 
 	for (i = 0; i < NFLOG_MAX_PER_WAKEUP; i++) {
 		n = recv(fd, nl->buf, sizeof(nl->buf), MSG_DONTWAIT);
@@ -223,12 +251,7 @@ static void on_readable(struct loop *loop, int fd, uint32_t events,
 			}
 			return; /* EAGAIN, EINTR: level-triggered, back later */
 		}
-		left = (int)n;
-		for (nlh = (const struct nlmsghdr *)nl->buf;
-		     mnl_nlmsg_ok(nlh, left);
-		     nlh = mnl_nlmsg_next(nlh, &left))
-			if (!nflog_parse(nlh, nlh->nlmsg_len, &pk))
-				report(nl, &pk);
+		nflog_parse_batch(nl->buf, (size_t)n, report, nl);
 	}
 }
 

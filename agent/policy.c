@@ -694,14 +694,78 @@ err:
 
 /* ---- always-rules files ---------------------------------------------- */
 
-int policy_load_always_file(const char *path, enum policy_action action,
+int policy_parse_always_buf(const char *buf, size_t size, const char *origin,
+			    enum policy_action action,
 			    struct policy_rule **rules, size_t *n, char *err,
 			    size_t errlen)
 {
 	struct policy_rule *v = NULL, *nv;
-	size_t nv_len = 0, cap = 0, lineno = 0, linecap = 0;
+	size_t nv_len = 0, cap = 0, lineno = 0, pos = 0;
 	char *line = NULL, msg[512];
-	ssize_t got;
+	int ret = 0;
+
+	*rules = NULL;
+	*n = 0;
+	while (pos < size) {
+		const char *start = buf + pos, *s, *eol;
+		size_t len;
+
+		eol = memchr(start, '\n', size - pos);
+		len = eol ? (size_t)(eol - start) : size - pos;
+		pos += len + (eol ? 1 : 0);
+		lineno++;
+		s = util_trim(start, &len);
+		if (!len || s[0] == '#')
+			continue;
+		if (memchr(s, '\0', len)) {
+			util_err(err, errlen, 0, "%s:%zu: NUL byte in line",
+				 origin, lineno);
+			ret = -EINVAL;
+			break;
+		}
+		if (nv_len == cap) {
+			cap = cap ? cap * 2 : 16;
+			nv = reallocarray(v, cap, sizeof(*v));
+			if (!nv) {
+				ret = -ENOMEM;
+				break;
+			}
+			v = nv;
+		}
+		/* policy_parse_target wants a C string: one line's copy. */
+		free(line);
+		line = strndup(s, len);
+		if (!line) {
+			ret = -ENOMEM;
+			break;
+		}
+		memset(&v[nv_len], 0, sizeof(v[nv_len]));
+		ret = policy_parse_target(line, &v[nv_len], msg, sizeof(msg));
+		if (ret) {
+			util_err(err, errlen, 0, "%s:%zu: %s", origin, lineno,
+				 ret == -EINVAL ? msg : strerror(-ret));
+			break;
+		}
+		v[nv_len++].action = action;
+	}
+	free(line);
+	if (ret == -ENOMEM)
+		util_err(err, errlen, 0, "%s: out of memory", origin);
+	if (ret) {
+		policy_rules_free(v, nv_len);
+		return ret;
+	}
+	*rules = v;
+	*n = nv_len;
+	return 0;
+}
+
+int policy_load_always_file(const char *path, enum policy_action action,
+			    struct policy_rule **rules, size_t *n, char *err,
+			    size_t errlen)
+{
+	size_t len = 0, cap = 0, got;
+	char *buf = NULL, *nb;
 	FILE *f;
 	int ret = 0;
 
@@ -715,60 +779,36 @@ int policy_load_always_file(const char *path, enum policy_action action,
 		util_err(err, errlen, 0, "%s: %s", path, strerror(-ret));
 		return ret;
 	}
+	/* Read it whole, then parse the bytes (policy_parse_always_buf). */
 	for (;;) {
-		char *s;
-		size_t len;
-
-		errno = 0;
-		got = getline(&line, &linecap, f);
-		if (got < 0) {
-			if (errno) {
-				ret = -errno;
-				util_err(err, errlen, 0, "%s: %s", path,
-					strerror(errno));
-			}
-			break;
-		}
-		lineno++;
-		len = got;
-		s = line + (util_trim(line, &len) - line);
-		if (!len || s[0] == '#')
-			continue;
-		if (memchr(s, '\0', len)) {
-			util_err(err, errlen, 0, "%s:%zu: NUL byte in line", path,
-				lineno);
-			ret = -EINVAL;
-			break;
-		}
-		if (nv_len == cap) {
-			cap = cap ? cap * 2 : 16;
-			nv = reallocarray(v, cap, sizeof(*v));
-			if (!nv) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 4096;
+			nb = realloc(buf, cap);
+			if (!nb) {
 				ret = -ENOMEM;
-				util_err(err, errlen, 0, "%s: out of memory", path);
+				util_err(err, errlen, 0, "%s: out of memory",
+					 path);
 				break;
 			}
-			v = nv;
+			buf = nb;
 		}
-		s[len] = '\0';
-		memset(&v[nv_len], 0, sizeof(v[nv_len]));
-		ret = policy_parse_target(s, &v[nv_len], msg, sizeof(msg));
-		if (ret) {
-			util_err(err, errlen, 0, "%s:%zu: %s", path, lineno,
-				ret == -EINVAL ? msg : strerror(-ret));
-			break;
+		got = fread(buf + len, 1, cap - len, f);
+		len += got;
+		if (got)
+			continue;
+		if (ferror(f)) {
+			ret = errno ? -errno : -EIO;
+			util_err(err, errlen, 0, "%s: %s", path,
+				 strerror(-ret));
 		}
-		v[nv_len++].action = action;
+		break;
 	}
-	free(line);
 	fclose(f);
-	if (ret) {
-		policy_rules_free(v, nv_len);
-		return ret;
-	}
-	*rules = v;
-	*n = nv_len;
-	return 0;
+	if (!ret)
+		ret = policy_parse_always_buf(buf, len, path, action, rules, n,
+					      err, errlen);
+	free(buf);
+	return ret;
 }
 
 /* ---- compiled matcher ------------------------------------------------- */

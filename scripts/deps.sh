@@ -16,6 +16,8 @@
 set -eu
 
 BUILD=(build-essential pkg-config clang llvm
+	# libFuzzer and clang's sanitizer runtimes (make fuzz, make test)
+	libclang-rt-dev
 	libnftnl-dev libmnl-dev libjansson-dev libbpf-dev bpftool
 	libmicrohttpd-dev libcurl4-openssl-dev)
 RUNTIME=(iproute2 nftables dnsutils util-linux procps curl)

@@ -2,12 +2,34 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # The whole test run behind `make test`: the docs check (what the code can
-# say is documented), unit suites (no root), then the integration
-# scenarios in network namespaces (root). Prints each part's
-# summary and one closing line "N passed, M failed".
+# say is documented), unit suites (no root), the BPF verdict tests, a
+# replay of the fuzz corpora, then the integration
+# scenarios in network namespaces (root). Prints each part's summary and
+# one closing line "N passed, M failed".
+#
+# Usage: scripts/run-tests.sh [OUTPUT_DIR [BUILD_DIR]]
+# With EGRESSD_SANITIZED=1 (make test SANITIZE=1) the binaries are ASan and
+# UBSan builds: every report lands in OUTPUT_DIR/san/ (any process, even
+# one whose exit status nobody checks) and each report is a failure.
 set -u
 out=${1:-.output}
+build=${2:-build}
 cd "$(dirname "$0")/.."
+export EGRESSD=${EGRESSD:-$PWD/$build/egressd}
+export EGRESSCTL=${EGRESSCTL:-$PWD/$build/egressctl}
+
+san_dir=
+if [ "${EGRESSD_SANITIZED:-0}" = 1 ]; then
+	san_dir=$PWD/$out/san
+	rm -rf "$san_dir"
+	mkdir -p "$san_dir"
+	# Processes that dropped to another user write there too.
+	chmod 1777 "$san_dir"
+	export EGRESSD_SANITIZED
+	export ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:detect_leaks=1:log_path=$san_dir/asan"
+	export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$san_dir/ubsan"
+	export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
+fi
 
 total_pass=0
 total_fail=0
@@ -51,15 +73,37 @@ elif ! grep -q SKIP <<<"$bpf_out"; then
 fi
 [ $bpf_rc -eq 0 ] || [ "$total_fail" -gt 0 ] || total_fail=$((total_fail + 1))
 
+echo "== fuzz corpora replay"
+fuzz_out=$(scripts/fuzz-replay.sh "$out")
+fuzz_rc=$?
+echo "$fuzz_out"
+add_counts "$(tail -1 <<<"$fuzz_out")"
+[ $fuzz_rc -eq 0 ] || [ "$total_fail" -gt 0 ] || total_fail=$((total_fail + 1))
+
 echo "== integration tests"
 if [ "$(id -u)" -ne 0 ] && [ "${EGRESSD_SKIP_ROOT_TESTS:-0}" = 1 ]; then
 	echo "integration: skipped (needs root; EGRESSD_SKIP_ROOT_TESTS=1)"
 else
-	int_out=$(tests/integration/run.sh 2>&1)
+	int_out=$(tests/integration/run.sh "$out" 2>&1)
 	int_rc=$?
 	echo "$int_out"
 	add_counts "$(grep -E '^integration: [0-9]+ passed' <<<"$int_out" | tail -1)"
 	[ $int_rc -eq 0 ] || [ "$total_fail" -gt 0 ] || total_fail=$((total_fail + 1))
+fi
+
+if [ -n "$san_dir" ]; then
+	echo "== sanitizer reports"
+	reports=("$san_dir"/*)
+	if [ -e "${reports[0]}" ]; then
+		for r in "${reports[@]}"; do
+			echo "  FAIL $r"
+			grep -E 'ERROR|runtime error|SUMMARY|^ *#[0-4] ' "$r" |
+				head -12 | sed 's/^/        /'
+		done
+		total_fail=$((total_fail + ${#reports[@]}))
+	else
+		echo "  none"
+	fi
 fi
 
 echo "== summary"

@@ -288,6 +288,7 @@ START_TEST(test_log_close_is_bounded)
 	close(p.rfd);
 	p.rfd = -1;
 	pipe_drain(&p);
+	free(p.data);
 }
 END_TEST
 

@@ -1028,6 +1028,44 @@ START_TEST(test_policy_always_file_missing_is_empty)
 }
 END_TEST
 
+/* The in-memory parser: not NUL-terminated, origin named in errors. */
+START_TEST(test_policy_always_buf)
+{
+	/* The byte after the buffer would make a rule if it were read. */
+	static const char mem[] = "a.com\n\n  # c\r\n*.b.org  \r\nc.net"
+				  "x.org\n";
+	static const char bad[] = "ok.com\n\nb\0d.com\n";
+	struct policy_rule *rules = (struct policy_rule *)0x1;
+	char err[ERRLEN];
+	size_t n = 99;
+
+	ck_assert_int_eq(policy_parse_always_buf(mem, 30, "mem", POLICY_ALLOW,
+						 &rules, &n, err, sizeof(err)),
+			 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(rules[0].name, "a.com");
+	ck_assert_str_eq(rules[1].name, "b.org");
+	ck_assert_int_eq(rules[1].kind, POLICY_KIND_WILDCARD);
+	ck_assert_str_eq(rules[2].name, "c.net");
+	ck_assert_int_eq(rules[2].action, POLICY_ALLOW);
+	policy_rules_free(rules, n);
+
+	ck_assert_int_eq(policy_parse_always_buf(mem, 0, "mem", POLICY_DENY,
+						 &rules, &n, err, sizeof(err)),
+			 0);
+	ck_assert_ptr_null(rules);
+	ck_assert_uint_eq(n, 0);
+
+	ck_assert_int_eq(policy_parse_always_buf(bad, sizeof(bad) - 1, "src",
+						 POLICY_DENY, &rules, &n, err,
+						 sizeof(err)),
+			 -EINVAL);
+	ck_assert_ptr_null(rules);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_str_eq(err, "src:3: NUL byte in line");
+}
+END_TEST
+
 /* ---- rendering -------------------------------------------------------- */
 
 START_TEST(test_policy_to_json_round_trip)
@@ -1163,6 +1201,7 @@ static Suite *policy_suite(void)
 	tcase_add_test(tc, test_policy_always_file_parses_lines);
 	tcase_add_test(tc, test_policy_always_file_bad_line);
 	tcase_add_test(tc, test_policy_always_file_missing_is_empty);
+	tcase_add_test(tc, test_policy_always_buf);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("rendering");

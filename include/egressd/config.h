@@ -85,7 +85,7 @@ struct egressd_config {
 /*
  * Fill cfg from the environment and argv. Returns 0 to run, 1 when the
  * caller should exit 0 (--help, --version printed), or -EINVAL with err
- * set to a message that says what to fix.
+ * set to a message that says what to fix (and nothing left to free).
  */
 int config_load(struct egressd_config *cfg, int argc, char **argv, char *err,
 		size_t errlen);

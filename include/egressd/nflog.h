@@ -39,6 +39,15 @@ int nflog_prefix_reason(const char *prefix, enum events_reason *out);
 int nflog_parse(const void *buf, size_t len, struct nflog_packet *out);
 
 /*
+ * Parse every message of one recv() buffer (len bytes at buf, netlink
+ * messages back to back, the last one possibly cut short) and call cb for
+ * each packet of ours; the others are skipped. Returns how many cb got.
+ */
+size_t nflog_parse_batch(const void *buf, size_t len,
+			 void (*cb)(const struct nflog_packet *pk, void *arg),
+			 void *arg);
+
+/*
  * Bind NFLOG group (copy mode: headers only) and register the socket in
  * loop. ns (may be NULL) names the domain that taught a destination.
  * 0 or -errno with err set (-EPERM without CAP_NET_ADMIN, -EBUSY when

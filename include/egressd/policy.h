@@ -116,6 +116,16 @@ json_t *policy_to_json(const struct policy *p);
 int policy_load_always_file(const char *path, enum policy_action action,
 			    struct policy_rule **rules, size_t *n, char *err,
 			    size_t errlen);
+/*
+ * The parser behind it, over size bytes in memory (no NUL needed; the
+ * last line may lack its newline). origin names the source in errors
+ * ("ORIGIN:LINE: problem"). 0, -EINVAL or -ENOMEM; on error *rules is
+ * NULL and *n 0.
+ */
+int policy_parse_always_buf(const char *buf, size_t size, const char *origin,
+			    enum policy_action action,
+			    struct policy_rule **rules, size_t *n, char *err,
+			    size_t errlen);
 void policy_rules_free(struct policy_rule *rules, size_t n);
 
 /* Compiled matcher over the effective list (see top of file). */
