@@ -268,7 +268,7 @@ fuzz_policy_SRCS := tests/fuzz/fuzz_policy.c $(FUZZ_AGENT_SRCS)
 fuzz_always_SRCS := tests/fuzz/fuzz_always.c $(FUZZ_AGENT_SRCS)
 fuzz_nflog_SRCS := tests/fuzz/fuzz_nflog.c agent/nflog.c agent/nftsync.c \
 	agent/events.c agent/dnswire.c $(FUZZ_AGENT_SRCS)
-fuzz_http_SRCS := tests/fuzz/fuzz_http.c agent/api.c agent/config.c \
+fuzz_http_SRCS := tests/fuzz/fuzz_http.c agent/api.c agent/config.c agent/selfsock.c \
 	$(FUZZ_AGENT_SRCS)
 # Built from the sources in one step: any header may matter.
 $(OUTPUT)/fuzz/fuzz_%: $$(fuzz_%_SRCS) $(wildcard include/egressd/*.h)
