@@ -40,6 +40,9 @@
 #   enforceroot  the same with --cgroup <cgroup2 root>: the attach point
 #             egressd used by default before it knew its sandbox cgroup
 #             (netns-cookie filtering; 6.15+)
+#   noframes  DIAGNOSTIC: "enforce", then table netdev egressd deleted by
+#             hand: what the packet-socket guard (one netdev egress chain
+#             per interface) costs every packet
 #   enforcecg the same with --cgroup <workload cgroup> and a process of
 #             another cgroup holding a socket in the namespace: coverage is
 #             partial, nftables hands the workload cgroup's packets to BPF
@@ -250,6 +253,10 @@ learn_all() {
 	}
 }
 
+# Index of the "allowed" counter (shared.h; CNT_ALLOWED=5 for binaries
+# built before the API and raw-frame reasons).
+CNT_ALLOWED=${CNT_ALLOWED:-$(awk '$2 == "EGRESSD_CNT_ALLOWED" { print $3 }' "$ROOT/include/egressd/shared.h")}
+
 bpf_counter() {
 	bpftool -j map lookup pinned "$PIN/counters" key "$1" 0 0 0 2>/dev/null |
 		"$PY" -c 'import json,sys; print(sum(v["value"] for v in json.load(sys.stdin)["formatted"]["values"]))'
@@ -270,7 +277,7 @@ for o in json.load(sys.stdin)["nftables"]:
 # ---- measurements ----------------------------------------------------------
 
 is_bpf_variant() {
-	case $1 in enforce | sidecar | enforceroot | enforcecg | bpfonly) return 0 ;; esac
+	case $1 in enforce | sidecar | enforceroot | enforcecg | bpfonly | noframes) return 0 ;; esac
 	return 1
 }
 
@@ -280,7 +287,7 @@ measure() {
 	# Warm-up (ARP, iperf3 control connection, caches).
 	in_sb workload "$CPU_SEND" iperf3 -c "$SRV4" -u -l 64 -b 0 -t 1 >/dev/null 2>&1
 	if is_bpf_variant "$v"; then
-		a0=$(bpf_counter 5)
+		a0=$(bpf_counter "$CNT_ALLOWED")
 		d0=$(bpf_counter 0)
 	fi
 	j=$OUT/$v-$rep-udp.json
@@ -297,7 +304,7 @@ busy = e["cpu_utilization_percent"]["host_total"] / 100.0
 print(round(s["packets"] / s["seconds"]), round(r["packets"] / r["seconds"]),
       round(s["packets"] / (s["seconds"] * busy)) if busy > 0 else "nan")' "$j" 2>/dev/null)
 	if is_bpf_variant "$v"; then
-		a1=$(bpf_counter 5)
+		a1=$(bpf_counter "$CNT_ALLOWED")
 		d1=$(bpf_counter 0)
 		local sent
 		sent=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum_sent"]["packets"])' "$j")
@@ -324,7 +331,7 @@ print("%.2f" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_se
 setup() {
 	case $1 in
 	baseline) return 0 ;;
-	enforce | bpfonly) eg_start dns+nft enforce ;;
+	enforce | bpfonly | noframes) eg_start dns+nft enforce ;;
 	sidecar) eg_start dns+nft enforce sidecar ;;
 	enforceroot) eg_start dns+nft enforce "$CG2" ;;
 	enforcecg)
@@ -345,7 +352,7 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 0)); ti
 	local st
 	st=$(grep -o '"bpf":{"state":"[a-z]*"' "$TMP/eg.out" | head -n 1)
 	case $1 in
-	enforce | sidecar | enforceroot | enforcecg | bpfonly)
+	enforce | sidecar | enforceroot | enforcecg | bpfonly | noframes)
 		[ "$st" = '"bpf":{"state":"enforce"' ] || die "$1: BPF not enforcing: $st"
 		local cov want=namespace
 		[ "$1" = enforcecg ] && want=partial
@@ -364,6 +371,10 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 0)); ti
 		echo "nft: learned_v4 $l elements, allow_v4 $(nft_set_count allow_v4), deny_v4 $(nft_set_count deny_v4)" >>"$OUT/state.txt"
 		;;
 	esac
+	if [ "$1" = noframes ]; then
+		nsenter --net="/run/netns/$SB" -- nft delete table netdev egressd ||
+			die "noframes: cannot delete table netdev egressd"
+	fi
 	if [ "$1" = bpfonly ]; then
 		kill -KILL "$EG_PID"
 		wait "$EG_PID" 2>/dev/null
