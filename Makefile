@@ -109,7 +109,7 @@ check_webhook_OBJS := webhook log loop selfsock
 # check_dnsproxy fails chosen allocations (its __wrap_malloc/__wrap_calloc).
 check_dnsproxy_LDFLAGS := -Wl,--wrap=malloc -Wl,--wrap=calloc
 check_log_OBJS := log loop
-check_attached_OBJS := attached log
+check_attached_OBJS := attached log netns
 check_selfsock_OBJS := selfsock log
 check_cgwatch_OBJS := cgwatch loop
 check_nflog_OBJS := nflog nftsync events log dnswire loop

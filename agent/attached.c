@@ -33,6 +33,7 @@
 
 #include "egressd/attached.h"
 #include "egressd/log.h"
+#include "egressd/netns.h"
 
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71
@@ -124,22 +125,6 @@ static const char *type_name(enum bpf_attach_type t)
 	const char *s = libbpf_bpf_attach_type_str(t);
 
 	return s ? s : "?";
-}
-
-static int netns_cookie(__u64 *cookie)
-{
-	socklen_t len = sizeof(*cookie);
-	int fd, err = 0;
-
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len))
-		err = -errno;
-	close(fd);
-	return err;
 }
 
 /*
@@ -601,7 +586,7 @@ int attached_check(const struct attached_scope *s)
 		json_array_append_new(arr, entry_json(&l.v[i]));
 	log_emit(LOG_LVL_INFO, "attached", json_pack("{s:o}", "programs", arr));
 
-	netns_cookie(&self);
+	netns_cookie((uint64_t *)&self);
 	links = calloc(l.n + 1, sizeof(*links));
 	if (!links) {
 		err = -ENOMEM;
@@ -661,7 +646,7 @@ json_t *attached_json(const struct attached_scope *s)
 	struct list l;
 	size_t i, k;
 
-	netns_cookie(&self);
+	netns_cookie((uint64_t *)&self);
 	if (collect(s, &l, false)) {
 		list_free(&l);
 		return NULL;

@@ -31,6 +31,7 @@
 
 #include "egressd/bpfsync.h"
 #include "egressd/log.h"
+#include "egressd/netns.h"
 #include "egress.skel.h"
 
 #ifndef SO_NETNS_COOKIE
@@ -425,22 +426,6 @@ bool bpfsync_filters_netns(const struct bpfsync *bs)
 	return bs->skel->rodata->skb_netns_cookie;
 }
 
-static int get_netns_cookie(__u64 *cookie)
-{
-	socklen_t len = sizeof(*cookie);
-	int fd, err = 0;
-
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len))
-		err = -errno;
-	close(fd);
-	return err;
-}
-
 int bpfsync_pins_owner(const char *pin_dir, uint64_t *owner, uint64_t *self)
 {
 	struct bpf_map_info info = {};
@@ -454,7 +439,7 @@ int bpfsync_pins_owner(const char *pin_dir, uint64_t *owner, uint64_t *self)
 	if (!pin_dir)
 		pin_dir = BPFSYNC_DEFAULT_PIN_DIR;
 	*owner = 0;
-	err = get_netns_cookie(&me);
+	err = netns_cookie((uint64_t *)&me);
 	if (err)
 		return err;
 	if (self)
@@ -583,7 +568,7 @@ int bpfsync_open(struct bpfsync **out, const char *pin_dir)
 		goto out_free;
 	}
 
-	err = get_netns_cookie(&bs->netns_cookie);
+	err = netns_cookie((uint64_t *)&bs->netns_cookie);
 	if (!err)
 		err = read_cfg(bs, &cfg);
 	if (!err) {

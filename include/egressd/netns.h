@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct netns_link {
 	char name[32];
@@ -33,5 +34,9 @@ int netns_list_links(struct netns_link **out, size_t *n);
  * listed.
  */
 int netns_looks_like_host(char *why, size_t len);
+
+/* The current network namespace's cookie (SO_NETNS_COOKIE, 5.14+), the
+ * value the BPF programs compare; 0 or -errno. */
+int netns_cookie(uint64_t *cookie);
 
 #endif /* __EGRESSD_NETNS_H */
