@@ -368,10 +368,15 @@ static struct nftnl_udata_buf *comment_udata(uint8_t type, const char *text)
 	return u;
 }
 
-static int emit_table(struct nftsync_batch *b, uint16_t type)
+/* Table egressd of a family (inet: the filter; netdev: the packet-socket
+ * guard) created or deleted; the family goes in the message header too,
+ * which is where the kernel reads it. */
+static int emit_table_of(struct nftsync_batch *b, uint16_t type,
+			 uint8_t family, const char *what, const char *comment)
 {
 	struct nftnl_udata_buf *u = NULL;
 	struct nftnl_table *t = NULL;
+	struct nfgenmsg *nfg;
 	struct nlmsghdr *nlh;
 	int err = -ENOMEM;
 
@@ -379,23 +384,23 @@ static int emit_table(struct nftsync_batch *b, uint16_t type)
 	if (!t)
 		goto out;
 	nftnl_table_set_str(t, NFTNL_TABLE_NAME, NFTSYNC_TABLE);
-	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
+	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, family);
 	if (type == NFT_MSG_NEWTABLE) {
-		u = comment_udata(NFTNL_UDATA_TABLE_COMMENT,
-				  "egressd: removed only by egressd --cleanup");
+		u = comment_udata(NFTNL_UDATA_TABLE_COMMENT, comment);
 		if (!u)
 			goto out;
 		nftnl_table_set_data(t, NFTNL_TABLE_USERDATA,
 				     nftnl_udata_buf_data(u),
 				     nftnl_udata_buf_len(u));
-		nlh = obj_start(b, type, NLM_F_CREATE, "add", "table inet",
+		nlh = obj_start(b, type, NLM_F_CREATE, "add", what,
 				NFTSYNC_TABLE);
 	} else {
-		nlh = obj_start(b, type, 0, "delete", "table inet",
-				NFTSYNC_TABLE);
+		nlh = obj_start(b, type, 0, "delete", what, NFTSYNC_TABLE);
 	}
 	if (!nlh)
 		goto out;
+	nfg = mnl_nlmsg_get_payload(nlh);
+	nfg->nfgen_family = family;
 	nftnl_table_nlmsg_build_payload(nlh, t);
 	msg_end(b, nlh);
 	err = 0;
@@ -405,6 +410,12 @@ out:
 	if (t)
 		nftnl_table_free(t);
 	return err;
+}
+
+static int emit_table(struct nftsync_batch *b, uint16_t type)
+{
+	return emit_table_of(b, type, NFPROTO_INET, "table inet",
+			     "egressd: removed only by egressd --cleanup");
 }
 
 struct chain_spec {
@@ -2196,41 +2207,8 @@ static void netdev_family(struct nlmsghdr *nlh)
 
 static int emit_netdev_table(struct nftsync_batch *b, uint16_t type)
 {
-	struct nftnl_udata_buf *u = NULL;
-	struct nftnl_table *t;
-	struct nlmsghdr *nlh;
-	int err = -ENOMEM;
-
-	t = nftnl_table_alloc();
-	if (!t)
-		return -ENOMEM;
-	nftnl_table_set_str(t, NFTNL_TABLE_NAME, NFTSYNC_TABLE);
-	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_NETDEV);
-	if (type == NFT_MSG_NEWTABLE) {
-		u = comment_udata(NFTNL_UDATA_TABLE_COMMENT,
-				  "egressd: frames the IP stack did not route are dropped");
-		if (!u)
-			goto out;
-		nftnl_table_set_data(t, NFTNL_TABLE_USERDATA,
-				     nftnl_udata_buf_data(u),
-				     nftnl_udata_buf_len(u));
-		nlh = obj_start(b, type, NLM_F_CREATE, "add", "table netdev",
-				NFTSYNC_TABLE);
-	} else {
-		nlh = obj_start(b, type, 0, "delete", "table netdev",
-				NFTSYNC_TABLE);
-	}
-	if (!nlh)
-		goto out;
-	netdev_family(nlh);
-	nftnl_table_nlmsg_build_payload(nlh, t);
-	msg_end(b, nlh);
-	err = 0;
-out:
-	if (u)
-		nftnl_udata_buf_free(u);
-	nftnl_table_free(t);
-	return err;
+	return emit_table_of(b, type, NFPROTO_NETDEV, "table netdev",
+			     "egressd: frames the IP stack did not route are dropped");
 }
 
 static int emit_netdev_counter(struct nftsync_batch *b, const char *name,
