@@ -98,7 +98,7 @@ start_egressd_sidecar() {
 		sh "$CG/agent" "$SC_EXEC" "${opts[@]}" "$T" "$EGRESSD" "$@" \
 		>"$T/egressd.out" 2>"$T/egressd.err" &
 	EGRESSD_PID=$!
-	local deadline=$(($(now_ms) + 10000))
+	local deadline=$(($(now_ms) + ${EGIT_START_MS:-10000}))
 	while ! has_start_line; do
 		if ! kill -0 "$EGRESSD_PID" 2>/dev/null; then
 			wait "$EGRESSD_PID"
@@ -107,7 +107,7 @@ start_egressd_sidecar() {
 			return 1
 		fi
 		if [ "$(now_ms)" -ge "$deadline" ]; then
-			echo "no start line after 10 s; stderr:" >&2
+			echo "no start line after ${EGIT_START_MS:-10000} ms; stderr:" >&2
 			sed 's/^/  | /' "$T/egressd.err" >&2
 			die "egressd did not start"
 		fi
