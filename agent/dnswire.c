@@ -303,6 +303,24 @@ static int dw_rr_next(const uint8_t *msg, size_t len, size_t *off,
 	return 0;
 }
 
+/* Past qd questions (name, type, class) starting at *off. */
+static int dw_questions_skip(const uint8_t *msg, size_t len, unsigned int qd,
+			     size_t *off)
+{
+	unsigned int i;
+	int err;
+
+	for (i = 0; i < qd; i++) {
+		err = dw_name_skip(msg, len, *off, off);
+		if (err)
+			return err;
+		if (len - *off < 4)
+			return -EBADMSG;
+		*off += 4;
+	}
+	return 0;
+}
+
 static void dw_header(const uint8_t *msg, uint16_t *id, uint16_t *flags,
 		      uint16_t *qd, uint16_t *an, uint16_t *ns, uint16_t *ar)
 {
@@ -682,14 +700,9 @@ int dnswire_cap_ttls(uint8_t *msg, size_t len, uint32_t max_ttl)
 		return -EBADMSG;
 	dw_header(msg, &id, &flags, &qd, &an, &ns, &ar);
 	off = DNSWIRE_HDR_LEN;
-	for (i = 0; i < qd; i++) {
-		err = dw_name_skip(msg, len, off, &off);
-		if (err)
-			return err;
-		if (len - off < 4)
-			return -EBADMSG;
-		off += 4;
-	}
+	err = dw_questions_skip(msg, len, qd, &off);
+	if (err)
+		return err;
 	nrec = (unsigned int)an + ns;
 	for (i = 0; i < nrec; i++) {
 		err = dw_rr_next(msg, len, &off, &rr, NULL, NULL);
@@ -852,14 +865,9 @@ ssize_t dnswire_strip_rrs(uint8_t *msg, size_t len, dnswire_rr_pred drop,
 		return -EBADMSG;
 	dw_header(msg, &id, &flags, &qd, &cnt[1], &cnt[2], &cnt[3]);
 	off = DNSWIRE_HDR_LEN;
-	for (i = 0; i < qd; i++) {
-		err = dw_name_skip(msg, len, off, &off);
-		if (err)
-			return err;
-		if (len - off < 4)
-			return -EBADMSG;
-		off += 4;
-	}
+	err = dw_questions_skip(msg, len, qd, &off);
+	if (err)
+		return err;
 	rr_off = off;
 	nrec = (unsigned int)cnt[1] + cnt[2] + cnt[3];
 	for (i = 0; i < nrec; i++) {
@@ -920,14 +928,9 @@ int dnswire_answer_targets(const uint8_t *msg, size_t len,
 		return -EBADMSG;
 	dw_header(msg, &id, &flags, &qd, &an, &ns, &ar);
 	off = DNSWIRE_HDR_LEN;
-	for (i = 0; i < qd; i++) {
-		err = dw_name_skip(msg, len, off, &off);
-		if (err)
-			return err;
-		if (len - off < 4)
-			return -EBADMSG;
-		off += 4;
-	}
+	err = dw_questions_skip(msg, len, qd, &off);
+	if (err)
+		return err;
 	for (i = 0; i < an; i++) {
 		err = dw_rr_next(msg, len, &off, &rr, NULL, NULL);
 		if (err)
