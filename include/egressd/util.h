@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Small helpers several agent modules share: filling a caller's error
- * buffer, and trimming ASCII blanks off a counted string. Header-only
+ * buffer, trimming ASCII blanks off a counted string, and the monotonic
+ * clock. Header-only
  * (static inline) so every module and test keeps linking as before.
  */
 #ifndef __EGRESSD_UTIL_H
@@ -10,7 +11,9 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 /* Format into err (if any) and return ret, for "return util_err(…)". */
 static inline int util_err(char *err, size_t errlen, int ret,
@@ -49,6 +52,29 @@ static inline const char *util_trim(const char *s, size_t *n)
 		len--;
 	*n = len;
 	return s;
+}
+
+/*
+ * The one monotonic clock of egressd: nanoseconds since an arbitrary
+ * start (CLOCK_MONOTONIC, the clock bpf_ktime_get_ns() and timerfds use),
+ * and its microsecond and millisecond views.
+ */
+static inline uint64_t util_clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t util_clock_us(void)
+{
+	return util_clock_ns() / 1000;
+}
+
+static inline uint64_t util_clock_ms(void)
+{
+	return util_clock_ns() / 1000000;
 }
 
 #endif /* __EGRESSD_UTIL_H */
