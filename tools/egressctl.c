@@ -32,6 +32,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "egressd/defaults.h"
 #include "egressd/shared.h"
 
 /* The Makefile's EGRESSD_VERSION: egressctl ships with egressd. */
@@ -45,9 +46,6 @@
 #define CTL_EXIT_USAGE 2
 #define CTL_EXIT_CONN 3 /* egressd not reachable / nothing pinned */
 
-#define CTL_DEFAULT_ADDR ":18080"
-#define CTL_DEFAULT_PIN_DIR "/sys/fs/bpf/egressd"
-#define CTL_AUTH_HEADER "OPENSANDBOX-EGRESS-AUTH"
 /* Bodies read from FILE or stdin; egressd itself refuses more than 1 MiB. */
 #define CTL_BODY_MAX (16u << 20)
 #define CTL_CONNECT_TIMEOUT_S 3L
@@ -255,7 +253,7 @@ static int http_do(struct ctl *ctl, const char *method, const char *path,
 	if (!c)
 		return -ENOMEM;
 	if (ctl->token && *ctl->token) {
-		snprintf(auth, sizeof(auth), CTL_AUTH_HEADER ": %s",
+		snprintf(auth, sizeof(auth), EGRESSD_AUTH_HEADER ": %s",
 			 ctl->token);
 		hdrs = curl_slist_append(hdrs, auth);
 	}
@@ -1467,7 +1465,8 @@ static void print_options(void)
 	       "  -V, --version       print the version\n"
 	       "\nEXIT STATUS: 0 ok; 1 egressd answered an error (4xx/5xx) or an operation failed;\n"
 	       "  2 usage error; 3 egressd not reachable (or, for maps, nothing pinned).\n",
-	       CTL_DEFAULT_ADDR, CTL_AUTH_HEADER, CTL_DEFAULT_PIN_DIR);
+	       EGRESSD_DEFAULT_HTTP_ADDR, EGRESSD_AUTH_HEADER,
+	       EGRESSD_DEFAULT_PIN_DIR);
 }
 
 static int do_help(struct ctl *ctl, int argc, char **argv)
@@ -1593,10 +1592,10 @@ int main(int argc, char **argv)
 {
 	struct ctl ctl = {
 		.addr = env_or("OPENSANDBOX_EGRESS_HTTP_ADDR",
-			       CTL_DEFAULT_ADDR),
+			       EGRESSD_DEFAULT_HTTP_ADDR),
 		.token = env_or("OPENSANDBOX_EGRESS_TOKEN", NULL),
 		.pin_dir = env_or("OPENSANDBOX_EGRESS_BPF_PIN_DIR",
-				  CTL_DEFAULT_PIN_DIR),
+				  EGRESSD_DEFAULT_PIN_DIR),
 		.follow = true,
 	};
 	int opt, ret;
