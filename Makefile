@@ -368,7 +368,7 @@ bench-dns bench-nft bench-datapath: all $(OUTPUT)/tests/tools/fakedns
 
 format:
 	$(Q)clang-format -i agent/*.c include/egressd/*.h tests/*.c tests/tools/*.c \
-		bpf/*.c bpf/*.h tests/bpf/*.c
+		bpf/*.c bpf/*.h tests/bpf/*.c tools/*.c tools/*.h
 
 clean:
 	$(call msg,CLEAN,)
