@@ -52,7 +52,8 @@ EGRESSD_VERSION := $(or $(shell [ -e .git ] && git describe --tags --always --di
 endif
 VERSION_FILE := $(OUTPUT)/version
 VERSION_USERS := $(OUTPUT)/agent/main.o $(OUTPUT)/agent/config.o \
-	$(OUTPUT)/agent/webhook.o $(OUTPUT)/tools/egressctl.o
+	$(OUTPUT)/agent/webhook.o $(OUTPUT)/tools/egressctl.o \
+	$(OUTPUT)/tools/ctl_http.o
 
 CFLAGS ?= -O2 -g
 ifdef SAN_FLAGS
@@ -134,12 +135,16 @@ $(BUILD)/egressd: $(OUTPUT)/agent/main.o $(AGENT_OBJS) | $(BUILD)
 ifneq ($(BUILD_GOALS),)
 $(call check_pkg,libcurl:libcurl4-openssl-dev)
 endif
+# egressctl.c is the command line; ctl_http (API client), ctl_api (policy,
+# status, health), ctl_maps (pinned maps), ctl_follow (watch).
 CTL_PKGS := libcurl jansson libbpf
-$(BUILD)/egressctl: $(OUTPUT)/tools/egressctl.o | $(BUILD)
+CTL_MODULES := egressctl ctl_http ctl_api ctl_maps ctl_follow
+CTL_OBJS := $(patsubst %,$(OUTPUT)/tools/%.o,$(CTL_MODULES))
+$(BUILD)/egressctl: $(CTL_OBJS) | $(BUILD)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs $(CTL_PKGS)) $(EXTRA_LDFLAGS)
 
-$(OUTPUT)/tools/egressctl.o: tools/egressctl.c | $(OUTPUT)/tools
+$(OUTPUT)/tools/%.o: tools/%.c | $(OUTPUT)/tools
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $(shell $(PKG_CONFIG) --cflags $(CTL_PKGS)) -c $< -o $@
 
@@ -363,7 +368,7 @@ bench-dns bench-nft bench-datapath: all $(OUTPUT)/tests/tools/fakedns
 
 format:
 	$(Q)clang-format -i agent/*.c include/egressd/*.h tests/*.c tests/tools/*.c \
-		bpf/*.c bpf/*.h tests/bpf/*.c
+		bpf/*.c bpf/*.h tests/bpf/*.c tools/*.c tools/*.h
 
 clean:
 	$(call msg,CLEAN,)

@@ -25,11 +25,12 @@
 
 #include "egressd/api.h"
 #include "egressd/config.h"
+#include "egressd/defaults.h"
 #include "egressd/util.h"
 #include "egressd/log.h"
 #include "egressd/selfsock.h"
 
-#define API_DEFAULT_ADDR CONFIG_DEFAULT_HTTP_ADDR
+#define API_DEFAULT_ADDR EGRESSD_DEFAULT_HTTP_ADDR
 /* Idle connections are closed after this many seconds. */
 #define API_CONN_TIMEOUT_S 30
 /*
@@ -46,7 +47,7 @@
  * client that keeps sending past API_BODY_HARD_MAX is disconnected.
  */
 #define API_BODY_HARD_MAX (16u << 20)
-#define API_AUTH_HEADER "OPENSANDBOX-EGRESS-AUTH"
+#define API_AUTH_HEADER EGRESSD_AUTH_HEADER
 #define API_ALLOW_POLICY "GET, POST, PUT, PATCH, DELETE"
 #define API_CT_TEXT "text/plain; charset=utf-8"
 #define API_CT_JSON "application/json"

@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "egressd/config.h"
+#include "egressd/defaults.h"
 #include "egressd/util.h"
 
 enum opt_id {
@@ -78,7 +79,7 @@ static const struct opt_def opt_defs[OPT_MAX] = {
 				       "5" },
 	[OPT_DNS_LISTEN_PORT] = { "dns-listen-port",
 				  "OPENSANDBOX_EGRESS_DNS_LISTEN_PORT",
-				  "15353" },
+				  EGRESSD_DEFAULT_DNS_LISTEN_PORT_STR },
 	[OPT_RESOLV_CONF] = { "resolv-conf", "OPENSANDBOX_EGRESS_RESOLV_CONF",
 			      "/etc/resolv.conf" },
 	[OPT_AGENT_CGROUP] = { "agent-cgroup", "OPENSANDBOX_EGRESS_AGENT_CGROUP",
@@ -88,7 +89,7 @@ static const struct opt_def opt_defs[OPT_MAX] = {
 			       NULL },
 	[OPT_BPF] = { "bpf", "OPENSANDBOX_EGRESS_BPF", "enforce" },
 	[OPT_BPF_PIN_DIR] = { "bpf-pin-dir", "OPENSANDBOX_EGRESS_BPF_PIN_DIR",
-			      "/sys/fs/bpf/egressd" },
+			      EGRESSD_DEFAULT_PIN_DIR },
 	[OPT_IPV6] = { "ipv6", "OPENSANDBOX_EGRESS_IPV6", "allow" },
 	[OPT_LEARN_TTL_MIN] = { "learn-ttl-min",
 				"OPENSANDBOX_EGRESS_LEARN_TTL_MIN", "60" },
@@ -107,7 +108,7 @@ static const struct opt_def opt_defs[OPT_MAX] = {
 	[OPT_DOH_BLOCKLIST] = { "doh-blocklist",
 				"OPENSANDBOX_EGRESS_DOH_BLOCKLIST", NULL },
 	[OPT_HTTP_ADDR] = { "http-addr", "OPENSANDBOX_EGRESS_HTTP_ADDR",
-			    CONFIG_DEFAULT_HTTP_ADDR },
+			    EGRESSD_DEFAULT_HTTP_ADDR },
 	[OPT_TOKEN] = { "token", "OPENSANDBOX_EGRESS_TOKEN", NULL },
 	[OPT_DENY_WEBHOOK] = { "deny-webhook", "OPENSANDBOX_EGRESS_DENY_WEBHOOK",
 			       NULL },
@@ -129,13 +130,13 @@ static const char usage_text[] =
 	"  --max-rules N               OPENSANDBOX_EGRESS_MAX_RULES: 0 = unlimited [4096]\n"
 	"  --dns-upstream LIST         OPENSANDBOX_EGRESS_DNS_UPSTREAM: IP[:port],[v6]:port,... [resolv.conf]\n"
 	"  --dns-upstream-timeout S    OPENSANDBOX_EGRESS_DNS_UPSTREAM_TIMEOUT: seconds per try [5]\n"
-	"  --dns-listen-port N         OPENSANDBOX_EGRESS_DNS_LISTEN_PORT: proxy port on 127.0.0.1/::1 [15353]\n"
+	"  --dns-listen-port N         OPENSANDBOX_EGRESS_DNS_LISTEN_PORT: proxy port on 127.0.0.1/::1 [" EGRESSD_DEFAULT_DNS_LISTEN_PORT_STR "]\n"
 	"  --resolv-conf PATH          OPENSANDBOX_EGRESS_RESOLV_CONF: upstreams when none given [/etc/resolv.conf]\n"
 	"  --agent-cgroup PATH         OPENSANDBOX_EGRESS_AGENT_CGROUP: cgroup v2 to run egressd in [its own]\n"
 	"  --cgroup PATH               OPENSANDBOX_EGRESS_CGROUP: cgroup to attach BPF to [the sandbox cgroup]\n"
 	"  --host-cgroup2 DIR          OPENSANDBOX_EGRESS_HOST_CGROUP2: where the host's cgroup2 is mounted [unset]\n"
 	"  --bpf enforce|observe|off   OPENSANDBOX_EGRESS_BPF [enforce]\n"
-	"  --bpf-pin-dir DIR           OPENSANDBOX_EGRESS_BPF_PIN_DIR [/sys/fs/bpf/egressd]\n"
+	"  --bpf-pin-dir DIR           OPENSANDBOX_EGRESS_BPF_PIN_DIR [" EGRESSD_DEFAULT_PIN_DIR "]\n"
 	"  --ipv6 allow|deny           OPENSANDBOX_EGRESS_IPV6 [allow]\n"
 	"  --learn-ttl-min S           OPENSANDBOX_EGRESS_LEARN_TTL_MIN [60]\n"
 	"  --learn-ttl-max S           OPENSANDBOX_EGRESS_LEARN_TTL_MAX [300]\n"
@@ -144,7 +145,7 @@ static const char usage_text[] =
 	"  --allow-host-network B      OPENSANDBOX_EGRESS_ALLOW_HOST_NETWORK [0]\n"
 	"  --block-doh-443 B           OPENSANDBOX_EGRESS_BLOCK_DOH_443 [0]\n"
 	"  --doh-blocklist LIST        OPENSANDBOX_EGRESS_DOH_BLOCKLIST: extra DoH IPs/CIDRs\n"
-	"  --http-addr ADDR            OPENSANDBOX_EGRESS_HTTP_ADDR [:18080]\n"
+	"  --http-addr ADDR            OPENSANDBOX_EGRESS_HTTP_ADDR [" EGRESSD_DEFAULT_HTTP_ADDR "]\n"
 	"  --token TOKEN               OPENSANDBOX_EGRESS_TOKEN: API token (header or Bearer)\n"
 	"  --deny-webhook URL          OPENSANDBOX_EGRESS_DENY_WEBHOOK\n"
 	"  --sandbox-id ID             OPENSANDBOX_EGRESS_SANDBOX_ID\n"
@@ -501,7 +502,7 @@ int config_parse_listen_addr(const char *addr, struct sockaddr_storage *ss,
 	int port;
 
 	if (!addr || !*addr)
-		addr = CONFIG_DEFAULT_HTTP_ADDR;
+		addr = EGRESSD_DEFAULT_HTTP_ADDR;
 	memset(ss, 0, sizeof(*ss));
 	*any = false;
 	if (addr[0] == '[') {

@@ -18,9 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "egressd/defaults.h"
 #include "egressd/shared.h"
 
-#define BPFSYNC_DEFAULT_PIN_DIR "/sys/fs/bpf/egressd"
+#define BPFSYNC_DEFAULT_PIN_DIR EGRESSD_DEFAULT_PIN_DIR
 #define BPFSYNC_BPFFS_MOUNT "/sys/fs/bpf"
 
 struct bpfsync;

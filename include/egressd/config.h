@@ -20,7 +20,6 @@
 #error "EGRESSD_VERSION is not defined: build with make"
 #endif
 #define EGRESSD_MAX_UPSTREAMS 10
-#define CONFIG_DEFAULT_HTTP_ADDR ":18080"
 
 enum egressd_mode {
 	EGRESSD_MODE_DNS = 0,
@@ -94,7 +93,7 @@ void config_fini(struct egressd_config *cfg);
 /*
  * Parse the API listen address: ":port" (all interfaces, IPv6 dual stack;
  * *any set), "a.b.c.d:port", "localhost:port", "[v6]:port". NULL or ""
- * means CONFIG_DEFAULT_HTTP_ADDR. 0, or -EINVAL with err saying what is
+ * means EGRESSD_DEFAULT_HTTP_ADDR. 0, or -EINVAL with err saying what is
  * wrong (the caller names the address and the setting).
  */
 int config_parse_listen_addr(const char *addr, struct sockaddr_storage *ss,
