@@ -106,7 +106,8 @@ refused "read-only" "Read-only file system"
 mount -o remount,rw "$PD" || die "remount $PD read-write"
 dd if=/dev/zero of="$PD/fill" bs=4k 2>/dev/null
 refused "full" "No space left on device"
-if ls "$PD" | grep -q '^policy.json.'; then
+left=("$PD"/policy.json.*)
+if [ -e "${left[0]}" ]; then
 	fail "full: no temporary file left behind" "$(ls -la "$PD")"
 else
 	pass "full: no temporary file left behind"
