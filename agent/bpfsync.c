@@ -101,6 +101,10 @@ struct bpfsync {
 	/* Last record per event_fold key (bpfsync_fold_drain). */
 	struct fold_seen *seen[FOLD_SEEN_BUCKETS];
 	size_t n_seen;
+	/* Ring buffer drops already reported, and when (drops_report) */
+	uint64_t rb_drops;
+	uint64_t rb_warned_ns;
+	bool rb_drops_known;
 	/* bpfsync_expire() cursor: family index and last key kept */
 	int exp_family;
 	bool exp_have_key;
@@ -1327,6 +1331,49 @@ static void fold_report_drained(struct bpfsync *bs,
 	bs->event_cb(bs->event_ctx, &e);
 }
 
+/*
+ * A full ring buffer costs reports, never verdicts: the program counts
+ * each record it could not queue (EGRESSD_CNT_RINGBUF_DROPS) and keeps
+ * the packet folded, to be reported with a later line. Say so, at most
+ * once a second, and at the first drain those since the pins were made
+ * (a ring that filled while egressd was down or stopped).
+ */
+static void drops_report(struct bpfsync *bs, uint64_t now_ns)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u32 idx = EGRESSD_CNT_RINGBUF_DROPS;
+	uint64_t total = 0;
+	__u64 *vals;
+	int c;
+
+	if (bs->rb_drops_known && now_ns - bs->rb_warned_ns < 1000000000ULL)
+		return;
+	if (ncpu <= 0)
+		return;
+	vals = calloc(ncpu, sizeof(*vals));
+	if (!vals)
+		return;
+	if (!bpf_map__lookup_elem(bs->skel->maps.counters, &idx, sizeof(idx),
+				  vals, ncpu * sizeof(*vals), 0)) {
+		for (c = 0; c < ncpu; c++)
+			total += vals[c];
+		if (total > bs->rb_drops)
+			log_warnx("the events ring buffer was full: %llu "
+				  "violation record(s) not queued %s; the "
+				  "packets were judged all the same, and are "
+				  "counted and reported folded into later "
+				  "lines",
+				  (unsigned long long)(total - bs->rb_drops),
+				  bs->rb_drops_known ? "in the last second" :
+						       "since the pins were made");
+		if (total > bs->rb_drops || !bs->rb_drops_known)
+			bs->rb_warned_ns = now_ns;
+		bs->rb_drops = total;
+		bs->rb_drops_known = true;
+	}
+	free(vals);
+}
+
 int bpfsync_fold_drain(struct bpfsync *bs, uint64_t now_ns, bool all)
 {
 	struct egressd_fold_key *keys, key, *prev = NULL;
@@ -1337,6 +1384,7 @@ int bpfsync_fold_drain(struct bpfsync *bs, uint64_t now_ns, bool all)
 
 	if (!bs->rb)
 		return -EINVAL;
+	drops_report(bs, now_ns);
 	fd = bpf_map__fd(bs->skel->maps.event_fold);
 	keys = malloc(FOLD_DRAIN_MAX * sizeof(*keys));
 	if (!keys)

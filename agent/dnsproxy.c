@@ -45,6 +45,7 @@
 #define DP_CAPS_OFF_MS (10 * 60 * 1000) /* then try 0x20 again */
 #define DP_CAPS_RND 16 /* random bytes per 0x20 name (128 letters) */
 #define DP_SPOOF_WARN_MS 10000 /* at most one forged-answer warning */
+#define DP_RCODE_WARN_MS 10000 /* at most one per upstream: SERVFAIL... */
 #define DP_TCP_MSG_MAX 65535 /* largest DNS message over TCP */
 #define DP_MAX_INFLIGHT 8192 /* ids per upstream stay sparse (1/8) */
 #define DP_MAX_CONNS 256 /* TCP client connections */
@@ -176,6 +177,9 @@ struct dp_upstream {
 	uint32_t txslot[DP_BATCH];
 	bool probe_pending;
 	uint16_t probe_id;
+	uint64_t rcode_warned; /* loop ms of the last failure-rcode warning */
+	uint64_t rcode_since;  /* such answers since that warning */
+	int rcode_last;	       /* the rcode that warning named */
 };
 
 /* Shared receive batch: filled and fully processed by one callback. */
@@ -1486,6 +1490,38 @@ static void dp_caps_mismatch(struct dnsproxy *p, struct dp_upstream *up,
 	dp_attempt(p, s);
 }
 
+/*
+ * An upstream answered SERVFAIL, REFUSED or NOTIMP: it is up (no health
+ * change), but the operator should hear of it, as of a timeout. A
+ * misconfigured resolver answers every query so: one warning per upstream
+ * per DP_RCODE_WARN_MS while the rcode stays the same, counting the
+ * answers it stands for (each is also in the upstream's errors, GET
+ * /status).
+ */
+static void dp_up_rcode_warn(struct dnsproxy *p, struct dp_upstream *up,
+			     const struct dp_query *s, int rcode)
+{
+	uint64_t now = loop_now_ms(p->loop);
+	char tb[16];
+
+	up->rcode_since++;
+	if (up->rcode_warned && rcode == up->rcode_last &&
+	    now - up->rcode_warned < DP_RCODE_WARN_MS)
+		return;
+	log_warnx("dns upstream %s answered %s (%s %s); %llu such answer(s) "
+		  "since the last warning; trying the next upstream, SERVFAIL "
+		  "when none is left",
+		  up->cfg.text,
+		  rcode == DNSWIRE_RCODE_SERVFAIL ? "SERVFAIL" :
+		  rcode == DNSWIRE_RCODE_REFUSED  ? "REFUSED" : "NOTIMP",
+		  s->q.name[0] ? s->q.name : ".",
+		  dnswire_type_name(s->q.qtype, tb, sizeof(tb)),
+		  (unsigned long long)up->rcode_since);
+	up->rcode_warned = now ? now : 1;
+	up->rcode_since = 0;
+	up->rcode_last = rcode;
+}
+
 static void dp_up_answer(struct dnsproxy *p, struct dp_upstream *up,
 			 uint8_t *msg, size_t len, bool trunc)
 {
@@ -1545,6 +1581,7 @@ static void dp_up_answer(struct dnsproxy *p, struct dp_upstream *up,
 	dp_rtt_record(p, s);
 	if (dp_rcode_fails_over(r.rcode)) {
 		up->errors++;
+		dp_up_rcode_warn(p, up, s, r.rcode);
 		dp_next(p, s);
 		return;
 	}
@@ -1694,6 +1731,7 @@ static void dp_tcpup_read(struct dnsproxy *p, struct dp_query *s)
 	dp_up_mark(up, true, NULL);
 	if (dp_rcode_fails_over(r.rcode)) {
 		up->errors++;
+		dp_up_rcode_warn(p, up, s, r.rcode);
 		dp_next(p, s);
 		return;
 	}

@@ -653,24 +653,29 @@ static void apply_rollback(struct agent *a)
 }
 
 /*
- * Write the user policy to OPENSANDBOX_EGRESS_POLICY_FILE atomically: a
- * temporary file in the same directory, fsync, rename, fsync of the
- * directory. A crash leaves the old file or the new one, never half of
- * one. Same format as the peer: 2-space indented JSON and a newline.
+ * Write policy p to OPENSANDBOX_EGRESS_POLICY_FILE atomically, in two
+ * steps: persist_prepare() writes and fsyncs a temporary file in the same
+ * directory (tmp, "" when there is no policy file), persist_commit()
+ * renames it over the file and fsyncs the directory. A crash leaves the
+ * old file or the new one, never half of one. The steps that fail on a
+ * read-only or full directory are all in the first, so a policy that
+ * cannot be persisted is refused before it is enforced (docs/security.md,
+ * "Faults"). Same format as the peer: 2-space indented JSON and a newline.
  */
-static int persist_policy(struct agent *a, char *err, size_t errlen)
+static int persist_prepare(struct agent *a, const struct policy *p,
+			   char *tmp, size_t tmplen, char *err, size_t errlen)
 {
 	const char *path = a->cfg.policy_file;
-	char tmp[PATH_MAX + 16], dir[PATH_MAX];
 	struct stat st;
 	json_t *j;
-	char *text = NULL, *slash;
+	char *text = NULL;
 	size_t len, off = 0;
-	int fd = -1, dfd, ret = 0;
+	int fd = -1, ret = 0;
 
+	tmp[0] = '\0';
 	if (!path)
 		return 0;
-	j = policy_to_json(a->policy);
+	j = policy_to_json(p);
 	if (j)
 		text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(j);
@@ -679,7 +684,7 @@ static int persist_policy(struct agent *a, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	len = strlen(text);
-	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+	snprintf(tmp, tmplen, "%s.XXXXXX", path);
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
@@ -710,10 +715,36 @@ static int persist_policy(struct agent *a, char *err, size_t errlen)
 		fd = -1;
 		goto out_unlink;
 	}
-	fd = -1;
+	goto out;
+out_unlink:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	tmp[0] = '\0';
+out:
+	if (ret)
+		snprintf(err, errlen, "failed to persist policy to %s: %s", path,
+			 strerror(-ret));
+	free(text);
+	return ret;
+}
+
+/* Second step: tmp (from persist_prepare) becomes the policy file. */
+static int persist_commit(struct agent *a, const char *tmp, char *err,
+			  size_t errlen)
+{
+	const char *path = a->cfg.policy_file;
+	char dir[PATH_MAX], *slash;
+	int dfd, ret = 0;
+
+	if (!path || !tmp[0])
+		return 0;
 	if (rename(tmp, path) < 0) {
 		ret = -errno;
-		goto out_unlink;
+		unlink(tmp);
+		snprintf(err, errlen, "failed to persist policy to %s: %s", path,
+			 strerror(-ret));
+		return ret;
 	}
 	snprintf(dir, sizeof(dir), "%s", path);
 	slash = strrchr(dir, '/');
@@ -724,17 +755,7 @@ static int persist_policy(struct agent *a, char *err, size_t errlen)
 		fsync(dfd);
 		close(dfd);
 	}
-	goto out;
-out_unlink:
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-out:
-	if (ret)
-		snprintf(err, errlen, "failed to persist policy to %s: %s", path,
-			 strerror(-ret));
-	free(text);
-	return ret;
+	return 0;
 }
 
 static bool op_ready(void *arg)
@@ -758,25 +779,35 @@ static const char *op_enforcement_mode(void *arg)
 }
 
 /*
- * A new user policy from the API: applied everywhere or nowhere, then
- * persisted; if it cannot be persisted the previous policy comes back, so
- * the file and what is enforced never disagree.
+ * A new user policy from the API: written to a temporary file next to
+ * the policy file, applied everywhere or nowhere, then the file renamed
+ * into place; a policy that cannot be written is never enforced, and if
+ * the rename fails the previous policy comes back, so the file and what
+ * is enforced never disagree.
  */
 static int op_replace(void *arg, struct policy *p, char *err, size_t errlen)
 {
 	struct agent *a = arg;
 	struct policy *old = a->policy;
 	const char *old_src = a->policy_source;
-	char err2[512];
+	char err2[512], tmp[PATH_MAX + 16];
 	int ret;
 
 	if (check_ipv6_rules(a, p->rules, p->n_rules, "", true, err, errlen))
 		return -EINVAL;
+	ret = persist_prepare(a, p, tmp, sizeof(tmp), err, errlen);
+	if (ret) {
+		log_emit(LOG_LVL_ERROR, "policy",
+			 json_pack("{s:s, s:s, s:s}", "result", "failed",
+				   "trigger", "api", "error", err));
+		a->applies_failed++;
+		return ret;
+	}
 	a->policy = p;
 	a->policy_source = "api";
 	ret = apply_policy(a, "api", err, errlen);
 	if (!ret) {
-		ret = persist_policy(a, err, errlen);
+		ret = persist_commit(a, tmp, err, errlen);
 		if (!ret) {
 			policy_free(old);
 			return 0;
@@ -788,6 +819,8 @@ static int op_replace(void *arg, struct policy *p, char *err, size_t errlen)
 				   err2);
 		return ret;
 	}
+	if (tmp[0])
+		unlink(tmp);
 	a->policy = old;
 	a->policy_source = old_src;
 	apply_rollback(a);

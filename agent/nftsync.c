@@ -37,6 +37,7 @@
 #include <libnftnl/table.h>
 #include <libnftnl/udata.h>
 
+#include "egressd/log.h"
 #include "egressd/nftsync.h"
 
 /* nft's datatype ids for set keys, so `nft list` prints addresses. */
@@ -3220,7 +3221,13 @@ int nftsync_apply(struct nftsync *ns, const struct nftsync_config *cfg,
 	ret = apply_once(ns, cfg, rc.v, rc.n, flags, err, errlen);
 	if (ret && !is_fatal(ret)) {
 		/* An incompatible table (another version, a hand edit):
-		 * replace it whole, still in one transaction. */
+		 * replace it whole, still in one transaction. Foreign
+		 * objects in it and the learned elements go: say so. */
+		log_warnx("nftables refused the update of table inet egressd "
+			  "(%s); replacing the table whole: objects added to "
+			  "it by others are removed and learned addresses are "
+			  "forgotten until answered again",
+			  err);
 		ret = apply_once(ns, cfg, NULL, 0,
 				 flags | NFTSYNC_BUILD_REPLACE, err, errlen);
 		flags |= NFTSYNC_BUILD_FLUSH_LEARNED;

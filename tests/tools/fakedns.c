@@ -4,8 +4,9 @@
  * tests and benchmarks. It plays the "upstream resolver" that egressd
  * forwards to: it answers from a zone file, logs every query it receives
  * (so a test can prove a denied name never left the sandbox), and can
- * simulate a dead upstream (--drop), a broken one (--servfail) and large or
- * truncated answers (--big, --truncate-over). UDP is served with
+ * simulate a dead upstream (--drop), a broken one (--servfail), one that
+ * refuses to recurse for us (--refuse) and large or truncated answers
+ * (--big, --truncate-over). UDP is served with
  * recvmmsg/sendmmsg batches because the same binary is the upstream of the
  * dnsperf benchmark; TCP connections are pipelined. libc only, one file.
  */
@@ -41,6 +42,7 @@
 #define RC_SERVFAIL 2
 #define RC_NXDOMAIN 3
 #define RC_NOTIMP 4
+#define RC_REFUSED 5
 
 #define MAX_LISTEN 16
 #define BATCH 64
@@ -105,7 +107,8 @@ static struct {
 	struct zone zone;
 	uint32_t ttl;
 	FILE *log;
-	bool drop, servfail;
+	bool drop;
+	int fail_rcode;		/* answer everything with it (0: off) */
 	size_t truncate_over;	/* 0: off */
 	const char *pidfile;
 	int epfd;
@@ -689,8 +692,8 @@ static size_t build_answer(const struct query *q, int prc, uint8_t *out,
 	unsigned int hops;
 	int rcode;
 
-	if (prc > 0 || g.servfail) {
-		put_head(&w, q, prc > 0 ? prc : RC_SERVFAIL, false);
+	if (prc > 0 || g.fail_rcode) {
+		put_head(&w, q, prc > 0 ? prc : g.fail_rcode, false);
 		put_opt(&w, q, &ar);
 		set_counts(&w, 0, ar);
 		return w.overflow ? 0 : w.len;
@@ -1067,6 +1070,7 @@ static void usage(FILE *f)
 	      "                    ('udp|tcp - -' for a packet without a parsable question)\n"
 	      "  --drop            never answer (a dead upstream)\n"
 	      "  --servfail        answer SERVFAIL to everything\n"
+	      "  --refuse          answer REFUSED to everything\n"
 	      "  --truncate-over N UDP answers longer than N bytes get TC=1\n"
 	      "  --big NAME=N      answer NAME with N TXT records of 100 bytes\n"
 	      "  --pidfile FILE    written once every socket is bound\n",
@@ -1082,6 +1086,7 @@ int main(int argc, char **argv)
 		{ "log", required_argument, NULL, 'L' },
 		{ "drop", no_argument, NULL, 'd' },
 		{ "servfail", no_argument, NULL, 's' },
+		{ "refuse", no_argument, NULL, 'r' },
 		{ "truncate-over", required_argument, NULL, 'T' },
 		{ "big", required_argument, NULL, 'b' },
 		{ "pidfile", required_argument, NULL, 'p' },
@@ -1120,7 +1125,10 @@ int main(int argc, char **argv)
 			g.drop = true;
 			break;
 		case 's':
-			g.servfail = true;
+			g.fail_rcode = RC_SERVFAIL;
+			break;
+		case 'r':
+			g.fail_rcode = RC_REFUSED;
 			break;
 		case 'T':
 			if (!parse_u32(optarg, &v) || v < 12)
