@@ -51,7 +51,7 @@ ifndef EGRESSD_VERSION
 EGRESSD_VERSION := $(or $(shell [ -e .git ] && git describe --tags --always --dirty 2>/dev/null),$(EGRESSD_VERSION_FALLBACK))
 endif
 VERSION_FILE := $(OUTPUT)/version
-VERSION_USERS := $(OUTPUT)/agent/main.o $(OUTPUT)/agent/config.o \
+VERSION_USERS := $(OUTPUT)/agent/status.o $(OUTPUT)/agent/config.o \
 	$(OUTPUT)/agent/webhook.o $(OUTPUT)/tools/egressctl.o
 
 CFLAGS ?= -O2 -g
@@ -88,8 +88,9 @@ CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 endif
 
-# Agent modules (agent/<name>.c). main.c is wiring only.
-AGENT_MODULES := log loop config policy dnswire doh dnsguard selfsock dnsproxy events cgroup cgwatch coverage netns nftsync nflog bpfsync api webhook liveness attached
+# Agent modules (agent/<name>.c). main.c is the entry point only.
+AGENT_MODULES := log loop config policy dnswire doh dnsguard selfsock dnsproxy events cgroup cgwatch coverage netns nftsync nflog bpfsync api webhook liveness attached \
+	agent sources project layers answer persist status
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
 # Unit tests: tests/check_<module>.c linked with the objects it needs.
