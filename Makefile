@@ -94,7 +94,7 @@ AGENT_MODULES := log loop config policy dnswire doh dnsguard selfsock dnsproxy e
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
 # Unit tests: tests/check_<module>.c linked with the objects it needs.
-UNIT_TESTS := policy dnswire dnsguard doh config loop netns dnsproxy nftsync events api webhook log attached selfsock cgwatch nflog
+UNIT_TESTS := policy dnswire dnsguard doh config loop netns dnsproxy nftsync events api webhook log attached selfsock cgwatch nflog agent
 check_policy_OBJS := policy log
 check_dnswire_OBJS := dnswire
 check_dnsguard_OBJS := dnsguard policy log
@@ -114,6 +114,8 @@ check_attached_OBJS := attached log netns
 check_selfsock_OBJS := selfsock log
 check_cgwatch_OBJS := cgwatch loop
 check_nflog_OBJS := nflog nftsync events log dnswire loop
+# check_agent: the whole agent, with stub BPF ops and a fake nft talker.
+check_agent_OBJS := $(AGENT_MODULES)
 UNIT_BINS := $(patsubst %,$(OUTPUT)/tests/check_%,$(UNIT_TESTS))
 # log.o drains through the event loop (log_attach_loop): it needs loop.o.
 unit_objs = $(patsubst %,$(OUTPUT)/agent/%.o,$(check_$(1)_OBJS) \
