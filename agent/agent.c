@@ -465,17 +465,24 @@ static int exempt_start(struct agent *a, char *err, size_t errlen)
 static void signal_cb(struct loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct signalfd_siginfo si;
+	bool hup = false;
 
 	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
 			loop_stop(loop);
+		else if (si.ssi_signo == SIGHUP)
+			hup = true;
 	}
+	/* Several SIGHUPs read at once: one reload does for all. */
+	if (hup)
+		agent_reload(arg, "sighup");
 }
 
 /*
- * SIGTERM and SIGINT stop the loop; SIGHUP is read and dropped. A shell
- * starts background jobs with SIGINT ignored, and an ignored signal never
- * reaches a signalfd: the defaults come back first.
+ * SIGTERM and SIGINT stop the loop; SIGHUP reads the policy file and the
+ * always-rules again. A shell starts background jobs with SIGINT
+ * ignored, and an ignored signal never reaches a signalfd: the defaults
+ * come back first.
  */
 static int signals_start(struct agent *a, char *err, size_t errlen)
 {
@@ -646,8 +653,9 @@ static int start_policy_and_cgroups(struct agent *a, char *err, size_t errlen)
 	if (ret)
 		return ret;
 	for (i = 0; i < 2; i++) {
-		ret = agent_always_reload(a, &a->always[i], &a->always[i].rules,
-					  &a->always[i].n, why, sizeof(why));
+		ret = agent_always_reload(a, &a->always[i], false,
+					  &a->always[i].rules, &a->always[i].n,
+					  why, sizeof(why));
 		if (ret < 0)
 			return util_err(err, errlen, ret, "always rules: %s",
 					why);

@@ -296,6 +296,54 @@ START_TEST(test_agent_ipv6_allow_refused_early)
 }
 END_TEST
 
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* SIGHUP's reload: policy file and always-rules read again, even unchanged. */
+START_TEST(test_agent_reload_reads_file_and_always)
+{
+	struct rig r = { 0 };
+	char always[192];
+
+	rig_up(&r, rig_file(&r));
+	r.cfg.rules_dir = r.dir;
+	write_file(r.file, TWO_ALLOW "\n");
+	snprintf(always, sizeof(always), "%s/allow.always", r.dir);
+	write_file(always, "example.com\n");
+	ck_assert_int_eq(agent_reload(r.a, "sighup"), 0);
+	ck_assert_uint_eq(r.a->generation, 2);
+	ck_assert_str_eq(r.a->policy_source, "file");
+	ck_assert_uint_eq(r.a->policy->n_rules, 2);
+	ck_assert_uint_eq(r.a->always[1].n, 1);
+	ck_assert_uint_eq(fbpf.n_allow, 2);
+	/* unchanged files: applied again all the same */
+	ck_assert_int_eq(agent_reload(r.a, "sighup"), 0);
+	ck_assert_uint_eq(r.a->generation, 3);
+	/* a broken policy file keeps the policy; always-rules still read */
+	write_file(r.file, "{\"defaultAction\":");
+	write_file(always, "example.com\nexample.org\n");
+	ck_assert_int_eq(agent_reload(r.a, "sighup"), 0);
+	ck_assert_uint_eq(r.a->policy->n_rules, 2);
+	ck_assert_uint_eq(r.a->always[1].n, 2);
+	/* nftables refuses: the previous rules and policy stay */
+	write_file(r.file, ONE_ALLOW "\n");
+	r.nft.refuse = 2;
+	ck_assert_int_lt(agent_reload(r.a, "sighup"), 0);
+	ck_assert_uint_eq(r.a->policy->n_rules, 2);
+	ck_assert_uint_eq(r.a->always[1].n, 2);
+	ck_assert_uint_eq(fbpf.n_allow, 2);
+	unlink(always);
+	rig_file_rm(&r);
+	rig_down(&r);
+}
+END_TEST
+
 START_TEST(test_agent_state_names)
 {
 	ck_assert_str_eq(agent_nft_state_name(AGENT_NFT_ON), "on");
@@ -327,6 +375,7 @@ static Suite *agent_suite(void)
 	tcase_add_test(tc, test_agent_bpf_refused_leaves_nft_alone);
 	tcase_add_test(tc, test_agent_persist_failed_reapplies_previous);
 	tcase_add_test(tc, test_agent_ipv6_allow_refused_early);
+	tcase_add_test(tc, test_agent_reload_reads_file_and_always);
 	tcase_add_test(tc, test_agent_state_names);
 	suite_add_tcase(s, tc);
 	return s;

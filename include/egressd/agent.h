@@ -241,10 +241,16 @@ int agent_check_ipv6_rules(const struct agent *a,
 			   const char *where, bool egress_index, char *err,
 			   size_t errlen);
 int agent_always_reload(struct agent *a, struct agent_always_file *f,
-			struct policy_rule **rules, size_t *n, char *err,
-			size_t errlen);
+			bool force, struct policy_rule **rules, size_t *n,
+			char *err, size_t errlen);
 /* Poll the always-rules files from now on; 0 or -ENOMEM. */
 int agent_sources_start(struct agent *a);
+/*
+ * Read the policy file and the always-rules again and apply them (the
+ * SIGHUP handler); trigger names the cause in the policy line. 0 or the
+ * apply's -errno; a file that cannot be used keeps what is in force.
+ */
+int agent_reload(struct agent *a, const char *trigger);
 
 /* ---- project.c: the nftables and BPF views of the policy ------------ */
 
