@@ -51,7 +51,7 @@ ifndef EGRESSD_VERSION
 EGRESSD_VERSION := $(or $(shell [ -e .git ] && git describe --tags --always --dirty 2>/dev/null),$(EGRESSD_VERSION_FALLBACK))
 endif
 VERSION_FILE := $(OUTPUT)/version
-VERSION_USERS := $(OUTPUT)/agent/main.o $(OUTPUT)/agent/config.o \
+VERSION_USERS := $(OUTPUT)/agent/status.o $(OUTPUT)/agent/config.o \
 	$(OUTPUT)/agent/webhook.o $(OUTPUT)/tools/egressctl.o \
 	$(OUTPUT)/tools/ctl_http.o
 
@@ -89,12 +89,13 @@ CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 endif
 
-# Agent modules (agent/<name>.c). main.c is wiring only.
-AGENT_MODULES := log loop config policy dnswire doh dnsguard selfsock dnsproxy events cgroup cgwatch coverage netns nftsync nflog bpfsync api webhook liveness attached
+# Agent modules (agent/<name>.c). main.c is the entry point only.
+AGENT_MODULES := log loop config policy dnswire doh dnsguard selfsock dnsproxy events cgroup cgwatch coverage netns nftsync nflog bpfsync api webhook liveness attached \
+	agent sources project layers answer persist status
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
 # Unit tests: tests/check_<module>.c linked with the objects it needs.
-UNIT_TESTS := policy dnswire dnsguard doh config loop netns dnsproxy nftsync events api webhook log attached selfsock cgwatch nflog
+UNIT_TESTS := policy dnswire dnsguard doh config loop netns dnsproxy nftsync events api webhook log attached selfsock cgwatch nflog agent
 check_policy_OBJS := policy log
 check_dnswire_OBJS := dnswire
 check_dnsguard_OBJS := dnsguard policy log
@@ -114,6 +115,8 @@ check_attached_OBJS := attached log netns
 check_selfsock_OBJS := selfsock log
 check_cgwatch_OBJS := cgwatch loop
 check_nflog_OBJS := nflog nftsync events log dnswire loop
+# check_agent: the whole agent, with stub BPF ops and a fake nft talker.
+check_agent_OBJS := $(AGENT_MODULES)
 UNIT_BINS := $(patsubst %,$(OUTPUT)/tests/check_%,$(UNIT_TESTS))
 # log.o drains through the event loop (log_attach_loop): it needs loop.o.
 unit_objs = $(patsubst %,$(OUTPUT)/agent/%.o,$(check_$(1)_OBJS) \

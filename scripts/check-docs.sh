@@ -8,7 +8,7 @@
 #   - every "event" value the code can emit is a row of docs/logs.md's
 #     events table (log_emit/log_emit_raw names, and the convenience
 #     forms' warning/error/info/debug);
-#   - every metric family /metrics serves (agent/main.c) is in docs/api.md.
+#   - every metric family /metrics serves (agent/status.c) is in docs/api.md.
 # Prints "docs: N passed, M failed" last; exit 1 when something is missing.
 set -u
 cd "$(dirname "$0")/.."
@@ -46,8 +46,8 @@ for e in $(tr ' ' '\n' <<<"$events" | sort -u); do
 done
 
 # Metrics: every family with a # TYPE line or a histogram.
-for m in $( (grep -oE '# TYPE egressd_[a-z_]+' agent/main.c | sed 's/# TYPE //'
-	grep -oE 'metrics_hist\(b, "egressd_[a-z_]+"' agent/main.c | grep -oE 'egressd_[a-z_]+') | sort -u); do
+for m in $( (grep -oE '# TYPE egressd_[a-z_]+' agent/status.c | sed 's/# TYPE //'
+	grep -oE 'metrics_hist\(b, "egressd_[a-z_]+"' agent/status.c | grep -oE 'egressd_[a-z_]+') | sort -u); do
 	check "metric $m" docs/api.md "\`$m\`"
 done
 

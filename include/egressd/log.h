@@ -8,7 +8,8 @@
  * When the buffer is full, whole lines are dropped and counted, and a
  * log_dropped line says how many once writing resumes (docs/logs.md).
  * Errors that stop egressd before its loop runs go to stderr instead
- * (config_die and friends), so a shell user sees them.
+ * (config_load() fills an error buffer, main.c prints it), so a shell
+ * user sees them.
  */
 #ifndef __EGRESSD_LOG_H
 #define __EGRESSD_LOG_H
