@@ -702,8 +702,8 @@ static void fold_line(enum log_level lvl, const char *kind, const char *msg,
 		      uint64_t count)
 {
 	log_emit(lvl, msg_event(lvl),
-		 json_pack("{s:s, s:s, s:I}", "msg", msg, "kind", kind,
-			   "count", (json_int_t)count));
+		 json_pack("{s:s, s:s, s:I}", "msg", msg, "kind", kind, "count",
+			   (json_int_t)count));
 }
 
 /* Write held messages whose window is over (all: every one). */

@@ -79,9 +79,10 @@ int selfsock_note(int fd)
 	return 0;
 fail:
 	/* Per socket, so per upstream query when the map is full: folded. */
-	log_folded(LOG_LVL_WARN, "selfsock_mark",
-		   "cannot mark socket %d as egressd's own (%s): its traffic is judged like the workload's",
-		   fd, strerror(-err));
+	log_folded(
+		LOG_LVL_WARN, "selfsock_mark",
+		"cannot mark socket %d as egressd's own (%s): its traffic is judged like the workload's",
+		fd, strerror(-err));
 	return err;
 }
 

@@ -445,9 +445,8 @@ START_TEST(test_log_folded_warning)
 	log_set_level(LOG_LVL_INFO);
 	log_folded(LOG_LVL_WARN, "early", "before the loop %d", 1);
 	log_folded(LOG_LVL_WARN, "early", "before the loop %d", 2);
-	ck_assert_int_eq(kind_lines(file_text(f), "early", &sum, last,
-				    sizeof(last)),
-			 2);
+	ck_assert_int_eq(
+		kind_lines(file_text(f), "early", &sum, last, sizeof(last)), 2);
 	ck_assert_int_eq(log_attach_loop(loop), 0);
 	for (i = 0; i < 100; i++)
 		log_folded(LOG_LVL_WARN, "learn_failed",

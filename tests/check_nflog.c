@@ -291,8 +291,12 @@ END_TEST
 START_TEST(test_nflog_prefix_reasons)
 {
 	static const char *const bad[] = {
-		"egressd:rebinding", "egressd:", "egressd:default_den",
-		"egressd:default_deny ", "egressd:unknown", "other:dot",
+		"egressd:rebinding",
+		"egressd:",
+		"egressd:default_den",
+		"egressd:default_deny ",
+		"egressd:unknown",
+		"other:dot",
 		"egressd",
 	};
 	enum events_reason r;

@@ -51,9 +51,10 @@ _Static_assert(EGRESSD_REASON_API < EGRESSD_CNT_ALLOWED,
 	       "BPF reasons index the counters map below EGRESSD_CNT_ALLOWED");
 
 /* Where a reason can come from (struct reason_info.layers). */
-#define REASON_DNS 0x1	  /* the DNS proxy */
+#define REASON_DNS 0x1 /* the DNS proxy */
 #define REASON_PACKET 0x2 /* nftables (nflog prefix) */
-#define REASON_BPF 0x4	  /* the BPF program (EGRESSD_REASON_*) */
+#define REASON_BPF 0x4 /* the BPF program (EGRESSD_REASON_*) */
+#define REASON_ANY (REASON_DNS | REASON_PACKET | REASON_BPF)
 
 struct reason_info {
 	const char *name; /* in log lines, /metrics and nflog prefixes */
@@ -64,15 +65,11 @@ struct reason_info {
 static inline const struct reason_info *reason_info(unsigned int r)
 {
 	static const struct reason_info tab[EVENTS_REASON_MAX] = {
-		[EVENTS_REASON_DEFAULT_DENY] = { "default_deny",
-			REASON_DNS | REASON_PACKET | REASON_BPF },
-		[EVENTS_REASON_DENY_RULE] = { "deny_rule",
-			REASON_DNS | REASON_PACKET | REASON_BPF },
+		[EVENTS_REASON_DEFAULT_DENY] = { "default_deny", REASON_ANY },
+		[EVENTS_REASON_DENY_RULE] = { "deny_rule", REASON_ANY },
 		[EVENTS_REASON_DOT] = { "dot", REASON_PACKET | REASON_BPF },
-		[EVENTS_REASON_DOH] = { "doh",
-			REASON_DNS | REASON_PACKET | REASON_BPF },
-		[EVENTS_REASON_IPV6_DISABLED] = { "ipv6_disabled",
-			REASON_DNS | REASON_PACKET | REASON_BPF },
+		[EVENTS_REASON_DOH] = { "doh", REASON_ANY },
+		[EVENTS_REASON_IPV6_DISABLED] = { "ipv6_disabled", REASON_ANY },
 		[EVENTS_REASON_REBINDING] = { "rebinding", REASON_DNS },
 		[EVENTS_REASON_API] = { "api", REASON_PACKET | REASON_BPF },
 		[EVENTS_REASON_RAW_FRAME] = { "raw_frame", REASON_PACKET },
@@ -94,8 +91,7 @@ static inline const char *reason_name(unsigned int r)
  * can come from one of layers: 0, or -ENOENT.
  */
 static inline int reason_from_name(const char *name, size_t len,
-				   unsigned int layers,
-				   enum events_reason *out)
+				   unsigned int layers, enum events_reason *out)
 {
 	const struct reason_info *ri;
 	unsigned int r;
