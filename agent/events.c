@@ -234,18 +234,37 @@ static int entry_reserve(struct fold_entry **pp, size_t held)
 
 /* Room for a registered domain (the tail of a name is kept when longer). */
 #define DOMAIN_MAX 1024
+/* Registered domains seen lately, direct-mapped by hash. */
+#define RD_CACHE 256
+#define RD_NAME_MAX 128
+
+/*
+ * libpsl takes ~16,000 instructions a name, five times the rest of a
+ * line, and a flood's names share their registered domain: remember the
+ * registered domains seen lately, and take a name's from the longest of
+ * its parents that is one of them. A name that is itself a suffix rule
+ * under a registered domain (s3.amazonaws.com once amazonaws.com is
+ * known) is then grouped under that domain: this only groups lines.
+ */
+static char rd_cache[RD_CACHE][RD_NAME_MAX];
+
+static size_t rd_slot(const char *s, size_t len)
+{
+	return fnv1a(0xcbf29ce484222325ULL, s, len) % RD_CACHE;
+}
 
 /*
  * The registered domain of a presentation name (len bytes), lower-cased,
- * into out: evil.example for x1.evil.example, bbc.co.uk for
- * news.bbc.co.uk (the Public Suffix List as libpsl has it built in). A
- * name that has none (a public suffix itself, one label) is its own.
+ * into out (DOMAIN_MAX bytes): evil.example for x1.evil.example,
+ * bbc.co.uk for news.bbc.co.uk (the Public Suffix List as libpsl has it
+ * built in). A name that has none (a public suffix itself, one label) is
+ * its own.
  */
 static void registered_domain(const char *name, size_t len, char *out)
 {
 	const psl_ctx_t *psl = psl_builtin();
-	const char *r = NULL, *dot;
-	size_t i;
+	const char *r = NULL, *p, *dot;
+	size_t i, rlen;
 
 	if (len >= DOMAIN_MAX) {
 		name += len - (DOMAIN_MAX - 1);
@@ -254,6 +273,14 @@ static void registered_domain(const char *name, size_t len, char *out)
 	for (i = 0; i < len; i++)
 		out[i] = (char)tolower((unsigned char)name[i]);
 	out[len] = '\0';
+	for (p = memchr(out, '.', len); p; p = strchr(p + 1, '.')) {
+		rlen = len - (size_t)(p + 1 - out);
+		if (rlen && rlen < RD_NAME_MAX &&
+		    !strcmp(rd_cache[rd_slot(p + 1, rlen)], p + 1)) {
+			memmove(out, p + 1, rlen + 1);
+			return;
+		}
+	}
 	if (psl) {
 		r = psl_registrable_domain(psl, out);
 	} else if ((dot = strrchr(out, '.'))) {
@@ -262,8 +289,13 @@ static void registered_domain(const char *name, size_t len, char *out)
 		while (r > out && r[-1] != '.')
 			r--;
 	}
-	if (r && r != out)
-		memmove(out, r, strlen(r) + 1);
+	if (!r)
+		return;
+	rlen = strlen(r);
+	if (rlen < RD_NAME_MAX)
+		memcpy(rd_cache[rd_slot(r, rlen)], r, rlen + 1);
+	if (r != out)
+		memmove(out, r, rlen + 1);
 }
 
 /* A group's summary line: the held members and the queries they stand for. */
