@@ -89,7 +89,7 @@ EOF_PY
 denied() { metric 'egressd_dns_queries_total{result="denied"}'; }
 
 # ---- one registered domain --------------------------------------------
-N=4000
+N=${EGIT_FLOOD_N:-4000} # EGIT_FLOOD_N=100000: the figure of docs/logs.md
 d0=$(denied)
 res=$(flood "$N" '{r}-{i}.tunnel.example')
 egit_log "flood: $res"
