@@ -25,7 +25,7 @@ RUN apt-get update \
 	&& DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 		build-essential pkg-config clang llvm bpftool \
 		libnftnl-dev libmnl-dev libjansson-dev libbpf-dev \
-		libmicrohttpd-dev libcurl4-openssl-dev \
+		libmicrohttpd-dev libcurl4-openssl-dev libpsl-dev \
 	&& rm -rf /var/lib/apt/lists/*
 ARG EGRESSD_VERSION=
 WORKDIR /src
@@ -37,7 +37,7 @@ FROM ${BASE_IMAGE}
 # The runtime halves of the build's -dev packages (ldd build/egressd).
 RUN apt-get update \
 	&& DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-		libbpf1 libnftnl11 libmnl0 libjansson4 libmicrohttpd12 libcurl4 \
+		libbpf1 libnftnl11 libmnl0 libjansson4 libmicrohttpd12 libcurl4 libpsl5 \
 		ca-certificates \
 	&& rm -rf /var/lib/apt/lists/* \
 	&& mkdir -p /var/egress/rules

@@ -66,7 +66,7 @@ CPPFLAGS_ALL := -Iinclude -D_GNU_SOURCE -DEGRESSD_VERSION='"$(EGRESSD_VERSION)"'
 ALL_CFLAGS = $(CFLAGS) $(WARNINGS) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(EXTRA_CFLAGS) -MMD -MP
 
 # Library name (pkg-config) -> Debian package that provides it.
-PKGS_AGENT := libnftnl:libnftnl-dev libmnl:libmnl-dev jansson:libjansson-dev libbpf:libbpf-dev libmicrohttpd:libmicrohttpd-dev libcurl:libcurl4-openssl-dev
+PKGS_AGENT := libnftnl:libnftnl-dev libmnl:libmnl-dev jansson:libjansson-dev libbpf:libbpf-dev libmicrohttpd:libmicrohttpd-dev libcurl:libcurl4-openssl-dev libpsl:libpsl-dev
 PKGS_TEST := check:check
 
 # Goals that must work before any library is installed.

@@ -1035,7 +1035,9 @@ static void api_mhd_log(void *cls, const char *fmt, va_list ap)
 	n = strlen(buf);
 	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		buf[--n] = '\0';
-	log_warnx("api: %s", buf);
+	/* Per connection, so a flood of bad requests would be a flood of
+	 * lines: folded. */
+	log_folded(LOG_LVL_WARN, "api_server", "api: %s", buf);
 }
 
 /* ---- event loop glue -------------------------------------------------- */

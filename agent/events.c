@@ -5,7 +5,10 @@
  * dst, dport) for packets) the first report in a second is written at once
  * and later ones in the same second are held and written as one line with
  * "count" when the second is over. So a workload hammering a blocked name
- * or address produces one line per second, not one per packet.
+ * or address produces one line per second, not one per packet. DNS lines
+ * also have a budget per registered domain and in all, past which queries
+ * are counted into violation_summary lines (FLOOD_DOMAIN_LINES below), so
+ * a flood of distinct names stays readable too.
  *
  * This is the hot path of a workload that keeps asking for denied names,
  * so lines are formatted straight into a buffer (the same bytes jansson
@@ -13,12 +16,15 @@
  * its fold entry: no JSON objects, no allocation but one per new key.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <libpsl.h>
 
 #include "egressd/dnswire.h"
 #include "egressd/events.h"
@@ -28,6 +34,22 @@
 #define FOLD_IDLE_MS 10000
 #define FOLD_BUCKETS 1024
 #define FOLD_MAX_ENTRIES 8192
+/*
+ * Floods of distinct names (a tunnel: <data>.evil.example). Folding per
+ * key does nothing for a workload that asks a new name every time, so DNS
+ * lines have a budget per window: FLOOD_DOMAIN_LINES per (reason, action,
+ * registered domain) and FLOOD_DNS_LINES for all of them. A report past
+ * it is not lost: it joins its group's violation_summary line (its count
+ * and the last report's members), written when the group's window is
+ * over. When the whole budget is spent, a group that has no summary going
+ * yet joins the catch-all of its (reason, action) instead ("domain":null),
+ * so a flood over many domains costs a few lines too. Packet lines have
+ * no such budget: their keys are bounded by the workload's destinations.
+ */
+#define FLOOD_DOMAIN_LINES 10
+#define FLOOD_DNS_LINES 100
+#define GROUP_BUCKETS 256
+#define GROUP_MAX 1024
 /* Room an entry keeps for held lines longer than the first (a port). */
 #define FOLD_SLACK 32
 /* Room after a line's members for ,"count":<20 digits>. */
@@ -64,6 +86,7 @@ struct fold_entry {
 	uint64_t hash;
 	uint64_t last_emit_ms;
 	uint64_t pending; /* reports held since last_emit_ms */
+	uint32_t lines;	  /* groups: lines written in this window */
 	size_t key_len;	  /* buf: the key (hdr, action, NUL, name), */
 	size_t held_len;  /* then the members of the last held report */
 	size_t size;	  /* bytes of buf */
@@ -75,6 +98,12 @@ static struct {
 	struct loop_timer *timer;
 	struct fold_entry *buckets[FOLD_BUCKETS];
 	size_t n_entries;
+	/* DNS flood groups (same entries, keyed 'g'/'G', reason, action,
+	 * registered domain) and the budget of all DNS lines. */
+	struct fold_entry *groups[GROUP_BUCKETS];
+	size_t n_groups;
+	uint64_t dns_window_ms;
+	uint32_t dns_lines;
 	uint64_t counts[EVENTS_LAYER_MAX][EVENTS_REASON_MAX];
 	events_dns_deny_cb deny_cb;
 	void *deny_arg;
@@ -86,22 +115,9 @@ void events_set_dns_deny_hook(events_dns_deny_cb cb, void *arg)
 	ev.deny_arg = arg;
 }
 
-static const char *const reason_names[EVENTS_REASON_MAX] = {
-	[EVENTS_REASON_DEFAULT_DENY] = "default_deny",
-	[EVENTS_REASON_DENY_RULE] = "deny_rule",
-	[EVENTS_REASON_DOT] = "dot",
-	[EVENTS_REASON_DOH] = "doh",
-	[EVENTS_REASON_IPV6_DISABLED] = "ipv6_disabled",
-	[EVENTS_REASON_REBINDING] = "rebinding",
-	[EVENTS_REASON_API] = "api",
-	[EVENTS_REASON_RAW_FRAME] = "raw_frame",
-};
-
 const char *events_reason_name(enum events_reason r)
 {
-	if ((unsigned int)r >= EVENTS_REASON_MAX)
-		return "unknown";
-	return reason_names[r];
+	return reason_name(r);
 }
 
 static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
@@ -163,6 +179,7 @@ static struct fold_entry *entry_alloc(size_t key_len, size_t held)
 	e->key_len = key_len;
 	e->held_len = 0;
 	e->pending = 0;
+	e->lines = 0;
 	return e;
 }
 
@@ -193,14 +210,291 @@ static void fold_write(char *members, size_t len, uint64_t count)
 	log_emit_raw(LOG_LVL_WARN, "violation", members, len);
 }
 
+/*
+ * Make e (at *pp) hold key_len + held + COUNT_ROOM bytes: 0, or -ENOMEM
+ * (e unchanged).
+ */
+static int entry_reserve(struct fold_entry **pp, size_t held)
+{
+	struct fold_entry *e = *pp;
+	size_t size = e->key_len + held + COUNT_ROOM;
+
+	if (size <= e->size)
+		return 0;
+	size += FOLD_SLACK;
+	e = realloc(e, sizeof(*e) + size);
+	if (!e)
+		return -ENOMEM;
+	e->size = size;
+	*pp = e;
+	return 0;
+}
+
+/* ---- floods of distinct names ---------------------------------------- */
+
+/* Room for a registered domain (the tail of a name is kept when longer). */
+#define DOMAIN_MAX 1024
+/* Registered domains seen lately, direct-mapped by hash. */
+#define RD_CACHE 256
+#define RD_NAME_MAX 128
+
+/*
+ * libpsl takes ~16,000 instructions a name, five times the rest of a
+ * line, and a flood's names share their registered domain: remember the
+ * registered domains seen lately, and take a name's from the longest of
+ * its parents that is one of them. A name that is itself a suffix rule
+ * under a registered domain (s3.amazonaws.com once amazonaws.com is
+ * known) is then grouped under that domain: this only groups lines.
+ */
+static char rd_cache[RD_CACHE][RD_NAME_MAX];
+
+static size_t rd_slot(const char *s, size_t len)
+{
+	return fnv1a(0xcbf29ce484222325ULL, s, len) % RD_CACHE;
+}
+
+/*
+ * The registered domain of a presentation name (len bytes), lower-cased,
+ * into out (DOMAIN_MAX bytes): evil.example for x1.evil.example,
+ * bbc.co.uk for news.bbc.co.uk (the Public Suffix List as libpsl has it
+ * built in). A name that has none (a public suffix itself, one label) is
+ * its own.
+ */
+static void registered_domain(const char *name, size_t len, char *out)
+{
+	const psl_ctx_t *psl = psl_builtin();
+	const char *r = NULL, *p, *dot;
+	size_t i, rlen;
+
+	if (len >= DOMAIN_MAX) {
+		name += len - (DOMAIN_MAX - 1);
+		len = DOMAIN_MAX - 1;
+	}
+	for (i = 0; i < len; i++)
+		out[i] = (char)tolower((unsigned char)name[i]);
+	out[len] = '\0';
+	for (p = memchr(out, '.', len); p; p = strchr(p + 1, '.')) {
+		rlen = len - (size_t)(p + 1 - out);
+		if (rlen && rlen < RD_NAME_MAX &&
+		    !strcmp(rd_cache[rd_slot(p + 1, rlen)], p + 1)) {
+			memmove(out, p + 1, rlen + 1);
+			return;
+		}
+	}
+	if (psl) {
+		r = psl_registrable_domain(psl, out);
+	} else if ((dot = strrchr(out, '.'))) {
+		/* No list built in: the last two labels. */
+		r = dot;
+		while (r > out && r[-1] != '.')
+			r--;
+	}
+	if (!r)
+		return;
+	rlen = strlen(r);
+	if (rlen < RD_NAME_MAX)
+		memcpy(rd_cache[rd_slot(r, rlen)], r, rlen + 1);
+	if (r != out)
+		memmove(out, r, rlen + 1);
+}
+
+/* A group's summary line: the held members and the queries they stand for. */
+static void group_write(struct fold_entry *g)
+{
+	char *m = g->buf + g->key_len;
+	size_t len = g->held_len;
+
+	memcpy(m + len, ",\"count\":", 9);
+	len += 9;
+	len += fmt_u64(m + len, g->pending);
+	log_emit_raw(LOG_LVL_WARN, "violation_summary", m, len);
+	g->held_len = 0;
+	g->pending = 0;
+}
+
+/*
+ * The group of (reason, action, dom), or with dom NULL the catch-all of
+ * (reason, action); created unless there are GROUP_MAX groups already
+ * (catch-alls are always created: there are only as many as reasons and
+ * actions). A group whose window is over writes its summary and starts a
+ * new window with its whole budget. NULL when there is none.
+ */
+static struct fold_entry **group_get(enum events_reason reason,
+				     const char *action, const char *dom,
+				     uint64_t now)
+{
+	struct fold_entry **pp, *e;
+	struct fold_key k;
+	size_t b;
+
+	k.hdr[0] = dom ? 'g' : 'G';
+	k.hdr[1] = (unsigned char)reason;
+	k.hdr_len = 2;
+	k.action = action;
+	k.name = dom ? dom : "";
+	key_finish(&k);
+	b = k.hash % GROUP_BUCKETS;
+	for (pp = &ev.groups[b]; (e = *pp); pp = &e->next) {
+		if (!key_eq(e, &k))
+			continue;
+		if (now - e->last_emit_ms >= FOLD_WINDOW_MS) {
+			if (e->pending)
+				group_write(e);
+			e->last_emit_ms = now;
+			e->lines = 0;
+		}
+		return pp;
+	}
+	if (dom && ev.n_groups >= GROUP_MAX)
+		return NULL;
+	/* Room for a summary as long as a usual line. */
+	e = entry_alloc(k.len, 512);
+	if (!e)
+		return NULL;
+	key_store(e->buf, &k);
+	e->hash = k.hash;
+	e->last_emit_ms = now;
+	e->lines = 0;
+	e->next = ev.groups[b];
+	ev.groups[b] = e;
+	ev.n_groups++;
+	return &ev.groups[b];
+}
+
+/*
+ * Hold a DNS line's members as the group's summary sample: the same
+ * members with "domain" (the group's registered domain, null for a
+ * catch-all) after "reason". 0 or -ENOMEM.
+ */
+static int group_hold(struct fold_entry **pp, enum events_reason reason,
+		      const char *members, size_t len, const char *dom)
+{
+	static const char pfx[] = "\"layer\":\"dns\",\"reason\":\"";
+	size_t pre = sizeof(pfx) - 1 + strlen(reason_name(reason)) + 1;
+	size_t dlen = 10, need;
+	char dummy[1], *m;
+
+	if (dom && log_json_str(dummy, 0, &dlen, dom))
+		dom = NULL; /* not UTF-8 (json_string() would refuse it) */
+	if (!dom)
+		dlen = 10 + 4;
+	if (pre > len)
+		pre = len;
+	need = len + dlen;
+	if (entry_reserve(pp, need))
+		return -ENOMEM;
+	m = (*pp)->buf + (*pp)->key_len;
+	memcpy(m, members, pre);
+	memcpy(m + pre, ",\"domain\":", 10);
+	dlen = pre + 10;
+	if (dom) {
+		log_json_str(m, need, &dlen, dom);
+	} else {
+		memcpy(m + dlen, "null", 4);
+		dlen += 4;
+	}
+	memcpy(m + dlen, members + pre, len - pre);
+	(*pp)->held_len = need;
+	return 0;
+}
+
+static void arm_timer(void)
+{
+	if (ev.timer && !loop_timer_is_armed(ev.timer))
+		loop_timer_arm(ev.timer, FOLD_WINDOW_MS / 4);
+}
+
+/*
+ * Write a DNS line (members: len bytes, then COUNT_ROOM) standing for n
+ * queries, unless its budget is spent: then it joins its group's summary.
+ * true when the line was written.
+ */
+static bool dns_emit(enum events_reason reason, const char *action,
+		     const char *qname, size_t qlen, char *members, size_t len,
+		     uint64_t n)
+{
+	uint64_t now = loop_clock_ms();
+	struct fold_entry **gp;
+	char dom[DOMAIN_MAX];
+	bool all_spent;
+
+	if (!ev.loop) {
+		/* No timer to write summaries: every line as it comes. */
+		fold_write(members, len, n);
+		return true;
+	}
+	if (now - ev.dns_window_ms >= FOLD_WINDOW_MS) {
+		ev.dns_window_ms = now;
+		ev.dns_lines = 0;
+	}
+	all_spent = ev.dns_lines >= FLOOD_DNS_LINES;
+	registered_domain(qname, qlen, dom);
+	gp = group_get(reason, action, dom, now);
+	if (gp && (*gp)->lines < FLOOD_DOMAIN_LINES && !all_spent) {
+		(*gp)->lines++;
+		ev.dns_lines++;
+		fold_write(members, len, n);
+		return true;
+	}
+	if (gp && !(*gp)->pending) {
+		/* A new summary line: it needs room in the budget too. */
+		if (all_spent)
+			gp = NULL;
+		else
+			ev.dns_lines++;
+	}
+	if (!gp)
+		gp = group_get(reason, action, NULL, now);
+	if (!gp || group_hold(gp, reason, members, len,
+			      (*gp)->buf[0] == 'g' ? dom : NULL)) {
+		/* No memory to fold it: write it rather than lose it. */
+		fold_write(members, len, n);
+		return true;
+	}
+	(*gp)->pending += n;
+	arm_timer();
+	return false;
+}
+
+/*
+ * Write a line of key k (DNS lines go through their flood budget); true
+ * when it was written, false when it joined a summary.
+ */
+static bool emit_line(const struct fold_key *k, char *members, size_t len,
+		      uint64_t n)
+{
+	if (k->hdr[0] != 'd') {
+		fold_write(members, len, n);
+		return true;
+	}
+	return dns_emit((enum events_reason)k->hdr[1], k->action, k->name,
+			k->name_len, members, len, n);
+}
+
+/* The held report of e, as one line (or into its group's summary). */
 static void entry_write_held(struct fold_entry *e)
 {
-	fold_write(e->buf + e->key_len, e->held_len, e->pending);
+	char *members = e->buf + e->key_len;
+	struct fold_key k;
+
+	/* The key as stored: hdr, action, NUL, name (key_store). */
+	k.hdr[0] = (unsigned char)e->buf[0];
+	k.hdr[1] = (unsigned char)e->buf[1];
+	k.hdr_len = 2 + sizeof(uint16_t);
+	k.action = e->buf + k.hdr_len;
+	k.action_len = strlen(k.action);
+	k.name = k.action + k.action_len + 1;
+	k.name_len = e->key_len - k.hdr_len - k.action_len - 1;
+	emit_line(&k, members, e->held_len, e->pending);
 	e->held_len = 0;
 	e->pending = 0;
 }
 
-/* Write held reports whose window is over; drop long-idle entries. */
+/*
+ * Write held reports whose window is over, then summaries whose window is
+ * over (held reports may join them); drop long-idle entries. all: write
+ * everything and free every entry.
+ */
 static void fold_sweep(uint64_t now, bool all)
 {
 	struct fold_entry **pp, *e;
@@ -224,12 +518,30 @@ static void fold_sweep(uint64_t now, bool all)
 			pp = &e->next;
 		}
 	}
+	for (i = 0; i < GROUP_BUCKETS; i++) {
+		pp = &ev.groups[i];
+		while ((e = *pp)) {
+			if (all || now - e->last_emit_ms >= FOLD_WINDOW_MS) {
+				if (e->pending)
+					group_write(e);
+				e->last_emit_ms = now;
+				e->lines = 0;
+			}
+			if (all || now - e->last_emit_ms >= FOLD_IDLE_MS) {
+				*pp = e->next;
+				free(e);
+				ev.n_groups--;
+				continue;
+			}
+			pp = &e->next;
+		}
+	}
 }
 
 static void fold_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 {
 	fold_sweep(loop_clock_ms(), false);
-	if (ev.n_entries)
+	if (ev.n_entries || ev.n_groups)
 		loop_timer_arm(t, FOLD_WINDOW_MS / 4);
 }
 
@@ -239,23 +551,10 @@ static void fold_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
  */
 static int fold_hold(struct fold_entry **pp, const char *members, size_t len)
 {
-	struct fold_entry *e = *pp, *n;
-
-	if (e->key_len + len + COUNT_ROOM > e->size) {
-		n = entry_alloc(e->key_len, len);
-		if (!n)
-			return -ENOMEM;
-		n->next = e->next;
-		n->hash = e->hash;
-		n->last_emit_ms = e->last_emit_ms;
-		n->pending = e->pending;
-		memcpy(n->buf, e->buf, e->key_len);
-		*pp = n;
-		free(e);
-		e = n;
-	}
-	memcpy(e->buf + e->key_len, members, len);
-	e->held_len = len;
+	if (entry_reserve(pp, len))
+		return -ENOMEM;
+	memcpy((*pp)->buf + (*pp)->key_len, members, len);
+	(*pp)->held_len = len;
 	return 0;
 }
 
@@ -277,7 +576,7 @@ static void fold_report(const struct fold_key *k, char *members, size_t len,
 	if (e && now - e->last_emit_ms < FOLD_WINDOW_MS) {
 		if (fold_hold(pp, members, len)) {
 			/* No room to hold it: write it on its own. */
-			fold_write(members, len, n);
+			emit_line(k, members, len, n);
 			return;
 		}
 		(*pp)->pending += n;
@@ -288,10 +587,12 @@ static void fold_report(const struct fold_key *k, char *members, size_t len,
 		if (e->pending)
 			entry_write_held(e);
 		e->last_emit_ms = now;
-		fold_write(members, len, n);
+		emit_line(k, members, len, n);
 		return;
 	}
-	fold_write(members, len, n);
+	/* Past its flood budget it joined a summary: no key to fold into. */
+	if (!emit_line(k, members, len, n))
+		return;
 	if (ev.n_entries >= FOLD_MAX_ENTRIES || !ev.loop)
 		return; /* too many distinct keys to fold: write every one */
 	/* Room for a held line as long as this one (they rarely differ). */
@@ -304,8 +605,7 @@ static void fold_report(const struct fold_key *k, char *members, size_t len,
 	e->next = ev.buckets[b];
 	ev.buckets[b] = e;
 	ev.n_entries++;
-	if (ev.timer && !loop_timer_is_armed(ev.timer))
-		loop_timer_arm(ev.timer, FOLD_WINDOW_MS / 4);
+	arm_timer();
 }
 
 int events_init(struct loop *loop)
@@ -382,7 +682,7 @@ static int dns_members(struct members *m, enum events_reason reason,
 	size_t len;
 
 	M_LIT(m, "\"layer\":\"dns\",\"reason\":\"");
-	m_put(m, reason_names[reason], strlen(reason_names[reason]));
+	m_put(m, reason_name(reason), strlen(reason_name(reason)));
 	M_LIT(m, "\",\"qname\":");
 	if (m_str(m, qname))
 		return -EILSEQ;
@@ -510,7 +810,7 @@ void events_packet_violation(enum events_reason reason, int family,
 		strcpy(sbuf, "?");
 	if (!inet_ntop(af, dst, dbuf, sizeof(dbuf)))
 		strcpy(dbuf, "?");
-	f.reason = reason_names[reason];
+	f.reason = reason_name(reason);
 	f.action = action;
 	f.proto = proto_name(proto, pbuf, sizeof(pbuf));
 	f.family = family;

@@ -675,6 +675,119 @@ void log_debug(const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * Folded messages (log_folded): per kind, the first in a window is written
+ * at once and the rest of the window as one line, with the last message,
+ * once it is over. Kinds are few and fixed (string literals at the call
+ * sites), so a small table searched in order is enough; past FOLD_KINDS
+ * kinds, lines are written as they come.
+ */
+#define FOLD_KINDS 64
+#define FOLD_WINDOW_MS 1000
+#define FOLD_KIND_MAX 48
+
+static struct fold_msg {
+	char kind[FOLD_KIND_MAX];
+	enum log_level lvl;
+	uint64_t window_ms; /* loop_clock_ms() the window started */
+	uint64_t pending; /* messages held since then */
+	char msg[1024]; /* the last of them */
+} folds[FOLD_KINDS];
+static size_t n_folds;
+static struct loop_timer *fold_timer;
+
+static const char *msg_event(enum log_level lvl);
+
+static void fold_line(enum log_level lvl, const char *kind, const char *msg,
+		      uint64_t count)
+{
+	log_emit(lvl, msg_event(lvl),
+		 json_pack("{s:s, s:s, s:I}", "msg", msg, "kind", kind, "count",
+			   (json_int_t)count));
+}
+
+/* Write held messages whose window is over (all: every one). */
+static void fold_sweep(bool all)
+{
+	uint64_t now = loop_clock_ms();
+	bool held = false;
+	size_t i;
+
+	for (i = 0; i < n_folds; i++) {
+		struct fold_msg *f = &folds[i];
+
+		if (!f->pending)
+			continue;
+		if (all || now - f->window_ms >= FOLD_WINDOW_MS) {
+			fold_line(f->lvl, f->kind, f->msg, f->pending);
+			f->pending = 0;
+			f->window_ms = now;
+		} else {
+			held = true;
+		}
+	}
+	if (held && fold_timer && !loop_timer_is_armed(fold_timer))
+		loop_timer_arm(fold_timer, FOLD_WINDOW_MS / 4);
+}
+
+static void fold_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
+{
+	fold_sweep(false);
+}
+
+void log_folded(enum log_level lvl, const char *kind, const char *fmt, ...)
+{
+	uint64_t now = loop_clock_ms();
+	struct fold_msg *f = NULL;
+	char msg[sizeof(folds[0].msg)];
+	va_list ap;
+	size_t i;
+
+	if (lvl < min_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	for (i = 0; i < n_folds; i++) {
+		if (!strncmp(folds[i].kind, kind, FOLD_KIND_MAX - 1) &&
+		    folds[i].lvl == lvl) {
+			f = &folds[i];
+			break;
+		}
+	}
+	/* Without the loop no timer writes held lines: write each. */
+	if (!fold_timer) {
+		fold_line(lvl, kind, msg, 1);
+		return;
+	}
+	if (f && now - f->window_ms < FOLD_WINDOW_MS) {
+		f->pending++;
+		memcpy(f->msg, msg, sizeof(msg));
+		if (!loop_timer_is_armed(fold_timer))
+			loop_timer_arm(fold_timer, FOLD_WINDOW_MS / 4);
+		return;
+	}
+	if (f) {
+		/* Window over: what it held first, then this one. */
+		if (f->pending)
+			fold_line(f->lvl, f->kind, f->msg, f->pending);
+		f->pending = 0;
+		f->window_ms = now;
+	} else if (n_folds < FOLD_KINDS) {
+		f = &folds[n_folds++];
+		snprintf(f->kind, sizeof(f->kind), "%s", kind);
+		f->lvl = lvl;
+		f->window_ms = now;
+		f->pending = 0;
+	}
+	fold_line(lvl, kind, msg, 1);
+}
+
+void log_folded_flush(void)
+{
+	fold_sweep(true);
+}
+
 static void flush(void);
 
 static void watch_cb(struct loop *loop, int fd, uint32_t events, void *arg)
@@ -743,6 +856,12 @@ int log_attach_loop(struct loop *loop)
 	lo.retry = loop_timer_new(loop, retry_cb, NULL);
 	if (!lo.retry)
 		return -ENOMEM;
+	fold_timer = loop_timer_new(loop, fold_timer_cb, NULL);
+	if (!fold_timer) {
+		loop_timer_free(lo.retry);
+		lo.retry = NULL;
+		return -ENOMEM;
+	}
 	lo.loop = loop;
 	return 0;
 }
@@ -780,6 +899,11 @@ static void drain(int timeout_ms)
 
 void log_close(int timeout_ms)
 {
+	/* Held folded messages go out first (they are older). */
+	fold_sweep(true);
+	if (fold_timer)
+		loop_timer_free(fold_timer);
+	fold_timer = NULL;
 	unwatch();
 	if (lo.retry)
 		loop_timer_free(lo.retry);

@@ -25,6 +25,7 @@
 
 #include "egressd/nflog.h"
 #include "egressd/nftsync.h"
+#include "egressd/reason.h"
 
 #define NFLOG_COPY_RANGE 128
 #define NFLOG_RCVBUF (4 << 20)
@@ -46,31 +47,15 @@ struct nflog {
 	char buf[65536];
 };
 
-static const struct {
-	const char *name;
-	enum events_reason reason;
-} reasons[] = {
-	{ "default_deny", EVENTS_REASON_DEFAULT_DENY },
-	{ "deny_rule", EVENTS_REASON_DENY_RULE },
-	{ "dot", EVENTS_REASON_DOT },
-	{ "doh", EVENTS_REASON_DOH },
-	{ "ipv6_disabled", EVENTS_REASON_IPV6_DISABLED },
-	{ "api", EVENTS_REASON_API },
-	{ "raw_frame", EVENTS_REASON_RAW_FRAME },
-};
-
+/* Reasons come from reason.h's table: those nftables logs (REASON_PACKET). */
 int nflog_prefix_reason(const char *prefix, enum events_reason *out)
 {
-	size_t plen = strlen(NFTSYNC_LOG_PREFIX), i;
+	size_t plen = strlen(NFTSYNC_LOG_PREFIX);
 
 	if (strncmp(prefix, NFTSYNC_LOG_PREFIX, plen))
 		return -ENOENT;
-	for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
-		if (!strcmp(prefix + plen, reasons[i].name)) {
-			*out = reasons[i].reason;
-			return 0;
-		}
-	return -ENOENT;
+	return reason_from_name(prefix + plen, strlen(prefix + plen),
+				REASON_PACKET, out);
 }
 
 static bool has_ports(int proto)

@@ -78,8 +78,11 @@ int selfsock_note(int fd)
 	n_ents++;
 	return 0;
 fail:
-	log_warnx("cannot mark socket %d as egressd's own (%s): its traffic is judged like the workload's",
-		  fd, strerror(-err));
+	/* Per socket, so per upstream query when the map is full: folded. */
+	log_folded(
+		LOG_LVL_WARN, "selfsock_mark",
+		"cannot mark socket %d as egressd's own (%s): its traffic is judged like the workload's",
+		fd, strerror(-err));
 	return err;
 }
 

@@ -8,7 +8,7 @@
  *
  *   cc -O2 -g -Iinclude -D_GNU_SOURCE -o .output/bench/events_bench \
  *	bench/events_bench.c agent/events.c agent/log.c agent/dnswire.c \
- *	agent/loop.c -ljansson
+ *	agent/loop.c -ljansson -lpsl
  *   .output/bench/events_bench [N]
  */
 #include <arpa/inet.h>

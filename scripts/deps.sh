@@ -19,7 +19,9 @@ BUILD=(build-essential pkg-config clang llvm
 	# libFuzzer and clang's sanitizer runtimes (make fuzz, make test)
 	libclang-rt-dev
 	libnftnl-dev libmnl-dev libjansson-dev libbpf-dev bpftool
-	libmicrohttpd-dev libcurl4-openssl-dev)
+	libmicrohttpd-dev libcurl4-openssl-dev
+	# registered domains of DNS violation lines (agent/events.c)
+	libpsl-dev)
 RUNTIME=(iproute2 nftables dnsutils util-linux procps curl)
 UNIT=(check libsubunit-dev valgrind)
 INTEGRATION=(python3 python3-dnslib man-db)

@@ -22,7 +22,7 @@
 #include "egressd/log.h"
 #include "egressd/loop.h"
 
-#define MAX_LINES 64
+#define MAX_LINES 256
 
 struct capture {
 	FILE *f;
@@ -672,6 +672,220 @@ START_TEST(test_events_emit_raw_matches_emit)
 }
 END_TEST
 
+/* Sum of "count" over the lines of event ev ("violation", …) whose text
+ * holds needle (NULL: every such line); *nlines gets how many there were. */
+static uint64_t count_sum(struct capture *c, const char *ev, const char *needle,
+			  int *nlines)
+{
+	char pat[64];
+	uint64_t sum = 0;
+	json_t *o;
+	int i;
+
+	snprintf(pat, sizeof(pat), "\"event\":\"%s\",", ev);
+	*nlines = 0;
+	for (i = 0; i < c->n; i++) {
+		if (!strstr(c->lines[i], pat))
+			continue;
+		if (needle && !strstr(c->lines[i], needle))
+			continue;
+		o = json_loads(c->lines[i], 0, NULL);
+		ck_assert_ptr_nonnull(o);
+		sum += (uint64_t)json_integer_value(
+			json_object_get(o, "count"));
+		json_decref(o);
+		(*nlines)++;
+	}
+	return sum;
+}
+
+/* Whether a line holds needle. */
+static int any_line(struct capture *c, const char *needle)
+{
+	int i;
+
+	for (i = 0; i < c->n; i++)
+		if (strstr(c->lines[i], needle))
+			return 1;
+	return 0;
+}
+
+static const char *const summary_keys[] = { "ts",     "level",	"event",
+					    "layer",  "reason", "domain",
+					    "qname",  "qtype",	"action",
+					    "client", "count",	NULL };
+
+/*
+ * 1000 denied names, each new, under one registered domain (a tunnel):
+ * 10 lines at once, then one violation_summary line for the rest once the
+ * second is over; the counts add up to the queries.
+ */
+START_TEST(test_events_flood_distinct_names)
+{
+	struct capture c;
+	char name[64];
+	int i, n;
+	json_t *o;
+
+	cap_start(&c);
+	for (i = 0; i < 1000; i++) {
+		snprintf(name, sizeof(name), "x%d.Evil.Example", i);
+		events_dns_violation(EVENTS_REASON_DEFAULT_DENY, name, 1,
+				     "nxdomain", "10.0.0.2:53");
+	}
+	ck_assert_int_eq(cap_read(&c), 10);
+	ck_assert_uint_eq(count_sum(&c, "violation", NULL, &n), 10);
+	run_for(c.loop, 1400);
+	ck_assert_int_eq(cap_read(&c), 11);
+	ck_assert_str_eq(after_ts(c.lines[10]),
+			 "\"level\":\"warn\",\"event\":\"violation_summary\","
+			 "\"layer\":\"dns\",\"reason\":\"default_deny\","
+			 "\"domain\":\"evil.example\","
+			 "\"qname\":\"x999.Evil.Example\",\"qtype\":\"A\","
+			 "\"action\":\"nxdomain\","
+			 "\"client\":\"10.0.0.2:53\",\"count\":990}");
+	o = parse_ordered(c.lines[10], summary_keys);
+	json_decref(o);
+	/* A new second: lines again. */
+	events_dns_violation(EVENTS_REASON_DEFAULT_DENY, "y.evil.example", 1,
+			     "nxdomain", NULL);
+	ck_assert_int_eq(cap_read(&c), 12);
+	ck_assert_ptr_nonnull(strstr(c.lines[11], "\"event\":\"violation\","));
+	cap_end(&c);
+}
+END_TEST
+
+/*
+ * Distinct registered domains: 100 lines in all per second, the rest in
+ * one catch-all summary of the (reason, action), "domain":null. Other
+ * reasons and actions are other groups.
+ */
+START_TEST(test_events_flood_many_domains)
+{
+	struct capture c;
+	char name[64];
+	int i, n, ns;
+	uint64_t sum;
+
+	cap_start(&c);
+	for (i = 0; i < 500; i++) {
+		snprintf(name, sizeof(name), "a.n%d.example", i);
+		events_dns_violation(EVENTS_REASON_DENY_RULE, name, 28,
+				     "nxdomain", NULL);
+	}
+	ck_assert_int_eq(cap_read(&c), 100);
+	events_fini();
+	ck_assert_int_eq(cap_read(&c), 101);
+	sum = count_sum(&c, "violation", NULL, &n) +
+	      count_sum(&c, "violation_summary", NULL, &ns);
+	ck_assert_int_eq(n, 100);
+	ck_assert_int_eq(ns, 1);
+	ck_assert_uint_eq(sum, 500);
+	ck_assert_str_eq(after_ts(c.lines[100]),
+			 "\"level\":\"warn\",\"event\":\"violation_summary\","
+			 "\"layer\":\"dns\",\"reason\":\"deny_rule\","
+			 "\"domain\":null,"
+			 "\"qname\":\"a.n499.example\",\"qtype\":\"AAAA\","
+			 "\"action\":\"nxdomain\",\"count\":400}");
+	ck_assert_int_eq(events_init(c.loop), 0);
+	cap_end(&c);
+}
+END_TEST
+
+/*
+ * Nothing is lost in a mixed flood: repeats of a few names, new names
+ * under two domains, other reasons; held lines and summaries are written
+ * by events_fini(), and the counts of all lines add up per reason.
+ */
+START_TEST(test_events_flood_counts_add_up)
+{
+	uint64_t dd0 = events_count("dns", EVENTS_REASON_DEFAULT_DENY);
+	uint64_t rb0 = events_count("dns", EVENTS_REASON_REBINDING);
+	struct capture c;
+	char name[64];
+	int i, n1, n2, n3, n4;
+	uint64_t dd, rb;
+
+	cap_start(&c);
+	for (i = 0; i < 3000; i++) {
+		if (i % 3 == 0)
+			snprintf(name, sizeof(name), "r%d.bbc.co.uk", i % 7);
+		else if (i % 3 == 1)
+			snprintf(name, sizeof(name), "t%d.news.bbc.co.uk", i);
+		else
+			snprintf(name, sizeof(name), "t%d.other.example", i);
+		events_dns_violation(i % 10 ? EVENTS_REASON_DEFAULT_DENY :
+					      EVENTS_REASON_REBINDING,
+				     name, 1, i % 10 ? "nxdomain" : "stripped",
+				     NULL);
+	}
+	events_fini();
+	cap_read(&c);
+	ck_assert_int_le(c.n, 60);
+	dd = count_sum(&c, "violation", "default_deny", &n1) +
+	     count_sum(&c, "violation_summary", "default_deny", &n2);
+	rb = count_sum(&c, "violation", "rebinding", &n3) +
+	     count_sum(&c, "violation_summary", "rebinding", &n4);
+	ck_assert_uint_eq(dd, 2700);
+	ck_assert_uint_eq(rb, 300);
+	ck_assert_uint_eq(events_count("dns", EVENTS_REASON_DEFAULT_DENY),
+			  dd0 + 2700);
+	ck_assert_uint_eq(events_count("dns", EVENTS_REASON_REBINDING),
+			  rb0 + 300);
+	/* news.bbc.co.uk is under bbc.co.uk: one group. */
+	ck_assert_int_eq(any_line(&c, "\"domain\":\"bbc.co.uk\""), 1);
+	ck_assert_int_eq(any_line(&c, "\"domain\":\"news.bbc.co.uk\""), 0);
+	ck_assert_int_eq(any_line(&c, "\"domain\":\"other.example\""), 1);
+	ck_assert_int_eq(events_init(c.loop), 0);
+	cap_end(&c);
+}
+END_TEST
+
+/* Packet lines have no flood budget: each new key is a line. */
+START_TEST(test_events_flood_packets_unbudgeted)
+{
+	struct capture c;
+	uint8_t s[4] = { 10, 0, 0, 2 }, d[4] = { 10, 0, 0, 9 };
+	int i;
+
+	cap_start(&c);
+	for (i = 0; i < 200; i++)
+		events_packet_violation(EVENTS_REASON_DEFAULT_DENY, 4,
+					IPPROTO_UDP, s, 1000, d,
+					(uint16_t)(2000 + i), NULL, "drop", 1);
+	ck_assert_int_eq(cap_read(&c), 200);
+	cap_end(&c);
+}
+END_TEST
+
+/* One reason table: names, numbers and the layers each comes from. */
+START_TEST(test_events_reason_table)
+{
+	enum events_reason r;
+	unsigned int i;
+
+	for (i = 0; i < EVENTS_REASON_MAX; i++) {
+		const char *name = reason_name(i);
+
+		ck_assert_str_eq(events_reason_name((enum events_reason)i),
+				 name);
+		ck_assert_int_eq(reason_from_name(name, strlen(name),
+						  REASON_ANY, &r),
+				 0);
+		ck_assert_uint_eq(r, i);
+	}
+	ck_assert_str_eq(reason_name(EVENTS_REASON_MAX), "unknown");
+	ck_assert_str_eq(events_reason_name(EVENTS_REASON_MAX), "unknown");
+	ck_assert_int_eq(reason_from_name("rebinding", 9, REASON_PACKET, &r),
+			 -ENOENT);
+	ck_assert_int_eq(reason_from_name("dot", 2, REASON_PACKET, &r),
+			 -ENOENT);
+	ck_assert_str_eq(reason_name(EGRESSD_REASON_API), "api");
+	ck_assert(reason_info(EVENTS_REASON_DOT)->layers & REASON_BPF);
+	ck_assert(!(reason_info(EVENTS_REASON_RAW_FRAME)->layers & REASON_BPF));
+}
+END_TEST
+
 static Suite *events_suite(void)
 {
 	Suite *s = suite_create("events");
@@ -693,6 +907,11 @@ static Suite *events_suite(void)
 	tcase_add_test(tc, test_events_level_error_silent);
 	tcase_add_test(tc, test_events_json_escape_matches_jansson);
 	tcase_add_test(tc, test_events_emit_raw_matches_emit);
+	tcase_add_test(tc, test_events_flood_distinct_names);
+	tcase_add_test(tc, test_events_flood_many_domains);
+	tcase_add_test(tc, test_events_flood_counts_add_up);
+	tcase_add_test(tc, test_events_flood_packets_unbudgeted);
+	tcase_add_test(tc, test_events_reason_table);
 	suite_add_tcase(s, tc);
 	return s;
 }

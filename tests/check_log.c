@@ -393,6 +393,108 @@ START_TEST(test_log_library_messages)
 }
 END_TEST
 
+static void fold_stop_cb(struct loop *loop, struct loop_timer *t, void *arg)
+{
+	loop_stop(loop);
+}
+
+/* Lines of text with event ev and kind, their count summed into *sum. */
+static int kind_lines(const char *text, const char *kind, long long *sum,
+		      char *last_msg, size_t last_len)
+{
+	const char *s = text, *nl;
+	int n = 0;
+
+	*sum = 0;
+	for (; (nl = strchr(s, '\n')); s = nl + 1) {
+		char line[2048];
+		json_t *o;
+
+		snprintf(line, sizeof(line), "%.*s", (int)(nl - s), s);
+		o = json_loads(line, 0, NULL);
+		ck_assert_msg(o, "not JSON: %s", line);
+		if (json_is_string(json_object_get(o, "kind")) &&
+		    !strcmp(json_string_value(json_object_get(o, "kind")),
+			    kind)) {
+			n++;
+			*sum += json_integer_value(json_object_get(o, "count"));
+			snprintf(last_msg, last_len, "%s",
+				 json_string_value(json_object_get(o, "msg")));
+		}
+		json_decref(o);
+	}
+	return n;
+}
+
+/*
+ * A warning repeated per query folds per kind: the first at once, the rest
+ * of the second as one line with the last message; counts add up; another
+ * kind is its own; log_close() writes what is held. Without the loop, each
+ * call is a line.
+ */
+START_TEST(test_log_folded_warning)
+{
+	struct loop *loop = loop_new();
+	struct loop_timer *t;
+	FILE *f = file_open();
+	char last[256];
+	long long sum;
+	int i;
+
+	ck_assert_ptr_nonnull(loop);
+	log_set_level(LOG_LVL_INFO);
+	log_folded(LOG_LVL_WARN, "early", "before the loop %d", 1);
+	log_folded(LOG_LVL_WARN, "early", "before the loop %d", 2);
+	ck_assert_int_eq(
+		kind_lines(file_text(f), "early", &sum, last, sizeof(last)), 2);
+	ck_assert_int_eq(log_attach_loop(loop), 0);
+	for (i = 0; i < 100; i++)
+		log_folded(LOG_LVL_WARN, "learn_failed",
+			   "cannot learn the addresses of n%d.example", i);
+	log_folded(LOG_LVL_ERROR, "upstream", "upstream %s", "down");
+	log_folded(LOG_LVL_DEBUG, "quiet", "below the level");
+	ck_assert_int_eq(kind_lines(file_text(f), "learn_failed", &sum, last,
+				    sizeof(last)),
+			 1);
+	ck_assert_int_eq(sum, 1);
+	ck_assert_str_eq(last, "cannot learn the addresses of n0.example");
+	ck_assert_ptr_nonnull(strstr(
+		file_text(f),
+		"\"level\":\"warn\",\"event\":\"warning\",\"msg\":\"cannot learn the addresses of n0.example\",\"kind\":\"learn_failed\",\"count\":1}\n"));
+	ck_assert_ptr_nonnull(strstr(
+		file_text(f),
+		"\"level\":\"error\",\"event\":\"error\",\"msg\":\"upstream down\",\"kind\":\"upstream\",\"count\":1}\n"));
+	t = loop_timer_new(loop, fold_stop_cb, NULL);
+	ck_assert_ptr_nonnull(t);
+	loop_timer_arm(t, 1400);
+	ck_assert_int_eq(loop_run(loop), 0);
+	ck_assert_int_eq(kind_lines(file_text(f), "learn_failed", &sum, last,
+				    sizeof(last)),
+			 2);
+	ck_assert_int_eq(sum, 100);
+	ck_assert_str_eq(last, "cannot learn the addresses of n99.example");
+	/* The held line opened a new second: these are held, and written by
+	 * log_close(). */
+	log_folded(LOG_LVL_WARN, "learn_failed", "x");
+	log_folded(LOG_LVL_WARN, "learn_failed", "y");
+	log_folded(LOG_LVL_WARN, "learn_failed", "z");
+	ck_assert_int_eq(kind_lines(file_text(f), "learn_failed", &sum, last,
+				    sizeof(last)),
+			 2);
+	log_close(0);
+	ck_assert_int_eq(kind_lines(file_text(f), "learn_failed", &sum, last,
+				    sizeof(last)),
+			 3);
+	ck_assert_int_eq(sum, 103);
+	ck_assert_str_eq(last, "z");
+	ck_assert_ptr_null(strstr(file_text(f), "below the level"));
+	loop_timer_free(t);
+	loop_free(loop);
+	log_set_output(NULL);
+	fclose(f);
+}
+END_TEST
+
 static Suite *log_suite(void)
 {
 	Suite *s = suite_create("log");
@@ -405,6 +507,7 @@ static Suite *log_suite(void)
 	tcase_add_test(tc, test_log_close_is_bounded);
 	tcase_add_test(tc, test_log_sandbox_id_on_every_line);
 	tcase_add_test(tc, test_log_library_messages);
+	tcase_add_test(tc, test_log_folded_warning);
 	suite_add_tcase(s, tc);
 	return s;
 }

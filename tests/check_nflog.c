@@ -10,6 +10,7 @@
 #include <check.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -283,6 +284,38 @@ START_TEST(test_nflog_parse_batch)
 }
 END_TEST
 
+/*
+ * Every reason nftables logs maps back from its prefix through reason.h's
+ * table; DNS-only reasons, near misses and other prefixes do not.
+ */
+START_TEST(test_nflog_prefix_reasons)
+{
+	static const char *const bad[] = {
+		"egressd:rebinding",
+		"egressd:",
+		"egressd:default_den",
+		"egressd:default_deny ",
+		"egressd:unknown",
+		"other:dot",
+		"egressd",
+	};
+	enum events_reason r;
+	char prefix[64];
+	unsigned int i;
+
+	for (i = 0; i < EVENTS_REASON_MAX; i++) {
+		if (!(reason_info(i)->layers & REASON_PACKET))
+			continue;
+		snprintf(prefix, sizeof(prefix), "egressd:%s", reason_name(i));
+		ck_assert_int_eq(nflog_prefix_reason(prefix, &r), 0);
+		ck_assert_uint_eq(r, i);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(nflog_prefix_reason(bad[i], &r) == -ENOENT, "%s",
+			      bad[i]);
+}
+END_TEST
+
 static Suite *nflog_suite(void)
 {
 	Suite *s = suite_create("nflog");
@@ -294,6 +327,7 @@ static Suite *nflog_suite(void)
 	tcase_add_test(tc, test_nflog_parse_ipv4);
 	tcase_add_test(tc, test_nflog_parse_ipv6_extension_headers);
 	tcase_add_test(tc, test_nflog_parse_batch);
+	tcase_add_test(tc, test_nflog_prefix_reasons);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -2,8 +2,10 @@
 /*
  * Violation events: turns what the enforcers report (DNS denials, packet
  * drops) into log lines (DESIGN.md §6), folding repeats to at most one line
- * per second per key, with "count" carrying the folded repeats. Counters
- * stay exact whatever the folding.
+ * per second per key, with "count" carrying the folded repeats; DNS lines
+ * past a per-second budget (per registered domain, and in all) are counted
+ * into violation_summary lines instead (docs/logs.md). Counters stay exact
+ * whatever the folding.
  */
 #ifndef __EGRESSD_EVENTS_H
 #define __EGRESSD_EVENTS_H
@@ -11,21 +13,9 @@
 #include <stdint.h>
 
 #include "egressd/loop.h"
+#include "egressd/reason.h"
 
-enum events_reason {
-	EVENTS_REASON_DEFAULT_DENY = 0,
-	EVENTS_REASON_DENY_RULE = 1,
-	EVENTS_REASON_DOT = 2,
-	EVENTS_REASON_DOH = 3,
-	EVENTS_REASON_IPV6_DISABLED = 4,
-	EVENTS_REASON_REBINDING = 5,
-	EVENTS_REASON_API = 6, /* the workload reaching for egressd's API */
-	/* packet layer: a frame the IP stack did not route (packet socket),
-	 * dropped by table netdev egressd */
-	EVENTS_REASON_RAW_FRAME = 7,
-	EVENTS_REASON_MAX,
-};
-
+/* reason_name(r) (reason.h), kept for its callers. */
 const char *events_reason_name(enum events_reason r);
 
 /* Start the fold timer on loop; 0 or -errno. */

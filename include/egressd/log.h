@@ -81,6 +81,20 @@ void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
+ * A message that can repeat per query or packet (a learn failure, an
+ * upstream error), folded per kind (a short fixed name, "learn_failed")
+ * and level: the first in a second is written at once, the rest of that
+ * second as one line with the last message when the second is over; each
+ * line is the convenience form plus "kind" and "count" (the messages it
+ * stands for), so the counts add up to the calls (docs/logs.md). Before
+ * log_attach_loop() (no timer) every call is a line with count 1.
+ */
+void log_folded(enum log_level lvl, const char *kind, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Write every held folded message now (before the stop line). */
+void log_folded_flush(void);
+
+/*
  * A library's message (libbpf_set_print) as one line of the convenience
  * form for lvl, msg "prefix: text": trailing newlines are cut, and a
  * "prefix:" the library put there itself is not repeated.
@@ -110,10 +124,10 @@ struct loop;
 int log_attach_loop(struct loop *loop);
 
 /*
- * Detach from the loop and write what is buffered, waiting at most
- * timeout_ms for a slow reader (at stop). Lines logged later are still
- * buffered; at exit they are written the same way (1 s at most; no wait
- * when a drain already timed out).
+ * Write held folded messages, detach from the loop and write what is
+ * buffered, waiting at most timeout_ms for a slow reader (at stop). Lines
+ * logged later are still buffered; at exit they are written the same way
+ * (1 s at most; no wait when a drain already timed out).
  */
 void log_close(int timeout_ms);
 

@@ -4,14 +4,16 @@
 #
 # A log reader that stops reading never stalls DNS or the API: egressd's
 # stdout is a FIFO whose reader stops after the start line (it keeps the
-# FIFO open, as a stuck log collector does), the workload floods denied
-# names, each a new violation line, far more than the pipe and egressd's
-# log buffer hold. Meanwhile allowed names are answered in normal time and
-# /healthz answers 200. Once the reader reads again, the stream holds whole
-# JSON lines only, one log_dropped line whose count equals
-# egressd_log_dropped_total, and every denied query is either a violation
-# line or counted in it.
-
+# FIFO open, as a stuck log collector does). The workload floods denied
+# names (answered in normal time; their lines fold into a few, see
+# test_events_dns_flood), then sends one datagram to each of thousands of
+# blocked ports: each a new packet violation line, far more than the pipe
+# and egressd's log buffer hold. Meanwhile allowed names are answered in
+# normal time and /healthz answers 200. Once the reader reads again, the
+# stream holds whole JSON lines only, one log_dropped line whose count
+# equals egressd_log_dropped_total; every blocked datagram is either in a
+# violation line or counted in it, and the DNS lines' counts add up to the
+# denied queries.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -61,6 +63,24 @@ print(json.dumps({"sent": sent, "nxdomain": nx}))
 EOF_PY
 }
 
+PORTS=10000
+
+# scan COUNT: one UDP datagram from the workload to each of COUNT ports
+# of $ARB4 (blocked: default deny), from port 20000 up.
+scan() {
+	run_workload "$PY" -c '
+import socket, sys
+a, n = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for p in range(20000, 20000 + n):
+    try:
+        s.sendto(b"x", (a, p))
+    except OSError:
+        pass' "$ARB4" "$1"
+}
+
+pkt_viol() { metric 'egressd_violations_total{layer="packet",reason="default_deny"}'; }
+
 # The reader: copies the FIFO to $T/egressd.out up to the start line, then
 # reads nothing until $T/resume exists, then everything until EOF.
 mkfifo "$T/out.fifo" || die "mkfifo"
@@ -91,7 +111,7 @@ EGIT_PIDS+=("$reader")
 # start_egressd, with stdout on the FIFO.
 nsenter --net="/run/netns/$SB" -- env --default-signal=INT,QUIT sh -c \
 	'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' \
-	sh "$CG/agent" "$EGRESSD" --rules "$POLICY" --bpf off \
+	sh "$CG/agent" "$EGRESSD" --rules "$POLICY" --mode dns+nft --bpf off \
 	>"$T/out.fifo" 2>"$T/egressd.err" &
 EGRESSD_PID=$!
 wait_for 10 has_start_line || die "egressd did not start: $(cat "$T/egressd.err")"
@@ -105,6 +125,13 @@ if [ "$nx" -ge $((FLOOD * 9 / 10)) ]; then
 else
 	fail "the flood is answered with the log reader stalled" "$flood"
 fi
+# The DNS lines (folded) are all in the buffer once the flood's second is
+# over; then the datagrams fill it.
+sleep 2.5
+denied=$(metric 'egressd_dns_queries_total{result="denied"}')
+p0=$(pkt_viol)
+scan "$PORTS"
+egit_log "$PORTS datagrams sent"
 
 # With the reader still stalled: DNS and the API answer in normal time.
 slow=0
@@ -119,8 +146,8 @@ assert_eq "allowed names answered within 1 s each while the log is stalled" 0 "$
 api GET /healthz
 assert_eq "/healthz answers 200 while the log is stalled" 200 "$API_CODE"
 dropped=$(metric egressd_log_dropped_total)
-denied=$(metric 'egressd_dns_queries_total{result="denied"}')
-egit_log "dropped=$dropped denied=$denied"
+p1=$(pkt_viol)
+egit_log "dropped=$dropped denied=$denied datagrams reported=$((p1 - p0))"
 if [ -n "$dropped" ] && [ "$dropped" -gt 0 ]; then
 	pass "egressd_log_dropped_total counts dropped lines ($dropped)"
 else
@@ -136,25 +163,29 @@ q @"$DNS4" after.flood.example A
 wait_json_line "lines are written again after the stall" "$T/egressd.out" \
 	event=violation qname~=after.flood.example
 assert_all_json "the stream holds whole JSON lines only" "$T/egressd.out"
-res=$("$PY" - "$T/egressd.out" <<'EOF_PY'
+res=$("$PY" - "$T/egressd.out" "$ARB4" <<'EOF_PY'
 import json, sys
-viol = drop = nlines = 0
+pkt = dns = drop = nlines = 0
 for l in open(sys.argv[1]):
     o = json.loads(l)
     if o["event"] == "log_dropped":
         nlines += 1
         drop += o["dropped"]
-    elif o["event"] == "violation" and ".flood.example" in o.get("qname", "") \
+    elif o["event"] in ("violation", "violation_summary") \
+            and ".flood.example" in o.get("qname", "") \
             and not o["qname"].startswith("after."):
-        viol += 1
-print(nlines, drop, viol)
+        dns += o["count"]
+    elif o["event"] == "violation" and o.get("dst") == sys.argv[2]:
+        pkt += o["count"]
+print(nlines, drop, dns, pkt)
 EOF_PY
 )
-read -r nlines ldrop viol <<<"$res"
+read -r nlines ldrop dns pkt <<<"$res"
 assert_eq "one log_dropped line for the stall" 1 "$nlines"
 assert_eq "its count equals egressd_log_dropped_total" "$dropped" "$ldrop"
-assert_eq "no line lost silently: violation lines + dropped = denied queries" \
-	"$denied" "$((viol + ldrop))"
+assert_eq "the DNS lines' counts add up to the denied queries" "$denied" "$dns"
+assert_eq "no line lost silently: datagrams in lines + dropped = datagrams reported" \
+	"$((p1 - p0))" "$((pkt + ldrop))"
 assert_eq "egressd_log_dropped_total did not move since" "$dropped" \
 	"$(metric egressd_log_dropped_total)"
 
@@ -168,12 +199,13 @@ sleep 1000 <"$T/out2.fifo" &
 EGIT_PIDS+=("$!")
 nsenter --net="/run/netns/$SB" -- env --default-signal=INT,QUIT sh -c \
 	'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' \
-	sh "$CG/agent" "$EGRESSD" --rules "$POLICY" --bpf off \
+	sh "$CG/agent" "$EGRESSD" --rules "$POLICY" --mode dns+nft --bpf off \
 	>"$T/out2.fifo" 2>"$T/egressd2.err" &
 EGRESSD_PID=$!
 wait_for 10 api_healthy || die "second egressd: API not up"
 flood=$(flood 1000)
 egit_log "second flood: $flood"
+scan 5000
 stop_egressd
 assert_eq "stalled reader: egressd exits 0 on SIGTERM" 0 "$EGRESSD_RC"
 if [ "$EGRESSD_STOP_MS" -lt 2000 ]; then
