@@ -54,6 +54,8 @@
 #define DP_CONN_RBUF_MIN 4096
 #define DP_SWEEP_MS 1000 /* idle-connection sweep period */
 #define DP_PROBE_MS 5000 /* re-probe unhealthy upstreams */
+#define DP_PROBE_MAX_WAIT_MS 2000 /* a probe's timeout: at most this */
+#define DP_PROBE_INTERVAL_S 30 /* the peer's default probe interval */
 #define DP_DEFAULT_TIMEOUT_MS 2000
 #define DP_RAND_N 2048 /* ids and 0x20 bits: 9 draws a query */
 #define DP_SOCKBUF (4 * 1024 * 1024)
@@ -175,7 +177,11 @@ struct dp_upstream {
 	struct iovec txiov[DP_BATCH];
 	uint32_t txslot[DP_BATCH];
 	bool probe_pending;
+	bool probe_round; /* the pending probe is one of a round: logged */
+	bool refused; /* a send met a pending ICMP error (dp_flush) */
 	uint16_t probe_id;
+	uint64_t probe_sent; /* loop ms */
+	uint64_t probes, probe_failures;
 };
 
 /* Shared receive batch: filled and fully processed by one callback. */
@@ -230,9 +236,14 @@ struct dnsproxy {
 	uint64_t spoof_warned; /* loop ms of the last warning */
 	uint64_t spoof_since; /* forged answers since that warning */
 
-	uint8_t probe_msg[17];
+	uint8_t probe_msg[DNSWIRE_HDR_LEN + 255 + 4];
+	size_t probe_len;
 	struct dnswire_question probe_q;
-	struct loop_timer *probe;
+	struct loop_timer *probe; /* re-probe unhealthy upstreams */
+	struct loop_timer *probe_round; /* every upstream, every interval */
+	struct loop_timer *probe_tmo; /* pending probes' deadline */
+	unsigned int probe_timeout_ms, probe_interval_ms;
+	int round_left, round_ok; /* probes of the round not yet done, ok */
 
 	uint16_t rand[DP_RAND_N];
 	unsigned int rand_pos;
@@ -243,6 +254,9 @@ struct dnsproxy {
 
 static void dp_flush(struct dnsproxy *p);
 static void dp_attempt(struct dnsproxy *p, struct dp_query *s);
+static void dp_next(struct dnsproxy *p, struct dp_query *s);
+static void dp_up_refused(struct dnsproxy *p, struct dp_upstream *up, int e);
+static void dp_probe_done(struct dp_upstream *up, bool ok, const char *why);
 static void dp_conn_close(struct dp_conn *c);
 static void dp_conn_write(struct dp_conn *c);
 static void dp_conn_process(struct dp_conn *c);
@@ -329,7 +343,6 @@ static void dp_up_mark(struct dp_upstream *up, bool healthy, const char *why)
 	up->healthy = healthy;
 	dp_compute_order(p);
 	if (healthy) {
-		up->probe_pending = false;
 		log_info("dns upstream %s answering again", up->cfg.text);
 		return;
 	}
@@ -343,6 +356,15 @@ static void dp_up_mark(struct dp_upstream *up, bool healthy, const char *why)
 			  up->cfg.text, p->timeout_ms);
 	if (!loop_timer_is_armed(p->probe))
 		loop_timer_arm(p->probe, DP_PROBE_MS);
+}
+
+/* An answer came from up: it is alive, and so a pending probe is done. */
+static void dp_up_alive(struct dp_upstream *up)
+{
+	if (up->probe_pending)
+		dp_probe_done(up, true, NULL);
+	else
+		dp_up_mark(up, true, NULL);
 }
 
 /*
@@ -456,35 +478,6 @@ static int dp_up_open(struct dp_upstream *up)
 	return 0;
 }
 
-/*
- * Every DP_PROBE_MS while an upstream is unhealthy, send it a root NS
- * query; any matching answer marks it healthy again. Without this an
- * upstream tried last would never get a chance to recover while the
- * others answer.
- */
-static void dp_probe_cb(struct loop *loop, struct loop_timer *t, void *arg)
-{
-	struct dnsproxy *p = arg;
-	bool again = false;
-
-	for (int i = 0; i < p->n_ups; i++) {
-		struct dp_upstream *up = &p->ups[i];
-
-		if (up->healthy)
-			continue;
-		again = true;
-		if (up->fd < 0 && dp_up_open(up) < 0)
-			continue;
-		up->probe_id = dp_rand16(p);
-		up->probe_pending = true;
-		dnswire_set_id(p->probe_msg, up->probe_id);
-		if (send(up->fd, p->probe_msg, sizeof(p->probe_msg), 0) < 0)
-			up->errors++;
-	}
-	if (again)
-		loop_timer_arm(t, DP_PROBE_MS);
-}
-
 /* ---- query slots, ids and the timeout FIFO ---------------------------- */
 
 static struct dp_query *dp_slot_get(struct dnsproxy *p)
@@ -529,13 +522,16 @@ static int dp_id_alloc(struct dnsproxy *p, struct dp_upstream *up,
 	/* At most 1 in 8 ids is taken: random probing ends fast. */
 	for (i = 0; i < 64; i++) {
 		id = dp_rand16(p);
-		if (!up->idmap[id])
+		if (!up->idmap[id] && !(up->probe_pending && id == up->probe_id))
 			break;
 	}
 	if (i == 64) {
-		for (i = 0; i < 65536 && up->idmap[id]; i++)
+		for (i = 0; i < 65536 && (up->idmap[id] ||
+					  (up->probe_pending &&
+					   id == up->probe_id));
+		     i++)
 			id++;
-		if (up->idmap[id])
+		if (up->idmap[id] || (up->probe_pending && id == up->probe_id))
 			return -EBUSY;
 	}
 	up->idmap[id] = (uint16_t)(s->idx + 1);
@@ -1155,9 +1151,11 @@ static void dp_up_flush(struct dnsproxy *p, struct dp_upstream *up)
 		}
 		if (errno == EINTR)
 			continue;
-		/* A pending ICMP error is reported once: retry once. */
+		/* A pending ICMP error is reported once: retry once, and
+		 * let dp_flush move what waits on this upstream on. */
 		if (errno == ECONNREFUSED && !retried) {
 			retried = true;
+			up->refused = true;
 			continue;
 		}
 		up->errors++;
@@ -1184,6 +1182,13 @@ static void dp_flush(struct dnsproxy *p)
 		for (int i = 0; i < p->n_ups; i++) {
 			if (p->ups[i].ntx) {
 				dp_up_flush(p, &p->ups[i]);
+				more = true;
+			}
+		}
+		for (int i = 0; i < p->n_ups; i++) {
+			if (p->ups[i].refused) {
+				p->ups[i].refused = false;
+				dp_up_refused(p, &p->ups[i], ECONNREFUSED);
 				more = true;
 			}
 		}
@@ -1503,8 +1508,8 @@ static void dp_up_answer(struct dnsproxy *p, struct dp_upstream *up,
 	if (!sidx) {
 		if (up->probe_pending && id == up->probe_id &&
 		    dnswire_parse_response(msg, len, &p->probe_q, &r) == 0) {
-			up->probe_pending = false;
-			dp_up_mark(up, true, NULL);
+			/* Any answer, SERVFAIL included, as the peer. */
+			dp_probe_done(up, true, NULL);
 			return;
 		}
 		/* Late (after a timeout) or forged. */
@@ -1541,7 +1546,7 @@ static void dp_up_answer(struct dnsproxy *p, struct dp_upstream *up,
 	}
 	if (s->caps)
 		up->caps_bad = 0;
-	dp_up_mark(up, true, NULL);
+	dp_up_alive(up);
 	dp_rtt_record(p, s);
 	if (dp_rcode_fails_over(r.rcode)) {
 		up->errors++;
@@ -1584,14 +1589,28 @@ static void dp_forged(struct dnsproxy *p, struct dp_upstream *up)
 	p->spoof_since = 0;
 }
 
-static void dp_up_cb(struct loop *loop, int fd, uint32_t events, void *arg)
+/*
+ * An ICMP error for a datagram to this upstream: on a connected socket
+ * the kernel reports it to the next receive (port unreachable:
+ * ECONNREFUSED; host or network unreachable). Nothing answers there now.
+ */
+static bool dp_is_icmp_error(int e)
 {
-	struct dp_upstream *up = arg;
-	struct dnsproxy *p = up->p;
+	return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH ||
+	       e == EHOSTDOWN || e == ENONET;
+}
+
+static void dp_up_read(struct dnsproxy *p, struct dp_upstream *up)
+{
 	int n;
 
 	for (int round = 0; round < 4; round++) {
-		n = dp_recv_batch(p, fd, false);
+		n = dp_recv_batch(p, up->fd, false);
+		if (n < 0 && dp_is_icmp_error(errno)) {
+			dp_up_refused(p, up, errno);
+			dp_flush(p);
+			continue; /* the error is consumed: read on */
+		}
 		if (n <= 0)
 			break;
 		for (int i = 0; i < n; i++) {
@@ -1609,6 +1628,14 @@ static void dp_up_cb(struct loop *loop, int fd, uint32_t events, void *arg)
 		if (n < DP_BATCH)
 			break;
 	}
+}
+
+static void dp_up_cb(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct dp_upstream *up = arg;
+
+	if (up->fd == fd)
+		dp_up_read(up->p, up);
 }
 
 /* ---- TCP retry to the upstream ---------------------------------------- */
@@ -1691,7 +1718,7 @@ static void dp_tcpup_read(struct dnsproxy *p, struct dp_query *s)
 	rc = dnswire_parse_response(s->tbuf + 2, need - 2, &s->q, &r);
 	if (rc < 0)
 		goto fail;
-	dp_up_mark(up, true, NULL);
+	dp_up_alive(up);
 	if (dp_rcode_fails_over(r.rcode)) {
 		up->errors++;
 		dp_next(p, s);
@@ -1773,6 +1800,208 @@ static void dp_timeout_cb(struct loop *loop, struct loop_timer *t, void *arg)
 
 		loop_timer_arm(t, d > now ? d - now : 1);
 	}
+	dp_flush(p);
+}
+
+/* ---- health probes ---------------------------------------------------- */
+
+/*
+ * Move the queries waiting on up to their next upstream now, instead of
+ * letting each wait out its timeout. all: every one of them (the
+ * upstream refused: nothing listens); else only those that have a next
+ * upstream to go to (a probe went unanswered: likely dead, but the last
+ * chance of a query is not cut short on a guess).
+ */
+static void dp_up_abandon(struct dnsproxy *p, struct dp_upstream *up,
+			  bool all)
+{
+	struct dp_query *s, *next;
+
+	/* Send what is queued first: a query in up's batch that moves on
+	 * must not go out again under its next upstream's id. */
+	if (up->ntx)
+		dp_up_flush(p, up);
+	for (s = p->fifo_head; s; s = next) {
+		next = s->next;
+		if (s->state != DP_Q_UDP || s->order[s->attempt] != up->idx)
+			continue;
+		if (!all && s->attempt + 1 >= s->n_order)
+			continue;
+		s->send_failed = false;
+		dp_next(p, s);
+	}
+}
+
+/* An ICMP error (e) for up: fail over at once, do not wait it out. */
+static void dp_up_refused(struct dnsproxy *p, struct dp_upstream *up, int e)
+{
+	up->errors++;
+	if (up->probe_pending) {
+		dp_probe_done(up, false, strerror(e));
+	} else {
+		dp_up_mark(up, false, strerror(e));
+	}
+	dp_up_abandon(p, up, true);
+}
+
+/*
+ * A round (every upstream probed, at start and every interval) is over:
+ * the peer's warning when nothing answered. Forwarding still tries every
+ * upstream then, in the configured order.
+ */
+static void dp_round_account(struct dnsproxy *p, bool ok)
+{
+	if (ok)
+		p->round_ok++;
+	if (--p->round_left > 0)
+		return;
+	if (!p->round_ok)
+		log_warnx("[dns] all upstream probes failed; using full "
+			  "upstream list for forwarding");
+}
+
+/*
+ * The pending probe of up was answered (ok) or failed (why). A failed
+ * probe of a round logs the peer's line ("[dns] upstream probe ADDR
+ * failed: …") and marks the upstream unhealthy (tried last); queries
+ * waiting on it move on if they can.
+ */
+static void dp_probe_done(struct dp_upstream *up, bool ok, const char *why)
+{
+	struct dnsproxy *p = up->p;
+	bool round = up->probe_round;
+
+	up->probe_pending = false;
+	up->probe_round = false;
+	if (ok) {
+		dp_up_mark(up, true, NULL);
+	} else {
+		char buf[160];
+
+		up->probe_failures++;
+		if (round)
+			log_errorx("[dns] upstream probe %s failed: %s",
+				   up->cfg.text, why);
+		snprintf(buf, sizeof(buf), "health probe failed: %s", why);
+		dp_up_mark(up, false, buf);
+		dp_up_abandon(p, up, false);
+	}
+	if (round)
+		dp_round_account(p, ok);
+}
+
+/* Send up the probe question; a failure to send fails the probe. */
+static void dp_probe_send(struct dnsproxy *p, struct dp_upstream *up,
+			  bool round)
+{
+	uint16_t id;
+	int rc, tries = 0;
+
+	if (up->probe_pending) {
+		/* Already asked (the unhealthy re-probe): it counts. */
+		up->probe_round |= round;
+		return;
+	}
+	up->probe_pending = true;
+	up->probe_round = round;
+	up->probes++;
+	if (up->fd < 0) {
+		rc = dp_up_open(up);
+		if (rc < 0) {
+			dp_probe_done(up, false, strerror(-rc));
+			return;
+		}
+	}
+	do
+		id = dp_rand16(p);
+	while (up->idmap[id]);
+	up->probe_id = id;
+	dnswire_set_id(p->probe_msg, id);
+	do {
+		rc = send(up->fd, p->probe_msg, p->probe_len, 0) < 0 ? errno : 0;
+		/* A pending ICMP error is an earlier datagram's: once more. */
+	} while (rc == ECONNREFUSED && !tries++);
+	if (rc) {
+		up->errors++;
+		dp_probe_done(up, false, strerror(rc));
+		return;
+	}
+	up->probe_sent = loop_now_ms(p->loop);
+	if (!loop_timer_is_armed(p->probe_tmo))
+		loop_timer_arm(p->probe_tmo, p->probe_timeout_ms);
+}
+
+/* Probes with no answer by their deadline fail ("i/o timeout"). */
+static void dp_probe_tmo_cb(struct loop *loop, struct loop_timer *t,
+			    void *arg)
+{
+	struct dnsproxy *p = arg;
+	uint64_t now = loop_now_ms(loop), next = 0;
+	char why[64];
+
+	snprintf(why, sizeof(why), "i/o timeout (no answer within %u ms)",
+		 p->probe_timeout_ms);
+	for (int i = 0; i < p->n_ups; i++) {
+		struct dp_upstream *up = &p->ups[i];
+
+		if (!up->probe_pending)
+			continue;
+		if (now - up->probe_sent >= p->probe_timeout_ms && up->fd >= 0)
+			dp_up_read(p, up); /* an answer may be queued */
+		if (!up->probe_pending)
+			continue;
+		if (now - up->probe_sent >= p->probe_timeout_ms) {
+			dp_probe_done(up, false, why);
+			continue;
+		}
+		if (!next || up->probe_sent + p->probe_timeout_ms < next)
+			next = up->probe_sent + p->probe_timeout_ms;
+	}
+	if (next)
+		loop_timer_arm(t, next > now ? next - now : 1);
+	dp_flush(p);
+}
+
+/*
+ * Every DP_PROBE_MS while an upstream is unhealthy, probe it again (no
+ * log line per failure); any answer marks it healthy. Without this an
+ * upstream tried last would wait a whole round to recover.
+ */
+static void dp_probe_cb(struct loop *loop, struct loop_timer *t, void *arg)
+{
+	struct dnsproxy *p = arg;
+	bool again = false;
+
+	for (int i = 0; i < p->n_ups; i++) {
+		if (p->ups[i].healthy)
+			continue;
+		again = true;
+		dp_probe_send(p, &p->ups[i], false);
+	}
+	if (again)
+		loop_timer_arm(t, DP_PROBE_MS);
+	dp_flush(p);
+}
+
+/*
+ * A round, as the peer's: at start and every probe interval, every
+ * upstream is asked the probe question; those that do not answer are
+ * tried last until they do. Goes through the loop like everything else:
+ * a query never waits for a probe.
+ */
+static void dp_round_cb(struct loop *loop, struct loop_timer *t, void *arg)
+{
+	struct dnsproxy *p = arg;
+
+	if (p->round_left <= 0) {
+		/* The previous round is over (an upstream answers late at
+		 * worst after its timeout, always below the interval). */
+		p->round_left = p->n_ups;
+		p->round_ok = 0;
+		for (int i = 0; i < p->n_ups; i++)
+			dp_probe_send(p, &p->ups[i], true);
+	}
+	loop_timer_arm(t, p->probe_interval_ms);
 	dp_flush(p);
 }
 
@@ -2173,20 +2402,39 @@ static int dp_open_listeners(struct dnsproxy *p, uint16_t port, char *err,
 	return rc;
 }
 
-static void dp_build_probe(struct dnsproxy *p)
+/*
+ * The probe question, as the peer's: ". NS" for "" (the root: any
+ * resolver answers it without going out), else "NAME A"; RD set.
+ */
+static int dp_build_probe(struct dnsproxy *p, const char *name)
 {
-	/* id 0, RD, one question: ". IN NS" */
-	/* clang-format off */
-	static const uint8_t probe[17] = {
-		0, 0, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0,
-		0x00, 0, DNSWIRE_TYPE_NS, 0, 1,
-	};
-	/* clang-format on */
+	uint8_t *b = p->probe_msg;
+	size_t n = DNSWIRE_HDR_LEN, nl = strlen(name);
+	uint16_t qtype = nl ? DNSWIRE_TYPE_A : DNSWIRE_TYPE_NS;
 
-	memcpy(p->probe_msg, probe, sizeof(probe));
-	if (dnswire_parse_query(p->probe_msg, sizeof(p->probe_msg),
-				&p->probe_q) < 0)
-		memset(&p->probe_q, 0, sizeof(p->probe_q));
+	if (nl > 253)
+		return -EINVAL;
+	memset(b, 0, DNSWIRE_HDR_LEN);
+	b[2] = 0x01; /* RD */
+	b[5] = 1;
+	while (*name) {
+		const char *dot = strchr(name, '.');
+		size_t l = dot ? (size_t)(dot - name) : strlen(name);
+
+		if (!l || l > 63)
+			return -EINVAL;
+		b[n++] = (uint8_t)l;
+		memcpy(b + n, name, l);
+		n += l;
+		name += l + (dot ? 1 : 0);
+	}
+	b[n++] = 0;
+	b[n++] = 0;
+	b[n++] = (uint8_t)qtype;
+	b[n++] = 0;
+	b[n++] = 1; /* IN */
+	p->probe_len = n;
+	return dnswire_parse_query(b, n, &p->probe_q) < 0 ? -EINVAL : 0;
 }
 
 int dnsproxy_new(struct loop *loop, const struct egressd_config *cfg,
@@ -2215,7 +2463,17 @@ int dnsproxy_new(struct loop *loop, const struct egressd_config *cfg,
 		p->lst[i].fd = -1;
 	for (int i = 0; i < EGRESSD_MAX_UPSTREAMS; i++)
 		p->ups[i].fd = -1;
-	dp_build_probe(p);
+	p->probe_interval_ms = cfg->upstream_probe_interval_s * 1000;
+	p->probe_timeout_ms = p->timeout_ms < DP_PROBE_MAX_WAIT_MS ?
+				      p->timeout_ms :
+				      DP_PROBE_MAX_WAIT_MS;
+	if (dp_build_probe(p, cfg->upstream_probe) < 0) {
+		snprintf(err, errlen,
+			 "dns proxy: cannot ask \"%s\" as the upstream probe",
+			 cfg->upstream_probe);
+		rc = -EINVAL;
+		goto err_free;
+	}
 
 	p->rx = malloc(sizeof(*p->rx));
 	p->slots = calloc(DP_MAX_INFLIGHT, sizeof(*p->slots));
@@ -2230,11 +2488,13 @@ int dnsproxy_new(struct loop *loop, const struct egressd_config *cfg,
 	p->tmo = loop_timer_new(loop, dp_timeout_cb, p);
 	p->sweep = loop_timer_new(loop, dp_sweep_cb, p);
 	p->probe = loop_timer_new(loop, dp_probe_cb, p);
+	p->probe_round = loop_timer_new(loop, dp_round_cb, p);
+	p->probe_tmo = loop_timer_new(loop, dp_probe_tmo_cb, p);
 	p->ctab = calloc(DP_CTAB, sizeof(*p->ctab));
 	p->guard = dnsguard_new(cfg->block_private_answers);
 	if (!p->rx || !p->slots || !p->retry || !p->conns || !p->free_conns ||
-	    !p->dirty || !p->tmo || !p->sweep || !p->probe || !p->ctab ||
-	    !p->guard)
+	    !p->dirty || !p->tmo || !p->sweep || !p->probe ||
+	    !p->probe_round || !p->probe_tmo || !p->ctab || !p->guard)
 		goto enomem;
 	/* lo is always index 1 in a namespace; ask anyway. */
 	p->lo_ifindex = (int)if_nametoindex("lo");
@@ -2274,6 +2534,10 @@ int dnsproxy_new(struct loop *loop, const struct egressd_config *cfg,
 	rc = dp_open_listeners(p, cfg->dns_listen_port, err, errlen);
 	if (rc)
 		goto err_free;
+	/* The first round on the loop's first turn, once the listeners are
+	 * up, as the peer; 0 (unit tests only) probes just the unhealthy. */
+	if (p->probe_interval_ms)
+		loop_timer_arm(p->probe_round, 0);
 	*out = p;
 	return 0;
 enomem:
@@ -2310,6 +2574,10 @@ void dnsproxy_free(struct dnsproxy *p)
 		loop_timer_free(p->sweep);
 	if (p->probe)
 		loop_timer_free(p->probe);
+	if (p->probe_round)
+		loop_timer_free(p->probe_round);
+	if (p->probe_tmo)
+		loop_timer_free(p->probe_tmo);
 	free(p->slots);
 	free(p->retry);
 	free(p->conns);
@@ -2382,5 +2650,7 @@ bool dnsproxy_get_upstream(const struct dnsproxy *p, int i,
 	s->queries = up->queries;
 	s->timeouts = up->timeouts;
 	s->errors = up->errors;
+	s->probes = up->probes;
+	s->probe_failures = up->probe_failures;
 	return true;
 }

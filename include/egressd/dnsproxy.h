@@ -34,6 +34,7 @@ struct dnsproxy_upstream_stats {
 	const char *addr; /* text form, owned by the proxy */
 	bool healthy;
 	uint64_t queries, timeouts, errors;
+	uint64_t probes, probe_failures; /* health probes sent, failed */
 };
 
 /* Upper bounds (seconds) of the upstream round-trip histogram. */
