@@ -19,8 +19,24 @@
 #include "egressd/doh.h"
 #include "egressd/events.h"
 
+/* Who asked: the client address, for violation lines. */
+static void dp_client_text(struct dnsproxy *p, const struct dp_client *cl,
+			   char *buf, size_t len)
+{
+	if (cl->tcp)
+		dp_addr_text(&p->conns[cl->conn].peer, buf, len);
+	else
+		dp_addr_text(cl->addr, buf, len);
+}
+
 static void dp_query_who(struct dnsproxy *p, const struct dp_query *s,
-			 char *buf, size_t len);
+			 char *buf, size_t len)
+{
+	struct dp_client cl;
+
+	dp_query_client(s, &cl);
+	dp_client_text(p, &cl, buf, len);
+}
 
 /* ---- what an answer may carry (docs/dns-proxy.md) --------------------- */
 
@@ -189,24 +205,6 @@ void dp_deliver(struct dnsproxy *p, struct dp_query *s, uint8_t *msg,
 }
 
 /* ---- handling one client query ---------------------------------------- */
-
-static void dp_client_text(struct dnsproxy *p, const struct dp_client *cl,
-			   char *buf, size_t len)
-{
-	if (cl->tcp)
-		dp_addr_text(&p->conns[cl->conn].peer, buf, len);
-	else
-		dp_addr_text(cl->addr, buf, len);
-}
-
-static void dp_query_who(struct dnsproxy *p, const struct dp_query *s,
-			 char *buf, size_t len)
-{
-	struct dp_client cl;
-
-	dp_query_client(s, &cl);
-	dp_client_text(p, &cl, buf, len);
-}
 
 static void dp_reply_rcode(struct dnsproxy *p, const struct dp_client *cl,
 			   const uint8_t *msg, size_t len,

@@ -24,6 +24,8 @@
 #define DP_CONN_RBUF_MIN 4096
 #define DP_SWEEP_MS 1000 /* idle-connection sweep period */
 
+/* ---- TCP clients ------------------------------------------------------ */
+
 struct dp_conn *dp_conn_of(struct dnsproxy *p, uint16_t idx, uint32_t gen)
 {
 	struct dp_conn *c = &p->conns[idx];
@@ -73,8 +75,6 @@ void dp_conn_append(struct dp_conn *c, const uint8_t *data, size_t len)
 	memcpy(c->wbuf + c->wlen + 2, data, len);
 	c->wlen += 2 + len;
 }
-
-/* ---- TCP clients ------------------------------------------------------ */
 
 void dp_conn_close(struct dp_conn *c)
 {
