@@ -1969,6 +1969,46 @@ START_TEST(test_dnsproxy_probe_round_revives_upstream)
 }
 END_TEST
 
+/*
+ * As the peer: any answer to the probe means alive, SERVFAIL included;
+ * a round nothing answered says so, and the full list stays in use.
+ */
+START_TEST(test_dnsproxy_probe_servfail_alive_all_failed_warns)
+{
+	struct dnsproxy_upstream_stats us;
+	struct env e;
+
+	env_probe_interval = 30;
+	env_start(&e, 2, FAKE_SERVFAIL, FAKE_DROP, 200);
+	env_probe_interval = 0;
+	log_set_level(LOG_LVL_WARN);
+	log_capture();
+	env_run(&e, 500);
+	ck_assert(dnsproxy_get_upstream(e.p, 0, &us));
+	ck_assert(us.healthy);
+	ck_assert_uint_eq(us.probe_failures, 0);
+	ck_assert(dnsproxy_get_upstream(e.p, 1, &us));
+	ck_assert(!us.healthy);
+	ck_assert_uint_eq(us.probe_failures, 1);
+	log_release();
+	ck_assert_msg(!strstr(logbuf, "all upstream probes failed"), "log: %s",
+		      logbuf);
+	env_stop(&e);
+
+	env_probe_interval = 30;
+	env_start(&e, 1, FAKE_DROP, 0, 200);
+	env_probe_interval = 0;
+	log_set_level(LOG_LVL_WARN);
+	log_capture();
+	env_run(&e, 500);
+	log_release();
+	ck_assert_msg(strstr(logbuf, "[dns] all upstream probes failed; using "
+				     "full upstream list for forwarding"),
+		      "log: %s", logbuf);
+	env_stop(&e);
+}
+END_TEST
+
 static Suite *dnsproxy_suite(void)
 {
 	Suite *s = suite_create("dnsproxy");
@@ -2007,6 +2047,7 @@ static Suite *dnsproxy_suite(void)
 	tcase_add_test(tc, test_dnsproxy_probe_at_start_skips_dead_upstream);
 	tcase_add_test(tc, test_dnsproxy_refused_upstream_fails_over_at_once);
 	tcase_add_test(tc, test_dnsproxy_probe_round_revives_upstream);
+	tcase_add_test(tc, test_dnsproxy_probe_servfail_alive_all_failed_warns);
 	suite_add_tcase(s, tc);
 	return s;
 }
