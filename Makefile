@@ -90,7 +90,7 @@ CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 endif
 
 # Agent modules (agent/<name>.c). main.c is the entry point only.
-AGENT_MODULES := log loop config policy dnswire doh dnsguard selfsock dnsproxy events cgroup cgwatch coverage netns nftsync nflog bpfsync api webhook liveness attached \
+AGENT_MODULES := log loop config policy dnswire doh dnsguard selfsock dnsproxy dnsupstream dnstcp dnsdecide events cgroup cgwatch coverage netns nftsync nflog bpfsync api webhook liveness attached \
 	agent sources project layers answer persist status
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
@@ -103,7 +103,7 @@ check_config_OBJS := config log
 check_loop_OBJS := loop
 check_netns_OBJS := netns
 check_doh_OBJS := doh policy log
-check_dnsproxy_OBJS := dnsproxy dnsguard dnswire doh policy loop events log config selfsock
+check_dnsproxy_OBJS := dnsproxy dnsupstream dnstcp dnsdecide dnsguard dnswire doh policy loop events log config selfsock
 check_nftsync_OBJS := nftsync log
 check_events_OBJS := events log dnswire loop
 check_api_OBJS := api policy log loop config selfsock

@@ -29,6 +29,8 @@ enum opt_id {
 	OPT_MAX_RULES,
 	OPT_DNS_UPSTREAM,
 	OPT_DNS_UPSTREAM_TIMEOUT,
+	OPT_DNS_UPSTREAM_PROBE,
+	OPT_DNS_UPSTREAM_PROBE_INTERVAL,
 	OPT_DNS_LISTEN_PORT,
 	OPT_RESOLV_CONF,
 	OPT_AGENT_CGROUP,
@@ -77,6 +79,12 @@ static const struct opt_def opt_defs[OPT_MAX] = {
 	[OPT_DNS_UPSTREAM_TIMEOUT] = { "dns-upstream-timeout",
 				       "OPENSANDBOX_EGRESS_DNS_UPSTREAM_TIMEOUT",
 				       "5" },
+	[OPT_DNS_UPSTREAM_PROBE] = { "dns-upstream-probe",
+				     "OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE",
+				     "." },
+	[OPT_DNS_UPSTREAM_PROBE_INTERVAL] = {
+		"dns-upstream-probe-interval",
+		"OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE_INTERVAL_SEC", "30" },
 	[OPT_DNS_LISTEN_PORT] = { "dns-listen-port",
 				  "OPENSANDBOX_EGRESS_DNS_LISTEN_PORT",
 				  EGRESSD_DEFAULT_DNS_LISTEN_PORT_STR },
@@ -129,6 +137,9 @@ static const char usage_text[] =
 	"  --rules-dir DIR             OPENSANDBOX_EGRESS_RULES_DIR: deny.always, allow.always [/var/egress/rules]\n"
 	"  --max-rules N               OPENSANDBOX_EGRESS_MAX_RULES: 0 = unlimited [4096]\n"
 	"  --dns-upstream LIST         OPENSANDBOX_EGRESS_DNS_UPSTREAM: IP[:port],[v6]:port,... [resolv.conf]\n"
+	"  --dns-upstream-probe NAME   OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE: health probe, . = \". NS\", else \"NAME A\" [.]\n"
+	"  --dns-upstream-probe-interval S\n"
+	"                              OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE_INTERVAL_SEC: 1-3600 [30]\n"
 	"  --dns-upstream-timeout S    OPENSANDBOX_EGRESS_DNS_UPSTREAM_TIMEOUT: seconds per try [5]\n"
 	"  --dns-listen-port N         OPENSANDBOX_EGRESS_DNS_LISTEN_PORT: proxy port on 127.0.0.1/::1 [" EGRESSD_DEFAULT_DNS_LISTEN_PORT_STR "]\n"
 	"  --resolv-conf PATH          OPENSANDBOX_EGRESS_RESOLV_CONF: upstreams when none given [/etc/resolv.conf]\n"
@@ -567,6 +578,46 @@ bad_port:
 	return util_err(err, errlen, -EINVAL, "port must be a number 0-65535");
 }
 
+/*
+ * The upstream health probe's name: "." (or blanks) asks ". NS", as the
+ * peer does; anything else is a host name asked as "NAME A", stored
+ * lower-case without its trailing dot ("" for the root). A name the
+ * probe could not carry is refused here rather than making every probe
+ * fail, which would look like dead upstreams.
+ */
+static int parse_probe_name(const char *v, char *out, size_t outlen)
+{
+	size_t b = strspn(v, " \t"), n = strlen(v + b), label = 0, i;
+
+	while (n && (v[b + n - 1] == ' ' || v[b + n - 1] == '\t'))
+		n--;
+	if (n && v[b + n - 1] == '.')
+		n--;
+	if (n > 253 || n >= outlen)
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		char c = v[b + i];
+
+		if (c == '.') {
+			if (!label)
+				return -EINVAL;
+			label = 0;
+		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			   (c >= '0' && c <= '9') || c == '-' || c == '_') {
+			if (++label > 63)
+				return -EINVAL;
+		} else {
+			return -EINVAL;
+		}
+		out[i] = (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
+	}
+	/* "." alone trims to "", the root; "a..b" and ".a" were refused. */
+	if (n && !label)
+		return -EINVAL;
+	out[n] = '\0';
+	return 0;
+}
+
 static char *dup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;
@@ -648,6 +699,17 @@ static int load(struct egressd_config *cfg, int argc, char **argv, char *err,
 			     &cfg->upstream_timeout_ms))
 		return BAD(OPT_DNS_UPSTREAM_TIMEOUT,
 			   "expected seconds, more than 0 and at most 120");
+	if (parse_probe_name(vals[OPT_DNS_UPSTREAM_PROBE],
+			     cfg->upstream_probe,
+			     sizeof(cfg->upstream_probe)))
+		return BAD(OPT_DNS_UPSTREAM_PROBE,
+			   "expected \".\" (root NS) or a domain name "
+			   "(letters, digits, '-', '_'; labels of 1-63, "
+			   "at most 253 in all)");
+	if (parse_uint(vals[OPT_DNS_UPSTREAM_PROBE_INTERVAL], 1, 3600, &ul))
+		return BAD(OPT_DNS_UPSTREAM_PROBE_INTERVAL,
+			   "expected whole seconds 1-3600");
+	cfg->upstream_probe_interval_s = ul;
 	if (parse_uint(vals[OPT_DNS_LISTEN_PORT], 1, 65535, &ul))
 		return BAD(OPT_DNS_LISTEN_PORT, "expected a port 1-65535");
 	cfg->dns_listen_port = ul;

@@ -1,24 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Transparent DNS proxy. Every port-53 packet of the namespace is
- * redirected to the UDP and TCP listeners on 127.0.0.1 and ::1; each query
- * is parsed, its first question judged by the policy matcher, denied names
- * answered NXDOMAIN on the spot (never forwarded), and allowed ones sent
- * over one connected UDP socket per upstream with a fresh random id and
- * random letter case (0x20); identical queries in flight share one. The
- * answer is matched back by that id and by its question, case included
- * (answers that came in on lo from a remote upstream never get that far:
- * dp_up_filter), loses what it may not carry (dp_guard: rebinding
- * addresses, a CNAME through a denied name), is given each client's id
- * and question again, shown to the answer hook (learning), and released.
- * Timeouts and SERVFAIL/REFUSED/NOTIMP move a query to the next upstream;
- * truncated answers for TCP clients are fetched again over TCP. The UDP
- * path is batched (recvmmsg/sendmmsg) because the kernel's per-packet cost
- * dominates; everything runs in the event loop and nothing blocks.
+ * Transparent DNS proxy, its core. Port-53 traffic of the namespace is
+ * redirected to the UDP and TCP listeners on 127.0.0.1 and ::1 (docs/
+ * dns-proxy.md); each query is parsed, its first question judged by the
+ * policy (dnsdecide.c), denied names answered on the spot, and allowed
+ * ones forwarded (dnsupstream.c: one connected UDP socket per upstream,
+ * a fresh random id and random letter case, health probes, TCP retries);
+ * identical queries in flight share one. The answer is checked, given
+ * each client's id and question again, shown to the answer hook
+ * (learning), and released. This file holds what the others share: the
+ * query slots and their timeout FIFO, coalescing, the replies to clients,
+ * the UDP listeners, dp_flush (the end of every callback) and set-up.
+ * The UDP path is batched (recvmmsg/sendmmsg) because the kernel's
+ * per-packet cost dominates; everything runs in the event loop and
+ * nothing blocks. TCP clients are dnstcp.c's.
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <linux/filter.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -27,234 +25,21 @@
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "egressd/dnsguard.h"
-#include "egressd/dnsproxy.h"
-#include "egressd/doh.h"
-#include "egressd/events.h"
+#include "dnsproxy_int.h"
 #include "egressd/log.h"
 #include "egressd/selfsock.h"
+#include "egressd/util.h"
 
-#define DP_BATCH 64 /* datagrams per recvmmsg/sendmmsg */
-#define DP_UDP_BUF 4096 /* per-datagram receive buffer */
-#define DP_REPLY_BUF 512 /* replies we build: header+question+OPT */
 #define DP_CTAB 8192 /* coalescing hash buckets (power of 2) */
-#define DP_CAPS_BAD_MAX 4 /* case mismatches in a row: 0x20 off */
-#define DP_CAPS_OFF_MS (10 * 60 * 1000) /* then try 0x20 again */
-#define DP_CAPS_RND 16 /* random bytes per 0x20 name (128 letters) */
-#define DP_SPOOF_WARN_MS 10000 /* at most one forged-answer warning */
-#define DP_RCODE_WARN_MS 10000 /* at most one per upstream: SERVFAIL... */
-#define DP_TCP_MSG_MAX 65535 /* largest DNS message over TCP */
-#define DP_MAX_INFLIGHT 8192 /* ids per upstream stay sparse (1/8) */
-#define DP_MAX_CONNS 256 /* TCP client connections */
-#define DP_CONN_IDLE_MS 10000 /* close idle TCP clients after this */
-#define DP_CONN_MAX_QUERIES 64 /* in flight per TCP client */
-#define DP_CONN_MAX_WBUF (256 * 1024) /* unsent bytes per TCP client */
-#define DP_CONN_RBUF_MIN 4096
-#define DP_SWEEP_MS 1000 /* idle-connection sweep period */
-#define DP_PROBE_MS 5000 /* re-probe unhealthy upstreams */
+#define DP_PROBE_MAX_WAIT_MS 2000 /* a probe's timeout: at most this */
 #define DP_DEFAULT_TIMEOUT_MS 2000
-#define DP_RAND_N 2048 /* ids and 0x20 bits: 9 draws a query */
 #define DP_SOCKBUF (4 * 1024 * 1024)
-
-enum dp_qstate {
-	DP_Q_FREE = 0,
-	DP_Q_UDP = 1, /* waiting for a UDP answer from order[attempt] */
-	DP_Q_TCP = 2, /* TCP retry to order[attempt] after a TC answer */
-	DP_Q_WAIT = 3, /* coalesced: waits for the answer of s->lead */
-};
-
-/* Where a reply goes: a UDP peer of a listener, or a TCP connection. */
-struct dp_client {
-	bool tcp;
-	uint8_t listener;
-	const struct sockaddr_storage *addr;
-	socklen_t addrlen;
-	uint16_t conn;
-	uint32_t gen;
-};
-
-/* One in-flight query. Lives in p->slots[idx] until answered or failed. */
-struct dp_query {
-	struct dp_query *prev, *next; /* timeout FIFO, or free list (next) */
-	struct dnsproxy *p;
-	uint32_t idx;
-	uint8_t state;
-	uint8_t n_order, attempt;
-	uint8_t order[EGRESSD_MAX_UPSTREAMS];
-	bool has_id; /* up_id is registered in the upstream's id map */
-	bool send_failed; /* listed in p->retry */
-	uint16_t client_id, up_id;
-	uint64_t deadline;
-	uint64_t sent_us; /* this attempt's send, for the RTT histogram */
-
-	bool from_tcp;
-	uint8_t listener;
-	socklen_t clientlen;
-	struct sockaddr_storage client;
-	uint16_t conn;
-	uint32_t conn_gen;
-
-	uint8_t *msg; /* the client's query; id (and 0x20 case) rewritten
-		       * per attempt */
-	size_t len, cap;
-	struct dnswire_question q;
-	/* The question as the client wrote it: restored in every reply. */
-	uint8_t qorig[DNSWIRE_HDR_LEN + 255 + 4];
-	bool caps; /* this attempt went out with 0x20 case */
-	bool nocaps; /* a case mismatch was seen: no 0x20 any more */
-
-	/* Coalescing (dp_coalesce): one upstream query per key. */
-	struct dp_query *lead; /* follower: the query it waits on */
-	struct dp_query *fhead; /* leader: its followers */
-	struct dp_query *fnext; /* follower: next of the same leader */
-	struct dp_query *hnext; /* leader: hash chain */
-	uint32_t hash;
-	bool in_table;
-
-	/* TCP retry to the upstream */
-	int tfd;
-	bool twriting;
-	uint8_t *tbuf; /* 2-byte length + message */
-	size_t tlen, toff;
-};
-
-struct dp_conn {
-	struct dnsproxy *p;
-	int fd;
-	uint16_t idx;
-	uint32_t gen; /* bumped on close: late answers see a mismatch */
-	bool rd_closed, dirty;
-	uint32_t events;
-	unsigned int inflight;
-	uint64_t last;
-	uint8_t *rbuf;
-	size_t rlen, rcap;
-	uint8_t *wbuf;
-	size_t woff, wlen, wcap;
-	socklen_t peerlen;
-	struct sockaddr_storage peer;
-};
-
-/* Pending UDP replies of one listener, flushed with one sendmmsg. */
-struct dp_tx {
-	unsigned int n;
-	struct mmsghdr msgs[DP_BATCH];
-	struct iovec iov[DP_BATCH];
-	struct sockaddr_storage dst[DP_BATCH];
-	/* Every UDP answer fits (it came in through a DP_UDP_BUF buffer):
-	 * copied, so that one answer can go to several coalesced clients
-	 * with a different id each. */
-	uint8_t buf[DP_BATCH][DP_UDP_BUF];
-};
-
-struct dp_listener {
-	struct dnsproxy *p;
-	int fd;
-	uint8_t idx;
-	bool tcp;
-	struct dp_tx *tx; /* UDP only */
-};
-
-struct dp_upstream {
-	struct dnsproxy *p;
-	int idx;
-	int fd;
-	struct egressd_upstream cfg;
-	bool healthy;
-	/* On loopback or a local address: its answers arrive on lo. */
-	bool local;
-	uint8_t caps_bad; /* answers in a row that lost the 0x20 case */
-	uint64_t caps_off_until; /* loop ms; 0x20 off while now < this */
-	uint64_t queries, timeouts, errors;
-	uint16_t *idmap; /* upstream id -> slot index + 1 (0: free) */
-	/* pending forwarded queries, flushed with one sendmmsg */
-	unsigned int ntx;
-	struct mmsghdr txmsgs[DP_BATCH];
-	struct iovec txiov[DP_BATCH];
-	uint32_t txslot[DP_BATCH];
-	bool probe_pending;
-	uint16_t probe_id;
-	uint64_t rcode_warned; /* loop ms of the last failure-rcode warning */
-	uint64_t rcode_since;  /* such answers since that warning */
-	int rcode_last;	       /* the rcode that warning named */
-};
-
-/* Shared receive batch: filled and fully processed by one callback. */
-struct dp_rx {
-	struct mmsghdr msgs[DP_BATCH];
-	struct iovec iov[DP_BATCH];
-	struct sockaddr_storage addr[DP_BATCH];
-	uint8_t buf[DP_BATCH][DP_UDP_BUF];
-};
-
-#define DP_MAX_LISTENERS 4
-
-struct dnsproxy {
-	struct loop *loop;
-	const struct policy_matcher *matcher;
-	bool block_doh_names;
-	bool aaaa_nodata;
-	dnsproxy_answer_cb hook;
-	void *hook_arg;
-	unsigned int timeout_ms;
-	uint16_t port;
-
-	struct dp_listener lst[DP_MAX_LISTENERS];
-	int n_lst;
-
-	struct dp_upstream ups[EGRESSD_MAX_UPSTREAMS];
-	int n_ups;
-	uint8_t order[EGRESSD_MAX_UPSTREAMS]; /* healthy first, cfg order */
-
-	struct dp_query **slots;
-	uint32_t n_slots; /* allocated */
-	struct dp_query *free_q;
-	struct dp_query *fifo_head, *fifo_tail;
-	struct loop_timer *tmo;
-	struct dnswire_question scratch_q; /* when no slot is free */
-	/* queries whose send failed, to be moved on after a flush */
-	uint32_t *retry;
-	uint32_t n_retry;
-
-	struct dp_conn *conns;
-	uint16_t *free_conns;
-	unsigned int n_free_conns;
-	uint16_t *dirty;
-	unsigned int n_dirty;
-	struct loop_timer *sweep;
-
-	struct dp_rx *rx;
-
-	struct dnsguard *guard;
-	struct dp_query **ctab; /* coalescing: leaders by key hash */
-	int lo_ifindex;
-	uint64_t spoof_warned; /* loop ms of the last warning */
-	uint64_t spoof_since; /* forged answers since that warning */
-
-	uint8_t probe_msg[17];
-	struct dnswire_question probe_q;
-	struct loop_timer *probe;
-
-	uint16_t rand[DP_RAND_N];
-	unsigned int rand_pos;
-	uint64_t xs; /* fallback PRNG state if getrandom is unavailable */
-
-	struct dnsproxy_stats st;
-};
-
-static void dp_flush(struct dnsproxy *p);
-static void dp_attempt(struct dnsproxy *p, struct dp_query *s);
-static void dp_conn_close(struct dp_conn *c);
-static void dp_conn_write(struct dp_conn *c);
-static void dp_conn_process(struct dp_conn *c);
-static void dp_conn_update(struct dp_conn *c);
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static uint16_t dp_rand16(struct dnsproxy *p)
+uint16_t dp_rand16(struct dnsproxy *p)
 {
 	if (p->rand_pos >= DP_RAND_N) {
 		ssize_t n = getrandom(p->rand, sizeof(p->rand), GRND_NONBLOCK);
@@ -273,8 +58,7 @@ static uint16_t dp_rand16(struct dnsproxy *p)
 	return p->rand[p->rand_pos++];
 }
 
-static void dp_addr_text(const struct sockaddr_storage *ss, char *buf,
-			 size_t len)
+void dp_addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
 	char a[INET6_ADDRSTRLEN] = "?";
 
@@ -293,13 +77,7 @@ static void dp_addr_text(const struct sockaddr_storage *ss, char *buf,
 	}
 }
 
-static bool dp_rcode_fails_over(int rcode)
-{
-	return rcode == DNSWIRE_RCODE_SERVFAIL ||
-	       rcode == DNSWIRE_RCODE_REFUSED || rcode == DNSWIRE_RCODE_NOTIMP;
-}
-
-static void dp_set_sockbuf(int fd)
+void dp_set_sockbuf(int fd)
 {
 	int v = DP_SOCKBUF;
 
@@ -308,190 +86,9 @@ static void dp_set_sockbuf(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
 }
 
-/* ---- upstream health -------------------------------------------------- */
-
-/* Healthy upstreams first, each group in configuration order. */
-static void dp_compute_order(struct dnsproxy *p)
-{
-	int n = 0;
-
-	for (int i = 0; i < p->n_ups; i++)
-		if (p->ups[i].healthy)
-			p->order[n++] = (uint8_t)i;
-	for (int i = 0; i < p->n_ups; i++)
-		if (!p->ups[i].healthy)
-			p->order[n++] = (uint8_t)i;
-}
-
-/* Log once per transition; why is NULL for a timeout. */
-static void dp_up_mark(struct dp_upstream *up, bool healthy, const char *why)
-{
-	struct dnsproxy *p = up->p;
-
-	if (up->healthy == healthy)
-		return;
-	up->healthy = healthy;
-	dp_compute_order(p);
-	if (healthy) {
-		up->probe_pending = false;
-		log_info("dns upstream %s answering again", up->cfg.text);
-		return;
-	}
-	if (why)
-		log_warnx("dns upstream %s unusable: %s; trying it last "
-			  "until it answers",
-			  up->cfg.text, why);
-	else
-		log_warnx("dns upstream %s not answering (no reply within "
-			  "%u ms); trying it last until it answers again",
-			  up->cfg.text, p->timeout_ms);
-	if (!loop_timer_is_armed(p->probe))
-		loop_timer_arm(p->probe, DP_PROBE_MS);
-}
-
-/*
- * Is the upstream on this host's namespace: a loopback address, or one of
- * the namespace's own (the kernel then picks it as our source too)? Its
- * answers come in on lo, where anything of the namespace can forge them.
- */
-static bool dp_up_is_local(int fd, const struct egressd_upstream *u)
-{
-	struct sockaddr_storage me;
-	socklen_t sl = sizeof(me);
-
-	if (u->addr.ss_family == AF_INET) {
-		const struct sockaddr_in *a = (const void *)&u->addr;
-
-		if ((ntohl(a->sin_addr.s_addr) >> 24) == 127)
-			return true;
-		if (getsockname(fd, (struct sockaddr *)&me, &sl) < 0)
-			return false;
-		return me.ss_family == AF_INET &&
-		       ((struct sockaddr_in *)&me)->sin_addr.s_addr ==
-			       a->sin_addr.s_addr;
-	} else {
-		const struct sockaddr_in6 *a = (const void *)&u->addr;
-
-		if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
-		    (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) &&
-		     a->sin6_addr.s6_addr[12] == 127))
-			return true;
-		if (getsockname(fd, (struct sockaddr *)&me, &sl) < 0)
-			return false;
-		return me.ss_family == AF_INET6 &&
-		       !memcmp(&((struct sockaddr_in6 *)&me)->sin6_addr,
-			       &a->sin6_addr, sizeof(a->sin6_addr));
-	}
-}
-
-/*
- * A remote upstream's answers come in on the interface it is routed
- * through, never on lo. Whatever does arrive on lo was sent by a process
- * of this namespace: a raw socket to its own address or a packet socket
- * on lo, with the upstream's address as source (IP_PKTINFO cannot tell:
- * for a packet looped to a local address it reports the interface that
- * owns the address). The kernel knows the device the skb came in on, so
- * a socket filter looks: such datagrams are cut to their UDP header
- * (an empty datagram, which dp_up_cb counts as forged; one whose
- * checksum no longer matches is dropped by the kernel). keep 0 (the TCP
- * retry sockets) drops them.
- */
-static int dp_up_filter(int fd, int lo_ifindex, uint32_t keep)
-{
-	struct sock_filter code[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_IFINDEX),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)lo_ifindex, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, keep),
-		BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
-	};
-	struct sock_fprog prog = {
-		.len = sizeof(code) / sizeof(code[0]),
-		.filter = code,
-	};
-
-	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog,
-		       sizeof(prog)) < 0)
-		return -errno;
-	return 0;
-}
-
-static int dp_up_connect(struct dp_upstream *up)
-{
-	int fd, err;
-
-	fd = socket(up->cfg.addr.ss_family,
-		    SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	/* egressd's own: exempt from the redirect and the filter (BPF) */
-	selfsock_note(fd);
-	if (connect(fd, (const struct sockaddr *)&up->cfg.addr,
-		    up->cfg.addrlen) < 0)
-		goto err;
-	up->local = dp_up_is_local(fd, &up->cfg);
-	err = up->local ? 0 : dp_up_filter(fd, up->p->lo_ifindex, 8);
-	if (err) {
-		selfsock_close(fd);
-		return err;
-	}
-	dp_set_sockbuf(fd);
-	return fd;
-err:
-	err = -errno;
-	selfsock_close(fd);
-	return err;
-}
-
-static void dp_up_cb(struct loop *loop, int fd, uint32_t events, void *arg);
-
-static int dp_up_open(struct dp_upstream *up)
-{
-	int fd, err;
-
-	fd = dp_up_connect(up);
-	if (fd < 0)
-		return fd;
-	err = loop_add_fd(up->p->loop, fd, EPOLLIN, dp_up_cb, up);
-	if (err) {
-		selfsock_close(fd);
-		return err;
-	}
-	up->fd = fd;
-	return 0;
-}
-
-/*
- * Every DP_PROBE_MS while an upstream is unhealthy, send it a root NS
- * query; any matching answer marks it healthy again. Without this an
- * upstream tried last would never get a chance to recover while the
- * others answer.
- */
-static void dp_probe_cb(struct loop *loop, struct loop_timer *t, void *arg)
-{
-	struct dnsproxy *p = arg;
-	bool again = false;
-
-	for (int i = 0; i < p->n_ups; i++) {
-		struct dp_upstream *up = &p->ups[i];
-
-		if (up->healthy)
-			continue;
-		again = true;
-		if (up->fd < 0 && dp_up_open(up) < 0)
-			continue;
-		up->probe_id = dp_rand16(p);
-		up->probe_pending = true;
-		dnswire_set_id(p->probe_msg, up->probe_id);
-		if (send(up->fd, p->probe_msg, sizeof(p->probe_msg), 0) < 0)
-			up->errors++;
-	}
-	if (again)
-		loop_timer_arm(t, DP_PROBE_MS);
-}
-
 /* ---- query slots, ids and the timeout FIFO ---------------------------- */
 
-static struct dp_query *dp_slot_get(struct dnsproxy *p)
+struct dp_query *dp_slot_get(struct dnsproxy *p)
 {
 	struct dp_query *s = p->free_q;
 
@@ -516,7 +113,7 @@ static struct dp_query *dp_slot_get(struct dnsproxy *p)
 	return s;
 }
 
-static void dp_slot_put(struct dnsproxy *p, struct dp_query *s)
+void dp_slot_put(struct dnsproxy *p, struct dp_query *s)
 {
 	s->state = DP_Q_FREE;
 	s->prev = NULL;
@@ -524,39 +121,7 @@ static void dp_slot_put(struct dnsproxy *p, struct dp_query *s)
 	p->free_q = s;
 }
 
-static int dp_id_alloc(struct dnsproxy *p, struct dp_upstream *up,
-		       struct dp_query *s)
-{
-	uint16_t id = 0;
-	int i;
-
-	/* At most 1 in 8 ids is taken: random probing ends fast. */
-	for (i = 0; i < 64; i++) {
-		id = dp_rand16(p);
-		if (!up->idmap[id])
-			break;
-	}
-	if (i == 64) {
-		for (i = 0; i < 65536 && up->idmap[id]; i++)
-			id++;
-		if (up->idmap[id])
-			return -EBUSY;
-	}
-	up->idmap[id] = (uint16_t)(s->idx + 1);
-	s->up_id = id;
-	s->has_id = true;
-	return 0;
-}
-
-static void dp_id_release(struct dnsproxy *p, struct dp_query *s)
-{
-	if (!s->has_id)
-		return;
-	p->ups[s->order[s->attempt]].idmap[s->up_id] = 0;
-	s->has_id = false;
-}
-
-static void dp_fifo_del(struct dnsproxy *p, struct dp_query *s)
+void dp_fifo_del(struct dnsproxy *p, struct dp_query *s)
 {
 	if (s->prev)
 		s->prev->next = s->next;
@@ -572,23 +137,13 @@ static void dp_fifo_del(struct dnsproxy *p, struct dp_query *s)
 /* A resolver on the same host or LAN answers in well under 1 ms. */
 const double dnsproxy_rtt_bounds[DNSPROXY_RTT_BUCKETS] = {
 	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-	0.025, 0.05, 0.1, 0.25, 0.5, 1,
+	0.025,	0.05,	 0.1,	 0.25,	0.5,	1,
 };
 
-/* Microseconds, monotonic: the loop's millisecond clock is too coarse
- * for the round trips the histogram's first buckets are for. */
-static uint64_t dp_clock_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* One upstream round trip (since s->sent_us) into the histogram. */
-static void dp_rtt_record(struct dnsproxy *p, const struct dp_query *s)
+void dp_rtt_record(struct dnsproxy *p, const struct dp_query *s)
 {
-	uint64_t now = dp_clock_us();
+	uint64_t now = util_clock_us();
 	double sec = now > s->sent_us ? (now - s->sent_us) / 1e6 : 0;
 	int i;
 
@@ -605,12 +160,12 @@ static void dp_rtt_record(struct dnsproxy *p, const struct dp_query *s)
  * increasing order and the FIFO head is always the earliest: one timer
  * armed for the head is enough.
  */
-static void dp_fifo_push(struct dnsproxy *p, struct dp_query *s)
+void dp_fifo_push(struct dnsproxy *p, struct dp_query *s)
 {
 	uint64_t now = loop_now_ms(p->loop);
 
 	s->deadline = now + p->timeout_ms;
-	s->sent_us = dp_clock_us();
+	s->sent_us = util_clock_us();
 	s->next = NULL;
 	s->prev = p->fifo_tail;
 	if (p->fifo_tail)
@@ -620,34 +175,6 @@ static void dp_fifo_push(struct dnsproxy *p, struct dp_query *s)
 	p->fifo_tail = s;
 	if (!loop_timer_is_armed(p->tmo))
 		loop_timer_arm(p->tmo, p->timeout_ms);
-}
-
-static void dp_tcp_close(struct dnsproxy *p, struct dp_query *s)
-{
-	if (s->tfd >= 0) {
-		loop_del_fd(p->loop, s->tfd);
-		selfsock_close(s->tfd);
-		s->tfd = -1;
-	}
-	free(s->tbuf);
-	s->tbuf = NULL;
-	s->tlen = s->toff = 0;
-}
-
-static struct dp_conn *dp_conn_of(struct dnsproxy *p, uint16_t idx,
-				  uint32_t gen)
-{
-	struct dp_conn *c = &p->conns[idx];
-
-	return (c->fd >= 0 && c->gen == gen) ? c : NULL;
-}
-
-static void dp_conn_mark_dirty(struct dnsproxy *p, struct dp_conn *c)
-{
-	if (c->dirty)
-		return;
-	c->dirty = true;
-	p->dirty[p->n_dirty++] = c->idx;
 }
 
 static void dp_ctab_del(struct dnsproxy *p, struct dp_query *s)
@@ -707,48 +234,13 @@ static void dp_tx_flush(struct dp_listener *l)
 	tx->n = 0;
 }
 
-static void dp_conn_append(struct dp_conn *c, const uint8_t *data, size_t len)
-{
-	size_t need;
-
-	if (c->woff == c->wlen)
-		c->woff = c->wlen = 0;
-	need = c->wlen + 2 + len;
-	if (need > c->wcap) {
-		size_t ncap = c->wcap ? c->wcap : 4096;
-		uint8_t *nb;
-
-		if (c->woff) {
-			memmove(c->wbuf, c->wbuf + c->woff, c->wlen - c->woff);
-			c->wlen -= c->woff;
-			c->woff = 0;
-			need = c->wlen + 2 + len;
-		}
-		while (ncap < need)
-			ncap *= 2;
-		if (ncap > c->wcap) {
-			nb = realloc(c->wbuf, ncap);
-			if (!nb) {
-				dp_conn_close(c);
-				return;
-			}
-			c->wbuf = nb;
-			c->wcap = ncap;
-		}
-	}
-	c->wbuf[c->wlen] = (uint8_t)(len >> 8);
-	c->wbuf[c->wlen + 1] = (uint8_t)len;
-	memcpy(c->wbuf + c->wlen + 2, data, len);
-	c->wlen += 2 + len;
-}
-
 /*
  * Queue a reply. A UDP reply of at most DP_UDP_BUF bytes (any UDP answer)
  * is copied; a larger one is referenced and must stay valid until the end
  * of the current callback (dp_flush).
  */
-static void dp_send_client(struct dnsproxy *p, const struct dp_client *cl,
-			   const uint8_t *data, size_t len)
+void dp_send_client(struct dnsproxy *p, const struct dp_client *cl,
+		    const uint8_t *data, size_t len)
 {
 	struct dp_tx *tx;
 	struct mmsghdr *m;
@@ -784,7 +276,7 @@ static void dp_send_client(struct dnsproxy *p, const struct dp_client *cl,
 	m->msg_hdr.msg_iovlen = 1;
 }
 
-static void dp_query_client(const struct dp_query *s, struct dp_client *cl)
+void dp_query_client(const struct dp_query *s, struct dp_client *cl)
 {
 	cl->tcp = s->from_tcp;
 	cl->listener = s->listener;
@@ -794,7 +286,7 @@ static void dp_query_client(const struct dp_query *s, struct dp_client *cl)
 	cl->gen = s->conn_gen;
 }
 
-static size_t dp_qlen(const struct dp_query *s)
+size_t dp_qlen(const struct dp_query *s)
 {
 	return s->q.question_end - DNSWIRE_HDR_LEN;
 }
@@ -819,7 +311,7 @@ static void dp_fail_one(struct dnsproxy *p, struct dp_query *s, int rcode)
 }
 
 /* Answer s and every query coalesced onto it with rcode; finish them. */
-static void dp_fail_reply(struct dnsproxy *p, struct dp_query *s, int rcode)
+void dp_fail_reply(struct dnsproxy *p, struct dp_query *s, int rcode)
 {
 	struct dp_query *f, *fn;
 
@@ -832,8 +324,8 @@ static void dp_fail_reply(struct dnsproxy *p, struct dp_query *s, int rcode)
 }
 
 /* msg to s's client under its id and its question (case included). */
-static void dp_send_answer(struct dnsproxy *p, struct dp_query *s, uint8_t *msg,
-			   size_t len)
+void dp_send_answer(struct dnsproxy *p, struct dp_query *s, uint8_t *msg,
+		    size_t len)
 {
 	struct dp_client cl;
 
@@ -842,174 +334,6 @@ static void dp_send_answer(struct dnsproxy *p, struct dp_query *s, uint8_t *msg,
 	dp_query_client(s, &cl);
 	dp_send_client(p, &cl, msg, len);
 	dp_query_finish(p, s);
-}
-
-/* ---- what an answer may carry (docs/dns-proxy.md) --------------------- */
-
-struct dp_guard_ctx {
-	struct dnsproxy *p;
-	struct dp_query *s;
-	uint64_t now;
-	unsigned int stripped;
-};
-
-static void dp_query_who(struct dnsproxy *p, const struct dp_query *s,
-			 char *buf, size_t len);
-
-/* A CNAME/DNAME target that a deny rule or the DoH/DoT list refuses. */
-static int dp_chain_cb(void *arg, const char *name, size_t len)
-{
-	struct dp_guard_ctx *g = arg;
-	struct dnsproxy *p = g->p;
-	struct policy_match m = { .action = POLICY_DENY };
-	enum events_reason reason;
-	char who[INET6_ADDRSTRLEN + 8];
-
-	if (!p->matcher)
-		return 0;
-	policy_matcher_lookup(p->matcher, name, len, &m);
-	/* Only an explicit deny: a CDN name the policy does not list is
-	 * what most allowed names point at. */
-	if (m.matched && m.action == POLICY_DENY)
-		reason = EVENTS_REASON_DENY_RULE;
-	else if (p->block_doh_names && !m.exact_allow &&
-		 doh_is_provider_name(name, len))
-		reason = EVENTS_REASON_DOH;
-	else
-		return 0;
-	dp_query_who(p, g->s, who, sizeof(who));
-	events_dns_violation(reason, name, g->s->q.qtype, "nxdomain", who);
-	return 1;
-}
-
-static bool dp_strip_pred(void *arg, enum dnswire_section sec, uint16_t type,
-			  const uint8_t *rdata, uint16_t rdlen)
-{
-	struct dp_guard_ctx *g = arg;
-	int family;
-
-	if (type == DNSWIRE_TYPE_A && rdlen == 4)
-		family = AF_INET;
-	else if (type == DNSWIRE_TYPE_AAAA && rdlen == 16)
-		family = AF_INET6;
-	else
-		return false;
-	if (!dnsguard_refuses(g->p->guard, family, rdata, g->now))
-		return false;
-	g->stripped++;
-	return true;
-}
-
-static bool dp_strip_answer_sec(void *arg, enum dnswire_section sec,
-				uint16_t type, const uint8_t *rdata,
-				uint16_t rdlen)
-{
-	return sec == DNSWIRE_SEC_ANSWER;
-}
-
-/* A TC answer we cannot walk: header and question only, still TC. */
-static void dp_cut_to_question(struct dp_query *s, uint8_t *msg, size_t *len,
-			       struct dnswire_response *r)
-{
-	*len = s->q.question_end;
-	memset(msg + 6, 0, 6);
-	r->n_addrs = 0;
-	r->n_cnames = 0;
-	r->min_ttl = UINT32_MAX;
-}
-
-/*
- * Deny wins along the CNAME chain, and rebinding answers lose their
- * addresses. Returns 0 to go on with msg (*len and r updated), or an
- * rcode (> 0, or DP_GUARD_NODATA) to answer instead, or -errno (SERVFAIL).
- */
-#define DP_GUARD_NODATA 16
-static int dp_guard(struct dnsproxy *p, struct dp_query *s, uint8_t *msg,
-		    size_t *len, struct dnswire_response *r)
-{
-	struct dp_guard_ctx g = { .p = p, .s = s };
-	size_t had = r->n_addrs;
-	char who[INET6_ADDRSTRLEN + 8];
-	ssize_t n;
-	int rc;
-
-	g.now = loop_now_ms(p->loop);
-	n = dnswire_strip_rrs(msg, *len, dp_strip_pred, &g);
-	if (n == -EBADMSG && r->tc) {
-		dp_cut_to_question(s, msg, len, r);
-		return 0;
-	}
-	if (n == -EBADMSG)
-		return -EBADMSG;
-	if (g.stripped) {
-		p->st.rebinding++;
-		dp_query_who(p, s, who, sizeof(who));
-		events_dns_violation(EVENTS_REASON_REBINDING, s->q.name,
-				     s->q.qtype, "stripped", who);
-		/* Names pointing into a stripped record, or too many: no
-		 * records at all rather than a message we cannot rewrite. */
-		if (n < 0)
-			return DP_GUARD_NODATA;
-		*len = (size_t)n;
-	}
-	/* Judged after stripping: what the client reads is what counts. */
-	rc = dnswire_answer_targets(msg, *len, dp_chain_cb, &g);
-	if (rc > 0)
-		return DNSWIRE_RCODE_NXDOMAIN;
-	if (rc < 0) {
-		if (!r->tc)
-			return rc;
-		dp_cut_to_question(s, msg, len, r);
-		return 0;
-	}
-	if (!g.stripped)
-		return 0;
-	rc = dnswire_parse_response(msg, *len, &s->q, r);
-	if (rc < 0)
-		return r->tc ? DP_GUARD_NODATA : rc;
-	if (had && !r->n_addrs) {
-		/* As the upstream answers a name with no such records:
-		 * NOERROR, empty answer section, the SOA (if any) kept. */
-		n = dnswire_strip_rrs(msg, *len, dp_strip_answer_sec, NULL);
-		if (n < 0)
-			return DP_GUARD_NODATA;
-		*len = (size_t)n;
-		r->n_cnames = 0;
-		r->min_ttl = UINT32_MAX;
-	}
-	return 0;
-}
-
-/*
- * An answer for s passed the checks of its transport: judge what it
- * carries, run the hook (learning), and send it to s and to every query
- * coalesced onto s.
- */
-static void dp_deliver(struct dnsproxy *p, struct dp_query *s, uint8_t *msg,
-		       size_t len, struct dnswire_response *r)
-{
-	struct dp_query *f, *fn;
-	int rc;
-
-	rc = dp_guard(p, s, msg, &len, r);
-	if (rc) {
-		dp_fail_reply(p, s,
-			      rc == DP_GUARD_NODATA ? DNSWIRE_RCODE_NOERROR :
-			      rc > 0		    ? rc :
-						      DNSWIRE_RCODE_SERVFAIL);
-		return;
-	}
-	dnswire_set_id(msg, s->client_id);
-	if (p->hook && p->hook(p->hook_arg, s->q.name, r, msg, len) < 0) {
-		dp_fail_reply(p, s, DNSWIRE_RCODE_SERVFAIL);
-		return;
-	}
-	for (f = s->fhead; f; f = fn) {
-		fn = f->fnext;
-		dp_send_answer(p, f, msg, len);
-	}
-	s->fhead = NULL;
-	dp_send_answer(p, s, msg, len);
 }
 
 /* ---- coalescing ------------------------------------------------------- */
@@ -1039,7 +363,7 @@ static bool dp_key_eq(const struct dp_query *a, const struct dp_query *b)
  * a workload from putting thousands of ids in flight for one name and
  * then forging answers for all of them. Returns true when s now waits.
  */
-static bool dp_coalesce(struct dnsproxy *p, struct dp_query *s)
+bool dp_coalesce(struct dnsproxy *p, struct dp_query *s)
 {
 	uint32_t h = 2166136261u;
 	struct dp_query **head, *l;
@@ -1066,112 +390,6 @@ static bool dp_coalesce(struct dnsproxy *p, struct dp_query *s)
 	return false;
 }
 
-/* ---- forwarding ------------------------------------------------------- */
-
-static void dp_up_flush(struct dnsproxy *p, struct dp_upstream *up);
-
-static void dp_up_queue(struct dp_upstream *up, struct dp_query *s)
-{
-	struct mmsghdr *m;
-	unsigned int i;
-
-	if (up->ntx == DP_BATCH)
-		dp_up_flush(up->p, up); /* failures wait in p->retry */
-	i = up->ntx++;
-	m = &up->txmsgs[i];
-	memset(m, 0, sizeof(*m));
-	up->txiov[i].iov_base = s->msg;
-	up->txiov[i].iov_len = s->len;
-	m->msg_hdr.msg_iov = &up->txiov[i];
-	m->msg_hdr.msg_iovlen = 1;
-	up->txslot[i] = s->idx;
-}
-
-/*
- * 0x20: the question goes out with random letter case, which a forged
- * answer has to echo exactly (dp_up_answer). Not for an upstream that was
- * seen to lose the case, nor after a mismatch for this query.
- */
-static void dp_case(struct dnsproxy *p, struct dp_upstream *up,
-		    struct dp_query *s)
-{
-	uint8_t rnd[DP_CAPS_RND];
-
-	memcpy(s->msg + DNSWIRE_HDR_LEN, s->qorig, dp_qlen(s));
-	s->caps = false;
-	if (s->nocaps || loop_now_ms(p->loop) < up->caps_off_until)
-		return;
-	for (int i = 0; i < DP_CAPS_RND; i += 2) {
-		uint16_t v = dp_rand16(p);
-
-		rnd[i] = (uint8_t)v;
-		rnd[i + 1] = (uint8_t)(v >> 8);
-	}
-	s->caps = dnswire_0x20(s->msg, s->q.question_end, rnd, sizeof(rnd)) > 0;
-}
-
-/*
- * Send s to the upstream order[attempt], or to the next one that has a
- * socket; SERVFAIL when none is left.
- */
-static void dp_attempt(struct dnsproxy *p, struct dp_query *s)
-{
-	while (s->attempt < s->n_order) {
-		struct dp_upstream *up = &p->ups[s->order[s->attempt]];
-
-		if (up->fd < 0 || dp_id_alloc(p, up, s) < 0) {
-			up->errors++;
-			s->attempt++;
-			continue;
-		}
-		s->state = DP_Q_UDP;
-		dp_case(p, up, s);
-		dnswire_set_id(s->msg, s->up_id);
-		up->queries++;
-		dp_up_queue(up, s);
-		dp_fifo_push(p, s);
-		return;
-	}
-	dp_fail_reply(p, s, DNSWIRE_RCODE_SERVFAIL);
-}
-
-/* The current attempt failed: forget it and try the next upstream. */
-static void dp_next(struct dnsproxy *p, struct dp_query *s)
-{
-	dp_id_release(p, s);
-	dp_fifo_del(p, s);
-	dp_tcp_close(p, s);
-	s->attempt++;
-	dp_attempt(p, s);
-}
-
-static void dp_up_flush(struct dnsproxy *p, struct dp_upstream *up)
-{
-	unsigned int sent = 0;
-	bool retried = false;
-
-	while (sent < up->ntx) {
-		int r = sendmmsg(up->fd, up->txmsgs + sent, up->ntx - sent, 0);
-
-		if (r >= 0) {
-			sent += (unsigned int)r;
-			continue;
-		}
-		if (errno == EINTR)
-			continue;
-		/* A pending ICMP error is reported once: retry once. */
-		if (errno == ECONNREFUSED && !retried) {
-			retried = true;
-			continue;
-		}
-		up->errors++;
-		p->slots[up->txslot[sent]]->send_failed = true;
-		p->retry[p->n_retry++] = up->txslot[sent];
-		sent++;
-	}
-	up->ntx = 0;
-}
-
 /*
  * Called at the end of every callback: send what the callback queued.
  * Queries whose send failed move on to the next upstream (which queues
@@ -1179,7 +397,7 @@ static void dp_up_flush(struct dnsproxy *p, struct dp_upstream *up)
  * so loop until nothing is pending. UDP replies go last: they may point
  * into the receive batch, which is reused only after this returns.
  */
-static void dp_flush(struct dnsproxy *p)
+void dp_flush(struct dnsproxy *p)
 {
 	bool more;
 
@@ -1188,6 +406,13 @@ static void dp_flush(struct dnsproxy *p)
 		for (int i = 0; i < p->n_ups; i++) {
 			if (p->ups[i].ntx) {
 				dp_up_flush(p, &p->ups[i]);
+				more = true;
+			}
+		}
+		for (int i = 0; i < p->n_ups; i++) {
+			if (p->ups[i].refused) {
+				p->ups[i].refused = false;
+				dp_up_refused(p, &p->ups[i], ECONNREFUSED);
 				more = true;
 			}
 		}
@@ -1219,157 +444,6 @@ static void dp_flush(struct dnsproxy *p)
 			dp_tx_flush(&p->lst[i]);
 }
 
-/* ---- handling one client query ---------------------------------------- */
-
-static void dp_client_text(struct dnsproxy *p, const struct dp_client *cl,
-			   char *buf, size_t len)
-{
-	if (cl->tcp)
-		dp_addr_text(&p->conns[cl->conn].peer, buf, len);
-	else
-		dp_addr_text(cl->addr, buf, len);
-}
-
-static void dp_query_who(struct dnsproxy *p, const struct dp_query *s,
-			 char *buf, size_t len)
-{
-	struct dp_client cl;
-
-	dp_query_client(s, &cl);
-	dp_client_text(p, &cl, buf, len);
-}
-
-static void dp_reply_rcode(struct dnsproxy *p, const struct dp_client *cl,
-			   const uint8_t *msg, size_t len,
-			   const struct dnswire_question *q, int rcode)
-{
-	uint8_t rep[DP_REPLY_BUF];
-	ssize_t n;
-
-	n = dnswire_build_reply(msg, len, q, rcode, rep, sizeof(rep));
-	if (n < DNSWIRE_HDR_LEN)
-		return;
-	/* The header-only form (q NULL) always says FORMERR. */
-	if (!q)
-		rep[3] = (uint8_t)((rep[3] & 0xf0) | (rcode & 0x0f));
-	dp_send_client(p, cl, rep, (size_t)n);
-}
-
-static void dp_handle_query(struct dnsproxy *p, const uint8_t *msg, size_t len,
-			    const struct dp_client *cl)
-{
-	struct policy_match m = { .action = POLICY_DENY };
-	enum events_reason reason;
-	struct dnswire_question *q;
-	struct dp_query *s;
-	int rc, opcode;
-
-	p->st.queries++;
-	s = dp_slot_get(p);
-	q = s ? &s->q : &p->scratch_q;
-	rc = dnswire_parse_query(msg, len, q);
-	if (rc == -EMSGSIZE || (q->flags & DNSWIRE_F_QR)) {
-		/* Too short to answer, or a response sent to us: answering
-		 * would let two resolvers bounce packets forever. */
-		p->st.malformed++;
-		goto drop;
-	}
-	opcode = (q->flags & DNSWIRE_F_OPCODE_MASK) >> 11;
-	if (opcode != 0) {
-		p->st.malformed++;
-		dp_reply_rcode(p, cl, msg, len, rc ? NULL : q,
-			       DNSWIRE_RCODE_NOTIMP);
-		goto drop;
-	}
-	if (rc < 0) {
-		p->st.malformed++;
-		dp_reply_rcode(p, cl, msg, len, NULL, DNSWIRE_RCODE_FORMERR);
-		goto drop;
-	}
-
-	if (p->matcher)
-		policy_matcher_lookup(p->matcher, q->name, q->name_len, &m);
-	reason = m.matched ? EVENTS_REASON_DENY_RULE :
-			     EVENTS_REASON_DEFAULT_DENY;
-	/* A DoH/DoT resolver would bypass this proxy: only a rule naming it
-	 * exactly lets it resolve. */
-	if (m.action == POLICY_ALLOW && p->block_doh_names && !m.exact_allow &&
-	    doh_is_provider_name(q->name, q->name_len)) {
-		m.action = POLICY_DENY;
-		reason = EVENTS_REASON_DOH;
-	}
-	if (m.action == POLICY_ALLOW && p->aaaa_nodata &&
-	    q->qtype == DNSWIRE_TYPE_AAAA) {
-		/* IPv6 is off: an empty answer makes clients fall back to
-		 * IPv4 at once, with no happy-eyeballs stall. */
-		char who[INET6_ADDRSTRLEN + 8];
-
-		p->st.denied++;
-		dp_reply_rcode(p, cl, msg, len, q, DNSWIRE_RCODE_NOERROR);
-		dp_client_text(p, cl, who, sizeof(who));
-		events_dns_violation(EVENTS_REASON_IPV6_DISABLED, q->name,
-				     q->qtype, "nodata", who);
-		goto drop;
-	}
-	if (m.action != POLICY_ALLOW) {
-		char who[INET6_ADDRSTRLEN + 8];
-
-		p->st.denied++;
-		dp_reply_rcode(p, cl, msg, len, q, DNSWIRE_RCODE_NXDOMAIN);
-		dp_client_text(p, cl, who, sizeof(who));
-		events_dns_violation(reason, q->name, q->qtype, "nxdomain",
-				     who);
-		goto drop;
-	}
-	if (!s) {
-		/* DP_MAX_INFLIGHT queries are waiting: shed load. */
-		p->st.servfail++;
-		dp_reply_rcode(p, cl, msg, len, q, DNSWIRE_RCODE_SERVFAIL);
-		return;
-	}
-	if (s->cap < len) {
-		size_t ncap = len < 512 ? 512 : len;
-		uint8_t *nb = realloc(s->msg, ncap);
-
-		if (!nb) {
-			p->st.servfail++;
-			dp_reply_rcode(p, cl, msg, len, q,
-				       DNSWIRE_RCODE_SERVFAIL);
-			goto drop;
-		}
-		s->msg = nb;
-		s->cap = ncap;
-	}
-	memcpy(s->msg, msg, len);
-	s->len = len;
-	s->client_id = q->id;
-	s->from_tcp = cl->tcp;
-	if (cl->tcp) {
-		s->conn = cl->conn;
-		s->conn_gen = cl->gen;
-		p->conns[cl->conn].inflight++;
-	} else {
-		s->listener = cl->listener;
-		memcpy(&s->client, cl->addr, cl->addrlen);
-		s->clientlen = cl->addrlen;
-	}
-	s->n_order = (uint8_t)p->n_ups;
-	memcpy(s->order, p->order, sizeof(s->order));
-	memcpy(s->qorig, s->msg + DNSWIRE_HDR_LEN, dp_qlen(s));
-	s->caps = s->nocaps = false;
-	s->lead = s->fhead = s->fnext = s->hnext = NULL;
-	s->in_table = false;
-	p->st.allowed++;
-	p->st.inflight++;
-	if (dp_coalesce(p, s))
-		return;
-	dp_attempt(p, s);
-	return;
-drop:
-	if (s)
-		dp_slot_put(p, s);
-}
-
 /* ---- UDP listener ----------------------------------------------------- */
 
 /*
@@ -1377,7 +451,7 @@ drop:
  * upstream socket does without: then the kernel also skips the cgroup
  * recvmsg hooks (the BPF DNS redirect's), which cost every datagram.
  */
-static int dp_recv_batch(struct dnsproxy *p, int fd, bool want_addr)
+int dp_recv_batch(struct dnsproxy *p, int fd, bool want_addr)
 {
 	struct dp_rx *rx = p->rx;
 	int n;
@@ -1429,593 +503,6 @@ static void dp_udp_cb(struct loop *loop, int fd, uint32_t events, void *arg)
 		if (n < DP_BATCH)
 			break;
 	}
-}
-
-/* ---- upstream answers ------------------------------------------------- */
-
-/*
- * dnswire may refuse a truncated answer whose records are cut short;
- * accept it as a TC answer if its header and question match ours
- * byte for byte (names case-insensitively).
- */
-static bool dp_tc_question_matches(const struct dp_query *s, const uint8_t *msg,
-				   size_t len)
-{
-	size_t qe = s->q.question_end;
-
-	if (len < qe || !(msg[2] & (DNSWIRE_F_QR >> 8)) ||
-	    !(msg[2] & (DNSWIRE_F_TC >> 8)) || msg[4] != 0 || msg[5] != 1)
-		return false;
-	for (size_t i = DNSWIRE_HDR_LEN; i < qe; i++) {
-		uint8_t a = msg[i], b = s->msg[i];
-
-		if (a >= 'A' && a <= 'Z')
-			a += 'a' - 'A';
-		if (b >= 'A' && b <= 'Z')
-			b += 'a' - 'A';
-		if (a != b)
-			return false;
-	}
-	return true;
-}
-
-static int dp_tcp_start(struct dnsproxy *p, struct dp_query *s);
-
-/*
- * The answer has s's id and question, but not the letter case s went out
- * with: forged (a forger does not know the case), or an upstream that
- * does not keep it. Ask again without 0x20 (a fresh id, the same
- * upstream); an upstream that keeps losing the case gets no 0x20 for a
- * while. An upstream that keeps it resets the count with every answer,
- * so a forger has to guess DP_CAPS_BAD_MAX ids in a row to turn it off.
- */
-static void dp_caps_mismatch(struct dnsproxy *p, struct dp_upstream *up,
-			     struct dp_query *s)
-{
-	uint64_t now = loop_now_ms(p->loop);
-
-	p->st.bad_answers++;
-	if (++up->caps_bad >= DP_CAPS_BAD_MAX && now >= up->caps_off_until) {
-		up->caps_bad = 0;
-		up->caps_off_until = now + DP_CAPS_OFF_MS;
-		log_warnx("dns upstream %s does not keep the letter case of "
-			  "questions: 0x20 off for it for %d minutes",
-			  up->cfg.text, DP_CAPS_OFF_MS / 60000);
-	}
-	if (s->nocaps)
-		return; /* keep waiting for a matching answer */
-	s->nocaps = true;
-	dp_id_release(p, s);
-	dp_fifo_del(p, s);
-	dp_attempt(p, s);
-}
-
-/*
- * An upstream answered SERVFAIL, REFUSED or NOTIMP: it is up (no health
- * change), but the operator should hear of it, as of a timeout. A
- * misconfigured resolver answers every query so: one warning per upstream
- * per DP_RCODE_WARN_MS while the rcode stays the same, counting the
- * answers it stands for (each is also in the upstream's errors, GET
- * /status).
- */
-static void dp_up_rcode_warn(struct dnsproxy *p, struct dp_upstream *up,
-			     const struct dp_query *s, int rcode)
-{
-	uint64_t now = loop_now_ms(p->loop);
-	char tb[16];
-
-	up->rcode_since++;
-	if (up->rcode_warned && rcode == up->rcode_last &&
-	    now - up->rcode_warned < DP_RCODE_WARN_MS)
-		return;
-	log_warnx("dns upstream %s answered %s (%s %s); %llu such answer(s) "
-		  "since the last warning; trying the next upstream, SERVFAIL "
-		  "when none is left",
-		  up->cfg.text,
-		  rcode == DNSWIRE_RCODE_SERVFAIL ? "SERVFAIL" :
-		  rcode == DNSWIRE_RCODE_REFUSED  ? "REFUSED" : "NOTIMP",
-		  s->q.name[0] ? s->q.name : ".",
-		  dnswire_type_name(s->q.qtype, tb, sizeof(tb)),
-		  (unsigned long long)up->rcode_since);
-	up->rcode_warned = now ? now : 1;
-	up->rcode_since = 0;
-	up->rcode_last = rcode;
-}
-
-static void dp_up_answer(struct dnsproxy *p, struct dp_upstream *up,
-			 uint8_t *msg, size_t len, bool trunc)
-{
-	struct dnswire_response r;
-	struct dp_query *s;
-	uint16_t id, sidx;
-	int rc;
-
-	if (len < DNSWIRE_HDR_LEN) {
-		p->st.bad_answers++;
-		return;
-	}
-	id = dnswire_get_id(msg);
-	sidx = up->idmap[id];
-	if (!sidx) {
-		if (up->probe_pending && id == up->probe_id &&
-		    dnswire_parse_response(msg, len, &p->probe_q, &r) == 0) {
-			up->probe_pending = false;
-			dp_up_mark(up, true, NULL);
-			return;
-		}
-		/* Late (after a timeout) or forged. */
-		p->st.bad_answers++;
-		return;
-	}
-	s = p->slots[sidx - 1];
-	if (trunc && len >= s->q.question_end) {
-		/* Larger than our buffer: keep header and question and
-		 * mark it truncated, so the client retries over TCP. */
-		len = s->q.question_end;
-		msg[2] |= DNSWIRE_F_TC >> 8;
-		memset(msg + 6, 0, 6);
-	}
-	rc = dnswire_parse_response(msg, len, &s->q, &r);
-	if (rc < 0) {
-		if (!dp_tc_question_matches(s, msg, len)) {
-			/* Wrong question for this id: spoofing attempt or a
-			 * confused upstream. Keep waiting for the real one. */
-			p->st.bad_answers++;
-			return;
-		}
-		memset(&r, 0, sizeof(r));
-		r.id = id;
-		r.flags = dnswire_get_id(msg + 2);
-		r.rcode = r.flags & DNSWIRE_F_RCODE_MASK;
-		r.tc = true;
-		r.min_ttl = UINT32_MAX;
-	}
-	if (s->caps && memcmp(msg + DNSWIRE_HDR_LEN, s->msg + DNSWIRE_HDR_LEN,
-			      dp_qlen(s))) {
-		dp_caps_mismatch(p, up, s);
-		return;
-	}
-	if (s->caps)
-		up->caps_bad = 0;
-	dp_up_mark(up, true, NULL);
-	dp_rtt_record(p, s);
-	if (dp_rcode_fails_over(r.rcode)) {
-		up->errors++;
-		dp_up_rcode_warn(p, up, s, r.rcode);
-		dp_next(p, s);
-		return;
-	}
-	if (r.tc && s->from_tcp) {
-		dp_id_release(p, s);
-		dp_fifo_del(p, s);
-		p->st.tcp_retries++;
-		if (dp_tcp_start(p, s) < 0) {
-			up->errors++;
-			s->attempt++;
-			dp_attempt(p, s);
-		}
-		return;
-	}
-	dp_deliver(p, s, msg, len, &r);
-}
-
-/*
- * An answer "from" a remote upstream came in on lo (dp_up_filter left it
- * empty): only a process of this namespace can have sent it. Dropped
- * unread, whatever id it guesses.
- */
-static void dp_forged(struct dnsproxy *p, struct dp_upstream *up)
-{
-	uint64_t now = loop_now_ms(p->loop);
-
-	p->st.bad_answers++;
-	p->st.forged++;
-	p->spoof_since++;
-	if (p->spoof_warned && now - p->spoof_warned < DP_SPOOF_WARN_MS)
-		return;
-	log_warnx("dns: dropped %llu answer(s) claiming to come from upstream "
-		  "%s that arrived on the loopback interface: forged by a "
-		  "process of this namespace",
-		  (unsigned long long)p->spoof_since, up->cfg.text);
-	p->spoof_warned = now;
-	p->spoof_since = 0;
-}
-
-static void dp_up_cb(struct loop *loop, int fd, uint32_t events, void *arg)
-{
-	struct dp_upstream *up = arg;
-	struct dnsproxy *p = up->p;
-	int n;
-
-	for (int round = 0; round < 4; round++) {
-		n = dp_recv_batch(p, fd, false);
-		if (n <= 0)
-			break;
-		for (int i = 0; i < n; i++) {
-			struct mmsghdr *m = &p->rx->msgs[i];
-
-			if (!up->local && m->msg_len == 0) {
-				dp_forged(p, up);
-				continue;
-			}
-			dp_up_answer(p, up, p->rx->buf[i], m->msg_len,
-				     m->msg_hdr.msg_flags & MSG_TRUNC);
-		}
-		/* Replies may point into p->rx: send before reusing it. */
-		dp_flush(p);
-		if (n < DP_BATCH)
-			break;
-	}
-}
-
-/* ---- TCP retry to the upstream ---------------------------------------- */
-
-static void dp_tcpup_cb(struct loop *loop, int fd, uint32_t events, void *arg);
-
-static int dp_tcp_start(struct dnsproxy *p, struct dp_query *s)
-{
-	struct dp_upstream *up = &p->ups[s->order[s->attempt]];
-	int fd, err;
-
-	fd = socket(up->cfg.addr.ss_family,
-		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	selfsock_note(fd);
-	/* Segments injected on lo (dp_up_filter) never reach the stream. */
-	err = up->local ? 0 : dp_up_filter(fd, p->lo_ifindex, 0);
-	if (err)
-		goto err_close;
-	if (connect(fd, (const struct sockaddr *)&up->cfg.addr,
-		    up->cfg.addrlen) < 0 &&
-	    errno != EINPROGRESS) {
-		err = -errno;
-		goto err_close;
-	}
-	s->tbuf = malloc(2 + DP_TCP_MSG_MAX);
-	if (!s->tbuf) {
-		err = -ENOMEM;
-		goto err_close;
-	}
-	/* A dedicated connection: a fresh id still guards against a
-	 * confused upstream answering another query. */
-	s->up_id = dp_rand16(p);
-	dnswire_set_id(s->msg, s->up_id);
-	s->tbuf[0] = (uint8_t)(s->len >> 8);
-	s->tbuf[1] = (uint8_t)s->len;
-	memcpy(s->tbuf + 2, s->msg, s->len);
-	s->tlen = 2 + s->len;
-	s->toff = 0;
-	s->twriting = true;
-	err = loop_add_fd(p->loop, fd, EPOLLOUT, dp_tcpup_cb, s);
-	if (err)
-		goto err_free;
-	s->tfd = fd;
-	s->state = DP_Q_TCP;
-	dp_fifo_push(p, s);
-	return 0;
-err_free:
-	free(s->tbuf);
-	s->tbuf = NULL;
-err_close:
-	selfsock_close(fd);
-	return err;
-}
-
-static void dp_tcpup_read(struct dnsproxy *p, struct dp_query *s)
-{
-	struct dp_upstream *up = &p->ups[s->order[s->attempt]];
-	struct dnswire_response r;
-	size_t need;
-	ssize_t n;
-	int rc;
-
-	n = read(s->tfd, s->tbuf + s->tlen, 2 + DP_TCP_MSG_MAX - s->tlen);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0)
-		goto fail;
-	s->tlen += (size_t)n;
-	if (s->tlen < 2)
-		return;
-	need = 2 + ((size_t)s->tbuf[0] << 8 | s->tbuf[1]);
-	if (need < 2 + DNSWIRE_HDR_LEN)
-		goto fail;
-	if (s->tlen < need)
-		return;
-	if (dnswire_get_id(s->tbuf + 2) != s->up_id)
-		goto fail;
-	rc = dnswire_parse_response(s->tbuf + 2, need - 2, &s->q, &r);
-	if (rc < 0)
-		goto fail;
-	dp_up_mark(up, true, NULL);
-	if (dp_rcode_fails_over(r.rcode)) {
-		up->errors++;
-		dp_up_rcode_warn(p, up, s, r.rcode);
-		dp_next(p, s);
-		return;
-	}
-	/* dp_deliver copies into the client's buffer before tbuf goes. */
-	dp_deliver(p, s, s->tbuf + 2, need - 2, &r);
-	return;
-fail:
-	up->errors++;
-	dp_next(p, s);
-}
-
-static void dp_tcpup_cb(struct loop *loop, int fd, uint32_t events, void *arg)
-{
-	struct dp_query *s = arg;
-	struct dnsproxy *p = s->p;
-	struct dp_upstream *up = &p->ups[s->order[s->attempt]];
-	int soerr = 0;
-	socklen_t sl = sizeof(soerr);
-	ssize_t n;
-
-	if (s->state != DP_Q_TCP || s->tfd != fd)
-		return;
-	if (!s->twriting) {
-		dp_tcpup_read(p, s);
-		goto out;
-	}
-	if ((events & (EPOLLERR | EPOLLHUP)) ||
-	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr)
-		goto fail;
-	n = send(fd, s->tbuf + s->toff, s->tlen - s->toff, MSG_NOSIGNAL);
-	if (n < 0) {
-		if (errno == EAGAIN || errno == EINTR)
-			goto out;
-		goto fail;
-	}
-	s->toff += (size_t)n;
-	if (s->toff == s->tlen) {
-		s->twriting = false;
-		s->tlen = 0;
-		if (loop_mod_fd(p->loop, fd, EPOLLIN) < 0)
-			goto fail;
-	}
-	goto out;
-fail:
-	up->errors++;
-	dp_next(p, s);
-out:
-	dp_flush(p);
-}
-
-/* ---- timeouts --------------------------------------------------------- */
-
-static void dp_timeout_cb(struct loop *loop, struct loop_timer *t, void *arg)
-{
-	struct dnsproxy *p = arg;
-	uint64_t now = loop_clock_ms();
-	struct dp_query *s;
-
-	while ((s = p->fifo_head) && s->deadline <= now) {
-		struct dp_upstream *up = &p->ups[s->order[s->attempt]];
-
-		if (s->state == DP_Q_UDP) {
-			up->timeouts++;
-			dp_up_mark(up, false, NULL);
-		} else {
-			/* UDP answered, so the upstream is up; its TCP is
-			 * not. Count an error, keep it healthy. */
-			up->errors++;
-		}
-		dp_next(p, s);
-	}
-	/* dp_fifo_push may have armed t for a full timeout: the head
-	 * can be due sooner. */
-	loop_timer_disarm(t);
-	if (p->fifo_head) {
-		uint64_t d = p->fifo_head->deadline;
-
-		loop_timer_arm(t, d > now ? d - now : 1);
-	}
-	dp_flush(p);
-}
-
-/* ---- TCP clients ------------------------------------------------------ */
-
-static void dp_conn_close(struct dp_conn *c)
-{
-	struct dnsproxy *p = c->p;
-
-	if (c->fd < 0)
-		return;
-	loop_del_fd(p->loop, c->fd);
-	close(c->fd);
-	c->fd = -1;
-	c->gen++; /* answers still in flight will find no connection */
-	c->inflight = 0;
-	free(c->rbuf);
-	free(c->wbuf);
-	c->rbuf = c->wbuf = NULL;
-	c->rlen = c->rcap = c->woff = c->wlen = c->wcap = 0;
-	p->free_conns[p->n_free_conns++] = c->idx;
-	p->st.tcp_conns--;
-}
-
-static bool dp_conn_has_room(const struct dp_conn *c)
-{
-	return c->inflight < DP_CONN_MAX_QUERIES &&
-	       c->wlen - c->woff < DP_CONN_MAX_WBUF;
-}
-
-/* Answer every complete message in rbuf while the caps allow. */
-static void dp_conn_process(struct dp_conn *c)
-{
-	struct dnsproxy *p = c->p;
-	struct dp_client cl = { .tcp = true, .conn = c->idx, .gen = c->gen };
-	size_t off = 0;
-
-	while (c->fd >= 0 && c->rlen - off >= 2 && dp_conn_has_room(c)) {
-		size_t mlen = (size_t)c->rbuf[off] << 8 | c->rbuf[off + 1];
-
-		if (c->rlen - off < 2 + mlen)
-			break;
-		dp_handle_query(p, c->rbuf + off + 2, mlen, &cl);
-		off += 2 + mlen;
-	}
-	if (c->fd < 0 || !off)
-		return;
-	memmove(c->rbuf, c->rbuf + off, c->rlen - off);
-	c->rlen -= off;
-}
-
-static void dp_conn_write(struct dp_conn *c)
-{
-	ssize_t n;
-
-	while (c->woff < c->wlen) {
-		n = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff,
-			 MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				dp_conn_close(c);
-			return;
-		}
-		c->woff += (size_t)n;
-		c->last = loop_now_ms(c->p->loop);
-	}
-	c->woff = c->wlen = 0;
-}
-
-/* Close when done, else listen for what the connection can take now. */
-static void dp_conn_update(struct dp_conn *c)
-{
-	uint32_t ev = 0;
-
-	if (c->rd_closed && !c->inflight && c->woff == c->wlen) {
-		dp_conn_close(c);
-		return;
-	}
-	if (!c->rd_closed && dp_conn_has_room(c))
-		ev |= EPOLLIN;
-	if (c->woff < c->wlen)
-		ev |= EPOLLOUT;
-	if (ev != c->events) {
-		if (loop_mod_fd(c->p->loop, c->fd, ev) < 0) {
-			dp_conn_close(c);
-			return;
-		}
-		c->events = ev;
-	}
-}
-
-static void dp_conn_read(struct dp_conn *c)
-{
-	size_t want = DP_CONN_RBUF_MIN;
-	ssize_t n;
-
-	if (c->rlen >= 2)
-		want = 2 + ((size_t)c->rbuf[0] << 8 | c->rbuf[1]);
-	if (want < DP_CONN_RBUF_MIN)
-		want = DP_CONN_RBUF_MIN;
-	if (c->rcap < want) {
-		uint8_t *nb = realloc(c->rbuf, want);
-
-		if (!nb) {
-			dp_conn_close(c);
-			return;
-		}
-		c->rbuf = nb;
-		c->rcap = want;
-	}
-	if (c->rlen == c->rcap || c->rd_closed) {
-		/* Complete messages waiting for room, or EOF seen. */
-		dp_conn_mark_dirty(c->p, c);
-		return;
-	}
-	n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
-	if (n < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			dp_conn_close(c);
-		return;
-	}
-	if (n == 0) {
-		/* Half close: answer what is complete, then close. */
-		c->rd_closed = true;
-	}
-	c->rlen += (size_t)n;
-	c->last = loop_now_ms(c->p->loop);
-	dp_conn_mark_dirty(c->p, c);
-}
-
-static void dp_conn_cb(struct loop *loop, int fd, uint32_t events, void *arg)
-{
-	struct dp_conn *c = arg;
-	struct dnsproxy *p = c->p;
-
-	if (c->fd != fd)
-		return;
-	if (events & (EPOLLERR | EPOLLHUP)) {
-		/* Reset, or gone both ways: nobody to answer. */
-		dp_conn_close(c);
-		return;
-	}
-	if (events & EPOLLOUT)
-		dp_conn_mark_dirty(p, c);
-	if (events & EPOLLIN)
-		dp_conn_read(c);
-	dp_flush(p);
-}
-
-static void dp_sweep_cb(struct loop *loop, struct loop_timer *t, void *arg)
-{
-	struct dnsproxy *p = arg;
-	uint64_t now = loop_now_ms(loop);
-
-	for (int i = 0; i < DP_MAX_CONNS; i++) {
-		struct dp_conn *c = &p->conns[i];
-
-		if (c->fd >= 0 && !c->inflight &&
-		    now - c->last >= DP_CONN_IDLE_MS)
-			dp_conn_close(c);
-	}
-	if (p->st.tcp_conns)
-		loop_timer_arm(t, DP_SWEEP_MS);
-}
-
-static void dp_accept_cb(struct loop *loop, int fd, uint32_t events, void *arg)
-{
-	struct dp_listener *l = arg;
-	struct dnsproxy *p = l->p;
-
-	for (int i = 0; i < 16; i++) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		struct dp_conn *c;
-		int cfd;
-
-		cfd = accept4(fd, (struct sockaddr *)&ss, &sl,
-			      SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (cfd < 0)
-			break;
-		if (!p->n_free_conns) {
-			/* Full: refuse rather than let the backlog spin. */
-			p->st.tcp_refused++;
-			close(cfd);
-			continue;
-		}
-		c = &p->conns[p->free_conns[--p->n_free_conns]];
-		if (loop_add_fd(loop, cfd, EPOLLIN, dp_conn_cb, c) < 0) {
-			p->free_conns[p->n_free_conns++] = c->idx;
-			close(cfd);
-			continue;
-		}
-		c->fd = cfd;
-		c->events = EPOLLIN;
-		c->rd_closed = false;
-		c->inflight = 0;
-		c->last = loop_now_ms(loop);
-		memcpy(&c->peer, &ss, sl);
-		c->peerlen = sl;
-		p->st.tcp_conns++;
-	}
-	if (p->st.tcp_conns && !loop_timer_is_armed(p->sweep))
-		loop_timer_arm(p->sweep, DP_SWEEP_MS);
 }
 
 /* ---- setup ------------------------------------------------------------ */
@@ -2211,22 +698,6 @@ static int dp_open_listeners(struct dnsproxy *p, uint16_t port, char *err,
 	return rc;
 }
 
-static void dp_build_probe(struct dnsproxy *p)
-{
-	/* id 0, RD, one question: ". IN NS" */
-	/* clang-format off */
-	static const uint8_t probe[17] = {
-		0, 0, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0,
-		0x00, 0, DNSWIRE_TYPE_NS, 0, 1,
-	};
-	/* clang-format on */
-
-	memcpy(p->probe_msg, probe, sizeof(probe));
-	if (dnswire_parse_query(p->probe_msg, sizeof(p->probe_msg),
-				&p->probe_q) < 0)
-		memset(&p->probe_q, 0, sizeof(p->probe_q));
-}
-
 int dnsproxy_new(struct loop *loop, const struct egressd_config *cfg,
 		 struct dnsproxy **out, char *err, size_t errlen)
 {
@@ -2253,7 +724,17 @@ int dnsproxy_new(struct loop *loop, const struct egressd_config *cfg,
 		p->lst[i].fd = -1;
 	for (int i = 0; i < EGRESSD_MAX_UPSTREAMS; i++)
 		p->ups[i].fd = -1;
-	dp_build_probe(p);
+	p->probe_interval_ms = cfg->upstream_probe_interval_s * 1000;
+	p->probe_timeout_ms = p->timeout_ms < DP_PROBE_MAX_WAIT_MS ?
+				      p->timeout_ms :
+				      DP_PROBE_MAX_WAIT_MS;
+	if (dp_build_probe(p, cfg->upstream_probe) < 0) {
+		snprintf(err, errlen,
+			 "dns proxy: cannot ask \"%s\" as the upstream probe",
+			 cfg->upstream_probe);
+		rc = -EINVAL;
+		goto err_free;
+	}
 
 	p->rx = malloc(sizeof(*p->rx));
 	p->slots = calloc(DP_MAX_INFLIGHT, sizeof(*p->slots));
@@ -2268,11 +749,13 @@ int dnsproxy_new(struct loop *loop, const struct egressd_config *cfg,
 	p->tmo = loop_timer_new(loop, dp_timeout_cb, p);
 	p->sweep = loop_timer_new(loop, dp_sweep_cb, p);
 	p->probe = loop_timer_new(loop, dp_probe_cb, p);
+	p->probe_round = loop_timer_new(loop, dp_round_cb, p);
+	p->probe_tmo = loop_timer_new(loop, dp_probe_tmo_cb, p);
 	p->ctab = calloc(DP_CTAB, sizeof(*p->ctab));
 	p->guard = dnsguard_new(cfg->block_private_answers);
 	if (!p->rx || !p->slots || !p->retry || !p->conns || !p->free_conns ||
-	    !p->dirty || !p->tmo || !p->sweep || !p->probe || !p->ctab ||
-	    !p->guard)
+	    !p->dirty || !p->tmo || !p->sweep || !p->probe || !p->probe_round ||
+	    !p->probe_tmo || !p->ctab || !p->guard)
 		goto enomem;
 	/* lo is always index 1 in a namespace; ask anyway. */
 	p->lo_ifindex = (int)if_nametoindex("lo");
@@ -2312,6 +795,10 @@ int dnsproxy_new(struct loop *loop, const struct egressd_config *cfg,
 	rc = dp_open_listeners(p, cfg->dns_listen_port, err, errlen);
 	if (rc)
 		goto err_free;
+	/* The first round on the loop's first turn, once the listeners are
+	 * up, as the peer; 0 (unit tests only) probes just the unhealthy. */
+	if (p->probe_interval_ms)
+		loop_timer_arm(p->probe_round, 0);
 	*out = p;
 	return 0;
 enomem:
@@ -2348,6 +835,10 @@ void dnsproxy_free(struct dnsproxy *p)
 		loop_timer_free(p->sweep);
 	if (p->probe)
 		loop_timer_free(p->probe);
+	if (p->probe_round)
+		loop_timer_free(p->probe_round);
+	if (p->probe_tmo)
+		loop_timer_free(p->probe_tmo);
 	free(p->slots);
 	free(p->retry);
 	free(p->conns);
@@ -2420,5 +911,7 @@ bool dnsproxy_get_upstream(const struct dnsproxy *p, int i,
 	s->queries = up->queries;
 	s->timeouts = up->timeouts;
 	s->errors = up->errors;
+	s->probes = up->probes;
+	s->probe_failures = up->probe_failures;
 	return true;
 }

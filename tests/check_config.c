@@ -501,6 +501,57 @@ START_TEST(test_config_bad_numbers_in_env_stop_start)
 }
 END_TEST
 
+/* OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE(_INTERVAL_SEC): the peer's
+ * defaults; a value the peer would replace is a start error instead. */
+START_TEST(test_config_upstream_probe_settings)
+{
+	static const char *const bad[][2] = {
+		{ "OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE_INTERVAL_SEC", "0" },
+		{ "OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE_INTERVAL_SEC", "-5" },
+		{ "OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE_INTERVAL_SEC", "abc" },
+		{ "OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE_INTERVAL_SEC", "3601" },
+		{ "OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE", "a..b" },
+		{ "OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE", "bad name" },
+		{ "OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE", ".lead" },
+	};
+	struct egressd_config cfg;
+	char err[512] = "", want[160];
+	size_t i;
+
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), NULL), 0);
+	ck_assert_str_eq(cfg.upstream_probe, "");
+	ck_assert_uint_eq(cfg.upstream_probe_interval_s, 30);
+	config_fini(&cfg);
+
+	setenv("OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE", " Health.Corp. ", 1);
+	setenv("OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE_INTERVAL_SEC", "3600", 1);
+	ck_assert_msg(load(&cfg, err, sizeof(err), NULL) == 0, "%s", err);
+	ck_assert_str_eq(cfg.upstream_probe, "health.corp");
+	ck_assert_uint_eq(cfg.upstream_probe_interval_s, 3600);
+	config_fini(&cfg);
+	ck_assert_int_eq(load(&cfg, err, sizeof(err), "--dns-upstream-probe",
+			      ".", "--dns-upstream-probe-interval", "1", NULL),
+			 0);
+	ck_assert_str_eq(cfg.upstream_probe, "");
+	ck_assert_uint_eq(cfg.upstream_probe_interval_s, 1);
+	config_fini(&cfg);
+	unsetenv("OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE");
+	unsetenv("OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE_INTERVAL_SEC");
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv(bad[i][0], bad[i][1], 1);
+		err[0] = '\0';
+		ck_assert_msg(load(&cfg, err, sizeof(err), NULL) == -EINVAL,
+			      "%s=%s accepted", bad[i][0], bad[i][1]);
+		snprintf(want, sizeof(want), "%s / --", bad[i][0]);
+		ck_assert_msg(strstr(err, want) && strstr(err, bad[i][1]),
+			      "%s=%s: message \"%s\"", bad[i][0], bad[i][1],
+			      err);
+		unsetenv(bad[i][0]);
+	}
+}
+END_TEST
+
 /* A variable set to "" or blanks (a template's empty value) is unset. */
 START_TEST(test_config_empty_env_is_unset)
 {
@@ -649,6 +700,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_config_http_addr_validated);
 	tcase_add_test(tc, test_config_bad_numbers_in_env_stop_start);
 	tcase_add_test(tc, test_config_empty_env_is_unset);
+	tcase_add_test(tc, test_config_upstream_probe_settings);
 	tcase_add_test(tc, test_config_sandbox_id_checked);
 	tcase_add_test(tc, test_config_unsupported_settings_warn);
 	suite_add_tcase(s, tc);

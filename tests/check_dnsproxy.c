@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Unit tests of the DNS proxy (agent/dnsproxy.c), no root needed: each
- * test runs one event loop holding the proxy (listening on an ephemeral
- * port of 127.0.0.1), one or two fake upstream resolvers on 127.0.0.1
- * that log what reaches them and answer from a rule (name -> address),
- * drop, fail, truncate or forge, and client sockets that send hand-built
- * queries and wait for the replies.
+ * Unit tests of the DNS proxy (agent/dnsproxy.c, dnsupstream.c, dnstcp.c,
+ * dnsdecide.c), no root needed: each test runs one event loop holding the
+ * proxy (listening on an ephemeral port of 127.0.0.1), one or two fake
+ * upstream resolvers on 127.0.0.1 that log what reaches them and answer
+ * from a rule (name -> address), drop, fail, truncate or forge, and
+ * client sockets that send hand-built queries and wait for the replies.
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -490,8 +490,10 @@ static void fake_stop(struct fake_up *f)
 		loop_del_fd(f->loop, f->cfd);
 		close(f->cfd);
 	}
-	loop_del_fd(f->loop, f->ufd);
-	close(f->ufd);
+	if (f->ufd >= 0) {
+		loop_del_fd(f->loop, f->ufd);
+		close(f->ufd);
+	}
 	if (f->lfd >= 0) {
 		loop_del_fd(f->loop, f->lfd);
 		close(f->lfd);
@@ -515,6 +517,9 @@ static void guard_cb(struct loop *loop, struct loop_timer *t, void *arg)
 }
 
 static bool env_block_private; /* cfg.block_private_answers of env_start */
+/* cfg.upstream_probe_interval_s of env_start: 0, no probe rounds */
+static unsigned int env_probe_interval;
+static const char *env_probe_name = "";
 
 static void env_start(struct env *e, int n_ups, enum fake_mode m0,
 		      enum fake_mode m1, unsigned int timeout_ms)
@@ -536,6 +541,9 @@ static void env_start(struct env *e, int n_ups, enum fake_mode m0,
 
 	e->cfg.upstream_timeout_ms = timeout_ms;
 	e->cfg.block_private_answers = env_block_private;
+	e->cfg.upstream_probe_interval_s = env_probe_interval;
+	snprintf(e->cfg.upstream_probe, sizeof(e->cfg.upstream_probe), "%s",
+		 env_probe_name);
 	e->cfg.dns_listen_port = 0;
 	e->cfg.n_upstreams = n_ups;
 	for (int i = 0; i < n_ups; i++) {
@@ -1787,6 +1795,220 @@ START_TEST(test_dnsproxy_cname_to_denied_name)
 }
 END_TEST
 
+/* Nothing listens on f's UDP port any more: ICMP port unreachable. */
+static void fake_close_udp(struct fake_up *f)
+{
+	loop_del_fd(f->loop, f->ufd);
+	close(f->ufd);
+	f->ufd = -1;
+}
+
+/* Log lines written while the proxy runs go to a file (the log writes
+ * to a file descriptor); log_release reads them into logbuf. */
+static char logbuf[65536];
+static FILE *logfile;
+
+static void log_capture(void)
+{
+	logfile = tmpfile();
+	ck_assert_ptr_nonnull(logfile);
+	log_set_output(logfile);
+}
+
+static void log_release(void)
+{
+	size_t n;
+
+	log_flush();
+	log_set_output(NULL);
+	rewind(logfile);
+	n = fread(logbuf, 1, sizeof(logbuf) - 1, logfile);
+	logbuf[n] = '\0';
+	fclose(logfile);
+	logfile = NULL;
+}
+
+/*
+ * The peer's smoke-dns-upstream-probe: a dead first upstream is found by
+ * the probe at start, so a query after it is answered by the second at
+ * once; and one sent before it waits only for the probe, not its own
+ * timeout. The peer's log line names the dead upstream.
+ */
+START_TEST(test_dnsproxy_probe_at_start_skips_dead_upstream)
+{
+	struct dnsproxy_upstream_stats us;
+	struct client *c;
+	struct env e;
+	char want[96];
+	uint8_t q[512];
+	size_t qlen;
+	uint64_t t0, dt;
+
+	env_probe_interval = 30;
+	env_start(&e, 2, FAKE_DROP, FAKE_ANSWER, 5000);
+	env_probe_interval = 0;
+	log_capture();
+	/* Sent before the first round: waits on the dead one, then moves
+	 * on when its probe fails (2 s), well before the 5 s timeout. */
+	t0 = loop_clock_ms();
+	c = ask(&e, 0x7001, "early.example.com", q, &qlen, 4500);
+	ck_assert_int_eq(c->got, 1);
+	dt = c->t_done - t0;
+	ck_assert_msg(dt >= 1900 && dt < 3000, "answer after %llu ms",
+		      (unsigned long long)dt);
+	assert_answer_for(c, 0, q, qlen, "early.example.com");
+	ck_assert(fake_saw(&e.up[0], "")); /* the probe: ". NS" */
+	ck_assert(fake_saw(&e.up[1], ""));
+	ck_assert(dnsproxy_get_upstream(e.p, 0, &us));
+	ck_assert(!us.healthy);
+	ck_assert_uint_eq(us.probes, 1);
+	ck_assert_uint_eq(us.probe_failures, 1);
+	ck_assert_uint_eq(us.timeouts, 0);
+	ck_assert(dnsproxy_get_upstream(e.p, 1, &us));
+	ck_assert(us.healthy);
+	ck_assert_uint_eq(us.probe_failures, 0);
+	client_free(c);
+
+	/* After the probe: straight to the live one. */
+	t0 = loop_clock_ms();
+	c = ask(&e, 0x7002, "late.example.com", q, &qlen, 3000);
+	ck_assert_int_eq(c->got, 1);
+	ck_assert_msg(c->t_done - t0 < 150, "took %llu ms",
+		      (unsigned long long)(c->t_done - t0));
+	assert_answer_for(c, 0, q, qlen, "late.example.com");
+	ck_assert(!fake_saw(&e.up[0], "late.example.com"));
+	client_free(c);
+	log_release();
+	snprintf(want, sizeof(want), "[dns] upstream probe 127.0.0.1:%u failed",
+		 e.up[0].port);
+	ck_assert_msg(strstr(logbuf, want), "log: %s", logbuf);
+	ck_assert_msg(strstr(logbuf, "\"level\":\"error\""), "log: %s", logbuf);
+	env_stop(&e);
+}
+END_TEST
+
+/*
+ * An upstream where nothing listens answers with ICMP port unreachable:
+ * the query moves on at once (the connected socket's ECONNREFUSED), not
+ * after the timeout. No probe rounds here: the query finds it.
+ */
+START_TEST(test_dnsproxy_refused_upstream_fails_over_at_once)
+{
+	struct dnsproxy_upstream_stats us;
+	struct client *c;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+	uint64_t t0;
+
+	env_start(&e, 2, FAKE_ANSWER, FAKE_ANSWER, 5000);
+	fake_close_udp(&e.up[0]);
+	t0 = loop_clock_ms();
+	c = ask(&e, 0x7101, "refused.example.com", q, &qlen, 6000);
+	ck_assert_int_eq(c->got, 1);
+	ck_assert_msg(c->t_done - t0 < 1000, "answer after %llu ms",
+		      (unsigned long long)(c->t_done - t0));
+	assert_answer_for(c, 0, q, qlen, "refused.example.com");
+	ck_assert(dnsproxy_get_upstream(e.p, 0, &us));
+	ck_assert(!us.healthy);
+	ck_assert_uint_ge(us.errors, 1);
+	ck_assert_uint_eq(us.timeouts, 0);
+	client_free(c);
+
+	/* Only upstream refusing: SERVFAIL at once, not after 5 s. */
+	fake_close_udp(&e.up[1]);
+	t0 = loop_clock_ms();
+	c = ask(&e, 0x7102, "none.example.com", q, &qlen, 6000);
+	ck_assert_int_eq(c->got, 1);
+	ck_assert_int_eq(reply_rcode(c, 0), DNSWIRE_RCODE_SERVFAIL);
+	ck_assert_msg(c->t_done - t0 < 1000, "SERVFAIL after %llu ms",
+		      (unsigned long long)(c->t_done - t0));
+	client_free(c);
+	env_stop(&e);
+}
+END_TEST
+
+/*
+ * A round every interval (1 s here) asks the configured probe name; an
+ * upstream that answers again is used again, first.
+ */
+START_TEST(test_dnsproxy_probe_round_revives_upstream)
+{
+	struct dnsproxy_upstream_stats us;
+	struct client *c;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+
+	env_probe_interval = 1;
+	env_probe_name = "health.example.org";
+	env_start(&e, 2, FAKE_DROP, FAKE_ANSWER, 300);
+	env_probe_interval = 0;
+	env_probe_name = "";
+	env_run(&e, 600);
+	ck_assert(dnsproxy_get_upstream(e.p, 0, &us));
+	ck_assert(!us.healthy);
+	ck_assert(fake_saw(&e.up[1], "health.example.org"));
+	ck_assert_str_eq(e.up[1].names[0], "health.example.org");
+	/* RD set, type A */
+	ck_assert_int_eq(e.up[1].last[2] & 0x01, 0x01);
+	ck_assert_int_eq(e.up[1].last[e.up[1].last_len - 3], DNSWIRE_TYPE_A);
+
+	e.up[0].mode = FAKE_ANSWER;
+	env_run(&e, 1200); /* the next round, not the 5 s re-probe */
+	ck_assert(dnsproxy_get_upstream(e.p, 0, &us));
+	ck_assert(us.healthy);
+	ck_assert_uint_ge(us.probes, 2);
+	c = ask(&e, 0x7201, "back.example.com", q, &qlen, 2000);
+	ck_assert_int_eq(c->got, 1);
+	assert_answer_for(c, 0, q, qlen, "back.example.com");
+	ck_assert(fake_saw(&e.up[0], "back.example.com"));
+	ck_assert(!fake_saw(&e.up[1], "back.example.com"));
+	client_free(c);
+	env_stop(&e);
+}
+END_TEST
+
+/*
+ * As the peer: any answer to the probe means alive, SERVFAIL included;
+ * a round nothing answered says so, and the full list stays in use.
+ */
+START_TEST(test_dnsproxy_probe_servfail_alive_all_failed_warns)
+{
+	struct dnsproxy_upstream_stats us;
+	struct env e;
+
+	env_probe_interval = 30;
+	env_start(&e, 2, FAKE_SERVFAIL, FAKE_DROP, 200);
+	env_probe_interval = 0;
+	log_set_level(LOG_LVL_WARN);
+	log_capture();
+	env_run(&e, 500);
+	ck_assert(dnsproxy_get_upstream(e.p, 0, &us));
+	ck_assert(us.healthy);
+	ck_assert_uint_eq(us.probe_failures, 0);
+	ck_assert(dnsproxy_get_upstream(e.p, 1, &us));
+	ck_assert(!us.healthy);
+	ck_assert_uint_eq(us.probe_failures, 1);
+	log_release();
+	ck_assert_msg(!strstr(logbuf, "all upstream probes failed"), "log: %s",
+		      logbuf);
+	env_stop(&e);
+
+	env_probe_interval = 30;
+	env_start(&e, 1, FAKE_DROP, 0, 200);
+	env_probe_interval = 0;
+	log_set_level(LOG_LVL_WARN);
+	log_capture();
+	env_run(&e, 500);
+	log_release();
+	ck_assert_msg(strstr(logbuf, "[dns] all upstream probes failed; using "
+				     "full upstream list for forwarding"),
+		      "log: %s", logbuf);
+	env_stop(&e);
+}
+END_TEST
+
 static Suite *dnsproxy_suite(void)
 {
 	Suite *s = suite_create("dnsproxy");
@@ -1822,6 +2044,10 @@ static Suite *dnsproxy_suite(void)
 	tcase_add_test(tc, test_dnsproxy_0x20_upstream_losing_case);
 	tcase_add_test(tc, test_dnsproxy_rebinding_stripped);
 	tcase_add_test(tc, test_dnsproxy_cname_to_denied_name);
+	tcase_add_test(tc, test_dnsproxy_probe_at_start_skips_dead_upstream);
+	tcase_add_test(tc, test_dnsproxy_refused_upstream_fails_over_at_once);
+	tcase_add_test(tc, test_dnsproxy_probe_round_revives_upstream);
+	tcase_add_test(tc, test_dnsproxy_probe_servfail_alive_all_failed_warns);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -54,6 +54,10 @@ struct egressd_config {
 	int n_upstreams;
 	bool upstreams_from_resolv_conf;
 	unsigned int upstream_timeout_ms;
+	/* health probe: "" asks ". NS", else "name A" (lower case, no
+	 * trailing dot); every upstream, at start and every interval */
+	char upstream_probe[254];
+	unsigned int upstream_probe_interval_s;
 	uint16_t dns_listen_port;
 	char *resolv_conf;
 

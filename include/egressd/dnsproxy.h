@@ -1,11 +1,17 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * Transparent DNS proxy. Listens on UDP and TCP at 127.0.0.1 and ::1 (the
- * nftables redirect sends every port-53 packet of the namespace here),
- * judges the first question's name with the policy matcher, answers denied
- * names with NXDOMAIN without forwarding them, and forwards allowed ones to
- * the upstream resolvers with remapped ids. Runs entirely in the event
- * loop; never blocks.
+ * Transparent DNS proxy. Listens on UDP and TCP at 127.0.0.1 and ::1.
+ * Port-53 traffic reaches it through the redirect: the BPF sock_addr
+ * programs (connect/sendmsg/recvmsg) rewrite it for the sockets below
+ * their attach cgroup, and an nftables nat chain redirects the rest of
+ * the namespace when that cgroup does not hold every socket (the start
+ * line's layers.dns.redirect: bpf, bpf+nft or nft). It judges the first
+ * question's name with the policy matcher, answers denied names with
+ * NXDOMAIN without forwarding them, and forwards allowed ones to the
+ * upstream resolvers with remapped ids, probing their health (the
+ * peer's OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE*). Runs entirely in the
+ * event loop; never blocks. Split in agent/dnsproxy.c (core),
+ * dnsupstream.c, dnstcp.c and dnsdecide.c (agent/dnsproxy_int.h).
  */
 #ifndef __EGRESSD_DNSPROXY_H
 #define __EGRESSD_DNSPROXY_H
@@ -22,7 +28,7 @@ struct dnsproxy;
 
 /*
  * Called for every allowed answer before it is released to the client
- * (nftables/BPF learning, issue 3/4). qname is the question name. Return
+ * (nftables/BPF learning). qname is the question name. Return
  * 0 to release the reply, or -errno to answer SERVFAIL instead. The hook
  * may lower TTLs in msg in place (len is unchanged).
  */
@@ -34,6 +40,7 @@ struct dnsproxy_upstream_stats {
 	const char *addr; /* text form, owned by the proxy */
 	bool healthy;
 	uint64_t queries, timeouts, errors;
+	uint64_t probes, probe_failures; /* health probes sent, failed */
 };
 
 /* Upper bounds (seconds) of the upstream round-trip histogram. */

@@ -17,7 +17,13 @@ export OPENSANDBOX_EGRESS_DNS_UPSTREAM_TIMEOUT=1
 start_egressd --rules "$POLICY" --dns-upstream "$DNS4B,$DNS4"
 q +time=5 @"$DNS4" api.github.com A
 assert_eq "first upstream dead: second one answers (udp)" "NOERROR $WEB4" "$Q_STATUS $Q_ANSWER"
-assert_contains "the dead upstream was tried first" "$(fakedns_log dead)" "api.github.com A"
+# Tried first, unless its start probe (1 s here) failed before the query
+# came: then it is skipped (test_dns_upstream_probe).
+if upstream_saw api.github.com dead || grep -q '^udp \. NS$' "$T/fakedns-dead.log"; then
+	pass "the dead upstream was tried first, or probed first"
+else
+	fail "the dead upstream was tried first, or probed first" "$(fakedns_log dead)"
+fi
 assert_contains "the second upstream answered" "$(fakedns_log up)" "api.github.com A"
 q +time=5 +tcp @"$DNS4" files.pypi.org A
 assert_eq "first upstream dead: second one answers (tcp client)" "NOERROR 10.200.$X.82" "$Q_STATUS $Q_ANSWER"
