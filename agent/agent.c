@@ -836,6 +836,7 @@ int agent_run(struct agent *a)
 		bpfsync_fold_drain(a->bpf, bpfsync_now_ns(), true);
 	}
 	events_fini();
+	log_folded_flush();
 	log_emit(LOG_LVL_INFO, "stop", json_pack("{s:s}", "reason", "signal"));
 	log_flush();
 	return ret;

@@ -95,7 +95,8 @@ static void bpf_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 			     (uint64_t)a->cfg->learn_grace * NS_PER_S,
 			     BPF_EXPIRE_BUDGET, &done);
 	if (ret < 0)
-		log_warnx("BPF learned map sweep failed: %s", strerror(-ret));
+		log_folded(LOG_LVL_WARN, "bpf_sweep",
+			   "BPF learned map sweep failed: %s", strerror(-ret));
 	bind_guard_report(a, false);
 	loop_timer_arm(t, BPF_EXPIRE_MS);
 }
