@@ -913,5 +913,6 @@ bool dnsproxy_get_upstream(const struct dnsproxy *p, int i,
 	s->errors = up->errors;
 	s->probes = up->probes;
 	s->probe_failures = up->probe_failures;
+	s->probe_answers = up->probe_answers;
 	return true;
 }

@@ -152,7 +152,7 @@ struct dp_upstream {
 	uint64_t rcode_since;  /* such answers since that warning */
 	int rcode_last;	       /* the rcode that warning named */
 	uint64_t probe_sent; /* loop ms */
-	uint64_t probes, probe_failures;
+	uint64_t probes, probe_answers, probe_failures;
 };
 
 /* Shared receive batch: filled and fully processed by one callback. */

@@ -833,6 +833,7 @@ static void dp_probe_done(struct dp_upstream *up, bool ok, const char *why)
 	up->probe_pending = false;
 	up->probe_round = false;
 	if (ok) {
+		up->probe_answers++;
 		dp_up_mark(up, true, NULL);
 	} else {
 		char buf[160];

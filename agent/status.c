@@ -98,11 +98,14 @@ json_t *status_json(struct agent *a)
 		nftsync_learned_counts(a->nft, loop_clock_ms(), &v4, &v6);
 	for (i = 0; dnsproxy_get_upstream(a->proxy, i, &us); i++)
 		json_array_append_new(
-			ups, json_pack("{s:s, s:b, s:I, s:I, s:I}", "addr",
-				       us.addr, "healthy", us.healthy,
+			ups, json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I}",
+				       "addr", us.addr, "healthy", us.healthy,
 				       "queries", (json_int_t)us.queries,
 				       "timeouts", (json_int_t)us.timeouts,
-				       "errors", (json_int_t)us.errors));
+				       "errors", (json_int_t)us.errors,
+				       "probes", (json_int_t)us.probes,
+				       "probeFailures",
+				       (json_int_t)us.probe_failures));
 	for (i = 0; i < EVENTS_REASON_MAX; i++)
 		json_object_set_new(
 			viol, events_reason_name(i),
@@ -167,6 +170,7 @@ int status_metrics(struct agent *a, struct api_buf *b)
 {
 	uint64_t bpfc[EGRESSD_CNT_MAX] = { 0 };
 	struct nftsync_stats ns = { 0 };
+	struct dnsproxy_upstream_stats us;
 	struct dnsproxy_stats ds;
 	uint64_t dropped = 0;
 	size_t v4 = 0, v6 = 0;
@@ -203,6 +207,23 @@ int status_metrics(struct agent *a, struct api_buf *b)
 		"egressd_dns_forged_answers_total %llu\n",
 		(unsigned long long)ds.coalesced,
 		(unsigned long long)ds.forged);
+	ret |= api_buf_printf(b,
+		"# HELP egressd_dns_upstream_healthy Whether an upstream answered its last query or probe (1) or is tried last (0).\n"
+		"# TYPE egressd_dns_upstream_healthy gauge\n");
+	for (i = 0; dnsproxy_get_upstream(a->proxy, i, &us); i++)
+		ret |= api_buf_printf(b,
+			"egressd_dns_upstream_healthy{upstream=\"%s\"} %d\n",
+			us.addr, us.healthy ? 1 : 0);
+	ret |= api_buf_printf(b,
+		"# HELP egressd_dns_upstream_probes_total Health probes sent to an upstream, by outcome.\n"
+		"# TYPE egressd_dns_upstream_probes_total counter\n");
+	for (i = 0; dnsproxy_get_upstream(a->proxy, i, &us); i++)
+		ret |= api_buf_printf(b,
+			"egressd_dns_upstream_probes_total{upstream=\"%s\",result=\"answered\"} %llu\n"
+			"egressd_dns_upstream_probes_total{upstream=\"%s\",result=\"failed\"} %llu\n",
+			us.addr,
+			(unsigned long long)us.probe_answers,
+			us.addr, (unsigned long long)us.probe_failures);
 	ret |= metrics_hist(b, "egressd_dns_upstream_seconds",
 			    dnsproxy_rtt_bounds, DNSPROXY_RTT_BUCKETS,
 			    ds.rtt_hist, ds.rtt_sum_s,

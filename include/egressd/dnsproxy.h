@@ -40,7 +40,9 @@ struct dnsproxy_upstream_stats {
 	const char *addr; /* text form, owned by the proxy */
 	bool healthy;
 	uint64_t queries, timeouts, errors;
-	uint64_t probes, probe_failures; /* health probes sent, failed */
+	/* health probes sent, answered (any rcode), failed; the rest are
+	 * in flight */
+	uint64_t probes, probe_answers, probe_failures;
 };
 
 /* Upper bounds (seconds) of the upstream round-trip histogram. */

@@ -31,6 +31,17 @@ wait_json_line "the peer's probe line names the dead upstream" "$T/egressd.out" 
 	event=error "msg=[dns] upstream probe $DNS4B:53 failed: i/o timeout (no answer within 2000 ms)"
 assert_contains "the probe reached the dead upstream" "$(fakedns_log dead)" "udp . NS"
 assert_contains "and the live one" "$(fakedns_log up)" "udp . NS"
+api GET /metrics
+assert_contains "metrics: the dead upstream is not healthy" "$API_BODY" \
+	"egressd_dns_upstream_healthy{upstream=\"$DNS4B:53\"} 0"
+assert_contains "metrics: the live one is" "$API_BODY" \
+	"egressd_dns_upstream_healthy{upstream=\"$DNS4:53\"} 1"
+assert_contains "metrics: the dead upstream's failed probe is counted" "$API_BODY" \
+	"egressd_dns_upstream_probes_total{upstream=\"$DNS4B:53\",result=\"failed\"} 1"
+assert_contains "metrics: the live one's probe answered" "$API_BODY" \
+	"egressd_dns_upstream_probes_total{upstream=\"$DNS4:53\",result=\"answered\"} 1"
+api GET /status
+assert_contains "status: probe failures per upstream" "$API_BODY" '"probeFailures":1'
 # As the peer's smoke test: once the probe has run, no wait at all.
 q +time=15 @"$DNS4" files.pypi.org A
 assert_eq "after the probe: answered" "NOERROR 10.200.$X.82" "$Q_STATUS $Q_ANSWER"
