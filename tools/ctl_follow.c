@@ -23,17 +23,23 @@
 /* How often a followed log file is looked at once its end is reached. */
 #define CTL_WATCH_POLL_NS 200000000L
 
-/* One log line: print it if it is a violation that passes the filters. */
+/* One log line: print it if it is a violation (or a summary of
+ * violations) that passes the filters. */
 static void watch_line(struct ctl *ctl, char *line, size_t len)
 {
 	json_error_t jerr;
 	json_t *o, *dom;
-	const char *layer;
+	const char *layer, *ev;
+	bool summary;
 
 	o = json_loadb(line, len, 0, &jerr);
 	if (!o)
 		return; /* not JSON: not one of egressd's lines */
-	if (strcmp(ctl_jstr(o, "event", ""), "violation"))
+	/* violation_summary: a DNS flood past its budget, counted in one
+	 * line per registered domain and second (docs/logs.md) */
+	ev = ctl_jstr(o, "event", "");
+	summary = !strcmp(ev, "violation_summary");
+	if (strcmp(ev, "violation") && !summary)
 		goto out;
 	layer = ctl_jstr(o, "layer", "?");
 	if (ctl->layer && strcmp(layer, ctl->layer))
@@ -52,6 +58,14 @@ static void watch_line(struct ctl *ctl, char *line, size_t len)
 		       ctl_jstr(o, "qtype", "?"));
 		if (ctl_jstr(o, "client", NULL))
 			printf("  from %s", ctl_jstr(o, "client", ""));
+		if (summary) {
+			dom = json_object_get(o, "domain");
+			if (json_is_string(dom))
+				printf("  (summary: names under %s)",
+				       json_string_value(dom));
+			else
+				printf("  (summary: names past the budget)");
+		}
 	} else {
 		bool v6 = ctl_jint(o, "family") == 6;
 

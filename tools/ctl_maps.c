@@ -23,32 +23,31 @@
 #include <bpf/libbpf.h>
 #include <jansson.h>
 
+#include "egressd/reason.h"
 #include "egressd/shared.h"
 #include "egressd/util.h"
 #include "egressctl.h"
 
 /*
- * The name of counters[i]: a violation reason, spelled as in log lines,
- * then the other packet counters. This is egressctl's own copy of the
- * reason names, kept in this one function so that it can be pointed at
- * egressd's reason table instead.
+ * The name of counters[i]: below EGRESSD_CNT_ALLOWED a violation reason,
+ * from egressd's one reason table (spelled as in log lines), then the
+ * other packet counters.
  */
 static const char *counter_name(unsigned int i)
 {
-	static const char *const names[EGRESSD_CNT_MAX] = {
-		[EGRESSD_REASON_DEFAULT_DENY] = "default_deny",
-		[EGRESSD_REASON_DENY_RULE] = "deny_rule",
-		[EGRESSD_REASON_DOT] = "dot",
-		[EGRESSD_REASON_DOH] = "doh",
-		[EGRESSD_REASON_IPV6_DISABLED] = "ipv6_disabled",
-		[5] = "rebinding", /* DNS layer only: always 0 here */
-		[EGRESSD_REASON_API] = "api",
-		[EGRESSD_CNT_ALLOWED] = "allowed",
-		[EGRESSD_CNT_RINGBUF_DROPS] = "ringbuf_drops",
-		[EGRESSD_CNT_BIND_REFUSED] = "bind_refused",
+	static const char *const rest[EGRESSD_CNT_MAX - EGRESSD_CNT_ALLOWED] = {
+		[EGRESSD_CNT_ALLOWED - EGRESSD_CNT_ALLOWED] = "allowed",
+		[EGRESSD_CNT_RINGBUF_DROPS - EGRESSD_CNT_ALLOWED] = "ringbuf_drops",
+		[EGRESSD_CNT_BIND_REFUSED - EGRESSD_CNT_ALLOWED] = "bind_refused",
 	};
+	const char *n;
 
-	return i < ARRAY_SIZE(names) && names[i] ? names[i] : "?";
+	if (i < EGRESSD_CNT_ALLOWED) {
+		n = reason_name(i);
+		return n ? n : "?";
+	}
+	i -= EGRESSD_CNT_ALLOWED;
+	return i < ARRAY_SIZE(rest) && rest[i] ? rest[i] : "?";
 }
 
 static const char *const lpm_maps[] = {

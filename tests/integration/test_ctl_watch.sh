@@ -76,6 +76,12 @@ ctl_in "$LOG" watch
 assert_contains "watch from stdin (a file)" "$CTL_OUT" exfil.attacker.net
 assert_eq "watch from stdin: exit 0 at EOF" 0 "$CTL_RC"
 
+# A DNS flood's summary line is a violation too (docs/logs.md).
+printf '%s\n' '{"ts":"t","level":"warn","event":"violation_summary","layer":"dns","reason":"default_deny","domain":"flood.example","qname":"x9.flood.example","qtype":"A","action":"nxdomain","client":"127.0.0.1:5","count":120}' >"$T/summary.log"
+ctl_in "$T/summary.log" watch
+assert_contains "watch shows violation_summary lines" "$CTL_OUT" \
+	"x9.flood.example A  from 127.0.0.1:5  (summary: names under flood.example)  x120"
+
 # Errors.
 assert_ctl "watch --log of a missing file" 1 watch --log "$T/nope.log"
 assert_contains "missing file: named on stderr" "$CTL_ERR" "$T/nope.log"
