@@ -200,7 +200,7 @@ static int ensure_bpffs(const char *pin_dir)
 		log_warnx("mount bpffs on %s failed: %s", BPFSYNC_BPFFS_MOUNT,
 			  strerror(-err));
 		/* Not a capability of the BPF layer's own: say what is
-		 * missing (bpf_fail() in main.c explains -ENOMEDIUM). */
+		 * missing (bpf_fail() in layers.c explains -ENOMEDIUM). */
 		return err == -EPERM ? -ENOMEDIUM : err;
 	}
 	log_info("mounted bpffs on %s", BPFSYNC_BPFFS_MOUNT);

@@ -258,7 +258,7 @@ int agent_addr_lists_prepare(struct agent *a, char *err, size_t errlen)
 	char *copy, *tok, *save = NULL;
 	char perr[256];
 	size_t k, nb;
-	int i;
+	int i, ret = 0;
 
 	for (i = 0; i < a->cfg->n_upstreams; i++) {
 		struct policy_addr pa;
@@ -271,11 +271,12 @@ int agent_addr_lists_prepare(struct agent *a, char *err, size_t errlen)
 	builtin = nftsync_doh_builtin(&nb);
 	for (k = 0; k < nb; k++) {
 		memset(&r, 0, sizeof(r));
-		if (!policy_parse_target(builtin[k], &r, perr, sizeof(perr)) &&
-		    rule_is_ip(&r) && agent_addr_push(&a->doh_all, &r.addr))
-			return util_err(err, errlen, -ENOMEM, "out of memory");
+		ret = !policy_parse_target(builtin[k], &r, perr, sizeof(perr)) &&
+		      rule_is_ip(&r) && agent_addr_push(&a->doh_all, &r.addr);
 		free(r.target);
 		free(r.name);
+		if (ret)
+			return util_err(err, errlen, -ENOMEM, "out of memory");
 	}
 	if (!a->cfg->doh_blocklist)
 		return 0;
@@ -295,13 +296,15 @@ int agent_addr_lists_prepare(struct agent *a, char *err, size_t errlen)
 				  tok);
 		} else if (agent_addr_push(&a->doh, &r.addr) ||
 			   agent_addr_push(&a->doh_all, &r.addr)) {
-			return util_err(err, errlen, -ENOMEM, "out of memory");
+			ret = util_err(err, errlen, -ENOMEM, "out of memory");
 		}
 		free(r.target);
 		free(r.name);
+		if (ret)
+			break;
 	}
 	free(copy);
-	return 0;
+	return ret;
 }
 
 const struct agent_bpf_ops agent_bpf_default_ops = {

@@ -209,16 +209,17 @@ END_TEST
 START_TEST(test_agent_nft_refused_rolls_back_bpf)
 {
 	struct rig r;
-	struct policy *old;
+	struct policy *old, *p;
 	char err[512];
 
 	rig_up(&r, NULL);
 	old = r.a->policy;
 	/* the incremental batch and the full replacement both refused */
 	r.nft.refuse = 2;
-	ck_assert_int_lt(agent_replace_policy(r.a, parse(TWO_ALLOW), "api", err,
-					      sizeof(err)),
+	p = parse(TWO_ALLOW);
+	ck_assert_int_lt(agent_replace_policy(r.a, p, "api", err, sizeof(err)),
 			 0);
+	policy_free(p); /* taken on success only */
 	ck_assert_ptr_nonnull(strstr(err, "fake refusal"));
 	/* BPF saw the new policy (generation 2), then the old one again */
 	ck_assert_int_eq(fbpf.calls, 3);
@@ -239,13 +240,15 @@ END_TEST
 START_TEST(test_agent_bpf_refused_leaves_nft_alone)
 {
 	struct rig r;
+	struct policy *p;
 	char err[512];
 
 	rig_up(&r, NULL);
 	fbpf.fail = -E2BIG;
-	ck_assert_int_eq(agent_replace_policy(r.a, parse(TWO_ALLOW), "api", err,
-					      sizeof(err)),
+	p = parse(TWO_ALLOW);
+	ck_assert_int_eq(agent_replace_policy(r.a, p, "api", err, sizeof(err)),
 			 -E2BIG);
+	policy_free(p);
 	ck_assert_ptr_nonnull(strstr(err, "BPF maps"));
 	ck_assert_int_eq(r.nft.calls, 1);
 	ck_assert_uint_eq(r.a->generation, 1);
@@ -258,14 +261,15 @@ END_TEST
 START_TEST(test_agent_persist_failed_never_applies)
 {
 	struct rig r;
-	struct policy *old;
+	struct policy *old, *p;
 	char err[512];
 
 	rig_up(&r, "/nonexistent/check_agent/policy.json");
 	old = r.a->policy;
-	ck_assert_int_eq(agent_replace_policy(r.a, parse(TWO_ALLOW), "api", err,
-					      sizeof(err)),
+	p = parse(TWO_ALLOW);
+	ck_assert_int_eq(agent_replace_policy(r.a, p, "api", err, sizeof(err)),
 			 -ENOENT);
+	policy_free(p);
 	ck_assert_ptr_nonnull(strstr(err, "failed to persist policy"));
 	ck_assert_ptr_eq(r.a->policy, old);
 	ck_assert_str_eq(r.a->policy_source, "env");

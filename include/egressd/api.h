@@ -5,7 +5,7 @@
  * /metrics. Served by libmicrohttpd driven from egressd's event loop (no
  * threads), so a request never races the policy state. The API knows
  * nothing of the agent's internals: what it needs comes through struct
- * api_ops, which main.c fills.
+ * api_ops, which agent.c fills.
  */
 #ifndef __EGRESSD_API_H
 #define __EGRESSD_API_H

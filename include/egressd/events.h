@@ -47,7 +47,7 @@ void events_packet_violation(enum events_reason reason, int family,
 /*
  * Called for every DNS report that refused a name (action "nxdomain"),
  * before folding, so each denied query reaches it: the deny webhook
- * (main.c wires it). cb NULL unsets.
+ * (agent.c wires it). cb NULL unsets.
  */
 typedef void (*events_dns_deny_cb)(void *arg, const char *qname);
 void events_set_dns_deny_hook(events_dns_deny_cb cb, void *arg);
