@@ -28,6 +28,7 @@
 #include "egressd/config.h"
 #include "egressd/coverage.h"
 #include "egressd/dnsproxy.h"
+#include "egressd/doh.h"
 #include "egressd/events.h"
 #include "egressd/liveness.h"
 #include "egressd/log.h"
@@ -1229,7 +1230,7 @@ static void prepare_addr_lists(struct agent *a)
 		    addr_push(&a->upstreams, &pa))
 			die("out of memory");
 	}
-	builtin = nftsync_doh_builtin(&nb);
+	builtin = doh_provider_addrs(&nb);
 	for (k = 0; k < nb; k++) {
 		memset(&r, 0, sizeof(r));
 		if (!policy_parse_target(builtin[k], &r, err, sizeof(err)) &&

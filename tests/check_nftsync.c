@@ -1296,21 +1296,6 @@ START_TEST(test_nftsync_doh_exceptions)
 }
 END_TEST
 
-START_TEST(test_nftsync_builtin_doh_list_parses)
-{
-	const char *const *l;
-	uint8_t buf[16];
-	size_t n, i;
-
-	l = nftsync_doh_builtin(&n);
-	ck_assert_uint_gt(n, 20);
-	for (i = 0; i < n; i++)
-		ck_assert_msg(inet_pton(AF_INET, l[i], buf) == 1 ||
-				      inet_pton(AF_INET6, l[i], buf) == 1,
-			      "%s", l[i]);
-}
-END_TEST
-
 START_TEST(test_nftsync_forget_and_flush_learned)
 {
 	struct policy_addr forget[] = { A("192.0.2.7"), A("2001:db8::7"),
@@ -1953,7 +1938,6 @@ static Suite *nftsync_suite(void)
 	tcase_add_test(tc, test_nftsync_interval_normalisation);
 	tcase_add_test(tc, test_nftsync_many_elements_split);
 	tcase_add_test(tc, test_nftsync_doh_exceptions);
-	tcase_add_test(tc, test_nftsync_builtin_doh_list_parses);
 	tcase_add_test(tc, test_nftsync_addr_from_sockaddr);
 	suite_add_tcase(s, tc);
 
