@@ -245,20 +245,23 @@ static int ns_init(struct nftsync *ns)
 	return ns->bucket ? 0 : -ENOMEM;
 }
 
-struct nftsync *nftsync_new_with_talker(nftsync_talk_fn talk, void *arg)
+int nftsync_new_with_talker(struct nftsync **out, nftsync_talk_fn talk,
+			    void *arg)
 {
 	struct nftsync *ns;
 
+	*out = NULL;
 	ns = calloc(1, sizeof(*ns));
 	if (!ns)
-		return NULL;
+		return -ENOMEM;
 	if (ns_init(ns)) {
 		free(ns);
-		return NULL;
+		return -ENOMEM;
 	}
 	ns->talk = talk;
 	ns->talk_arg = arg;
-	return ns;
+	*out = ns;
+	return 0;
 }
 
 int nftsync_new(struct nftsync **out, char *err, size_t errlen)
@@ -267,8 +270,7 @@ int nftsync_new(struct nftsync **out, char *err, size_t errlen)
 	int one = 1, ret;
 
 	*out = NULL;
-	ns = nftsync_new_with_talker(nl_talk, NULL);
-	if (!ns) {
+	if (nftsync_new_with_talker(&ns, nl_talk, NULL)) {
 		snprintf(err, errlen, "nftables: out of memory");
 		return -ENOMEM;
 	}

@@ -1640,7 +1640,7 @@ START_TEST(test_nftsync_learn_cache_skips_fresh)
 	char err[256];
 	size_t v4, v6;
 
-	ns = nftsync_new_with_talker(fake_talk, &f);
+	ck_assert_int_eq(nftsync_new_with_talker(&ns, fake_talk, &f), 0);
 	ck_assert_ptr_nonnull(ns);
 	/* before the filter is installed: cache only */
 	ck_assert_int_eq(nftsync_learn(ns, 1000, "a.example", a, 2, 100, err,
@@ -1704,7 +1704,7 @@ START_TEST(test_nftsync_learn_new_then_refresh)
 	struct nftsync *ns;
 	char err[256];
 
-	ns = nftsync_new_with_talker(fake_talk, &f);
+	ck_assert_int_eq(nftsync_new_with_talker(&ns, fake_talk, &f), 0);
 	ck_assert_int_eq(nftsync_apply(ns, &cfg, NULL, err, sizeof(err)), 0);
 	ck_assert_int_eq(nftsync_learn(ns, 1000, "a.example", a, 1, 100, err,
 				       sizeof(err)), 0);
@@ -1752,7 +1752,7 @@ START_TEST(test_nftsync_learn_exists_falls_back)
 	struct nftsync *ns;
 	char err[256];
 
-	ns = nftsync_new_with_talker(fake_talk, &f);
+	ck_assert_int_eq(nftsync_new_with_talker(&ns, fake_talk, &f), 0);
 	ck_assert_int_eq(nftsync_apply(ns, &cfg, NULL, err, sizeof(err)), 0);
 	f.fail_next = -EEXIST;
 	f.fail_count = 1;
@@ -1803,7 +1803,7 @@ START_TEST(test_nftsync_learn_failure_keeps_cache)
 	struct nftsync *ns;
 	char err[256];
 
-	ns = nftsync_new_with_talker(fake_talk, &f);
+	ck_assert_int_eq(nftsync_new_with_talker(&ns, fake_talk, &f), 0);
 	ck_assert_int_eq(nftsync_apply(ns, &cfg, NULL, err, sizeof(err)), 0);
 	f.fail_next = -ENOMEM;
 	f.fail_count = 1;
@@ -1830,7 +1830,7 @@ START_TEST(test_nftsync_apply_revokes_learned)
 	char err[256];
 	int i;
 
-	ns = nftsync_new_with_talker(fake_talk, &f);
+	ck_assert_int_eq(nftsync_new_with_talker(&ns, fake_talk, &f), 0);
 	ck_assert_int_eq(nftsync_apply(ns, &cfg, NULL, err, sizeof(err)), 0);
 	ck_assert_int_eq(nftsync_learn(ns, 1000, "a.example", &a[0], 1, 100,
 				       err, sizeof(err)), 0);
@@ -1867,7 +1867,7 @@ START_TEST(test_nftsync_apply_falls_back_to_replace)
 	struct nftsync *ns;
 	char err[256];
 
-	ns = nftsync_new_with_talker(fake_talk, &f);
+	ck_assert_int_eq(nftsync_new_with_talker(&ns, fake_talk, &f), 0);
 	f.fail_next = -EEXIST;
 	f.fail_count = 1;
 	ck_assert_int_eq(nftsync_apply(ns, &cfg, NULL, err, sizeof(err)), 0);

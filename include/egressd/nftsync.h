@@ -269,8 +269,10 @@ typedef int (*nftsync_talk_fn)(const struct nftsync_batch *b, void *arg,
  * nftables cannot be used; the caller keeps the DNS layer.
  */
 int nftsync_new(struct nftsync **out, char *err, size_t errlen);
-/* Same state, but batches go to talk (no socket); NULL on ENOMEM. */
-struct nftsync *nftsync_new_with_talker(nftsync_talk_fn talk, void *arg);
+/* Same state, but batches go to talk(b, arg, …) (no socket): tests and
+ * dry runs. 0 or -ENOMEM. */
+int nftsync_new_with_talker(struct nftsync **out, nftsync_talk_fn talk,
+			    void *arg);
 void nftsync_free(struct nftsync *ns);
 
 /*
