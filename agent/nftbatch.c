@@ -56,8 +56,15 @@ struct nftsync_batch *nftsync_batch_new(uint32_t seq)
 	return b;
 }
 
+static void names_free(struct nftsync_batch *b)
+{
+	while (b->nnames)
+		free(b->names[--b->nnames]);
+}
+
 void nftsync_batch_reset(struct nftsync_batch *b, uint32_t seq)
 {
+	names_free(b);
 	/* Memory is kept; only what the last build touched is zeroed. */
 	if (b->dirty)
 		memset(b->buf, 0, b->dirty);
@@ -75,6 +82,8 @@ void nftsync_batch_free(struct nftsync_batch *b)
 {
 	if (!b)
 		return;
+	names_free(b);
+	free(b->names);
 	free(b->desc);
 	free(b->buf);
 	free(b);
@@ -114,6 +123,25 @@ const char *nftsync_batch_describe(const struct nftsync_batch *b,
 		snprintf(b->text + n, DESC_TEXT_MAX - n, " [%u..%u of %u]",
 			 d->first, d->last, d->total);
 	return b->text;
+}
+
+const char *nftbatch_keep(struct nftsync_batch *b, const char *s)
+{
+	char **v, *copy;
+
+	if (b->nnames == b->names_cap) {
+		size_t n = b->names_cap ? b->names_cap * 2 : 16;
+
+		v = realloc(b->names, n * sizeof(*v));
+		if (!v)
+			return NULL;
+		b->names = v;
+		b->names_cap = n;
+	}
+	copy = strdup(s);
+	if (copy)
+		b->names[b->nnames++] = copy;
+	return copy;
 }
 
 /*

@@ -146,12 +146,14 @@ int nftsync_build_netdev(struct nftsync_batch *b, const char *const *ifnames,
 		err = nftbatch_counter(b, NFPROTO_NETDEV, &netdev_counters[i],
 				       NFT_MSG_NEWOBJ);
 	for (i = 0; i < n && !err; i++) {
+		/* Descriptions keep the name past this call: the batch's. */
 		netdev_chain_name(chain, sizeof(chain), ifnames[i]);
-		cs.name = chain;
+		cs.name = nftbatch_keep(b, chain);
 		cs.dev = ifnames[i];
-		err = nftbatch_chain(b, &cs, NFT_MSG_NEWCHAIN);
+		err = cs.name ? nftbatch_chain(b, &cs, NFT_MSG_NEWCHAIN) :
+				-ENOMEM;
 		if (!err)
-			err = build_netdev_rules(b, chain, grp);
+			err = build_netdev_rules(b, cs.name, grp);
 	}
 	if (!err)
 		err = nftbatch_end(b);

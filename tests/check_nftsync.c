@@ -1579,6 +1579,44 @@ START_TEST(test_nftsync_netdev_table)
 }
 END_TEST
 
+/* Writes over the stack below the caller: what a build left there. */
+static __attribute__((noinline)) void clobber_stack(void)
+{
+	volatile char junk[8192];
+	size_t i;
+
+	for (i = 0; i < sizeof(junk); i++)
+		junk[i] = (char)0xa5;
+}
+
+/*
+ * A netdev chain's name ("frames_<ifname>") is made during the build;
+ * the descriptions an error ACK is named by must outlive the build (they
+ * pointed into the builder's stack frame).
+ */
+START_TEST(test_nftsync_netdev_names_outlive_build)
+{
+	static const char *const ifs[] = { "eth0", "veth-x" };
+	struct nftsync_batch *b = nftsync_batch_new(1);
+	const char *d;
+
+	/* begin, table+ table- table+, two counters, then per interface
+	 * one chain and 7 rules */
+	ck_assert_int_eq(nftsync_build_netdev(b, ifs, 2, 180), 0);
+	clobber_stack();
+	ck_assert_str_eq(nftsync_batch_describe(b, 7),
+			 "add chain frames_eth0");
+	d = nftsync_batch_describe(b, 8);
+	ck_assert_ptr_nonnull(d);
+	ck_assert_int_eq(strncmp(d, "add rule frames_eth0 \"routed", 28), 0);
+	ck_assert_str_eq(nftsync_batch_describe(b, 15),
+			 "add chain frames_veth-x");
+	ck_assert_str_eq(nftsync_batch_describe(b, 22),
+			 "add rule frames_veth-x \"neither routed nor ARP\"");
+	nftsync_batch_free(b);
+}
+END_TEST
+
 START_TEST(test_nftsync_bad_config)
 {
 	struct policy_addr bad = A("10.0.0.0/8");
@@ -1931,6 +1969,7 @@ static Suite *nftsync_suite(void)
 	tcase_add_test(tc, test_nftsync_batch_reuse);
 	tcase_add_test(tc, test_nftsync_cleanup_batch);
 	tcase_add_test(tc, test_nftsync_level_probe_batch);
+	tcase_add_test(tc, test_nftsync_netdev_names_outlive_build);
 	tcase_add_test(tc, test_nftsync_bad_config);
 	suite_add_tcase(s, tc);
 

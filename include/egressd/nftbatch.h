@@ -47,7 +47,16 @@ struct nftsync_batch {
 	uint32_t set_id;
 	bool finished;
 	char *text;	   /* DESC_TEXT_MAX bytes for nftsync_batch_describe */
+	char **names;	   /* nftbatch_keep()'s copies */
+	size_t nnames, names_cap;
 };
+
+/*
+ * A copy of s that lives as long as this build of b (until it is reset or
+ * freed), for names that descriptions keep but that are not static (a
+ * netdev chain's "frames_<ifname>"). NULL on ENOMEM.
+ */
+const char *nftbatch_keep(struct nftsync_batch *b, const char *s);
 
 /* BEGIN into an empty batch; END, after which the batch can be sent. */
 int nftbatch_begin(struct nftsync_batch *b);
