@@ -102,8 +102,7 @@ size_t nftsync_batch_ncmds(const struct nftsync_batch *b)
 	return b->ncmds;
 }
 
-const char *nftsync_batch_describe(const struct nftsync_batch *b,
-				   uint32_t seq)
+const char *nftsync_batch_describe(const struct nftsync_batch *b, uint32_t seq)
 {
 	uint32_t i = seq - b->seq_base;
 	const struct nftbatch_desc *d;
@@ -260,7 +259,6 @@ int nftbatch_end(struct nftsync_batch *b)
 	return 0;
 }
 
-
 /* ---- objects -------------------------------------------------------- */
 
 static struct nftnl_udata_buf *comment_udata(uint8_t type, const char *text)
@@ -393,8 +391,8 @@ int nftbatch_counter(struct nftsync_batch *b, uint8_t family,
 		nftnl_obj_set_data(o, NFTNL_OBJ_USERDATA,
 				   nftnl_udata_buf_data(u),
 				   nftnl_udata_buf_len(u));
-		nlh = obj_start(b, type, family, NLM_F_CREATE, "add",
-				"counter", cs->name);
+		nlh = obj_start(b, type, family, NLM_F_CREATE, "add", "counter",
+				cs->name);
 	} else {
 		nlh = obj_start(b, type, family, 0, "delete", "counter",
 				cs->name);
@@ -477,13 +475,18 @@ int nftbatch_elems(struct nftsync_batch *b, const struct nftbatch_set *ss,
 		[NFTBATCH_ELEM_CREATE] = "create",
 		[NFTBATCH_ELEM_DELETE] = "delete",
 	};
+	static const uint16_t flag[] = {
+		[NFTBATCH_ELEM_ADD] = NLM_F_CREATE,
+		[NFTBATCH_ELEM_CREATE] = NLM_F_CREATE | NLM_F_EXCL,
+		[NFTBATCH_ELEM_DELETE] = 0,
+	};
 	uint16_t type = op == NFTBATCH_ELEM_DELETE ? NFT_MSG_DELSETELEM :
 						     NFT_MSG_NEWSETELEM;
-	uint16_t flags = op == NFTBATCH_ELEM_ADD    ? NLM_F_CREATE :
-			 op == NFTBATCH_ELEM_CREATE ? NLM_F_CREATE | NLM_F_EXCL :
-						      0;
-	struct nftbatch_desc d = { verb[op], "elements", ss->name, NULL,
-				   0,	     0,		 0 };
+	struct nftbatch_desc d = {
+		.verb = verb[op],
+		.what = "elements",
+		.name = ss->name,
+	};
 	struct nftnl_set_elem *e;
 	struct nftnl_set *s;
 	struct nlmsghdr *nlh;
@@ -513,11 +516,12 @@ int nftbatch_elems(struct nftsync_batch *b, const struct nftbatch_set *ss,
 			nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, v[j].key,
 					   nftbatch_alen(ss->family));
 			if (v[j].end)
-				nftnl_set_elem_set_u32(e, NFTNL_SET_ELEM_FLAGS,
-						       NFT_SET_ELEM_INTERVAL_END);
+				nftnl_set_elem_set_u32(
+					e, NFTNL_SET_ELEM_FLAGS,
+					NFT_SET_ELEM_INTERVAL_END);
 			if (timeout_ms)
-				nftnl_set_elem_set_u64(e, NFTNL_SET_ELEM_TIMEOUT,
-						       timeout_ms);
+				nftnl_set_elem_set_u64(
+					e, NFTNL_SET_ELEM_TIMEOUT, timeout_ms);
 			nftnl_set_elem_add(s, e);
 		}
 		if (n) {
@@ -525,7 +529,7 @@ int nftbatch_elems(struct nftsync_batch *b, const struct nftbatch_set *ss,
 			d.last = i + k;
 			d.total = n;
 		}
-		nlh = cmd_start(b, type, NFPROTO_INET, flags,
+		nlh = cmd_start(b, type, NFPROTO_INET, flag[op],
 				ELEM_MSG_HDR + k * ELEM_MSG_PER, &d);
 		if (!nlh) {
 			nftnl_set_free(s);

@@ -73,8 +73,9 @@ static int build_netdev_rules(struct nftsync_batch *b, const char *c,
 	nftrule_cmp(&r, NFT_CMP_NEQ, &icmp6, 1);
 	nftrule_routed(&r);
 	nftrule_verdict(&r, NF_ACCEPT);
-	err = nftrule_emit(b, &r,
-			   "routed by the IP stack: judged by chain egress or the BPF program");
+	err = nftrule_emit(
+		b, &r,
+		"routed by the IP stack: judged by chain egress or the BPF program");
 	for (i = 0; i < sizeof(nd) && !err; i++) {
 		nftrule_start(&r, c, NFPROTO_NETDEV);
 		nftrule_l4proto(&r, IPPROTO_ICMPV6);
@@ -84,10 +85,11 @@ static int build_netdev_rules(struct nftsync_batch *b, const char *c,
 		nftrule_daddr6_cmp(&r, NFT_CMP_NEQ, "fe80::", 10);
 		nftrule_daddr6_cmp(&r, NFT_CMP_NEQ, "ff02::", 16);
 		nftrule_drop(&r, "nd_drop", "default_deny", grp);
-		err = nftrule_emit(b, &r,
-				   nd[i] == 135 ?
-					   "neighbour solicitation from a process, off the link scope" :
-					   "neighbour advertisement from a process, off the link scope");
+		err = nftrule_emit(
+			b, &r,
+			nd[i] == 135 ?
+				"neighbour solicitation from a process, off the link scope" :
+				"neighbour advertisement from a process, off the link scope");
 	}
 	if (err)
 		return err;
@@ -100,8 +102,9 @@ static int build_netdev_rules(struct nftsync_batch *b, const char *c,
 	nftrule_start(&r, c, NFPROTO_NETDEV);
 	nftrule_from_user_socket(&r);
 	nftrule_drop(&r, "raw_frame_drop", "raw_frame", grp);
-	err = nftrule_emit(b, &r,
-			   "a process's frame the IP stack did not route: packet socket");
+	err = nftrule_emit(
+		b, &r,
+		"a process's frame the IP stack did not route: packet socket");
 	if (err)
 		return err;
 	nftrule_start(&r, c, NFPROTO_NETDEV);
@@ -122,7 +125,8 @@ int nftsync_build_netdev(struct nftsync_batch *b, const char *const *ifnames,
 		.type = "filter",
 		.family = NFPROTO_NETDEV,
 		.hook = NF_NETDEV_EGRESS,
-		.comment = "frames leaving this interface: only what the IP stack routed, and the kernel's ARP",
+		.comment =
+			"frames leaving this interface: only what the IP stack routed, and the kernel's ARP",
 	};
 	char chain[64];
 	size_t i;

@@ -98,7 +98,7 @@ void nftrule_payload(struct nftrule *r, uint32_t base, uint32_t off,
 }
 
 /* register 1 = (register 1 & mask) ^ xor, over len bytes */
-static void bitwise(struct nftrule *r, const void *mask, const void *xor,
+static void bitwise(struct nftrule *r, const void *mask, const void * xor,
 		    uint32_t len)
 {
 	struct nftnl_expr *e = nftrule_expr(r, "bitwise");
@@ -385,8 +385,8 @@ void nftrule_drop_anon(struct nftrule *r, const char *reason, uint16_t group)
  * of retransmitting into silence. The kernel still drops the packet
  * itself; the reply goes to the local socket through lo.
  */
-void nftrule_reject(struct nftrule *r, const char *counter,
-		    const char *reason, uint16_t group, bool tcp_rst)
+void nftrule_reject(struct nftrule *r, const char *counter, const char *reason,
+		    uint16_t group, bool tcp_rst)
 {
 	struct nftnl_expr *e;
 

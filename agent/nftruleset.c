@@ -32,40 +32,85 @@
 
 /* ---- objects of table inet egressd ------------------------------------ */
 
-#define INET_CHAIN(name, type, prio, comment) \
-	{ name, type, NFPROTO_INET, NF_INET_LOCAL_OUT, prio, NULL, comment }
+/* Every chain of table inet egressd hooks output. */
+static const struct nftbatch_chain chain_redirect = {
+	.name = NFTSYNC_CHAIN_REDIRECT,
+	.type = "nat",
+	.prio = -100,
+	.family = NFPROTO_INET,
+	.hook = NF_INET_LOCAL_OUT,
+	.comment = "port-53 traffic of the netns goes to the egressd DNS proxy",
+};
 
-static const struct nftbatch_chain chain_redirect = INET_CHAIN(
-	NFTSYNC_CHAIN_REDIRECT, "nat", -100,
-	"port-53 traffic of the netns goes to the egressd DNS proxy");
-
-static const struct nftbatch_chain chain_filter = INET_CHAIN(
-	NFTSYNC_CHAIN_FILTER, "filter", 0,
-	"egressd output filter (dns+nft mode); ends with an explicit verdict");
+static const struct nftbatch_chain chain_filter = {
+	.name = NFTSYNC_CHAIN_FILTER,
+	.type = "filter",
+	.prio = 0,
+	.family = NFPROTO_INET,
+	.hook = NF_INET_LOCAL_OUT,
+	.comment =
+		"egressd output filter (dns+nft mode); ends with an explicit verdict",
+};
 
 /* The same chain in dns mode: only what the DNS layer needs. */
-static const struct nftbatch_chain chain_dns_v6off = INET_CHAIN(
-	NFTSYNC_CHAIN_FILTER, "filter", 0,
-	"egressd IPv6 off (dns mode): rejects IPv6, accepts the rest");
-static const struct nftbatch_chain chain_dns_53 = INET_CHAIN(
-	NFTSYNC_CHAIN_FILTER, "filter", 0,
-	"egressd dns mode: port 53 only through the redirect, accepts the rest");
-static const struct nftbatch_chain chain_dns_53_v6off = INET_CHAIN(
-	NFTSYNC_CHAIN_FILTER, "filter", 0,
-	"egressd dns mode: IPv6 off, port 53 only through the redirect, accepts the rest");
-static const struct nftbatch_chain chain_dns_api = INET_CHAIN(
-	NFTSYNC_CHAIN_FILTER, "filter", 0,
-	"egressd dns mode: the API port is egressd's, accepts the rest");
+static const struct nftbatch_chain chain_dns_v6off = {
+	.name = NFTSYNC_CHAIN_FILTER,
+	.type = "filter",
+	.prio = 0,
+	.family = NFPROTO_INET,
+	.hook = NF_INET_LOCAL_OUT,
+	.comment =
+		"egressd IPv6 off (dns mode): rejects IPv6, accepts the rest",
+};
+static const struct nftbatch_chain chain_dns_53 = {
+	.name = NFTSYNC_CHAIN_FILTER,
+	.type = "filter",
+	.prio = 0,
+	.family = NFPROTO_INET,
+	.hook = NF_INET_LOCAL_OUT,
+	.comment =
+		"egressd dns mode: port 53 only through the redirect, accepts the rest",
+};
+static const struct nftbatch_chain chain_dns_53_v6off = {
+	.name = NFTSYNC_CHAIN_FILTER,
+	.type = "filter",
+	.prio = 0,
+	.family = NFPROTO_INET,
+	.hook = NF_INET_LOCAL_OUT,
+	.comment =
+		"egressd dns mode: IPv6 off, port 53 only through the redirect, accepts the rest",
+};
+static const struct nftbatch_chain chain_dns_api = {
+	.name = NFTSYNC_CHAIN_FILTER,
+	.type = "filter",
+	.prio = 0,
+	.family = NFPROTO_INET,
+	.hook = NF_INET_LOCAL_OUT,
+	.comment =
+		"egressd dns mode: the API port is egressd's, accepts the rest",
+};
 
 /* Every mode: forged source addresses (build_antispoof_rules). */
-static const struct nftbatch_chain chain_antispoof = INET_CHAIN(
-	"antispoof", "filter", -200,
-	"egressd: packets sent through lo must carry one of the netns's own source addresses");
+static const struct nftbatch_chain chain_antispoof = {
+	.name = "antispoof",
+	.type = "filter",
+	.prio = -200,
+	.family = NFPROTO_INET,
+	.hook = NF_INET_LOCAL_OUT,
+	.comment =
+		"egressd: packets sent through lo must carry one of the netns's own source addresses",
+};
 
 /* Start-up only (nftsync_build_level_probe), before every other chain. */
-static const struct nftbatch_chain chain_probe = INET_CHAIN(
-	NFTSYNC_CHAIN_PROBE, "filter", -300,
-	"egressd start-up: finds its cgroup's level (removed at once)");
+static const struct nftbatch_chain chain_probe = {
+	.name = NFTSYNC_CHAIN_PROBE,
+	.type = "filter",
+	.prio = -300,
+	.family = NFPROTO_INET,
+	.hook = NF_INET_LOCAL_OUT,
+	.comment =
+		"egressd start-up: finds its cgroup's level (removed at once)",
+};
 
 /* Every drop rule counts into one of these (`nft list counters`). */
 static const struct nftbatch_counter counters[] = {
@@ -194,11 +239,13 @@ static int build_icmp6_rules(struct nftsync_batch *b, uint16_t grp)
 	static const struct {
 		uint8_t type;
 		const char *process; /* sent by a process, off link scope */
-		const char *kernel;  /* the kernel's, to an on-link neighbour */
+		const char *kernel; /* the kernel's, to an on-link neighbour */
 	} nd[] = {
-		{ 135, "neighbour solicitation from a process, off the link scope",
+		{ 135,
+		  "neighbour solicitation from a process, off the link scope",
 		  "the kernel's neighbour solicitation (NUD) to an on-link neighbour" },
-		{ 136, "neighbour advertisement from a process, off the link scope",
+		{ 136,
+		  "neighbour advertisement from a process, off the link scope",
 		  "the kernel's neighbour advertisement to an on-link neighbour" },
 	};
 	const char *c = NFTSYNC_CHAIN_FILTER;
@@ -259,8 +306,8 @@ static int build_api_rules(struct nftsync_batch *b,
 	nftrule_tcp_syn(&r);
 	nftrule_cgroup(&r, cfg->api_cgroup_level, cfg->api_cgroup_id);
 	nftrule_verdict(&r, NF_ACCEPT);
-	err = nftrule_emit(b, &r,
-			   "egressd API: egressd's cgroup (egressctl) may connect");
+	err = nftrule_emit(
+		b, &r, "egressd API: egressd's cgroup (egressctl) may connect");
 	if (err)
 		return err;
 	inet_rule(&r, c);
@@ -272,14 +319,15 @@ static int build_api_rules(struct nftsync_batch *b,
 		nftrule_cgroup(&r, cfg->workload_cgroup_level,
 			       cfg->workload_cgroup_id);
 	nftrule_drop(&r, "api_drop", "api", grp);
-	return nftrule_emit(b, &r,
-			    cfg->api_workload_only ?
-				    "egressd API: never from the workload, whatever the token" :
-				    "egressd API: never from another cgroup, whatever the token");
+	return nftrule_emit(
+		b, &r,
+		cfg->api_workload_only ?
+			"egressd API: never from the workload, whatever the token" :
+			"egressd API: never from another cgroup, whatever the token");
 }
 
 #define HEAD_STATEFUL 0x1 /* "ct state established,related accept" */
-#define HEAD_ICMP6 0x2	  /* the ICMPv6 accepts (always with ipv6_deny) */
+#define HEAD_ICMP6 0x2 /* the ICMPv6 accepts (always with ipv6_deny) */
 
 /*
  * The head of chain egress: loopback, the ICMPv6 that the link needs,
@@ -312,8 +360,9 @@ static int build_head_rules(struct nftsync_batch *b,
 		inet_rule(&r, c);
 		nftrule_daddr_loopback(&r, f ? AF_INET6 : AF_INET);
 		nftrule_verdict(&r, NF_ACCEPT);
-		err = nftrule_emit(b, &r,
-				   "loopback destination: DNS redirected to egressd");
+		err = nftrule_emit(
+			b, &r,
+			"loopback destination: DNS redirected to egressd");
 	}
 	if (!err && ((flags & HEAD_ICMP6) || cfg->ipv6_deny))
 		err = build_icmp6_rules(b, grp);
@@ -373,8 +422,9 @@ static int build_dns_rules(struct nftsync_batch *b,
 				nftrule_daddr_set(&r,
 						  set_of(NFTSET_UPSTREAM4 + f));
 			nftrule_verdict(&r, NF_ACCEPT);
-			err = nftrule_emit(b, &r,
-					   "egressd agent to its upstream resolvers");
+			err = nftrule_emit(
+				b, &r,
+				"egressd agent to its upstream resolvers");
 		}
 		if (err)
 			break;
@@ -474,16 +524,18 @@ static int build_encrypted_dns_rules(struct nftsync_batch *b,
 	int err, f;
 	size_t p;
 
-	err = build_set_rules(b, NFTSET_DOH_ALLOW4, NULL, NULL, grp,
-			      "named exactly by an allow rule: exempt from DoT/DoH");
+	err = build_set_rules(
+		b, NFTSET_DOH_ALLOW4, NULL, NULL, grp,
+		"named exactly by an allow rule: exempt from DoT/DoH");
 	for (p = 0; p < 2 && !err; p++) {
 		inet_rule(&r, c);
 		nftrule_l4proto(&r, protos[p]);
 		nftrule_dport(&r, EGRESSD_PORT_DOT);
 		nftrule_drop(&r, "dot_drop", "dot", grp);
 		err = nftrule_emit(b, &r,
-				   protos[p] == IPPROTO_TCP ? "DNS over TLS" :
-							      "DNS over QUIC/DTLS");
+				   protos[p] == IPPROTO_TCP ?
+					   "DNS over TLS" :
+					   "DNS over QUIC/DTLS");
 	}
 	for (p = 0; p < 2 && !err; p++) {
 		if (blanket443) {
@@ -491,8 +543,9 @@ static int build_encrypted_dns_rules(struct nftsync_batch *b,
 			nftrule_l4proto(&r, protos[p]);
 			nftrule_dport(&r, EGRESSD_PORT_DOH);
 			nftrule_drop(&r, "doh_drop", "doh", grp);
-			err = nftrule_emit(b, &r,
-					   "BLOCK_DOH_443 without blocklist: all 443");
+			err = nftrule_emit(
+				b, &r,
+				"BLOCK_DOH_443 without blocklist: all 443");
 			continue;
 		}
 		for (f = 0; f < 2 && !err; f++) {
@@ -501,10 +554,11 @@ static int build_encrypted_dns_rules(struct nftsync_batch *b,
 			nftrule_dport(&r, EGRESSD_PORT_DOH);
 			nftrule_daddr_set(&r, set_of(NFTSET_DOH4 + f));
 			nftrule_drop(&r, "doh_drop", "doh", grp);
-			err = nftrule_emit(b, &r,
-					   protos[p] == IPPROTO_TCP ?
-						   "DNS over HTTPS to a known provider" :
-						   "DNS over HTTP/3 to a known provider");
+			err = nftrule_emit(
+				b, &r,
+				protos[p] == IPPROTO_TCP ?
+					"DNS over HTTPS to a known provider" :
+					"DNS over HTTP/3 to a known provider");
 		}
 	}
 	return err;
@@ -536,10 +590,9 @@ static int build_filter_rules(struct nftsync_batch *b,
 		 * takes every packet (workload = cgroup2 root) is there no
 		 * one left to need "established", and no ct expression. */
 		if (!err)
-			err = build_head_rules(b, cfg, grp,
-					       !cfg->bpf_covers_all ?
-						       HEAD_STATEFUL :
-						       0);
+			err = build_head_rules(
+				b, cfg, grp,
+				!cfg->bpf_covers_all ? HEAD_STATEFUL : 0);
 		if (!err && cfg->ipv6_deny)
 			err = build_handoff_rule(b, cfg, 0);
 		if (!err && !cfg->ipv6_deny)
@@ -554,8 +607,9 @@ static int build_filter_rules(struct nftsync_batch *b,
 		nftrule_cgroup(&r, cfg->agent_cgroup_level,
 			       cfg->agent_cgroup_id);
 		nftrule_verdict(&r, NF_ACCEPT);
-		err = nftrule_emit(b, &r,
-				   "egressd agent's own traffic (upstream DNS, webhook)");
+		err = nftrule_emit(
+			b, &r,
+			"egressd agent's own traffic (upstream DNS, webhook)");
 	}
 	if (!err)
 		err = build_encrypted_dns_rules(b, cfg, grp);
@@ -608,10 +662,11 @@ static int build_antispoof_rules(struct nftsync_batch *b, uint16_t grp)
 		inet_rule(&r, chain_antispoof.name);
 		nftrule_saddr_not_local(&r, fam);
 		nftrule_drop_anon(&r, "default_deny", grp);
-		err = nftrule_emit(b, &r,
-				   fam == AF_INET ?
-					   "forged IPv4 source (not an address of this netns)" :
-					   "forged IPv6 source (not an address of this netns)");
+		err = nftrule_emit(
+			b, &r,
+			fam == AF_INET ?
+				"forged IPv4 source (not an address of this netns)" :
+				"forged IPv6 source (not an address of this netns)");
 	}
 	return err;
 }
@@ -660,9 +715,8 @@ int nftsync_build_apply(struct nftsync_batch *b,
 	 * hook alone costs every packet; it goes (the sets stay, so that
 	 * nftables is ready if BPF is not there next time).
 	 */
-	bool chain = cfg->filter &&
-		     !(cfg->bpf_handoff && cfg->bpf_covers_all &&
-		       !cfg->ipv6_deny);
+	bool chain = cfg->filter && !(cfg->bpf_handoff && cfg->bpf_covers_all &&
+				      !cfg->ipv6_deny);
 	/* BPF judges every packet: no output hook here at all (the same
 	 * reason chain egress goes); forged sources are then BPF's. */
 	bool antispoof = !(cfg->bpf_handoff && cfg->bpf_covers_all);
@@ -804,12 +858,14 @@ int nftsync_build_learn_split(struct nftsync_batch *b,
 
 		err = nftset_hosts(known, nknown, ss->family, &e, &ne);
 		if (!err && ne)
-			err = nftbatch_elems(b, ss, NFTBATCH_ELEM_ADD, e, ne, ms);
+			err = nftbatch_elems(b, ss, NFTBATCH_ELEM_ADD, e, ne,
+					     ms);
 		if (!err && ne)
 			err = nftbatch_elems(b, ss, NFTBATCH_ELEM_DELETE, e, ne,
 					     0);
 		if (!err && ne)
-			err = nftbatch_elems(b, ss, NFTBATCH_ELEM_ADD, e, ne, ms);
+			err = nftbatch_elems(b, ss, NFTBATCH_ELEM_ADD, e, ne,
+					     ms);
 		free(e);
 		e = NULL;
 		if (!err)

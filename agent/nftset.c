@@ -48,7 +48,7 @@ const struct nftbatch_set nftset_specs[NFTSET_MAX] = {
 int nftsync_addr_from_sockaddr(const struct sockaddr *sa,
 			       struct policy_addr *out)
 {
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0,
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0,    0,
 					    0, 0, 0, 0, 0xff, 0xff };
 	const struct sockaddr_in6 *s6;
 	const struct sockaddr_in *s4;
@@ -204,8 +204,8 @@ static int elem_cmp(const void *a, const void *b)
  * with a shorter prefix are skipped; entries inside deny are skipped.
  */
 static int hosts_build(const struct policy_addr *v, size_t n, int f,
-		       bool full_only, const struct range *deny,
-		       size_t n_deny, struct nftbatch_elem **out, size_t *nout)
+		       bool full_only, const struct range *deny, size_t n_deny,
+		       struct nftbatch_elem **out, size_t *nout)
 {
 	size_t alen = nftbatch_alen(f), i, m = 0, k;
 	struct nftbatch_elem *e;
@@ -251,8 +251,8 @@ int nftset_check_addrs(const struct policy_addr *v, size_t n)
 }
 
 /* The built-in DoH list (doh.c) plus cfg->doh. */
-static int doh_addrs(const struct nftsync_config *cfg,
-		     struct policy_addr **out, size_t *nout)
+static int doh_addrs(const struct nftsync_config *cfg, struct policy_addr **out,
+		     size_t *nout)
 {
 	const char *const *builtin;
 	struct policy_addr *v;
@@ -331,13 +331,13 @@ int nftset_contents_build(const struct nftsync_config *cfg,
 			err = intervals_into(sc, NFTSET_DENY4 + f, cfg->deny,
 					     cfg->n_deny, &deny[f], &ndeny[f]);
 		if (!err)
-			err = intervals_into(sc, NFTSET_DOH4 + f, doh, ndoh, NULL,
-					     NULL);
+			err = intervals_into(sc, NFTSET_DOH4 + f, doh, ndoh,
+					     NULL, NULL);
 		if (!err)
 			err = hosts_build(cfg->doh_exceptions,
 					  cfg->n_doh_exceptions, fam, true,
-					  deny[f],
-					  ndeny[f], &sc->e[NFTSET_DOH_ALLOW4 + f],
+					  deny[f], ndeny[f],
+					  &sc->e[NFTSET_DOH_ALLOW4 + f],
 					  &sc->n[NFTSET_DOH_ALLOW4 + f]);
 		if (!err)
 			err = hosts_build(cfg->upstreams, cfg->n_upstreams, fam,
@@ -352,7 +352,6 @@ int nftset_contents_build(const struct nftsync_config *cfg,
 		nftset_contents_free(sc);
 	return err;
 }
-
 
 int nftset_hosts(const struct policy_addr *v, size_t n, int f,
 		 struct nftbatch_elem **out, size_t *nout)

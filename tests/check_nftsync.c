@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Unit tests for agent/nftsync.c without a kernel: batches are built, every
- * netlink message is parsed back with libnftnl's nftnl_*_nlmsg_parse() and
- * rendered as one line of text ("rule egress tcp dport 853 …"), and the
- * tests assert on those lines: objects, order, flags, set elements
- * (interval encoding), comments, and the learned-address cache driven
- * through a fake talker.
+ * Unit tests for the nftables layer (agent/nft*.c) without a kernel:
+ * batches are built, every netlink message is parsed back with libnftnl's
+ * nftnl_*_nlmsg_parse() and rendered as one line of text ("rule egress tcp
+ * dport 853 …"), and the tests assert on those lines: objects, order,
+ * flags, set elements (interval encoding), comments, and the
+ * learned-address cache driven through a fake talker.
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -578,7 +578,7 @@ START_TEST(test_nftsync_table_and_chains)
 }
 END_TEST
 
-/* Forged sources are dropped in every mode (issue 12). */
+/* Forged sources are dropped in every mode. */
 START_TEST(test_nftsync_antispoof_every_mode)
 {
 	struct nftsync_config cfg = base_cfg();
@@ -1091,7 +1091,7 @@ START_TEST(test_nftsync_dns_mode_ipv6_deny)
 END_TEST
 
 /*
- * ICMPv6 (issue 12): the link types only to link-scope destinations with
+ * ICMPv6: the link types only to link-scope destinations with
  * the RFC hop limit; a process's NS/NA anywhere else dropped; the
  * kernel's own NS/NA (no user socket) to on-link neighbours accepted;
  * no type accepted unconditionally, errors included.
@@ -1515,7 +1515,7 @@ START_TEST(test_nftsync_cleanup_batch)
 END_TEST
 
 /*
- * Table netdev egressd (issue 12): one egress chain per interface, each
+ * Table netdev egressd: one egress chain per interface, each
  * accepting what the IP stack routed and the kernel's ARP, dropping a
  * process's unrouted frames and anything else, counted and logged as
  * raw_frame; replaced in one transaction.

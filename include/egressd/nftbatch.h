@@ -38,16 +38,16 @@ struct nftsync_batch {
 	char *buf;
 	size_t len, cap;
 	uint32_t seq_base; /* sequence number of BEGIN */
-	uint32_t seq;	   /* next sequence number */
+	uint32_t seq; /* next sequence number */
 	struct nftbatch_desc *desc; /* desc[i] describes seq_base + i */
 	size_t ndesc, desc_cap;
 	size_t ncmds;
-	size_t room;	   /* bytes promised to the message being built */
-	size_t dirty;	   /* buf[dirty..cap) is zero, see batch_reserve() */
+	size_t room; /* bytes promised to the message being built */
+	size_t dirty; /* buf[dirty..cap) is zero, see batch_reserve() */
 	uint32_t set_id;
 	bool finished;
-	char *text;	   /* DESC_TEXT_MAX bytes for nftsync_batch_describe */
-	char **names;	   /* nftbatch_keep()'s copies */
+	char *text; /* DESC_TEXT_MAX bytes for nftsync_batch_describe */
+	char **names; /* nftbatch_keep()'s copies */
 	size_t nnames, names_cap;
 };
 
@@ -77,10 +77,10 @@ int nftbatch_table(struct nftsync_batch *b, uint8_t family, uint16_t type);
 struct nftbatch_chain {
 	const char *name;
 	const char *type; /* "filter", "nat" */
-	uint8_t family;	  /* NFPROTO_INET, NFPROTO_NETDEV */
-	uint32_t hook;	  /* NF_INET_LOCAL_OUT, NF_NETDEV_EGRESS */
+	uint8_t family; /* NFPROTO_INET, NFPROTO_NETDEV */
+	uint32_t hook; /* NF_INET_LOCAL_OUT, NF_NETDEV_EGRESS */
 	int prio;
-	const char *dev;  /* netdev: the interface, else NULL */
+	const char *dev; /* netdev: the interface, else NULL */
 	const char *comment;
 };
 
@@ -102,7 +102,7 @@ int nftbatch_counter(struct nftsync_batch *b, uint8_t family,
 /* A named address set of table inet egressd. */
 struct nftbatch_set {
 	const char *name;
-	int family;	/* of its keys: AF_INET, AF_INET6 */
+	int family; /* of its keys: AF_INET, AF_INET6 */
 	uint32_t flags; /* NFT_SET_INTERVAL, NFT_SET_TIMEOUT */
 	const char *comment;
 };
@@ -119,7 +119,7 @@ struct nftbatch_elem {
 
 /* What an element command does to the set. */
 enum nftbatch_elem_op {
-	NFTBATCH_ELEM_ADD,    /* NEWSETELEM: create, or keep an existing one */
+	NFTBATCH_ELEM_ADD, /* NEWSETELEM: create, or keep an existing one */
 	NFTBATCH_ELEM_CREATE, /* NEWSETELEM | NLM_F_EXCL: EEXIST if it exists */
 	NFTBATCH_ELEM_DELETE, /* DELSETELEM; with n == 0 flushes the set */
 };

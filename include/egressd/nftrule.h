@@ -39,8 +39,7 @@ struct nftnl_expr *nftrule_expr(struct nftrule *r, const char *name);
 void nftrule_meta(struct nftrule *r, uint32_t key);
 void nftrule_payload(struct nftrule *r, uint32_t base, uint32_t off,
 		     uint32_t len);
-void nftrule_cmp(struct nftrule *r, uint32_t op, const void *data,
-		 size_t len);
+void nftrule_cmp(struct nftrule *r, uint32_t op, const void *data, size_t len);
 
 /* ---- matchers ---- */
 /* meta nfproto ipv4|ipv6 (family AF_INET, AF_INET6) */
@@ -88,8 +87,8 @@ void nftrule_drop(struct nftrule *r, const char *counter, const char *reason,
 void nftrule_drop_anon(struct nftrule *r, const char *reason, uint16_t group);
 /* The same as nftrule_drop, but reject with tcp reset (tcp_rst) or with
  * icmpx admin-prohibited. */
-void nftrule_reject(struct nftrule *r, const char *counter,
-		    const char *reason, uint16_t group, bool tcp_rst);
+void nftrule_reject(struct nftrule *r, const char *counter, const char *reason,
+		    uint16_t group, bool tcp_rst);
 /* redirect to :PORT */
 void nftrule_redirect(struct nftrule *r, uint16_t port);
 
