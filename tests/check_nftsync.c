@@ -1579,6 +1579,59 @@ START_TEST(test_nftsync_netdev_table)
 }
 END_TEST
 
+/* Commands of b whose header family is not family (BEGIN/END excluded:
+ * they carry AF_UNSPEC). */
+static int headers_not_of(const struct nftsync_batch *b, uint8_t family)
+{
+	const struct nlmsghdr *nlh;
+	const struct nfgenmsg *nfg;
+	int left, bad = 0, i = 0;
+	const void *data;
+	size_t len;
+
+	data = nftsync_batch_data(b, &len);
+	ck_assert_ptr_nonnull(data);
+	left = (int)len;
+	for (nlh = data; mnl_nlmsg_ok(nlh, left);
+	     nlh = mnl_nlmsg_next(nlh, &left), i++) {
+		if (nlh->nlmsg_type == NFNL_MSG_BATCH_BEGIN ||
+		    nlh->nlmsg_type == NFNL_MSG_BATCH_END)
+			continue;
+		nfg = mnl_nlmsg_get_payload(nlh);
+		if (nfg->nfgen_family != family)
+			bad++;
+	}
+	ck_assert_int_gt(i, 2);
+	return bad;
+}
+
+/*
+ * Tables, chains, counters and rules of both families go through the same
+ * emitters: the kernel reads the family from the message header, so every
+ * command of table netdev egressd carries NFPROTO_NETDEV there and every
+ * command of table inet egressd NFPROTO_INET.
+ */
+START_TEST(test_nftsync_family_in_every_header)
+{
+	static const char *const ifs[] = { "lo", "eth0" };
+	struct nftsync_config cfg = base_cfg();
+	struct nftsync_batch *b = nftsync_batch_new(1);
+
+	ck_assert_int_eq(nftsync_build_netdev(b, ifs, 2, 180), 0);
+	ck_assert_int_eq(headers_not_of(b, NFPROTO_NETDEV), 0);
+	nftsync_batch_reset(b, 1);
+	cfg.ipv6_deny = true;
+	ck_assert_int_eq(nftsync_build_apply(b, &cfg, NULL, 0,
+					     NFTSYNC_BUILD_REPLACE),
+			 0);
+	ck_assert_int_eq(headers_not_of(b, NFPROTO_INET), 0);
+	nftsync_batch_reset(b, 1);
+	ck_assert_int_eq(nftsync_build_level_probe(b, 42, 3), 0);
+	ck_assert_int_eq(headers_not_of(b, NFPROTO_INET), 0);
+	nftsync_batch_free(b);
+}
+END_TEST
+
 /* Writes over the stack below the caller: what a build left there. */
 static __attribute__((noinline)) void clobber_stack(void)
 {
@@ -1970,6 +2023,7 @@ static Suite *nftsync_suite(void)
 	tcase_add_test(tc, test_nftsync_cleanup_batch);
 	tcase_add_test(tc, test_nftsync_level_probe_batch);
 	tcase_add_test(tc, test_nftsync_netdev_names_outlive_build);
+	tcase_add_test(tc, test_nftsync_family_in_every_header);
 	tcase_add_test(tc, test_nftsync_bad_config);
 	suite_add_tcase(s, tc);
 
