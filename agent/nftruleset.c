@@ -5,9 +5,9 @@
  * (docs/nftables.md explains every step). The nftsync_build_* functions
  * of include/egressd/nftsync.h live here (table netdev egressd's in
  * nftnetdev.c): each writes one whole batch and does no I/O, so tests
- * parse the batch back. Each rule is spelled
- * out in nftrule.h's vocabulary; objects go through nftbatch.h's
- * emitters and set contents come from nftset.c.
+ * parse the batch back. Each rule is spelled out in nftrule.h's
+ * vocabulary; objects go through nftbatch.h's emitters and set contents
+ * come from nftset.c.
  */
 #include <errno.h>
 #include <netinet/in.h>
