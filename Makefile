@@ -90,7 +90,10 @@ CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 endif
 
 # Agent modules (agent/<name>.c). main.c is the entry point only.
-AGENT_MODULES := log loop config policy dnswire doh dnsguard selfsock dnsproxy dnsupstream dnstcp dnsdecide events cgroup cgwatch coverage netns nftsync nflog bpfsync api webhook liveness attached \
+# The nftables layer (agent/nft*.c) for the unit tests and fuzzers that link
+# it, with doh.c, whose provider addresses it blocks.
+NFTSYNC_MODULES := nftsync nftruleset nftnetdev nftset nftrule nftbatch doh
+AGENT_MODULES := log loop config policy dnswire doh dnsguard selfsock dnsproxy dnsupstream dnstcp dnsdecide events cgroup cgwatch coverage netns nftsync nftruleset nftnetdev nftset nftrule nftbatch nflog bpfsync api webhook liveness attached \
 	agent sources project layers answer persist status
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
@@ -104,7 +107,7 @@ check_loop_OBJS := loop
 check_netns_OBJS := netns
 check_doh_OBJS := doh policy log
 check_dnsproxy_OBJS := dnsproxy dnsupstream dnstcp dnsdecide dnsguard dnswire doh policy loop events log config selfsock
-check_nftsync_OBJS := nftsync log
+check_nftsync_OBJS := $(NFTSYNC_MODULES) log
 check_events_OBJS := events log dnswire loop
 check_api_OBJS := api policy log loop config selfsock
 check_webhook_OBJS := webhook log loop selfsock
@@ -114,7 +117,7 @@ check_log_OBJS := log loop
 check_attached_OBJS := attached log netns
 check_selfsock_OBJS := selfsock log
 check_cgwatch_OBJS := cgwatch loop
-check_nflog_OBJS := nflog nftsync events log dnswire loop
+check_nflog_OBJS := nflog $(NFTSYNC_MODULES) events log dnswire loop
 # check_agent: the whole agent, with stub BPF ops and a fake nft talker.
 check_agent_OBJS := $(AGENT_MODULES)
 UNIT_BINS := $(patsubst %,$(OUTPUT)/tests/check_%,$(UNIT_TESTS))
@@ -274,7 +277,8 @@ FUZZ_AGENT_SRCS := agent/policy.c agent/log.c agent/loop.c
 fuzz_dnswire_SRCS := tests/fuzz/fuzz_dnswire.c agent/dnswire.c
 fuzz_policy_SRCS := tests/fuzz/fuzz_policy.c $(FUZZ_AGENT_SRCS)
 fuzz_always_SRCS := tests/fuzz/fuzz_always.c $(FUZZ_AGENT_SRCS)
-fuzz_nflog_SRCS := tests/fuzz/fuzz_nflog.c agent/nflog.c agent/nftsync.c \
+fuzz_nflog_SRCS := tests/fuzz/fuzz_nflog.c agent/nflog.c \
+	$(patsubst %,agent/%.c,$(NFTSYNC_MODULES)) \
 	agent/events.c agent/dnswire.c $(FUZZ_AGENT_SRCS)
 fuzz_http_SRCS := tests/fuzz/fuzz_http.c agent/api.c agent/config.c agent/selfsock.c \
 	$(FUZZ_AGENT_SRCS)

@@ -17,8 +17,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include <linux/types.h>
+
 #include "egressd/config.h"
 #include "egressd/defaults.h"
+#include "egressd/shared.h"
 #include "egressd/util.h"
 
 enum opt_id {
@@ -292,7 +295,7 @@ static int parse_one_upstream(const char *s, struct egressd_upstream *u,
 {
 	char host[INET6_ADDRSTRLEN + 1];
 	const char *port = NULL, *p;
-	unsigned long portnum = 53;
+	unsigned long portnum = EGRESSD_PORT_DNS;
 	size_t hlen;
 
 	memset(u, 0, sizeof(*u));

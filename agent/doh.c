@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The built-in DoH/DoT provider names. Two lists: exact names of resolver
- * endpoints on domains that also serve other things (dns.quad9.net, not
- * www.quad9.net), and domains that exist only to serve DNS, where every
- * name below counts too (per-profile names like abc123.dns.nextdns.io).
- * A lookup walks the query's label suffixes; the lists are short, so a
- * linear compare per suffix is cheaper than hashing.
+ * What egressd counts as DoH/DoT: the built-in provider names and their
+ * addresses. Two name lists: exact names of resolver endpoints on domains
+ * that also serve other things (dns.quad9.net, not www.quad9.net), and
+ * domains that exist only to serve DNS, where every name below counts too
+ * (per-profile names like abc123.dns.nextdns.io). A lookup walks the
+ * query's label suffixes; the lists are short, so a linear compare per
+ * suffix is cheaper than hashing. The address list feeds the nftables
+ * layer's DoH sets.
  */
 #include <string.h>
 
@@ -45,6 +47,47 @@ static const char *const provider_domains[] = {
 	"adguard-dns.com",    "adguard-dns.io",	  "dns0.eu",
 	"controld.com",	      "dns.controld.com", "doh.dns.apple.com",
 	"dns.quad9.net",      "mask.icloud.com",  "mask-h2.icloud.com",
+};
+
+/*
+ * Well-known DoH/DoT provider anycast addresses (docs/nftables.md lists
+ * them with their operators). Blocked on 443 and, like every address, on
+ * 853; OPENSANDBOX_EGRESS_DOH_BLOCKLIST adds to this list.
+ */
+static const char *const provider_addrs[] = {
+	/* Cloudflare */
+	"1.1.1.1", "1.0.0.1", "1.1.1.2", "1.0.0.2", "1.1.1.3", "1.0.0.3",
+	"2606:4700:4700::1111", "2606:4700:4700::1001",
+	"2606:4700:4700::1112", "2606:4700:4700::1002",
+	"2606:4700:4700::1113", "2606:4700:4700::1003",
+	/* Google */
+	"8.8.8.8", "8.8.4.4", "2001:4860:4860::8888", "2001:4860:4860::8844",
+	/* Quad9 */
+	"9.9.9.9", "149.112.112.112", "9.9.9.10", "149.112.112.10",
+	"9.9.9.11", "149.112.112.11", "2620:fe::fe", "2620:fe::9",
+	"2620:fe::10", "2620:fe::fe:10", "2620:fe::11", "2620:fe::fe:11",
+	/* OpenDNS (Cisco Umbrella) */
+	"208.67.222.222", "208.67.220.220", "208.67.222.123",
+	"208.67.220.123", "2620:119:35::35", "2620:119:53::53",
+	/* AdGuard */
+	"94.140.14.14", "94.140.15.15", "94.140.14.15", "94.140.15.16",
+	"94.140.14.140", "94.140.14.141", "2a10:50c0::ad1:ff",
+	"2a10:50c0::ad2:ff",
+	/* CleanBrowsing */
+	"185.228.168.9", "185.228.169.9", "185.228.168.168",
+	"185.228.169.168", "185.228.168.10", "185.228.169.11",
+	/* Mullvad */
+	"194.242.2.2", "194.242.2.3", "194.242.2.4", "2a07:e340::2",
+	/* NextDNS anycast */
+	"45.90.28.0", "45.90.30.0", "2a07:a8c0::", "2a07:a8c1::",
+	/* Control D */
+	"76.76.2.0", "76.76.10.0", "2606:1a40::", "2606:1a40:1::",
+	/* DNS.SB */
+	"185.222.222.222", "45.11.45.11", "2a09::", "2a11::",
+	/* AliDNS, DNSPod, TWNIC, 360 */
+	"223.5.5.5", "223.6.6.6", "2400:3200::1", "2400:3200:baba::1",
+	"1.12.12.12", "120.53.53.53", "101.101.101.101", "101.102.103.104",
+	"2001:de4::101", "2001:de4::102",
 };
 
 const char *const *doh_provider_names(size_t *n)
@@ -88,4 +131,10 @@ bool doh_is_provider_name(const char *name, size_t len)
 		    in_list(provider_domains, nd, name + i + 1, len - i - 1))
 			return true;
 	return false;
+}
+
+const char *const *doh_provider_addrs(size_t *n)
+{
+	*n = sizeof(provider_addrs) / sizeof(provider_addrs[0]);
+	return provider_addrs;
 }

@@ -13,6 +13,7 @@
 
 #include "egressd/agent.h"
 #include "egressd/bpfsync.h"
+#include "egressd/doh.h"
 #include "egressd/log.h"
 #include "egressd/loop.h"
 #include "egressd/util.h"
@@ -268,7 +269,7 @@ int agent_addr_lists_prepare(struct agent *a, char *err, size_t errlen)
 		    agent_addr_push(&a->upstreams, &pa))
 			return util_err(err, errlen, -ENOMEM, "out of memory");
 	}
-	builtin = nftsync_doh_builtin(&nb);
+	builtin = doh_provider_addrs(&nb);
 	for (k = 0; k < nb; k++) {
 		memset(&r, 0, sizeof(r));
 		ret = !policy_parse_target(builtin[k], &r, perr, sizeof(perr)) &&

@@ -17,7 +17,7 @@
 #define __EGRESSD_REDIRECT_BPF_H
 
 #define SOCK_ADDR_PROCEED 1
-#define DNS_PORT_BE bpf_htons(53)
+#define DNS_PORT_BE bpf_htons(EGRESSD_PORT_DNS)
 #define LOOPBACK4_BE bpf_htonl(0x7f000001)
 
 /* Original DNS destination per socket; written by these programs. */

@@ -129,8 +129,8 @@ static void rig_up(struct rig *r, const char *policy_file)
 	r->a->cg.nft_ok = true;
 	r->a->policy = parse(ONE_ALLOW);
 	r->a->policy_source = "env";
-	r->a->nft = nftsync_new_with_talker(fake_talk, &r->nft);
-	ck_assert_ptr_nonnull(r->a->nft);
+	ck_assert_int_eq(nftsync_new_with_talker(&r->a->nft, fake_talk, &r->nft),
+			 0);
 	r->a->nft_state = AGENT_NFT_ON;
 	/* Never dereferenced: every BPF call of an apply goes to stub_ops. */
 	r->a->bpf = (struct bpfsync *)&fbpf;

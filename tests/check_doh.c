@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Unit tests of the DoH/DoT provider name list and of the matcher's
- * exact_allow, which together decide whether a provider name resolves.
+ * Unit tests of the DoH/DoT provider lists (names and addresses) and of
+ * the matcher's exact_allow, which together decide whether a provider
+ * name resolves.
  */
+#include <arpa/inet.h>
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +56,34 @@ START_TEST(test_doh_lists_are_lower_case_names)
 			free(r.target);
 			free(r.name);
 		}
+	}
+}
+END_TEST
+
+/* The built-in addresses: each one address (the agent parses them as
+ * policy targets, the nftables layer with inet_pton), none twice. */
+START_TEST(test_doh_provider_addrs_are_addresses)
+{
+	const char *const *l;
+	uint8_t buf[16];
+	size_t i, j, n;
+
+	l = doh_provider_addrs(&n);
+	ck_assert_uint_gt(n, 20);
+	for (i = 0; i < n; i++) {
+		struct policy_rule r = { 0 };
+		char err[256];
+
+		ck_assert_msg(inet_pton(AF_INET, l[i], buf) == 1 ||
+				      inet_pton(AF_INET6, l[i], buf) == 1,
+			      "%s", l[i]);
+		ck_assert_msg(!policy_parse_target(l[i], &r, err, sizeof(err)) &&
+				      r.kind == POLICY_KIND_IP,
+			      "%s", l[i]);
+		free(r.target);
+		free(r.name);
+		for (j = 0; j < i; j++)
+			ck_assert_msg(strcmp(l[i], l[j]), "%s twice", l[i]);
 	}
 }
 END_TEST
@@ -111,6 +141,7 @@ int main(void)
 
 	tcase_add_test(tc, test_doh_provider_names);
 	tcase_add_test(tc, test_doh_lists_are_lower_case_names);
+	tcase_add_test(tc, test_doh_provider_addrs_are_addresses);
 	tcase_add_test(tc, test_doh_exact_allow_only_from_exact_rules);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

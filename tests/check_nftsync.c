@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Unit tests for agent/nftsync.c without a kernel: batches are built, every
- * netlink message is parsed back with libnftnl's nftnl_*_nlmsg_parse() and
- * rendered as one line of text ("rule egress tcp dport 853 …"), and the
- * tests assert on those lines: objects, order, flags, set elements
- * (interval encoding), comments, and the learned-address cache driven
- * through a fake talker.
+ * Unit tests for the nftables layer (agent/nft*.c) without a kernel:
+ * batches are built, every netlink message is parsed back with libnftnl's
+ * nftnl_*_nlmsg_parse() and rendered as one line of text ("rule egress tcp
+ * dport 853 …"), and the tests assert on those lines: objects, order,
+ * flags, set elements (interval encoding), comments, and the
+ * learned-address cache driven through a fake talker.
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -578,7 +578,7 @@ START_TEST(test_nftsync_table_and_chains)
 }
 END_TEST
 
-/* Forged sources are dropped in every mode (issue 12). */
+/* Forged sources are dropped in every mode. */
 START_TEST(test_nftsync_antispoof_every_mode)
 {
 	struct nftsync_config cfg = base_cfg();
@@ -1091,7 +1091,7 @@ START_TEST(test_nftsync_dns_mode_ipv6_deny)
 END_TEST
 
 /*
- * ICMPv6 (issue 12): the link types only to link-scope destinations with
+ * ICMPv6: the link types only to link-scope destinations with
  * the RFC hop limit; a process's NS/NA anywhere else dropped; the
  * kernel's own NS/NA (no user socket) to on-link neighbours accepted;
  * no type accepted unconditionally, errors included.
@@ -1293,21 +1293,6 @@ START_TEST(test_nftsync_doh_exceptions)
 	ck_assert_int_lt(find(&t, 0, "rule egress meta(15) cmp(0,02) payload(1,16,4) lookup(@doh_allow_v4)"),
 			 find(&t, 0, "rule egress meta(16) cmp(0,06) payload(2,2,2) cmp(0,0355)"));
 	trace_free(&t);
-}
-END_TEST
-
-START_TEST(test_nftsync_builtin_doh_list_parses)
-{
-	const char *const *l;
-	uint8_t buf[16];
-	size_t n, i;
-
-	l = nftsync_doh_builtin(&n);
-	ck_assert_uint_gt(n, 20);
-	for (i = 0; i < n; i++)
-		ck_assert_msg(inet_pton(AF_INET, l[i], buf) == 1 ||
-				      inet_pton(AF_INET6, l[i], buf) == 1,
-			      "%s", l[i]);
 }
 END_TEST
 
@@ -1530,7 +1515,7 @@ START_TEST(test_nftsync_cleanup_batch)
 END_TEST
 
 /*
- * Table netdev egressd (issue 12): one egress chain per interface, each
+ * Table netdev egressd: one egress chain per interface, each
  * accepting what the IP stack routed and the kernel's ARP, dropping a
  * process's unrouted frames and anything else, counted and logged as
  * raw_frame; replaced in one transaction.
@@ -1590,6 +1575,97 @@ START_TEST(test_nftsync_netdev_table)
 
 	nftsync_batch_reset(b, 3);
 	ck_assert_int_eq(nftsync_build_netdev(b, bad, 1, 180), -EINVAL);
+	nftsync_batch_free(b);
+}
+END_TEST
+
+/* Commands of b whose header family is not family (BEGIN/END excluded:
+ * they carry AF_UNSPEC). */
+static int headers_not_of(const struct nftsync_batch *b, uint8_t family)
+{
+	const struct nlmsghdr *nlh;
+	const struct nfgenmsg *nfg;
+	int left, bad = 0, i = 0;
+	const void *data;
+	size_t len;
+
+	data = nftsync_batch_data(b, &len);
+	ck_assert_ptr_nonnull(data);
+	left = (int)len;
+	for (nlh = data; mnl_nlmsg_ok(nlh, left);
+	     nlh = mnl_nlmsg_next(nlh, &left), i++) {
+		if (nlh->nlmsg_type == NFNL_MSG_BATCH_BEGIN ||
+		    nlh->nlmsg_type == NFNL_MSG_BATCH_END)
+			continue;
+		nfg = mnl_nlmsg_get_payload(nlh);
+		if (nfg->nfgen_family != family)
+			bad++;
+	}
+	ck_assert_int_gt(i, 2);
+	return bad;
+}
+
+/*
+ * Tables, chains, counters and rules of both families go through the same
+ * emitters: the kernel reads the family from the message header, so every
+ * command of table netdev egressd carries NFPROTO_NETDEV there and every
+ * command of table inet egressd NFPROTO_INET.
+ */
+START_TEST(test_nftsync_family_in_every_header)
+{
+	static const char *const ifs[] = { "lo", "eth0" };
+	struct nftsync_config cfg = base_cfg();
+	struct nftsync_batch *b = nftsync_batch_new(1);
+
+	ck_assert_int_eq(nftsync_build_netdev(b, ifs, 2, 180), 0);
+	ck_assert_int_eq(headers_not_of(b, NFPROTO_NETDEV), 0);
+	nftsync_batch_reset(b, 1);
+	cfg.ipv6_deny = true;
+	ck_assert_int_eq(nftsync_build_apply(b, &cfg, NULL, 0,
+					     NFTSYNC_BUILD_REPLACE),
+			 0);
+	ck_assert_int_eq(headers_not_of(b, NFPROTO_INET), 0);
+	nftsync_batch_reset(b, 1);
+	ck_assert_int_eq(nftsync_build_level_probe(b, 42, 3), 0);
+	ck_assert_int_eq(headers_not_of(b, NFPROTO_INET), 0);
+	nftsync_batch_free(b);
+}
+END_TEST
+
+/* Writes over the stack below the caller: what a build left there. */
+static __attribute__((noinline)) void clobber_stack(void)
+{
+	volatile char junk[8192];
+	size_t i;
+
+	for (i = 0; i < sizeof(junk); i++)
+		junk[i] = (char)0xa5;
+}
+
+/*
+ * A netdev chain's name ("frames_<ifname>") is made during the build;
+ * the descriptions an error ACK is named by must outlive the build (they
+ * pointed into the builder's stack frame).
+ */
+START_TEST(test_nftsync_netdev_names_outlive_build)
+{
+	static const char *const ifs[] = { "eth0", "veth-x" };
+	struct nftsync_batch *b = nftsync_batch_new(1);
+	const char *d;
+
+	/* begin, table+ table- table+, two counters, then per interface
+	 * one chain and 7 rules */
+	ck_assert_int_eq(nftsync_build_netdev(b, ifs, 2, 180), 0);
+	clobber_stack();
+	ck_assert_str_eq(nftsync_batch_describe(b, 7),
+			 "add chain frames_eth0");
+	d = nftsync_batch_describe(b, 8);
+	ck_assert_ptr_nonnull(d);
+	ck_assert_int_eq(strncmp(d, "add rule frames_eth0 \"routed", 28), 0);
+	ck_assert_str_eq(nftsync_batch_describe(b, 15),
+			 "add chain frames_veth-x");
+	ck_assert_str_eq(nftsync_batch_describe(b, 22),
+			 "add rule frames_veth-x \"neither routed nor ARP\"");
 	nftsync_batch_free(b);
 }
 END_TEST
@@ -1655,7 +1731,7 @@ START_TEST(test_nftsync_learn_cache_skips_fresh)
 	char err[256];
 	size_t v4, v6;
 
-	ns = nftsync_new_with_talker(fake_talk, &f);
+	ck_assert_int_eq(nftsync_new_with_talker(&ns, fake_talk, &f), 0);
 	ck_assert_ptr_nonnull(ns);
 	/* before the filter is installed: cache only */
 	ck_assert_int_eq(nftsync_learn(ns, 1000, "a.example", a, 2, 100, err,
@@ -1719,7 +1795,7 @@ START_TEST(test_nftsync_learn_new_then_refresh)
 	struct nftsync *ns;
 	char err[256];
 
-	ns = nftsync_new_with_talker(fake_talk, &f);
+	ck_assert_int_eq(nftsync_new_with_talker(&ns, fake_talk, &f), 0);
 	ck_assert_int_eq(nftsync_apply(ns, &cfg, NULL, err, sizeof(err)), 0);
 	ck_assert_int_eq(nftsync_learn(ns, 1000, "a.example", a, 1, 100, err,
 				       sizeof(err)), 0);
@@ -1767,7 +1843,7 @@ START_TEST(test_nftsync_learn_exists_falls_back)
 	struct nftsync *ns;
 	char err[256];
 
-	ns = nftsync_new_with_talker(fake_talk, &f);
+	ck_assert_int_eq(nftsync_new_with_talker(&ns, fake_talk, &f), 0);
 	ck_assert_int_eq(nftsync_apply(ns, &cfg, NULL, err, sizeof(err)), 0);
 	f.fail_next = -EEXIST;
 	f.fail_count = 1;
@@ -1818,7 +1894,7 @@ START_TEST(test_nftsync_learn_failure_keeps_cache)
 	struct nftsync *ns;
 	char err[256];
 
-	ns = nftsync_new_with_talker(fake_talk, &f);
+	ck_assert_int_eq(nftsync_new_with_talker(&ns, fake_talk, &f), 0);
 	ck_assert_int_eq(nftsync_apply(ns, &cfg, NULL, err, sizeof(err)), 0);
 	f.fail_next = -ENOMEM;
 	f.fail_count = 1;
@@ -1845,7 +1921,7 @@ START_TEST(test_nftsync_apply_revokes_learned)
 	char err[256];
 	int i;
 
-	ns = nftsync_new_with_talker(fake_talk, &f);
+	ck_assert_int_eq(nftsync_new_with_talker(&ns, fake_talk, &f), 0);
 	ck_assert_int_eq(nftsync_apply(ns, &cfg, NULL, err, sizeof(err)), 0);
 	ck_assert_int_eq(nftsync_learn(ns, 1000, "a.example", &a[0], 1, 100,
 				       err, sizeof(err)), 0);
@@ -1882,7 +1958,7 @@ START_TEST(test_nftsync_apply_falls_back_to_replace)
 	struct nftsync *ns;
 	char err[256];
 
-	ns = nftsync_new_with_talker(fake_talk, &f);
+	ck_assert_int_eq(nftsync_new_with_talker(&ns, fake_talk, &f), 0);
 	f.fail_next = -EEXIST;
 	f.fail_count = 1;
 	ck_assert_int_eq(nftsync_apply(ns, &cfg, NULL, err, sizeof(err)), 0);
@@ -1946,6 +2022,8 @@ static Suite *nftsync_suite(void)
 	tcase_add_test(tc, test_nftsync_batch_reuse);
 	tcase_add_test(tc, test_nftsync_cleanup_batch);
 	tcase_add_test(tc, test_nftsync_level_probe_batch);
+	tcase_add_test(tc, test_nftsync_netdev_names_outlive_build);
+	tcase_add_test(tc, test_nftsync_family_in_every_header);
 	tcase_add_test(tc, test_nftsync_bad_config);
 	suite_add_tcase(s, tc);
 
@@ -1953,7 +2031,6 @@ static Suite *nftsync_suite(void)
 	tcase_add_test(tc, test_nftsync_interval_normalisation);
 	tcase_add_test(tc, test_nftsync_many_elements_split);
 	tcase_add_test(tc, test_nftsync_doh_exceptions);
-	tcase_add_test(tc, test_nftsync_builtin_doh_list_parses);
 	tcase_add_test(tc, test_nftsync_addr_from_sockaddr);
 	suite_add_tcase(s, tc);
 

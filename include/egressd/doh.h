@@ -3,8 +3,10 @@
  * Well-known DNS-over-HTTPS / DNS-over-TLS provider names. A workload that
  * can resolve through one of them bypasses the DNS layer entirely, so the
  * DNS proxy answers them NXDOMAIN (reason "doh") unless a rule names the
- * provider exactly (docs/nftables.md, "DoH and DoT"). Their addresses are
- * blocked on 443/853 by the nftables layer (nftsync_doh_builtin()).
+ * provider exactly (docs/nftables.md, "DoH and DoT"). Their well-known
+ * anycast addresses are listed here too: the nftables layer blocks them
+ * on 443 (set doh_v4/doh_v6), so a client that skips DNS and dials
+ * 1.1.1.1 directly meets the same wall.
  */
 #ifndef __EGRESSD_DOH_H
 #define __EGRESSD_DOH_H
@@ -22,5 +24,9 @@ bool doh_is_provider_name(const char *name, size_t len);
 /* The lists, for docs and tests. */
 const char *const *doh_provider_names(size_t *n);
 const char *const *doh_provider_domains(size_t *n);
+
+/* The providers' anycast addresses, IPv4 and IPv6 in text form (each one
+ * address, no prefix); OPENSANDBOX_EGRESS_DOH_BLOCKLIST adds to them. */
+const char *const *doh_provider_addrs(size_t *n);
 
 #endif /* __EGRESSD_DOH_H */

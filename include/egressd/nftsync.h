@@ -7,9 +7,10 @@
  * mode with IPv6 denied, chain egress holds only the IPv6 rules); layout,
  * chain order and lifecycle are in docs/nftables.md. Every change is one
  * netlink batch: the kernel applies it atomically, every ACK is read and
- * an error names the command that failed. Builders (nftsync_build_*) only
- * write netlink messages into a struct nftsync_batch, so unit tests parse
- * them back without a kernel; the talker sends a batch and drains its ACKs.
+ * an error names the command that failed. Builders (nftsync_build_*,
+ * agent/nftruleset.c) only write netlink messages into a struct
+ * nftsync_batch, so unit tests parse them back without a kernel; the
+ * talker (agent/nftsync.c) sends a batch and drains its ACKs.
  * Learned (DNS-taught) addresses live in timeout sets that a policy apply
  * never flushes, with a userspace cache that spares netlink traffic for
  * addresses that still have enough lifetime left.
@@ -116,7 +117,7 @@ struct nftsync_config {
 	const struct policy_addr *upstreams;
 	size_t n_upstreams;
 	/*
-	 * egressd's API (issue 12, class 5), in every mode: a TCP SYN to
+	 * egressd's API is not the workload's, in every mode: a TCP SYN to
 	 * api_port leaving through lo is accepted from api_cgroup (egressd's
 	 * cgroup, or its container's) and dropped (counter api_drop, reason
 	 * api) from the workload cgroup (workload_cgroup_id, when
@@ -128,9 +129,10 @@ struct nftsync_config {
 	bool api_workload_only;
 	/*
 	 * A process other than egressd was found in egressd's dedicated
-	 * cgroup (issue 12, class 4): the rules that exempt the agent's
-	 * cgroup from the filter (its upstream queries, its own traffic) are
-	 * withdrawn, in dns mode too, so the intruder gets nothing and
+	 * cgroup (a tool exec'd into egressd's container, a workload that
+	 * joined it): the rules that exempt the agent's cgroup from the
+	 * filter (its upstream queries, its own traffic) are withdrawn, in
+	 * dns mode too, so the intruder gets nothing and
 	 * egressd's own upstream queries are dropped (fail closed: the DNS
 	 * layer answers SERVFAIL). The nat redirect keeps skipping the agent,
 	 * so that its queries are never looped back into its own proxy.
@@ -246,9 +248,6 @@ int nftsync_build_cleanup(struct nftsync_batch *b);
 int nftsync_build_netdev(struct nftsync_batch *b, const char *const *ifnames,
 			 size_t n, uint16_t grp);
 
-/* Built-in DoH/DoT provider addresses (text form, documented). */
-const char *const *nftsync_doh_builtin(size_t *n);
-
 /* AF_INET/AF_INET6 sockaddr (v4-mapped folded to v4) to a host address. */
 int nftsync_addr_from_sockaddr(const struct sockaddr *sa,
 			       struct policy_addr *out);
@@ -270,8 +269,10 @@ typedef int (*nftsync_talk_fn)(const struct nftsync_batch *b, void *arg,
  * nftables cannot be used; the caller keeps the DNS layer.
  */
 int nftsync_new(struct nftsync **out, char *err, size_t errlen);
-/* Same state, but batches go to talk (no socket); NULL on ENOMEM. */
-struct nftsync *nftsync_new_with_talker(nftsync_talk_fn talk, void *arg);
+/* Same state, but batches go to talk(b, arg, …) (no socket): tests and
+ * dry runs. 0 or -ENOMEM. */
+int nftsync_new_with_talker(struct nftsync **out, nftsync_talk_fn talk,
+			    void *arg);
 void nftsync_free(struct nftsync *ns);
 
 /*
