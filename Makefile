@@ -70,7 +70,7 @@ PKGS_AGENT := libnftnl:libnftnl-dev libmnl:libmnl-dev jansson:libjansson-dev lib
 PKGS_TEST := check:check
 
 # Goals that must work before any library is installed.
-NODEPS_GOALS := help clean deps demo test distclean check-docs uninstall
+NODEPS_GOALS := help clean deps demo test distclean check-docs check-format format uninstall
 BUILD_GOALS := $(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all))
 
 pkg_name = $(word 1,$(subst :, ,$(1)))
@@ -129,7 +129,7 @@ unit_objs = $(patsubst %,$(OUTPUT)/agent/%.o,$(check_$(1)_OBJS) \
 TEST_TOOLS := fakedns
 TEST_TOOL_BINS := $(patsubst %,$(OUTPUT)/tests/tools/%,$(TEST_TOOLS))
 
-.PHONY: all tests check-unit check-docs test demo deps fuzz bench-policy clean help format install uninstall
+.PHONY: all tests check-unit check-docs check-format test demo deps fuzz bench-policy clean help format install uninstall
 
 all: $(BUILD)/egressd $(BUILD)/egressctl
 
@@ -373,9 +373,18 @@ $(OUTPUT)/bench/events_bench: bench/events_bench.c $(OUTPUT)/agent/events.o $(OU
 bench-dns bench-nft bench-datapath: all $(OUTPUT)/tests/tools/fakedns
 	$(Q)bench/$(patsubst bench-%,%,$@).sh
 
+# Every C file is kernel style (.clang-format); check-format fails on a
+# file `make format` would change (run by `make test`). Keep in sync with
+# scripts/check-format.sh.
+FORMAT_SRCS = $(wildcard agent/*.c agent/*.h include/egressd/*.h tools/*.c \
+	tools/*.h bpf/*.c bpf/*.h tests/*.c tests/bpf/*.c tests/tools/*.c \
+	tests/fuzz/*.c bench/*.c)
+
 format:
-	$(Q)clang-format -i agent/*.c include/egressd/*.h tests/*.c tests/tools/*.c \
-		bpf/*.c bpf/*.h tests/bpf/*.c tools/*.c tools/*.h
+	$(Q)clang-format -i $(FORMAT_SRCS)
+
+check-format:
+	$(Q)scripts/check-format.sh
 
 clean:
 	$(call msg,CLEAN,)
@@ -401,7 +410,8 @@ help:
 	@echo '  bench-dns      DNS proxy vs dnsdist (root; bench/RESULTS.md)'
 	@echo '  bench-nft      dns+nft learning cost and policy apply time (root)'
 	@echo '  bench-datapath packet rate with egressd enforcing (root)'
-	@echo '  format         clang-format the sources'
+	@echo '  format         clang-format the sources (kernel style, .clang-format)'
+	@echo '  check-format   fail on a source file format would change (part of test)'
 	@echo '  clean          remove $(OUTPUT)/ and $(BUILD)/'
 	@echo 'variables: V=1 (show commands), O=DIR (object dir), CC, CLANG, PKG_CONFIG, EXTRA_CFLAGS, EXTRA_LDFLAGS,'
 	@echo '  PREFIX, DESTDIR, SBINDIR, MANDIR, DOCDIR (install)'

@@ -23,7 +23,9 @@ BUILD=(build-essential pkg-config clang llvm
 	# registered domains of DNS violation lines (agent/events.c)
 	libpsl-dev)
 RUNTIME=(iproute2 nftables dnsutils util-linux procps curl)
-UNIT=(check libsubunit-dev valgrind)
+UNIT=(check libsubunit-dev valgrind
+	# make check-format (part of make test): kernel style by .clang-format
+	clang-format)
 INTEGRATION=(python3 python3-dnslib man-db)
 BENCH=(dnsperf dnsdist iperf3)
 
