@@ -19,8 +19,10 @@
 
 struct cgwatch;
 
-/* pid: the foreign process found (0 when the inotify event came first);
- * what: what was seen, in words. */
+/* pid: the foreign process found (0 when the inotify event came first
+ * and the process is gone or not in yet); what: the write to cgroup.procs
+ * or cgroup.threads or the cgroup made that inotify saw, in words, NULL
+ * when only the scan found pid. At least one of the two is set. */
 typedef void (*cgwatch_cb)(void *arg, long pid, const char *what);
 
 /*
