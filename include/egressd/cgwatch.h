@@ -8,7 +8,8 @@
  * below it (egressd does neither after start, and the write gives away
  * even an intruder gone before a scan), and a scan of cgroup.procs every
  * scan_ms finds processes that came in without writing the file
- * (clone3 CLONE_INTO_CGROUP). egressd and its parent (an init such as
+ * (clone3 CLONE_INTO_CGROUP), if they are still there: nothing inotify
+ * can see marks such a move. egressd and its parent (an init such as
  * tini, a supervisor, timeout) are not foreign. The callback runs once;
  * the watch then stops.
  */
