@@ -433,13 +433,19 @@ static void exempt_withdraw(void *arg, long pid, const char *what)
 	char err[1024];
 
 	a->agent_foreign = true;
-	if (pid > 0 || !what)
+	/* Whatever the order the write and the scan came in, a write seen is
+	 * said (the process may be gone already), and so is the pid found. */
+	if (what && pid > 0)
+		snprintf(a->exempt_why, sizeof(a->exempt_why),
+			 "%s %s (process %ld found there)", what,
+			 agent_cgroup_name(a), pid);
+	else if (what)
+		snprintf(a->exempt_why, sizeof(a->exempt_why), "%s %s", what,
+			 agent_cgroup_name(a));
+	else
 		snprintf(a->exempt_why, sizeof(a->exempt_why),
 			 "process %ld, not egressd, is in egressd's cgroup %s",
 			 pid, agent_cgroup_name(a));
-	else
-		snprintf(a->exempt_why, sizeof(a->exempt_why), "%s %s", what,
-			 agent_cgroup_name(a));
 	log_warnx("%s: nftables no longer exempts that cgroup (fail closed): %s; restart egressd in a cgroup only it lives in",
 		  a->exempt_why,
 		  a->cov.state == COVERAGE_NAMESPACE ?

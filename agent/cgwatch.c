@@ -4,7 +4,8 @@
  * on the cgroup directory for writes to cgroup.procs/cgroup.threads and
  * new child cgroups, plus a periodic scan of cgroup.procs (recursively,
  * four levels at most). Both run in egressd's event loop; the first
- * finding is reported once and the watch stops.
+ * finding is reported once, with the write when inotify saw one and the
+ * pid when the scan finds one, and the watch stops.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -86,17 +87,19 @@ static void fire(struct cgwatch *w, long pid, const char *what)
 	w->cb(w->arg, pid, what);
 }
 
-static void ino_cb(struct loop *loop, int fd, uint32_t events, void *arg)
+/* What the pending inotify events say was done to the cgroup, or NULL. */
+static const char *ino_drain(struct cgwatch *w)
 {
 	char buf[4096]
 		__attribute__((aligned(__alignof__(struct inotify_event))));
 	const struct inotify_event *ev;
-	struct cgwatch *w = arg;
 	const char *what = NULL;
 	ssize_t n;
 	char *p;
 
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
+	if (w->ino < 0)
+		return NULL;
+	while ((n = read(w->ino, buf, sizeof(buf))) > 0)
 		for (p = buf; p < buf + n; p += sizeof(*ev) + ev->len) {
 			ev = (const struct inotify_event *)p;
 			if (!ev->len)
@@ -108,8 +111,17 @@ static void ino_cb(struct loop *loop, int fd, uint32_t events, void *arg)
 				  !strcmp(ev->name, "cgroup.threads")))
 				what = "a process, not egressd, was moved into egressd's cgroup";
 		}
+	return what;
+}
+
+static void ino_cb(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct cgwatch *w = arg;
+	const char *what = ino_drain(w);
+
 	/* Opening cgroup.procs with O_TRUNC (a shell's ">") is seen before
-	 * the pid is written: the pid may not be there yet. */
+	 * the pid is written, and the intruder may be gone already: the pid
+	 * may not be there. The write is the finding either way. */
 	if (what)
 		fire(w, cgwatch_foreign_pid(w->dir), what);
 }
@@ -119,8 +131,11 @@ static void timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 	struct cgwatch *w = arg;
 	long pid = cgwatch_foreign_pid(w->dir);
 
+	/* The loop runs due timers before it reads fds: a scan that finds
+	 * an intruder whose write is still unread reports the write too,
+	 * so the report does not depend on which of the two came first. */
 	if (pid > 0) {
-		fire(w, pid, NULL);
+		fire(w, pid, ino_drain(w));
 		return;
 	}
 	loop_timer_arm(t, w->scan_ms);

@@ -8,7 +8,8 @@
  * below it (egressd does neither after start, and the write gives away
  * even an intruder gone before a scan), and a scan of cgroup.procs every
  * scan_ms finds processes that came in without writing the file
- * (clone3 CLONE_INTO_CGROUP). egressd and its parent (an init such as
+ * (clone3 CLONE_INTO_CGROUP), if they are still there: nothing inotify
+ * can see marks such a move. egressd and its parent (an init such as
  * tini, a supervisor, timeout) are not foreign. The callback runs once;
  * the watch then stops.
  */
@@ -19,8 +20,10 @@
 
 struct cgwatch;
 
-/* pid: the foreign process found (0 when the inotify event came first);
- * what: what was seen, in words. */
+/* pid: the foreign process found (0 when the inotify event came first
+ * and the process is gone or not in yet); what: the write to cgroup.procs
+ * or cgroup.threads or the cgroup made that inotify saw, in words, NULL
+ * when only the scan found pid. At least one of the two is set. */
 typedef void (*cgwatch_cb)(void *arg, long pid, const char *what);
 
 /*
