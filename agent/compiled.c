@@ -549,13 +549,7 @@ void policy_compiled_bpf(const struct policy_compiled *pc, uint64_t generation,
 
 int policy_compiled_rule_name(uint32_t rule, char *buf, size_t len)
 {
-	static const char *const origins[] = {
-		[EGRESSD_RULE_USER] = "egress",
-		[EGRESSD_RULE_DENY_ALWAYS] = "deny.always",
-		[EGRESSD_RULE_ALLOW_ALWAYS] = "allow.always",
-		[EGRESSD_RULE_DOH_BUILTIN] = "doh.builtin",
-		[EGRESSD_RULE_DOH_BLOCKLIST] = "doh.blocklist",
-	};
+	static const char *const origins[] = EGRESSD_RULE_ORIGIN_NAMES;
 	uint32_t o = rule >> EGRESSD_RULE_ORIGIN_SHIFT;
 
 	if (len)

@@ -109,6 +109,11 @@
 #define EGRESSD_RULE_ALLOW_ALWAYS 2 /* allow.always[i] */
 #define EGRESSD_RULE_DOH_BUILTIN 3 /* built-in DoH provider address i */
 #define EGRESSD_RULE_DOH_BLOCKLIST 4 /* OPENSANDBOX_EGRESS_DOH_BLOCKLIST[i] */
+/* Their names on log lines and in egressctl: "egress[3]", indexed by
+ * origin (userspace only; docs/logs.md, "rule"). */
+#define EGRESSD_RULE_ORIGIN_NAMES                                        \
+	{ "egress", "deny.always", "allow.always", "doh.builtin",        \
+	  "doh.blocklist" }
 #define EGRESSD_RULE_ID(origin, i)                                   \
 	(((__u32)(origin) << EGRESSD_RULE_ORIGIN_SHIFT) |            \
 	 ((__u32)(i) & EGRESSD_RULE_INDEX_MASK))
