@@ -1330,6 +1330,7 @@ static void fold_report_drained(struct bpfsync *bs,
 		e.reason = k->reason;
 		e.family = k->family;
 		e.action = EGRESSD_ACTION_DROP;
+		e.rule = EGRESSD_RULE_NONE; /* unknown here, not egress[0] */
 	}
 	e.ts_ns = now_ns;
 	e.count = folded;

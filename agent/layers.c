@@ -16,7 +16,6 @@
 
 #include "egressd/agent.h"
 #include "egressd/bpfsync.h"
-#include "egressd/compiled.h"
 #include "egressd/events.h"
 #include "egressd/log.h"
 #include "egressd/loop.h"
@@ -47,15 +46,18 @@ static int bpf_event_cb(void *ctx, const struct egressd_event *e)
 	const char *domain = NULL;
 	int af = e->family == 6 ? AF_INET6 : AF_INET;
 	char rule[64];
+	bool named;
 
 	if (a->nft)
 		domain = nftsync_learned_domain(a->nft, af, e->dst);
-	/* The program reports the rule id it matched (shared.h). */
-	policy_compiled_rule_name(e->rule, rule, sizeof(rule));
+	/* The program reports the rule id it matched (shared.h); a record
+	 * drained from the fold map without one is looked up. */
+	named = agent_rule_name(a, e->reason, af, e->dst, e->rule, rule,
+				sizeof(rule));
 	events_packet_violation_rule((enum events_reason)e->reason,
 				     e->family == 6 ? 6 : 4, e->proto, e->src,
 				     e->sport, e->dst, e->dport, domain,
-				     rule[0] ? rule : NULL,
+				     named ? rule : NULL,
 				     e->action == EGRESSD_ACTION_OBSERVE ?
 					     "observe" : "drop",
 				     e->count ? e->count : 1);

@@ -115,30 +115,30 @@ int agent_bpf_apply(struct agent *a, const struct policy_compiled *pc,
 	return ret;
 }
 
-/*
- * nftables logs only the reason of a drop: the rule is the one of the
- * policy in force that puts the destination in the set the reason names
- * (the longest prefix, as the BPF maps would answer).
- */
-bool agent_nflog_rule(void *arg, const struct nflog_packet *pk, char *buf,
-		      size_t len)
+bool agent_rule_name(const struct agent *a, int reason, int family,
+		     const void *dst, uint32_t rule, char *buf, size_t len)
 {
-	const struct agent *a = arg;
 	enum policy_compiled_list list;
 
-	if (!a->compiled)
-		return false;
-	if (pk->reason == EVENTS_REASON_DENY_RULE)
+	if (reason == EVENTS_REASON_DENY_RULE)
 		list = POLICY_COMPILED_DENY;
-	else if (pk->reason == EVENTS_REASON_DOH)
+	else if (reason == EVENTS_REASON_DOH)
 		list = POLICY_COMPILED_DOH;
 	else
 		return false;
-	return !policy_compiled_rule_name(policy_compiled_lookup(a->compiled,
-								 list,
-								 pk->family,
-								 pk->dst),
-					  buf, len);
+	/* The policy in force puts dst in the set the reason names (the
+	 * longest prefix, as the BPF maps would answer). */
+	if (rule == EGRESSD_RULE_NONE && a->compiled)
+		rule = policy_compiled_lookup(a->compiled, list, family, dst);
+	return !policy_compiled_rule_name(rule, buf, len);
+}
+
+/* nftables logs only the reason of a drop, never the rule. */
+bool agent_nflog_rule(void *arg, const struct nflog_packet *pk, char *buf,
+		      size_t len)
+{
+	return agent_rule_name(arg, pk->reason, pk->family, pk->dst,
+			       EGRESSD_RULE_NONE, buf, len);
 }
 
 const struct agent_bpf_ops agent_bpf_default_ops = {

@@ -439,6 +439,18 @@ START_TEST(test_agent_rule_ids_reach_bpf_and_nflog)
 	/* no rule decides a default_deny */
 	pk.reason = EVENTS_REASON_DEFAULT_DENY;
 	ck_assert(!agent_nflog_rule(r.a, &pk, name, sizeof(name)));
+	/* BPF events: the id the program reported wins; without one (a
+	 * record drained from the fold map) the address is looked up */
+	ck_assert(agent_rule_name(r.a, EVENTS_REASON_DOH, AF_INET, pk.dst,
+				  EGRESSD_RULE_ID(EGRESSD_RULE_DOH_BUILTIN, 4),
+				  name, sizeof(name)));
+	ck_assert_str_eq(name, "doh.builtin[4]");
+	ck_assert(agent_rule_name(r.a, EVENTS_REASON_DENY_RULE, AF_INET,
+				  pk.dst, EGRESSD_RULE_NONE, name,
+				  sizeof(name)));
+	ck_assert_str_eq(name, "deny.always[0]");
+	ck_assert(!agent_rule_name(r.a, EVENTS_REASON_DEFAULT_DENY, AF_INET,
+				   pk.dst, 0, name, sizeof(name)));
 	rig_down(&r);
 }
 END_TEST

@@ -252,7 +252,16 @@ int agent_nft_apply(struct agent *a, const struct policy_compiled *pc,
 		    char *err, size_t errlen);
 int agent_bpf_apply(struct agent *a, const struct policy_compiled *pc,
 		    uint64_t generation, char *err, size_t errlen);
-/* nflog's rule hook (nflog.h): the rule of a->compiled that decided. */
+/*
+ * The name of the rule that decided a violation of this reason (only
+ * deny_rule and doh name one) into buf: rule (an id, shared.h) as a layer
+ * reported it, or with EGRESSD_RULE_NONE the rule of a->compiled that
+ * puts dst (family AF_INET or AF_INET6) in the set the reason names.
+ * false when no rule is known to have decided.
+ */
+bool agent_rule_name(const struct agent *a, int reason, int family,
+		     const void *dst, uint32_t rule, char *buf, size_t len);
+/* nflog's rule hook (nflog.h): agent_rule_name() by address. */
 bool agent_nflog_rule(void *arg, const struct nflog_packet *pk, char *buf,
 		      size_t len);
 
