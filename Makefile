@@ -93,13 +93,14 @@ endif
 # The nftables layer (agent/nft*.c) for the unit tests and fuzzers that link
 # it, with doh.c, whose provider addresses it blocks.
 NFTSYNC_MODULES := nftsync nftruleset nftnetdev nftset nftrule nftbatch doh
-AGENT_MODULES := log loop config policy dnswire doh dnsguard selfsock dnsproxy dnsupstream dnstcp dnsdecide events cgroup cgwatch coverage netns nftsync nftruleset nftnetdev nftset nftrule nftbatch nflog bpfsync api webhook liveness attached \
+AGENT_MODULES := log loop config policy compiled dnswire doh dnsguard selfsock dnsproxy dnsupstream dnstcp dnsdecide events cgroup cgwatch coverage netns nftsync nftruleset nftnetdev nftset nftrule nftbatch nflog bpfsync api webhook liveness attached \
 	agent sources project layers answer persist status
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
 # Unit tests: tests/check_<module>.c linked with the objects it needs.
-UNIT_TESTS := policy dnswire dnsguard doh config loop netns dnsproxy nftsync events api webhook log attached selfsock cgwatch nflog agent
+UNIT_TESTS := policy compiled dnswire dnsguard doh config loop netns dnsproxy nftsync events api webhook log attached selfsock cgwatch nflog agent
 check_policy_OBJS := policy log
+check_compiled_OBJS := compiled policy $(NFTSYNC_MODULES) log
 check_dnswire_OBJS := dnswire
 check_dnsguard_OBJS := dnsguard policy log
 check_config_OBJS := config log

@@ -21,6 +21,7 @@
 #include "egressd/attached.h"
 #include "egressd/bpfsync.h"
 #include "egressd/cgwatch.h"
+#include "egressd/compiled.h"
 #include "egressd/dnsproxy.h"
 #include "egressd/events.h"
 #include "egressd/liveness.h"
@@ -108,9 +109,21 @@ static void apply_time_record(struct agent *a, uint64_t us)
 	a->apply_hist[i]++;
 }
 
+/* The settings do not change while egressd runs: said once, at start. */
+static void warn_ignored(const struct policy_compiled *pc)
+{
+	const char *const *ign;
+	size_t i, n;
+
+	ign = policy_compiled_ignored(pc, &n);
+	for (i = 0; i < n; i++)
+		log_warnx("OPENSANDBOX_EGRESS_DOH_BLOCKLIST: ignoring \"%s\": not an IP address or CIDR",
+			  ign[i]);
+}
+
 /*
- * Compile the effective policy and hand it to every enforcer, all or
- * nothing: the BPF maps first, then nftables, then the DNS proxy (which
+ * Compile the effective policy (one struct policy_compiled) and hand its
+ * projections to every enforcer, all or nothing: the BPF maps first, then nftables, then the DNS proxy (which
  * cannot fail). When nftables refuses, the BPF maps already hold the new
  * policy: the caller puts the previous policy back and calls
  * agent_apply_rollback(), so the previous one is in force everywhere.
@@ -119,42 +132,42 @@ int agent_apply_policy(struct agent *a, const char *why, char *err,
 		       size_t errlen)
 {
 	uint64_t t0 = util_clock_us();
-	struct policy_matcher *m;
+	struct policy_compiled *pc;
 	int ret;
 
-	m = policy_matcher_new(a->policy, a->always[0].rules, a->always[0].n,
-			       a->always[1].rules, a->always[1].n);
-	if (!m) {
-		ret = -errno;
-		snprintf(err, errlen, "cannot compile the policy: %s",
-			 strerror(-ret));
-		log_errorx("policy: %s", err);
+	ret = policy_compiled_new(&pc, a->policy, a->always[0].rules,
+				  a->always[0].n, a->always[1].rules,
+				  a->always[1].n, a->cfg, err, errlen);
+	if (ret) {
+		log_errorx("policy: cannot compile the policy: %s", err);
 		a->applies_failed++;
 		return ret;
 	}
+	if (!a->compiled)
+		warn_ignored(pc);
 	/* BPF first: its only failures (full maps, no memory) leave the
 	 * active slot untouched, so nothing needs undoing when it fails. */
 	ret = 0;
 	if (a->bpf)
-		ret = agent_bpf_apply(a, a->generation + 1, err, errlen);
+		ret = agent_bpf_apply(a, pc, a->generation + 1, err, errlen);
 	if (!ret && a->nft && a->nft_state == AGENT_NFT_ON)
-		ret = agent_nft_apply(a, m, err, errlen);
+		ret = agent_nft_apply(a, pc, err, errlen);
 	if (ret) {
 		log_emit(LOG_LVL_ERROR, "policy",
 			 json_pack("{s:s, s:s, s:s}", "result", "failed",
 				   "trigger", why, "error", err));
-		policy_matcher_free(m);
+		policy_compiled_free(pc);
 		a->applies_failed++;
 		return ret;
 	}
 	if (a->proxy) {
-		dnsproxy_set_matcher(a->proxy, m);
+		dnsproxy_set_matcher(a->proxy, policy_compiled_matcher(pc));
 		dnsproxy_set_addr_rules(a->proxy, a->policy,
 					a->always[0].rules, a->always[0].n,
 					a->always[1].rules, a->always[1].n);
 	}
-	policy_matcher_free(a->matcher);
-	a->matcher = m;
+	policy_compiled_free(a->compiled);
+	a->compiled = pc;
 	a->generation++;
 	log_emit(LOG_LVL_INFO, "policy",
 		 json_pack("{s:s, s:s, s:I, s:s, s:i, s:i, s:i, s:s}",
@@ -172,13 +185,15 @@ int agent_apply_policy(struct agent *a, const char *why, char *err,
 /*
  * After a failed apply the caller has put the previous policy back: the
  * DNS proxy and nftables never left it, but the BPF maps may hold the
- * new one (they are written first), so write the previous one again.
+ * new one (they are written first), so write the previous compiled
+ * policy, still the one in force, again.
  */
 void agent_apply_rollback(struct agent *a)
 {
 	char err[512];
 
-	if (a->bpf && agent_bpf_apply(a, a->generation, err, sizeof(err)))
+	if (a->bpf && a->compiled &&
+	    agent_bpf_apply(a, a->compiled, a->generation, err, sizeof(err)))
 		log_errorx("policy: cannot restore the previous policy in the BPF maps: %s",
 			   err);
 }
@@ -309,7 +324,7 @@ void agent_coverage_lost(struct agent *a, const char *what)
 		  a->cov.rest);
 	if (a->nft_state == AGENT_NFT_ON)
 		a->nft_why[0] = '\0';
-	if (agent_nft_up(a) && agent_nft_apply(a, a->matcher, err, sizeof(err)))
+	if (agent_nft_up(a) && agent_nft_apply(a, a->compiled, err, sizeof(err)))
 		log_errorx("nftables cannot take over the processes outside the BPF attach cgroup: %s",
 			   err);
 }
@@ -451,7 +466,7 @@ static void exempt_withdraw(void *arg, long pid, const char *what)
 		  a->cov.state == COVERAGE_NAMESPACE ?
 			  "BPF exempts egressd's own sockets only, so the intruder gets nothing" :
 			  "the intruder's packets are judged like the workload's, and so are egressd's own new upstream flows and webhook calls (DNS answers SERVFAIL once its open upstream flows expire)");
-	if (agent_nft_up(a) && agent_nft_apply(a, a->matcher, err, sizeof(err)))
+	if (agent_nft_up(a) && agent_nft_apply(a, a->compiled, err, sizeof(err)))
 		log_errorx("nftables cannot withdraw the agent exemption: %s",
 			   err);
 }
@@ -795,9 +810,7 @@ int agent_new(struct agent **out, const struct egressd_config *cfg,
 	dnsproxy_set_answer_hook(a->proxy, agent_answer_hook, a);
 	dnsproxy_set_block_doh_names(a->proxy, true);
 	dnsproxy_set_aaaa_nodata(a->proxy, cfg->ipv6 == EGRESSD_IPV6_DENY);
-	ret = agent_addr_lists_prepare(a, err, errlen);
-	if (!ret)
-		ret = start_layers(a, err, errlen);
+	ret = start_layers(a, err, errlen);
 	if (ret)
 		goto fail;
 
@@ -875,12 +888,9 @@ void agent_free(struct agent *a)
 	selfsock_fini();
 	coverage_free(a->cov.scan);
 	loop_timer_free(a->fold_timer);
-	free(a->doh_all.v);
 	loop_timer_free(a->gc_timer);
 	loop_timer_free(a->frames_timer);
-	free(a->doh.v);
-	free(a->upstreams.v);
-	policy_matcher_free(a->matcher);
+	policy_compiled_free(a->compiled);
 	policy_free(a->policy);
 	for (i = 0; i < 2; i++)
 		policy_rules_free(a->always[i].rules, a->always[i].n);

@@ -1022,8 +1022,13 @@ static int write_set(struct bpfsync *bs, enum bpfsync_set set,
 			return err;
 		memset(&val, 0, sizeof(val));
 		val.rule = pfx[i].rule;
+		/* The slot was cleared: an existing key is a duplicate
+		 * prefix, and the first one listed keeps its rule id (the
+		 * compiled policy's lookup answers the same). */
 		if (bpf_map__update_elem(set_map(bs, set, pfx[i].family), &key,
-					 ksz, &val, sizeof(val), BPF_ANY))
+					 ksz, &val, sizeof(val),
+					 BPF_NOEXIST) &&
+		    errno != EEXIST)
 			return -errno;
 	}
 	return 0;
@@ -1325,6 +1330,7 @@ static void fold_report_drained(struct bpfsync *bs,
 		e.reason = k->reason;
 		e.family = k->family;
 		e.action = EGRESSD_ACTION_DROP;
+		e.rule = EGRESSD_RULE_NONE; /* unknown here, not egress[0] */
 	}
 	e.ts_ns = now_ns;
 	e.count = folded;

@@ -756,6 +756,7 @@ static const char *proto_name(int proto, char *buf, size_t len)
 
 struct pkt_fields {
 	const char *reason, *action, *proto, *dst, *src, *domain;
+	const char *rule; /* NULL: no member */
 	int family;
 	uint16_t dport, sport;
 };
@@ -786,6 +787,11 @@ static int pkt_members(struct members *m, const struct pkt_fields *f)
 		M_LIT(m, "null");
 	else if (m_str(m, f->domain))
 		return -EILSEQ;
+	if (f->rule) {
+		M_LIT(m, ",\"rule\":");
+		if (m_str(m, f->rule))
+			return -EILSEQ;
+	}
 	return 0;
 }
 
@@ -794,6 +800,16 @@ void events_packet_violation(enum events_reason reason, int family,
 			     const void *dst, uint16_t dport,
 			     const char *domain, const char *action,
 			     uint64_t packets)
+{
+	events_packet_violation_rule(reason, family, proto, src, sport, dst,
+				     dport, domain, NULL, action, packets);
+}
+
+void events_packet_violation_rule(enum events_reason reason, int family,
+				  int proto, const void *src, uint16_t sport,
+				  const void *dst, uint16_t dport,
+				  const char *domain, const char *rule,
+				  const char *action, uint64_t packets)
 {
 	char sbuf[INET6_ADDRSTRLEN], dbuf[INET6_ADDRSTRLEN], pbuf[12];
 	int af = family == 6 ? AF_INET6 : AF_INET;
@@ -819,6 +835,7 @@ void events_packet_violation(enum events_reason reason, int family,
 	f.src = sbuf;
 	f.sport = sport;
 	f.domain = domain;
+	f.rule = rule;
 	m_start(&m, 0);
 	if (pkt_members(&m, &f))
 		return;

@@ -45,15 +45,22 @@ static int bpf_event_cb(void *ctx, const struct egressd_event *e)
 	struct agent *a = ctx;
 	const char *domain = NULL;
 	int af = e->family == 6 ? AF_INET6 : AF_INET;
+	char rule[64];
+	bool named;
 
 	if (a->nft)
 		domain = nftsync_learned_domain(a->nft, af, e->dst);
-	events_packet_violation((enum events_reason)e->reason,
-				e->family == 6 ? 6 : 4, e->proto, e->src,
-				e->sport, e->dst, e->dport, domain,
-				e->action == EGRESSD_ACTION_OBSERVE ? "observe" :
-								      "drop",
-				e->count ? e->count : 1);
+	/* The program reports the rule id it matched (shared.h); a record
+	 * drained from the fold map without one is looked up. */
+	named = agent_rule_name(a, e->reason, af, e->dst, e->rule, rule,
+				sizeof(rule));
+	events_packet_violation_rule((enum events_reason)e->reason,
+				     e->family == 6 ? 6 : 4, e->proto, e->src,
+				     e->sport, e->dst, e->dport, domain,
+				     named ? rule : NULL,
+				     e->action == EGRESSD_ACTION_OBSERVE ?
+					     "observe" : "drop",
+				     e->count ? e->count : 1);
 	return 0;
 }
 
@@ -225,7 +232,8 @@ int agent_bpf_start(struct agent *a, char *err, size_t errlen)
 		bpf_fail(a, "cannot configure the BPF maps", ret);
 		return 0;
 	}
-	ret = agent_bpf_apply(a, a->generation, aerr, sizeof(aerr));
+	ret = agent_bpf_apply(a, a->compiled, a->generation, aerr,
+			      sizeof(aerr));
 	if (ret) {
 		bpf_fail(a, "cannot fill the BPF maps", ret);
 		return 0;
@@ -303,7 +311,7 @@ int agent_nft_start(struct agent *a, char *err, size_t errlen)
 	if (!a->nft)
 		ret = nftsync_new(&a->nft, nerr, sizeof(nerr));
 	if (!ret) {
-		ret = agent_nft_apply(a, a->matcher, nerr, sizeof(nerr));
+		ret = agent_nft_apply(a, a->compiled, nerr, sizeof(nerr));
 		if (ret) {
 			nftsync_free(a->nft);
 			a->nft = NULL;
@@ -346,6 +354,8 @@ int agent_nft_start(struct agent *a, char *err, size_t errlen)
 	if (ret)
 		log_warnx("packet drops are enforced but not reported: %s",
 			  nerr);
+	else
+		nflog_set_rule_hook(a->nflog, agent_nflog_rule, a);
 	if (a->cfg->mode != EGRESSD_MODE_DNS_NFT)
 		return 0;
 	a->gc_timer = loop_timer_new(a->loop, gc_timer_cb, a);
@@ -435,6 +445,8 @@ int agent_frames_start(struct agent *a, char *err, size_t errlen)
 				 a->nft, ferr, sizeof(ferr));
 		if (ret)
 			log_warnx("dropped frames are not reported: %s", ferr);
+		else
+			nflog_set_rule_hook(a->nflog, agent_nflog_rule, a);
 	}
 	a->frames_timer = loop_timer_new(a->loop, frames_timer_cb, a);
 	if (!a->frames_timer)

@@ -42,6 +42,8 @@ struct nflog {
 	struct mnl_socket *sock;
 	struct loop *loop;
 	const struct nftsync *ns;
+	nflog_rule_fn rule_fn; /* names the rule of a drop, or NULL */
+	void *rule_arg;
 	uint16_t group;
 	uint64_t packets, lost;
 	char buf[65536];
@@ -211,13 +213,24 @@ static void report(const struct nflog_packet *pk, void *arg)
 {
 	struct nflog *nl = arg;
 	const char *domain = NULL;
+	char rule[64];
+	bool named = false;
 
 	if (nl->ns)
 		domain = nftsync_learned_domain(nl->ns, pk->family, pk->dst);
+	if (nl->rule_fn)
+		named = nl->rule_fn(nl->rule_arg, pk, rule, sizeof(rule));
 	nl->packets++;
-	events_packet_violation(pk->reason, pk->family == AF_INET ? 4 : 6,
-				pk->proto, pk->src, pk->sport, pk->dst,
-				pk->dport, domain, "drop", 1);
+	events_packet_violation_rule(pk->reason,
+				     pk->family == AF_INET ? 4 : 6, pk->proto,
+				     pk->src, pk->sport, pk->dst, pk->dport,
+				     domain, named ? rule : NULL, "drop", 1);
+}
+
+void nflog_set_rule_hook(struct nflog *nl, nflog_rule_fn fn, void *arg)
+{
+	nl->rule_fn = fn;
+	nl->rule_arg = arg;
 }
 
 static void on_readable(struct loop *loop, int fd, uint32_t events,

@@ -156,7 +156,8 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } doh_v6 SEC(".maps");
 
-/* Exceptions to the DoT and DoH blocks (upstreams); written by the agent. */
+/* Exceptions to the DoT and DoH blocks (user allow rules naming one
+ * address); written by the agent. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, EGRESSD_LPM_ENTRIES);
@@ -244,7 +245,7 @@ static __always_inline int is_agent_cookie(__u64 cookie)
 
 /* What matched, for the event record. */
 struct egress_hit {
-	__u32 rule;
+	__u32 rule; /* rule id of the deny or DoH entry (shared.h) */
 	__u32 domain_id;
 	__u8 flags;
 };

@@ -19,6 +19,8 @@
 
 #include "egressd/agent.h"
 #include "egressd/bpfsync.h"
+#include "egressd/events.h"
+#include "egressd/nflog.h"
 #include "egressd/nftsync.h"
 #include "egressd/policy.h"
 
@@ -51,6 +53,8 @@ struct fake_bpf {
 	size_t n_allow;
 	bool default_allow;
 	uint64_t gens[16];
+	size_t n_deny;
+	uint32_t deny_rules[8]; /* rule ids of the first deny prefixes */
 };
 
 static struct fake_bpf fbpf;
@@ -66,6 +70,9 @@ static int stub_apply_policy(struct bpfsync *bs, const struct bpfsync_policy *p)
 	fbpf.generation = p->generation;
 	fbpf.n_allow = p->n[BPFSYNC_SET_ALLOW];
 	fbpf.default_allow = p->default_allow;
+	fbpf.n_deny = p->n[BPFSYNC_SET_DENY];
+	for (size_t i = 0; i < fbpf.n_deny && i < 8; i++)
+		fbpf.deny_rules[i] = p->set[BPFSYNC_SET_DENY][i].rule;
 	return 0;
 }
 
@@ -172,12 +179,12 @@ START_TEST(test_agent_apply_bumps_generation)
 {
 	struct rig r = { 0 };
 	char err[512], buf[4096];
-	const struct policy_matcher *before;
+	const struct policy_compiled *before;
 	size_t n;
 	FILE *f;
 
 	rig_up(&r, rig_file(&r));
-	before = r.a->matcher;
+	before = r.a->compiled;
 	ck_assert_int_eq(agent_replace_policy(r.a, parse(TWO_ALLOW), "api", err,
 					      sizeof(err)),
 			 0);
@@ -185,7 +192,7 @@ START_TEST(test_agent_apply_bumps_generation)
 	ck_assert_uint_eq(fbpf.generation, 2);
 	ck_assert_uint_eq(fbpf.n_allow, 2);
 	ck_assert_int_eq(r.nft.calls, 2);
-	ck_assert_ptr_ne(r.a->matcher, before);
+	ck_assert_ptr_ne(r.a->compiled, before);
 	ck_assert_str_eq(r.a->policy_source, "api");
 	ck_assert_uint_eq(r.a->policy->n_rules, 2);
 	ck_assert_uint_eq(r.a->applies_ok, 2);
@@ -208,12 +215,14 @@ END_TEST
 /* nftables refuses after BPF took the new policy: BPF gets the old back. */
 START_TEST(test_agent_nft_refused_rolls_back_bpf)
 {
+	const struct policy_compiled *before;
 	struct rig r;
 	struct policy *old, *p;
 	char err[512];
 
 	rig_up(&r, NULL);
 	old = r.a->policy;
+	before = r.a->compiled;
 	/* the incremental batch and the full replacement both refused */
 	r.nft.refuse = 2;
 	p = parse(TWO_ALLOW);
@@ -227,7 +236,8 @@ START_TEST(test_agent_nft_refused_rolls_back_bpf)
 	ck_assert_uint_eq(fbpf.gens[2], 1);
 	ck_assert_uint_eq(fbpf.generation, 1);
 	ck_assert_uint_eq(fbpf.n_allow, 1);
-	/* the agent still holds and counts the old one */
+	/* the agent still holds and counts the old one, compiled as it was */
+	ck_assert_ptr_eq(r.a->compiled, before);
 	ck_assert_ptr_eq(r.a->policy, old);
 	ck_assert_str_eq(r.a->policy_source, "env");
 	ck_assert_uint_eq(r.a->generation, 1);
@@ -391,6 +401,60 @@ START_TEST(test_agent_reload_reads_file_and_always)
 }
 END_TEST
 
+/* The BPF sets carry the rule ids of the compiled policy, and an
+ * nftables drop is named from it by address. */
+START_TEST(test_agent_rule_ids_reach_bpf_and_nflog)
+{
+	struct nflog_packet pk = { .reason = EVENTS_REASON_DENY_RULE,
+				   .family = AF_INET,
+				   .dst = { 198, 51, 100, 7 } };
+	struct rig r;
+	char err[512], name[64];
+
+	rig_up(&r, NULL);
+	ck_assert_int_eq(policy_parse_always_buf("198.51.100.0/24\n", 16,
+						 "deny.always", POLICY_DENY,
+						 &r.a->always[0].rules,
+						 &r.a->always[0].n, err,
+						 sizeof(err)),
+			 0);
+	ck_assert_int_eq(
+		agent_replace_policy(
+			r.a,
+			parse("{\"egress\":["
+			      "{\"action\":\"allow\",\"target\":\"a.example\"},"
+			      "{\"action\":\"deny\",\"target\":\"198.51.100.7\"}]}"),
+			"api", err, sizeof(err)),
+		0);
+	ck_assert_uint_eq(fbpf.n_deny, 2);
+	ck_assert_uint_eq(fbpf.deny_rules[0],
+			  EGRESSD_RULE_ID(EGRESSD_RULE_DENY_ALWAYS, 0));
+	ck_assert_uint_eq(fbpf.deny_rules[1], 1); /* egress[1] */
+	/* nftables says deny_rule; the longest prefix is egress[1] */
+	ck_assert(agent_nflog_rule(r.a, &pk, name, sizeof(name)));
+	ck_assert_str_eq(name, "egress[1]");
+	pk.dst[3] = 8;
+	ck_assert(agent_nflog_rule(r.a, &pk, name, sizeof(name)));
+	ck_assert_str_eq(name, "deny.always[0]");
+	/* no rule decides a default_deny */
+	pk.reason = EVENTS_REASON_DEFAULT_DENY;
+	ck_assert(!agent_nflog_rule(r.a, &pk, name, sizeof(name)));
+	/* BPF events: the id the program reported wins; without one (a
+	 * record drained from the fold map) the address is looked up */
+	ck_assert(agent_rule_name(r.a, EVENTS_REASON_DOH, AF_INET, pk.dst,
+				  EGRESSD_RULE_ID(EGRESSD_RULE_DOH_BUILTIN, 4),
+				  name, sizeof(name)));
+	ck_assert_str_eq(name, "doh.builtin[4]");
+	ck_assert(agent_rule_name(r.a, EVENTS_REASON_DENY_RULE, AF_INET,
+				  pk.dst, EGRESSD_RULE_NONE, name,
+				  sizeof(name)));
+	ck_assert_str_eq(name, "deny.always[0]");
+	ck_assert(!agent_rule_name(r.a, EVENTS_REASON_DEFAULT_DENY, AF_INET,
+				   pk.dst, 0, name, sizeof(name)));
+	rig_down(&r);
+}
+END_TEST
+
 START_TEST(test_agent_state_names)
 {
 	ck_assert_str_eq(agent_nft_state_name(AGENT_NFT_ON), "on");
@@ -424,6 +488,7 @@ static Suite *agent_suite(void)
 	tcase_add_test(tc, test_agent_persist_commit_failed_reapplies_previous);
 	tcase_add_test(tc, test_agent_ipv6_allow_refused_early);
 	tcase_add_test(tc, test_agent_reload_reads_file_and_always);
+	tcase_add_test(tc, test_agent_rule_ids_reach_bpf_and_nflog);
 	tcase_add_test(tc, test_agent_state_names);
 	suite_add_tcase(s, tc);
 	return s;

@@ -313,6 +313,39 @@ START_TEST(test_events_domain_null_vs_string)
 }
 END_TEST
 
+/* The rule that decided follows domain; no rule, no member. */
+START_TEST(test_events_packet_rule_member)
+{
+	static const char *const keys[] = { "ts", "level", "event", "layer",
+					     "reason", "action", "proto",
+					     "family", "dst", "dport", "src",
+					     "sport", "domain", "rule",
+					     "count", NULL };
+	struct capture c;
+	uint8_t s[4] = { 10, 0, 0, 2 }, d1[4] = { 10, 0, 0, 11 },
+		d2[4] = { 10, 0, 0, 12 };
+	json_t *o;
+
+	cap_start(&c);
+	events_packet_violation_rule(EVENTS_REASON_DENY_RULE, 4, IPPROTO_TCP,
+				     s, 1, d1, 80, NULL, "deny.always[2]",
+				     "drop", 1);
+	events_packet_violation_rule(EVENTS_REASON_DEFAULT_DENY, 4,
+				     IPPROTO_TCP, s, 1, d2, 80, NULL, NULL,
+				     "drop", 1);
+	ck_assert_int_eq(cap_read(&c), 2);
+	ck_assert_ptr_nonnull(strstr(
+		c.lines[0],
+		",\"domain\":null,\"rule\":\"deny.always[2]\",\"count\":1}"));
+	o = parse_ordered(c.lines[0], keys);
+	ck_assert_str_eq(json_string_value(json_object_get(o, "rule")),
+			 "deny.always[2]");
+	json_decref(o);
+	ck_assert_ptr_null(strstr(c.lines[1], "\"rule\""));
+	cap_end(&c);
+}
+END_TEST
+
 static void stop_cb(struct loop *loop, struct loop_timer *t, void *arg)
 {
 	loop_stop(loop);
@@ -898,6 +931,7 @@ static Suite *events_suite(void)
 	tcase_add_test(tc, test_events_long_qname);
 	tcase_add_test(tc, test_events_client_omitted);
 	tcase_add_test(tc, test_events_domain_null_vs_string);
+	tcase_add_test(tc, test_events_packet_rule_member);
 	tcase_add_test(tc, test_events_fold_window);
 	tcase_add_test(tc, test_events_fold_distinct_keys);
 	tcase_add_test(tc, test_events_fold_packets_summed);

@@ -61,6 +61,22 @@ static const char *const lpm_maps[] = {
  * ones shared.h describes (a pin of another egressd version must not be
  * misread). Returns an fd or -errno (-EPROTO: layout mismatch).
  */
+/*
+ * A static-set entry's rule id as egressd's log lines name the rule
+ * (shared.h, docs/bpf.md "Rule ids"); an id of no known origin in hex.
+ */
+static void rule_name(__u32 rule, char *buf, size_t len)
+{
+	static const char *const origins[] = EGRESSD_RULE_ORIGIN_NAMES;
+	__u32 o = rule >> EGRESSD_RULE_ORIGIN_SHIFT;
+
+	if (o < sizeof(origins) / sizeof(origins[0]))
+		snprintf(buf, len, "%s[%u]", origins[o],
+			 rule & EGRESSD_RULE_INDEX_MASK);
+	else
+		snprintf(buf, len, "0x%08x", rule);
+}
+
 static int map_open(struct ctl *ctl, const char *name, __u32 key_size,
 		    __u32 value_size)
 {
@@ -401,7 +417,7 @@ out_map:
 /* maps dump NAME: every entry of a learned or static set. */
 int ctl_maps_dump(struct ctl *ctl, int argc, char **argv)
 {
-	char a[INET6_ADDRSTRLEN], pfx[INET6_ADDRSTRLEN + 16];
+	char a[INET6_ADDRSTRLEN], pfx[INET6_ADDRSTRLEN + 16], rname[40];
 	union {
 		struct egressd_lpm4_key k4;
 		struct egressd_lpm6_key k6;
@@ -475,14 +491,16 @@ int ctl_maps_dump(struct ctl *ctl, int argc, char **argv)
 			 plen >= EGRESSD_LPM_SLOT_BITS ?
 				 plen - EGRESSD_LPM_SLOT_BITS :
 				 0);
+		rule_name(val.rule, rname, sizeof(rname));
 		if (ctl->json)
 			json_array_append_new(
-				arr, json_pack("{s:s, s:i, s:b, s:I}", "prefix",
-					       pfx, "slot", slot, "active",
-					       slot == cfg.active, "rule",
-					       (json_int_t)val.rule));
+				arr, json_pack("{s:s, s:i, s:b, s:I, s:s}",
+					       "prefix", pfx, "slot", slot,
+					       "active", slot == cfg.active,
+					       "rule", (json_int_t)val.rule,
+					       "ruleName", rname));
 		else
-			printf("  %-44s rule %-6u slot %u%s\n", pfx, val.rule,
+			printf("  %-44s rule %-16s slot %u%s\n", pfx, rname,
 			       slot, slot == cfg.active ? " (active)" : "");
 	}
 	close(fd);

@@ -8,9 +8,9 @@
  * hidden, because the agent is spread over a few files along their own
  * seams (agent.c: start-up, apply, coverage; layers.c: bring-up and
  * fallback of each layer; sources.c: policy file and always-rules;
- * project.c: the nftables and BPF views of the policy; answer.c: DNS
- * learning; status.c: /status and /metrics) and tests/check_agent.c
- * builds one by hand. Nothing outside those files reaches into it.
+ * project.c: the nftables and BPF views of the compiled policy;
+ * answer.c: DNS learning; status.c: /status and /metrics) and
+ * tests/check_agent.c builds one by hand. Nothing outside those files reaches into it.
  */
 #ifndef __EGRESSD_AGENT_H
 #define __EGRESSD_AGENT_H
@@ -40,6 +40,8 @@ struct liveness;
 struct loop;
 struct loop_timer;
 struct nflog;
+struct nflog_packet;
+struct policy_compiled;
 struct webhook;
 
 /* Layer states; each _name() is the word /status and the start line use. */
@@ -78,13 +80,6 @@ const char *agent_dns_redirect_name(enum agent_dns_redirect r);
 /* egressd_policy_apply_seconds buckets (upper bounds, seconds). */
 #define AGENT_APPLY_BUCKETS 8
 extern const double agent_apply_bounds[AGENT_APPLY_BUCKETS];
-
-struct agent_addr_list {
-	struct policy_addr *v;
-	size_t n, cap;
-};
-
-int agent_addr_push(struct agent_addr_list *l, const struct policy_addr *addr);
 
 struct agent_always_file {
 	const char *name;
@@ -128,7 +123,9 @@ struct agent {
 	struct policy *policy;
 	const char *policy_source; /* "file", "env", "default", "api" */
 	struct agent_always_file always[2]; /* [0] deny.always, [1] allow */
-	struct policy_matcher *matcher;
+	/* The policy in force in every layer (rollback writes it back),
+	 * and its generation. */
+	struct policy_compiled *compiled;
 	uint64_t generation;
 	struct loop_timer *always_timer;
 	struct loop_timer *gc_timer;
@@ -158,9 +155,6 @@ struct agent {
 	struct agent_coverage cov;
 	struct loop_timer *bpf_timer;
 	struct loop_timer *fold_timer; /* bpfsync_fold_drain() */
-	struct agent_addr_list doh_all;	  /* built-in DoH addresses + blocklist */
-	struct agent_addr_list doh;	  /* OPENSANDBOX_EGRESS_DOH_BLOCKLIST */
-	struct agent_addr_list upstreams; /* cfg upstreams as addresses */
 	int sigfd;
 	struct api *api;
 	struct liveness *live; /* holds this netns's egressd name */
@@ -254,11 +248,22 @@ int agent_reload(struct agent *a, const char *trigger);
 
 /* ---- project.c: the nftables and BPF views of the policy ------------ */
 
-int agent_addr_lists_prepare(struct agent *a, char *err, size_t errlen);
-int agent_nft_apply(struct agent *a, const struct policy_matcher *m,
+int agent_nft_apply(struct agent *a, const struct policy_compiled *pc,
 		    char *err, size_t errlen);
-int agent_bpf_apply(struct agent *a, uint64_t generation, char *err,
-		    size_t errlen);
+int agent_bpf_apply(struct agent *a, const struct policy_compiled *pc,
+		    uint64_t generation, char *err, size_t errlen);
+/*
+ * The name of the rule that decided a violation of this reason (only
+ * deny_rule and doh name one) into buf: rule (an id, shared.h) as a layer
+ * reported it, or with EGRESSD_RULE_NONE the rule of a->compiled that
+ * puts dst (family AF_INET or AF_INET6) in the set the reason names.
+ * false when no rule is known to have decided.
+ */
+bool agent_rule_name(const struct agent *a, int reason, int family,
+		     const void *dst, uint32_t rule, char *buf, size_t len);
+/* nflog's rule hook (nflog.h): agent_rule_name() by address. */
+bool agent_nflog_rule(void *arg, const struct nflog_packet *pk, char *buf,
+		      size_t len);
 
 /* ---- layers.c: bring-up and fallback of each kernel layer ------------ */
 

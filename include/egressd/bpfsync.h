@@ -39,7 +39,7 @@ enum bpfsync_set {
 struct bpfsync_prefix {
 	uint8_t family; /* 4 or 6 */
 	uint8_t prefixlen; /* 0..32 or 0..128 */
-	uint32_t rule; /* rule index reported in events */
+	uint32_t rule; /* rule id (EGRESSD_RULE_*), reported in events */
 	uint8_t addr[16];
 };
 
@@ -129,7 +129,8 @@ int bpfsync_agent_socks_pinned(const char *pin_dir);
 
 /*
  * Replace all static sets: write them into the inactive slot, switch the
- * slot, then remove the old slot's entries. On error the active policy is
+ * slot, then remove the old slot's entries. Of equal prefixes in one set
+ * the first keeps its rule id. On error the active policy is
  * untouched. 0, -E2BIG (a set exceeds EGRESSD_MAX_PREFIXES), -EINVAL or
  * -errno.
  */

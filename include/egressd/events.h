@@ -43,6 +43,15 @@ void events_packet_violation(enum events_reason reason, int family,
 			     const void *dst, uint16_t dport,
 			     const char *domain, const char *action,
 			     uint64_t packets);
+/*
+ * The same, naming the rule that decided ("egress[3]", compiled.h's
+ * policy_compiled_rule_name()) in member "rule"; NULL: no such member.
+ */
+void events_packet_violation_rule(enum events_reason reason, int family,
+				  int proto, const void *src, uint16_t sport,
+				  const void *dst, uint16_t dport,
+				  const char *domain, const char *rule,
+				  const char *action, uint64_t packets);
 
 /*
  * Called for every DNS report that refused a name (action "nxdomain"),

@@ -10,6 +10,7 @@
 #ifndef __EGRESSD_NFLOG_H
 #define __EGRESSD_NFLOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,6 +56,16 @@ size_t nflog_parse_batch(const void *buf, size_t len,
  */
 int nflog_open(struct nflog **out, struct loop *loop, uint16_t group,
 	       const struct nftsync *ns, char *err, size_t errlen);
+/*
+ * nftables logs a drop's reason, not the rule that decided it: fn (NULL
+ * unsets) names it for the violation line, writing the name into buf and
+ * returning true, or returning false when no rule did (the agent asks the
+ * compiled policy by address, compiled.h).
+ */
+typedef bool (*nflog_rule_fn)(void *arg, const struct nflog_packet *pk,
+			      char *buf, size_t len);
+void nflog_set_rule_hook(struct nflog *nl, nflog_rule_fn fn, void *arg);
+
 /* Unregister, unbind and free (NULL is fine). */
 void nflog_close(struct nflog *nl);
 

@@ -94,7 +94,30 @@
 #define EGRESSD_ACTION_DROP 1
 #define EGRESSD_ACTION_OBSERVE 2
 
-/* struct egressd_event.rule when no rule index applies (dot, default) */
+/*
+ * Rule ids: struct egressd_rule_val.rule and struct egressd_event.rule name
+ * the rule of the compiled policy (agent/compiled.c) that put a prefix in
+ * a set. The high byte is where the rule comes from, the low 24 bits its
+ * 0-based index there; a user rule's id is its index, so egress[i] is i.
+ * The program only copies the id of the deny or DoH entry it matched into
+ * the event; the agent names it ("egress[3]", docs/logs.md).
+ */
+#define EGRESSD_RULE_ORIGIN_SHIFT 24
+#define EGRESSD_RULE_INDEX_MASK 0xffffffU
+#define EGRESSD_RULE_USER 0 /* egress[i] of the user policy */
+#define EGRESSD_RULE_DENY_ALWAYS 1 /* deny.always[i] */
+#define EGRESSD_RULE_ALLOW_ALWAYS 2 /* allow.always[i] */
+#define EGRESSD_RULE_DOH_BUILTIN 3 /* built-in DoH provider address i */
+#define EGRESSD_RULE_DOH_BLOCKLIST 4 /* OPENSANDBOX_EGRESS_DOH_BLOCKLIST[i] */
+/* Their names on log lines and in egressctl: "egress[3]", indexed by
+ * origin (userspace only; docs/logs.md, "rule"). */
+#define EGRESSD_RULE_ORIGIN_NAMES                                        \
+	{ "egress", "deny.always", "allow.always", "doh.builtin",        \
+	  "doh.blocklist" }
+#define EGRESSD_RULE_ID(origin, i)                                   \
+	(((__u32)(origin) << EGRESSD_RULE_ORIGIN_SHIFT) |            \
+	 ((__u32)(i) & EGRESSD_RULE_INDEX_MASK))
+/* struct egressd_event.rule when no rule decided (dot, default, ...) */
 #define EGRESSD_RULE_NONE 0xffffffffU
 
 /* struct egressd_event.flags */
@@ -164,7 +187,7 @@ struct egressd_lpm6_key {
 
 /* Value of every static LPM set. */
 struct egressd_rule_val {
-	__u32 rule; /* index in the compiled policy (egress[i] or always) */
+	__u32 rule; /* rule id (EGRESSD_RULE_*) of the rule it came from */
 	__u32 flags; /* reserved for the policy compiler, 0 today */
 };
 
@@ -267,7 +290,8 @@ struct egressd_event {
 	__u8 proto; /* IPPROTO_* (after IPv6 extension headers) */
 	__u8 reason; /* EGRESSD_REASON_* */
 	__u8 action; /* EGRESSD_ACTION_* */
-	__u32 rule; /* matching rule index (deny_rule, dot, doh) */
+	__u32 rule; /* rule id of the deny or DoH entry (deny_rule, doh),
+		     * else EGRESSD_RULE_NONE */
 	__u32 domain_id; /* learned entry's domain id (expired), or 0 */
 	__u32 flags; /* EGRESSD_EV_* */
 	__u8 pad[4];

@@ -108,6 +108,11 @@ struct tcase {
 };
 
 #define R_NONE EGRESSD_RULE_NONE
+/* Rule ids of the fixture's entries that events report (shared.h): user
+ * rules are their index, the others carry their origin in the high byte. */
+#define R_DENY_ALWAYS_1 EGRESSD_RULE_ID(EGRESSD_RULE_DENY_ALWAYS, 1)
+#define R_DOH_BUILTIN_6 EGRESSD_RULE_ID(EGRESSD_RULE_DOH_BUILTIN, 6)
+#define R_DOH_BLOCKLIST_0 EGRESSD_RULE_ID(EGRESSD_RULE_DOH_BLOCKLIST, 0)
 
 /* One case per block reads better than one field a line. */
 /* clang-format off */
@@ -142,7 +147,7 @@ static const struct tcase cases[] = {
 	  .proto = IPPROTO_TCP, .dport = 80, .cfg = CFG_DENY,
 	  .retval = EGRESS_DROP, .counter = EGRESSD_REASON_DENY_RULE,
 	  .reason = EGRESSD_REASON_DENY_RULE, .action = EGRESSD_ACTION_DROP,
-	  .rule = 4 },
+	  .rule = R_DENY_ALWAYS_1 },
 	{ .desc = "deny beats learned v4", .family = 4, .dst = "203.0.113.50",
 	  .proto = IPPROTO_UDP, .dport = 53, .cfg = CFG_DENY,
 	  .retval = EGRESS_DROP, .counter = EGRESSD_REASON_DENY_RULE,
@@ -171,12 +176,12 @@ static const struct tcase cases[] = {
 	  .proto = IPPROTO_TCP, .dport = 443, .cfg = CFG_ALLOW,
 	  .retval = EGRESS_DROP, .counter = EGRESSD_REASON_DOH,
 	  .reason = EGRESSD_REASON_DOH, .action = EGRESSD_ACTION_DROP,
-	  .rule = 6 },
+	  .rule = R_DOH_BUILTIN_6 },
 	{ .desc = "DoH udp v6", .family = 6, .dst = "2606:4700:4700::1111",
 	  .proto = IPPROTO_UDP, .dport = 443, .cfg = CFG_ALLOW,
 	  .retval = EGRESS_DROP, .counter = EGRESSD_REASON_DOH,
 	  .reason = EGRESSD_REASON_DOH, .action = EGRESSD_ACTION_DROP,
-	  .rule = 8 },
+	  .rule = R_DOH_BLOCKLIST_0 },
 	{ .desc = "DoH set on port 80 is not DoH", .family = 4,
 	  .dst = "1.1.1.1", .proto = IPPROTO_TCP, .dport = 80, .cfg = CFG_ALLOW,
 	  .retval = EGRESS_ALLOW, .counter = EGRESSD_CNT_ALLOWED,
@@ -596,11 +601,13 @@ static int fill_policy(void)
 	err |= put_lpm(skel->maps.allow_v4, 4, 0, "93.184.216.0", 24, 1);
 	err |= put_lpm(skel->maps.allow_v6, 6, 0, "2001:db8:1::", 48, 2);
 	err |= put_lpm(skel->maps.deny_v4, 4, 0, "203.0.113.0", 24, 3);
-	err |= put_lpm(skel->maps.deny_v4, 4, 0, "93.184.216.66", 32, 4);
+	err |= put_lpm(skel->maps.deny_v4, 4, 0, "93.184.216.66", 32,
+		       R_DENY_ALWAYS_1);
 	err |= put_lpm(skel->maps.deny_v6, 6, 0, "2001:db8:dead::", 48, 5);
-	err |= put_lpm(skel->maps.doh_v4, 4, 0, "1.1.1.1", 32, 6);
+	err |= put_lpm(skel->maps.doh_v4, 4, 0, "1.1.1.1", 32, R_DOH_BUILTIN_6);
 	err |= put_lpm(skel->maps.doh_v4, 4, 0, "8.8.8.8", 32, 7);
-	err |= put_lpm(skel->maps.doh_v6, 6, 0, "2606:4700:4700::1111", 128, 8);
+	err |= put_lpm(skel->maps.doh_v6, 6, 0, "2606:4700:4700::1111", 128,
+		       R_DOH_BLOCKLIST_0);
 	err |= put_lpm(skel->maps.doh_allow_v4, 4, 0, "8.8.8.8", 32, 9);
 	err |= put_lpm(skel->maps.allow_v4, 4, 0, "8.8.8.8", 32, 10);
 	err |= put_lpm(skel->maps.allow_v4, 4, 1, "10.9.9.0", 24, 100);

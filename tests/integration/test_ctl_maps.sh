@@ -69,9 +69,12 @@ fi
 assert_ctl "maps dump allow_v4" 0 maps dump allow_v4
 assert_contains "dump allow_v4: the CIDR as written" "$CTL_OUT" "10.200.7.0/24"
 assert_contains "dump allow_v4: in the active slot" "$CTL_OUT" "(active)"
+assert_contains "dump allow_v4: the rule, egress[1]" "$CTL_OUT" "rule egress[1] "
 assert_ctl "maps dump deny_v4 --json" 0 -j maps dump deny_v4
 assert_eq "dump deny_v4 --json: the /32" "10.200.$X.66/32" \
 	"$(json_eval "$CTL_OUT" '[e["prefix"] for e in o if e["active"]][0]')"
+assert_eq "dump deny_v4 --json: its rule, egress[2]" "2 egress[2]" \
+	"$(json_eval "$CTL_OUT" '" ".join(str(e[k]) for e in o if e["active"] for k in ("rule", "ruleName"))')"
 assert_ctl "maps dump learned_v4" 0 maps d learned_v4
 assert_contains "dump learned_v4 lists $WEB4" "$CTL_OUT" "$WEB4"
 assert_ctl "maps dump of an unknown map" 2 maps dump nosuchmap
