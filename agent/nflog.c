@@ -24,6 +24,7 @@
 #include <libmnl/libmnl.h>
 
 #include "egressd/nflog.h"
+#include "egressd/learned.h"
 #include "egressd/nftsync.h"
 #include "egressd/reason.h"
 
@@ -41,7 +42,7 @@
 struct nflog {
 	struct mnl_socket *sock;
 	struct loop *loop;
-	const struct nftsync *ns;
+	const struct learned *learned;
 	uint16_t group;
 	uint64_t packets, lost;
 	char buf[65536];
@@ -212,8 +213,8 @@ static void report(const struct nflog_packet *pk, void *arg)
 	struct nflog *nl = arg;
 	const char *domain = NULL;
 
-	if (nl->ns)
-		domain = nftsync_learned_domain(nl->ns, pk->family, pk->dst);
+	if (nl->learned)
+		domain = learned_domain_of(nl->learned, pk->family, pk->dst);
 	nl->packets++;
 	events_packet_violation(pk->reason, pk->family == AF_INET ? 4 : 6,
 				pk->proto, pk->src, pk->sport, pk->dst,
@@ -286,7 +287,7 @@ static int config(struct nflog *nl, uint8_t cmd, bool set_mode)
 }
 
 int nflog_open(struct nflog **out, struct loop *loop, uint16_t group,
-	       const struct nftsync *ns, char *err, size_t errlen)
+	       const struct learned *learned, char *err, size_t errlen)
 {
 	struct nflog *nl = NULL;
 	int ret, fd, v = NFLOG_RCVBUF;
@@ -298,7 +299,7 @@ int nflog_open(struct nflog **out, struct loop *loop, uint16_t group,
 		return -ENOMEM;
 	}
 	nl->loop = loop;
-	nl->ns = ns;
+	nl->learned = learned;
 	nl->group = group;
 	nl->sock = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
 	if (!nl->sock) {

@@ -14,6 +14,7 @@
 #include "egressd/agent.h"
 #include "egressd/bpfsync.h"
 #include "egressd/doh.h"
+#include "egressd/learned.h"
 #include "egressd/log.h"
 #include "egressd/loop.h"
 #include "egressd/util.h"
@@ -130,34 +131,17 @@ static int nft_config_fill(struct agent *a, struct nftsync_config *c,
 	return 0;
 }
 
-/* Learned addresses stay while the new policy still allows their name. */
-static bool keep_learned(const char *domain, void *arg)
+/*
+ * Program nftables for the current policy, removing the learned addresses
+ * of forget[] in the same batch (agent_learned_revoked()); 0 or -errno.
+ * When the learned sets were emptied or replaced, the next answers write
+ * every address again.
+ */
+int agent_nft_apply(struct agent *a, const struct policy_addr *forget,
+		    size_t n_forget, char *err, size_t errlen)
 {
-	const struct policy_matcher *m = arg;
-	struct policy_match pm;
-
-	policy_matcher_lookup(m, domain, strlen(domain), &pm);
-	return pm.action == POLICY_ALLOW;
-}
-
-/* A learned address whose name is no longer allowed leaves BPF too. */
-static void revoked_learned(const struct policy_addr *addr, void *arg)
-{
-	struct agent *a = arg;
-
-	if (a->bpf)
-		a->bpf_ops->forget(a->bpf, addr->family == AF_INET6 ? 6 : 4,
-				   addr->addr);
-}
-
-/* Program nftables for the current policy with matcher m; 0 or -errno. */
-int agent_nft_apply(struct agent *a, const struct policy_matcher *m,
-		     char *err, size_t errlen)
-{
-	struct nftsync_update upd = { .keep = keep_learned,
-				      .keep_arg = (void *)m,
-				      .revoked = revoked_learned,
-				      .revoked_arg = a };
+	struct nftsync_update upd = { .forget = forget,
+				      .n_forget = n_forget };
 	struct nftsync_config c;
 	struct nft_lists l;
 	int ret;
@@ -170,6 +154,8 @@ int agent_nft_apply(struct agent *a, const struct policy_matcher *m,
 	upd.now_ms = loop_clock_ms();
 	ret = nftsync_apply(a->nft, &c, &upd, err, errlen);
 	nft_lists_free(&l);
+	if (!ret && nftsync_learned_reset(a->nft))
+		learned_mark_stale(a->learned);
 	return ret;
 }
 
