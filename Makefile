@@ -93,12 +93,12 @@ endif
 # The nftables layer (agent/nft*.c) for the unit tests and fuzzers that link
 # it, with doh.c, whose provider addresses it blocks.
 NFTSYNC_MODULES := nftsync nftruleset nftnetdev nftset nftrule nftbatch doh
-AGENT_MODULES := log loop config policy compiled dnswire doh dnsguard selfsock dnsproxy dnsupstream dnstcp dnsdecide events cgroup cgwatch coverage netns nftsync nftruleset nftnetdev nftset nftrule nftbatch nflog bpfsync api webhook liveness attached \
+AGENT_MODULES := log loop config policy compiled dnswire doh dnsguard selfsock dnsproxy dnsupstream dnstcp dnsdecide events cgroup cgwatch coverage netns learned nftsync nftruleset nftnetdev nftset nftrule nftbatch nflog bpfsync api webhook liveness attached \
 	agent sources project layers answer persist status
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
 # Unit tests: tests/check_<module>.c linked with the objects it needs.
-UNIT_TESTS := policy compiled dnswire dnsguard doh config loop netns dnsproxy nftsync events api webhook log attached selfsock cgwatch nflog agent
+UNIT_TESTS := policy compiled dnswire dnsguard doh config loop netns dnsproxy learned nftsync events api webhook log attached selfsock cgwatch nflog agent
 check_policy_OBJS := policy log
 check_compiled_OBJS := compiled policy $(NFTSYNC_MODULES) log
 check_dnswire_OBJS := dnswire
@@ -109,6 +109,7 @@ check_netns_OBJS := netns
 check_doh_OBJS := doh policy log
 check_dnsproxy_OBJS := dnsproxy dnsupstream dnstcp dnsdecide dnsguard dnswire doh policy loop events log config selfsock
 check_nftsync_OBJS := $(NFTSYNC_MODULES) log
+check_learned_OBJS := learned
 check_events_OBJS := events log dnswire loop
 check_api_OBJS := api policy log loop config selfsock
 check_webhook_OBJS := webhook log loop selfsock
@@ -118,7 +119,7 @@ check_log_OBJS := log loop
 check_attached_OBJS := attached log netns
 check_selfsock_OBJS := selfsock log
 check_cgwatch_OBJS := cgwatch loop
-check_nflog_OBJS := nflog $(NFTSYNC_MODULES) events log dnswire loop
+check_nflog_OBJS := nflog $(NFTSYNC_MODULES) learned events log dnswire loop
 # check_agent: the whole agent, with stub BPF ops and a fake nft talker.
 check_agent_OBJS := $(AGENT_MODULES)
 UNIT_BINS := $(patsubst %,$(OUTPUT)/tests/check_%,$(UNIT_TESTS))
@@ -278,7 +279,7 @@ FUZZ_AGENT_SRCS := agent/policy.c agent/log.c agent/loop.c
 fuzz_dnswire_SRCS := tests/fuzz/fuzz_dnswire.c agent/dnswire.c
 fuzz_policy_SRCS := tests/fuzz/fuzz_policy.c $(FUZZ_AGENT_SRCS)
 fuzz_always_SRCS := tests/fuzz/fuzz_always.c $(FUZZ_AGENT_SRCS)
-fuzz_nflog_SRCS := tests/fuzz/fuzz_nflog.c agent/nflog.c \
+fuzz_nflog_SRCS := tests/fuzz/fuzz_nflog.c agent/nflog.c agent/learned.c \
 	$(patsubst %,agent/%.c,$(NFTSYNC_MODULES)) \
 	agent/events.c agent/dnswire.c $(FUZZ_AGENT_SRCS)
 fuzz_http_SRCS := tests/fuzz/fuzz_http.c agent/api.c agent/config.c agent/selfsock.c \

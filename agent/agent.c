@@ -24,6 +24,7 @@
 #include "egressd/compiled.h"
 #include "egressd/dnsproxy.h"
 #include "egressd/events.h"
+#include "egressd/learned.h"
 #include "egressd/liveness.h"
 #include "egressd/log.h"
 #include "egressd/loop.h"
@@ -133,6 +134,8 @@ int agent_apply_policy(struct agent *a, const char *why, char *err,
 {
 	uint64_t t0 = util_clock_us();
 	struct policy_compiled *pc;
+	struct policy_addr *rv = NULL;
+	size_t nrv = 0;
 	int ret;
 
 	ret = policy_compiled_new(&pc, a->policy, a->always[0].rules,
@@ -145,21 +148,27 @@ int agent_apply_policy(struct agent *a, const char *why, char *err,
 	}
 	if (!a->compiled)
 		warn_ignored(pc);
+	/* Learned addresses of names the new policy no longer allows. */
+	ret = agent_learned_revoked(a, policy_compiled_matcher(pc), &rv, &nrv);
+	if (ret)
+		snprintf(err, errlen, "out of memory");
 	/* BPF first: its only failures (full maps, no memory) leave the
 	 * active slot untouched, so nothing needs undoing when it fails. */
-	ret = 0;
-	if (a->bpf)
+	if (!ret && a->bpf)
 		ret = agent_bpf_apply(a, pc, a->generation + 1, err, errlen);
 	if (!ret && a->nft && a->nft_state == AGENT_NFT_ON)
-		ret = agent_nft_apply(a, pc, err, errlen);
+		ret = agent_nft_apply(a, pc, rv, nrv, err, errlen);
 	if (ret) {
 		log_emit(LOG_LVL_ERROR, "policy",
 			 json_pack("{s:s, s:s, s:s}", "result", "failed",
 				   "trigger", why, "error", err));
 		policy_compiled_free(pc);
+		free(rv);
 		a->applies_failed++;
 		return ret;
 	}
+	agent_learned_revoke(a, rv, nrv);
+	free(rv);
 	if (a->proxy) {
 		dnsproxy_set_matcher(a->proxy, policy_compiled_matcher(pc));
 		dnsproxy_set_addr_rules(a->proxy, a->policy,
@@ -324,7 +333,8 @@ void agent_coverage_lost(struct agent *a, const char *what)
 		  a->cov.rest);
 	if (a->nft_state == AGENT_NFT_ON)
 		a->nft_why[0] = '\0';
-	if (agent_nft_up(a) && agent_nft_apply(a, a->compiled, err, sizeof(err)))
+	if (agent_nft_up(a) &&
+	    agent_nft_apply(a, a->compiled, NULL, 0, err, sizeof(err)))
 		log_errorx("nftables cannot take over the processes outside the BPF attach cgroup: %s",
 			   err);
 }
@@ -466,7 +476,8 @@ static void exempt_withdraw(void *arg, long pid, const char *what)
 		  a->cov.state == COVERAGE_NAMESPACE ?
 			  "BPF exempts egressd's own sockets only, so the intruder gets nothing" :
 			  "the intruder's packets are judged like the workload's, and so are egressd's own new upstream flows and webhook calls (DNS answers SERVFAIL once its open upstream flows expire)");
-	if (agent_nft_up(a) && agent_nft_apply(a, a->compiled, err, sizeof(err)))
+	if (agent_nft_up(a) &&
+	    agent_nft_apply(a, a->compiled, NULL, 0, err, sizeof(err)))
 		log_errorx("nftables cannot withdraw the agent exemption: %s",
 			   err);
 }
@@ -560,8 +571,10 @@ int agent_alloc(struct agent **out, const struct egressd_config *cfg)
 	struct agent *a = calloc(1, sizeof(*a));
 
 	*out = NULL;
-	if (!a)
+	if (!a || learned_new(&a->learned, cfg->learn_max, NULL, 0)) {
+		free(a);
 		return -ENOMEM;
+	}
 	a->cfg = cfg;
 	a->sigfd = -1;
 	a->early_socks_fd = -1;
@@ -807,6 +820,11 @@ int agent_new(struct agent **out, const struct egressd_config *cfg,
 	ret = dnsproxy_new(a->loop, cfg, &a->proxy, err, errlen);
 	if (ret)
 		goto fail;
+	ret = agent_learned_start(a);
+	if (ret) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	dnsproxy_set_answer_hook(a->proxy, agent_answer_hook, a);
 	dnsproxy_set_block_doh_names(a->proxy, true);
 	dnsproxy_set_aaaa_nodata(a->proxy, cfg->ipv6 == EGRESSD_IPV6_DENY);
@@ -889,6 +907,7 @@ void agent_free(struct agent *a)
 	coverage_free(a->cov.scan);
 	loop_timer_free(a->fold_timer);
 	loop_timer_free(a->gc_timer);
+	learned_free(a->learned);
 	loop_timer_free(a->frames_timer);
 	policy_compiled_free(a->compiled);
 	policy_free(a->policy);

@@ -109,6 +109,14 @@ struct bpfsync {
 	int exp_family;
 	bool exp_have_key;
 	__u8 exp_key[16];
+	/* learned entries: the sweep's grace, reclaim of a full map, and
+	 * who is told about entries the sweep extends */
+	uint64_t exp_grace_ns;
+	uint64_t reclaim_ns[2];
+	struct bpfsync_learned_stats lstats;
+	void (*extended)(void *arg, int family, const void *addr,
+			 uint64_t until_ns);
+	void *extended_arg;
 	char pin_dir[PIN_DIR_MAX];
 };
 
@@ -497,7 +505,8 @@ static int write_cfg(struct bpfsync *bs, const struct egressd_bpf_cfg *cfg)
 	return 0;
 }
 
-int bpfsync_open(struct bpfsync **out, const char *pin_dir)
+int bpfsync_open(struct bpfsync **out, const char *pin_dir,
+		 size_t learned_max)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts);
 	struct egressd_bpf_cfg cfg;
@@ -558,6 +567,17 @@ int bpfsync_open(struct bpfsync **out, const char *pin_dir)
 	if (!bs->skel) {
 		err = -errno;
 		log_warnx("bpf open failed: %s", strerror(-err));
+		goto out_free;
+	}
+	/* Before check_pins(): a pin of another size is replaced. */
+	if (learned_max &&
+	    (bpf_map__set_max_entries(bs->skel->maps.learned_v4,
+				      learned_max) ||
+	     bpf_map__set_max_entries(bs->skel->maps.learned_v6,
+				      learned_max))) {
+		err = -EINVAL;
+		log_warnx("bpf: cannot size the learned maps to %zu",
+			  learned_max);
 		goto out_free;
 	}
 	bs->skel->rodata->skb_netns_cookie = probe_skb_netns_cookie();
@@ -1105,12 +1125,63 @@ static struct bpf_map *learned_map(struct bpfsync *bs, int family, size_t *ksz)
 	return family == 4 ? bs->skel->maps.learned_v4 : NULL;
 }
 
+/* Sweep's verdict on a learned entry: 1 delete, 0 keep, -1 extend. */
+static int learned_verdict(struct egressd_learned_val *v, uint64_t now,
+			   uint64_t grace)
+{
+	if (v->last_seen_ns + grace > now &&
+	    v->expires_ns < v->last_seen_ns + grace) {
+		v->expires_ns = v->last_seen_ns + grace;
+		return -1;
+	}
+	return now >= v->expires_ns;
+}
+
+#define RECLAIM_EVERY_NS 1000000000ULL
+
+/*
+ * The map of family is full: delete its expired, idle entries (as the
+ * sweep would) in one pass, at most once a second. Keys are collected
+ * first: deleting under bpf_map_get_next_key() restarts the walk.
+ * Returns the number deleted.
+ */
+static int reclaim_map(struct bpfsync *bs, int family, uint64_t now)
+{
+	struct egressd_learned_val v;
+	size_t ksz, cap, n = 0, i;
+	struct bpf_map *map = learned_map(bs, family, &ksz);
+	int fd = bpf_map__fd(map), deleted = 0;
+	__u8 key[16], *keys;
+	bool have = false;
+
+	if (now < bs->reclaim_ns[family == 6] + RECLAIM_EVERY_NS)
+		return 0;
+	bs->reclaim_ns[family == 6] = now;
+	cap = bpf_map__max_entries(map);
+	keys = malloc(cap * ksz);
+	if (!keys)
+		return -ENOMEM;
+	while (n < cap && !bpf_map_get_next_key(fd, have ? key : NULL, key)) {
+		have = true;
+		if (!bpf_map_lookup_elem(fd, key, &v) &&
+		    learned_verdict(&v, now, bs->exp_grace_ns) == 1)
+			memcpy(keys + n++ * ksz, key, ksz);
+	}
+	for (i = 0; i < n; i++)
+		if (!bpf_map_delete_elem(fd, keys + i * ksz))
+			deleted++;
+	free(keys);
+	bs->lstats.reclaimed += deleted;
+	return deleted;
+}
+
 int bpfsync_learn(struct bpfsync *bs, int family, const void *addr,
-		  uint64_t expires_ns, uint32_t domain_id, uint32_t generation)
+		  uint64_t expires_ns, uint32_t generation)
 {
 	struct egressd_learned_val val = {}, old;
 	struct bpf_map *map;
 	size_t ksz;
+	int ret;
 
 	map = learned_map(bs, family, &ksz);
 	if (!map)
@@ -1121,11 +1192,31 @@ int bpfsync_learn(struct bpfsync *bs, int family, const void *addr,
 			expires_ns = old.expires_ns;
 	}
 	val.expires_ns = expires_ns;
-	val.domain_id = domain_id;
 	val.generation = generation;
-	if (bpf_map__update_elem(map, addr, ksz, &val, sizeof(val), BPF_ANY))
-		return -errno;
-	return 0;
+	if (!bpf_map__update_elem(map, addr, ksz, &val, sizeof(val), BPF_ANY))
+		return 0;
+	ret = -errno;
+	if (ret == -E2BIG && reclaim_map(bs, family, bpfsync_now_ns()) > 0 &&
+	    !bpf_map__update_elem(map, addr, ksz, &val, sizeof(val), BPF_ANY))
+		return 0;
+	if (ret == -E2BIG)
+		bs->lstats.full++;
+	return ret;
+}
+
+void bpfsync_get_learned_stats(const struct bpfsync *bs,
+			       struct bpfsync_learned_stats *out)
+{
+	*out = bs->lstats;
+}
+
+void bpfsync_set_extended_hook(struct bpfsync *bs,
+			       void (*fn)(void *arg, int family,
+					  const void *addr, uint64_t until_ns),
+			       void *arg)
+{
+	bs->extended = fn;
+	bs->extended_arg = arg;
 }
 
 int bpfsync_forget(struct bpfsync *bs, int family, const void *addr)
@@ -1148,7 +1239,7 @@ static int expire_map(struct bpfsync *bs, int family, uint64_t now,
 	struct egressd_learned_val v;
 	struct bpf_map *map;
 	__u8 next[16];
-	int fd, deleted = 0;
+	int fd, deleted = 0, verdict;
 	size_t ksz;
 
 	map = learned_map(bs, family, &ksz);
@@ -1165,11 +1256,13 @@ static int expire_map(struct bpfsync *bs, int family, uint64_t now,
 		(*budget)--;
 		if (bpf_map_lookup_elem(fd, next, &v))
 			goto keep;
-		if (v.last_seen_ns + grace > now &&
-		    v.expires_ns < v.last_seen_ns + grace) {
-			v.expires_ns = v.last_seen_ns + grace;
-			bpf_map_update_elem(fd, next, &v, BPF_EXIST);
-		} else if (now >= v.expires_ns) {
+		verdict = learned_verdict(&v, now, grace);
+		if (verdict < 0) {
+			if (!bpf_map_update_elem(fd, next, &v, BPF_EXIST) &&
+			    bs->extended)
+				bs->extended(bs->extended_arg, family, next,
+					     v.expires_ns);
+		} else if (verdict) {
 			/* cursor stays on the previous key kept */
 			if (!bpf_map_delete_elem(fd, next))
 				deleted++;
@@ -1189,6 +1282,7 @@ int bpfsync_expire(struct bpfsync *bs, uint64_t now_ns, uint64_t grace_ns,
 	int n, total = 0;
 
 	*pass_done = false;
+	bs->exp_grace_ns = grace_ns;
 	while (budget) {
 		wrapped = false;
 		n = expire_map(bs, bs->exp_family ? 6 : 4, now_ns, grace_ns,

@@ -45,6 +45,7 @@ enum opt_id {
 	OPT_LEARN_TTL_MIN,
 	OPT_LEARN_TTL_MAX,
 	OPT_LEARN_GRACE,
+	OPT_LEARN_MAX,
 	OPT_BLOCK_PRIVATE_ANSWERS,
 	OPT_ALLOW_HOST_NETWORK,
 	OPT_BLOCK_DOH_443,
@@ -108,6 +109,9 @@ static const struct opt_def opt_defs[OPT_MAX] = {
 				"OPENSANDBOX_EGRESS_LEARN_TTL_MAX", "300" },
 	[OPT_LEARN_GRACE] = { "learn-grace", "OPENSANDBOX_EGRESS_LEARN_GRACE",
 			      "30" },
+	/* keep in sync with EGRESSD_MAX_LEARNED (shared.h) */
+	[OPT_LEARN_MAX] = { "learn-max", "OPENSANDBOX_EGRESS_LEARN_MAX",
+			    "32768" },
 	[OPT_BLOCK_PRIVATE_ANSWERS] = {
 		"block-private-answers",
 		"OPENSANDBOX_EGRESS_BLOCK_PRIVATE_ANSWERS", "0" },
@@ -155,6 +159,7 @@ static const char usage_text[] =
 	"  --learn-ttl-min S           OPENSANDBOX_EGRESS_LEARN_TTL_MIN [60]\n"
 	"  --learn-ttl-max S           OPENSANDBOX_EGRESS_LEARN_TTL_MAX [300]\n"
 	"  --learn-grace S             OPENSANDBOX_EGRESS_LEARN_GRACE [30]\n"
+	"  --learn-max N               OPENSANDBOX_EGRESS_LEARN_MAX: learned addresses per family [32768]\n"
 	"  --block-private-answers B   OPENSANDBOX_EGRESS_BLOCK_PRIVATE_ANSWERS: strip private-range answers too [0]\n"
 	"  --allow-host-network B      OPENSANDBOX_EGRESS_ALLOW_HOST_NETWORK [0]\n"
 	"  --block-doh-443 B           OPENSANDBOX_EGRESS_BLOCK_DOH_443 [0]\n"
@@ -761,6 +766,11 @@ static int load(struct egressd_config *cfg, int argc, char **argv, char *err,
 	if (parse_uint(vals[OPT_LEARN_GRACE], 0, 86400, &ul))
 		return BAD(OPT_LEARN_GRACE, "expected seconds 0-86400");
 	cfg->learn_grace = ul;
+	if (parse_uint(vals[OPT_LEARN_MAX], CONFIG_LEARN_MAX_MIN,
+		       CONFIG_LEARN_MAX_MAX, &ul))
+		return BAD(OPT_LEARN_MAX, "expected a number of addresses "
+				       "16-1048576");
+	cfg->learn_max = ul;
 
 	if (parse_bool(vals[OPT_BLOCK_PRIVATE_ANSWERS],
 		       &cfg->block_private_answers))

@@ -2,7 +2,7 @@
 /*
  * Bring-up and fallback of each kernel layer: BPF (load or adopt pins,
  * fill the maps, attach, ring buffer and sweep timers), nftables (the
- * table, its log group, the learned-set GC) and table netdev egressd for
+ * table, its log group) and table netdev egressd for
  * frames around the IP stack. A layer that cannot come up degrades with
  * one warning and a state word for /status; it never stops egressd.
  */
@@ -17,6 +17,7 @@
 #include "egressd/agent.h"
 #include "egressd/bpfsync.h"
 #include "egressd/events.h"
+#include "egressd/learned.h"
 #include "egressd/log.h"
 #include "egressd/loop.h"
 #include "egressd/netns.h"
@@ -25,31 +26,20 @@
 #include "egressd/util.h"
 
 #define FRAMES_POLL_MS 1000 /* interfaces for table netdev egressd */
-#define LEARNED_GC_MS 30000
 #define BPF_EXPIRE_MS 1000
 #define BPF_EXPIRE_BUDGET 4096
 #define BPF_FOLD_DRAIN_MS 250
 #define NS_PER_S 1000000000ULL
 
-static void gc_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
-{
-	struct agent *a = arg;
-
-	nftsync_learned_gc(a->nft, loop_clock_ms());
-	loop_timer_arm(t, LEARNED_GC_MS);
-}
-
 /* A violation the BPF program reported: one log line (folded again). */
 static int bpf_event_cb(void *ctx, const struct egressd_event *e)
 {
 	struct agent *a = ctx;
-	const char *domain = NULL;
 	int af = e->family == 6 ? AF_INET6 : AF_INET;
+	const char *domain = learned_domain_of(a->learned, af, e->dst);
 	char rule[64];
 	bool named;
 
-	if (a->nft)
-		domain = nftsync_learned_domain(a->nft, af, e->dst);
 	/* The program reports the rule id it matched (shared.h); a record
 	 * drained from the fold map without one is looked up. */
 	named = agent_rule_name(a, e->reason, af, e->dst, e->rule, rule,
@@ -201,7 +191,7 @@ int agent_bpf_start(struct agent *a, char *err, size_t errlen)
 		a->bpf_state = AGENT_BPF_UNAVAILABLE;
 		return 0;
 	}
-	ret = bpfsync_open(&a->bpf, a->cfg->bpf_pin_dir);
+	ret = bpfsync_open(&a->bpf, a->cfg->bpf_pin_dir, a->cfg->learn_max);
 	if (ret) {
 		a->bpf = NULL;
 		bpf_fail(a, "cannot load the BPF program", ret);
@@ -272,6 +262,7 @@ int agent_bpf_start(struct agent *a, char *err, size_t errlen)
 			  strerror(-ret));
 	else if ((a->fold_timer = loop_timer_new(a->loop, fold_timer_cb, a)))
 		loop_timer_arm(a->fold_timer, BPF_FOLD_DRAIN_MS);
+	bpfsync_set_extended_hook(a->bpf, agent_learned_extended, a);
 	a->bpf_timer = loop_timer_new(a->loop, bpf_timer_cb, a);
 	if (!a->bpf_timer)
 		return util_err(err, errlen, -ENOMEM, "out of memory");
@@ -311,7 +302,8 @@ int agent_nft_start(struct agent *a, char *err, size_t errlen)
 	if (!a->nft)
 		ret = nftsync_new(&a->nft, nerr, sizeof(nerr));
 	if (!ret) {
-		ret = agent_nft_apply(a, a->compiled, nerr, sizeof(nerr));
+		ret = agent_nft_apply(a, a->compiled, NULL, 0, nerr,
+				      sizeof(nerr));
 		if (ret) {
 			nftsync_free(a->nft);
 			a->nft = NULL;
@@ -349,19 +341,13 @@ int agent_nft_start(struct agent *a, char *err, size_t errlen)
 			snprintf(a->nft_why, sizeof(a->nft_why),
 				 "BPF judges every packet of the namespace: sets kept, chain egress not installed");
 	}
-	ret = nflog_open(&a->nflog, a->loop, NFTSYNC_DEFAULT_LOG_GROUP, a->nft,
-			 nerr, sizeof(nerr));
+	ret = nflog_open(&a->nflog, a->loop, NFTSYNC_DEFAULT_LOG_GROUP,
+			 a->learned, nerr, sizeof(nerr));
 	if (ret)
 		log_warnx("packet drops are enforced but not reported: %s",
 			  nerr);
 	else
 		nflog_set_rule_hook(a->nflog, agent_nflog_rule, a);
-	if (a->cfg->mode != EGRESSD_MODE_DNS_NFT)
-		return 0;
-	a->gc_timer = loop_timer_new(a->loop, gc_timer_cb, a);
-	if (!a->gc_timer)
-		return util_err(err, errlen, -ENOMEM, "out of memory");
-	loop_timer_arm(a->gc_timer, LEARNED_GC_MS);
 	return 0;
 }
 
@@ -442,7 +428,7 @@ int agent_frames_start(struct agent *a, char *err, size_t errlen)
 	frames_sync(a);
 	if (!a->nflog) {
 		ret = nflog_open(&a->nflog, a->loop, NFTSYNC_DEFAULT_LOG_GROUP,
-				 a->nft, ferr, sizeof(ferr));
+				 a->learned, ferr, sizeof(ferr));
 		if (ret)
 			log_warnx("dropped frames are not reported: %s", ferr);
 		else

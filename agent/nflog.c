@@ -24,6 +24,7 @@
 #include <libmnl/libmnl.h>
 
 #include "egressd/nflog.h"
+#include "egressd/learned.h"
 #include "egressd/nftsync.h"
 #include "egressd/reason.h"
 
@@ -41,7 +42,7 @@
 struct nflog {
 	struct mnl_socket *sock;
 	struct loop *loop;
-	const struct nftsync *ns;
+	const struct learned *learned;
 	nflog_rule_fn rule_fn; /* names the rule of a drop, or NULL */
 	void *rule_arg;
 	uint16_t group;
@@ -216,8 +217,8 @@ static void report(const struct nflog_packet *pk, void *arg)
 	char rule[64];
 	bool named = false;
 
-	if (nl->ns)
-		domain = nftsync_learned_domain(nl->ns, pk->family, pk->dst);
+	if (nl->learned)
+		domain = learned_domain_of(nl->learned, pk->family, pk->dst);
 	if (nl->rule_fn)
 		named = nl->rule_fn(nl->rule_arg, pk, rule, sizeof(rule));
 	nl->packets++;
@@ -299,7 +300,7 @@ static int config(struct nflog *nl, uint8_t cmd, bool set_mode)
 }
 
 int nflog_open(struct nflog **out, struct loop *loop, uint16_t group,
-	       const struct nftsync *ns, char *err, size_t errlen)
+	       const struct learned *learned, char *err, size_t errlen)
 {
 	struct nflog *nl = NULL;
 	int ret, fd, v = NFLOG_RCVBUF;
@@ -311,7 +312,7 @@ int nflog_open(struct nflog **out, struct loop *loop, uint16_t group,
 		return -ENOMEM;
 	}
 	nl->loop = loop;
-	nl->ns = ns;
+	nl->learned = learned;
 	nl->group = group;
 	nl->sock = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
 	if (!nl->sock) {

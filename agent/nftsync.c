@@ -6,8 +6,8 @@
  * nftnetdev.c, over nftbatch.c's emitters, nftrule.c's expressions and
  * nftset.c's set contents); here is the talker (send one batch, drain
  * every ACK, name the failing command by its sequence number), apply and
- * cleanup, and the learned-address cache that lets the DNS proxy skip
- * netlink traffic for addresses that are already fresh enough.
+ * cleanup, and the writer of learned addresses, which the agent drives
+ * from the learned-address registry (agent/learned.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,11 +34,9 @@
 #include "egressd/nftset.h"
 #include "egressd/nftsync.h"
 
-/* Cache entries outlive their expiry this long (domain for log lines). */
-#define CACHE_LINGER_MS (10 * 60 * 1000)
 #define ACK_TIMEOUT_MS 5000
 
-/* The learned cache's short names for nftbatch.h's and nftset.h's
+/* The learned writer's short names for nftbatch.h's and nftset.h's
  * helpers (inline: unused ones cost no warning). */
 static inline size_t alen_of(int family)
 {
@@ -51,20 +49,6 @@ static inline int check_addrs(const struct policy_addr *v, size_t n)
 }
 
 /* ---- state, talker -------------------------------------------------- */
-
-struct teacher {
-	char *domain;
-	uint64_t expiry_ms;
-};
-
-/* One learned address: kernel element expiry and who taught it. */
-struct learned {
-	struct learned *next;
-	uint8_t family;
-	uint8_t addr[16];
-	uint64_t expiry_ms; /* 0: not (known to be) in the kernel */
-	struct teacher t[NFTSYNC_MAX_TEACHERS];
-};
 
 struct nftsync {
 	struct mnl_socket *nl;
@@ -81,12 +65,11 @@ struct nftsync {
 	struct policy_addr *scratch; /* learn: known from the front, fresh
 				      * from the back */
 	size_t scratch_cap;
-	/* Until then, addresses the cache does not know are refreshed too
-	 * (see nftsync_learn()). */
+	/* Until then, addresses the registry does not know are refreshed
+	 * too (see nftsync_learn_write()). */
 	uint64_t refresh_until_ms;
-	struct learned **bucket;
-	size_t nbucket; /* power of two */
-	size_t count;
+	/* The last successful apply emptied or replaced the learned sets. */
+	bool learned_reset;
 };
 
 static const char *errno_hint(int err)
@@ -238,14 +221,6 @@ static int nl_talk(const struct nftsync_batch *b, void *arg, char *err,
 	return ret;
 }
 
-static int ns_init(struct nftsync *ns)
-{
-	ns->nbucket = 256;
-	ns->bucket = calloc(ns->nbucket, sizeof(*ns->bucket));
-	ns->seq = (uint32_t)time(NULL) << 8;
-	return ns->bucket ? 0 : -ENOMEM;
-}
-
 int nftsync_new_with_talker(struct nftsync **out, nftsync_talk_fn talk,
 			    void *arg)
 {
@@ -255,10 +230,7 @@ int nftsync_new_with_talker(struct nftsync **out, nftsync_talk_fn talk,
 	ns = calloc(1, sizeof(*ns));
 	if (!ns)
 		return -ENOMEM;
-	if (ns_init(ns)) {
-		free(ns);
-		return -ENOMEM;
-	}
+	ns->seq = (uint32_t)time(NULL) << 8;
 	ns->talk = talk;
 	ns->talk_arg = arg;
 	*out = ns;
@@ -317,28 +289,10 @@ err_free:
 	return ret;
 }
 
-static void learned_free(struct learned *l)
-{
-	int i;
-
-	for (i = 0; i < NFTSYNC_MAX_TEACHERS; i++)
-		free(l->t[i].domain);
-	free(l);
-}
-
 void nftsync_free(struct nftsync *ns)
 {
-	struct learned *l, *next;
-	size_t i;
-
 	if (!ns)
 		return;
-	for (i = 0; i < ns->nbucket; i++)
-		for (l = ns->bucket[i]; l; l = next) {
-			next = l->next;
-			learned_free(l);
-		}
-	free(ns->bucket);
 	nftsync_batch_free(ns->lb);
 	free(ns->scratch);
 	if (ns->nl)
@@ -372,166 +326,7 @@ void nftsync_get_stats(const struct nftsync *ns, struct nftsync_stats *out)
 	*out = ns->stats;
 }
 
-/* ---- learned cache -------------------------------------------------- */
-
-static size_t addr_hash(int family, const uint8_t *a)
-{
-	size_t len = alen_of(family), i;
-	uint32_t h = 2166136261u ^ (uint32_t)family;
-
-	for (i = 0; i < len; i++)
-		h = (h ^ a[i]) * 16777619u;
-	return h;
-}
-
-static struct learned **cache_slot(const struct nftsync *ns, int family,
-				   const uint8_t *a)
-{
-	struct learned **pp;
-
-	pp = &ns->bucket[addr_hash(family, a) & (ns->nbucket - 1)];
-	for (; *pp; pp = &(*pp)->next)
-		if ((*pp)->family == family &&
-		    !memcmp((*pp)->addr, a, alen_of(family)))
-			break;
-	return pp;
-}
-
-static void cache_resize(struct nftsync *ns)
-{
-	size_t n = ns->nbucket * 2, i;
-	struct learned **nb, *l, *next;
-
-	nb = calloc(n, sizeof(*nb));
-	if (!nb)
-		return; /* longer chains, still correct */
-	for (i = 0; i < ns->nbucket; i++)
-		for (l = ns->bucket[i]; l; l = next) {
-			size_t h = addr_hash(l->family, l->addr) & (n - 1);
-
-			next = l->next;
-			l->next = nb[h];
-			nb[h] = l;
-		}
-	free(ns->bucket);
-	ns->bucket = nb;
-	ns->nbucket = n;
-}
-
-static struct learned *cache_get(struct nftsync *ns, int family,
-				 const uint8_t *a, bool create)
-{
-	struct learned **pp = cache_slot(ns, family, a);
-	struct learned *l;
-
-	if (*pp || !create)
-		return *pp;
-	l = calloc(1, sizeof(*l));
-	if (!l)
-		return NULL;
-	l->family = family;
-	memcpy(l->addr, a, alen_of(family));
-	*pp = l;
-	ns->count++;
-	if (ns->count > 2 * ns->nbucket)
-		cache_resize(ns);
-	return l;
-}
-
-static void cache_del(struct nftsync *ns, int family, const uint8_t *a)
-{
-	struct learned **pp = cache_slot(ns, family, a);
-	struct learned *l = *pp;
-
-	if (!l)
-		return;
-	*pp = l->next;
-	learned_free(l);
-	ns->count--;
-}
-
-/* Record domain as the latest teacher of l, valid until expiry_ms. */
-static void teach(struct learned *l, const char *domain, uint64_t expiry_ms)
-{
-	struct teacher t = { NULL, 0 };
-	int i, last = NFTSYNC_MAX_TEACHERS - 1;
-
-	if (!domain)
-		return;
-	for (i = 0; i < NFTSYNC_MAX_TEACHERS; i++)
-		if (l->t[i].domain && !strcmp(l->t[i].domain, domain)) {
-			t = l->t[i];
-			last = i;
-			break;
-		}
-	if (!t.domain) {
-		t.domain = strdup(domain);
-		if (!t.domain)
-			return;
-		free(l->t[last].domain);
-	}
-	memmove(&l->t[1], &l->t[0], last * sizeof(l->t[0]));
-	if (expiry_ms > t.expiry_ms)
-		t.expiry_ms = expiry_ms;
-	l->t[0] = t;
-}
-
-static void cache_each(struct nftsync *ns,
-		       void (*fn)(struct nftsync *, struct learned *, void *),
-		       void *arg)
-{
-	struct learned *l, *next;
-	size_t i;
-
-	for (i = 0; i < ns->nbucket; i++)
-		for (l = ns->bucket[i]; l; l = next) {
-			next = l->next;
-			fn(ns, l, arg);
-		}
-}
-
-static void forget_kernel_state(struct nftsync *ns, struct learned *l,
-				void *arg)
-{
-	l->expiry_ms = 0;
-}
-
-static void drop_entry(struct nftsync *ns, struct learned *l, void *arg)
-{
-	uint64_t *now = arg;
-
-	if (!now || l->expiry_ms + CACHE_LINGER_MS < *now)
-		cache_del(ns, l->family, l->addr);
-}
-
-void nftsync_learned_gc(struct nftsync *ns, uint64_t now_ms)
-{
-	cache_each(ns, drop_entry, &now_ms);
-}
-
-const char *nftsync_learned_domain(const struct nftsync *ns, int family,
-				   const void *addr)
-{
-	struct learned *l;
-
-	if (family != AF_INET && family != AF_INET6)
-		return NULL;
-	l = *cache_slot(ns, family, addr);
-	return l ? l->t[0].domain : NULL;
-}
-
-void nftsync_learned_counts(const struct nftsync *ns, uint64_t now_ms,
-			    size_t *v4, size_t *v6)
-{
-	struct learned *l;
-	size_t i;
-
-	*v4 = *v6 = 0;
-	for (i = 0; i < ns->nbucket; i++)
-		for (l = ns->bucket[i]; l; l = l->next)
-			if (l->expiry_ms > now_ms)
-				(*(l->family == AF_INET ? v4 : v6))++;
-}
+/* ---- learned addresses: the writer ---------------------------------- */
 
 /* Learn batches above this are not kept for the next learn. */
 #define LEARN_BATCH_KEEP (256 * 1024)
@@ -580,21 +375,21 @@ static bool addr_listed(const struct policy_addr *v, size_t n,
 }
 
 /*
- * Which write an address needs:
+ * Which write an address needs (known[i] comes from the registry):
  *
- * - The cache knows it (written before, or at least taught before the
+ * - The registry knows it (written before, or at least taught before the
  *   filter was installed): it may be in the kernel with an older expiry,
  *   so it gets the refresh sequence (add, delete, add), the only way to
  *   rewrite an expiry on every kernel.
- * - The cache does not know it: the learned sets normally do not have it
- *   either (nftsync wrote every element it holds and caches each one
- *   until long after its expiry), so one add creates it with the right
- *   timeout. But the sets may hold it anyway: after a restart the sets
- *   were adopted with the previous agent's elements (up to
- *   LEARN_TTL_MAX + LEARN_GRACE of lifetime left), or a batch was applied
- *   although reading its ACKs failed. A plain add of an existing element
- *   succeeds without rewriting its expiry on some kernels (5.10), which
- *   would let it expire early. So the single add is exclusive
+ * - The registry does not know it: the learned sets normally do not have
+ *   it either (every element was written through the registry, which
+ *   keeps each one until long after its expiry), so one add creates it
+ *   with the right timeout. But the sets may hold it anyway: after a
+ *   restart the sets were adopted with the previous agent's elements (up
+ *   to LEARN_TTL_MAX + LEARN_GRACE of lifetime left), or a batch was
+ *   applied although reading its ACKs failed. A plain add of an existing
+ *   element succeeds without rewriting its expiry on some kernels (5.10),
+ *   which would let it expire early. So the single add is exclusive
  *   (NLM_F_EXCL): if the element exists, the kernel refuses the whole
  *   batch with EEXIST, nothing changed, and the batch is sent again with
  *   every address refreshed. Correctness never depends on guessing; the
@@ -602,31 +397,21 @@ static bool addr_listed(const struct policy_addr *v, size_t n,
  *   be more (a restart), unknown addresses are refreshed directly for
  *   the next timeout_s seconds; afterwards they are probed again.
  */
-bool nftsync_learn_is_fresh(const struct nftsync *ns, uint64_t now_ms,
-			    const struct policy_addr *addr,
-			    unsigned int timeout_s)
-{
-	const struct learned *l = *cache_slot(ns, addr->family, addr->addr);
-	uint64_t tmo = (uint64_t)timeout_s * 1000;
-
-	return l && l->expiry_ms > now_ms && l->expiry_ms - now_ms > tmo / 2;
-}
-
-int nftsync_learn(struct nftsync *ns, uint64_t now_ms, const char *domain,
-		  const struct policy_addr *addrs, size_t n,
-		  unsigned int timeout_s, char *err, size_t errlen)
+int nftsync_learn_write(struct nftsync *ns, uint64_t now_ms,
+			const struct policy_addr *addrs, const bool *known_v,
+			size_t n, unsigned int timeout_s, char *err,
+			size_t errlen)
 {
 	uint64_t tmo = (uint64_t)timeout_s * 1000;
 	struct policy_addr *known, *fresh;
 	size_t nknown = 0, nfresh = 0, i;
-	struct learned *l;
-	int ret = 0;
+	int ret;
 
 	if (!timeout_s || check_addrs(addrs, n)) {
 		snprintf(err, errlen, "nftsync_learn: bad arguments");
 		return -EINVAL;
 	}
-	if (!n)
+	if (!n || !ns->filtering)
 		return 0;
 	if (n > ns->scratch_cap) {
 		free(ns->scratch);
@@ -642,92 +427,40 @@ int nftsync_learn(struct nftsync *ns, uint64_t now_ms, const char *domain,
 	known = ns->scratch;
 	fresh = ns->scratch + n;
 	for (i = 0; i < n; i++) {
-		l = cache_get(ns, addrs[i].family, addrs[i].addr, false);
-		if (l && l->expiry_ms > now_ms &&
-		    l->expiry_ms - now_ms > tmo / 2) {
-			teach(l, domain, l->expiry_ms);
-			ns->stats.learn_cached++;
-			continue;
-		}
 		if (addr_listed(known, nknown, &addrs[i]) ||
 		    addr_listed(fresh, nfresh, &addrs[i]))
 			continue;
-		if (l || now_ms < ns->refresh_until_ms) {
+		if (known_v[i] || now_ms < ns->refresh_until_ms) {
 			known[nknown++] = addrs[i];
 		} else {
 			*--fresh = addrs[i];
 			nfresh++;
 		}
 	}
-	if ((nknown || nfresh) && ns->filtering) {
-		ret = learn_batch(ns, known, nknown, fresh, nfresh, timeout_s,
-				  err, errlen);
-		if (ret == -EEXIST && nfresh) {
-			/* In the kernel although not in the cache: refresh
-			 * them all (the refused batch changed nothing). */
-			ns->stats.learn_exists++;
-			ns->refresh_until_ms = now_ms + tmo;
-			memmove(known + nknown, fresh, nfresh * sizeof(*fresh));
-			nknown += nfresh;
-			nfresh = 0;
-			fresh = known + nknown;
-			ret = learn_batch(ns, known, nknown, NULL, 0,
-					  timeout_s, err, errlen);
-		}
-		if (ret)
-			return ret;
+	ret = learn_batch(ns, known, nknown, fresh, nfresh, timeout_s, err,
+			  errlen);
+	if (ret == -EEXIST && nfresh) {
+		/* In the kernel although not in the registry: refresh them
+		 * all (the refused batch changed nothing). */
+		ns->stats.learn_exists++;
+		ns->refresh_until_ms = now_ms + tmo;
+		memmove(known + nknown, fresh, nfresh * sizeof(*fresh));
+		nknown += nfresh;
+		nfresh = 0;
+		ret = learn_batch(ns, known, nknown, NULL, 0, timeout_s, err,
+				  errlen);
+	}
+	if (!ret)
 		ns->stats.learn_sent += nknown + nfresh;
-	}
-	for (i = 0; i < nknown + nfresh; i++) {
-		const struct policy_addr *a = i < nknown ? &known[i] :
-							   &fresh[i - nknown];
+	return ret;
+}
 
-		l = cache_get(ns, a->family, a->addr, true);
-		if (!l)
-			break; /* kernel has it; the next answer rewrites it */
-		l->expiry_ms = now_ms + tmo;
-		teach(l, domain, l->expiry_ms);
-	}
-	return 0;
+bool nftsync_learned_reset(const struct nftsync *ns)
+{
+	return ns->learned_reset;
 }
 
 /* ---- apply, cleanup ------------------------------------------------- */
-
-struct revoke_ctx {
-	const struct nftsync_update *upd;
-	struct policy_addr *v;
-	size_t n, cap;
-	int err;
-};
-
-/* Collect cached addresses none of whose live teachers is kept. */
-static void revoke_one(struct nftsync *ns, struct learned *l, void *arg)
-{
-	struct revoke_ctx *rc = arg;
-	struct policy_addr *v;
-	int i;
-
-	if (rc->err || l->expiry_ms <= rc->upd->now_ms)
-		return; /* gone from the kernel already */
-	for (i = 0; i < NFTSYNC_MAX_TEACHERS; i++)
-		if (l->t[i].domain && l->t[i].expiry_ms > rc->upd->now_ms &&
-		    rc->upd->keep(l->t[i].domain, rc->upd->keep_arg))
-			return;
-	if (rc->n == rc->cap) {
-		rc->cap = rc->cap ? rc->cap * 2 : 64;
-		v = realloc(rc->v, rc->cap * sizeof(*v));
-		if (!v) {
-			rc->err = -ENOMEM;
-			return;
-		}
-		rc->v = v;
-	}
-	v = &rc->v[rc->n++];
-	memset(v, 0, sizeof(*v));
-	v->family = l->family;
-	v->prefixlen = l->family == AF_INET ? 32 : 128;
-	memcpy(v->addr, l->addr, alen_of(l->family));
-}
 
 static bool is_fatal(int err)
 {
@@ -759,34 +492,14 @@ static int apply_once(struct nftsync *ns, const struct nftsync_config *cfg,
 int nftsync_apply(struct nftsync *ns, const struct nftsync_config *cfg,
 		  const struct nftsync_update *upd, char *err, size_t errlen)
 {
-	struct revoke_ctx rc = { .upd = upd };
+	const struct policy_addr *v = upd ? upd->forget : NULL;
+	size_t n = upd ? upd->n_forget : 0;
 	unsigned int flags = 0;
-	size_t i;
 	int ret;
 
-	if (upd && upd->keep)
-		cache_each(ns, revoke_one, &rc);
-	ret = rc.err;
-	if (!ret && upd && upd->n_forget) {
-		struct policy_addr *v;
-
-		v = realloc(rc.v, (rc.n + upd->n_forget) * sizeof(*v));
-		if (!v) {
-			ret = -ENOMEM;
-		} else {
-			rc.v = v;
-			memcpy(v + rc.n, upd->forget,
-			       upd->n_forget * sizeof(*v));
-			rc.n += upd->n_forget;
-		}
-	}
-	if (ret) {
-		snprintf(err, errlen, "nftables: out of memory");
-		goto out;
-	}
 	if (upd && upd->flush_learned)
 		flags |= NFTSYNC_BUILD_FLUSH_LEARNED;
-	ret = apply_once(ns, cfg, rc.v, rc.n, flags, err, errlen);
+	ret = apply_once(ns, cfg, v, n, flags, err, errlen);
 	if (ret && !is_fatal(ret)) {
 		/* An incompatible table (another version, a hand edit):
 		 * replace it whole, still in one transaction. Foreign
@@ -802,25 +515,14 @@ int nftsync_apply(struct nftsync *ns, const struct nftsync_config *cfg,
 	}
 	if (ret) {
 		ns->filtering = false;
-		goto out;
+		return ret;
 	}
-	/* Other datapaths (BPF) drop the same addresses. */
-	if (upd && upd->revoked)
-		for (i = 0; i < rc.n; i++)
-			upd->revoked(&rc.v[i], upd->revoked_arg);
-	if ((flags & NFTSYNC_BUILD_FLUSH_LEARNED) || !cfg->filter ||
-	    !ns->filtering) {
-		/* The learned sets are empty or unknown: rewrite on the
-		 * next answer, keep the domains for log lines. */
-		cache_each(ns, forget_kernel_state, NULL);
-	} else {
-		for (i = 0; i < rc.n; i++)
-			cache_del(ns, rc.v[i].family, rc.v[i].addr);
-	}
+	/* The learned sets are empty or unknown: the caller has the next
+	 * answers rewrite every address (learned_mark_stale()). */
+	ns->learned_reset = (flags & NFTSYNC_BUILD_FLUSH_LEARNED) ||
+			    !cfg->filter || !ns->filtering;
 	ns->filtering = cfg->filter;
-out:
-	free(rc.v);
-	return ret;
+	return 0;
 }
 
 int nftsync_cleanup(struct nftsync *ns, char *err, size_t errlen)
@@ -841,7 +543,7 @@ int nftsync_cleanup(struct nftsync *ns, char *err, size_t errlen)
 		ret = 0;
 	if (!ret) {
 		ns->filtering = false;
-		cache_each(ns, forget_kernel_state, NULL);
+		ns->learned_reset = true;
 	}
 	return ret;
 }

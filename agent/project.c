@@ -16,6 +16,7 @@
 #include "egressd/bpfsync.h"
 #include "egressd/compiled.h"
 #include "egressd/events.h"
+#include "egressd/learned.h"
 #include "egressd/log.h"
 #include "egressd/loop.h"
 #include "egressd/nflog.h"
@@ -61,41 +62,27 @@ static void nft_config_fill(const struct agent *a,
 	api_nft_fill(a, c);
 }
 
-/* Learned addresses stay while the new policy still allows their name. */
-static bool keep_learned(const char *domain, void *arg)
-{
-	const struct policy_matcher *m = arg;
-	struct policy_match pm;
-
-	policy_matcher_lookup(m, domain, strlen(domain), &pm);
-	return pm.action == POLICY_ALLOW;
-}
-
-/* A learned address whose name is no longer allowed leaves BPF too. */
-static void revoked_learned(const struct policy_addr *addr, void *arg)
-{
-	struct agent *a = arg;
-
-	if (a->bpf)
-		a->bpf_ops->forget(a->bpf, addr->family == AF_INET6 ? 6 : 4,
-				   addr->addr);
-}
-
-/* Program nftables for compiled policy pc; 0 or -errno. */
+/*
+ * Program nftables for compiled policy pc, removing the learned addresses
+ * of forget[] in the same batch (agent_learned_revoked()); 0 or -errno.
+ * When the learned sets were emptied or replaced, the next answers write
+ * every address again.
+ */
 int agent_nft_apply(struct agent *a, const struct policy_compiled *pc,
+		    const struct policy_addr *forget, size_t n_forget,
 		    char *err, size_t errlen)
 {
-	struct nftsync_update upd = {
-		.keep = keep_learned,
-		.keep_arg = (void *)policy_compiled_matcher(pc),
-		.revoked = revoked_learned,
-		.revoked_arg = a,
-	};
+	struct nftsync_update upd = { .forget = forget,
+				      .n_forget = n_forget };
 	struct nftsync_config c;
+	int ret;
 
 	nft_config_fill(a, pc, &c);
 	upd.now_ms = loop_clock_ms();
-	return nftsync_apply(a->nft, &c, &upd, err, errlen);
+	ret = nftsync_apply(a->nft, &c, &upd, err, errlen);
+	if (!ret && nftsync_learned_reset(a->nft))
+		learned_mark_stale(a->learned);
+	return ret;
 }
 
 /* Write compiled policy pc into the BPF maps as generation; 0 or -errno. */

@@ -16,6 +16,7 @@
 #include "egressd/bpfsync.h"
 #include "egressd/dnsproxy.h"
 #include "egressd/events.h"
+#include "egressd/learned.h"
 #include "egressd/liveness.h"
 #include "egressd/log.h"
 #include "egressd/loop.h"
@@ -94,8 +95,7 @@ json_t *status_json(struct agent *a)
 	size_t v4 = 0, v6 = 0;
 	int i;
 
-	if (a->nft)
-		nftsync_learned_counts(a->nft, loop_clock_ms(), &v4, &v6);
+	learned_counts(a->learned, loop_clock_ms(), &v4, &v6);
 	for (i = 0; dnsproxy_get_upstream(a->proxy, i, &us); i++)
 		json_array_append_new(
 			ups, json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I}",
@@ -171,16 +171,20 @@ int status_metrics(struct agent *a, struct api_buf *b)
 	uint64_t bpfc[EGRESSD_CNT_MAX] = { 0 };
 	struct nftsync_stats ns = { 0 };
 	struct dnsproxy_upstream_stats us;
+	struct bpfsync_learned_stats bls = { 0 };
+	struct learned_stats ls;
 	struct dnsproxy_stats ds;
 	uint64_t dropped = 0;
 	size_t v4 = 0, v6 = 0;
 	int i, ret = 0;
 
 	dnsproxy_get_stats(a->proxy, &ds);
-	if (a->nft) {
-		nftsync_learned_counts(a->nft, loop_clock_ms(), &v4, &v6);
+	learned_counts(a->learned, loop_clock_ms(), &v4, &v6);
+	learned_get_stats(a->learned, &ls);
+	if (a->bpf)
+		bpfsync_get_learned_stats(a->bpf, &bls);
+	if (a->nft)
 		nftsync_get_stats(a->nft, &ns);
-	}
 	if (a->bpf && !bpfsync_read_counters(a->bpf, bpfc))
 		dropped += bpfc[EGRESSD_CNT_RINGBUF_DROPS];
 	if (a->nflog)
@@ -244,6 +248,23 @@ int status_metrics(struct agent *a, struct api_buf *b)
 		"# TYPE egressd_learned_addresses gauge\n"
 		"egressd_learned_addresses{family=\"4\"} %zu\n"
 		"egressd_learned_addresses{family=\"6\"} %zu\n", v4, v6);
+	ret |= api_buf_printf(b,
+		"# HELP egressd_learned_capacity Learned addresses held at most, per family (OPENSANDBOX_EGRESS_LEARN_MAX).\n"
+		"# TYPE egressd_learned_capacity gauge\n"
+		"egressd_learned_capacity %zu\n"
+		"# HELP egressd_learned_failures_total Answers whose addresses could not all be learned, by what the client got.\n"
+		"# TYPE egressd_learned_failures_total counter\n"
+		"egressd_learned_failures_total{answer=\"servfail\"} %llu\n"
+		"egressd_learned_failures_total{answer=\"sent\"} %llu\n"
+		"# HELP egressd_learned_reclaimed_total Expired learned entries dropped early to make room.\n"
+		"# TYPE egressd_learned_reclaimed_total counter\n"
+		"egressd_learned_reclaimed_total{layer=\"registry\"} %llu\n"
+		"egressd_learned_reclaimed_total{layer=\"bpf\"} %llu\n",
+		learned_max(a->learned),
+		(unsigned long long)a->learn_fail_servfail,
+		(unsigned long long)a->learn_fail_sent,
+		(unsigned long long)ls.reclaimed,
+		(unsigned long long)bls.reclaimed);
 	ret |= api_buf_printf(b,
 		"# HELP egressd_policy_applies_total Policy applies by result.\n"
 		"# TYPE egressd_policy_applies_total counter\n"

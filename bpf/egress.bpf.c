@@ -87,10 +87,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } events SEC(".maps");
 
-/* Last report time per (reason, dst, dport); written by this program. */
+/*
+ * Last report time per (reason, dst, dport); written by this program,
+ * drained by the agent. Not an LRU: an LRU is preallocated (850 KiB idle)
+ * and evicting a key would lose what it folded; when this map is full a
+ * new key is simply reported unfolded.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, EGRESSD_FOLD_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct egressd_fold_key);
 	__type(value, struct egressd_fold_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -177,10 +183,12 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } doh_allow_v6 SEC(".maps");
 
-/* Addresses learned from allowed DNS answers; written by the agent. */
+/* Addresses learned from allowed DNS answers; written by the agent
+ * (max_entries set at load from OPENSANDBOX_EGRESS_LEARN_MAX). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, EGRESSD_MAX_LEARNED);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct egressd_learned4_key);
 	__type(value, struct egressd_learned_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -192,6 +200,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, EGRESSD_MAX_LEARNED);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct egressd_learned6_key);
 	__type(value, struct egressd_learned_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -232,6 +241,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, EGRESSD_AGENT_SOCKS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u64);
 	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -246,7 +256,6 @@ static __always_inline int is_agent_cookie(__u64 cookie)
 /* What matched, for the event record. */
 struct egress_hit {
 	__u32 rule; /* rule id of the deny or DoH entry (shared.h) */
-	__u32 domain_id;
 	__u8 flags;
 };
 
@@ -282,8 +291,8 @@ static __always_inline struct egressd_rule_val *lpm6(void *map, __u8 slot,
 
 /*
  * A learned entry is honoured until expires_ns even if the agent has not
- * removed it yet; an expired one falls through and is reported with its
- * domain id. last_seen_ns tells the agent the address is still in use, so
+ * removed it yet; an expired one falls through and is reported as such
+ * (the agent knows its domain). last_seen_ns tells the agent the address is still in use, so
  * it can extend the entry instead of cutting a live flow; it is written at
  * most once per EGRESSD_LAST_SEEN_NS to keep the cache line mostly shared.
  */
@@ -310,7 +319,6 @@ static __always_inline int is_learned(int is6, const __u32 *addr, __u64 now,
 			v->last_seen_ns = now;
 		return 1;
 	}
-	hit->domain_id = v->domain_id;
 	hit->flags |= EGRESSD_EV_EXPIRED;
 	return 0;
 }
@@ -490,7 +498,6 @@ static __always_inline void report(struct __sk_buff *skb,
 	e->reason = reason;
 	e->action = action;
 	e->rule = hit->rule;
-	e->domain_id = hit->domain_id;
 	e->flags = hit->flags | pkt->flags;
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
 

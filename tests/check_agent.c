@@ -20,6 +20,8 @@
 #include "egressd/agent.h"
 #include "egressd/bpfsync.h"
 #include "egressd/events.h"
+#include "egressd/learned.h"
+#include "egressd/loop.h"
 #include "egressd/nflog.h"
 #include "egressd/nftsync.h"
 #include "egressd/policy.h"
@@ -76,8 +78,18 @@ static int stub_apply_policy(struct bpfsync *bs, const struct bpfsync_policy *p)
 	return 0;
 }
 
+/* Addresses the agent told BPF to forget. */
+static struct {
+	int calls;
+	int family;
+	uint8_t addr[16];
+} fforget;
+
 static int stub_forget(struct bpfsync *bs, int family, const void *addr)
 {
+	fforget.calls++;
+	fforget.family = family;
+	memcpy(fforget.addr, addr, family == 6 ? 16 : 4);
 	return 0;
 }
 
@@ -173,6 +185,45 @@ static void rig_file_rm(struct rig *r)
 }
 
 /* ---- tests ----------------------------------------------------------- */
+
+/*
+ * A policy change revokes learned addresses through the registry with
+ * nftables down too: BPF is told to forget the address of a name no
+ * longer allowed, the registry stops counting it and keeps its name for
+ * the drop line. (With nftables unavailable nothing did before.)
+ */
+START_TEST(test_agent_revokes_learned_without_nft)
+{
+	struct policy_addr a = { .family = AF_INET, .prefixlen = 32,
+				 .addr = { 203, 0, 113, 9 } };
+	struct rig r = { 0 };
+	uint64_t now;
+	size_t v4, v6;
+	char err[512];
+
+	rig_up(&r, NULL);
+	nftsync_free(r.a->nft);
+	r.a->nft = NULL;
+	r.a->nft_state = AGENT_NFT_UNAVAILABLE;
+	memset(&fforget, 0, sizeof(fforget));
+	now = loop_clock_ms();
+	ck_assert_int_eq(learned_add(r.a->learned, now, "gone.example", &a,
+				     now + 100000),
+			 0);
+	/* TWO_ALLOW allows no name: gone.example is revoked */
+	ck_assert_int_eq(agent_replace_policy(r.a, parse(TWO_ALLOW), "api", err,
+					      sizeof(err)),
+			 0);
+	ck_assert_int_eq(fforget.calls, 1);
+	ck_assert_int_eq(fforget.family, 4);
+	ck_assert_mem_eq(fforget.addr, a.addr, 4);
+	learned_counts(r.a->learned, loop_clock_ms(), &v4, &v6);
+	ck_assert_uint_eq(v4, 0);
+	ck_assert_str_eq(learned_domain_of(r.a->learned, AF_INET, a.addr),
+			 "gone.example");
+	rig_down(&r);
+}
+END_TEST
 
 /* Applied everywhere: BPF, nftables, the generation; persisted. */
 START_TEST(test_agent_apply_bumps_generation)
@@ -490,6 +541,7 @@ static Suite *agent_suite(void)
 	tcase_add_test(tc, test_agent_reload_reads_file_and_always);
 	tcase_add_test(tc, test_agent_rule_ids_reach_bpf_and_nflog);
 	tcase_add_test(tc, test_agent_state_names);
+	tcase_add_test(tc, test_agent_revokes_learned_without_nft);
 	suite_add_tcase(s, tc);
 	return s;
 }

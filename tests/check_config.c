@@ -78,6 +78,7 @@ START_TEST(test_config_defaults)
 	ck_assert_uint_eq(cfg.learn_ttl_min, 60);
 	ck_assert_uint_eq(cfg.learn_ttl_max, 300);
 	ck_assert_uint_eq(cfg.learn_grace, 30);
+	ck_assert_uint_eq(cfg.learn_max, 32768);
 	/* From the resolv.conf written by setup(). */
 	ck_assert_int_eq(cfg.n_upstreams, 2);
 	ck_assert(cfg.upstreams_from_resolv_conf);

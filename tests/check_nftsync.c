@@ -1716,127 +1716,14 @@ static int fake_talk(const struct nftsync_batch *b, void *arg, char *err,
 	return 0;
 }
 
-static bool keep_not_b(const char *domain, void *arg)
-{
-	return strcmp(domain, "b.example") != 0;
-}
-
-START_TEST(test_nftsync_learn_cache_skips_fresh)
-{
-	struct policy_addr a[] = { A("192.0.2.1"), A("2001:db8::1") };
-	struct nftsync_config cfg = base_cfg();
-	struct fake f = { 0 };
-	struct nftsync_stats st;
-	struct nftsync *ns;
-	char err[256];
-	size_t v4, v6;
-
-	ck_assert_int_eq(nftsync_new_with_talker(&ns, fake_talk, &f), 0);
-	ck_assert_ptr_nonnull(ns);
-	/* before the filter is installed: cache only */
-	ck_assert_int_eq(nftsync_learn(ns, 1000, "a.example", a, 2, 100, err,
-				       sizeof(err)), 0);
-	ck_assert_int_eq(f.calls, 0);
-	ck_assert_int_eq(nftsync_apply(ns, &cfg, NULL, err, sizeof(err)), 0);
-	ck_assert_int_eq(f.calls, 1);
-	ck_assert(nftsync_is_filtering(ns));
-	/* the apply made the cache forget kernel state: written now */
-	ck_assert_int_eq(nftsync_learn(ns, 2000, "a.example", a, 2, 100, err,
-				       sizeof(err)), 0);
-	ck_assert_int_eq(f.calls, 2);
-	ck_assert_int_eq(count(&f.last, "elem+ learned_v4 192.0.2.1/t=100000"), 2);
-	/* nftsync_learn_is_fresh() says in advance what learn will skip */
-	ck_assert(nftsync_learn_is_fresh(ns, 40000, &a[0], 100));
-	ck_assert(!nftsync_learn_is_fresh(ns, 60000, &a[0], 100));
-	ck_assert(!nftsync_learn_is_fresh(ns, 40000, &a[0], 200));
-	{
-		struct policy_addr other = A("192.0.2.99");
-
-		ck_assert(!nftsync_learn_is_fresh(ns, 40000, &other, 100));
-	}
-	/* fresh: no traffic, even for another name */
-	ck_assert_int_eq(nftsync_learn(ns, 40000, "c.example", a, 1, 100, err,
-				       sizeof(err)), 0);
-	ck_assert_int_eq(f.calls, 2);
-	ck_assert_str_eq(nftsync_learned_domain(ns, AF_INET, a[0].addr),
-			 "c.example");
-	ck_assert_str_eq(nftsync_learned_domain(ns, AF_INET6, a[1].addr),
-			 "a.example");
-	ck_assert_ptr_null(nftsync_learned_domain(ns, AF_INET, "\x01\x02\x03\x04"));
-	nftsync_learned_counts(ns, 40000, &v4, &v6);
-	ck_assert_uint_eq(v4, 1);
-	ck_assert_uint_eq(v6, 1);
-	/* less than half the lifetime left: refreshed */
-	ck_assert_int_eq(nftsync_learn(ns, 60000, "a.example", a, 2, 100, err,
-				       sizeof(err)), 0);
-	ck_assert_int_eq(f.calls, 3);
-	nftsync_get_stats(ns, &st);
-	ck_assert_uint_eq(st.learn_sent, 4);
-	ck_assert_uint_eq(st.learn_cached, 1);
-	ck_assert_uint_eq(st.batches, 3);
-	/* expired entries stop counting, linger for log lines, then go */
-	nftsync_learned_counts(ns, 200000, &v4, &v6);
-	ck_assert_uint_eq(v4 + v6, 0);
-	nftsync_learned_gc(ns, 200000);
-	ck_assert_ptr_nonnull(nftsync_learned_domain(ns, AF_INET, a[0].addr));
-	nftsync_learned_gc(ns, 2000000);
-	ck_assert_ptr_null(nftsync_learned_domain(ns, AF_INET, a[0].addr));
-	trace_free(&f.last);
-	nftsync_free(ns);
-}
-END_TEST
-
-/* An address never seen: one exclusive add. Half expired: refreshed. */
-START_TEST(test_nftsync_learn_new_then_refresh)
-{
-	struct policy_addr a[] = { A("192.0.2.1"), A("192.0.2.2") };
-	struct nftsync_config cfg = base_cfg();
-	struct fake f = { 0 };
-	struct nftsync *ns;
-	char err[256];
-
-	ck_assert_int_eq(nftsync_new_with_talker(&ns, fake_talk, &f), 0);
-	ck_assert_int_eq(nftsync_apply(ns, &cfg, NULL, err, sizeof(err)), 0);
-	ck_assert_int_eq(nftsync_learn(ns, 1000, "a.example", a, 1, 100, err,
-				       sizeof(err)), 0);
-	ck_assert_int_eq(f.calls, 2);
-	ck_assert_int_eq(f.last.n, 3);
-	ck_assert_str_eq(f.last.line[1], "elem+ learned_v4 192.0.2.1/t=100000");
-	ck_assert(f.last.flags[1] & NLM_F_EXCL);
-	ck_assert_int_eq(count(&f.last, "elem-"), 0);
-	/* fresh: no traffic */
-	ck_assert_int_eq(nftsync_learn(ns, 40000, "a.example", a, 1, 100, err,
-				       sizeof(err)), 0);
-	ck_assert_int_eq(f.calls, 2);
-	/* less than half left: delete and add in one batch (after an add,
-	 * so that an element that expired meanwhile cannot fail the
-	 * delete); the new address next to it is created once */
-	ck_assert_int_eq(nftsync_learn(ns, 60000, "a.example", a, 2, 100, err,
-				       sizeof(err)), 0);
-	ck_assert_int_eq(f.calls, 3);
-	ck_assert_int_eq(f.last.n, 6);
-	ck_assert_str_eq(f.last.line[1], "elem+ learned_v4 192.0.2.1/t=100000");
-	ck_assert_str_eq(f.last.line[2], "elem- learned_v4 192.0.2.1");
-	ck_assert_str_eq(f.last.line[3], "elem+ learned_v4 192.0.2.1/t=100000");
-	ck_assert(!(f.last.flags[3] & NLM_F_EXCL));
-	ck_assert_str_eq(f.last.line[4], "elem+ learned_v4 192.0.2.2/t=100000");
-	ck_assert(f.last.flags[4] & NLM_F_EXCL);
-	/* expired in the cache but still known: refreshed, not created */
-	ck_assert_int_eq(nftsync_learn(ns, 500000, "a.example", a, 1, 100,
-				       err, sizeof(err)), 0);
-	ck_assert_int_eq(count(&f.last, "elem-"), 1);
-	ck_assert_int_eq(count(&f.last, "elem+"), 2);
-	trace_free(&f.last);
-	nftsync_free(ns);
-}
-END_TEST
-
-/* An address in the kernel but not in the cache (say, adopted after a
- * restart): the exclusive add is refused, the batch resent as refresh. */
+/* An address in the kernel although the registry does not know it (say,
+ * adopted after a restart): the exclusive add is refused, the batch resent
+ * as refresh; for timeout_s, new addresses are refreshed directly. */
 START_TEST(test_nftsync_learn_exists_falls_back)
 {
 	struct policy_addr a[] = { A("192.0.2.1"), A("192.0.2.2"),
 				   A("192.0.2.3") };
+	bool unknown[] = { false, false, false };
 	struct nftsync_config cfg = base_cfg();
 	struct nftsync_stats st;
 	struct fake f = { 0 };
@@ -1847,75 +1734,92 @@ START_TEST(test_nftsync_learn_exists_falls_back)
 	ck_assert_int_eq(nftsync_apply(ns, &cfg, NULL, err, sizeof(err)), 0);
 	f.fail_next = -EEXIST;
 	f.fail_count = 1;
-	ck_assert_int_eq(nftsync_learn(ns, 1000, "a.example", a, 1, 100, err,
-				       sizeof(err)), 0);
+	ck_assert_int_eq(nftsync_learn_write(ns, 1000, a, unknown, 1, 100, err,
+					     sizeof(err)), 0);
 	ck_assert_int_eq(f.calls, 3);
 	ck_assert_int_eq(f.last.n, 5);
 	ck_assert_str_eq(f.last.line[1], "elem+ learned_v4 192.0.2.1/t=100000");
 	ck_assert_str_eq(f.last.line[2], "elem- learned_v4 192.0.2.1");
 	ck_assert_str_eq(f.last.line[3], "elem+ learned_v4 192.0.2.1/t=100000");
-	ck_assert_str_eq(nftsync_learned_domain(ns, AF_INET, a[0].addr),
-			 "a.example");
 	nftsync_get_stats(ns, &st);
 	ck_assert_uint_eq(st.learn_exists, 1);
 	ck_assert_uint_eq(st.learn_sent, 1);
 	/* more may be there: for timeout_s, new addresses are refreshed */
-	ck_assert_int_eq(nftsync_learn(ns, 50000, "a.example", &a[1], 1, 100,
-				       err, sizeof(err)), 0);
+	ck_assert_int_eq(nftsync_learn_write(ns, 50000, &a[1], unknown, 1, 100,
+					     err, sizeof(err)), 0);
 	ck_assert_int_eq(f.calls, 4);
 	ck_assert_int_eq(count(&f.last, "elem-"), 1);
 	/* then probed with a single exclusive add again */
-	ck_assert_int_eq(nftsync_learn(ns, 102000, "a.example", &a[2], 1, 100,
-				       err, sizeof(err)), 0);
+	ck_assert_int_eq(nftsync_learn_write(ns, 102000, &a[2], unknown, 1,
+					     100, err, sizeof(err)), 0);
 	ck_assert_int_eq(f.calls, 5);
 	ck_assert_int_eq(f.last.n, 3);
 	ck_assert(f.last.flags[1] & NLM_F_EXCL);
-	/* another error is not retried, and the cache stays unchanged */
+	/* another error is not retried */
 	f.fail_next = -ENOENT;
 	f.fail_count = 1;
-	ck_assert_int_eq(nftsync_learn(ns, 103000, "b.example", &a[2], 1, 30,
-				       err, sizeof(err)), 0);
-	ck_assert_int_eq(f.calls, 5); /* 192.0.2.3: cached, fresh enough */
-	a[0] = A("192.0.2.9");
-	ck_assert_int_eq(nftsync_learn(ns, 103000, "b.example", a, 1, 30, err,
-				       sizeof(err)), -ENOENT);
+	ck_assert_int_eq(nftsync_learn_write(ns, 103000, a, unknown, 1, 30,
+					     err, sizeof(err)), -ENOENT);
+	ck_assert_str_eq(err, "fake refusal");
 	ck_assert_int_eq(f.calls, 6);
-	ck_assert_ptr_null(nftsync_learned_domain(ns, AF_INET, a[0].addr));
+	/* the same address twice in one answer is written once */
+	a[1] = a[0];
+	ck_assert_int_eq(nftsync_learn_write(ns, 103000, a, unknown, 2, 30,
+					     err, sizeof(err)), 0);
+	ck_assert_int_eq(f.last.n, 3);
+	ck_assert_int_eq(nftsync_learn_write(ns, 103000, a, unknown, 1, 0,
+					     err, sizeof(err)), -EINVAL);
 	trace_free(&f.last);
 	nftsync_free(ns);
 }
 END_TEST
 
-START_TEST(test_nftsync_learn_failure_keeps_cache)
+/*
+ * The writer the agent drives: nothing before the filter is installed;
+ * then known addresses are refreshed and new ones created exclusively;
+ * an apply that flushes the learned sets says so.
+ */
+START_TEST(test_nftsync_learn_write_and_reset)
 {
-	struct policy_addr a = A("192.0.2.9");
+	struct policy_addr a[] = { A("192.0.2.1"), A("192.0.2.2") };
+	bool known[] = { true, false };
 	struct nftsync_config cfg = base_cfg();
+	struct nftsync_update upd = { .flush_learned = true };
 	struct fake f = { 0 };
 	struct nftsync *ns;
 	char err[256];
 
 	ck_assert_int_eq(nftsync_new_with_talker(&ns, fake_talk, &f), 0);
+	ck_assert_int_eq(nftsync_learn_write(ns, 1000, a, known, 2, 100, err,
+					     sizeof(err)), 0);
+	ck_assert_int_eq(f.calls, 0);
+	/* the first filter: what the sets hold was not written by us */
 	ck_assert_int_eq(nftsync_apply(ns, &cfg, NULL, err, sizeof(err)), 0);
-	f.fail_next = -ENOMEM;
-	f.fail_count = 1;
-	ck_assert_int_eq(nftsync_learn(ns, 1000, "x.example", &a, 1, 60, err,
-				       sizeof(err)), -ENOMEM);
-	ck_assert_str_eq(err, "fake refusal");
-	ck_assert_ptr_null(nftsync_learned_domain(ns, AF_INET, a.addr));
-	ck_assert_int_eq(nftsync_learn(ns, 1000, "x.example", &a, 1, 60, err,
-				       sizeof(err)), 0);
-	ck_assert_int_eq(f.calls, 3);
+	ck_assert(nftsync_learned_reset(ns));
+	ck_assert_int_eq(nftsync_learn_write(ns, 1000, a, known, 2, 100, err,
+					     sizeof(err)), 0);
+	ck_assert_int_eq(f.calls, 2);
+	ck_assert_str_eq(f.last.line[1], "elem+ learned_v4 192.0.2.1/t=100000");
+	ck_assert_str_eq(f.last.line[2], "elem- learned_v4 192.0.2.1");
+	ck_assert_str_eq(f.last.line[3], "elem+ learned_v4 192.0.2.1/t=100000");
+	ck_assert_str_eq(f.last.line[4], "elem+ learned_v4 192.0.2.2/t=100000");
+	ck_assert(f.last.flags[4] & NLM_F_EXCL);
+	ck_assert_int_eq(nftsync_apply(ns, &cfg, &upd, err, sizeof(err)), 0);
+	ck_assert(nftsync_learned_reset(ns));
+	ck_assert_int_eq(nftsync_apply(ns, &cfg, NULL, err, sizeof(err)), 0);
+	ck_assert(!nftsync_learned_reset(ns));
 	trace_free(&f.last);
 	nftsync_free(ns);
 }
 END_TEST
 
+/* Addresses the registry revoked leave the learned sets in the apply's
+ * own batch; the sets are not flushed, so nothing must be rewritten. */
 START_TEST(test_nftsync_apply_revokes_learned)
 {
-	struct policy_addr a[] = { A("192.0.2.1"), A("192.0.2.2"),
-				   A("192.0.2.3") };
+	struct policy_addr gone = A("192.0.2.3");
 	struct nftsync_config cfg = base_cfg();
-	struct nftsync_update upd = { 0 };
+	struct nftsync_update upd = { .forget = &gone, .n_forget = 1 };
 	struct fake f = { 0 };
 	struct nftsync *ns;
 	char err[256];
@@ -1923,29 +1827,13 @@ START_TEST(test_nftsync_apply_revokes_learned)
 
 	ck_assert_int_eq(nftsync_new_with_talker(&ns, fake_talk, &f), 0);
 	ck_assert_int_eq(nftsync_apply(ns, &cfg, NULL, err, sizeof(err)), 0);
-	ck_assert_int_eq(nftsync_learn(ns, 1000, "a.example", &a[0], 1, 100,
-				       err, sizeof(err)), 0);
-	ck_assert_int_eq(nftsync_learn(ns, 1000, "b.example", &a[1], 2, 100,
-				       err, sizeof(err)), 0);
-	/* 192.0.2.2 is also a.example's: stays */
-	ck_assert_int_eq(nftsync_learn(ns, 1000, "a.example", &a[1], 1, 100,
-				       err, sizeof(err)), 0);
-	upd.keep = keep_not_b;
 	upd.now_ms = 2000;
-	upd.forget = &a[0];
-	upd.n_forget = 0;
 	ck_assert_int_eq(nftsync_apply(ns, &cfg, &upd, err, sizeof(err)), 0);
 	i = find(&f.last, 0, "elem- learned_v4");
 	ck_assert_int_gt(i, 0);
 	ck_assert_str_eq(f.last.line[i], "elem- learned_v4 192.0.2.3");
-	ck_assert_ptr_null(nftsync_learned_domain(ns, AF_INET, a[2].addr));
-	ck_assert_str_eq(nftsync_learned_domain(ns, AF_INET, a[1].addr),
-			 "a.example");
-	/* still-allowed addresses stay cached: no traffic to re-learn */
-	i = f.calls;
-	ck_assert_int_eq(nftsync_learn(ns, 3000, "a.example", a, 2, 100, err,
-				       sizeof(err)), 0);
-	ck_assert_int_eq(f.calls, i);
+	ck_assert_int_eq(count(&f.last, "elem- learned_v6"), 0);
+	ck_assert(!nftsync_learned_reset(ns));
 	trace_free(&f.last);
 	nftsync_free(ns);
 }
@@ -2035,10 +1923,8 @@ static Suite *nftsync_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("state");
-	tcase_add_test(tc, test_nftsync_learn_cache_skips_fresh);
-	tcase_add_test(tc, test_nftsync_learn_new_then_refresh);
 	tcase_add_test(tc, test_nftsync_learn_exists_falls_back);
-	tcase_add_test(tc, test_nftsync_learn_failure_keeps_cache);
+	tcase_add_test(tc, test_nftsync_learn_write_and_reset);
 	tcase_add_test(tc, test_nftsync_apply_revokes_learned);
 	tcase_add_test(tc, test_nftsync_apply_falls_back_to_replace);
 	suite_add_tcase(s, tc);

@@ -129,7 +129,6 @@ struct learned_ent {
 	char addr[INET6_ADDRSTRLEN];
 	__s64 expires_in_ns;
 	__s64 idle_ns; /* since last use; < 0: never used */
-	__u32 domain_id;
 	__u32 generation;
 };
 
@@ -178,7 +177,6 @@ static int learned_read(struct ctl *ctl, int family, __u64 now,
 		p->expires_in_ns = (__s64)(val.expires_ns - now);
 		p->idle_ns =
 			val.last_seen_ns ? (__s64)(now - val.last_seen_ns) : -1;
-		p->domain_id = val.domain_id;
 		p->generation = val.generation;
 	}
 	close(fd);
@@ -208,7 +206,7 @@ static json_t *learned_json(const struct learned_ent *e, size_t n)
 	for (i = 0; arr && i < n; i++)
 		json_array_append_new(
 			arr,
-			json_pack("{s:s, s:I, s:b, s:o, s:I, s:I}", "addr",
+			json_pack("{s:s, s:I, s:b, s:o, s:I}", "addr",
 				  e[i].addr, "expires_in_s",
 				  (json_int_t)ns_to_s(e[i].expires_in_ns),
 				  "expired", e[i].expires_in_ns <= 0,
@@ -216,7 +214,6 @@ static json_t *learned_json(const struct learned_ent *e, size_t n)
 				  e[i].idle_ns < 0 ?
 					  json_null() :
 					  json_integer(ns_to_s(e[i].idle_ns)),
-				  "domain_id", (json_int_t)e[i].domain_id,
 				  "generation", (json_int_t)e[i].generation));
 	return arr;
 }
@@ -230,8 +227,8 @@ static void learned_print(const char *name, const struct learned_ent *e,
 	printf("%s: %zu address%s\n", name, n, n == 1 ? "" : "es");
 	if (!n)
 		return;
-	printf("  %-39s  %12s  %12s  %9s\n", "ADDRESS", "EXPIRES IN",
-	       "LAST USE", "DOMAIN ID");
+	printf("  %-39s  %12s  %12s  %10s\n", "ADDRESS", "EXPIRES IN",
+	       "LAST USE", "GENERATION");
 	for (i = 0; i < n; i++) {
 		if (e[i].expires_in_ns > 0)
 			snprintf(when, sizeof(when), "%lld s",
@@ -243,8 +240,8 @@ static void learned_print(const char *name, const struct learned_ent *e,
 		else
 			snprintf(used, sizeof(used), "%lld s ago",
 				 ns_to_s(e[i].idle_ns));
-		printf("  %-39s  %12s  %12s  %9u\n", e[i].addr, when, used,
-		       e[i].domain_id);
+		printf("  %-39s  %12s  %12s  %10u\n", e[i].addr, when, used,
+		       e[i].generation);
 	}
 }
 

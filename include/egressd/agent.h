@@ -34,6 +34,7 @@ struct api_buf;
 struct bpfsync;
 struct bpfsync_policy;
 struct cgwatch;
+struct learned;
 struct dnsproxy;
 struct dnswire_response;
 struct liveness;
@@ -128,7 +129,15 @@ struct agent {
 	struct policy_compiled *compiled;
 	uint64_t generation;
 	struct loop_timer *always_timer;
+	/*
+	 * The learned-address registry (agent/learned.c): which name taught
+	 * which address, in every mode and whichever layers are up; its GC
+	 * timer; answers whose addresses could not all be learned, by what
+	 * the client got (answer.c).
+	 */
+	struct learned *learned;
 	struct loop_timer *gc_timer;
+	uint64_t learn_fail_servfail, learn_fail_sent;
 	/* nftables layer */
 	struct nftsync *nft;
 	struct nflog *nflog;
@@ -248,7 +257,10 @@ int agent_reload(struct agent *a, const char *trigger);
 
 /* ---- project.c: the nftables and BPF views of the policy ------------ */
 
+/* Program nftables for pc, forgetting the learned addresses forget[]
+ * (agent_learned_revoked()) in the same batch; 0 or -errno. */
 int agent_nft_apply(struct agent *a, const struct policy_compiled *pc,
+		    const struct policy_addr *forget, size_t n_forget,
 		    char *err, size_t errlen);
 int agent_bpf_apply(struct agent *a, const struct policy_compiled *pc,
 		    uint64_t generation, char *err, size_t errlen);
@@ -275,9 +287,27 @@ void agent_dns_redirect_update(struct agent *a);
 
 /* ---- answer.c: DNS learning ------------------------------------------ */
 
+/* The registry's GC runs this often. */
+#define AGENT_LEARNED_GC_MS 30000
+
 int agent_answer_hook(void *arg, const char *qname,
 		      const struct dnswire_response *r, uint8_t *msg,
 		      size_t len);
+/*
+ * The learned addresses of names m no longer allows, as a malloc'd array
+ * (learned_revoked()); after the apply succeeded, agent_learned_revoke()
+ * drops them from BPF and the registry (nftables dropped them in its
+ * batch), whether nftables is up or not. 0 or -ENOMEM.
+ */
+int agent_learned_revoked(struct agent *a, const struct policy_matcher *m,
+			  struct policy_addr **out, size_t *n);
+void agent_learned_revoke(struct agent *a, const struct policy_addr *v,
+			  size_t n);
+/* Start the registry's GC timer (every mode). 0 or -ENOMEM. */
+int agent_learned_start(struct agent *a);
+/* bpfsync_set_extended_hook() callback: the registry keeps it alive. */
+void agent_learned_extended(void *arg, int family, const void *addr,
+			    uint64_t until_ns);
 
 /* ---- status.c: /status, /metrics, the start line --------------------- */
 

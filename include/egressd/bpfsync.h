@@ -71,12 +71,15 @@ struct bpfsync_config {
 /*
  * Mount bpffs if needed, create and flock pin_dir (NULL: the default),
  * and load the program, reusing compatible pinned maps and replacing
- * incompatible ones (with a warning). Writes this network namespace's
+ * incompatible ones (with a warning). The learned maps hold learned_max
+ * addresses per family (0: EGRESSD_MAX_LEARNED); pins of another size are
+ * replaced. Writes this network namespace's
  * cookie into the config map. 0 or -errno (-EBUSY: another instance holds
  * the pin dir; -ENOMEDIUM: no bpffs, and mounting one was refused;
  * -ENOTSUP: the pin dir is not on a bpffs).
  */
-int bpfsync_open(struct bpfsync **out, const char *pin_dir);
+int bpfsync_open(struct bpfsync **out, const char *pin_dir,
+		 size_t learned_max);
 
 /*
  * Attach the egress program and its ingress tracker (replies to peers
@@ -139,10 +142,29 @@ int bpfsync_apply_policy(struct bpfsync *bs, const struct bpfsync_policy *p);
 /*
  * Add or refresh a learned address (family 4 or 6; addr 4 or 16 bytes)
  * valid until expires_ns (bpfsync_now_ns() clock). A refresh never
- * shortens the expiry and keeps last_seen. 0 or -errno (-E2BIG when full).
+ * shortens the expiry and keeps last_seen. When the family's map is full,
+ * its expired, idle entries are deleted first (at most once a second) and
+ * the write is tried again. 0 or -errno (-E2BIG when still full).
  */
 int bpfsync_learn(struct bpfsync *bs, int family, const void *addr,
-		  uint64_t expires_ns, uint32_t domain_id, uint32_t generation);
+		  uint64_t expires_ns, uint32_t generation);
+
+struct bpfsync_learned_stats {
+	uint64_t full;	    /* bpfsync_learn() refused: map full */
+	uint64_t reclaimed; /* expired entries deleted to make room */
+};
+void bpfsync_get_learned_stats(const struct bpfsync *bs,
+			       struct bpfsync_learned_stats *out);
+
+/*
+ * fn is told about every learned entry bpfsync_expire() extends because
+ * it is in use (family 4 or 6, its new expiry), so that the learned
+ * registry keeps the address as long as the map does.
+ */
+void bpfsync_set_extended_hook(struct bpfsync *bs,
+			       void (*fn)(void *arg, int family,
+					  const void *addr, uint64_t until_ns),
+			       void *arg);
 
 /* Remove a learned address now (its domain is no longer allowed). */
 int bpfsync_forget(struct bpfsync *bs, int family, const void *addr);

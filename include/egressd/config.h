@@ -43,6 +43,10 @@ struct egressd_upstream {
 	char text[64]; /* "10.0.0.1:53", "[fd00::1]:53" */
 };
 
+/* Bounds of OPENSANDBOX_EGRESS_LEARN_MAX. */
+#define CONFIG_LEARN_MAX_MIN 16
+#define CONFIG_LEARN_MAX_MAX 1048576
+
 struct egressd_config {
 	enum egressd_mode mode;
 	char *rules_json;  /* OPENSANDBOX_EGRESS_RULES, may be NULL */
@@ -70,6 +74,8 @@ struct egressd_config {
 	enum egressd_ipv6 ipv6;
 
 	unsigned int learn_ttl_min, learn_ttl_max, learn_grace;
+	/* learned addresses per family: registry and BPF maps */
+	unsigned int learn_max;
 	bool block_private_answers;
 	bool allow_host_network;
 	bool block_doh_443;

@@ -17,7 +17,7 @@
 #include "egressd/events.h"
 #include "egressd/loop.h"
 
-struct nftsync;
+struct learned;
 struct nflog;
 
 /* One logged packet. */
@@ -50,12 +50,13 @@ size_t nflog_parse_batch(const void *buf, size_t len,
 
 /*
  * Bind NFLOG group (copy mode: headers only) and register the socket in
- * loop. ns (may be NULL) names the domain that taught a destination.
+ * loop. learned (may be NULL) names the domain that taught a
+ * destination (include/egressd/learned.h).
  * 0 or -errno with err set (-EPERM without CAP_NET_ADMIN, -EBUSY when
  * another process holds the group).
  */
 int nflog_open(struct nflog **out, struct loop *loop, uint16_t group,
-	       const struct nftsync *ns, char *err, size_t errlen);
+	       const struct learned *learned, char *err, size_t errlen);
 /*
  * nftables logs a drop's reason, not the rule that decided it: fn (NULL
  * unsets) names it for the violation line, writing the name into buf and

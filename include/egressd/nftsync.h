@@ -12,8 +12,9 @@
  * nftsync_batch, so unit tests parse them back without a kernel; the
  * talker (agent/nftsync.c) sends a batch and drains its ACKs.
  * Learned (DNS-taught) addresses live in timeout sets that a policy apply
- * never flushes, with a userspace cache that spares netlink traffic for
- * addresses that still have enough lifetime left.
+ * never flushes; nftsync only writes them (nftsync_learn_write): which
+ * addresses need writing, and which name taught them, is the learned
+ * registry's (include/egressd/learned.h).
  */
 #ifndef __EGRESSD_NFTSYNC_H
 #define __EGRESSD_NFTSYNC_H
@@ -43,8 +44,6 @@
  */
 #define NFTSYNC_NETDEV_CHAIN_PREFIX "frames_"
 #define NFTSYNC_NETDEV_MAX_IFS 64
-/* Domains remembered per learned address (most recent first). */
-#define NFTSYNC_MAX_TEACHERS 4
 
 /*
  * What the table must say. Address lists are borrowed for the call only;
@@ -142,26 +141,11 @@ struct nftsync_config {
 
 /* Learned-address changes that ride in the same batch as an apply. */
 struct nftsync_update {
-	/* Remove these learned addresses (whatever taught them). */
+	/* Remove these learned addresses (the registry's learned_revoked()). */
 	const struct policy_addr *forget;
 	size_t n_forget;
-	/*
-	 * Optional: called for each domain in the learned cache; an address
-	 * none of whose (unexpired) domains is kept is removed. Typically
-	 * "does the new policy still allow this name".
-	 */
-	bool (*keep)(const char *domain, void *arg);
-	void *keep_arg;
-	/*
-	 * Optional: after a successful apply, called for every address that
-	 * was removed because of forget[] or keep(), so other datapaths
-	 * (BPF) can drop it too. Called in dns mode as well, where only the
-	 * cache knows the addresses.
-	 */
-	void (*revoked)(const struct policy_addr *addr, void *arg);
-	void *revoked_arg;
-	bool flush_learned;  /* empty the learned sets (and the cache) */
-	uint64_t now_ms;     /* monotonic clock, as for nftsync_learn() */
+	bool flush_learned;  /* empty the learned sets */
+	uint64_t now_ms;     /* monotonic clock, as for nftsync_learn_write() */
 };
 
 /* ---- builders: no I/O ------------------------------------------------ */
@@ -286,43 +270,28 @@ int nftsync_apply(struct nftsync *ns, const struct nftsync_config *cfg,
 		  const struct nftsync_update *upd, char *err, size_t errlen);
 
 /*
- * Learn addrs taught by domain (an answer to an allowed name) with a
- * lifetime of timeout_s seconds. Synchronous: returns once the kernel
- * ACKed, so the DNS answer may be released afterwards. Addresses the
- * cache knows with more than half of timeout_s left cost no netlink
- * traffic. Others are written in one batch: add, delete, add for
- * addresses the cache knows (refresh), one exclusive add for the rest; if
- * one of those exists after all (adopted after a restart), the refused
+ * Write n learned addresses into the learned sets with a lifetime of
+ * timeout_s seconds, in one batch. Synchronous: returns once the kernel
+ * ACKed, so the DNS answer may be released afterwards. known[i] says
+ * whether the registry holds addrs[i] (learned_is_known()): such an
+ * address gets add, delete, add (refresh), the others one exclusive add;
+ * if one of those exists after all (adopted after a restart), the refused
  * batch is resent as a refresh (docs/nftables.md, "Learned elements").
- * Before a successful apply with cfg->filter set, only the cache
- * is updated. now_ms is CLOCK_MONOTONIC in ms (loop_now_ms()).
- * 0 or -errno with err set; on failure the cache is unchanged.
+ * Nothing is sent (0) before a successful apply with cfg->filter set.
+ * now_ms is CLOCK_MONOTONIC in ms (loop_clock_ms()). 0 or -errno with err
+ * set.
  */
-int nftsync_learn(struct nftsync *ns, uint64_t now_ms, const char *domain,
-		  const struct policy_addr *addrs, size_t n,
-		  unsigned int timeout_s, char *err, size_t errlen);
+int nftsync_learn_write(struct nftsync *ns, uint64_t now_ms,
+			const struct policy_addr *addrs, const bool *known,
+			size_t n, unsigned int timeout_s, char *err,
+			size_t errlen);
 
 /*
- * Would nftsync_learn() skip addr as fresh right now (the cache knows it
- * with more than half of timeout_s left)? The BPF side asks this before
- * learning, so that an address both layers hold fresh costs no system
- * call at all; both are written with the same lifetime at the same time.
+ * Did the last successful nftsync_apply() (or nftsync_cleanup()) empty,
+ * replace or remove the learned sets? Then every learned address must be
+ * written again (learned_mark_stale()).
  */
-bool nftsync_learn_is_fresh(const struct nftsync *ns, uint64_t now_ms,
-			    const struct policy_addr *addr,
-			    unsigned int timeout_s);
-
-/* The domain that most recently taught addr (AF_INET: 4 bytes, AF_INET6:
- * 16), or NULL. Valid until the next call that changes the cache. */
-const char *nftsync_learned_domain(const struct nftsync *ns, int family,
-				   const void *addr);
-
-/* Unexpired learned addresses per family. */
-void nftsync_learned_counts(const struct nftsync *ns, uint64_t now_ms,
-			    size_t *v4, size_t *v6);
-
-/* Forget cache entries expired for a while (the kernel drops its own). */
-void nftsync_learned_gc(struct nftsync *ns, uint64_t now_ms);
+bool nftsync_learned_reset(const struct nftsync *ns);
 
 /* Whether the filter is installed (last apply succeeded with filter). */
 bool nftsync_is_filtering(const struct nftsync *ns);
@@ -331,9 +300,8 @@ struct nftsync_stats {
 	uint64_t batches;      /* batches sent (or handed to the talker) */
 	uint64_t batch_errors; /* batches the kernel refused */
 	uint64_t learn_sent;   /* addresses written to learned sets */
-	uint64_t learn_cached; /* addresses answered from the cache */
-	/* Learn batches refused with EEXIST because an address the cache did
-	 * not know was in a learned set; each was rewritten by a second
+	/* Learn batches refused with EEXIST because an address the registry
+	 * did not know was in a learned set; each was rewritten by a second
 	 * batch (add, delete, add). Counted in batch_errors too. */
 	uint64_t learn_exists;
 };

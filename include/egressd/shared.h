@@ -35,11 +35,17 @@
 /* Limits (max_entries). An LPM map holds both policy slots at once. */
 #define EGRESSD_MAX_PREFIXES 65536 /* per static set and family */
 #define EGRESSD_LPM_ENTRIES (2 * EGRESSD_MAX_PREFIXES)
-#define EGRESSD_MAX_LEARNED 65536 /* per family */
+/*
+ * Learned addresses per family: the default of OPENSANDBOX_EGRESS_LEARN_MAX
+ * (bpfsync sets the learned maps' max_entries from it at load). The maps
+ * allocate entries as they are learned (BPF_F_NO_PREALLOC): an idle
+ * sandbox pays only for the hash buckets.
+ */
+#define EGRESSD_MAX_LEARNED 32768
 #define EGRESSD_FOLD_ENTRIES 8192
-#define EGRESSD_INBOUND_ENTRIES 65536
+#define EGRESSD_INBOUND_ENTRIES 4096 /* an LRU: preallocated, keep it small */
 #define EGRESSD_EVENTS_BYTES (256 * 1024)
-#define EGRESSD_AGENT_SOCKS 16384 /* egressd's own open sockets */
+#define EGRESSD_AGENT_SOCKS 4096 /* egressd's own open sockets */
 
 /* Folding window: at most one event per (reason, dst, dport) per window. */
 #define EGRESSD_FOLD_NS 1000000000ULL
@@ -205,13 +211,14 @@ struct egressd_learned6_key {
  * CLOCK_MONOTONIC (clock_gettime(CLOCK_MONOTONIC_COARSE) in userspace).
  * The program honours the entry while now < expires_ns and refreshes
  * last_seen_ns (at most every EGRESSD_LAST_SEEN_NS) while it is used; the
- * agent decides expiry from both.
+ * agent decides expiry from both. Which name taught the address is the
+ * agent's learned registry's to know (agent/learned.c), not the map's.
  */
 struct egressd_learned_val {
 	__u64 expires_ns;
 	__u64 last_seen_ns;
-	__u32 domain_id; /* agent's id of the name that taught it */
 	__u32 generation; /* low bits of the policy generation at learn */
+	__u32 pad;
 };
 
 /*
@@ -292,9 +299,8 @@ struct egressd_event {
 	__u8 action; /* EGRESSD_ACTION_* */
 	__u32 rule; /* rule id of the deny or DoH entry (deny_rule, doh),
 		     * else EGRESSD_RULE_NONE */
-	__u32 domain_id; /* learned entry's domain id (expired), or 0 */
 	__u32 flags; /* EGRESSD_EV_* */
-	__u8 pad[4];
+	__u8 pad[8];
 };
 
 #endif /* __EGRESSD_SHARED_H */

@@ -103,7 +103,6 @@ struct tcase {
 	int reason; /* event reason, NONE for no event */
 	int action;
 	__u32 rule;
-	__u32 domain_id;
 	__u32 ev_flags;
 };
 
@@ -137,7 +136,7 @@ static const struct tcase cases[] = {
 	  .proto = IPPROTO_TCP, .dport = 443, .cfg = CFG_DENY,
 	  .retval = EGRESS_DROP, .counter = EGRESSD_REASON_DEFAULT_DENY,
 	  .reason = EGRESSD_REASON_DEFAULT_DENY, .action = EGRESSD_ACTION_DROP,
-	  .rule = R_NONE, .domain_id = 43, .ev_flags = EGRESSD_EV_EXPIRED },
+	  .rule = R_NONE, .ev_flags = EGRESSD_EV_EXPIRED },
 	{ .desc = "denied v4", .family = 4, .dst = "203.0.113.7",
 	  .proto = IPPROTO_TCP, .dport = 80, .cfg = CFG_DENY,
 	  .retval = EGRESS_DROP, .counter = EGRESSD_REASON_DENY_RULE,
@@ -577,11 +576,10 @@ static int put_lpm(struct bpf_map *map, int family, __u8 slot, const char *addr,
 				    BPF_ANY);
 }
 
-static int put_learned(int family, const char *addr, __s64 ttl_ns, __u32 domain)
+static int put_learned(int family, const char *addr, __s64 ttl_ns)
 {
 	struct egressd_learned_val val = {
 		.expires_ns = now_ns() + ttl_ns,
-		.domain_id = domain,
 	};
 	__u8 key[16];
 
@@ -611,10 +609,10 @@ static int fill_policy(void)
 	err |= put_lpm(skel->maps.doh_allow_v4, 4, 0, "8.8.8.8", 32, 9);
 	err |= put_lpm(skel->maps.allow_v4, 4, 0, "8.8.8.8", 32, 10);
 	err |= put_lpm(skel->maps.allow_v4, 4, 1, "10.9.9.0", 24, 100);
-	err |= put_learned(4, "198.51.100.10", 60000000000LL, 42);
-	err |= put_learned(4, "198.51.100.11", -1000000000LL, 43);
-	err |= put_learned(4, "203.0.113.50", 60000000000LL, 45);
-	err |= put_learned(6, "2001:db8:2::10", 60000000000LL, 44);
+	err |= put_learned(4, "198.51.100.10", 60000000000LL);
+	err |= put_learned(4, "198.51.100.11", -1000000000LL);
+	err |= put_learned(4, "203.0.113.50", 60000000000LL);
+	err |= put_learned(6, "2001:db8:2::10", 60000000000LL);
 	return err ? -EIO : 0;
 }
 
@@ -879,8 +877,6 @@ static void run_case(const struct tcase *tc)
 		    e->action, tc->action);
 	ok &= CHECK(e->rule == tc->rule, tc->desc, "rule %u, want %u", e->rule,
 		    tc->rule);
-	ok &= CHECK(e->domain_id == tc->domain_id, tc->desc,
-		    "domain %u, want %u", e->domain_id, tc->domain_id);
 	ok &= CHECK(e->flags == tc->ev_flags, tc->desc, "flags %#x, want %#x",
 		    e->flags, tc->ev_flags);
 	ok &= CHECK(e->count == 1, tc->desc, "count %llu, want 1",

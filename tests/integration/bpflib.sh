@@ -133,7 +133,7 @@ sys.exit(1)' "$2" ${3:+"$3"}
 }
 
 # bpf_learned_val ADDR FIELD: a field of the learned entry of ADDR
-# (expires_ns, last_seen_ns, domain_id, generation); empty if absent.
+# (expires_ns, last_seen_ns, generation); empty if absent.
 bpf_learned_val() {
 	local map=learned_v4
 	case $1 in *:*) map=learned_v6 ;; esac
