@@ -542,6 +542,13 @@ fakedns_log() {
 	cat "$T/fakedns-${1:-up}.log"
 }
 
+# fakedns_queries [TAG]: that fakedns's log without egressd's own upstream
+# health probes (". NS", OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE's default):
+# the queries the sandbox's clients caused.
+fakedns_queries() {
+	grep -vE '^(udp|tcp) \. NS$' "$T/fakedns-${1:-up}.log"
+}
+
 # upstream_saw NAME [TAG]: did that fakedns receive a query for exactly NAME
 # (any case, trailing dot ignored)?
 upstream_saw() {

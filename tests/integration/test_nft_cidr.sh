@@ -32,7 +32,7 @@ if nft_sb list set inet egressd allow_v4 | grep -q "10.200.$X.80/31"; then
 else
 	fail "allow_v4 holds 10.200.$X.80/31" "$(nft_sb list set inet egressd allow_v4 2>&1)"
 fi
-assert_eq "no DNS query reached the upstream" "" "$(fakedns_log)"
+assert_eq "no DNS query reached the upstream" "" "$(fakedns_queries)"
 assert_eq "learned_v4 is empty" "" \
 	"$(nft_sb list set inet egressd learned_v4 | sed -n 's/.*elements = //p')"
 egit_finish
