@@ -93,7 +93,7 @@ endif
 # The nftables layer (agent/nft*.c) for the unit tests and fuzzers that link
 # it, with doh.c, whose provider addresses it blocks.
 NFTSYNC_MODULES := nftsync nftruleset nftnetdev nftset nftrule nftbatch doh
-AGENT_MODULES := log loop config policy matcher dnswire doh dnsguard selfsock dnsproxy dnsupstream dnstcp dnsdecide events cgroup cgwatch coverage netns nftsync nftruleset nftnetdev nftset nftrule nftbatch nflog bpfsync api webhook liveness attached \
+AGENT_MODULES := log loop config policy matcher dnswire doh dnsguard selfsock dnsproxy dnsupstream dnstcp dnsdecide events cgroup cgwatch coverage netns nftsync nftruleset nftnetdev nftset nftrule nftbatch nflog bpfsync api apiroutes apiedit webhook liveness attached \
 	agent sources project layers answer persist status
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
@@ -109,7 +109,7 @@ check_doh_OBJS := doh policy matcher log
 check_dnsproxy_OBJS := dnsproxy dnsupstream dnstcp dnsdecide dnsguard dnswire doh policy matcher loop events log config selfsock
 check_nftsync_OBJS := $(NFTSYNC_MODULES) log
 check_events_OBJS := events log dnswire loop
-check_api_OBJS := api policy matcher log loop config selfsock
+check_api_OBJS := api apiroutes apiedit policy matcher log loop config selfsock
 check_webhook_OBJS := webhook log loop selfsock
 # check_dnsproxy fails chosen allocations (its __wrap_malloc/__wrap_calloc).
 check_dnsproxy_LDFLAGS := -Wl,--wrap=malloc -Wl,--wrap=calloc
@@ -280,10 +280,10 @@ fuzz_always_SRCS := tests/fuzz/fuzz_always.c $(FUZZ_AGENT_SRCS)
 fuzz_nflog_SRCS := tests/fuzz/fuzz_nflog.c agent/nflog.c \
 	$(patsubst %,agent/%.c,$(NFTSYNC_MODULES)) \
 	agent/events.c agent/dnswire.c $(FUZZ_AGENT_SRCS)
-fuzz_http_SRCS := tests/fuzz/fuzz_http.c agent/api.c agent/config.c agent/selfsock.c \
-	$(FUZZ_AGENT_SRCS)
+fuzz_http_SRCS := tests/fuzz/fuzz_http.c agent/api.c agent/apiroutes.c \
+	agent/apiedit.c agent/config.c agent/selfsock.c $(FUZZ_AGENT_SRCS)
 # Built from the sources in one step: any header may matter.
-$(OUTPUT)/fuzz/fuzz_%: $$(fuzz_%_SRCS) $(wildcard include/egressd/*.h)
+$(OUTPUT)/fuzz/fuzz_%: $$(fuzz_%_SRCS) $(wildcard include/egressd/*.h agent/*.h)
 	$(Q)mkdir -p $(OUTPUT)/fuzz
 	$(call msg,FUZZ,$@)
 	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined \
