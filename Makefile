@@ -93,25 +93,25 @@ endif
 # The nftables layer (agent/nft*.c) for the unit tests and fuzzers that link
 # it, with doh.c, whose provider addresses it blocks.
 NFTSYNC_MODULES := nftsync nftruleset nftnetdev nftset nftrule nftbatch doh
-AGENT_MODULES := log loop config policy compiled dnswire doh dnsguard selfsock dnsproxy dnsupstream dnstcp dnsdecide events cgroup cgwatch coverage netns learned nftsync nftruleset nftnetdev nftset nftrule nftbatch nflog bpfsync api webhook liveness attached \
+AGENT_MODULES := log loop config policy matcher compiled dnswire doh dnsguard selfsock dnsproxy dnsupstream dnstcp dnsdecide events cgroup cgwatch coverage netns learned nftsync nftruleset nftnetdev nftset nftrule nftbatch nflog bpfsync api apiroutes apiedit webhook liveness attached \
 	agent sources project layers answer persist status
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
 # Unit tests: tests/check_<module>.c linked with the objects it needs.
 UNIT_TESTS := policy compiled dnswire dnsguard doh config loop netns dnsproxy learned nftsync events api webhook log attached selfsock cgwatch nflog agent
-check_policy_OBJS := policy log
-check_compiled_OBJS := compiled policy $(NFTSYNC_MODULES) log
+check_policy_OBJS := policy matcher log
+check_compiled_OBJS := compiled policy matcher $(NFTSYNC_MODULES) log
 check_dnswire_OBJS := dnswire
-check_dnsguard_OBJS := dnsguard policy log
+check_dnsguard_OBJS := dnsguard policy matcher log
 check_config_OBJS := config log
 check_loop_OBJS := loop
 check_netns_OBJS := netns
-check_doh_OBJS := doh policy log
-check_dnsproxy_OBJS := dnsproxy dnsupstream dnstcp dnsdecide dnsguard dnswire doh policy loop events log config selfsock
+check_doh_OBJS := doh policy matcher log
+check_dnsproxy_OBJS := dnsproxy dnsupstream dnstcp dnsdecide dnsguard dnswire doh policy matcher loop events log config selfsock
 check_nftsync_OBJS := $(NFTSYNC_MODULES) log
 check_learned_OBJS := learned
 check_events_OBJS := events log dnswire loop
-check_api_OBJS := api policy log loop config selfsock
+check_api_OBJS := api apiroutes apiedit policy matcher log loop config selfsock
 check_webhook_OBJS := webhook log loop selfsock
 # check_dnsproxy fails chosen allocations (its __wrap_malloc/__wrap_calloc).
 check_dnsproxy_LDFLAGS := -Wl,--wrap=malloc -Wl,--wrap=calloc
@@ -275,17 +275,17 @@ fuzz-replay: $(FUZZ_BINS)
 # `make test` replays the corpora too.
 tests: $(FUZZ_BINS)
 
-FUZZ_AGENT_SRCS := agent/policy.c agent/log.c agent/loop.c
+FUZZ_AGENT_SRCS := agent/policy.c agent/matcher.c agent/log.c agent/loop.c
 fuzz_dnswire_SRCS := tests/fuzz/fuzz_dnswire.c agent/dnswire.c
 fuzz_policy_SRCS := tests/fuzz/fuzz_policy.c $(FUZZ_AGENT_SRCS)
 fuzz_always_SRCS := tests/fuzz/fuzz_always.c $(FUZZ_AGENT_SRCS)
 fuzz_nflog_SRCS := tests/fuzz/fuzz_nflog.c agent/nflog.c agent/learned.c \
 	$(patsubst %,agent/%.c,$(NFTSYNC_MODULES)) \
 	agent/events.c agent/dnswire.c $(FUZZ_AGENT_SRCS)
-fuzz_http_SRCS := tests/fuzz/fuzz_http.c agent/api.c agent/config.c agent/selfsock.c \
-	$(FUZZ_AGENT_SRCS)
+fuzz_http_SRCS := tests/fuzz/fuzz_http.c agent/api.c agent/apiroutes.c \
+	agent/apiedit.c agent/config.c agent/selfsock.c $(FUZZ_AGENT_SRCS)
 # Built from the sources in one step: any header may matter.
-$(OUTPUT)/fuzz/fuzz_%: $$(fuzz_%_SRCS) $(wildcard include/egressd/*.h)
+$(OUTPUT)/fuzz/fuzz_%: $$(fuzz_%_SRCS) $(wildcard include/egressd/*.h agent/*.h)
 	$(Q)mkdir -p $(OUTPUT)/fuzz
 	$(call msg,FUZZ,$@)
 	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined \
@@ -296,7 +296,7 @@ $(OUTPUT)/fuzz/fuzz_%: $$(fuzz_%_SRCS) $(wildcard include/egressd/*.h)
 bench-policy: $(OUTPUT)/bench/policy_lookup
 	$(Q)$(OUTPUT)/bench/policy_lookup
 
-$(OUTPUT)/bench/policy_lookup: bench/policy_lookup.c $(OUTPUT)/agent/policy.o $(OUTPUT)/agent/log.o $(OUTPUT)/agent/loop.o
+$(OUTPUT)/bench/policy_lookup: bench/policy_lookup.c $(OUTPUT)/agent/policy.o $(OUTPUT)/agent/matcher.o $(OUTPUT)/agent/log.o $(OUTPUT)/agent/loop.o
 	$(Q)mkdir -p $(OUTPUT)/bench
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(PKG_LIBS)

@@ -489,6 +489,27 @@ static char *many_rules_json(size_t n)
 	return s;
 }
 
+/* A copy owns its own strings: freeing the original leaves it intact. */
+START_TEST(test_policy_rule_copy_deep)
+{
+	struct policy_rule src, dst;
+
+	rule_of("*.Example.com", &src);
+	src.action = POLICY_ALLOW;
+	ck_assert_int_eq(policy_rule_copy(&dst, &src), 0);
+	ck_assert_ptr_ne(dst.target, src.target);
+	ck_assert_ptr_ne(dst.name, src.name);
+	free(src.target);
+	free(src.name);
+	ck_assert_int_eq(dst.kind, POLICY_KIND_WILDCARD);
+	ck_assert_int_eq(dst.action, POLICY_ALLOW);
+	ck_assert_str_eq(dst.target, "*.Example.com");
+	ck_assert_str_eq(dst.name, "example.com");
+	free(dst.target);
+	free(dst.name);
+}
+END_TEST
+
 START_TEST(test_policy_max_rules)
 {
 	char *json = many_rules_json(5000), err[ERRLEN] = "";
@@ -1177,6 +1198,7 @@ static Suite *policy_suite(void)
 	tcase_add_loop_test(tc, test_policy_target_normalisation, 0,
 			    sizeof(norm_cases) / sizeof(norm_cases[0]));
 	tcase_add_test(tc, test_policy_target_kept_as_given_trimmed);
+	tcase_add_test(tc, test_policy_rule_copy_deep);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("limits");

@@ -127,8 +127,13 @@ int policy_parse_always_buf(const char *buf, size_t size, const char *origin,
 			    struct policy_rule **rules, size_t *n, char *err,
 			    size_t errlen);
 void policy_rules_free(struct policy_rule *rules, size_t n);
+/* Deep copy of one rule (its strings duplicated); 0 or -ENOMEM. */
+int policy_rule_copy(struct policy_rule *dst, const struct policy_rule *src);
 
-/* Compiled matcher over the effective list (see top of file). */
+/* Longest name a domain or wildcard rule holds (no trailing dot). */
+#define POLICY_NAME_MAX 253
+
+/* Compiled matcher over the effective list (agent/matcher.c). */
 struct policy_matcher;
 
 struct policy_match {

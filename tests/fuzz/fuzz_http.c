@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * libFuzzer target for the HTTP request path (agent/api.c): the input is
- * the bytes a client sends on one connection (request line, headers,
- * body, maybe several requests). The real API is started once, as
- * api_new() starts it in egressd: libmicrohttpd on a loopback port, driven
- * by egressd's event loop. Each input is written to a new connection to
- * it and the write side is shut; the loop runs until the server closes
- * or, having answered, goes quiet. So what is fuzzed is egressd's own
- * handling behind libmicrohttpd's parser: routing, auth, body collection
- * and limits, the POST/PATCH/DELETE parsers and merges, and the answers.
+ * libFuzzer target for the HTTP request path (agent/api.c, apiroutes.c,
+ * apiedit.c): the input is the bytes a client sends on one connection
+ * (request line, headers, body, maybe several requests). The real API is
+ * started once, as api_new() starts it in egressd: libmicrohttpd on a
+ * loopback port, driven by egressd's event loop. Each input is written to a
+ * new connection to it and the write side is shut; the loop runs until the
+ * server closes or, having answered, goes quiet. So what is fuzzed is
+ * egressd's own handling behind libmicrohttpd's parser: routing, auth, body
+ * collection and limits, the POST/PATCH/DELETE parsers and merges, and the
+ * answers.
  *
  * libmicrohttpd 0.9.75 does not finish a request whose client shut its
  * write side until some other event makes it run again, and then keeps
