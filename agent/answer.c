@@ -21,6 +21,7 @@
 #include "egressd/learned.h"
 #include "egressd/log.h"
 #include "egressd/loop.h"
+#include "egressd/util.h"
 
 #define NS_PER_S 1000000000ULL
 
@@ -144,7 +145,7 @@ int agent_answer_hook(void *arg, const char *qname,
 		return enforce ? -ENOSPC : 0;
 	}
 	if (a->bpf) {
-		expires = bpfsync_now_ns() + (uint64_t)lifetime * NS_PER_S;
+		expires = util_clock_ns() + (uint64_t)lifetime * NS_PER_S;
 		for (i = 0; i < nw; i++) {
 			ret = bpfsync_learn(a->bpf,
 					    w[i].family == AF_INET6 ? 6 : 4,

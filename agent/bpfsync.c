@@ -23,7 +23,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -95,14 +94,6 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt,
 	return 0;
 }
 
-uint64_t bpfsync_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
 const char *bpfsync_pin_dir(const struct bpfsync *bs)
 {
 	return bs->pin_dir;
@@ -169,8 +160,7 @@ int bpfsync_cfg_write(struct bpfsync *bs, const struct egressd_bpf_cfg *cfg)
 	return 0;
 }
 
-int bpfsync_open(struct bpfsync **out, const char *pin_dir,
-		 size_t learned_max)
+int bpfsync_new(struct bpfsync **out, const char *pin_dir, size_t learned_max)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts);
 	struct egressd_bpf_cfg cfg;

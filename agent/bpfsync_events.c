@@ -273,7 +273,7 @@ int bpfsync_fold_drain(struct bpfsync *bs, uint64_t now_ns, bool all)
 	return ret;
 }
 
-int bpfsync_events_open(struct bpfsync *bs,
+int bpfsync_events_init(struct bpfsync *bs,
 			int (*cb)(void *ctx, const struct egressd_event *e),
 			void *ctx)
 {

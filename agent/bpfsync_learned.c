@@ -15,6 +15,7 @@
 #include <bpf/libbpf.h>
 
 #include "egressd/bpfsync.h"
+#include "egressd/util.h"
 #include "bpfsync_int.h"
 
 static struct bpf_map *learned_map(struct bpfsync *bs, int family, size_t *ksz)
@@ -96,7 +97,7 @@ int bpfsync_learn(struct bpfsync *bs, int family, const void *addr,
 	if (!bpf_map__update_elem(map, addr, ksz, &val, sizeof(val), BPF_ANY))
 		return 0;
 	ret = -errno;
-	if (ret == -E2BIG && reclaim_map(bs, family, bpfsync_now_ns()) > 0 &&
+	if (ret == -E2BIG && reclaim_map(bs, family, util_clock_ns()) > 0 &&
 	    !bpf_map__update_elem(map, addr, ksz, &val, sizeof(val), BPF_ANY))
 		return 0;
 	if (ret == -E2BIG)
