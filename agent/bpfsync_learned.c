@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -20,10 +21,10 @@
 
 static struct bpf_map *learned_map(struct bpfsync *bs, int family, size_t *ksz)
 {
-	*ksz = family == 6 ? 16 : 4;
-	if (family != 4 && family != 6)
+	*ksz = family == AF_INET6 ? 16 : 4;
+	if (family != AF_INET && family != AF_INET6)
 		return NULL;
-	return bs->maps.learned[family == 6];
+	return bs->maps.learned[family == AF_INET6];
 }
 
 /* Sweep's verdict on a learned entry: 1 delete, 0 keep, -1 extend. */
@@ -55,9 +56,9 @@ static int reclaim_map(struct bpfsync *bs, int family, uint64_t now)
 	__u8 key[16], *keys;
 	bool have = false;
 
-	if (now < bs->reclaim_ns[family == 6] + RECLAIM_EVERY_NS)
+	if (now < bs->reclaim_ns[family == AF_INET6] + RECLAIM_EVERY_NS)
 		return 0;
-	bs->reclaim_ns[family == 6] = now;
+	bs->reclaim_ns[family == AF_INET6] = now;
 	cap = bpf_map__max_entries(map);
 	keys = malloc(cap * ksz);
 	if (!keys)
@@ -186,7 +187,7 @@ int bpfsync_expire(struct bpfsync *bs, uint64_t now_ns, uint64_t grace_ns,
 	bs->exp_grace_ns = grace_ns;
 	while (budget) {
 		wrapped = false;
-		n = expire_map(bs, bs->exp_family ? 6 : 4, now_ns, grace_ns,
+		n = expire_map(bs, bs->exp_family ? AF_INET6 : AF_INET, now_ns, grace_ns,
 			       &budget, &wrapped);
 		if (n < 0)
 			return n;

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -23,19 +24,20 @@ static struct bpf_map *set_map(struct bpfsync *bs, enum bpfsync_set set,
 {
 	if ((unsigned int)set >= BPFSYNC_SET_MAX)
 		return NULL;
-	return bs->maps.set[set][family == 6];
+	return bs->maps.set[set][family == AF_INET6];
 }
 
 static int make_lpm_key(const struct bpfsync_prefix *p, __u8 slot, void *key,
 			size_t *ksz)
 {
-	size_t alen = p->family == 6 ? 16 : 4;
+	size_t alen = p->family == AF_INET6 ? 16 : 4;
 	__u8 *addr;
 	size_t i;
 
-	if ((p->family != 4 && p->family != 6) || p->prefixlen > alen * 8)
+	if ((p->family != AF_INET && p->family != AF_INET6) ||
+	    p->prefixlen > alen * 8)
 		return -EINVAL;
-	if (p->family == 6) {
+	if (p->family == AF_INET6) {
 		struct egressd_lpm6_key *k = key;
 
 		memset(k, 0, sizeof(*k));
@@ -116,7 +118,7 @@ static int write_set(struct bpfsync *bs, enum bpfsync_set set,
 	int err;
 
 	for (i = 0; i < n; i++) {
-		if (pfx[i].family == 6)
+		if (pfx[i].family == AF_INET6)
 			n6++;
 		else
 			n4++;

@@ -8,7 +8,8 @@
  * addresses learned from DNS. A policy is written into the inactive slot
  * and switched in with one config write, so the datapath never sees a
  * half-applied policy (docs/bpf.md). Violation records are delivered to a
- * callback from ring-buffer fd that joins the event loop.
+ * callback from ring-buffer fd that joins the event loop. Families are
+ * AF_INET/AF_INET6 here; the map ABI's 4/6 stays inside bpfsync.
  */
 #ifndef __EGRESSD_BPFSYNC_H
 #define __EGRESSD_BPFSYNC_H
@@ -37,7 +38,7 @@ enum bpfsync_set {
 
 /* One prefix of a static set. addr holds 4 or 16 bytes, network order. */
 struct bpfsync_prefix {
-	uint8_t family; /* 4 or 6 */
+	uint8_t family; /* AF_INET or AF_INET6 */
 	uint8_t prefixlen; /* 0..32 or 0..128 */
 	uint32_t rule; /* rule id (EGRESSD_RULE_*), reported in events */
 	uint8_t addr[16];
@@ -139,9 +140,9 @@ int bpfsync_agent_socks_pinned(const char *pin_dir);
 int bpfsync_apply_policy(struct bpfsync *bs, const struct bpfsync_policy *p);
 
 /*
- * Add or refresh a learned address (family 4 or 6; addr 4 or 16 bytes)
- * valid until expires_ns (util_clock_ns() clock). A refresh never
- * shortens the expiry and keeps last_seen. When the family's map is full,
+ * Add or refresh a learned address (family AF_INET or AF_INET6; addr 4
+ * or 16 bytes) valid until expires_ns (util_clock_ns() clock). A refresh
+ * never shortens the expiry and keeps last_seen. When the family's map is full,
  * its expired, idle entries are deleted first (at most once a second) and
  * the write is tried again. 0 or -errno (-E2BIG when still full).
  */
@@ -157,15 +158,18 @@ void bpfsync_get_learned_stats(const struct bpfsync *bs,
 
 /*
  * fn is told about every learned entry bpfsync_expire() extends because
- * it is in use (family 4 or 6, its new expiry), so that the learned
- * registry keeps the address as long as the map does.
+ * it is in use (family AF_INET or AF_INET6, its new expiry), so that the
+ * learned registry keeps the address as long as the map does.
  */
 void bpfsync_set_extended_hook(struct bpfsync *bs,
 			       void (*fn)(void *arg, int family,
 					  const void *addr, uint64_t until_ns),
 			       void *arg);
 
-/* Remove a learned address now (its domain is no longer allowed). */
+/*
+ * Remove a learned address now (its domain is no longer allowed); family
+ * AF_INET or AF_INET6.
+ */
 int bpfsync_forget(struct bpfsync *bs, int family, const void *addr);
 
 /*
