@@ -187,8 +187,8 @@ int bpfsync_expire(struct bpfsync *bs, uint64_t now_ns, uint64_t grace_ns,
 	bs->exp_grace_ns = grace_ns;
 	while (budget) {
 		wrapped = false;
-		n = expire_map(bs, bs->exp_family ? AF_INET6 : AF_INET, now_ns, grace_ns,
-			       &budget, &wrapped);
+		n = expire_map(bs, bs->exp_family ? AF_INET6 : AF_INET, now_ns,
+			       grace_ns, &budget, &wrapped);
 		if (n < 0)
 			return n;
 		total += n;
