@@ -207,9 +207,6 @@ int bpfsync_events_consume(struct bpfsync *bs);
  */
 int bpfsync_fold_drain(struct bpfsync *bs, uint64_t now_ns, bool all);
 
-/* CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_coarse_ns(). */
-uint64_t bpfsync_now_ns(void);
-
 /*
  * Whether the loaded cgroup_skb programs pass sockets of other network
  * namespaces untouched (they compare bpf_get_netns_cookie() with ours).
