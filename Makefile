@@ -93,7 +93,7 @@ endif
 # The nftables layer (agent/nft*.c) for the unit tests and fuzzers that link
 # it, with doh.c, whose provider addresses it blocks.
 NFTSYNC_MODULES := nftsync nftruleset nftnetdev nftset nftrule nftbatch doh
-AGENT_MODULES := log loop config policy matcher compiled dnswire doh dnsguard selfsock dnsproxy dnsupstream dnstcp dnsdecide events cgroup cgwatch coverage netns learned nftsync nftruleset nftnetdev nftset nftrule nftbatch nflog bpfsync api apiroutes apiedit webhook liveness attached \
+AGENT_MODULES := log loop config policy matcher compiled dnswire doh dnsguard selfsock dnsproxy dnsupstream dnstcp dnsdecide events cgroup cgwatch coverage netns learned nftsync nftruleset nftnetdev nftset nftrule nftbatch nflog bpfsync bpfsync_pins bpfsync_policy bpfsync_learned bpfsync_events api apiroutes apiedit webhook liveness attached \
 	agent sources project layers answer persist status
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
@@ -301,7 +301,7 @@ $(OUTPUT)/bench/policy_lookup: bench/policy_lookup.c $(OUTPUT)/agent/policy.o $(
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(PKG_LIBS)
 
-# ---- BPF datapath: bpf/, agent/bpfsync.c, tests/bpf (begin) ----
+# ---- BPF datapath: bpf/, agent/bpfsync*.c, tests/bpf (begin) ----
 # egress.bpf.c -> clang -> bpftool gen object -> bpftool gen skeleton.
 # Only agent/bpfsync.c and tests/bpf/test_egress.c include the skeleton.
 BPF_ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' \
@@ -335,6 +335,9 @@ $(BPF_SKEL): $(OUTPUT)/bpf/egress.bpf.o
 
 $(OUTPUT)/agent/bpfsync.o: $(BPF_SKEL)
 $(OUTPUT)/agent/bpfsync.o: ALL_CFLAGS += -I$(OUTPUT) $(LIBBPF_CFLAGS)
+# The other parts of bpfsync reach the maps through agent/bpfsync_int.h.
+BPFSYNC_PARTS := pins policy learned events
+$(patsubst %,$(OUTPUT)/agent/bpfsync_%.o,$(BPFSYNC_PARTS)): ALL_CFLAGS += $(LIBBPF_CFLAGS)
 
 $(BPF_TEST): tests/bpf/test_egress.c $(BPF_SKEL) | $(OUTPUT)/tests/bpf
 	$(call msg,LINK,$@)

@@ -870,7 +870,7 @@ int agent_run(struct agent *a)
 	/* Held (folded) violation lines go out before the last line. */
 	if (a->fold_timer) {
 		bpfsync_events_consume(a->bpf);
-		bpfsync_fold_drain(a->bpf, bpfsync_now_ns(), true);
+		bpfsync_fold_drain(a->bpf, util_clock_ns(), true);
 	}
 	events_fini();
 	log_folded_flush();

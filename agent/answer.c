@@ -21,6 +21,7 @@
 #include "egressd/learned.h"
 #include "egressd/log.h"
 #include "egressd/loop.h"
+#include "egressd/util.h"
 
 #define NS_PER_S 1000000000ULL
 
@@ -144,12 +145,10 @@ int agent_answer_hook(void *arg, const char *qname,
 		return enforce ? -ENOSPC : 0;
 	}
 	if (a->bpf) {
-		expires = bpfsync_now_ns() + (uint64_t)lifetime * NS_PER_S;
+		expires = util_clock_ns() + (uint64_t)lifetime * NS_PER_S;
 		for (i = 0; i < nw; i++) {
-			ret = bpfsync_learn(a->bpf,
-					    w[i].family == AF_INET6 ? 6 : 4,
-					    w[i].addr, expires,
-					    (uint32_t)a->generation);
+			ret = bpfsync_learn(a->bpf, w[i].family, w[i].addr,
+					    expires, (uint32_t)a->generation);
 			if (ret && enforce) {
 				snprintf(err, sizeof(err), "BPF maps: %s",
 					 strerror(-ret));
@@ -205,9 +204,7 @@ void agent_learned_revoke(struct agent *a, const struct policy_addr *v,
 
 	for (i = 0; i < n; i++) {
 		if (a->bpf)
-			a->bpf_ops->forget(a->bpf,
-					   v[i].family == AF_INET6 ? 6 : 4,
-					   v[i].addr);
+			a->bpf_ops->forget(a->bpf, v[i].family, v[i].addr);
 		learned_forget(a->learned, now, &v[i]);
 	}
 }
@@ -234,9 +231,9 @@ void agent_learned_extended(void *arg, int family, const void *addr,
 			    uint64_t until_ns)
 {
 	struct agent *a = arg;
-	struct policy_addr pa = { .family = family == 6 ? AF_INET6 : AF_INET };
+	struct policy_addr pa = { .family = family };
 
-	memcpy(pa.addr, addr, family == 6 ? 16 : 4);
-	pa.prefixlen = family == 6 ? 128 : 32;
+	memcpy(pa.addr, addr, family == AF_INET6 ? 16 : 4);
+	pa.prefixlen = family == AF_INET6 ? 128 : 32;
 	learned_extend(a->learned, &pa, until_ns / 1000000);
 }

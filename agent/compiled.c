@@ -230,7 +230,7 @@ static int bpf_set(const struct clist *l, bool exact_only,
 
 		if (exact_only && !is_full(pa))
 			continue;
-		v[k].family = pa->family == AF_INET6 ? 6 : 4;
+		v[k].family = pa->family;
 		v[k].prefixlen = pa->prefixlen;
 		v[k].rule = l->rule[i];
 		memcpy(v[k].addr, pa->addr, 16);

@@ -88,7 +88,7 @@ static void bpf_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 	bool done;
 	int ret;
 
-	ret = bpfsync_expire(a->bpf, bpfsync_now_ns(),
+	ret = bpfsync_expire(a->bpf, util_clock_ns(),
 			     (uint64_t)a->cfg->learn_grace * NS_PER_S,
 			     BPF_EXPIRE_BUDGET, &done);
 	if (ret < 0)
@@ -103,7 +103,7 @@ static void fold_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 {
 	struct agent *a = arg;
 
-	bpfsync_fold_drain(a->bpf, bpfsync_now_ns(), false);
+	bpfsync_fold_drain(a->bpf, util_clock_ns(), false);
 	loop_timer_arm(t, BPF_FOLD_DRAIN_MS);
 }
 
@@ -191,7 +191,7 @@ int agent_bpf_start(struct agent *a, char *err, size_t errlen)
 		a->bpf_state = AGENT_BPF_UNAVAILABLE;
 		return 0;
 	}
-	ret = bpfsync_open(&a->bpf, a->cfg->bpf_pin_dir, a->cfg->learn_max);
+	ret = bpfsync_new(&a->bpf, a->cfg->bpf_pin_dir, a->cfg->learn_max);
 	if (ret) {
 		a->bpf = NULL;
 		bpf_fail(a, "cannot load the BPF program", ret);
@@ -253,7 +253,7 @@ int agent_bpf_start(struct agent *a, char *err, size_t errlen)
 			  a->workload.dir, strerror(-ret));
 	else
 		bind_guard_report(a, true);
-	ret = bpfsync_events_open(a->bpf, bpf_event_cb, a);
+	ret = bpfsync_events_init(a->bpf, bpf_event_cb, a);
 	if (!ret)
 		ret = loop_add_fd(a->loop, bpfsync_events_fd(a->bpf), EPOLLIN,
 				  bpf_events_ready, a);

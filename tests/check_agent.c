@@ -89,7 +89,7 @@ static int stub_forget(struct bpfsync *bs, int family, const void *addr)
 {
 	fforget.calls++;
 	fforget.family = family;
-	memcpy(fforget.addr, addr, family == 6 ? 16 : 4);
+	memcpy(fforget.addr, addr, family == AF_INET6 ? 16 : 4);
 	return 0;
 }
 
@@ -215,7 +215,7 @@ START_TEST(test_agent_revokes_learned_without_nft)
 					      sizeof(err)),
 			 0);
 	ck_assert_int_eq(fforget.calls, 1);
-	ck_assert_int_eq(fforget.family, 4);
+	ck_assert_int_eq(fforget.family, AF_INET);
 	ck_assert_mem_eq(fforget.addr, a.addr, 4);
 	learned_counts(r.a->learned, loop_clock_ms(), &v4, &v6);
 	ck_assert_uint_eq(v4, 0);

@@ -262,11 +262,11 @@ START_TEST(test_compiled_bpf_projection)
 	ck_assert(!bp.ipv6_deny);
 	ck_assert_uint_eq(bp.n[BPFSYNC_SET_DENY], 4);
 	d = bp.set[BPFSYNC_SET_DENY];
-	ck_assert_uint_eq(d[0].family, 4);
+	ck_assert_uint_eq(d[0].family, AF_INET);
 	ck_assert_uint_eq(d[0].prefixlen, 24);
 	ck_assert_uint_eq(d[0].rule,
 			  EGRESSD_RULE_ID(EGRESSD_RULE_DENY_ALWAYS, 1));
-	ck_assert_uint_eq(d[3].family, 6);
+	ck_assert_uint_eq(d[3].family, AF_INET6);
 	ck_assert_uint_eq(d[3].rule, 4);
 	ck_assert_uint_eq(bp.n[BPFSYNC_SET_ALLOW], 4);
 	ck_assert_uint_eq(bp.set[BPFSYNC_SET_ALLOW][1].rule, 2);

@@ -8,7 +8,8 @@
  * addresses learned from DNS. A policy is written into the inactive slot
  * and switched in with one config write, so the datapath never sees a
  * half-applied policy (docs/bpf.md). Violation records are delivered to a
- * callback from ring-buffer fd that joins the event loop.
+ * callback from ring-buffer fd that joins the event loop. Families are
+ * AF_INET/AF_INET6 here; the map ABI's 4/6 stays inside bpfsync.
  */
 #ifndef __EGRESSD_BPFSYNC_H
 #define __EGRESSD_BPFSYNC_H
@@ -37,7 +38,7 @@ enum bpfsync_set {
 
 /* One prefix of a static set. addr holds 4 or 16 bytes, network order. */
 struct bpfsync_prefix {
-	uint8_t family; /* 4 or 6 */
+	uint8_t family; /* AF_INET or AF_INET6 */
 	uint8_t prefixlen; /* 0..32 or 0..128 */
 	uint32_t rule; /* rule id (EGRESSD_RULE_*), reported in events */
 	uint8_t addr[16];
@@ -78,8 +79,7 @@ struct bpfsync_config {
  * the pin dir; -ENOMEDIUM: no bpffs, and mounting one was refused;
  * -ENOTSUP: the pin dir is not on a bpffs).
  */
-int bpfsync_open(struct bpfsync **out, const char *pin_dir,
-		 size_t learned_max);
+int bpfsync_new(struct bpfsync **out, const char *pin_dir, size_t learned_max);
 
 /*
  * Attach the egress program and its ingress tracker (replies to peers
@@ -140,9 +140,9 @@ int bpfsync_agent_socks_pinned(const char *pin_dir);
 int bpfsync_apply_policy(struct bpfsync *bs, const struct bpfsync_policy *p);
 
 /*
- * Add or refresh a learned address (family 4 or 6; addr 4 or 16 bytes)
- * valid until expires_ns (bpfsync_now_ns() clock). A refresh never
- * shortens the expiry and keeps last_seen. When the family's map is full,
+ * Add or refresh a learned address (family AF_INET or AF_INET6; addr 4
+ * or 16 bytes) valid until expires_ns (util_clock_ns() clock). A refresh
+ * never shortens the expiry and keeps last_seen. When the family's map is full,
  * its expired, idle entries are deleted first (at most once a second) and
  * the write is tried again. 0 or -errno (-E2BIG when still full).
  */
@@ -158,15 +158,18 @@ void bpfsync_get_learned_stats(const struct bpfsync *bs,
 
 /*
  * fn is told about every learned entry bpfsync_expire() extends because
- * it is in use (family 4 or 6, its new expiry), so that the learned
- * registry keeps the address as long as the map does.
+ * it is in use (family AF_INET or AF_INET6, its new expiry), so that the
+ * learned registry keeps the address as long as the map does.
  */
 void bpfsync_set_extended_hook(struct bpfsync *bs,
 			       void (*fn)(void *arg, int family,
 					  const void *addr, uint64_t until_ns),
 			       void *arg);
 
-/* Remove a learned address now (its domain is no longer allowed). */
+/*
+ * Remove a learned address now (its domain is no longer allowed); family
+ * AF_INET or AF_INET6.
+ */
 int bpfsync_forget(struct bpfsync *bs, int family, const void *addr);
 
 /*
@@ -186,8 +189,9 @@ int bpfsync_read_counters(struct bpfsync *bs, uint64_t out[EGRESSD_CNT_MAX]);
  * Start consuming the events ring buffer: cb gets each record (never
  * blocks; return 0). bpfsync_events_fd() is for epoll (EPOLLIN), and
  * bpfsync_events_consume() drains it, returning records seen or -errno.
+ * -EALREADY when started before; bpfsync_free() releases it.
  */
-int bpfsync_events_open(struct bpfsync *bs,
+int bpfsync_events_init(struct bpfsync *bs,
 			int (*cb)(void *ctx, const struct egressd_event *e),
 			void *ctx);
 int bpfsync_events_fd(struct bpfsync *bs);
@@ -203,14 +207,11 @@ int bpfsync_events_consume(struct bpfsync *bs);
  */
 int bpfsync_fold_drain(struct bpfsync *bs, uint64_t now_ns, bool all);
 
-/* CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_coarse_ns(). */
-uint64_t bpfsync_now_ns(void);
-
 /*
  * Whether the loaded cgroup_skb programs pass sockets of other network
  * namespaces untouched (they compare bpf_get_netns_cookie() with ours).
  * Only kernels from 6.15 give cgroup_skb programs that helper; on older
- * ones bpfsync_open() loads the programs without the check, and they
+ * ones bpfsync_new() loads the programs without the check, and they
  * judge every socket of the cgroup they are attached to. That is right at
  * a sandbox's own cgroup, but at the host's cgroup2 root it would judge
  * the whole host by this sandbox's policy: do not attach there when this
@@ -231,7 +232,7 @@ void bpfsync_free(struct bpfsync *bs);
  * Whose pins are these: *owner gets the network namespace cookie in the
  * pinned config map (0: none pinned, or never configured), *self (if not
  * NULL) ours. Returns 1 when they belong to another namespace, 0 when
- * they are ours or absent, -errno on error. bpfsync_open() fails with
+ * they are ours or absent, -errno on error. bpfsync_new() fails with
  * -EXDEV on pins of another namespace.
  */
 int bpfsync_pins_owner(const char *pin_dir, uint64_t *owner, uint64_t *self);
