@@ -719,7 +719,7 @@ int dnsproxy_new(struct loop *loop, const struct egressd_config *cfg,
 	p->timeout_ms = cfg->upstream_timeout_ms ? cfg->upstream_timeout_ms :
 						   DP_DEFAULT_TIMEOUT_MS;
 	p->rand_pos = DP_RAND_N;
-	p->xs = loop_clock_ms() * 0x9e3779b97f4a7c15ULL + (uint64_t)getpid();
+	p->xs = util_clock_ms() * 0x9e3779b97f4a7c15ULL + (uint64_t)getpid();
 	for (int i = 0; i < DP_MAX_LISTENERS; i++)
 		p->lst[i].fd = -1;
 	for (int i = 0; i < EGRESSD_MAX_UPSTREAMS; i++)

@@ -29,6 +29,7 @@
 #include "egressd/dnswire.h"
 #include "egressd/events.h"
 #include "egressd/log.h"
+#include "egressd/util.h"
 
 #define FOLD_WINDOW_MS 1000
 #define FOLD_IDLE_MS 10000
@@ -413,7 +414,7 @@ static bool dns_emit(enum events_reason reason, const char *action,
 		     const char *qname, size_t qlen, char *members, size_t len,
 		     uint64_t n)
 {
-	uint64_t now = loop_clock_ms();
+	uint64_t now = util_clock_ms();
 	struct fold_entry **gp;
 	char dom[DOMAIN_MAX];
 	bool all_spent;
@@ -540,7 +541,7 @@ static void fold_sweep(uint64_t now, bool all)
 
 static void fold_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 {
-	fold_sweep(loop_clock_ms(), false);
+	fold_sweep(util_clock_ms(), false);
 	if (ev.n_entries || ev.n_groups)
 		loop_timer_arm(t, FOLD_WINDOW_MS / 4);
 }
@@ -566,7 +567,7 @@ static int fold_hold(struct fold_entry **pp, const char *members, size_t len)
 static void fold_report(const struct fold_key *k, char *members, size_t len,
 			uint64_t n)
 {
-	uint64_t now = loop_clock_ms();
+	uint64_t now = util_clock_ms();
 	struct fold_entry **pp, *e;
 	size_t b = k->hash % FOLD_BUCKETS;
 
@@ -619,7 +620,7 @@ int events_init(struct loop *loop)
 
 void events_fini(void)
 {
-	fold_sweep(loop_clock_ms(), true);
+	fold_sweep(util_clock_ms(), true);
 	loop_timer_free(ev.timer);
 	ev.timer = NULL;
 	ev.loop = NULL;

@@ -95,7 +95,7 @@ json_t *status_json(struct agent *a)
 	size_t v4 = 0, v6 = 0;
 	int i;
 
-	learned_counts(a->learned, loop_clock_ms(), &v4, &v6);
+	learned_counts(a->learned, util_clock_ms(), &v4, &v6);
 	for (i = 0; dnsproxy_get_upstream(a->proxy, i, &us); i++)
 		json_array_append_new(
 			ups, json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I}",
@@ -179,7 +179,7 @@ int status_metrics(struct agent *a, struct api_buf *b)
 	int i, ret = 0;
 
 	dnsproxy_get_stats(a->proxy, &ds);
-	learned_counts(a->learned, loop_clock_ms(), &v4, &v6);
+	learned_counts(a->learned, util_clock_ms(), &v4, &v6);
 	learned_get_stats(a->learned, &ls);
 	if (a->bpf)
 		bpfsync_get_learned_stats(a->bpf, &bls);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "egressd/loop.h"
+#include "egressd/util.h"
 
 struct ctx {
 	int reads;
@@ -53,7 +54,7 @@ static void timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 {
 	struct ctx *c = arg;
 
-	c->fired_at = loop_clock_ms();
+	c->fired_at = util_clock_ms();
 	if (++c->timer_fires < 3)
 		loop_timer_arm(t, 20);
 	else
@@ -70,7 +71,7 @@ START_TEST(test_loop_timer_rearm_and_hooks)
 	struct loop *loop = loop_new();
 	struct ctx c = { 0 };
 	struct loop_timer *t = loop_timer_new(loop, timer_cb, &c);
-	uint64_t start = loop_clock_ms();
+	uint64_t start = util_clock_ms();
 
 	ck_assert_int_eq(loop_add_before_sleep(loop, hook_cb, &c), 0);
 	loop_timer_arm(t, 20);

@@ -43,10 +43,11 @@ void loop_timer_free(struct loop_timer *t);
 /* Hooks run once per iteration before epoll_wait (batch flushes). */
 int loop_add_before_sleep(struct loop *loop, loop_hook_cb cb, void *arg);
 
-/* Monotonic milliseconds, refreshed once per iteration (cheap). */
+/*
+ * Monotonic milliseconds, refreshed once per iteration (cheap); the clock
+ * read now is util.h's util_clock_ms(), the same clock.
+ */
 uint64_t loop_now_ms(struct loop *loop);
-/* Monotonic milliseconds read now (clock_gettime). */
-uint64_t loop_clock_ms(void);
 
 /* Run until loop_stop(); 0 or -errno on an epoll failure. */
 int loop_run(struct loop *loop);
