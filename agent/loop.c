@@ -47,22 +47,24 @@ struct loop {
 	int n_hooks;
 };
 
-struct loop *loop_new(void)
+int loop_new(struct loop **out)
 {
-	struct loop *loop = calloc(1, sizeof(*loop));
+	struct loop *loop;
+	int err;
 
+	*out = NULL;
+	loop = calloc(1, sizeof(*loop));
 	if (!loop)
-		return NULL;
+		return -ENOMEM;
 	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (loop->epfd < 0) {
-		int err = errno;
-
+		err = -errno;
 		free(loop);
-		errno = err;
-		return NULL;
+		return err;
 	}
 	loop->now = util_clock_ms();
-	return loop;
+	*out = loop;
+	return 0;
 }
 
 void loop_free(struct loop *loop)

@@ -550,8 +550,8 @@ static int slot_init(struct webhook *wh, struct wh_slot *s)
 	return 0;
 }
 
-int webhook_new(struct loop *loop, const char *url, const char *sandbox_id,
-		struct webhook **out, char *err, size_t errlen)
+int webhook_new(struct webhook **out, struct loop *loop, const char *url,
+		const char *sandbox_id, char *err, size_t errlen)
 {
 	struct webhook *wh;
 	int i, ret = -ENOMEM;
