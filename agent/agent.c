@@ -500,8 +500,8 @@ static int exempt_start(struct agent *a, char *err, size_t errlen)
 	pid = cgwatch_foreign_pid(a->cg.dir);
 	if (pid > 0)
 		exempt_withdraw(a, pid, NULL);
-	else if (cgwatch_start(a->loop, a->cg.dir, EXEMPT_WATCH_MS,
-			       exempt_withdraw, a, &a->exempt_watch))
+	else if (cgwatch_new(&a->exempt_watch, a->loop, a->cg.dir,
+			     EXEMPT_WATCH_MS, exempt_withdraw, a))
 		return util_err(err, errlen, -ENOMEM, "out of memory");
 	return 0;
 }
@@ -790,15 +790,15 @@ int agent_new(struct agent **out, const struct egressd_config *cfg,
 	if (ret)
 		goto fail;
 
-	a->loop = loop_new();
-	if (!a->loop) {
-		ret = util_err(err, errlen, -errno,
-			       "cannot create the event loop: %s",
-			       strerror(errno));
+	ret = loop_new(&a->loop);
+	if (ret) {
+		util_err(err, errlen, ret, "cannot create the event loop: %s",
+			 strerror(-ret));
 		goto fail;
 	}
 	/* Before anything is installed: --cleanup now sees us running. */
-	if (liveness_hold(a->loop, &a->live) || events_init(a->loop) ||
+	if (liveness_hold(a->loop, &a->live) ||
+	    events_new(&a->events, a->loop, err, errlen) ||
 	    log_attach_loop(a->loop)) {
 		ret = util_err(err, errlen, -ENOMEM, "out of memory");
 		goto fail;
@@ -817,9 +817,10 @@ int agent_new(struct agent **out, const struct egressd_config *cfg,
 	if (a->early_socks_fd >= 0)
 		selfsock_set_map(a->early_socks_fd, 1);
 	api_setup(a);
-	ret = dnsproxy_new(a->loop, cfg, &a->proxy, err, errlen);
+	ret = dnsproxy_new(&a->proxy, a->loop, cfg, err, errlen);
 	if (ret)
 		goto fail;
+	dnsproxy_set_events(a->proxy, a->events);
 	ret = agent_learned_start(a);
 	if (ret) {
 		snprintf(err, errlen, "out of memory");
@@ -833,11 +834,12 @@ int agent_new(struct agent **out, const struct egressd_config *cfg,
 		goto fail;
 
 	if (cfg->deny_webhook && cfg->deny_webhook[0]) {
-		ret = webhook_new(a->loop, cfg->deny_webhook, cfg->sandbox_id,
-				  &a->webhook, err, errlen);
+		ret = webhook_new(&a->webhook, a->loop, cfg->deny_webhook,
+				  cfg->sandbox_id, err, errlen);
 		if (ret)
 			goto fail;
-		events_set_dns_deny_hook(deny_webhook_hook, a->webhook);
+		events_set_dns_deny_hook(a->events, deny_webhook_hook,
+					 a->webhook);
 	}
 	ret = agent_sources_start(a);
 	if (ret) {
@@ -872,7 +874,7 @@ int agent_run(struct agent *a)
 		bpfsync_events_consume(a->bpf);
 		bpfsync_fold_drain(a->bpf, util_clock_ns(), true);
 	}
-	events_fini();
+	events_flush(a->events);
 	log_folded_flush();
 	log_emit(LOG_LVL_INFO, "stop", json_pack("{s:s}", "reason", "signal"));
 	log_flush();
@@ -886,12 +888,13 @@ void agent_free(struct agent *a)
 	if (!a)
 		return;
 	api_free(a->api);
-	events_set_dns_deny_hook(NULL, NULL);
+	if (a->events)
+		events_set_dns_deny_hook(a->events, NULL, NULL);
 	webhook_free(a->webhook);
 	liveness_free(a->live);
 	dnsproxy_free(a->proxy);
 	/* The table stays: the sandbox remains protected (fail closed). */
-	nflog_close(a->nflog);
+	nflog_free(a->nflog);
 	nftsync_free(a->nft);
 	/* The pins and the link stay: the program keeps enforcing. */
 	if (a->bpf && a->loop)
@@ -917,7 +920,7 @@ void agent_free(struct agent *a)
 	if (a->sigfd >= 0)
 		close(a->sigfd);
 	if (a->loop) {
-		events_fini();
+		events_free(a->events);
 		log_close(1000); /* a stalled log reader delays 1 s at most */
 		loop_free(a->loop);
 	}

@@ -82,7 +82,7 @@ int agent_answer_hook(void *arg, const char *qname,
 	struct agent *a = arg;
 	bool nft_on = a->nft && nftsync_is_filtering(a->nft);
 	bool enforce = nft_on || a->bpf_state == AGENT_BPF_ENFORCE;
-	uint64_t now = loop_clock_ms(), expires;
+	uint64_t now = util_clock_ms(), expires;
 	unsigned int lifetime;
 	char err[512];
 	uint32_t ttl;
@@ -192,14 +192,14 @@ static bool keep_learned(const char *domain, void *arg)
 int agent_learned_revoked(struct agent *a, const struct policy_matcher *m,
 			  struct policy_addr **out, size_t *n)
 {
-	return learned_revoked(a->learned, loop_clock_ms(), keep_learned,
+	return learned_revoked(a->learned, util_clock_ms(), keep_learned,
 			       (void *)m, out, n);
 }
 
 void agent_learned_revoke(struct agent *a, const struct policy_addr *v,
 			  size_t n)
 {
-	uint64_t now = loop_clock_ms();
+	uint64_t now = util_clock_ms();
 	size_t i;
 
 	for (i = 0; i < n; i++) {
@@ -214,7 +214,7 @@ static void gc_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 {
 	struct agent *a = arg;
 
-	learned_gc(a->learned, loop_clock_ms());
+	learned_gc(a->learned, util_clock_ms());
 	loop_timer_arm(t, AGENT_LEARNED_GC_MS);
 }
 

@@ -141,8 +141,8 @@ static void timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 	loop_timer_arm(t, w->scan_ms);
 }
 
-int cgwatch_start(struct loop *loop, const char *dir, unsigned int scan_ms,
-		  cgwatch_cb cb, void *arg, struct cgwatch **out)
+int cgwatch_new(struct cgwatch **out, struct loop *loop, const char *dir,
+		unsigned int scan_ms, cgwatch_cb cb, void *arg)
 {
 	struct cgwatch *w;
 

@@ -109,9 +109,9 @@ static const struct opt_def opt_defs[OPT_MAX] = {
 				"OPENSANDBOX_EGRESS_LEARN_TTL_MAX", "300" },
 	[OPT_LEARN_GRACE] = { "learn-grace", "OPENSANDBOX_EGRESS_LEARN_GRACE",
 			      "30" },
-	/* keep in sync with EGRESSD_MAX_LEARNED (shared.h) */
+	/* shared.h's EGRESSD_MAX_LEARNED: one number for egressd and its maps. */
 	[OPT_LEARN_MAX] = { "learn-max", "OPENSANDBOX_EGRESS_LEARN_MAX",
-			    "32768" },
+			    EGRESSD_STRINGIFY(EGRESSD_MAX_LEARNED) },
 	[OPT_BLOCK_PRIVATE_ANSWERS] = {
 		"block-private-answers",
 		"OPENSANDBOX_EGRESS_BLOCK_PRIVATE_ANSWERS", "0" },
@@ -159,7 +159,7 @@ static const char usage_text[] =
 	"  --learn-ttl-min S           OPENSANDBOX_EGRESS_LEARN_TTL_MIN [60]\n"
 	"  --learn-ttl-max S           OPENSANDBOX_EGRESS_LEARN_TTL_MAX [300]\n"
 	"  --learn-grace S             OPENSANDBOX_EGRESS_LEARN_GRACE [30]\n"
-	"  --learn-max N               OPENSANDBOX_EGRESS_LEARN_MAX: learned addresses per family [32768]\n"
+	"  --learn-max N               OPENSANDBOX_EGRESS_LEARN_MAX: learned addresses per family [" EGRESSD_STRINGIFY(EGRESSD_MAX_LEARNED) "]\n"
 	"  --block-private-answers B   OPENSANDBOX_EGRESS_BLOCK_PRIVATE_ANSWERS: strip private-range answers too [0]\n"
 	"  --allow-host-network B      OPENSANDBOX_EGRESS_ALLOW_HOST_NETWORK [0]\n"
 	"  --block-doh-443 B           OPENSANDBOX_EGRESS_BLOCK_DOH_443 [0]\n"

@@ -69,7 +69,8 @@ static int dp_chain_cb(void *arg, const char *name, size_t len)
 	else
 		return 0;
 	dp_query_who(p, g->s, who, sizeof(who));
-	events_dns_violation(reason, name, g->s->q.qtype, "nxdomain", who);
+	events_dns_violation(p->events, reason, name, g->s->q.qtype, "nxdomain",
+			     who);
 	return 1;
 }
 
@@ -136,8 +137,8 @@ static int dp_guard(struct dnsproxy *p, struct dp_query *s, uint8_t *msg,
 	if (g.stripped) {
 		p->st.rebinding++;
 		dp_query_who(p, s, who, sizeof(who));
-		events_dns_violation(EVENTS_REASON_REBINDING, s->q.name,
-				     s->q.qtype, "stripped", who);
+		events_dns_violation(p->events, EVENTS_REASON_REBINDING,
+				     s->q.name, s->q.qtype, "stripped", who);
 		/* Names pointing into a stripped record, or too many: no
 		 * records at all rather than a message we cannot rewrite. */
 		if (n < 0)
@@ -274,8 +275,8 @@ void dp_handle_query(struct dnsproxy *p, const uint8_t *msg, size_t len,
 		p->st.denied++;
 		dp_reply_rcode(p, cl, msg, len, q, DNSWIRE_RCODE_NOERROR);
 		dp_client_text(p, cl, who, sizeof(who));
-		events_dns_violation(EVENTS_REASON_IPV6_DISABLED, q->name,
-				     q->qtype, "nodata", who);
+		events_dns_violation(p->events, EVENTS_REASON_IPV6_DISABLED,
+				     q->name, q->qtype, "nodata", who);
 		goto drop;
 	}
 	if (m.action != POLICY_ALLOW) {
@@ -284,8 +285,8 @@ void dp_handle_query(struct dnsproxy *p, const uint8_t *msg, size_t len,
 		p->st.denied++;
 		dp_reply_rcode(p, cl, msg, len, q, DNSWIRE_RCODE_NXDOMAIN);
 		dp_client_text(p, cl, who, sizeof(who));
-		events_dns_violation(reason, q->name, q->qtype, "nxdomain",
-				     who);
+		events_dns_violation(p->events, reason, q->name, q->qtype,
+				     "nxdomain", who);
 		goto drop;
 	}
 	if (!s) {

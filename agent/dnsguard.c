@@ -39,13 +39,17 @@ struct dnsguard {
 	bool local_valid;
 };
 
-struct dnsguard *dnsguard_new(bool block_private)
+int dnsguard_new(struct dnsguard **out, bool block_private)
 {
-	struct dnsguard *g = calloc(1, sizeof(*g));
+	struct dnsguard *g;
 
-	if (g)
-		g->block_private = block_private;
-	return g;
+	*out = NULL;
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->block_private = block_private;
+	*out = g;
+	return 0;
 }
 
 void dnsguard_free(struct dnsguard *g)

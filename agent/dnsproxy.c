@@ -698,8 +698,8 @@ static int dp_open_listeners(struct dnsproxy *p, uint16_t port, char *err,
 	return rc;
 }
 
-int dnsproxy_new(struct loop *loop, const struct egressd_config *cfg,
-		 struct dnsproxy **out, char *err, size_t errlen)
+int dnsproxy_new(struct dnsproxy **out, struct loop *loop,
+		 const struct egressd_config *cfg, char *err, size_t errlen)
 {
 	struct dnsproxy *p;
 	int rc;
@@ -719,7 +719,7 @@ int dnsproxy_new(struct loop *loop, const struct egressd_config *cfg,
 	p->timeout_ms = cfg->upstream_timeout_ms ? cfg->upstream_timeout_ms :
 						   DP_DEFAULT_TIMEOUT_MS;
 	p->rand_pos = DP_RAND_N;
-	p->xs = loop_clock_ms() * 0x9e3779b97f4a7c15ULL + (uint64_t)getpid();
+	p->xs = util_clock_ms() * 0x9e3779b97f4a7c15ULL + (uint64_t)getpid();
 	for (int i = 0; i < DP_MAX_LISTENERS; i++)
 		p->lst[i].fd = -1;
 	for (int i = 0; i < EGRESSD_MAX_UPSTREAMS; i++)
@@ -752,7 +752,7 @@ int dnsproxy_new(struct loop *loop, const struct egressd_config *cfg,
 	p->probe_round = loop_timer_new(loop, dp_round_cb, p);
 	p->probe_tmo = loop_timer_new(loop, dp_probe_tmo_cb, p);
 	p->ctab = calloc(DP_CTAB, sizeof(*p->ctab));
-	p->guard = dnsguard_new(cfg->block_private_answers);
+	dnsguard_new(&p->guard, cfg->block_private_answers);
 	if (!p->rx || !p->slots || !p->retry || !p->conns || !p->free_conns ||
 	    !p->dirty || !p->tmo || !p->sweep || !p->probe || !p->probe_round ||
 	    !p->probe_tmo || !p->ctab || !p->guard)
@@ -886,6 +886,11 @@ void dnsproxy_set_answer_hook(struct dnsproxy *p, dnsproxy_answer_cb cb,
 {
 	p->hook = cb;
 	p->hook_arg = arg;
+}
+
+void dnsproxy_set_events(struct dnsproxy *p, struct events *ev)
+{
+	p->events = ev;
 }
 
 uint16_t dnsproxy_port(const struct dnsproxy *p)

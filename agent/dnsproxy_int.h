@@ -170,6 +170,7 @@ struct dnsproxy {
 	bool aaaa_nodata;
 	dnsproxy_answer_cb hook;
 	void *hook_arg;
+	struct events *events; /* violation lines, or NULL */
 	unsigned int timeout_ms;
 	uint16_t port;
 

@@ -736,7 +736,7 @@ out:
 void dp_timeout_cb(struct loop *loop, struct loop_timer *t, void *arg)
 {
 	struct dnsproxy *p = arg;
-	uint64_t now = loop_clock_ms();
+	uint64_t now = util_clock_ms();
 	struct dp_query *s;
 
 	while ((s = p->fifo_head) && s->deadline <= now) {

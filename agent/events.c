@@ -8,7 +8,8 @@
  * or address produces one line per second, not one per packet. DNS lines
  * also have a budget per registered domain and in all, past which queries
  * are counted into violation_summary lines (FLOOD_DOMAIN_LINES below), so
- * a flood of distinct names stays readable too.
+ * a flood of distinct names stays readable too. All of it lives in one
+ * struct events (events_new()) that the agent hands to every reporter.
  *
  * This is the hot path of a workload that keeps asking for denied names,
  * so lines are formatted straight into a buffer (the same bytes jansson
@@ -29,6 +30,7 @@
 #include "egressd/dnswire.h"
 #include "egressd/events.h"
 #include "egressd/log.h"
+#include "egressd/util.h"
 
 #define FOLD_WINDOW_MS 1000
 #define FOLD_IDLE_MS 10000
@@ -56,6 +58,9 @@
 #define COUNT_ROOM 32
 /* Stack buffer for one line's members: a 1023-byte qname, all escapes. */
 #define MEMBERS_MAX 3072
+/* Registered domains seen lately, direct-mapped by hash. */
+#define RD_CACHE 256
+#define RD_NAME_MAX 128
 
 enum events_layer {
 	EVENTS_LAYER_DNS = 0,
@@ -93,7 +98,7 @@ struct fold_entry {
 	char buf[];
 };
 
-static struct {
+struct events {
 	struct loop *loop;
 	struct loop_timer *timer;
 	struct fold_entry *buckets[FOLD_BUCKETS];
@@ -107,12 +112,15 @@ static struct {
 	uint64_t counts[EVENTS_LAYER_MAX][EVENTS_REASON_MAX];
 	events_dns_deny_cb deny_cb;
 	void *deny_arg;
-} ev;
+	/* Registered domains seen lately (registered_domain()). */
+	char rd_cache[RD_CACHE][RD_NAME_MAX];
+};
 
-void events_set_dns_deny_hook(events_dns_deny_cb cb, void *arg)
+void events_set_dns_deny_hook(struct events *ev, events_dns_deny_cb cb,
+			      void *arg)
 {
-	ev.deny_cb = cb;
-	ev.deny_arg = arg;
+	ev->deny_cb = cb;
+	ev->deny_arg = arg;
 }
 
 const char *events_reason_name(enum events_reason r)
@@ -234,9 +242,6 @@ static int entry_reserve(struct fold_entry **pp, size_t held)
 
 /* Room for a registered domain (the tail of a name is kept when longer). */
 #define DOMAIN_MAX 1024
-/* Registered domains seen lately, direct-mapped by hash. */
-#define RD_CACHE 256
-#define RD_NAME_MAX 128
 
 /*
  * libpsl takes ~16,000 instructions a name, five times the rest of a
@@ -246,8 +251,6 @@ static int entry_reserve(struct fold_entry **pp, size_t held)
  * under a registered domain (s3.amazonaws.com once amazonaws.com is
  * known) is then grouped under that domain: this only groups lines.
  */
-static char rd_cache[RD_CACHE][RD_NAME_MAX];
-
 static size_t rd_slot(const char *s, size_t len)
 {
 	return fnv1a(0xcbf29ce484222325ULL, s, len) % RD_CACHE;
@@ -260,7 +263,8 @@ static size_t rd_slot(const char *s, size_t len)
  * built in). A name that has none (a public suffix itself, one label) is
  * its own.
  */
-static void registered_domain(const char *name, size_t len, char *out)
+static void registered_domain(struct events *ev, const char *name, size_t len,
+			      char *out)
 {
 	const psl_ctx_t *psl = psl_builtin();
 	const char *r = NULL, *p, *dot;
@@ -276,7 +280,7 @@ static void registered_domain(const char *name, size_t len, char *out)
 	for (p = memchr(out, '.', len); p; p = strchr(p + 1, '.')) {
 		rlen = len - (size_t)(p + 1 - out);
 		if (rlen && rlen < RD_NAME_MAX &&
-		    !strcmp(rd_cache[rd_slot(p + 1, rlen)], p + 1)) {
+		    !strcmp(ev->rd_cache[rd_slot(p + 1, rlen)], p + 1)) {
 			memmove(out, p + 1, rlen + 1);
 			return;
 		}
@@ -293,7 +297,7 @@ static void registered_domain(const char *name, size_t len, char *out)
 		return;
 	rlen = strlen(r);
 	if (rlen < RD_NAME_MAX)
-		memcpy(rd_cache[rd_slot(r, rlen)], r, rlen + 1);
+		memcpy(ev->rd_cache[rd_slot(r, rlen)], r, rlen + 1);
 	if (r != out)
 		memmove(out, r, rlen + 1);
 }
@@ -319,7 +323,8 @@ static void group_write(struct fold_entry *g)
  * actions). A group whose window is over writes its summary and starts a
  * new window with its whole budget. NULL when there is none.
  */
-static struct fold_entry **group_get(enum events_reason reason,
+static struct fold_entry **group_get(struct events *ev,
+				     enum events_reason reason,
 				     const char *action, const char *dom,
 				     uint64_t now)
 {
@@ -334,7 +339,7 @@ static struct fold_entry **group_get(enum events_reason reason,
 	k.name = dom ? dom : "";
 	key_finish(&k);
 	b = k.hash % GROUP_BUCKETS;
-	for (pp = &ev.groups[b]; (e = *pp); pp = &e->next) {
+	for (pp = &ev->groups[b]; (e = *pp); pp = &e->next) {
 		if (!key_eq(e, &k))
 			continue;
 		if (now - e->last_emit_ms >= FOLD_WINDOW_MS) {
@@ -345,7 +350,7 @@ static struct fold_entry **group_get(enum events_reason reason,
 		}
 		return pp;
 	}
-	if (dom && ev.n_groups >= GROUP_MAX)
+	if (dom && ev->n_groups >= GROUP_MAX)
 		return NULL;
 	/* Room for a summary as long as a usual line. */
 	e = entry_alloc(k.len, 512);
@@ -355,10 +360,10 @@ static struct fold_entry **group_get(enum events_reason reason,
 	e->hash = k.hash;
 	e->last_emit_ms = now;
 	e->lines = 0;
-	e->next = ev.groups[b];
-	ev.groups[b] = e;
-	ev.n_groups++;
-	return &ev.groups[b];
+	e->next = ev->groups[b];
+	ev->groups[b] = e;
+	ev->n_groups++;
+	return &ev->groups[b];
 }
 
 /*
@@ -398,10 +403,10 @@ static int group_hold(struct fold_entry **pp, enum events_reason reason,
 	return 0;
 }
 
-static void arm_timer(void)
+static void arm_timer(struct events *ev)
 {
-	if (ev.timer && !loop_timer_is_armed(ev.timer))
-		loop_timer_arm(ev.timer, FOLD_WINDOW_MS / 4);
+	if (ev->timer && !loop_timer_is_armed(ev->timer))
+		loop_timer_arm(ev->timer, FOLD_WINDOW_MS / 4);
 }
 
 /*
@@ -409,30 +414,30 @@ static void arm_timer(void)
  * queries, unless its budget is spent: then it joins its group's summary.
  * true when the line was written.
  */
-static bool dns_emit(enum events_reason reason, const char *action,
-		     const char *qname, size_t qlen, char *members, size_t len,
-		     uint64_t n)
+static bool dns_emit(struct events *ev, enum events_reason reason,
+		     const char *action, const char *qname, size_t qlen,
+		     char *members, size_t len, uint64_t n)
 {
-	uint64_t now = loop_clock_ms();
+	uint64_t now = util_clock_ms();
 	struct fold_entry **gp;
 	char dom[DOMAIN_MAX];
 	bool all_spent;
 
-	if (!ev.loop) {
+	if (!ev->loop) {
 		/* No timer to write summaries: every line as it comes. */
 		fold_write(members, len, n);
 		return true;
 	}
-	if (now - ev.dns_window_ms >= FOLD_WINDOW_MS) {
-		ev.dns_window_ms = now;
-		ev.dns_lines = 0;
+	if (now - ev->dns_window_ms >= FOLD_WINDOW_MS) {
+		ev->dns_window_ms = now;
+		ev->dns_lines = 0;
 	}
-	all_spent = ev.dns_lines >= FLOOD_DNS_LINES;
-	registered_domain(qname, qlen, dom);
-	gp = group_get(reason, action, dom, now);
+	all_spent = ev->dns_lines >= FLOOD_DNS_LINES;
+	registered_domain(ev, qname, qlen, dom);
+	gp = group_get(ev, reason, action, dom, now);
 	if (gp && (*gp)->lines < FLOOD_DOMAIN_LINES && !all_spent) {
 		(*gp)->lines++;
-		ev.dns_lines++;
+		ev->dns_lines++;
 		fold_write(members, len, n);
 		return true;
 	}
@@ -441,10 +446,10 @@ static bool dns_emit(enum events_reason reason, const char *action,
 		if (all_spent)
 			gp = NULL;
 		else
-			ev.dns_lines++;
+			ev->dns_lines++;
 	}
 	if (!gp)
-		gp = group_get(reason, action, NULL, now);
+		gp = group_get(ev, reason, action, NULL, now);
 	if (!gp || group_hold(gp, reason, members, len,
 			      (*gp)->buf[0] == 'g' ? dom : NULL)) {
 		/* No memory to fold it: write it rather than lose it. */
@@ -452,7 +457,7 @@ static bool dns_emit(enum events_reason reason, const char *action,
 		return true;
 	}
 	(*gp)->pending += n;
-	arm_timer();
+	arm_timer(ev);
 	return false;
 }
 
@@ -460,19 +465,19 @@ static bool dns_emit(enum events_reason reason, const char *action,
  * Write a line of key k (DNS lines go through their flood budget); true
  * when it was written, false when it joined a summary.
  */
-static bool emit_line(const struct fold_key *k, char *members, size_t len,
-		      uint64_t n)
+static bool emit_line(struct events *ev, const struct fold_key *k,
+		      char *members, size_t len, uint64_t n)
 {
 	if (k->hdr[0] != 'd') {
 		fold_write(members, len, n);
 		return true;
 	}
-	return dns_emit((enum events_reason)k->hdr[1], k->action, k->name,
+	return dns_emit(ev, (enum events_reason)k->hdr[1], k->action, k->name,
 			k->name_len, members, len, n);
 }
 
 /* The held report of e, as one line (or into its group's summary). */
-static void entry_write_held(struct fold_entry *e)
+static void entry_write_held(struct events *ev, struct fold_entry *e)
 {
 	char *members = e->buf + e->key_len;
 	struct fold_key k;
@@ -485,7 +490,7 @@ static void entry_write_held(struct fold_entry *e)
 	k.action_len = strlen(k.action);
 	k.name = k.action + k.action_len + 1;
 	k.name_len = e->key_len - k.hdr_len - k.action_len - 1;
-	emit_line(&k, members, e->held_len, e->pending);
+	emit_line(ev, &k, members, e->held_len, e->pending);
 	e->held_len = 0;
 	e->pending = 0;
 }
@@ -495,31 +500,31 @@ static void entry_write_held(struct fold_entry *e)
  * over (held reports may join them); drop long-idle entries. all: write
  * everything and free every entry.
  */
-static void fold_sweep(uint64_t now, bool all)
+static void fold_sweep(struct events *ev, uint64_t now, bool all)
 {
 	struct fold_entry **pp, *e;
 	size_t i;
 
 	for (i = 0; i < FOLD_BUCKETS; i++) {
-		pp = &ev.buckets[i];
+		pp = &ev->buckets[i];
 		while ((e = *pp)) {
 			if (e->pending &&
 			    (all || now - e->last_emit_ms >= FOLD_WINDOW_MS)) {
-				entry_write_held(e);
+				entry_write_held(ev, e);
 				e->last_emit_ms = now;
 			}
 			if (all || (!e->pending &&
 				    now - e->last_emit_ms >= FOLD_IDLE_MS)) {
 				*pp = e->next;
 				free(e);
-				ev.n_entries--;
+				ev->n_entries--;
 				continue;
 			}
 			pp = &e->next;
 		}
 	}
 	for (i = 0; i < GROUP_BUCKETS; i++) {
-		pp = &ev.groups[i];
+		pp = &ev->groups[i];
 		while ((e = *pp)) {
 			if (all || now - e->last_emit_ms >= FOLD_WINDOW_MS) {
 				if (e->pending)
@@ -530,7 +535,7 @@ static void fold_sweep(uint64_t now, bool all)
 			if (all || now - e->last_emit_ms >= FOLD_IDLE_MS) {
 				*pp = e->next;
 				free(e);
-				ev.n_groups--;
+				ev->n_groups--;
 				continue;
 			}
 			pp = &e->next;
@@ -540,8 +545,10 @@ static void fold_sweep(uint64_t now, bool all)
 
 static void fold_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 {
-	fold_sweep(loop_clock_ms(), false);
-	if (ev.n_entries || ev.n_groups)
+	struct events *ev = arg;
+
+	fold_sweep(ev, util_clock_ms(), false);
+	if (ev->n_entries || ev->n_groups)
 		loop_timer_arm(t, FOLD_WINDOW_MS / 4);
 }
 
@@ -563,20 +570,20 @@ static int fold_hold(struct fold_entry **pp, const char *members, size_t len)
  * len bytes followed by COUNT_ROOM writable bytes; n is how many packets
  * or queries it stands for.
  */
-static void fold_report(const struct fold_key *k, char *members, size_t len,
-			uint64_t n)
+static void fold_report(struct events *ev, const struct fold_key *k,
+			char *members, size_t len, uint64_t n)
 {
-	uint64_t now = loop_clock_ms();
+	uint64_t now = util_clock_ms();
 	struct fold_entry **pp, *e;
 	size_t b = k->hash % FOLD_BUCKETS;
 
-	for (pp = &ev.buckets[b]; (e = *pp); pp = &e->next)
+	for (pp = &ev->buckets[b]; (e = *pp); pp = &e->next)
 		if (key_eq(e, k))
 			break;
 	if (e && now - e->last_emit_ms < FOLD_WINDOW_MS) {
 		if (fold_hold(pp, members, len)) {
 			/* No room to hold it: write it on its own. */
-			emit_line(k, members, len, n);
+			emit_line(ev, k, members, len, n);
 			return;
 		}
 		(*pp)->pending += n;
@@ -585,15 +592,15 @@ static void fold_report(const struct fold_key *k, char *members, size_t len,
 	if (e) {
 		/* Window over: this report opens a new one. */
 		if (e->pending)
-			entry_write_held(e);
+			entry_write_held(ev, e);
 		e->last_emit_ms = now;
-		emit_line(k, members, len, n);
+		emit_line(ev, k, members, len, n);
 		return;
 	}
 	/* Past its flood budget it joined a summary: no key to fold into. */
-	if (!emit_line(k, members, len, n))
+	if (!emit_line(ev, k, members, len, n))
 		return;
-	if (ev.n_entries >= FOLD_MAX_ENTRIES || !ev.loop)
+	if (ev->n_entries >= FOLD_MAX_ENTRIES || !ev->loop)
 		return; /* too many distinct keys to fold: write every one */
 	/* Room for a held line as long as this one (they rarely differ). */
 	e = entry_alloc(k->len, len);
@@ -602,27 +609,45 @@ static void fold_report(const struct fold_key *k, char *members, size_t len,
 	key_store(e->buf, k);
 	e->hash = k->hash;
 	e->last_emit_ms = now;
-	e->next = ev.buckets[b];
-	ev.buckets[b] = e;
-	ev.n_entries++;
-	arm_timer();
+	e->next = ev->buckets[b];
+	ev->buckets[b] = e;
+	ev->n_entries++;
+	arm_timer(ev);
 }
 
-int events_init(struct loop *loop)
+int events_new(struct events **out, struct loop *loop, char *err, size_t errlen)
 {
-	ev.loop = loop;
-	ev.timer = loop_timer_new(loop, fold_timer_cb, NULL);
-	if (!ev.timer)
-		return -ENOMEM;
+	struct events *ev;
+
+	*out = NULL;
+	ev = calloc(1, sizeof(*ev));
+	if (!ev)
+		return util_err(err, errlen, -ENOMEM, "out of memory");
+	if (loop) {
+		ev->loop = loop;
+		ev->timer = loop_timer_new(loop, fold_timer_cb, ev);
+		if (!ev->timer) {
+			free(ev);
+			return util_err(err, errlen, -ENOMEM, "out of memory");
+		}
+	}
+	*out = ev;
 	return 0;
 }
 
-void events_fini(void)
+void events_flush(struct events *ev)
 {
-	fold_sweep(loop_clock_ms(), true);
-	loop_timer_free(ev.timer);
-	ev.timer = NULL;
-	ev.loop = NULL;
+	if (ev)
+		fold_sweep(ev, util_clock_ms(), true);
+}
+
+void events_free(struct events *ev)
+{
+	if (!ev)
+		return;
+	events_flush(ev);
+	loop_timer_free(ev->timer);
+	free(ev);
 }
 
 /* A line's members, in a stack buffer or, when too long, on the heap. */
@@ -702,8 +727,8 @@ static int dns_members(struct members *m, enum events_reason reason,
 	return 0;
 }
 
-void events_dns_violation(enum events_reason reason, const char *qname,
-			  uint16_t qtype, const char *action,
+void events_dns_violation(struct events *ev, enum events_reason reason,
+			  const char *qname, uint16_t qtype, const char *action,
 			  const char *client)
 {
 	char tbuf[16];
@@ -711,11 +736,11 @@ void events_dns_violation(enum events_reason reason, const char *qname,
 	struct fold_key k;
 	struct members m;
 
-	if ((unsigned int)reason >= EVENTS_REASON_MAX)
+	if (!ev || (unsigned int)reason >= EVENTS_REASON_MAX)
 		return;
-	ev.counts[EVENTS_LAYER_DNS][reason]++;
-	if (ev.deny_cb && qname && action && !strcmp(action, "nxdomain"))
-		ev.deny_cb(ev.deny_arg, qname);
+	ev->counts[EVENTS_LAYER_DNS][reason]++;
+	if (ev->deny_cb && qname && action && !strcmp(action, "nxdomain"))
+		ev->deny_cb(ev->deny_arg, qname);
 	if (!qname || !action || !log_enabled(LOG_LVL_WARN))
 		return;
 	tname = dnswire_type_name(qtype, tbuf, sizeof(tbuf));
@@ -734,7 +759,7 @@ void events_dns_violation(enum events_reason reason, const char *qname,
 	k.action = action;
 	k.name = qname;
 	key_finish(&k);
-	fold_report(&k, m.buf, m.len, 1);
+	fold_report(ev, &k, m.buf, m.len, 1);
 	m_done(&m);
 }
 
@@ -757,7 +782,7 @@ static const char *proto_name(int proto, char *buf, size_t len)
 struct pkt_fields {
 	const char *reason, *action, *proto, *dst, *src, *domain;
 	const char *rule; /* NULL: no member */
-	int family;
+	int family; /* AF_INET or AF_INET6 */
 	uint16_t dport, sport;
 };
 
@@ -772,8 +797,9 @@ static int pkt_members(struct members *m, const struct pkt_fields *f)
 		return -EILSEQ;
 	M_LIT(m, ",\"proto\":\"");
 	m_put(m, f->proto, strlen(f->proto));
+	/* The log keeps 4/6 (DESIGN.md §6), whatever the API takes. */
 	M_LIT(m, "\",\"family\":");
-	m_put(m, f->family == 6 ? "6" : "4", 1);
+	m_put(m, f->family == AF_INET6 ? "6" : "4", 1);
 	M_LIT(m, ",\"dst\":\"");
 	m_put(m, f->dst, strlen(f->dst));
 	M_LIT(m, "\",\"dport\":");
@@ -795,31 +821,32 @@ static int pkt_members(struct members *m, const struct pkt_fields *f)
 	return 0;
 }
 
-void events_packet_violation(enum events_reason reason, int family,
-			     int proto, const void *src, uint16_t sport,
-			     const void *dst, uint16_t dport,
+void events_packet_violation(struct events *ev, enum events_reason reason,
+			     int family, int proto, const void *src,
+			     uint16_t sport, const void *dst, uint16_t dport,
 			     const char *domain, const char *action,
 			     uint64_t packets)
 {
-	events_packet_violation_rule(reason, family, proto, src, sport, dst,
+	events_packet_violation_rule(ev, reason, family, proto, src, sport, dst,
 				     dport, domain, NULL, action, packets);
 }
 
-void events_packet_violation_rule(enum events_reason reason, int family,
-				  int proto, const void *src, uint16_t sport,
-				  const void *dst, uint16_t dport,
-				  const char *domain, const char *rule,
-				  const char *action, uint64_t packets)
+void events_packet_violation_rule(struct events *ev, enum events_reason reason,
+				  int family, int proto, const void *src,
+				  uint16_t sport, const void *dst,
+				  uint16_t dport, const char *domain,
+				  const char *rule, const char *action,
+				  uint64_t packets)
 {
 	char sbuf[INET6_ADDRSTRLEN], dbuf[INET6_ADDRSTRLEN], pbuf[12];
-	int af = family == 6 ? AF_INET6 : AF_INET;
+	int af = family == AF_INET6 ? AF_INET6 : AF_INET;
 	struct pkt_fields f;
 	struct fold_key k;
 	struct members m;
 
-	if ((unsigned int)reason >= EVENTS_REASON_MAX)
+	if (!ev || (unsigned int)reason >= EVENTS_REASON_MAX)
 		return;
-	ev.counts[EVENTS_LAYER_PACKET][reason] += packets ? packets : 1;
+	ev->counts[EVENTS_LAYER_PACKET][reason] += packets ? packets : 1;
 	if (!action || !log_enabled(LOG_LVL_WARN))
 		return;
 	if (!inet_ntop(af, src, sbuf, sizeof(sbuf)))
@@ -829,7 +856,7 @@ void events_packet_violation_rule(enum events_reason reason, int family,
 	f.reason = reason_name(reason);
 	f.action = action;
 	f.proto = proto_name(proto, pbuf, sizeof(pbuf));
-	f.family = family;
+	f.family = af;
 	f.dst = dbuf;
 	f.dport = dport;
 	f.src = sbuf;
@@ -853,15 +880,16 @@ void events_packet_violation_rule(enum events_reason reason, int family,
 	k.name = dbuf;
 	key_finish(&k);
 	/* A report standing for several packets counts them all. */
-	fold_report(&k, m.buf, m.len, packets ? packets : 1);
+	fold_report(ev, &k, m.buf, m.len, packets ? packets : 1);
 	m_done(&m);
 }
 
-uint64_t events_count(const char *layer, enum events_reason reason)
+uint64_t events_count(const struct events *ev, const char *layer,
+		      enum events_reason reason)
 {
 	int l = strcmp(layer, "dns") ? EVENTS_LAYER_PACKET : EVENTS_LAYER_DNS;
 
-	if ((unsigned int)reason >= EVENTS_REASON_MAX)
+	if (!ev || (unsigned int)reason >= EVENTS_REASON_MAX)
 		return 0;
-	return ev.counts[l][reason];
+	return ev->counts[l][reason];
 }

@@ -31,7 +31,10 @@
 #define BPF_FOLD_DRAIN_MS 250
 #define NS_PER_S 1000000000ULL
 
-/* A violation the BPF program reported: one log line (folded again). */
+/*
+ * A violation the BPF program reported: one log line (folded again). The
+ * map ABI spells the family 4/6 (shared.h); userspace speaks AF_*.
+ */
 static int bpf_event_cb(void *ctx, const struct egressd_event *e)
 {
 	struct agent *a = ctx;
@@ -44,13 +47,11 @@ static int bpf_event_cb(void *ctx, const struct egressd_event *e)
 	 * drained from the fold map without one is looked up. */
 	named = agent_rule_name(a, e->reason, af, e->dst, e->rule, rule,
 				sizeof(rule));
-	events_packet_violation_rule((enum events_reason)e->reason,
-				     e->family == 6 ? 6 : 4, e->proto, e->src,
-				     e->sport, e->dst, e->dport, domain,
-				     named ? rule : NULL,
-				     e->action == EGRESSD_ACTION_OBSERVE ?
-					     "observe" : "drop",
-				     e->count ? e->count : 1);
+	events_packet_violation_rule(
+		a->events, (enum events_reason)e->reason, af, e->proto, e->src,
+		e->sport, e->dst, e->dport, domain, named ? rule : NULL,
+		e->action == EGRESSD_ACTION_OBSERVE ? "observe" : "drop",
+		e->count ? e->count : 1);
 	return 0;
 }
 
@@ -341,8 +342,8 @@ int agent_nft_start(struct agent *a, char *err, size_t errlen)
 			snprintf(a->nft_why, sizeof(a->nft_why),
 				 "BPF judges every packet of the namespace: sets kept, chain egress not installed");
 	}
-	ret = nflog_open(&a->nflog, a->loop, NFTSYNC_DEFAULT_LOG_GROUP,
-			 a->learned, nerr, sizeof(nerr));
+	ret = nflog_new(&a->nflog, a->loop, NFTSYNC_DEFAULT_LOG_GROUP,
+			a->learned, a->events, nerr, sizeof(nerr));
 	if (ret)
 		log_warnx("packet drops are enforced but not reported: %s",
 			  nerr);
@@ -427,8 +428,8 @@ int agent_frames_start(struct agent *a, char *err, size_t errlen)
 		return 0;
 	frames_sync(a);
 	if (!a->nflog) {
-		ret = nflog_open(&a->nflog, a->loop, NFTSYNC_DEFAULT_LOG_GROUP,
-				 a->learned, ferr, sizeof(ferr));
+		ret = nflog_new(&a->nflog, a->loop, NFTSYNC_DEFAULT_LOG_GROUP,
+				a->learned, a->events, ferr, sizeof(ferr));
 		if (ret)
 			log_warnx("dropped frames are not reported: %s", ferr);
 		else

@@ -29,6 +29,7 @@
 
 #include "egressd/log.h"
 #include "egressd/loop.h"
+#include "egressd/util.h"
 
 static enum log_level min_level = LOG_LVL_INFO;
 
@@ -63,7 +64,7 @@ static struct {
 	bool dropping; /* dropping lines until the ring is half empty */
 	uint64_t dropped; /* lines dropped since the last log_dropped line */
 	uint64_t dropped_total;
-	uint64_t retry_at; /* loop_clock_ms(): no write before (error) */
+	uint64_t retry_at; /* util_clock_ms(): no write before (error) */
 	struct loop *loop;
 	bool watching; /* fd registered for EPOLLOUT */
 	struct loop_timer *retry;
@@ -689,7 +690,7 @@ void log_debug(const char *fmt, ...)
 static struct fold_msg {
 	char kind[FOLD_KIND_MAX];
 	enum log_level lvl;
-	uint64_t window_ms; /* loop_clock_ms() the window started */
+	uint64_t window_ms; /* util_clock_ms() the window started */
 	uint64_t pending; /* messages held since then */
 	char msg[1024]; /* the last of them */
 } folds[FOLD_KINDS];
@@ -709,7 +710,7 @@ static void fold_line(enum log_level lvl, const char *kind, const char *msg,
 /* Write held messages whose window is over (all: every one). */
 static void fold_sweep(bool all)
 {
-	uint64_t now = loop_clock_ms();
+	uint64_t now = util_clock_ms();
 	bool held = false;
 	size_t i;
 
@@ -737,7 +738,7 @@ static void fold_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 
 void log_folded(enum log_level lvl, const char *kind, const char *fmt, ...)
 {
-	uint64_t now = loop_clock_ms();
+	uint64_t now = util_clock_ms();
 	struct fold_msg *f = NULL;
 	char msg[sizeof(folds[0].msg)];
 	va_list ap;
@@ -809,7 +810,7 @@ static void flush(void)
 {
 	int ret;
 
-	if (lo.retry_at && loop_clock_ms() < lo.retry_at)
+	if (lo.retry_at && util_clock_ms() < lo.retry_at)
 		return;
 	lo.retry_at = 0;
 	ret = out_write();
@@ -838,7 +839,7 @@ static void flush(void)
 	 * a watch that would report the error at every iteration. */
 	unwatch();
 	if (ret != -EAGAIN)
-		lo.retry_at = loop_clock_ms() + LOG_RETRY_MS;
+		lo.retry_at = util_clock_ms() + LOG_RETRY_MS;
 	if (lo.retry && !loop_timer_is_armed(lo.retry))
 		loop_timer_arm(lo.retry, ret == -EAGAIN ? 50 : LOG_RETRY_MS);
 }
@@ -872,7 +873,7 @@ int log_attach_loop(struct loop *loop)
  */
 static void drain(int timeout_ms)
 {
-	uint64_t end = loop_clock_ms() + (uint64_t)timeout_ms, now;
+	uint64_t end = util_clock_ms() + (uint64_t)timeout_ms, now;
 	struct pollfd pfd;
 	int ret;
 
@@ -885,7 +886,7 @@ static void drain(int timeout_ms)
 		}
 		if (ret != -EAGAIN)
 			break;
-		now = loop_clock_ms();
+		now = util_clock_ms();
 		if (now >= end) {
 			lo.gave_up = true;
 			break;

@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "egressd/loop.h"
+#include "egressd/util.h"
 
 struct loop_fd {
 	loop_fd_cb cb;
@@ -46,30 +46,24 @@ struct loop {
 	int n_hooks;
 };
 
-uint64_t loop_clock_ms(void)
+int loop_new(struct loop **out)
 {
-	struct timespec ts;
+	struct loop *loop;
+	int err;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-struct loop *loop_new(void)
-{
-	struct loop *loop = calloc(1, sizeof(*loop));
-
+	*out = NULL;
+	loop = calloc(1, sizeof(*loop));
 	if (!loop)
-		return NULL;
+		return -ENOMEM;
 	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (loop->epfd < 0) {
-		int err = errno;
-
+		err = -errno;
 		free(loop);
-		errno = err;
-		return NULL;
+		return err;
 	}
-	loop->now = loop_clock_ms();
-	return loop;
+	loop->now = util_clock_ms();
+	*out = loop;
+	return 0;
 }
 
 void loop_free(struct loop *loop)
@@ -180,7 +174,7 @@ struct loop_timer *loop_timer_new(struct loop *loop, loop_timer_cb cb,
 
 void loop_timer_arm(struct loop_timer *t, uint64_t ms)
 {
-	t->deadline = loop_clock_ms() + ms;
+	t->deadline = util_clock_ms() + ms;
 	t->armed = true;
 }
 
@@ -242,7 +236,7 @@ static int loop_run_timers(struct loop *loop)
 
 	do {
 		fired = false;
-		loop->now = loop_clock_ms();
+		loop->now = util_clock_ms();
 		for (t = loop->timers; t; t = t->next) {
 			if (!t->armed || t->deadline > loop->now)
 				continue;
@@ -280,7 +274,7 @@ int loop_run(struct loop *loop)
 				continue;
 			return -errno;
 		}
-		loop->now = loop_clock_ms();
+		loop->now = util_clock_ms();
 		for (i = 0; i < n && !loop->stop; i++) {
 			int fd = (int)(uint32_t)evs[i].data.u64;
 			uint32_t gen = evs[i].data.u64 >> 32;

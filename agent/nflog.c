@@ -43,6 +43,7 @@ struct nflog {
 	struct mnl_socket *sock;
 	struct loop *loop;
 	const struct learned *learned;
+	struct events *events;
 	nflog_rule_fn rule_fn; /* names the rule of a drop, or NULL */
 	void *rule_arg;
 	uint16_t group;
@@ -222,10 +223,10 @@ static void report(const struct nflog_packet *pk, void *arg)
 	if (nl->rule_fn)
 		named = nl->rule_fn(nl->rule_arg, pk, rule, sizeof(rule));
 	nl->packets++;
-	events_packet_violation_rule(pk->reason,
-				     pk->family == AF_INET ? 4 : 6, pk->proto,
-				     pk->src, pk->sport, pk->dst, pk->dport,
-				     domain, named ? rule : NULL, "drop", 1);
+	events_packet_violation_rule(nl->events, pk->reason, pk->family,
+				     pk->proto, pk->src, pk->sport, pk->dst,
+				     pk->dport, domain, named ? rule : NULL,
+				     "drop", 1);
 }
 
 void nflog_set_rule_hook(struct nflog *nl, nflog_rule_fn fn, void *arg)
@@ -299,8 +300,9 @@ static int config(struct nflog *nl, uint8_t cmd, bool set_mode)
 	}
 }
 
-int nflog_open(struct nflog **out, struct loop *loop, uint16_t group,
-	       const struct learned *learned, char *err, size_t errlen)
+int nflog_new(struct nflog **out, struct loop *loop, uint16_t group,
+	      const struct learned *learned, struct events *events, char *err,
+	      size_t errlen)
 {
 	struct nflog *nl = NULL;
 	int ret, fd, v = NFLOG_RCVBUF;
@@ -313,6 +315,7 @@ int nflog_open(struct nflog **out, struct loop *loop, uint16_t group,
 	}
 	nl->loop = loop;
 	nl->learned = learned;
+	nl->events = events;
 	nl->group = group;
 	nl->sock = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
 	if (!nl->sock) {
@@ -358,7 +361,7 @@ err_free:
 	return ret;
 }
 
-void nflog_close(struct nflog *nl)
+void nflog_free(struct nflog *nl)
 {
 	if (!nl)
 		return;

@@ -20,6 +20,7 @@
 #include "egressd/log.h"
 #include "egressd/loop.h"
 #include "egressd/nflog.h"
+#include "egressd/util.h"
 
 /*
  * The rules that keep the workload off the API, and the state of
@@ -78,7 +79,7 @@ int agent_nft_apply(struct agent *a, const struct policy_compiled *pc,
 	int ret;
 
 	nft_config_fill(a, pc, &c);
-	upd.now_ms = loop_clock_ms();
+	upd.now_ms = util_clock_ms();
 	ret = nftsync_apply(a->nft, &c, &upd, err, errlen);
 	if (!ret && nftsync_learned_reset(a->nft))
 		learned_mark_stale(a->learned);

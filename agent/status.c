@@ -95,7 +95,7 @@ json_t *status_json(struct agent *a)
 	size_t v4 = 0, v6 = 0;
 	int i;
 
-	learned_counts(a->learned, loop_clock_ms(), &v4, &v6);
+	learned_counts(a->learned, util_clock_ms(), &v4, &v6);
 	for (i = 0; dnsproxy_get_upstream(a->proxy, i, &us); i++)
 		json_array_append_new(
 			ups, json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I}",
@@ -109,8 +109,10 @@ json_t *status_json(struct agent *a)
 	for (i = 0; i < EVENTS_REASON_MAX; i++)
 		json_object_set_new(
 			viol, events_reason_name(i),
-			json_integer((json_int_t)(events_count("dns", i) +
-						  events_count("packet", i))));
+			json_integer(
+				(json_int_t)(events_count(a->events, "dns", i) +
+					     events_count(a->events, "packet",
+							  i))));
 	dnsproxy_get_stats(a->proxy, &ds);
 	st = json_pack(
 		"{s:s, s:I, s:s, s:s, s:s, s:o, s:{s:I, s:i, s:i, s:i, s:s, s:s}, s:{s:i, s:i}, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}}",
@@ -179,7 +181,7 @@ int status_metrics(struct agent *a, struct api_buf *b)
 	int i, ret = 0;
 
 	dnsproxy_get_stats(a->proxy, &ds);
-	learned_counts(a->learned, loop_clock_ms(), &v4, &v6);
+	learned_counts(a->learned, util_clock_ms(), &v4, &v6);
 	learned_get_stats(a->learned, &ls);
 	if (a->bpf)
 		bpfsync_get_learned_stats(a->bpf, &bls);
@@ -236,13 +238,15 @@ int status_metrics(struct agent *a, struct api_buf *b)
 		"# HELP egressd_violations_total Policy violations by layer and reason.\n"
 		"# TYPE egressd_violations_total counter\n");
 	for (i = 0; i < EVENTS_REASON_MAX; i++)
-		ret |= api_buf_printf(b,
+		ret |= api_buf_printf(
+			b,
 			"egressd_violations_total{layer=\"dns\",reason=\"%s\"} %llu\n"
 			"egressd_violations_total{layer=\"packet\",reason=\"%s\"} %llu\n",
 			events_reason_name(i),
-			(unsigned long long)events_count("dns", i),
+			(unsigned long long)events_count(a->events, "dns", i),
 			events_reason_name(i),
-			(unsigned long long)events_count("packet", i));
+			(unsigned long long)events_count(a->events, "packet",
+							 i));
 	ret |= api_buf_printf(b,
 		"# HELP egressd_learned_addresses Addresses learned from allowed answers, alive.\n"
 		"# TYPE egressd_learned_addresses gauge\n"

@@ -27,6 +27,7 @@
 #include "egressd/config.h"
 #include "egressd/log.h"
 #include "egressd/selfsock.h"
+#include "egressd/util.h"
 #include "egressd/webhook.h"
 
 /* Room for a body: a 1023-byte name with every byte escaped, a long id. */
@@ -234,7 +235,7 @@ static void slot_release(struct wh_slot *s)
 static void wh_failed(struct webhook *wh, struct wh_slot *s,
 		      const char *why)
 {
-	uint64_t now = loop_clock_ms();
+	uint64_t now = util_clock_ms();
 
 	wh->st.failed++;
 	if (wh->fail_log_ms && now - wh->fail_log_ms < FAIL_LOG_MS) {
@@ -427,7 +428,7 @@ void webhook_dns_denied(struct webhook *wh, const char *hostname)
 
 	if (!wh || !hostname)
 		return;
-	if (!webhook_fold_admit(&wh->fold, hostname, loop_clock_ms())) {
+	if (!webhook_fold_admit(&wh->fold, hostname, util_clock_ms())) {
 		wh->st.folded++;
 		return;
 	}
@@ -549,8 +550,8 @@ static int slot_init(struct webhook *wh, struct wh_slot *s)
 	return 0;
 }
 
-int webhook_new(struct loop *loop, const char *url, const char *sandbox_id,
-		struct webhook **out, char *err, size_t errlen)
+int webhook_new(struct webhook **out, struct loop *loop, const char *url,
+		const char *sandbox_id, char *err, size_t errlen)
 {
 	struct webhook *wh;
 	int i, ret = -ENOMEM;

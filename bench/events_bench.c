@@ -20,15 +20,13 @@
 #include "egressd/events.h"
 #include "egressd/log.h"
 #include "egressd/loop.h"
+#include "egressd/util.h"
 
 #define ROUND 4096 /* distinct keys per fold table lifetime */
 
 static double now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e9 + ts.tv_nsec;
+	return (double)util_clock_ns();
 }
 
 static char (*make_names(long n))[64]
@@ -48,68 +46,64 @@ int main(int argc, char **argv)
 {
 	long n = argc > 1 ? atol(argv[1]) : 1000000, i;
 	char (*names)[64] = make_names(ROUND);
-	struct loop *loop = loop_new();
+	struct events *ev;
+	struct loop *loop;
 	uint32_t src = htonl(0x0ac80102), dst;
 	double t0, dns_distinct, dns_folded, pkt_distinct, pkt_folded;
 
-	if (!loop || !freopen("/dev/null", "w", stdout))
+	if (loop_new(&loop) || !freopen("/dev/null", "w", stdout))
 		return 1;
 	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
-	if (events_init(loop))
+	if (events_new(&ev, loop, NULL, 0))
 		return 1;
 
 	/* (a) distinct names: the table is reset every ROUND names. */
 	t0 = now_ns();
 	for (i = 0; i < n; i++) {
 		if (i && i % ROUND == 0) {
-			events_fini();
-			events_init(loop);
+			events_flush(ev);
 			log_flush();
 		}
-		events_dns_violation(EVENTS_REASON_DEFAULT_DENY,
+		events_dns_violation(ev, EVENTS_REASON_DEFAULT_DENY,
 				     names[i % ROUND], 1, "nxdomain",
 				     "10.200.1.2:41234");
 	}
-	events_fini();
+	events_flush(ev);
 	log_flush();
 	dns_distinct = (now_ns() - t0) / n;
 
 	/* (b) one repeated name: the first written, the rest folded. */
-	events_init(loop);
 	t0 = now_ns();
 	for (i = 0; i < n; i++)
-		events_dns_violation(EVENTS_REASON_DEFAULT_DENY, names[0], 1,
-				     "nxdomain", "10.200.1.2:41234");
-	events_fini();
+		events_dns_violation(ev, EVENTS_REASON_DEFAULT_DENY, names[0],
+				     1, "nxdomain", "10.200.1.2:41234");
+	events_flush(ev);
 	log_flush();
 	dns_folded = (now_ns() - t0) / n;
 
 	/* (c) distinct destination addresses, (d) one repeated. */
-	events_init(loop);
 	t0 = now_ns();
 	for (i = 0; i < n; i++) {
 		if (i && i % ROUND == 0) {
-			events_fini();
-			events_init(loop);
+			events_flush(ev);
 			log_flush();
 		}
 		dst = htonl(0x0ac81000 + (uint32_t)(i % ROUND));
-		events_packet_violation(EVENTS_REASON_DEFAULT_DENY, 4,
+		events_packet_violation(ev, EVENTS_REASON_DEFAULT_DENY, AF_INET,
 					IPPROTO_TCP, &src, 50514, &dst, 443,
 					names[i % ROUND], "drop", 1);
 	}
-	events_fini();
+	events_flush(ev);
 	log_flush();
 	pkt_distinct = (now_ns() - t0) / n;
 
-	events_init(loop);
 	dst = htonl(0x0ac81063);
 	t0 = now_ns();
 	for (i = 0; i < n; i++)
-		events_packet_violation(EVENTS_REASON_DEFAULT_DENY, 4,
+		events_packet_violation(ev, EVENTS_REASON_DEFAULT_DENY, AF_INET,
 					IPPROTO_TCP, &src, 50514, &dst, 443,
 					NULL, "drop", 1);
-	events_fini();
+	events_flush(ev);
 	log_flush();
 	pkt_folded = (now_ns() - t0) / n;
 
@@ -120,6 +114,7 @@ int main(int argc, char **argv)
 		"events_packet_violation one dst:        %7.1f ns/call\n"
 		"(%ld calls each, stdout on /dev/null)\n",
 		dns_distinct, dns_folded, pkt_distinct, pkt_folded, n);
+	events_free(ev);
 	loop_free(loop);
 	free(names);
 	return 0;

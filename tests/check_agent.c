@@ -25,6 +25,7 @@
 #include "egressd/nflog.h"
 #include "egressd/nftsync.h"
 #include "egressd/policy.h"
+#include "egressd/util.h"
 
 /* ---- the fake layers ------------------------------------------------- */
 
@@ -206,7 +207,7 @@ START_TEST(test_agent_revokes_learned_without_nft)
 	r.a->nft = NULL;
 	r.a->nft_state = AGENT_NFT_UNAVAILABLE;
 	memset(&fforget, 0, sizeof(fforget));
-	now = loop_clock_ms();
+	now = util_clock_ms();
 	ck_assert_int_eq(learned_add(r.a->learned, now, "gone.example", &a,
 				     now + 100000),
 			 0);
@@ -217,7 +218,7 @@ START_TEST(test_agent_revokes_learned_without_nft)
 	ck_assert_int_eq(fforget.calls, 1);
 	ck_assert_int_eq(fforget.family, AF_INET);
 	ck_assert_mem_eq(fforget.addr, a.addr, 4);
-	learned_counts(r.a->learned, loop_clock_ms(), &v4, &v6);
+	learned_counts(r.a->learned, util_clock_ms(), &v4, &v6);
 	ck_assert_uint_eq(v4, 0);
 	ck_assert_str_eq(learned_domain_of(r.a->learned, AF_INET, a.addr),
 			 "gone.example");

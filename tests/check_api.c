@@ -436,15 +436,15 @@ static const struct api_ops fake_ops = {
 static void serve(struct fake *f, const char *token, struct req *reqs, size_t n)
 {
 	struct api_ops ops = fake_ops;
-	struct loop *loop = loop_new();
+	struct loop *loop;
 	struct client c = { .reqs = reqs, .n = n };
 	struct api *api;
 	char err[256];
 	pthread_t th;
 	int pfd[2];
 
+	ck_assert_int_eq(loop_new(&loop), 0);
 	ops.arg = f;
-	ck_assert_ptr_nonnull(loop);
 	ck_assert_msg(!api_new(loop, "127.0.0.1:0", token, 4, &ops, &api, err,
 			       sizeof(err)),
 		      "%s", err);
@@ -853,10 +853,11 @@ START_TEST(test_server_bind_error)
 {
 	struct fake f = { .policy = policy_new(POLICY_DENY) };
 	struct api_ops ops = fake_ops;
-	struct loop *loop = loop_new();
+	struct loop *loop;
 	struct api *a, *b;
 	char err[256], addr[64];
 
+	ck_assert_int_eq(loop_new(&loop), 0);
 	ops.arg = &f;
 	ck_assert_int_eq(api_new(loop, "127.0.0.1:0", NULL, 0, &ops, &a, err,
 				 sizeof(err)),
@@ -885,12 +886,13 @@ START_TEST(test_server_start_logs_nothing)
 {
 	struct fake f = { .policy = policy_new(POLICY_DENY) };
 	struct api_ops ops = fake_ops;
-	struct loop *loop = loop_new();
+	struct loop *loop;
 	char err[256], *text = NULL;
 	size_t len = 0;
 	struct api *a;
 	FILE *mem;
 
+	ck_assert_int_eq(loop_new(&loop), 0);
 	ops.arg = &f;
 	mem = open_memstream(&text, &len);
 	ck_assert_ptr_nonnull(mem);

@@ -89,19 +89,19 @@ static void watch_write(unsigned int scan_ms, int n, long pid,
 			unsigned int wait_ms)
 {
 	struct timespec ts = { .tv_nsec = wait_ms * 1000000L };
-	struct loop *loop = loop_new();
+	struct loop *loop;
 	struct loop_timer *t;
 	struct cgwatch *w;
 	char path[256];
 
-	ck_assert_ptr_nonnull(loop);
+	ck_assert_int_eq(loop_new(&loop), 0);
 	snprintf(root, sizeof(root), "/tmp/check_cgwatch.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(root));
 	procs("", 1, (long)getpid(), 0);
 	got_pid = -1;
 	got_what = NULL;
 	got_n = 0;
-	ck_assert_int_eq(cgwatch_start(loop, root, scan_ms, got, loop, &w), 0);
+	ck_assert_int_eq(cgwatch_new(&w, loop, root, scan_ms, got, loop), 0);
 	procs("", n, pid, 0);
 	nanosleep(&ts, NULL);
 	t = loop_timer_new(loop, give_up, NULL);

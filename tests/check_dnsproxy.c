@@ -21,6 +21,7 @@
 #include "egressd/dnsproxy.h"
 #include "egressd/events.h"
 #include "egressd/log.h"
+#include "egressd/util.h"
 
 #define POLICY_JSON                                             \
 	"{\"defaultAction\":\"deny\",\"egress\":["              \
@@ -86,6 +87,7 @@ struct env {
 	struct egressd_config cfg;
 	struct fake_up up[2];
 	struct loop_timer *guard;
+	struct events *ev;
 	uint16_t port;
 };
 
@@ -529,9 +531,8 @@ static void env_start(struct env *e, int n_ups, enum fake_mode m0,
 
 	memset(e, 0, sizeof(*e));
 	log_set_level(LOG_LVL_ERROR);
-	e->loop = loop_new();
-	ck_assert_ptr_nonnull(e->loop);
-	ck_assert_int_eq(events_init(e->loop), 0);
+	ck_assert_int_eq(loop_new(&e->loop), 0);
+	ck_assert_int_eq(events_new(&e->ev, e->loop, err, sizeof(err)), 0);
 	e->guard = loop_timer_new(e->loop, guard_cb, NULL);
 	ck_assert_int_eq(policy_parse_json(POLICY_JSON, strlen(POLICY_JSON), 0,
 					   &e->pol, err, sizeof(err)),
@@ -558,10 +559,11 @@ static void env_start(struct env *e, int n_ups, enum fake_mode m0,
 		snprintf(u->text, sizeof(u->text), "127.0.0.1:%u",
 			 e->up[i].port);
 	}
-	ck_assert_msg(dnsproxy_new(e->loop, &e->cfg, &e->p, err, sizeof(err)) ==
+	ck_assert_msg(dnsproxy_new(&e->p, e->loop, &e->cfg, err, sizeof(err)) ==
 			      0,
 		      "dnsproxy_new: %s", err);
 	dnsproxy_set_matcher(e->p, e->m);
+	dnsproxy_set_events(e->p, e->ev);
 	e->port = dnsproxy_port(e->p);
 	ck_assert_int_ne(e->port, 0);
 }
@@ -574,7 +576,7 @@ static void env_stop(struct env *e)
 	loop_timer_free(e->guard);
 	policy_matcher_free(e->m);
 	policy_free(e->pol);
-	events_fini();
+	events_free(e->ev);
 	loop_free(e->loop);
 	log_flush();
 }
@@ -597,7 +599,7 @@ static void client_got(struct client *c, const uint8_t *msg, size_t len)
 	}
 	c->got++;
 	if (c->got >= c->want) {
-		c->t_done = loop_clock_ms();
+		c->t_done = util_clock_ms();
 		loop_stop(c->loop);
 	}
 }
@@ -778,16 +780,17 @@ END_TEST
 
 START_TEST(test_dnsproxy_denied_nxdomain_not_forwarded)
 {
-	uint64_t dd0 = events_count("dns", EVENTS_REASON_DEFAULT_DENY);
-	uint64_t dr0 = events_count("dns", EVENTS_REASON_DENY_RULE);
 	struct dnsproxy_stats st;
 	struct dnswire_response r;
 	struct client *c;
 	struct env e;
+	uint64_t dd0, dr0;
 	uint8_t q[512];
 	size_t qlen;
 
 	env_start(&e, 1, FAKE_ANSWER, 0, 1000);
+	dd0 = events_count(e.ev, "dns", EVENTS_REASON_DEFAULT_DENY);
+	dr0 = events_count(e.ev, "dns", EVENTS_REASON_DENY_RULE);
 	c = ask(&e, 0x1111, "evil.com", q, &qlen, 2000);
 	ck_assert_int_eq(c->got, 1);
 	ck_assert_uint_eq(reply_id(c, 0), 0x1111);
@@ -805,9 +808,9 @@ START_TEST(test_dnsproxy_denied_nxdomain_not_forwarded)
 	ck_assert_int_eq(e.up[0].nq, 0);
 	ck_assert(!fake_saw(&e.up[0], "evil.com"));
 	ck_assert(!fake_saw(&e.up[0], "bad.example.com"));
-	ck_assert_uint_eq(events_count("dns", EVENTS_REASON_DEFAULT_DENY),
+	ck_assert_uint_eq(events_count(e.ev, "dns", EVENTS_REASON_DEFAULT_DENY),
 			  dd0 + 1);
-	ck_assert_uint_eq(events_count("dns", EVENTS_REASON_DENY_RULE),
+	ck_assert_uint_eq(events_count(e.ev, "dns", EVENTS_REASON_DENY_RULE),
 			  dr0 + 1);
 	dnsproxy_get_stats(e.p, &st);
 	ck_assert_uint_eq(st.denied, 2);
@@ -818,14 +821,15 @@ END_TEST
 
 START_TEST(test_dnsproxy_aaaa_nodata_when_ipv6_denied)
 {
-	uint64_t v0 = events_count("dns", EVENTS_REASON_IPV6_DISABLED);
 	struct dnswire_response r;
 	struct client *c;
 	struct env e;
 	uint8_t q[512];
 	size_t qlen;
+	uint64_t v0;
 
 	env_start(&e, 1, FAKE_ANSWER, 0, 1000);
+	v0 = events_count(e.ev, "dns", EVENTS_REASON_IPV6_DISABLED);
 	dnsproxy_set_aaaa_nodata(e.p, true);
 	/* Allowed name, AAAA: empty NOERROR, not forwarded. */
 	c = client_new(&e, AF_INET, false);
@@ -838,8 +842,8 @@ START_TEST(test_dnsproxy_aaaa_nodata_when_ipv6_denied)
 	ck_assert_int_eq(r.rcode, DNSWIRE_RCODE_NOERROR);
 	ck_assert_uint_eq(r.n_addrs, 0);
 	ck_assert_int_eq(e.up[0].nq, 0);
-	ck_assert_uint_eq(events_count("dns", EVENTS_REASON_IPV6_DISABLED),
-			  v0 + 1);
+	ck_assert_uint_eq(
+		events_count(e.ev, "dns", EVENTS_REASON_IPV6_DISABLED), v0 + 1);
 	client_free(c);
 	/* A still works; a denied name's AAAA is still NXDOMAIN. */
 	c = ask(&e, 0x7777, "www.example.com", q, &qlen, 2000);
@@ -980,7 +984,7 @@ START_TEST(test_dnsproxy_upstream_timeout_servfail)
 	uint64_t t0, dt;
 
 	env_start(&e, 1, FAKE_DROP, 0, 200);
-	t0 = loop_clock_ms();
+	t0 = util_clock_ms();
 	c = ask(&e, 0x3333, "slow.example.com", q, &qlen, 3000);
 	ck_assert_int_eq(c->got, 1);
 	dt = c->t_done - t0;
@@ -1012,7 +1016,7 @@ START_TEST(test_dnsproxy_failover_silent_first)
 	uint64_t t0, dt;
 
 	env_start(&e, 2, FAKE_DROP, FAKE_ANSWER, 200);
-	t0 = loop_clock_ms();
+	t0 = util_clock_ms();
 	c = ask(&e, 0x4444, "fo.example.com", q, &qlen, 3000);
 	ck_assert_int_eq(c->got, 1);
 	dt = c->t_done - t0;
@@ -1028,7 +1032,7 @@ START_TEST(test_dnsproxy_failover_silent_first)
 	client_free(c);
 
 	/* The unhealthy upstream is now tried last: a fast answer. */
-	t0 = loop_clock_ms();
+	t0 = util_clock_ms();
 	c = ask(&e, 0x4445, "fo2.example.com", q, &qlen, 3000);
 	ck_assert_int_eq(c->got, 1);
 	ck_assert_msg(c->t_done - t0 < 150, "second answer took %llu ms",
@@ -1429,8 +1433,7 @@ START_TEST(test_dnsproxy_bind_conflict_error)
 	int fd, rc;
 
 	log_set_level(LOG_LVL_ERROR);
-	loop = loop_new();
-	ck_assert_ptr_nonnull(loop);
+	ck_assert_int_eq(loop_new(&loop), 0);
 	fd = socket(AF_INET, SOCK_DGRAM, 0);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
@@ -1444,7 +1447,7 @@ START_TEST(test_dnsproxy_bind_conflict_error)
 	cfg.upstreams[0].addrlen = sizeof(sa);
 	snprintf(cfg.upstreams[0].text, sizeof(cfg.upstreams[0].text),
 		 "127.0.0.1:%u", ntohs(sa.sin_port));
-	rc = dnsproxy_new(loop, &cfg, &p, err, sizeof(err));
+	rc = dnsproxy_new(&p, loop, &cfg, err, sizeof(err));
 	ck_assert_int_eq(rc, -EADDRINUSE);
 	ck_assert_ptr_null(p);
 	ck_assert_msg(strstr(err, "127.0.0.1") && strstr(err, "UDP") &&
@@ -1453,7 +1456,7 @@ START_TEST(test_dnsproxy_bind_conflict_error)
 
 	/* No upstream: a clear error too. */
 	cfg.n_upstreams = 0;
-	rc = dnsproxy_new(loop, &cfg, &p, err, sizeof(err));
+	rc = dnsproxy_new(&p, loop, &cfg, err, sizeof(err));
 	ck_assert_int_eq(rc, -EINVAL);
 	ck_assert(strstr(err, "upstream") != NULL);
 	close(fd);
@@ -1475,8 +1478,7 @@ START_TEST(test_dnsproxy_new_alloc_failure_cleans_up)
 	int n;
 
 	log_set_level(LOG_LVL_ERROR);
-	loop = loop_new();
-	ck_assert_ptr_nonnull(loop);
+	ck_assert_int_eq(loop_new(&loop), 0);
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.n_upstreams = 1;
 	sa = (struct sockaddr_in *)&cfg.upstreams[0].addr;
@@ -1494,7 +1496,7 @@ START_TEST(test_dnsproxy_new_alloc_failure_cleans_up)
 		int rc;
 
 		fail_alloc_at = n;
-		rc = dnsproxy_new(loop, &cfg, &p, err, sizeof(err));
+		rc = dnsproxy_new(&p, loop, &cfg, err, sizeof(err));
 		reached = fail_alloc_at == 0;
 		fail_alloc_at = 0;
 		if (rc == 0) {
@@ -1592,7 +1594,7 @@ END_TEST
 /* Run until every client has its want, or ms in all. */
 static void env_run_all(struct env *e, struct client **c, int n, uint64_t ms)
 {
-	uint64_t end = loop_clock_ms() + ms;
+	uint64_t end = util_clock_ms() + ms;
 	bool done;
 
 	do {
@@ -1600,7 +1602,7 @@ static void env_run_all(struct env *e, struct client **c, int n, uint64_t ms)
 		done = true;
 		for (int i = 0; i < n; i++)
 			done &= c[i]->got >= c[i]->want;
-	} while (!done && loop_clock_ms() < end);
+	} while (!done && util_clock_ms() < end);
 }
 
 START_TEST(test_dnsproxy_coalesces_identical_queries)
@@ -1687,12 +1689,12 @@ START_TEST(test_dnsproxy_0x20_upstream_losing_case)
 	/* Each of the first four is asked again without 0x20 at once (no
 	 * timeout); then the upstream gets no 0x20 at all. */
 	for (int i = 0; i < 6; i++) {
-		uint64_t t0 = loop_clock_ms();
+		uint64_t t0 = util_clock_ms();
 
 		snprintf(name, sizeof(name), "lower%d.example.com", i);
 		c = ask(&e, (uint16_t)i, name, q, &qlen, 2000);
 		ck_assert_int_eq(c->got, 1);
-		ck_assert_uint_lt(loop_clock_ms() - t0, 500);
+		ck_assert_uint_lt(util_clock_ms() - t0, 500);
 		assert_answer_for(c, 0, q, qlen, name);
 		client_free(c);
 	}
@@ -1719,7 +1721,7 @@ START_TEST(test_dnsproxy_rebinding_stripped)
 	/* Default: loopback goes, the RFC 1918 address stays. */
 	env_block_private = false;
 	env_start(&e, 1, FAKE_REBIND, 0, 1000);
-	rb0 = events_count("dns", EVENTS_REASON_REBINDING);
+	rb0 = events_count(e.ev, "dns", EVENTS_REASON_REBINDING);
 	dnsproxy_set_answer_hook(e.p, test_hook, &h);
 	c = ask(&e, 1, "rb.example.com", q, &qlen, 2000);
 	ck_assert_int_eq(c->got, 1);
@@ -1733,7 +1735,7 @@ START_TEST(test_dnsproxy_rebinding_stripped)
 	ck_assert_uint_eq(h.n_addrs, 1); /* 127.0.0.53 never learned */
 	dnsproxy_get_stats(e.p, &st);
 	ck_assert_uint_eq(st.rebinding, 1);
-	ck_assert_uint_eq(events_count("dns", EVENTS_REASON_REBINDING),
+	ck_assert_uint_eq(events_count(e.ev, "dns", EVENTS_REASON_REBINDING),
 			  rb0 + 1);
 	client_free(c);
 	env_stop(&e);
@@ -1781,14 +1783,14 @@ START_TEST(test_dnsproxy_cname_to_denied_name)
 	uint64_t deny0;
 
 	env_start(&e, 1, FAKE_CNAME_BAD, 0, 1000);
-	deny0 = events_count("dns", EVENTS_REASON_DENY_RULE);
+	deny0 = events_count(e.ev, "dns", EVENTS_REASON_DENY_RULE);
 	dnsproxy_set_answer_hook(e.p, test_hook, &h);
 	c = ask(&e, 9, "alias.example.com", q, &qlen, 2000);
 	ck_assert_int_eq(c->got, 1);
 	ck_assert_int_eq(reply_rcode(c, 0), DNSWIRE_RCODE_NXDOMAIN);
 	ck_assert_uint_eq(c->ans[0][7], 0);
 	ck_assert_int_eq(h.calls, 0); /* nothing learned */
-	ck_assert_uint_eq(events_count("dns", EVENTS_REASON_DENY_RULE),
+	ck_assert_uint_eq(events_count(e.ev, "dns", EVENTS_REASON_DENY_RULE),
 			  deny0 + 1);
 	client_free(c);
 	env_stop(&e);
@@ -1850,7 +1852,7 @@ START_TEST(test_dnsproxy_probe_at_start_skips_dead_upstream)
 	log_capture();
 	/* Sent before the first round: waits on the dead one, then moves
 	 * on when its probe fails (2 s), well before the 5 s timeout. */
-	t0 = loop_clock_ms();
+	t0 = util_clock_ms();
 	c = ask(&e, 0x7001, "early.example.com", q, &qlen, 4500);
 	ck_assert_int_eq(c->got, 1);
 	dt = c->t_done - t0;
@@ -1870,7 +1872,7 @@ START_TEST(test_dnsproxy_probe_at_start_skips_dead_upstream)
 	client_free(c);
 
 	/* After the probe: straight to the live one. */
-	t0 = loop_clock_ms();
+	t0 = util_clock_ms();
 	c = ask(&e, 0x7002, "late.example.com", q, &qlen, 3000);
 	ck_assert_int_eq(c->got, 1);
 	ck_assert_msg(c->t_done - t0 < 150, "took %llu ms",
@@ -1903,7 +1905,7 @@ START_TEST(test_dnsproxy_refused_upstream_fails_over_at_once)
 
 	env_start(&e, 2, FAKE_ANSWER, FAKE_ANSWER, 5000);
 	fake_close_udp(&e.up[0]);
-	t0 = loop_clock_ms();
+	t0 = util_clock_ms();
 	c = ask(&e, 0x7101, "refused.example.com", q, &qlen, 6000);
 	ck_assert_int_eq(c->got, 1);
 	ck_assert_msg(c->t_done - t0 < 1000, "answer after %llu ms",
@@ -1917,7 +1919,7 @@ START_TEST(test_dnsproxy_refused_upstream_fails_over_at_once)
 
 	/* Only upstream refusing: SERVFAIL at once, not after 5 s. */
 	fake_close_udp(&e.up[1]);
-	t0 = loop_clock_ms();
+	t0 = util_clock_ms();
 	c = ask(&e, 0x7102, "none.example.com", q, &qlen, 6000);
 	ck_assert_int_eq(c->got, 1);
 	ck_assert_int_eq(reply_rcode(c, 0), DNSWIRE_RCODE_SERVFAIL);

@@ -3,7 +3,7 @@
  * Unit tests of the violation lines (agent/events.c, agent/log.c): the
  * exact bytes and key order of DNS and packet lines, JSON escaping of the
  * variable strings, folding per key and second with exact counts, and
- * events_fini() flushing held lines. Lines are captured with
+ * events_flush() writing held lines. Lines are captured with
  * log_set_output() into a temporary file.
  */
 #include <arpa/inet.h>
@@ -27,6 +27,7 @@
 struct capture {
 	FILE *f;
 	struct loop *loop;
+	struct events *ev;
 	char *buf;
 	char *lines[MAX_LINES];
 	int n;
@@ -38,9 +39,8 @@ static void cap_start(struct capture *c)
 	c->f = tmpfile();
 	ck_assert_ptr_nonnull(c->f);
 	log_set_output(c->f);
-	c->loop = loop_new();
-	ck_assert_ptr_nonnull(c->loop);
-	ck_assert_int_eq(events_init(c->loop), 0);
+	ck_assert_int_eq(loop_new(&c->loop), 0);
+	ck_assert_int_eq(events_new(&c->ev, c->loop, NULL, 0), 0);
 }
 
 /* Read every line written so far (replacing the previous read). */
@@ -71,7 +71,7 @@ static int cap_read(struct capture *c)
 
 static void cap_end(struct capture *c)
 {
-	events_fini();
+	events_free(c->ev);
 	log_set_output(NULL);
 	loop_free(c->loop);
 	fclose(c->f);
@@ -136,8 +136,9 @@ START_TEST(test_events_dns_line_shape)
 	json_t *o;
 
 	cap_start(&c);
-	events_dns_violation(EVENTS_REASON_DEFAULT_DENY, "evil.example.com", 1,
-			     "nxdomain", "10.200.1.2:41234");
+	events_dns_violation(c.ev, EVENTS_REASON_DEFAULT_DENY,
+			     "evil.example.com", 1, "nxdomain",
+			     "10.200.1.2:41234");
 	ck_assert_int_eq(cap_read(&c), 1);
 	ck_assert_str_eq(after_ts(c.lines[0]),
 			 "\"level\":\"warn\",\"event\":\"violation\","
@@ -166,12 +167,13 @@ START_TEST(test_events_packet_line_shape)
 	ck_assert_int_eq(inet_pton(AF_INET6, "fd00:200::2", &s6), 1);
 	ck_assert_int_eq(inet_pton(AF_INET6, "2001:db8::99", &d6), 1);
 	cap_start(&c);
-	events_packet_violation(EVENTS_REASON_DEFAULT_DENY, 4, IPPROTO_TCP, &s4,
-				50514, &d4, 443, NULL, "drop", 1);
-	events_packet_violation(EVENTS_REASON_DOT, 6, IPPROTO_UDP, &s6, 0, &d6,
-				853, "dns.example", "observe", 1);
-	events_packet_violation(EVENTS_REASON_REBINDING, 4, 47, &s4, 0, &d4, 0,
-				NULL, "drop", 1);
+	events_packet_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, AF_INET,
+				IPPROTO_TCP, &s4, 50514, &d4, 443, NULL, "drop",
+				1);
+	events_packet_violation(c.ev, EVENTS_REASON_DOT, AF_INET6, IPPROTO_UDP,
+				&s6, 0, &d6, 853, "dns.example", "observe", 1);
+	events_packet_violation(c.ev, EVENTS_REASON_REBINDING, AF_INET, 47, &s4,
+				0, &d4, 0, NULL, "drop", 1);
 	ck_assert_int_eq(cap_read(&c), 3);
 	ck_assert_str_eq(after_ts(c.lines[0]),
 			 "\"level\":\"warn\",\"event\":\"violation\","
@@ -229,8 +231,8 @@ START_TEST(test_events_qname_escaping)
 
 	cap_start(&c);
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		events_dns_violation(EVENTS_REASON_DENY_RULE, names[i], 28,
-				     "nxdomain", "c\"lient");
+		events_dns_violation(c.ev, EVENTS_REASON_DENY_RULE, names[i],
+				     28, "nxdomain", "c\"lient");
 	ck_assert_int_eq(cap_read(&c), (int)i);
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		ck_assert_msg(strstr(c.lines[i], want[i]), "%s lacks %s",
@@ -260,8 +262,8 @@ START_TEST(test_events_long_qname)
 		name[i] = i % 3 ? 'a' : '\\';
 	name[i] = '\0';
 	cap_start(&c);
-	events_dns_violation(EVENTS_REASON_DEFAULT_DENY, name, 1, "nxdomain",
-			     NULL);
+	events_dns_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, name, 1,
+			     "nxdomain", NULL);
 	ck_assert_int_eq(cap_read(&c), 1);
 	o = parse_ordered(c.lines[0], dns_keys_noclient);
 	ck_assert_str_eq(json_string_value(json_object_get(o, "qname")), name);
@@ -276,8 +278,8 @@ START_TEST(test_events_client_omitted)
 	json_t *o;
 
 	cap_start(&c);
-	events_dns_violation(EVENTS_REASON_IPV6_DISABLED, "v6.example", 28,
-			     "nodata", NULL);
+	events_dns_violation(c.ev, EVENTS_REASON_IPV6_DISABLED, "v6.example",
+			     28, "nodata", NULL);
 	ck_assert_int_eq(cap_read(&c), 1);
 	ck_assert_str_eq(after_ts(c.lines[0]),
 			 "\"level\":\"warn\",\"event\":\"violation\","
@@ -298,10 +300,11 @@ START_TEST(test_events_domain_null_vs_string)
 		d2[4] = { 10, 0, 0, 10 };
 
 	cap_start(&c);
-	events_packet_violation(EVENTS_REASON_DEFAULT_DENY, 4, IPPROTO_TCP, s,
-				1, d1, 80, NULL, "drop", 1);
-	events_packet_violation(EVENTS_REASON_DEFAULT_DENY, 4, IPPROTO_TCP, s,
-				1, d2, 80, "we\\\"ird.example", "drop", 1);
+	events_packet_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, AF_INET,
+				IPPROTO_TCP, s, 1, d1, 80, NULL, "drop", 1);
+	events_packet_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, AF_INET,
+				IPPROTO_TCP, s, 1, d2, 80, "we\\\"ird.example",
+				"drop", 1);
 	ck_assert_int_eq(cap_read(&c), 2);
 	ck_assert_ptr_nonnull(
 		strstr(c.lines[0], ",\"domain\":null,\"count\":1}"));
@@ -327,10 +330,10 @@ START_TEST(test_events_packet_rule_member)
 	json_t *o;
 
 	cap_start(&c);
-	events_packet_violation_rule(EVENTS_REASON_DENY_RULE, 4, IPPROTO_TCP,
-				     s, 1, d1, 80, NULL, "deny.always[2]",
-				     "drop", 1);
-	events_packet_violation_rule(EVENTS_REASON_DEFAULT_DENY, 4,
+	events_packet_violation_rule(c.ev, EVENTS_REASON_DENY_RULE, AF_INET,
+				     IPPROTO_TCP, s, 1, d1, 80, NULL,
+				     "deny.always[2]", "drop", 1);
+	events_packet_violation_rule(c.ev, EVENTS_REASON_DEFAULT_DENY, AF_INET,
 				     IPPROTO_TCP, s, 1, d2, 80, NULL, NULL,
 				     "drop", 1);
 	ck_assert_int_eq(cap_read(&c), 2);
@@ -368,12 +371,12 @@ START_TEST(test_events_fold_window)
 	json_t *o;
 
 	cap_start(&c);
-	events_dns_violation(EVENTS_REASON_DEFAULT_DENY, "hammer.example", 1,
-			     "nxdomain", "10.0.0.2:1001");
-	events_dns_violation(EVENTS_REASON_DEFAULT_DENY, "hammer.example", 1,
-			     "nxdomain", "10.0.0.2:1002");
-	events_dns_violation(EVENTS_REASON_DEFAULT_DENY, "hammer.example", 1,
-			     "nxdomain", "10.0.0.2:1003");
+	events_dns_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, "hammer.example",
+			     1, "nxdomain", "10.0.0.2:1001");
+	events_dns_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, "hammer.example",
+			     1, "nxdomain", "10.0.0.2:1002");
+	events_dns_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, "hammer.example",
+			     1, "nxdomain", "10.0.0.2:1003");
 	/* The first at once, the other two held. */
 	ck_assert_int_eq(cap_read(&c), 1);
 	ck_assert_ptr_nonnull(strstr(c.lines[0], "1001\",\"count\":1}"));
@@ -390,8 +393,8 @@ START_TEST(test_events_fold_window)
 	json_decref(o);
 	/* A new window: written at once again. */
 	run_for(c.loop, 1100);
-	events_dns_violation(EVENTS_REASON_DEFAULT_DENY, "hammer.example", 1,
-			     "nxdomain", "10.0.0.2:1004");
+	events_dns_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, "hammer.example",
+			     1, "nxdomain", "10.0.0.2:1004");
 	ck_assert_int_eq(cap_read(&c), 3);
 	ck_assert_ptr_nonnull(strstr(c.lines[2], "1004\",\"count\":1}"));
 	cap_end(&c);
@@ -405,28 +408,27 @@ START_TEST(test_events_fold_distinct_keys)
 
 	cap_start(&c);
 	/* Each differs from the first in one part of the key. */
-	events_dns_violation(EVENTS_REASON_DEFAULT_DENY, "k.example", 1,
+	events_dns_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, "k.example", 1,
 			     "nxdomain", NULL);
-	events_dns_violation(EVENTS_REASON_DEFAULT_DENY, "k2.example", 1,
+	events_dns_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, "k2.example", 1,
 			     "nxdomain", NULL);
-	events_dns_violation(EVENTS_REASON_DENY_RULE, "k.example", 1,
+	events_dns_violation(c.ev, EVENTS_REASON_DENY_RULE, "k.example", 1,
 			     "nxdomain", NULL);
-	events_dns_violation(EVENTS_REASON_DEFAULT_DENY, "k.example", 28,
+	events_dns_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, "k.example", 28,
 			     "nxdomain", NULL);
-	events_dns_violation(EVENTS_REASON_DEFAULT_DENY, "k.example", 1,
+	events_dns_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, "k.example", 1,
 			     "observe", NULL);
 	/* A different client is the same key. */
-	events_dns_violation(EVENTS_REASON_DEFAULT_DENY, "k.example", 1,
+	events_dns_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, "k.example", 1,
 			     "nxdomain", "10.0.0.2:53");
 	ck_assert_int_eq(cap_read(&c), 5);
 	for (i = 0; i < 5; i++)
 		ck_assert_ptr_nonnull(strstr(c.lines[i], ",\"count\":1}"));
 	ck_assert_ptr_null(strstr(c.buf, "10.0.0.2:53"));
-	events_fini();
+	events_flush(c.ev);
 	ck_assert_int_eq(cap_read(&c), 6);
 	ck_assert_ptr_nonnull(
 		strstr(c.lines[5], "\"client\":\"10.0.0.2:53\",\"count\":1}"));
-	ck_assert_int_eq(events_init(c.loop), 0);
 	cap_end(&c);
 }
 END_TEST
@@ -436,34 +438,36 @@ START_TEST(test_events_fold_packets_summed)
 	struct capture c;
 	uint8_t s[4] = { 10, 0, 0, 2 }, d[4] = { 10, 0, 0, 9 },
 		d2[4] = { 10, 0, 0, 10 };
-	uint64_t dd0 = events_count("packet", EVENTS_REASON_DEFAULT_DENY);
 
 	cap_start(&c);
-	events_packet_violation(EVENTS_REASON_DEFAULT_DENY, 4, IPPROTO_TCP, s,
-				1000, d, 443, NULL, "drop", 5);
-	events_packet_violation(EVENTS_REASON_DEFAULT_DENY, 4, IPPROTO_TCP, s,
-				1001, d, 443, NULL, "drop", 3);
+	events_packet_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, AF_INET,
+				IPPROTO_TCP, s, 1000, d, 443, NULL, "drop", 5);
+	events_packet_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, AF_INET,
+				IPPROTO_TCP, s, 1001, d, 443, NULL, "drop", 3);
 	/* Same destination, other source and domain: same key. */
-	events_packet_violation(EVENTS_REASON_DEFAULT_DENY, 4, IPPROTO_UDP, s,
-				1002, d, 443, "late.example", "drop", 4);
+	events_packet_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, AF_INET,
+				IPPROTO_UDP, s, 1002, d, 443, "late.example",
+				"drop", 4);
 	/* 0 packets counts as one. */
-	events_packet_violation(EVENTS_REASON_DEFAULT_DENY, 4, IPPROTO_UDP, s,
-				1003, d, 443, "late.example", "drop", 0);
+	events_packet_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, AF_INET,
+				IPPROTO_UDP, s, 1003, d, 443, "late.example",
+				"drop", 0);
 	/* Another port is another key. */
-	events_packet_violation(EVENTS_REASON_DEFAULT_DENY, 4, IPPROTO_TCP, s,
-				1004, d, 80, NULL, "drop", 2);
+	events_packet_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, AF_INET,
+				IPPROTO_TCP, s, 1004, d, 80, NULL, "drop", 2);
 	/* Another address is another key. */
-	events_packet_violation(EVENTS_REASON_DEFAULT_DENY, 4, IPPROTO_TCP, s,
-				1005, d2, 443, NULL, "drop", 1);
+	events_packet_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, AF_INET,
+				IPPROTO_TCP, s, 1005, d2, 443, NULL, "drop", 1);
 	ck_assert_int_eq(cap_read(&c), 3);
 	ck_assert_ptr_nonnull(strstr(c.lines[0], "\"sport\":1000,"));
 	ck_assert_ptr_nonnull(strstr(c.lines[0], ",\"count\":5}"));
 	ck_assert_ptr_nonnull(strstr(c.lines[1], "\"dport\":80,"));
 	ck_assert_ptr_nonnull(strstr(c.lines[1], ",\"count\":2}"));
 	ck_assert_ptr_nonnull(strstr(c.lines[2], "\"dst\":\"10.0.0.10\","));
-	ck_assert_uint_eq(events_count("packet", EVENTS_REASON_DEFAULT_DENY),
-			  dd0 + 5 + 3 + 4 + 1 + 2 + 1);
-	events_fini();
+	ck_assert_uint_eq(events_count(c.ev, "packet",
+				       EVENTS_REASON_DEFAULT_DENY),
+			  5 + 3 + 4 + 1 + 2 + 1);
+	events_flush(c.ev);
 	ck_assert_int_eq(cap_read(&c), 4);
 	ck_assert_str_eq(after_ts(c.lines[3]),
 			 "\"level\":\"warn\",\"event\":\"violation\","
@@ -472,7 +476,6 @@ START_TEST(test_events_fold_packets_summed)
 			 "\"dst\":\"10.0.0.9\",\"dport\":443,"
 			 "\"src\":\"10.0.0.2\",\"sport\":1003,"
 			 "\"domain\":\"late.example\",\"count\":8}");
-	ck_assert_int_eq(events_init(c.loop), 0);
 	cap_end(&c);
 }
 END_TEST
@@ -488,14 +491,14 @@ START_TEST(test_events_fold_held_longer_line)
 	memset(domain, 'd', sizeof(domain) - 1);
 	domain[sizeof(domain) - 1] = '\0';
 	cap_start(&c);
-	events_packet_violation(EVENTS_REASON_DEFAULT_DENY, 4, IPPROTO_TCP, s,
-				1, d, 443, NULL, "drop", 1);
-	events_packet_violation(EVENTS_REASON_DEFAULT_DENY, 4, IPPROTO_TCP, s,
-				2, d, 443, domain, "drop", 1);
-	events_packet_violation(EVENTS_REASON_DEFAULT_DENY, 4, IPPROTO_TCP, s,
-				3, d, 443, domain, "drop", 1);
+	events_packet_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, AF_INET,
+				IPPROTO_TCP, s, 1, d, 443, NULL, "drop", 1);
+	events_packet_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, AF_INET,
+				IPPROTO_TCP, s, 2, d, 443, domain, "drop", 1);
+	events_packet_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, AF_INET,
+				IPPROTO_TCP, s, 3, d, 443, domain, "drop", 1);
 	ck_assert_int_eq(cap_read(&c), 1);
-	events_fini();
+	events_flush(c.ev);
 	ck_assert_int_eq(cap_read(&c), 2);
 	o = parse_ordered(c.lines[1], pkt_keys);
 	ck_assert_str_eq(json_string_value(json_object_get(o, "domain")),
@@ -503,41 +506,38 @@ START_TEST(test_events_fold_held_longer_line)
 	ck_assert_int_eq(json_integer_value(json_object_get(o, "sport")), 3);
 	ck_assert_int_eq(json_integer_value(json_object_get(o, "count")), 2);
 	json_decref(o);
-	ck_assert_int_eq(events_init(c.loop), 0);
 	cap_end(&c);
 }
 END_TEST
 
 START_TEST(test_events_counters_exact)
 {
-	uint64_t dd0 = events_count("dns", EVENTS_REASON_DEFAULT_DENY);
-	uint64_t dr0 = events_count("dns", EVENTS_REASON_DENY_RULE);
-	uint64_t pd0 = events_count("packet", EVENTS_REASON_DENY_RULE);
 	uint8_t a[4] = { 192, 0, 2, 1 };
 	struct capture c;
 	int i, lines;
 
 	cap_start(&c);
 	for (i = 0; i < 1000; i++)
-		events_dns_violation(EVENTS_REASON_DEFAULT_DENY,
+		events_dns_violation(c.ev, EVENTS_REASON_DEFAULT_DENY,
 				     i % 2 ? "odd.example" : "even.example", 1,
 				     "nxdomain", NULL);
 	for (i = 0; i < 7; i++)
-		events_dns_violation(EVENTS_REASON_DENY_RULE, "r.example", 16,
-				     "nxdomain", NULL);
+		events_dns_violation(c.ev, EVENTS_REASON_DENY_RULE, "r.example",
+				     16, "nxdomain", NULL);
 	for (i = 0; i < 10; i++)
-		events_packet_violation(EVENTS_REASON_DENY_RULE, 4, IPPROTO_TCP,
-					a, 1, a, 22, NULL, "drop", (uint64_t)i);
-	ck_assert_uint_eq(events_count("dns", EVENTS_REASON_DEFAULT_DENY),
-			  dd0 + 1000);
-	ck_assert_uint_eq(events_count("dns", EVENTS_REASON_DENY_RULE),
-			  dr0 + 7);
+		events_packet_violation(c.ev, EVENTS_REASON_DENY_RULE, AF_INET,
+					IPPROTO_TCP, a, 1, a, 22, NULL, "drop",
+					(uint64_t)i);
+	ck_assert_uint_eq(events_count(c.ev, "dns", EVENTS_REASON_DEFAULT_DENY),
+			  1000);
+	ck_assert_uint_eq(events_count(c.ev, "dns", EVENTS_REASON_DENY_RULE),
+			  7);
 	/* 1 + 1 + 2 + ... + 9 (0 packets counts as one). */
-	ck_assert_uint_eq(events_count("packet", EVENTS_REASON_DENY_RULE),
-			  pd0 + 46);
-	ck_assert_uint_eq(events_count("dns", EVENTS_REASON_MAX), 0);
+	ck_assert_uint_eq(events_count(c.ev, "packet", EVENTS_REASON_DENY_RULE),
+			  46);
+	ck_assert_uint_eq(events_count(c.ev, "dns", EVENTS_REASON_MAX), 0);
 	ck_assert_int_eq(cap_read(&c), 4);
-	events_fini();
+	events_flush(c.ev);
 	lines = cap_read(&c);
 	ck_assert_int_eq(lines, 8);
 	/* The counts of the lines add up to the counters. */
@@ -563,22 +563,21 @@ START_TEST(test_events_counters_exact)
 		ck_assert_uint_eq(sum[1], 7);
 		ck_assert_uint_eq(sum[2], 46);
 	}
-	ck_assert_int_eq(events_init(c.loop), 0);
 	cap_end(&c);
 }
 END_TEST
 
-START_TEST(test_events_fini_flushes_held)
+START_TEST(test_events_flush_writes_held)
 {
 	struct capture c;
 	int i;
 
 	cap_start(&c);
 	for (i = 0; i < 4; i++)
-		events_dns_violation(EVENTS_REASON_DOH, "held.example", 65,
-				     "nxdomain", "10.0.0.3:5353");
+		events_dns_violation(c.ev, EVENTS_REASON_DOH, "held.example",
+				     65, "nxdomain", "10.0.0.3:5353");
 	ck_assert_int_eq(cap_read(&c), 1);
-	events_fini();
+	events_flush(c.ev);
 	log_emit(LOG_LVL_INFO, "stop", json_pack("{s:s}", "reason", "signal"));
 	ck_assert_int_eq(cap_read(&c), 3);
 	ck_assert_str_eq(after_ts(c.lines[1]),
@@ -590,11 +589,9 @@ START_TEST(test_events_fini_flushes_held)
 	ck_assert_str_eq(after_ts(c.lines[2]),
 			 "\"level\":\"info\",\"event\":\"stop\","
 			 "\"reason\":\"signal\"}");
-	/* Nothing left held: a second fini writes nothing. */
-	ck_assert_int_eq(events_init(c.loop), 0);
-	events_fini();
+	/* Nothing left held: a second flush writes nothing. */
+	events_flush(c.ev);
 	ck_assert_int_eq(cap_read(&c), 3);
-	ck_assert_int_eq(events_init(c.loop), 0);
 	cap_end(&c);
 }
 END_TEST
@@ -602,21 +599,19 @@ END_TEST
 /* Below the log level nothing is written, and counting goes on. */
 START_TEST(test_events_level_error_silent)
 {
-	uint64_t n0 = events_count("dns", EVENTS_REASON_DEFAULT_DENY);
 	struct capture c;
 
 	cap_start(&c);
 	log_set_level(LOG_LVL_ERROR);
-	events_dns_violation(EVENTS_REASON_DEFAULT_DENY, "quiet.example", 1,
-			     "nxdomain", NULL);
-	events_dns_violation(EVENTS_REASON_DEFAULT_DENY, "quiet.example", 1,
-			     "nxdomain", NULL);
-	events_fini();
+	events_dns_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, "quiet.example",
+			     1, "nxdomain", NULL);
+	events_dns_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, "quiet.example",
+			     1, "nxdomain", NULL);
+	events_flush(c.ev);
 	ck_assert_int_eq(cap_read(&c), 0);
-	ck_assert_uint_eq(events_count("dns", EVENTS_REASON_DEFAULT_DENY),
-			  n0 + 2);
+	ck_assert_uint_eq(events_count(c.ev, "dns", EVENTS_REASON_DEFAULT_DENY),
+			  2);
 	log_set_level(LOG_LVL_INFO);
-	ck_assert_int_eq(events_init(c.loop), 0);
 	cap_end(&c);
 }
 END_TEST
@@ -763,7 +758,7 @@ START_TEST(test_events_flood_distinct_names)
 	cap_start(&c);
 	for (i = 0; i < 1000; i++) {
 		snprintf(name, sizeof(name), "x%d.Evil.Example", i);
-		events_dns_violation(EVENTS_REASON_DEFAULT_DENY, name, 1,
+		events_dns_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, name, 1,
 				     "nxdomain", "10.0.0.2:53");
 	}
 	ck_assert_int_eq(cap_read(&c), 10);
@@ -780,8 +775,8 @@ START_TEST(test_events_flood_distinct_names)
 	o = parse_ordered(c.lines[10], summary_keys);
 	json_decref(o);
 	/* A new second: lines again. */
-	events_dns_violation(EVENTS_REASON_DEFAULT_DENY, "y.evil.example", 1,
-			     "nxdomain", NULL);
+	events_dns_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, "y.evil.example",
+			     1, "nxdomain", NULL);
 	ck_assert_int_eq(cap_read(&c), 12);
 	ck_assert_ptr_nonnull(strstr(c.lines[11], "\"event\":\"violation\","));
 	cap_end(&c);
@@ -803,11 +798,11 @@ START_TEST(test_events_flood_many_domains)
 	cap_start(&c);
 	for (i = 0; i < 500; i++) {
 		snprintf(name, sizeof(name), "a.n%d.example", i);
-		events_dns_violation(EVENTS_REASON_DENY_RULE, name, 28,
+		events_dns_violation(c.ev, EVENTS_REASON_DENY_RULE, name, 28,
 				     "nxdomain", NULL);
 	}
 	ck_assert_int_eq(cap_read(&c), 100);
-	events_fini();
+	events_flush(c.ev);
 	ck_assert_int_eq(cap_read(&c), 101);
 	sum = count_sum(&c, "violation", NULL, &n) +
 	      count_sum(&c, "violation_summary", NULL, &ns);
@@ -820,7 +815,6 @@ START_TEST(test_events_flood_many_domains)
 			 "\"domain\":null,"
 			 "\"qname\":\"a.n499.example\",\"qtype\":\"AAAA\","
 			 "\"action\":\"nxdomain\",\"count\":400}");
-	ck_assert_int_eq(events_init(c.loop), 0);
 	cap_end(&c);
 }
 END_TEST
@@ -828,12 +822,10 @@ END_TEST
 /*
  * Nothing is lost in a mixed flood: repeats of a few names, new names
  * under two domains, other reasons; held lines and summaries are written
- * by events_fini(), and the counts of all lines add up per reason.
+ * by events_flush(), and the counts of all lines add up per reason.
  */
 START_TEST(test_events_flood_counts_add_up)
 {
-	uint64_t dd0 = events_count("dns", EVENTS_REASON_DEFAULT_DENY);
-	uint64_t rb0 = events_count("dns", EVENTS_REASON_REBINDING);
 	struct capture c;
 	char name[64];
 	int i, n1, n2, n3, n4;
@@ -847,12 +839,13 @@ START_TEST(test_events_flood_counts_add_up)
 			snprintf(name, sizeof(name), "t%d.news.bbc.co.uk", i);
 		else
 			snprintf(name, sizeof(name), "t%d.other.example", i);
-		events_dns_violation(i % 10 ? EVENTS_REASON_DEFAULT_DENY :
+		events_dns_violation(c.ev,
+				     i % 10 ? EVENTS_REASON_DEFAULT_DENY :
 					      EVENTS_REASON_REBINDING,
 				     name, 1, i % 10 ? "nxdomain" : "stripped",
 				     NULL);
 	}
-	events_fini();
+	events_flush(c.ev);
 	cap_read(&c);
 	ck_assert_int_le(c.n, 60);
 	dd = count_sum(&c, "violation", "default_deny", &n1) +
@@ -861,15 +854,14 @@ START_TEST(test_events_flood_counts_add_up)
 	     count_sum(&c, "violation_summary", "rebinding", &n4);
 	ck_assert_uint_eq(dd, 2700);
 	ck_assert_uint_eq(rb, 300);
-	ck_assert_uint_eq(events_count("dns", EVENTS_REASON_DEFAULT_DENY),
-			  dd0 + 2700);
-	ck_assert_uint_eq(events_count("dns", EVENTS_REASON_REBINDING),
-			  rb0 + 300);
+	ck_assert_uint_eq(events_count(c.ev, "dns", EVENTS_REASON_DEFAULT_DENY),
+			  2700);
+	ck_assert_uint_eq(events_count(c.ev, "dns", EVENTS_REASON_REBINDING),
+			  300);
 	/* news.bbc.co.uk is under bbc.co.uk: one group. */
 	ck_assert_int_eq(any_line(&c, "\"domain\":\"bbc.co.uk\""), 1);
 	ck_assert_int_eq(any_line(&c, "\"domain\":\"news.bbc.co.uk\""), 0);
 	ck_assert_int_eq(any_line(&c, "\"domain\":\"other.example\""), 1);
-	ck_assert_int_eq(events_init(c.loop), 0);
 	cap_end(&c);
 }
 END_TEST
@@ -883,8 +875,8 @@ START_TEST(test_events_flood_packets_unbudgeted)
 
 	cap_start(&c);
 	for (i = 0; i < 200; i++)
-		events_packet_violation(EVENTS_REASON_DEFAULT_DENY, 4,
-					IPPROTO_UDP, s, 1000, d,
+		events_packet_violation(c.ev, EVENTS_REASON_DEFAULT_DENY,
+					AF_INET, IPPROTO_UDP, s, 1000, d,
 					(uint16_t)(2000 + i), NULL, "drop", 1);
 	ck_assert_int_eq(cap_read(&c), 200);
 	cap_end(&c);
@@ -892,6 +884,40 @@ START_TEST(test_events_flood_packets_unbudgeted)
 END_TEST
 
 /* One reason table: names, numbers and the layers each comes from. */
+/*
+ * Reporters are objects: two count apart, one without a loop writes every
+ * line as it comes (nothing held), and a NULL handle reports nothing.
+ */
+START_TEST(test_events_objects_independent)
+{
+	uint8_t s[4] = { 10, 0, 0, 2 }, d[4] = { 10, 0, 0, 9 };
+	struct events *other;
+	struct capture c;
+
+	cap_start(&c);
+	ck_assert_int_eq(events_new(&other, NULL, NULL, 0), 0);
+	events_dns_violation(c.ev, EVENTS_REASON_DEFAULT_DENY, "a.example", 1,
+			     "nxdomain", NULL);
+	events_dns_violation(other, EVENTS_REASON_DEFAULT_DENY, "b.example", 1,
+			     "nxdomain", NULL);
+	events_dns_violation(other, EVENTS_REASON_DEFAULT_DENY, "b.example", 1,
+			     "nxdomain", NULL);
+	events_packet_violation(NULL, EVENTS_REASON_DEFAULT_DENY, AF_INET,
+				IPPROTO_TCP, s, 1, d, 443, NULL, "drop", 1);
+	ck_assert_uint_eq(events_count(c.ev, "dns", EVENTS_REASON_DEFAULT_DENY),
+			  1);
+	ck_assert_uint_eq(
+		events_count(other, "dns", EVENTS_REASON_DEFAULT_DENY), 2);
+	ck_assert_uint_eq(events_count(NULL, "dns", EVENTS_REASON_DEFAULT_DENY),
+			  0);
+	/* a.example once, b.example twice: no loop, no folding. */
+	ck_assert_int_eq(cap_read(&c), 3);
+	events_free(other);
+	ck_assert_int_eq(cap_read(&c), 3);
+	cap_end(&c);
+}
+END_TEST
+
 START_TEST(test_events_reason_table)
 {
 	enum events_reason r;
@@ -937,7 +963,7 @@ static Suite *events_suite(void)
 	tcase_add_test(tc, test_events_fold_packets_summed);
 	tcase_add_test(tc, test_events_fold_held_longer_line);
 	tcase_add_test(tc, test_events_counters_exact);
-	tcase_add_test(tc, test_events_fini_flushes_held);
+	tcase_add_test(tc, test_events_flush_writes_held);
 	tcase_add_test(tc, test_events_level_error_silent);
 	tcase_add_test(tc, test_events_json_escape_matches_jansson);
 	tcase_add_test(tc, test_events_emit_raw_matches_emit);
@@ -945,6 +971,7 @@ static Suite *events_suite(void)
 	tcase_add_test(tc, test_events_flood_many_domains);
 	tcase_add_test(tc, test_events_flood_counts_add_up);
 	tcase_add_test(tc, test_events_flood_packets_unbudgeted);
+	tcase_add_test(tc, test_events_objects_independent);
 	tcase_add_test(tc, test_events_reason_table);
 	suite_add_tcase(s, tc);
 	return s;

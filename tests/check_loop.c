@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "egressd/loop.h"
+#include "egressd/util.h"
 
 struct ctx {
 	int reads;
@@ -32,10 +33,10 @@ static void read_cb(struct loop *loop, int fd, uint32_t events, void *arg)
 
 START_TEST(test_loop_fd_callback)
 {
-	struct loop *loop = loop_new();
+	struct loop *loop;
 	struct ctx c = { 0 };
 
-	ck_assert_ptr_nonnull(loop);
+	ck_assert_int_eq(loop_new(&loop), 0);
 	ck_assert_int_eq(pipe(c.fds), 0);
 	ck_assert_int_eq(loop_add_fd(loop, c.fds[0], EPOLLIN, read_cb, &c), 0);
 	ck_assert_int_eq(loop_add_fd(loop, c.fds[0], EPOLLIN, read_cb, &c),
@@ -53,7 +54,7 @@ static void timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 {
 	struct ctx *c = arg;
 
-	c->fired_at = loop_clock_ms();
+	c->fired_at = util_clock_ms();
 	if (++c->timer_fires < 3)
 		loop_timer_arm(t, 20);
 	else
@@ -67,11 +68,13 @@ static void hook_cb(struct loop *loop, void *arg)
 
 START_TEST(test_loop_timer_rearm_and_hooks)
 {
-	struct loop *loop = loop_new();
+	struct loop *loop;
 	struct ctx c = { 0 };
-	struct loop_timer *t = loop_timer_new(loop, timer_cb, &c);
-	uint64_t start = loop_clock_ms();
+	struct loop_timer *t;
+	uint64_t start = util_clock_ms();
 
+	ck_assert_int_eq(loop_new(&loop), 0);
+	t = loop_timer_new(loop, timer_cb, &c);
 	ck_assert_int_eq(loop_add_before_sleep(loop, hook_cb, &c), 0);
 	loop_timer_arm(t, 20);
 	ck_assert(loop_timer_is_armed(t));
@@ -99,10 +102,11 @@ static void del_cb(struct loop *loop, int fd, uint32_t events, void *arg)
 
 START_TEST(test_loop_delete_inside_callback)
 {
-	struct loop *loop = loop_new();
+	struct loop *loop;
 	struct ctx c = { 0 };
 	int p1[2], p2[2];
 
+	ck_assert_int_eq(loop_new(&loop), 0);
 	ck_assert_int_eq(pipe(p1), 0);
 	ck_assert_int_eq(pipe(p2), 0);
 	c.fds[0] = p1[0];

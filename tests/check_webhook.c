@@ -200,19 +200,23 @@ END_TEST
 
 START_TEST(test_url_checks)
 {
-	struct loop *loop = loop_new();
+	struct loop *loop;
 	struct webhook *wh;
 	char err[256];
 
-	ck_assert_ptr_nonnull(loop);
-	ck_assert_int_eq(webhook_new(loop, "ftp://10.0.0.1/x", "", &wh, err,
-				     sizeof(err)), -EINVAL);
+	ck_assert_int_eq(loop_new(&loop), 0);
+	ck_assert_int_eq(webhook_new(&wh, loop, "ftp://10.0.0.1/x", "", err,
+				     sizeof(err)),
+			 -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "only http:// and https://"));
-	ck_assert_int_eq(webhook_new(loop, "not a url", "", &wh, err,
-				     sizeof(err)), -EINVAL);
+	ck_assert_int_eq(webhook_new(&wh, loop, "not a url", "", err,
+				     sizeof(err)),
+			 -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "OPENSANDBOX_EGRESS_DENY_WEBHOOK"));
-	ck_assert_int_eq(webhook_new(loop, "https://hooks.example.com/deny",
-				     "sb", &wh, err, sizeof(err)), 0);
+	ck_assert_int_eq(webhook_new(&wh, loop,
+				     "https://hooks.example.com/deny", "sb",
+				     err, sizeof(err)),
+			 0);
 	webhook_free(wh);
 	loop_free(loop);
 }
@@ -225,17 +229,19 @@ END_TEST
  */
 START_TEST(test_accounting_without_network)
 {
-	struct loop *loop = loop_new();
+	struct loop *loop;
 	struct webhook_stats st;
 	struct webhook *wh;
 	char err[256], name[64];
 	FILE *logf = tmpfile();
 	int i, total = WEBHOOK_PARALLEL + WEBHOOK_QUEUE_MAX + 10;
 
+	ck_assert_int_eq(loop_new(&loop), 0);
 	ck_assert_ptr_nonnull(logf);
 	log_set_output(logf);
-	ck_assert_int_eq(webhook_new(loop, "http://127.0.0.1:9/deny", NULL,
-				     &wh, err, sizeof(err)), 0);
+	ck_assert_int_eq(webhook_new(&wh, loop, "http://127.0.0.1:9/deny", NULL,
+				     err, sizeof(err)),
+			 0);
 	for (i = 0; i < total; i++) {
 		snprintf(name, sizeof(name), "n%d.example.com", i);
 		webhook_dns_denied(wh, name);

@@ -168,6 +168,8 @@ struct agent {
 	struct api *api;
 	struct liveness *live; /* holds this netns's egressd name */
 	struct webhook *webhook; /* OPENSANDBOX_EGRESS_DENY_WEBHOOK, or NULL */
+	/* Violation lines and their counters: every layer reports here. */
+	struct events *events;
 	/* Who may reach the API over loopback: egressd's cgroup, or its
 	 * container's when egressd made a child of it. */
 	uint16_t api_port;

@@ -53,8 +53,8 @@ struct api_ops {
 };
 
 /*
- * Listen on addr ("[host]:port", ":port", "host:port"; default ":18080")
- * and serve from loop. token NULL = no auth. max_rules as for
+ * Listen on addr ("[host]:port", ":port", "host:port"; the agent's
+ * default is defaults.h's EGRESSD_DEFAULT_HTTP_ADDR) and serve from loop. token NULL = no auth. max_rules as for
  * policy_parse_json. 0 or -errno with err saying which address and why.
  */
 int api_new(struct loop *loop, const char *addr, const char *token,

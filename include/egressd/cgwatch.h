@@ -33,9 +33,12 @@ typedef void (*cgwatch_cb)(void *arg, long pid, const char *what);
  */
 long cgwatch_foreign_pid(const char *dir);
 
-/* Start watching dir. 0 or -errno (*out NULL). */
-int cgwatch_start(struct loop *loop, const char *dir, unsigned int scan_ms,
-		  cgwatch_cb cb, void *arg, struct cgwatch **out);
+/*
+ * Start watching dir. 0 or -errno (*out NULL): -ENAMETOOLONG or -ENOMEM,
+ * which say it all, so no err buffer.
+ */
+int cgwatch_new(struct cgwatch **out, struct loop *loop, const char *dir,
+		unsigned int scan_ms, cgwatch_cb cb, void *arg);
 
 void cgwatch_free(struct cgwatch *w);
 

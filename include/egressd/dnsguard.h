@@ -20,8 +20,8 @@
 
 struct dnsguard;
 
-/* NULL with errno on failure. */
-struct dnsguard *dnsguard_new(bool block_private);
+/* 0 or -ENOMEM (the only failure: no err buffer). */
+int dnsguard_new(struct dnsguard **out, bool block_private);
 void dnsguard_free(struct dnsguard *g);
 
 /*

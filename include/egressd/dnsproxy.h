@@ -25,6 +25,7 @@
 #include "egressd/policy.h"
 
 struct dnsproxy;
+struct events;
 
 /*
  * Called for every allowed answer before it is released to the client
@@ -77,8 +78,8 @@ struct dnsproxy_stats {
  * and register them on loop. Bind failures are returned as -errno with
  * err saying which address failed and why.
  */
-int dnsproxy_new(struct loop *loop, const struct egressd_config *cfg,
-		 struct dnsproxy **out, char *err, size_t errlen);
+int dnsproxy_new(struct dnsproxy **out, struct loop *loop,
+		 const struct egressd_config *cfg, char *err, size_t errlen);
 void dnsproxy_free(struct dnsproxy *p);
 
 /* Swap the matcher; the caller keeps ownership and frees the old one after
@@ -103,6 +104,8 @@ int dnsproxy_set_addr_rules(struct dnsproxy *p, const struct policy *user,
 void dnsproxy_set_block_doh_names(struct dnsproxy *p, bool on);
 void dnsproxy_set_answer_hook(struct dnsproxy *p, dnsproxy_answer_cb cb,
 			      void *arg);
+/* Where violation lines go (events.h); NULL (the default): nowhere. */
+void dnsproxy_set_events(struct dnsproxy *p, struct events *ev);
 
 /*
  * The port the listeners are bound to: cfg->dns_listen_port, or the port

@@ -51,7 +51,7 @@ size_t learned_max(const struct learned *lr);
  * Is addr held with more than half of lifetime_s left of what the layers
  * were last told (learned_add's expiry), and were they not told to drop
  * it since (learned_mark_stale)? Then writing it again is not needed.
- * now_ms is CLOCK_MONOTONIC in ms (util_clock_ms, loop_clock_ms).
+ * now_ms is CLOCK_MONOTONIC in ms (util_clock_ms()).
  */
 bool learned_is_fresh(const struct learned *lr, uint64_t now_ms,
 		      const struct policy_addr *addr, unsigned int lifetime_s);

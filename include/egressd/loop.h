@@ -19,7 +19,8 @@ typedef void (*loop_timer_cb)(struct loop *loop, struct loop_timer *t,
 			      void *arg);
 typedef void (*loop_hook_cb)(struct loop *loop, void *arg);
 
-struct loop *loop_new(void);
+/* A new loop into *out: 0 or -errno (epoll_create1, -ENOMEM). */
+int loop_new(struct loop **out);
 void loop_free(struct loop *loop);
 
 /* events are EPOLLIN/EPOLLOUT/…; 0 or -errno. */
@@ -32,6 +33,8 @@ int loop_del_fd(struct loop *loop, int fd);
 /*
  * One-shot timer firing after ms milliseconds. Re-arm from the callback with
  * loop_timer_arm(). A timer stays allocated until loop_timer_free().
+ * loop_timer_new() returns the handle rather than taking &out: it is a small
+ * allocation with nothing to report but "out of memory" (NULL).
  */
 struct loop_timer *loop_timer_new(struct loop *loop, loop_timer_cb cb,
 				  void *arg);
@@ -43,10 +46,11 @@ void loop_timer_free(struct loop_timer *t);
 /* Hooks run once per iteration before epoll_wait (batch flushes). */
 int loop_add_before_sleep(struct loop *loop, loop_hook_cb cb, void *arg);
 
-/* Monotonic milliseconds, refreshed once per iteration (cheap). */
+/*
+ * Monotonic milliseconds, refreshed once per iteration (cheap); the clock
+ * read now is util.h's util_clock_ms(), the same clock.
+ */
 uint64_t loop_now_ms(struct loop *loop);
-/* Monotonic milliseconds read now (clock_gettime). */
-uint64_t loop_clock_ms(void);
 
 /* Run until loop_stop(); 0 or -errno on an epoll failure. */
 int loop_run(struct loop *loop);

@@ -51,12 +51,14 @@ size_t nflog_parse_batch(const void *buf, size_t len,
 /*
  * Bind NFLOG group (copy mode: headers only) and register the socket in
  * loop. learned (may be NULL) names the domain that taught a
- * destination (include/egressd/learned.h).
+ * destination (include/egressd/learned.h); events reports each packet
+ * (NULL: counted in nflog_packets() only).
  * 0 or -errno with err set (-EPERM without CAP_NET_ADMIN, -EBUSY when
  * another process holds the group).
  */
-int nflog_open(struct nflog **out, struct loop *loop, uint16_t group,
-	       const struct learned *learned, char *err, size_t errlen);
+int nflog_new(struct nflog **out, struct loop *loop, uint16_t group,
+	      const struct learned *learned, struct events *events, char *err,
+	      size_t errlen);
 /*
  * nftables logs a drop's reason, not the rule that decided it: fn (NULL
  * unsets) names it for the violation line, writing the name into buf and
@@ -68,7 +70,7 @@ typedef bool (*nflog_rule_fn)(void *arg, const struct nflog_packet *pk,
 void nflog_set_rule_hook(struct nflog *nl, nflog_rule_fn fn, void *arg);
 
 /* Unregister, unbind and free (NULL is fine). */
-void nflog_close(struct nflog *nl);
+void nflog_free(struct nflog *nl);
 
 /* Packets reported, and notifications lost to a full socket buffer. */
 uint64_t nflog_packets(const struct nflog *nl);

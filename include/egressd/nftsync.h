@@ -278,7 +278,7 @@ int nftsync_apply(struct nftsync *ns, const struct nftsync_config *cfg,
  * if one of those exists after all (adopted after a restart), the refused
  * batch is resent as a refresh (docs/nftables.md, "Learned elements").
  * Nothing is sent (0) before a successful apply with cfg->filter set.
- * now_ms is CLOCK_MONOTONIC in ms (loop_clock_ms()). 0 or -errno with err
+ * now_ms is CLOCK_MONOTONIC in ms (util_clock_ms()). 0 or -errno with err
  * set.
  */
 int nftsync_learn_write(struct nftsync *ns, uint64_t now_ms,

@@ -44,8 +44,8 @@ struct webhook_stats {
  * Start the webhook on loop: url is http:// or https://; sandbox_id may be
  * NULL (sent as ""). 0 or -errno with err saying why (bad URL, libcurl).
  */
-int webhook_new(struct loop *loop, const char *url, const char *sandbox_id,
-		struct webhook **out, char *err, size_t errlen);
+int webhook_new(struct webhook **out, struct loop *loop, const char *url,
+		const char *sandbox_id, char *err, size_t errlen);
 /* Pending events are dropped; call before loop_free(). NULL is a no-op. */
 void webhook_free(struct webhook *wh);
 

@@ -269,8 +269,7 @@ static void fuzz_init(void)
 	if (!null)
 		fuzz_fail("/dev/null");
 	log_set_output(null);
-	fs.loop = loop_new();
-	if (!fs.loop || log_attach_loop(fs.loop))
+	if (loop_new(&fs.loop) || log_attach_loop(fs.loop))
 		fuzz_fail("loop");
 	reset_policy();
 	if (api_new(fs.loop, "127.0.0.1:0", FUZZ_TOKEN, FUZZ_MAX_RULES, &ops,
