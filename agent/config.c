@@ -47,6 +47,7 @@ enum opt_id {
 	OPT_LEARN_GRACE,
 	OPT_LEARN_MAX,
 	OPT_BLOCK_PRIVATE_ANSWERS,
+	OPT_FRAME_GUARD,
 	OPT_ALLOW_HOST_NETWORK,
 	OPT_BLOCK_DOH_443,
 	OPT_DOH_BLOCKLIST,
@@ -115,6 +116,8 @@ static const struct opt_def opt_defs[OPT_MAX] = {
 	[OPT_BLOCK_PRIVATE_ANSWERS] = {
 		"block-private-answers",
 		"OPENSANDBOX_EGRESS_BLOCK_PRIVATE_ANSWERS", "0" },
+	[OPT_FRAME_GUARD] = { "frame-guard", "OPENSANDBOX_EGRESS_FRAME_GUARD",
+			      "1" },
 	[OPT_ALLOW_HOST_NETWORK] = { "allow-host-network",
 				     "OPENSANDBOX_EGRESS_ALLOW_HOST_NETWORK",
 				     "0" },
@@ -161,6 +164,7 @@ static const char usage_text[] =
 	"  --learn-grace S             OPENSANDBOX_EGRESS_LEARN_GRACE [30]\n"
 	"  --learn-max N               OPENSANDBOX_EGRESS_LEARN_MAX: learned addresses per family [" EGRESSD_STRINGIFY(EGRESSD_MAX_LEARNED) "]\n"
 	"  --block-private-answers B   OPENSANDBOX_EGRESS_BLOCK_PRIVATE_ANSWERS: strip private-range answers too [0]\n"
+	"  --frame-guard B             OPENSANDBOX_EGRESS_FRAME_GUARD: judge frames of packet sockets (table netdev egressd) [1]\n"
 	"  --allow-host-network B      OPENSANDBOX_EGRESS_ALLOW_HOST_NETWORK [0]\n"
 	"  --block-doh-443 B           OPENSANDBOX_EGRESS_BLOCK_DOH_443 [0]\n"
 	"  --doh-blocklist LIST        OPENSANDBOX_EGRESS_DOH_BLOCKLIST: extra DoH IPs/CIDRs\n"
@@ -775,6 +779,8 @@ static int load(struct egressd_config *cfg, int argc, char **argv, char *err,
 	if (parse_bool(vals[OPT_BLOCK_PRIVATE_ANSWERS],
 		       &cfg->block_private_answers))
 		return BAD(OPT_BLOCK_PRIVATE_ANSWERS, "expected a boolean");
+	if (parse_bool(vals[OPT_FRAME_GUARD], &cfg->frame_guard))
+		return BAD(OPT_FRAME_GUARD, "expected a boolean");
 	if (parse_bool(vals[OPT_ALLOW_HOST_NETWORK], &cfg->allow_host_network))
 		return BAD(OPT_ALLOW_HOST_NETWORK, "expected a boolean");
 	if (parse_bool(vals[OPT_BLOCK_DOH_443], &cfg->block_doh_443))

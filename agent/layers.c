@@ -426,6 +426,18 @@ int agent_frames_start(struct agent *a, char *err, size_t errlen)
 	a->frames_state = AGENT_FRAMES_OFF;
 	if (!a->nft)
 		return 0;
+	if (!a->cfg->frame_guard) {
+		/* Off on purpose: no table, not even one an earlier run left. */
+		snprintf(a->frames_why, sizeof(a->frames_why),
+			 "OPENSANDBOX_EGRESS_FRAME_GUARD=0");
+		ret = nftsync_netdev_apply(a->nft, NULL, 0, ferr,
+					   sizeof(ferr));
+		if (ret)
+			log_warnx("cannot remove table netdev egressd: %s",
+				  ferr);
+		log_warnx("OPENSANDBOX_EGRESS_FRAME_GUARD=0: frames a packet socket writes around the IP stack are not judged; a process with CAP_NET_RAW can send them anywhere (drop CAP_NET_RAW from the app container; docs/security.md)");
+		return 0;
+	}
 	frames_sync(a);
 	if (!a->nflog) {
 		ret = nflog_new(&a->nflog, a->loop, NFTSYNC_DEFAULT_LOG_GROUP,

@@ -79,6 +79,7 @@ START_TEST(test_config_defaults)
 	ck_assert_uint_eq(cfg.learn_ttl_max, 300);
 	ck_assert_uint_eq(cfg.learn_grace, 30);
 	ck_assert_uint_eq(cfg.learn_max, 32768);
+	ck_assert(cfg.frame_guard);
 	/* From the resolv.conf written by setup(). */
 	ck_assert_int_eq(cfg.n_upstreams, 2);
 	ck_assert(cfg.upstreams_from_resolv_conf);
@@ -183,6 +184,7 @@ START_TEST(test_config_bad_values_name_the_setting)
 		{ "--ipv6", "maybe", "OPENSANDBOX_EGRESS_IPV6" },
 		{ "--bpf", "on", "OPENSANDBOX_EGRESS_BPF" },
 		{ "--block-doh-443", "sure", "OPENSANDBOX_EGRESS_BLOCK_DOH_443" },
+		{ "--frame-guard", "maybe", "OPENSANDBOX_EGRESS_FRAME_GUARD" },
 		{ "--log-level", "loud", "OPENSANDBOX_EGRESS_LOG_LEVEL" },
 	};
 	struct egressd_config cfg;

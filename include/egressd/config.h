@@ -77,6 +77,8 @@ struct egressd_config {
 	/* learned addresses per family: registry and BPF maps */
 	unsigned int learn_max;
 	bool block_private_answers;
+	/* table netdev egressd: frames of packet sockets judged (default) */
+	bool frame_guard;
 	bool allow_host_network;
 	bool block_doh_443;
 	char *doh_blocklist;
