@@ -847,8 +847,8 @@ int agent_new(struct agent **out, const struct egressd_config *cfg,
 		goto fail;
 	}
 	ops.arg = a;
-	ret = api_new(a->loop, cfg->http_addr, cfg->token, cfg->max_rules, &ops,
-		      &a->api, err, errlen);
+	ret = api_new(&a->api, a->loop, cfg->http_addr, cfg->token,
+		      cfg->max_rules, &ops, err, errlen);
 	if (ret)
 		goto fail;
 	a->ready = true;

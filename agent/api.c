@@ -338,8 +338,8 @@ static int api_listen(const char *addr, int *out, int *port, char *err,
 	return 0;
 }
 
-int api_new(struct loop *loop, const char *addr, const char *token,
-	    size_t max_rules, const struct api_ops *ops, struct api **out,
+int api_new(struct api **out, struct loop *loop, const char *addr,
+	    const char *token, size_t max_rules, const struct api_ops *ops,
 	    char *err, size_t errlen)
 {
 	const union MHD_DaemonInfo *info;

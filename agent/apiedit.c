@@ -176,7 +176,7 @@ int api_patch_merge(const struct policy *old, const struct policy_rule *patch,
 	size_t i, total = n_patch + old->n_rules;
 
 	*out = NULL;
-	p = policy_new(old->default_action);
+	policy_new(&p, old->default_action); /* p NULL on -ENOMEM */
 	keys = keys_new(patch, NULL, n_patch);
 	keep = calloc(n_patch ? n_patch : 1, sizeof(*keep));
 	if (!p || !keys || !keep)
@@ -281,7 +281,7 @@ int api_delete_apply(const struct policy *old, char *const *targets,
 
 	*out = NULL;
 	*removed = 0;
-	p = policy_new(old->default_action);
+	policy_new(&p, old->default_action); /* p NULL on -ENOMEM */
 	keys = keys_new(NULL, targets, n_targets);
 	if (!p || !keys)
 		goto nomem;

@@ -237,8 +237,7 @@ static enum MHD_Result policy_post(struct api *api, struct MHD_Connection *c,
 
 	body = util_trim(body, &len);
 	if (!len) {
-		p = policy_new(POLICY_DENY);
-		if (!p)
+		if (policy_new(&p, POLICY_DENY))
 			return api_respond_error(api, c,
 						 MHD_HTTP_INTERNAL_SERVER_ERROR,
 						 NULL, "internal error: %s",

@@ -404,10 +404,9 @@ int policy_compiled_new(struct policy_compiled **out, const struct policy *user,
 	pc = calloc(1, sizeof(*pc));
 	if (!pc)
 		goto err_nomem;
-	pc->matcher = policy_matcher_new(user, deny_always, n_deny,
-					 allow_always, n_allow);
-	if (!pc->matcher) {
-		ret = -errno;
+	ret = policy_matcher_new(&pc->matcher, user, deny_always, n_deny,
+				 allow_always, n_allow);
+	if (ret) {
 		snprintf(err, errlen, "cannot compile the names: %s",
 			 strerror(-ret));
 		goto err_free;

@@ -209,10 +209,10 @@ static bool is_name_rule(const struct policy_rule *r)
 	       r->name;
 }
 
-struct policy_matcher *
-policy_matcher_new(const struct policy *user,
-		   const struct policy_rule *deny_always, size_t n_deny,
-		   const struct policy_rule *allow_always, size_t n_allow)
+int policy_matcher_new(struct policy_matcher **out,
+		       const struct policy *user,
+		       const struct policy_rule *deny_always, size_t n_deny,
+		       const struct policy_rule *allow_always, size_t n_allow)
 {
 	const struct policy_rule *lists[3] = { deny_always, allow_always,
 					       user ? user->rules : NULL };
@@ -222,6 +222,7 @@ policy_matcher_new(const struct policy *user,
 	struct policy_matcher *m;
 	uint64_t base;
 
+	*out = NULL;
 	for (l = 0; l < 3; l++) {
 		for (i = 0; i < counts[l]; i++) {
 			if (!is_name_rule(&lists[l][i]))
@@ -231,10 +232,8 @@ policy_matcher_new(const struct policy *user,
 		}
 	}
 	if (counts[0] + counts[1] + counts[2] >= UINT32_MAX ||
-	    names_bytes >= UINT32_MAX) {
-		errno = EOVERFLOW;
-		return NULL;
-	}
+	    names_bytes >= UINT32_MAX)
+		return -EOVERFLOW;
 	/* Load factor at most 0.7 keeps linear-probe chains short. */
 	while (cap * 7 < n_names * 10)
 		cap *= 2;
@@ -243,14 +242,13 @@ policy_matcher_new(const struct policy *user,
 
 	m = calloc(1, sizeof(*m));
 	if (!m)
-		return NULL;
+		return -ENOMEM;
 	m->slots = calloc(cap, sizeof(*m->slots));
 	m->filter = calloc(fbits / 64, sizeof(*m->filter));
 	m->names = malloc(names_bytes + 1);
 	if (!m->slots || !m->filter || !m->names) {
 		policy_matcher_free(m);
-		errno = ENOMEM;
-		return NULL;
+		return -ENOMEM;
 	}
 	m->mask = cap - 1;
 	m->fmask = fbits - 1;
@@ -281,7 +279,8 @@ policy_matcher_new(const struct policy *user,
 			pm_insert(m, &names_len, r, a, eff);
 		}
 	}
-	return m;
+	*out = m;
+	return 0;
 }
 
 void policy_matcher_free(struct policy_matcher *m)

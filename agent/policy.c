@@ -108,14 +108,16 @@ void policy_rules_free(struct policy_rule *rules, size_t n)
 	free(rules);
 }
 
-struct policy *policy_new(enum policy_action default_action)
+int policy_new(struct policy **out, enum policy_action default_action)
 {
 	struct policy *p = calloc(1, sizeof(*p));
 
+	*out = NULL;
 	if (!p)
-		return NULL;
+		return -ENOMEM;
 	p->default_action = default_action;
-	return p;
+	*out = p;
+	return 0;
 }
 
 void policy_free(struct policy *p)
@@ -128,11 +130,13 @@ void policy_free(struct policy *p)
 
 struct policy *policy_dup(const struct policy *p)
 {
-	struct policy *d = policy_new(p->default_action);
+	struct policy *d;
 	size_t i;
 
-	if (!d)
+	if (policy_new(&d, p->default_action)) {
+		errno = ENOMEM;
 		return NULL;
+	}
 	if (!p->n_rules)
 		return d;
 	d->rules = calloc(p->n_rules, sizeof(*d->rules));
@@ -614,8 +618,7 @@ int policy_parse_json(const char *buf, size_t len, size_t max_rules,
 		ret = -E2BIG;
 		goto out_root;
 	}
-	p = policy_new(def);
-	if (!p)
+	if (policy_new(&p, def))
 		goto out_nomem;
 	if (count) {
 		p->rules = calloc(count, sizeof(*p->rules));
@@ -635,8 +638,7 @@ int policy_parse_json(const char *buf, size_t len, size_t max_rules,
 
 empty:
 	json_decref(root);
-	*out = policy_new(POLICY_DENY);
-	return *out ? 0 : -ENOMEM;
+	return policy_new(out, POLICY_DENY);
 
 out_nomem:
 	util_err(err, errlen, 0, "out of memory");

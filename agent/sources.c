@@ -130,8 +130,8 @@ int agent_load_initial_policy(struct agent *a, char *err, size_t errlen)
 		a->policy_source = "env";
 		return 0;
 	}
-	a->policy = policy_new(POLICY_DENY);
-	if (!a->policy)
+	ret = policy_new(&a->policy, POLICY_DENY);
+	if (ret)
 		return util_err(err, errlen, -ENOMEM, "out of memory");
 	a->policy_source = "default";
 	return 0;

@@ -61,13 +61,14 @@ static void wild_suffix(char *buf, size_t len, size_t i)
 }
 static struct policy *build_policy(size_t n)
 {
-	struct policy *p = policy_new(POLICY_DENY);
+	struct policy *p;
 	char target[128], err[256];
 	size_t i;
 	int ret;
 
-	if (!p)
-		die("policy_new", errno);
+	ret = policy_new(&p, POLICY_DENY);
+	if (ret)
+		die("policy_new", -ret);
 	p->rules = calloc(n, sizeof(*p->rules));
 	if (!p->rules)
 		die("calloc", errno);
@@ -192,11 +193,11 @@ int main(void)
 	printf("\n");
 	for (s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
 		struct policy *p = build_policy(sizes[s]);
-		struct policy_matcher *m =
-			policy_matcher_new(p, NULL, 0, NULL, 0);
+		struct policy_matcher *m;
+		int ret = policy_matcher_new(&m, p, NULL, 0, NULL, 0);
 
-		if (!m)
-			die("policy_matcher_new", errno);
+		if (ret)
+			die("policy_matcher_new", -ret);
 		printf("%8zu", sizes[s]);
 		for (k = 0; k < Q_KINDS; k++) {
 			char *q = build_queries(sizes[s], k);

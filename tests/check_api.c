@@ -52,8 +52,9 @@ static const char *rules_str(const struct policy *p)
 
 START_TEST(test_mode)
 {
-	struct policy *p = policy_new(POLICY_DENY);
+	struct policy *p;
 
+	ck_assert_int_eq(policy_new(&p, POLICY_DENY), 0);
 	ck_assert_str_eq(api_policy_mode(p), "deny_all");
 	p->default_action = POLICY_ALLOW;
 	ck_assert_str_eq(api_policy_mode(p), "allow_all");
@@ -445,7 +446,7 @@ static void serve(struct fake *f, const char *token, struct req *reqs, size_t n)
 
 	ck_assert_int_eq(loop_new(&loop), 0);
 	ops.arg = f;
-	ck_assert_msg(!api_new(loop, "127.0.0.1:0", token, 4, &ops, &api, err,
+	ck_assert_msg(!api_new(&api, loop, "127.0.0.1:0", token, 4, &ops, err,
 			       sizeof(err)),
 		      "%s", err);
 	c.port = api_port(api);
@@ -480,7 +481,7 @@ static bool has_header(const struct req *r, const char *h)
 
 START_TEST(test_server_basic)
 {
-	struct fake f = { .ready = false, .policy = policy_new(POLICY_DENY) };
+	struct fake f = { .ready = false };
 	struct req r[] = {
 		{ .method = "GET", .path = "/healthz" },
 		{ .method = "GET", .path = "/policy" },
@@ -515,6 +516,7 @@ START_TEST(test_server_basic)
 	};
 	size_t i = 0;
 
+	ck_assert_int_eq(policy_new(&f.policy, POLICY_DENY), 0);
 	serve(&f, NULL, r, NREQ(r));
 	ck_assert_int_eq(r[i].status, 503);
 	ck_assert_str_eq(r[i].resp, "not ready\n");
@@ -606,7 +608,7 @@ END_TEST
 
 START_TEST(test_server_auth)
 {
-	struct fake f = { .ready = true, .policy = policy_new(POLICY_ALLOW) };
+	struct fake f = { .ready = true };
 	struct req r[] = {
 		{ .method = "GET", .path = "/healthz" },
 		{ .method = "GET", .path = "/policy" },
@@ -646,6 +648,7 @@ START_TEST(test_server_auth)
 			     "Authorization: Bearer s3cret\r\n" },
 	};
 
+	ck_assert_int_eq(policy_new(&f.policy, POLICY_ALLOW), 0);
 	serve(&f, "s3cret", r, NREQ(r));
 	ck_assert_int_eq(r[0].status, 200);
 	ck_assert_str_eq(r[0].resp, "ok");
@@ -771,10 +774,12 @@ END_TEST
 
 START_TEST(test_server_body_limit)
 {
-	struct fake f = { .ready = true, .policy = policy_new(POLICY_DENY) };
+	struct fake f = { .ready = true };
 	size_t big = API_BODY_MAX + 1;
 	char *body = malloc(API_BODY_MAX + 2);
 	struct req r[4] = { { 0 } };
+
+	ck_assert_int_eq(policy_new(&f.policy, POLICY_DENY), 0);
 
 	/* 1 MiB + 1 of valid JSON (blanks): rejected, not truncated. */
 	memset(body, ' ', big);
@@ -819,9 +824,7 @@ END_TEST
 
 START_TEST(test_server_replace_fails)
 {
-	struct fake f = { .ready = true,
-			  .policy = policy_new(POLICY_ALLOW),
-			  .replace_ret = -EIO };
+	struct fake f = { .ready = true, .replace_ret = -EIO };
 	struct req r[] = {
 		{ .method = "POST",
 		  .path = "/policy",
@@ -829,6 +832,7 @@ START_TEST(test_server_replace_fails)
 		{ .method = "GET", .path = "/policy" },
 	};
 
+	ck_assert_int_eq(policy_new(&f.policy, POLICY_ALLOW), 0);
 	serve(&f, NULL, r, NREQ(r));
 	ck_assert_int_eq(r[0].status, 500);
 	ck_assert_str_eq(r[0].resp, "failed to apply policy: nft said no\n");
@@ -851,19 +855,20 @@ END_TEST
 
 START_TEST(test_server_bind_error)
 {
-	struct fake f = { .policy = policy_new(POLICY_DENY) };
+	struct fake f = { 0 };
 	struct api_ops ops = fake_ops;
 	struct loop *loop;
 	struct api *a, *b;
 	char err[256], addr[64];
 
+	ck_assert_int_eq(policy_new(&f.policy, POLICY_DENY), 0);
 	ck_assert_int_eq(loop_new(&loop), 0);
 	ops.arg = &f;
-	ck_assert_int_eq(api_new(loop, "127.0.0.1:0", NULL, 0, &ops, &a, err,
+	ck_assert_int_eq(api_new(&a, loop, "127.0.0.1:0", NULL, 0, &ops, err,
 				 sizeof(err)),
 			 0);
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", api_port(a));
-	ck_assert_int_eq(api_new(loop, addr, NULL, 0, &ops, &b, err,
+	ck_assert_int_eq(api_new(&b, loop, addr, NULL, 0, &ops, err,
 				 sizeof(err)),
 			 -EADDRINUSE);
 	/* As helpful as the DNS proxy's: who, and which setting to change. */
@@ -871,7 +876,7 @@ START_TEST(test_server_bind_error)
 			      strstr(err, "OPENSANDBOX_EGRESS_HTTP_ADDR"),
 		      "err: %s", err);
 	ck_assert_ptr_null(b);
-	ck_assert_int_eq(api_new(loop, "bogus", NULL, 0, &ops, &b, err,
+	ck_assert_int_eq(api_new(&b, loop, "bogus", NULL, 0, &ops, err,
 				 sizeof(err)),
 			 -EINVAL);
 	api_free(a);
@@ -884,7 +889,7 @@ END_TEST
  * at every start when its logger was not the first option. */
 START_TEST(test_server_start_logs_nothing)
 {
-	struct fake f = { .policy = policy_new(POLICY_DENY) };
+	struct fake f = { 0 };
 	struct api_ops ops = fake_ops;
 	struct loop *loop;
 	char err[256], *text = NULL;
@@ -892,12 +897,13 @@ START_TEST(test_server_start_logs_nothing)
 	struct api *a;
 	FILE *mem;
 
+	ck_assert_int_eq(policy_new(&f.policy, POLICY_DENY), 0);
 	ck_assert_int_eq(loop_new(&loop), 0);
 	ops.arg = &f;
 	mem = open_memstream(&text, &len);
 	ck_assert_ptr_nonnull(mem);
 	log_set_output(mem);
-	ck_assert_int_eq(api_new(loop, "127.0.0.1:0", NULL, 0, &ops, &a, err,
+	ck_assert_int_eq(api_new(&a, loop, "127.0.0.1:0", NULL, 0, &ops, err,
 				 sizeof(err)),
 			 0);
 	api_free(a);

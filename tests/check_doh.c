@@ -97,8 +97,7 @@ static struct policy_matcher *matcher(const char *json)
 	ck_assert_int_eq(policy_parse_json(json, strlen(json), 0, &p, err,
 					   sizeof(err)),
 			 0);
-	m = policy_matcher_new(p, NULL, 0, NULL, 0);
-	ck_assert_ptr_nonnull(m);
+	ck_assert_int_eq(policy_matcher_new(&m, p, NULL, 0, NULL, 0), 0);
 	policy_free(p);
 	return m;
 }

@@ -58,9 +58,9 @@ static struct policy_match lookup(const struct policy_matcher *m,
 static struct policy_matcher *matcher_for(const char *json)
 {
 	struct policy *p = parse_ok(json, 0);
-	struct policy_matcher *m = policy_matcher_new(p, NULL, 0, NULL, 0);
+	struct policy_matcher *m;
 
-	ck_assert_ptr_nonnull(m);
+	ck_assert_int_eq(policy_matcher_new(&m, p, NULL, 0, NULL, 0), 0);
 	policy_free(p);
 	return m;
 }
@@ -672,8 +672,7 @@ START_TEST(test_policy_default_action_when_no_match)
 	policy_matcher_free(m);
 
 	/* No user policy at all: deny. */
-	m = policy_matcher_new(NULL, NULL, 0, NULL, 0);
-	ck_assert_ptr_nonnull(m);
+	ck_assert_int_eq(policy_matcher_new(&m, NULL, NULL, 0, NULL, 0), 0);
 	r = lookup(m, "anything.com");
 	ck_assert(!r.matched);
 	ck_assert_int_eq(r.action, POLICY_DENY);
@@ -706,8 +705,7 @@ START_TEST(test_policy_precedence_always_rules)
 	deny[1].action = POLICY_ALLOW;
 	allow[0].action = POLICY_DENY;
 	allow[1].action = POLICY_ALLOW;
-	m = policy_matcher_new(user, deny, 2, allow, 2);
-	ck_assert_ptr_nonnull(m);
+	ck_assert_int_eq(policy_matcher_new(&m, user, deny, 2, allow, 2), 0);
 	/* Inputs may be freed: the matcher copied what it needs. */
 	policy_free(user);
 	free(deny[0].target), free(deny[0].name);
@@ -752,8 +750,7 @@ START_TEST(test_policy_deny_always_beats_allow_always)
 	rule_of("api.example.com", &allow);
 	deny.action = POLICY_DENY;
 	allow.action = POLICY_ALLOW;
-	m = policy_matcher_new(NULL, &deny, 1, &allow, 1);
-	ck_assert_ptr_nonnull(m);
+	ck_assert_int_eq(policy_matcher_new(&m, NULL, &deny, 1, &allow, 1), 0);
 	r = lookup(m, "api.example.com");
 	ck_assert_int_eq(r.action, POLICY_DENY);
 	ck_assert_int_eq(r.origin, POLICY_ORIGIN_DENY_ALWAYS);
@@ -871,8 +868,7 @@ START_TEST(test_policy_large_matcher_agrees_with_linear_scan)
 	p = parse_ok(json, 0);
 	free(json);
 	ck_assert_uint_eq(p->n_rules, n);
-	m = policy_matcher_new(p, NULL, 0, NULL, 0);
-	ck_assert_ptr_nonnull(m);
+	ck_assert_int_eq(policy_matcher_new(&m, p, NULL, 0, NULL, 0), 0);
 
 	for (i = 0; i < 20000; i++) {
 		unsigned int a = rand_r(&seed) % 12000, b = rand_r(&seed) % 2100;
@@ -1162,7 +1158,7 @@ START_TEST(test_policy_dup_is_deep)
 	ck_assert_int_eq(d->rules[1].addr.prefixlen, 32);
 	policy_free(d);
 
-	p = policy_new(POLICY_DENY);
+	ck_assert_int_eq(policy_new(&p, POLICY_DENY), 0);
 	d = policy_dup(p);
 	ck_assert_ptr_nonnull(d);
 	ck_assert_uint_eq(d->n_rules, 0);

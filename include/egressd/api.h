@@ -57,8 +57,8 @@ struct api_ops {
  * default is defaults.h's EGRESSD_DEFAULT_HTTP_ADDR) and serve from loop. token NULL = no auth. max_rules as for
  * policy_parse_json. 0 or -errno with err saying which address and why.
  */
-int api_new(struct loop *loop, const char *addr, const char *token,
-	    size_t max_rules, const struct api_ops *ops, struct api **out,
+int api_new(struct api **out, struct loop *loop, const char *addr,
+	    const char *token, size_t max_rules, const struct api_ops *ops,
 	    char *err, size_t errlen);
 void api_free(struct api *api);
 

@@ -67,8 +67,11 @@ struct policy {
 	struct policy_rule *rules;
 };
 
-/* An empty policy with the given default; NULL with errno on ENOMEM. */
-struct policy *policy_new(enum policy_action default_action);
+/*
+ * An empty policy with the given default into *out: 0 or -ENOMEM (the
+ * only failure, so no err buffer).
+ */
+int policy_new(struct policy **out, enum policy_action default_action);
 struct policy *policy_dup(const struct policy *p);
 void policy_free(struct policy *p);
 
@@ -153,14 +156,13 @@ struct policy_match {
  * Build the matcher. The matcher copies what it needs: the inputs may be
  * freed afterwards. IP/CIDR rules are ignored by name lookups. Rules from
  * deny_always always deny and rules from allow_always always allow,
- * whatever their action field says. user may be NULL (deny-all). NULL with
- * errno on failure.
+ * whatever their action field says. user may be NULL (deny-all). Into
+ * *out: 0, or -ENOMEM / -EOVERFLOW (too many rules or name bytes).
  */
-struct policy_matcher *policy_matcher_new(const struct policy *user,
-					  const struct policy_rule *deny_always,
-					  size_t n_deny,
-					  const struct policy_rule *allow_always,
-					  size_t n_allow);
+int policy_matcher_new(struct policy_matcher **out,
+		       const struct policy *user,
+		       const struct policy_rule *deny_always, size_t n_deny,
+		       const struct policy_rule *allow_always, size_t n_allow);
 void policy_matcher_free(struct policy_matcher *m);
 
 /*

@@ -61,8 +61,7 @@ static void check_rules(const struct policy_rule *rules, size_t n)
 		free(again.name);
 	}
 
-	m = policy_matcher_new(NULL, rules, n, rules, n);
-	if (!m)
+	if (policy_matcher_new(&m, NULL, rules, n, rules, n))
 		return; /* ENOMEM */
 	for (i = 0; i < n && i < 64; i++) {
 		const struct policy_rule *r = &rules[i];

@@ -272,8 +272,8 @@ static void fuzz_init(void)
 	if (loop_new(&fs.loop) || log_attach_loop(fs.loop))
 		fuzz_fail("loop");
 	reset_policy();
-	if (api_new(fs.loop, "127.0.0.1:0", FUZZ_TOKEN, FUZZ_MAX_RULES, &ops,
-		    &fs.api, err, sizeof(err))) {
+	if (api_new(&fs.api, fs.loop, "127.0.0.1:0", FUZZ_TOKEN, FUZZ_MAX_RULES,
+		    &ops, err, sizeof(err))) {
 		fprintf(stderr, "fuzz_http: %s\n", err);
 		abort();
 	}

@@ -101,8 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			      sizeof(err)))
 		return 0;
 	check_round_trip(p);
-	m = policy_matcher_new(p, NULL, 0, NULL, 0);
-	if (!m)
+	if (policy_matcher_new(&m, p, NULL, 0, NULL, 0))
 		abort();
 	for (i = 0; i < p->n_rules && i < 64; i++) {
 		const char *name = p->rules[i].name;
