@@ -52,43 +52,22 @@ static const struct nftbatch_chain chain_filter = {
 		"egressd output filter (dns+nft mode); ends with an explicit verdict",
 };
 
-/* The same chain in dns mode: only what the DNS layer needs. */
-static const struct nftbatch_chain chain_dns_v6off = {
-	.name = NFTSYNC_CHAIN_FILTER,
-	.type = "filter",
-	.prio = 0,
-	.family = NFPROTO_INET,
-	.hook = NF_INET_LOCAL_OUT,
-	.comment =
-		"egressd IPv6 off (dns mode): rejects IPv6, accepts the rest",
-};
-static const struct nftbatch_chain chain_dns_53 = {
-	.name = NFTSYNC_CHAIN_FILTER,
-	.type = "filter",
-	.prio = 0,
-	.family = NFPROTO_INET,
-	.hook = NF_INET_LOCAL_OUT,
-	.comment =
-		"egressd dns mode: port 53 only through the redirect, accepts the rest",
-};
-static const struct nftbatch_chain chain_dns_53_v6off = {
-	.name = NFTSYNC_CHAIN_FILTER,
-	.type = "filter",
-	.prio = 0,
-	.family = NFPROTO_INET,
-	.hook = NF_INET_LOCAL_OUT,
-	.comment =
-		"egressd dns mode: IPv6 off, port 53 only through the redirect, accepts the rest",
-};
-static const struct nftbatch_chain chain_dns_api = {
-	.name = NFTSYNC_CHAIN_FILTER,
-	.type = "filter",
-	.prio = 0,
-	.family = NFPROTO_INET,
-	.hook = NF_INET_LOCAL_OUT,
-	.comment =
-		"egressd dns mode: the API port is egressd's, accepts the rest",
-};
+/*
+ * The same chain in dns mode holds only what the DNS layer needs; its
+ * comment says which of those rules this configuration has.
+ */
+static struct nftbatch_chain chain_dns(bool dns53, bool ipv6_deny)
+{
+	struct nftbatch_chain cs = chain_filter;
+
+	cs.comment =
+		dns53 ? (ipv6_deny ?
+				 "egressd dns mode: IPv6 off, port 53 only through the redirect, accepts the rest" :
+				 "egressd dns mode: port 53 only through the redirect, accepts the rest") :
+		ipv6_deny ? "egressd IPv6 off (dns mode): rejects IPv6, accepts the rest" :
+			    "egressd dns mode: the API port is egressd's, accepts the rest";
+	return cs;
+}
 
 /* Every mode: forged source addresses (build_antispoof_rules). */
 static const struct nftbatch_chain chain_antispoof = {
@@ -705,10 +684,7 @@ int nftsync_build_apply(struct nftsync_batch *b,
 	bool dns53 = cfg->bpf_redirect || cfg->agent_withdrawn;
 	bool dnschain = !cfg->filter &&
 			(cfg->ipv6_deny || dns53 || cfg->api_port);
-	const struct nftbatch_chain *dcs =
-		dns53 ? (cfg->ipv6_deny ? &chain_dns_53_v6off : &chain_dns_53) :
-		cfg->ipv6_deny ? &chain_dns_v6off :
-				 &chain_dns_api;
+	const struct nftbatch_chain dcs = chain_dns(dns53, cfg->ipv6_deny);
 	/*
 	 * BPF judges every packet of the namespace (hand-off at the cgroup2
 	 * root) and IPv6 is not off: chain egress would only accept, and its
@@ -769,7 +745,7 @@ int nftsync_build_apply(struct nftsync_batch *b,
 		err = nftbatch_chain(b, &chain_antispoof, NFT_MSG_NEWCHAIN);
 	/* dns mode: only the IPv6-off and port-53 rules (see dcs). */
 	if (!err && (chain || dnschain))
-		err = nftbatch_chain(b, chain ? &chain_filter : dcs,
+		err = nftbatch_chain(b, chain ? &chain_filter : &dcs,
 				     NFT_MSG_NEWCHAIN);
 	for (i = 0; i < N_COUNTERS && !err; i++) {
 		err = nftbatch_counter(b, NFPROTO_INET, &counters[i],

@@ -308,6 +308,20 @@ static int counters_read(struct ctl *ctl, __u64 *sum)
 	return ret;
 }
 
+/* The pinned config map's one entry into *cfg; 0 or the exit code. */
+static int config_read(struct ctl *ctl, struct egressd_bpf_cfg *cfg)
+{
+	__u32 zero = 0;
+	int fd, ret;
+
+	fd = map_open(ctl, EGRESSD_MAP_CONFIG, sizeof(__u32), sizeof(*cfg));
+	if (fd < 0)
+		return map_error(ctl, EGRESSD_MAP_CONFIG, fd);
+	ret = bpf_map_lookup_elem(fd, &zero, cfg) ? -errno : 0;
+	close(fd);
+	return ret ? map_error(ctl, EGRESSD_MAP_CONFIG, ret) : 0;
+}
+
 int ctl_maps_show(struct ctl *ctl, int argc, char **argv)
 {
 	struct learned_ent *l4 = NULL, *l6 = NULL;
@@ -317,18 +331,13 @@ int ctl_maps_show(struct ctl *ctl, int argc, char **argv)
 	__u64 cnt[EGRESSD_CNT_MAX], now;
 	long sets[2][ARRAY_SIZE(lpm_maps)];
 	json_t *o, *js, *jc;
-	__u32 zero = 0;
-	int fd, ret;
+	int ret;
 
 	if (argc)
 		return ctl_usage(ctl, "maps show takes no arguments");
-	fd = map_open(ctl, EGRESSD_MAP_CONFIG, sizeof(__u32), sizeof(cfg));
-	if (fd < 0)
-		return map_error(ctl, EGRESSD_MAP_CONFIG, fd);
-	ret = bpf_map_lookup_elem(fd, &zero, &cfg) ? -errno : 0;
-	close(fd);
+	ret = config_read(ctl, &cfg);
 	if (ret)
-		return map_error(ctl, EGRESSD_MAP_CONFIG, ret);
+		return ret;
 	s = &cfg.slot[cfg.active & 1];
 
 	now = util_clock_ns();
@@ -423,7 +432,6 @@ int ctl_maps_dump(struct ctl *ctl, int argc, char **argv)
 	struct egressd_bpf_cfg cfg;
 	json_t *arr;
 	void *prev = NULL;
-	__u32 zero = 0;
 	size_t i, klen;
 	bool v6;
 	int fd, ret;
@@ -458,13 +466,9 @@ int ctl_maps_dump(struct ctl *ctl, int argc, char **argv)
 			ctl,
 			"maps dump: unknown map '%s' (learned_v4, learned_v6, allow_v4/6, deny_v4/6, doh_v4/6, doh_allow_v4/6)",
 			argv[0]);
-	fd = map_open(ctl, EGRESSD_MAP_CONFIG, sizeof(__u32), sizeof(cfg));
-	if (fd < 0)
-		return map_error(ctl, EGRESSD_MAP_CONFIG, fd);
-	ret = bpf_map_lookup_elem(fd, &zero, &cfg) ? -errno : 0;
-	close(fd);
+	ret = config_read(ctl, &cfg);
 	if (ret)
-		return map_error(ctl, EGRESSD_MAP_CONFIG, ret);
+		return ret;
 	v6 = strstr(argv[0], "_v6") != NULL;
 	klen = v6 ? sizeof(key.k6) : sizeof(key.k4);
 	fd = map_open(ctl, argv[0], klen, sizeof(val));
