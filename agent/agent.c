@@ -68,9 +68,9 @@ static const char *const dns_redirect_names[] = {
 	[AGENT_REDIRECT_NFT] = "nft",
 };
 
-#define NAME_OF(table, i)                                                   \
-	((size_t)(i) < sizeof(table) / sizeof(table[0]) && table[i] ?       \
-		 table[i] :                                                 \
+#define NAME_OF(table, i)                                             \
+	((size_t)(i) < sizeof(table) / sizeof(table[0]) && table[i] ? \
+		 table[i] :                                           \
 		 "?")
 
 const char *agent_nft_state_name(enum agent_nft_state s)
@@ -118,8 +118,9 @@ static void warn_ignored(const struct policy_compiled *pc)
 
 	ign = policy_compiled_ignored(pc, &n);
 	for (i = 0; i < n; i++)
-		log_warnx("OPENSANDBOX_EGRESS_DOH_BLOCKLIST: ignoring \"%s\": not an IP address or CIDR",
-			  ign[i]);
+		log_warnx(
+			"OPENSANDBOX_EGRESS_DOH_BLOCKLIST: ignoring \"%s\": not an IP address or CIDR",
+			ign[i]);
 }
 
 /*
@@ -171,22 +172,22 @@ int agent_apply_policy(struct agent *a, const char *why, char *err,
 	free(rv);
 	if (a->proxy) {
 		dnsproxy_set_matcher(a->proxy, policy_compiled_matcher(pc));
-		dnsproxy_set_addr_rules(a->proxy, a->policy,
-					a->always[0].rules, a->always[0].n,
-					a->always[1].rules, a->always[1].n);
+		dnsproxy_set_addr_rules(a->proxy, a->policy, a->always[0].rules,
+					a->always[0].n, a->always[1].rules,
+					a->always[1].n);
 	}
 	policy_compiled_free(a->compiled);
 	a->compiled = pc;
 	a->generation++;
 	log_emit(LOG_LVL_INFO, "policy",
-		 json_pack("{s:s, s:s, s:I, s:s, s:i, s:i, s:i, s:s}",
-			   "result", "applied", "trigger", why, "generation",
+		 json_pack("{s:s, s:s, s:I, s:s, s:i, s:i, s:i, s:s}", "result",
+			   "applied", "trigger", why, "generation",
 			   (json_int_t)a->generation, "source",
 			   a->policy_source, "rules", (int)a->policy->n_rules,
 			   "denyAlways", (int)a->always[0].n, "allowAlways",
 			   (int)a->always[1].n, "defaultAction",
-			   a->policy->default_action == POLICY_ALLOW ?
-				   "allow" : "deny"));
+			   a->policy->default_action == POLICY_ALLOW ? "allow" :
+								       "deny"));
 	apply_time_record(a, util_clock_us() - t0);
 	return 0;
 }
@@ -203,8 +204,9 @@ void agent_apply_rollback(struct agent *a)
 
 	if (a->bpf && a->compiled &&
 	    agent_bpf_apply(a, a->compiled, a->generation, err, sizeof(err)))
-		log_errorx("policy: cannot restore the previous policy in the BPF maps: %s",
-			   err);
+		log_errorx(
+			"policy: cannot restore the previous policy in the BPF maps: %s",
+			err);
 }
 
 static bool op_ready(void *arg)
@@ -242,7 +244,8 @@ int agent_replace_policy(struct agent *a, struct policy *p, const char *source,
 	char err2[512], tmp[PATH_MAX + 16];
 	int ret;
 
-	if (agent_check_ipv6_rules(a, p->rules, p->n_rules, "", true, err, errlen))
+	if (agent_check_ipv6_rules(a, p->rules, p->n_rules, "", true, err,
+				   errlen))
 		return -EINVAL;
 	ret = persist_prepare(a->cfg->policy_file, p, tmp, sizeof(tmp), err,
 			      errlen);
@@ -265,8 +268,9 @@ int agent_replace_policy(struct agent *a, struct policy *p, const char *source,
 		a->policy = old;
 		a->policy_source = old_src;
 		if (agent_apply_policy(a, "api-rollback", err2, sizeof(err2)))
-			log_errorx("policy: cannot restore the previous policy: %s",
-				   err2);
+			log_errorx(
+				"policy: cannot restore the previous policy: %s",
+				err2);
 		return ret;
 	}
 	persist_abort(tmp);
@@ -299,20 +303,25 @@ void agent_coverage_describe(struct agent *a)
 
 	switch (a->cov.state) {
 	case COVERAGE_NAMESPACE:
-		snprintf(a->cov.rest, sizeof(a->cov.rest),
-			 "nothing else: every socket of the namespace is below the attach cgroup (no nftables chain, no nat)");
+		snprintf(
+			a->cov.rest, sizeof(a->cov.rest),
+			"nothing else: every socket of the namespace is below the attach cgroup (no nftables chain, no nat)");
 		break;
 	case COVERAGE_PARTIAL:
-		snprintf(a->cov.rest, sizeof(a->cov.rest), "%s",
-			 filter ? "nftables judges every other process of the namespace (chain egress hands the attach cgroup to BPF) and redirects its DNS (nat)" :
-			 nft ? "nftables redirects the DNS of every other process of the namespace (nat); mode dns: their packets are not judged" :
-			       "nothing: nftables is unavailable, processes outside the attach cgroup are not covered");
+		snprintf(
+			a->cov.rest, sizeof(a->cov.rest), "%s",
+			filter ?
+				"nftables judges every other process of the namespace (chain egress hands the attach cgroup to BPF) and redirects its DNS (nat)" :
+			nft ? "nftables redirects the DNS of every other process of the namespace (nat); mode dns: their packets are not judged" :
+			      "nothing: nftables is unavailable, processes outside the attach cgroup are not covered");
 		break;
 	default:
-		snprintf(a->cov.rest, sizeof(a->cov.rest), "%s",
-			 filter ? "nftables judges every packet of the namespace and redirects its DNS (nat)" :
-			 nft ? "nftables redirects the namespace's DNS (nat); mode dns: packets are not judged" :
-			       "nothing: neither BPF nor nftables is available, only queries sent to the proxy directly are filtered");
+		snprintf(
+			a->cov.rest, sizeof(a->cov.rest), "%s",
+			filter ?
+				"nftables judges every packet of the namespace and redirects its DNS (nat)" :
+			nft ? "nftables redirects the namespace's DNS (nat); mode dns: packets are not judged" :
+			      "nothing: neither BPF nor nftables is available, only queries sent to the proxy directly are filtered");
 		break;
 	}
 }
@@ -335,8 +344,9 @@ void agent_coverage_lost(struct agent *a, const char *what)
 		a->nft_why[0] = '\0';
 	if (agent_nft_up(a) &&
 	    agent_nft_apply(a, a->compiled, NULL, 0, err, sizeof(err)))
-		log_errorx("nftables cannot take over the processes outside the BPF attach cgroup: %s",
-			   err);
+		log_errorx(
+			"nftables cannot take over the processes outside the BPF attach cgroup: %s",
+			err);
 }
 
 static void cov_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
@@ -353,11 +363,12 @@ static void cov_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 	}
 	if (ret == 1) {
 		a->cov.foreign = foreign;
-		snprintf(what, sizeof(what),
-			 "a socket of cgroup id %llu is outside the BPF attach cgroup %s",
-			 (unsigned long long)foreign,
-			 a->workload.host_path[0] ? a->workload.host_path :
-						    a->workload.dir);
+		snprintf(
+			what, sizeof(what),
+			"a socket of cgroup id %llu is outside the BPF attach cgroup %s",
+			(unsigned long long)foreign,
+			a->workload.host_path[0] ? a->workload.host_path :
+						   a->workload.dir);
 	} else {
 		snprintf(what, sizeof(what),
 			 "the sockets' cgroups can no longer be read (%s)",
@@ -387,8 +398,9 @@ static int coverage_start(struct agent *a, char *err, size_t errlen)
 	a->cov.state = COVERAGE_PARTIAL;
 	if (!a->workload.level) {
 		a->cov.state = COVERAGE_NAMESPACE;
-		snprintf(a->cov.how, sizeof(a->cov.how),
-			 "attached at the host's cgroup2 root (egressd shares the host's cgroup namespace); other namespaces are skipped by netns cookie");
+		snprintf(
+			a->cov.how, sizeof(a->cov.how),
+			"attached at the host's cgroup2 root (egressd shares the host's cgroup namespace); other namespaces are skipped by netns cookie");
 		return 0;
 	}
 	ret = coverage_new(&a->cov.scan, a->workload.dir, a->workload.id,
@@ -403,15 +415,17 @@ static int coverage_start(struct agent *a, char *err, size_t errlen)
 	}
 	if (ret == 1) {
 		a->cov.foreign = foreign;
-		snprintf(what, sizeof(what),
-			 "a socket of cgroup id %llu is outside the attach cgroup",
-			 (unsigned long long)foreign);
+		snprintf(
+			what, sizeof(what),
+			"a socket of cgroup id %llu is outside the attach cgroup",
+			(unsigned long long)foreign);
 		snprintf(a->cov.how, sizeof(a->cov.how), "%s", what);
 		return 0;
 	}
 	a->cov.state = COVERAGE_NAMESPACE;
-	snprintf(a->cov.how, sizeof(a->cov.how),
-		 "every socket of the namespace is below the attach cgroup (sock_diag scan, repeated every second)");
+	snprintf(
+		a->cov.how, sizeof(a->cov.how),
+		"every socket of the namespace is below the attach cgroup (sock_diag scan, repeated every second)");
 	a->cov.timer = loop_timer_new(a->loop, cov_timer_cb, a);
 	if (!a->cov.timer)
 		return util_err(err, errlen, -ENOMEM, "out of memory");
@@ -434,9 +448,10 @@ static void api_setup(struct agent *a)
 
 	if (!config_parse_listen_addr(a->cfg->http_addr, &ss, &sl, &any, why,
 				      sizeof(why)))
-		a->api_port = ntohs(ss.ss_family == AF_INET6 ?
-				    ((struct sockaddr_in6 *)&ss)->sin6_port :
-				    ((struct sockaddr_in *)&ss)->sin_port);
+		a->api_port =
+			ntohs(ss.ss_family == AF_INET6 ?
+				      ((struct sockaddr_in6 *)&ss)->sin6_port :
+				      ((struct sockaddr_in *)&ss)->sin_port);
 	a->api_cg = a->cg;
 	if (a->view.agent_moved && a->view.private_ns && a->cg.level > 0 &&
 	    a->view.mount_root_id > 1) {
@@ -471,11 +486,12 @@ static void exempt_withdraw(void *arg, long pid, const char *what)
 		snprintf(a->exempt_why, sizeof(a->exempt_why),
 			 "process %ld, not egressd, is in egressd's cgroup %s",
 			 pid, agent_cgroup_name(a));
-	log_warnx("%s: nftables no longer exempts that cgroup (fail closed): %s; restart egressd in a cgroup only it lives in",
-		  a->exempt_why,
-		  a->cov.state == COVERAGE_NAMESPACE ?
-			  "BPF exempts egressd's own sockets only, so the intruder gets nothing" :
-			  "the intruder's packets are judged like the workload's, and so are egressd's own new upstream flows and webhook calls (DNS answers SERVFAIL once its open upstream flows expire)");
+	log_warnx(
+		"%s: nftables no longer exempts that cgroup (fail closed): %s; restart egressd in a cgroup only it lives in",
+		a->exempt_why,
+		a->cov.state == COVERAGE_NAMESPACE ?
+			"BPF exempts egressd's own sockets only, so the intruder gets nothing" :
+			"the intruder's packets are judged like the workload's, and so are egressd's own new upstream flows and webhook calls (DNS answers SERVFAIL once its open upstream flows expire)");
 	if (agent_nft_up(a) &&
 	    agent_nft_apply(a, a->compiled, NULL, 0, err, sizeof(err)))
 		log_errorx("nftables cannot withdraw the agent exemption: %s",
@@ -493,8 +509,9 @@ static int exempt_start(struct agent *a, char *err, size_t errlen)
 	long pid;
 
 	if (a->view.agent_shared) {
-		snprintf(a->exempt_why, sizeof(a->exempt_why),
-			 "egressd shares its container's read-only cgroup with the tools exec'd into the container; not watched");
+		snprintf(
+			a->exempt_why, sizeof(a->exempt_why),
+			"egressd shares its container's read-only cgroup with the tools exec'd into the container; not watched");
 		return 0;
 	}
 	pid = cgwatch_foreign_pid(a->cg.dir);
@@ -542,7 +559,8 @@ static int signals_start(struct agent *a, char *err, size_t errlen)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	a->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (a->sigfd < 0 || loop_add_fd(a->loop, a->sigfd, EPOLLIN, signal_cb, a))
+	if (a->sigfd < 0 ||
+	    loop_add_fd(a->loop, a->sigfd, EPOLLIN, signal_cb, a))
 		return util_err(err, errlen, -errno, "cannot watch signals: %s",
 				strerror(errno));
 	return 0;
@@ -618,9 +636,10 @@ int agent_cleanup(const struct egressd_config *cfg, char *err, size_t errlen)
 	/* Another sandbox's pins: not this namespace's to remove (its
 	 * programs enforce there). */
 	if (bpfsync_pins_owner(cfg->bpf_pin_dir, &owner, NULL) == 1) {
-		ret = util_err(err, errlen, -EBUSY,
-			       "removed table inet %s, but the pins in %s belong to another network namespace (netns cookie %llu): run --cleanup there, or remove the directory by hand if that sandbox is gone",
-			       NFTSYNC_TABLE, pdir, (unsigned long long)owner);
+		ret = util_err(
+			err, errlen, -EBUSY,
+			"removed table inet %s, but the pins in %s belong to another network namespace (netns cookie %llu): run --cleanup there, or remove the directory by hand if that sandbox is gone",
+			NFTSYNC_TABLE, pdir, (unsigned long long)owner);
 		goto out;
 	}
 	ret = lock_fd >= 0 ? bpfsync_cleanup_locked(cfg->bpf_pin_dir, lock_fd) :
@@ -631,7 +650,8 @@ int agent_cleanup(const struct egressd_config *cfg, char *err, size_t errlen)
 		util_err(err, errlen, ret, "cleanup of %s: %s", pdir,
 			 strerror(-ret));
 	else
-		util_err(err, errlen, 0, "removed table inet %s and the pins in %s",
+		util_err(err, errlen, 0,
+			 "removed table inet %s and the pins in %s",
 			 NFTSYNC_TABLE, pdir);
 	return ret;
 out:
@@ -660,11 +680,13 @@ static int cgroup_level_probe(struct agent *a, char *err, size_t errlen)
 		return 0;
 	}
 	if (!a->cg.level_known)
-		return util_err(err, errlen, ret,
-				"egressd runs in a private cgroup namespace and cannot tell how deep its cgroup (id %llu) is (%s): it needs CAP_NET_ADMIN, or the host's cgroup2 mounted into the sidecar (OPENSANDBOX_EGRESS_HOST_CGROUP2)",
-				(unsigned long long)a->cg.id, why);
-	log_warnx("the nft cgroup level probe failed (%s): nftables rules count levels from the host's root",
-		  why);
+		return util_err(
+			err, errlen, ret,
+			"egressd runs in a private cgroup namespace and cannot tell how deep its cgroup (id %llu) is (%s): it needs CAP_NET_ADMIN, or the host's cgroup2 mounted into the sidecar (OPENSANDBOX_EGRESS_HOST_CGROUP2)",
+			(unsigned long long)a->cg.id, why);
+	log_warnx(
+		"the nft cgroup level probe failed (%s): nftables rules count levels from the host's root",
+		why);
 	a->cg.nft_level = a->cg.level;
 	a->cg.nft_ok = true;
 	return 0;
@@ -683,9 +705,10 @@ static int start_policy_and_cgroups(struct agent *a, char *err, size_t errlen)
 				"cannot list this namespace's interfaces: %s",
 				strerror(-ret));
 	if (ret && !a->cfg->allow_host_network)
-		return util_err(err, errlen, -EPERM,
-				"this network namespace looks like the host's (%s); egressd belongs in the sandbox's namespace. Set OPENSANDBOX_EGRESS_ALLOW_HOST_NETWORK=1 (--allow-host-network 1) if this is intended",
-				why);
+		return util_err(
+			err, errlen, -EPERM,
+			"this network namespace looks like the host's (%s); egressd belongs in the sandbox's namespace. Set OPENSANDBOX_EGRESS_ALLOW_HOST_NETWORK=1 (--allow-host-network 1) if this is intended",
+			why);
 
 	config_warn_unsupported(a->cfg); /* settings egressd lacks */
 	ret = agent_load_initial_policy(a, err, errlen);
@@ -767,8 +790,8 @@ static int start_layers(struct agent *a, char *err, size_t errlen)
 	return 0;
 }
 
-int agent_new(struct agent **out, const struct egressd_config *cfg,
-	      char *err, size_t errlen)
+int agent_new(struct agent **out, const struct egressd_config *cfg, char *err,
+	      size_t errlen)
 {
 	/* Static: the API keeps the pointer. One agent per process. */
 	static struct api_ops ops = {

@@ -299,8 +299,8 @@ static int api_listen(const char *addr, int *out, int *port, char *err,
 	}
 	if (fd < 0) {
 		ret = -errno;
-		util_err(err, errlen, 0, "cannot listen on %s: socket: %s", shown,
-			strerror(-ret));
+		util_err(err, errlen, 0, "cannot listen on %s: socket: %s",
+			 shown, strerror(-ret));
 		return ret;
 	}
 	/* Before bind: the BPF bind guard keeps this port egressd's. */
@@ -349,7 +349,7 @@ int api_new(struct api **out, struct loop *loop, const char *addr,
 	*out = NULL;
 	if (!ops || !ops->policy || !ops->replace) {
 		util_err(err, errlen, 0,
-			"api: policy and replace callbacks needed");
+			 "api: policy and replace callbacks needed");
 		return -EINVAL;
 	}
 	api = calloc(1, sizeof(*api));
@@ -377,14 +377,13 @@ int api_new(struct api **out, struct loop *loop, const char *addr,
 		MHD_OPTION_NOTIFY_CONNECTION, api_connection, api,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)API_CONN_LIMIT,
 		MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-		(unsigned int)API_PER_IP_LIMIT,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)API_CONN_TIMEOUT_S,
-		MHD_OPTION_END);
+		(unsigned int)API_PER_IP_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+		(unsigned int)API_CONN_TIMEOUT_S, MHD_OPTION_END);
 	if (!api->mhd) {
 		ret = -EIO;
 		util_err(err, errlen, 0,
-			"cannot serve on %s: libmicrohttpd failed to start",
-			addr && *addr ? addr : API_DEFAULT_ADDR);
+			 "cannot serve on %s: libmicrohttpd failed to start",
+			 addr && *addr ? addr : API_DEFAULT_ADDR);
 		close(fd);
 		goto err_free;
 	}
@@ -398,13 +397,15 @@ int api_new(struct api **out, struct loop *loop, const char *addr,
 	ret = loop_add_fd(loop, api->epfd, EPOLLIN, api_fd_cb, api);
 	if (ret) {
 		api->epfd = -1;
-		util_err(err, errlen, 0, "api: loop_add_fd: %s", strerror(-ret));
+		util_err(err, errlen, 0, "api: loop_add_fd: %s",
+			 strerror(-ret));
 		goto err_free;
 	}
 	api_rearm(api);
 	if (!api->token)
-		log_warnx("the API on %s has no token (OPENSANDBOX_EGRESS_TOKEN unset): anyone who can reach this port controls the policy. The workload's own connections to it are dropped, but set a token",
-			  addr && *addr ? addr : API_DEFAULT_ADDR);
+		log_warnx(
+			"the API on %s has no token (OPENSANDBOX_EGRESS_TOKEN unset): anyone who can reach this port controls the policy. The workload's own connections to it are dropped, but set a token",
+			addr && *addr ? addr : API_DEFAULT_ADDR);
 	*out = api;
 	return 0;
 

@@ -207,9 +207,10 @@ int bpfsync_new(struct bpfsync **out, const char *pin_dir, size_t learned_max)
 
 		err = bpfsync_pins_owner(bs->pin_dir, &owner, &self);
 		if (err == 1) {
-			log_warnx("bpf pin dir %s belongs to another network namespace (netns cookie %llu, this one %llu): give each sandbox its own OPENSANDBOX_EGRESS_BPF_PIN_DIR (or remove the directory if that sandbox is gone)",
-				  bs->pin_dir, (unsigned long long)owner,
-				  (unsigned long long)self);
+			log_warnx(
+				"bpf pin dir %s belongs to another network namespace (netns cookie %llu, this one %llu): give each sandbox its own OPENSANDBOX_EGRESS_BPF_PIN_DIR (or remove the directory if that sandbox is gone)",
+				bs->pin_dir, (unsigned long long)owner,
+				(unsigned long long)self);
 			err = -EXDEV;
 			goto out_free;
 		}
@@ -226,8 +227,7 @@ int bpfsync_new(struct bpfsync **out, const char *pin_dir, size_t learned_max)
 	maps_of(bs);
 	/* Before bpfsync_pins_check(): a pin of another size is replaced. */
 	if (learned_max &&
-	    (bpf_map__set_max_entries(bs->skel->maps.learned_v4,
-				      learned_max) ||
+	    (bpf_map__set_max_entries(bs->skel->maps.learned_v4, learned_max) ||
 	     bpf_map__set_max_entries(bs->skel->maps.learned_v6,
 				      learned_max))) {
 		err = -EINVAL;
@@ -237,7 +237,8 @@ int bpfsync_new(struct bpfsync **out, const char *pin_dir, size_t learned_max)
 	}
 	bs->skel->rodata->skb_netns_cookie = probe_skb_netns_cookie();
 	if (!bs->skel->rodata->skb_netns_cookie)
-		log_info("bpf: this kernel gives cgroup_skb programs no netns cookie (6.15+): they judge every socket of the cgroup they are attached to");
+		log_info(
+			"bpf: this kernel gives cgroup_skb programs no netns cookie (6.15+): they judge every socket of the cgroup they are attached to");
 	err = bpfsync_pins_check(bs->skel->obj);
 	if (err)
 		goto out_free;
@@ -324,7 +325,6 @@ static void link_drop(struct bpf_link *link)
 	bpf_link__destroy(link);
 }
 
-
 /*
  * Detach and unpin the links under <pin_dir>/links whose name starts with
  * one of prefixes but does not end in _<keep> (the cgroup attached now):
@@ -358,8 +358,9 @@ static void sweep_links(struct bpfsync *bs, const char *const *prefixes,
 			log_warnx("bpf link %s: unlink: %s", path,
 				  strerror(errno));
 		else
-			log_info("bpf link %s of a previous run removed (another cgroup)",
-				 path);
+			log_info(
+				"bpf link %s of a previous run removed (another cgroup)",
+				path);
 	}
 	closedir(d);
 }
@@ -432,10 +433,14 @@ int bpfsync_redirect_attach(struct bpfsync *bs, const char *cgroup_path,
 			    uint16_t port)
 {
 	struct bpf_program *progs[N_REDIRECT] = {
-		bs->skel->progs.dns_connect4,	  bs->skel->progs.dns_connect6,
-		bs->skel->progs.dns_sendmsg4,	  bs->skel->progs.dns_sendmsg6,
-		bs->skel->progs.dns_recvmsg4,	  bs->skel->progs.dns_recvmsg6,
-		bs->skel->progs.dns_getpeername4, bs->skel->progs.dns_getpeername6,
+		bs->skel->progs.dns_connect4,
+		bs->skel->progs.dns_connect6,
+		bs->skel->progs.dns_sendmsg4,
+		bs->skel->progs.dns_sendmsg6,
+		bs->skel->progs.dns_recvmsg4,
+		bs->skel->progs.dns_recvmsg6,
+		bs->skel->progs.dns_getpeername4,
+		bs->skel->progs.dns_getpeername6,
 	};
 	struct egressd_bpf_cfg cfg;
 	char prefix[64];
@@ -576,7 +581,6 @@ int bpfsync_agent_socks_pinned(const char *pin_dir)
 	return fd < 0 ? -errno : fd;
 }
 
-
 size_t bpfsync_prog_ids(const struct bpfsync *bs, uint32_t *ids,
 			char (*names)[BPFSYNC_NAME_LEN], size_t max)
 {
@@ -585,8 +589,7 @@ size_t bpfsync_prog_ids(const struct bpfsync *bs, uint32_t *ids,
 	__u32 len;
 	size_t n = 0;
 
-	bpf_object__for_each_program(prog, bs->skel->obj)
-	{
+	bpf_object__for_each_program(prog, bs->skel->obj) {
 		memset(&info, 0, sizeof(info));
 		len = sizeof(info);
 		if (n == max || bpf_program__fd(prog) < 0 ||
@@ -618,15 +621,17 @@ static int link_check(struct bpf_link *link, const char *what, char *why,
 		return -ENOLINK;
 	}
 	if (info.type == BPF_LINK_TYPE_CGROUP && !info.cgroup.cgroup_id) {
-		snprintf(why, whylen,
-			 "the %s link (id %u) was detached from its cgroup outside egressd",
-			 what, info.id);
+		snprintf(
+			why, whylen,
+			"the %s link (id %u) was detached from its cgroup outside egressd",
+			what, info.id);
 		return -ENOLINK;
 	}
 	if (pin && access(pin, F_OK)) {
-		snprintf(why, whylen,
-			 "the %s link (id %u) is attached but its pin %s was removed: enforcement ends when egressd stops",
-			 what, info.id, pin);
+		snprintf(
+			why, whylen,
+			"the %s link (id %u) is attached but its pin %s was removed: enforcement ends when egressd stops",
+			what, info.id, pin);
 		return -ENOENT;
 	}
 	return 0;
@@ -641,7 +646,8 @@ int bpfsync_links_check(struct bpfsync *bs, bool redirect, char *why,
 	why[0] = 0;
 	for (i = -2; i < N_REDIRECT; i++) {
 		struct bpf_link *l = i == -2 ? bs->link :
-				     i == -1 ? bs->ilink : bs->rlink[i];
+				     i == -1 ? bs->ilink :
+					       bs->rlink[i];
 		const char *what = i == -2 ? "egress_filter" :
 				   i == -1 ? "ingress_track" :
 					     "DNS redirect";
@@ -677,4 +683,3 @@ void bpfsync_free(struct bpfsync *bs)
 		close(bs->lock_fd);
 	free(bs);
 }
-

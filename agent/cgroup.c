@@ -234,11 +234,23 @@ bool cgroup_is_shared_parent(const char *host_path)
 	 * cgroupfs drivers), podman, libvirt/machined, the kubelet's QoS
 	 * classes, and systemd's own slices. */
 	static const char *const shared[] = {
-		"system.slice", "user.slice", "machine.slice", "init.scope",
-		"docker", "podman", "libpod_parent", "machine", "lxc.payload",
-		"kubepods", "kubepods.slice", "burstable", "besteffort",
-		"guaranteed", "kubepods-burstable.slice",
-		"kubepods-besteffort.slice", "kubepods-guaranteed.slice",
+		"system.slice",
+		"user.slice",
+		"machine.slice",
+		"init.scope",
+		"docker",
+		"podman",
+		"libpod_parent",
+		"machine",
+		"lxc.payload",
+		"kubepods",
+		"kubepods.slice",
+		"burstable",
+		"besteffort",
+		"guaranteed",
+		"kubepods-burstable.slice",
+		"kubepods-besteffort.slice",
+		"kubepods-guaranteed.slice",
 	};
 	const char *base;
 	size_t i;
@@ -267,18 +279,20 @@ static int check_host_mount(const char *dir, char *err, size_t errlen)
 				strerror(-ret));
 	}
 	if (sf.f_type != CGROUP2_SUPER_MAGIC)
-		return util_err(err, errlen, -EINVAL,
-				"OPENSANDBOX_EGRESS_HOST_CGROUP2=%s is not a cgroup2 filesystem: mount the host's /sys/fs/cgroup (cgroup v2) there",
-				dir);
+		return util_err(
+			err, errlen, -EINVAL,
+			"OPENSANDBOX_EGRESS_HOST_CGROUP2=%s is not a cgroup2 filesystem: mount the host's /sys/fs/cgroup (cgroup v2) there",
+			dir);
 	ret = cgroup_stat_id(dir, &id);
 	if (ret)
 		return util_err(err, errlen, ret,
 				"OPENSANDBOX_EGRESS_HOST_CGROUP2=%s: %s", dir,
 				strerror(-ret));
 	if (id != CGROUP_ROOT_ID)
-		return util_err(err, errlen, -EINVAL,
-				"OPENSANDBOX_EGRESS_HOST_CGROUP2=%s shows a subtree (cgroup id %llu), not the host's whole hierarchy (id 1): mount the host's cgroup2 root there, e.g. a hostPath volume of /sys/fs/cgroup",
-				dir, (unsigned long long)id);
+		return util_err(
+			err, errlen, -EINVAL,
+			"OPENSANDBOX_EGRESS_HOST_CGROUP2=%s shows a subtree (cgroup id %llu), not the host's whole hierarchy (id 1): mount the host's cgroup2 root there, e.g. a hostPath volume of /sys/fs/cgroup",
+			dir, (unsigned long long)id);
 	return 0;
 }
 
@@ -312,8 +326,9 @@ int cgroup_setup(const struct egressd_config *cfg, struct cgroup_view *view,
 	ret = cgroup_find_mount("/proc/mounts", view->mount,
 				sizeof(view->mount));
 	if (ret)
-		return util_err(err, errlen, ret,
-				"no cgroup v2 filesystem is mounted (see /proc/mounts): egressd tells its own DNS queries from the workload's by cgroup v2 identity");
+		return util_err(
+			err, errlen, ret,
+			"no cgroup v2 filesystem is mounted (see /proc/mounts): egressd tells its own DNS queries from the workload's by cgroup v2 identity");
 	ret = cgroup_stat_id(view->mount, &view->mount_root_id);
 	if (ret)
 		return util_err(err, errlen, ret, "cgroup2 mount %s: %s",
@@ -337,22 +352,25 @@ int cgroup_setup(const struct egressd_config *cfg, struct cgroup_view *view,
 		ret = cgroup_rel_path(view->mount, cfg->agent_cgroup, rel,
 				      sizeof(rel));
 		if (ret)
-			return util_err(err, errlen, ret,
-					"agent cgroup \"%s\" is not below the cgroup v2 mount %s",
-					cfg->agent_cgroup, view->mount);
+			return util_err(
+				err, errlen, ret,
+				"agent cgroup \"%s\" is not below the cgroup v2 mount %s",
+				cfg->agent_cgroup, view->mount);
 		cgroup_join(dir, sizeof(dir), view->mount, rel);
 		ret = cgroup_enter(dir);
 		if (ret)
-			return util_err(err, errlen, ret,
-					"cannot move egressd into cgroup %s: %s",
-					dir, strerror(-ret));
+			return util_err(
+				err, errlen, ret,
+				"cannot move egressd into cgroup %s: %s", dir,
+				strerror(-ret));
 	}
 
 	ret = cgroup_self_path(rel, sizeof(rel));
 	if (ret)
-		return util_err(err, errlen, ret,
-				"cannot read egressd's cgroup v2 path from /proc/self/cgroup: %s",
-				strerror(-ret));
+		return util_err(
+			err, errlen, ret,
+			"cannot read egressd's cgroup v2 path from /proc/self/cgroup: %s",
+			strerror(-ret));
 	/* The container cgroup: where egressd was started (or put). */
 	cgroup_join(dir, sizeof(dir), view->mount, rel);
 	ret = cgroup_stat_id(dir, &agent->id);
@@ -367,10 +385,11 @@ int cgroup_setup(const struct egressd_config *cfg, struct cgroup_view *view,
 		ret = cgroup_find_by_id(view->host, view->mount_root_id, hp,
 					sizeof(hp));
 		if (ret)
-			return util_err(err, errlen, ret,
-					"egressd's cgroup namespace root (cgroup id %llu) is not found in the host hierarchy at %s (%s): is that the host's cgroup2 root?",
-					(unsigned long long)view->mount_root_id,
-					view->host, strerror(-ret));
+			return util_err(
+				err, errlen, ret,
+				"egressd's cgroup namespace root (cgroup id %llu) is not found in the host hierarchy at %s (%s): is that the host's cgroup2 root?",
+				(unsigned long long)view->mount_root_id,
+				view->host, strerror(-ret));
 		snprintf(view->root_host_path, sizeof(view->root_host_path),
 			 "%s", hp);
 		view->root_level = cgroup_path_level(hp);
@@ -392,9 +411,10 @@ int cgroup_setup(const struct egressd_config *cfg, struct cgroup_view *view,
 		cgroup_join(dir, sizeof(dir), view->mount, "/egressd");
 		ret = cgroup_enter(dir);
 		if (ret && !view->private_ns)
-			return util_err(err, errlen, ret,
-					"egressd runs in the root cgroup, whose identity every process shares, and cannot move to %s (%s): start egressd in a cgroup of its own or set OPENSANDBOX_EGRESS_AGENT_CGROUP",
-					dir, strerror(-ret));
+			return util_err(
+				err, errlen, ret,
+				"egressd runs in the root cgroup, whose identity every process shares, and cannot move to %s (%s): start egressd in a cgroup of its own or set OPENSANDBOX_EGRESS_AGENT_CGROUP",
+				dir, strerror(-ret));
 		if (ret) {
 			/* Read-only cgroupfs (Docker's default): the
 			 * container's cgroup is egressd's. */
@@ -425,13 +445,15 @@ int cgroup_setup(const struct egressd_config *cfg, struct cgroup_view *view,
 		ret = cgroup_rel_path(view->mount, cfg->workload_cgroup, wl,
 				      sizeof(wl));
 		if (ret)
-			return util_err(err, errlen, ret,
-					"workload cgroup \"%s\" is not below the cgroup v2 mount %s",
-					cfg->workload_cgroup, view->mount);
+			return util_err(
+				err, errlen, ret,
+				"workload cgroup \"%s\" is not below the cgroup v2 mount %s",
+				cfg->workload_cgroup, view->mount);
 		if (cgroup_contains(rel, wl))
-			return util_err(err, errlen, -EINVAL,
-					"egressd's cgroup %s contains the workload cgroup %s: the workload would share the agent's exemption; run egressd in a separate cgroup",
-					rel, wl);
+			return util_err(
+				err, errlen, -EINVAL,
+				"egressd's cgroup %s contains the workload cgroup %s: the workload would share the agent's exemption; run egressd in a separate cgroup",
+				rel, wl);
 	}
 	return 0;
 }
@@ -468,7 +490,8 @@ void cgroup_nft_level(const struct cgroup_view *view, struct cgroup_info *c)
 	/* Relative counting: only what lies in egressd's own subtree. */
 	if (!strncmp(c->dir, view->mount, strlen(view->mount)) &&
 	    (c->dir[strlen(view->mount)] == '/' ||
-	     !c->dir[strlen(view->mount)]) && !view->host[0]) {
+	     !c->dir[strlen(view->mount)]) &&
+	    !view->host[0]) {
 		c->nft_level = cgroup_path_level(c->dir + strlen(view->mount));
 		c->nft_ok = true;
 	} else if (rl && c->host_path[0] &&
@@ -481,8 +504,9 @@ void cgroup_nft_level(const struct cgroup_view *view, struct cgroup_info *c)
 
 int cgroup_attach_point(const struct egressd_config *cfg,
 			const struct cgroup_view *view,
-			const struct cgroup_info *agent, struct cgroup_info *out,
-			char *how, size_t howlen, char *err, size_t errlen)
+			const struct cgroup_info *agent,
+			struct cgroup_info *out, char *how, size_t howlen,
+			char *err, size_t errlen)
 {
 	char rel[PATH_MAX], parent[PATH_MAX];
 	int ret;
@@ -495,9 +519,10 @@ int cgroup_attach_point(const struct egressd_config *cfg,
 		ret = cgroup_rel_path(base, cfg->workload_cgroup, rel,
 				      sizeof(rel));
 		if (ret)
-			return util_err(err, errlen, ret,
-					"workload cgroup \"%s\" is not below the cgroup v2 mount %s",
-					cfg->workload_cgroup, base);
+			return util_err(
+				err, errlen, ret,
+				"workload cgroup \"%s\" is not below the cgroup v2 mount %s",
+				cfg->workload_cgroup, base);
 		cgroup_join(out->dir, sizeof(out->dir), base, rel);
 		ret = cgroup_stat_id(out->dir, &out->id);
 		if (ret)
@@ -511,9 +536,10 @@ int cgroup_attach_point(const struct egressd_config *cfg,
 			out->level_known = true;
 			if (agent->host_path[0] &&
 			    cgroup_contains(agent->host_path, rel))
-				return util_err(err, errlen, -EINVAL,
-						"egressd's cgroup %s contains the workload cgroup %s: the workload would share the agent's exemption; run egressd in a separate cgroup",
-						agent->host_path, rel);
+				return util_err(
+					err, errlen, -EINVAL,
+					"egressd's cgroup %s contains the workload cgroup %s: the workload would share the agent's exemption; run egressd in a separate cgroup",
+					agent->host_path, rel);
 		} else {
 			cgroup_fill_abs(view, rel, out);
 		}
@@ -521,8 +547,9 @@ int cgroup_attach_point(const struct egressd_config *cfg,
 		return 0;
 	}
 	if (!view->host[0]) {
-		snprintf(how, howlen,
-			 "egressd runs in a private cgroup namespace and cannot see the sandbox's cgroup: set OPENSANDBOX_EGRESS_HOST_CGROUP2 (the host's cgroup2 mounted into the sidecar) or OPENSANDBOX_EGRESS_CGROUP");
+		snprintf(
+			how, howlen,
+			"egressd runs in a private cgroup namespace and cannot see the sandbox's cgroup: set OPENSANDBOX_EGRESS_HOST_CGROUP2 (the host's cgroup2 mounted into the sidecar) or OPENSANDBOX_EGRESS_CGROUP");
 		return 1;
 	}
 	/* The sandbox: the parent of egressd's container cgroup. */
@@ -531,8 +558,9 @@ int cgroup_attach_point(const struct egressd_config *cfg,
 		char *slash = strrchr(parent, '/');
 
 		if (!slash || !strcmp(parent, "/")) {
-			snprintf(how, howlen,
-				 "egressd's container cgroup is the host's root cgroup: no sandbox cgroup to attach to");
+			snprintf(
+				how, howlen,
+				"egressd's container cgroup is the host's root cgroup: no sandbox cgroup to attach to");
 			return 1;
 		}
 		if (slash == parent)
@@ -542,8 +570,9 @@ int cgroup_attach_point(const struct egressd_config *cfg,
 	}
 	if (cgroup_path_level(parent) == 0) {
 		if (view->private_ns) {
-			snprintf(how, howlen,
-				 "the parent of egressd's container cgroup is the host's root cgroup, which every sandbox shares: set OPENSANDBOX_EGRESS_CGROUP to the app's cgroup");
+			snprintf(
+				how, howlen,
+				"the parent of egressd's container cgroup is the host's root cgroup, which every sandbox shares: set OPENSANDBOX_EGRESS_CGROUP to the app's cgroup");
 			return 1;
 		}
 		/* egressd shares the host's cgroup namespace: the root is
@@ -557,14 +586,16 @@ int cgroup_attach_point(const struct egressd_config *cfg,
 		if (ret)
 			return util_err(err, errlen, ret, "cgroup %s: %s",
 					out->dir, strerror(-ret));
-		snprintf(how, howlen,
-			 "cgroup2 root: egressd shares the host's cgroup namespace");
+		snprintf(
+			how, howlen,
+			"cgroup2 root: egressd shares the host's cgroup namespace");
 		return 0;
 	}
 	if (cgroup_is_shared_parent(parent)) {
-		snprintf(how, howlen,
-			 "the parent of egressd's container cgroup, %s, is shared by every container of the node (a runtime's default parent): give each sandbox its own cgroup parent (a pod; docker --cgroup-parent) or set OPENSANDBOX_EGRESS_CGROUP to the app's cgroup",
-			 parent);
+		snprintf(
+			how, howlen,
+			"the parent of egressd's container cgroup, %s, is shared by every container of the node (a runtime's default parent): give each sandbox its own cgroup parent (a pod; docker --cgroup-parent) or set OPENSANDBOX_EGRESS_CGROUP to the app's cgroup",
+			parent);
 		return 1;
 	}
 	cgroup_join(out->dir, sizeof(out->dir), view->host, parent);

@@ -160,8 +160,8 @@ int cgwatch_new(struct cgwatch **out, struct loop *loop, const char *dir,
 	/* The inotify watch is best effort: the scan stays either way. */
 	w->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (w->ino >= 0 &&
-	    (inotify_add_watch(w->ino, dir, IN_MODIFY | IN_CREATE | IN_ONLYDIR) <
-		     0 ||
+	    (inotify_add_watch(w->ino, dir,
+			       IN_MODIFY | IN_CREATE | IN_ONLYDIR) < 0 ||
 	     loop_add_fd(loop, w->ino, EPOLLIN, ino_cb, w))) {
 		close(w->ino);
 		w->ino = -1;

@@ -79,27 +79,27 @@ static const struct opt_def opt_defs[OPT_MAX] = {
 			    "/var/egress/rules" },
 	[OPT_MAX_RULES] = { "max-rules", "OPENSANDBOX_EGRESS_MAX_RULES",
 			    "4096" },
-	[OPT_DNS_UPSTREAM] = { "dns-upstream", "OPENSANDBOX_EGRESS_DNS_UPSTREAM",
-			       NULL },
+	[OPT_DNS_UPSTREAM] = { "dns-upstream",
+			       "OPENSANDBOX_EGRESS_DNS_UPSTREAM", NULL },
 	[OPT_DNS_UPSTREAM_TIMEOUT] = { "dns-upstream-timeout",
 				       "OPENSANDBOX_EGRESS_DNS_UPSTREAM_TIMEOUT",
 				       "5" },
 	[OPT_DNS_UPSTREAM_PROBE] = { "dns-upstream-probe",
 				     "OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE",
 				     "." },
-	[OPT_DNS_UPSTREAM_PROBE_INTERVAL] = {
-		"dns-upstream-probe-interval",
-		"OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE_INTERVAL_SEC", "30" },
+	[OPT_DNS_UPSTREAM_PROBE_INTERVAL] = { "dns-upstream-probe-interval",
+					      "OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE_INTERVAL_SEC",
+					      "30" },
 	[OPT_DNS_LISTEN_PORT] = { "dns-listen-port",
 				  "OPENSANDBOX_EGRESS_DNS_LISTEN_PORT",
 				  EGRESSD_DEFAULT_DNS_LISTEN_PORT_STR },
 	[OPT_RESOLV_CONF] = { "resolv-conf", "OPENSANDBOX_EGRESS_RESOLV_CONF",
 			      "/etc/resolv.conf" },
-	[OPT_AGENT_CGROUP] = { "agent-cgroup", "OPENSANDBOX_EGRESS_AGENT_CGROUP",
-			       NULL },
+	[OPT_AGENT_CGROUP] = { "agent-cgroup",
+			       "OPENSANDBOX_EGRESS_AGENT_CGROUP", NULL },
 	[OPT_CGROUP] = { "cgroup", "OPENSANDBOX_EGRESS_CGROUP", NULL },
-	[OPT_HOST_CGROUP2] = { "host-cgroup2", "OPENSANDBOX_EGRESS_HOST_CGROUP2",
-			       NULL },
+	[OPT_HOST_CGROUP2] = { "host-cgroup2",
+			       "OPENSANDBOX_EGRESS_HOST_CGROUP2", NULL },
 	[OPT_BPF] = { "bpf", "OPENSANDBOX_EGRESS_BPF", "enforce" },
 	[OPT_BPF_PIN_DIR] = { "bpf-pin-dir", "OPENSANDBOX_EGRESS_BPF_PIN_DIR",
 			      EGRESSD_DEFAULT_PIN_DIR },
@@ -113,9 +113,9 @@ static const struct opt_def opt_defs[OPT_MAX] = {
 	/* shared.h's EGRESSD_MAX_LEARNED: one number for egressd and its maps. */
 	[OPT_LEARN_MAX] = { "learn-max", "OPENSANDBOX_EGRESS_LEARN_MAX",
 			    EGRESSD_STRINGIFY(EGRESSD_MAX_LEARNED) },
-	[OPT_BLOCK_PRIVATE_ANSWERS] = {
-		"block-private-answers",
-		"OPENSANDBOX_EGRESS_BLOCK_PRIVATE_ANSWERS", "0" },
+	[OPT_BLOCK_PRIVATE_ANSWERS] = { "block-private-answers",
+					"OPENSANDBOX_EGRESS_BLOCK_PRIVATE_ANSWERS",
+					"0" },
 	[OPT_FRAME_GUARD] = { "frame-guard", "OPENSANDBOX_EGRESS_FRAME_GUARD",
 			      "1" },
 	[OPT_ALLOW_HOST_NETWORK] = { "allow-host-network",
@@ -128,8 +128,8 @@ static const struct opt_def opt_defs[OPT_MAX] = {
 	[OPT_HTTP_ADDR] = { "http-addr", "OPENSANDBOX_EGRESS_HTTP_ADDR",
 			    EGRESSD_DEFAULT_HTTP_ADDR },
 	[OPT_TOKEN] = { "token", "OPENSANDBOX_EGRESS_TOKEN", NULL },
-	[OPT_DENY_WEBHOOK] = { "deny-webhook", "OPENSANDBOX_EGRESS_DENY_WEBHOOK",
-			       NULL },
+	[OPT_DENY_WEBHOOK] = { "deny-webhook",
+			       "OPENSANDBOX_EGRESS_DENY_WEBHOOK", NULL },
 	[OPT_SANDBOX_ID] = { "sandbox-id", "OPENSANDBOX_EGRESS_SANDBOX_ID",
 			     NULL },
 	[OPT_LOG_LEVEL] = { "log-level", "OPENSANDBOX_EGRESS_LOG_LEVEL",
@@ -151,36 +151,40 @@ static const char usage_text[] =
 	"  --dns-upstream-probe-interval S\n"
 	"                              OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE_INTERVAL_SEC: 1-3600 [30]\n"
 	"  --dns-upstream-timeout S    OPENSANDBOX_EGRESS_DNS_UPSTREAM_TIMEOUT: seconds per try [5]\n"
-	"  --dns-listen-port N         OPENSANDBOX_EGRESS_DNS_LISTEN_PORT: proxy port on 127.0.0.1/::1 [" EGRESSD_DEFAULT_DNS_LISTEN_PORT_STR "]\n"
+	"  --dns-listen-port N         OPENSANDBOX_EGRESS_DNS_LISTEN_PORT: proxy port on 127.0.0.1/::1 [" EGRESSD_DEFAULT_DNS_LISTEN_PORT_STR
+	"]\n"
 	"  --resolv-conf PATH          OPENSANDBOX_EGRESS_RESOLV_CONF: upstreams when none given [/etc/resolv.conf]\n"
 	"  --agent-cgroup PATH         OPENSANDBOX_EGRESS_AGENT_CGROUP: cgroup v2 to run egressd in [its own]\n"
 	"  --cgroup PATH               OPENSANDBOX_EGRESS_CGROUP: cgroup to attach BPF to [the sandbox cgroup]\n"
 	"  --host-cgroup2 DIR          OPENSANDBOX_EGRESS_HOST_CGROUP2: where the host's cgroup2 is mounted [unset]\n"
 	"  --bpf enforce|observe|off   OPENSANDBOX_EGRESS_BPF [enforce]\n"
-	"  --bpf-pin-dir DIR           OPENSANDBOX_EGRESS_BPF_PIN_DIR [" EGRESSD_DEFAULT_PIN_DIR "]\n"
+	"  --bpf-pin-dir DIR           OPENSANDBOX_EGRESS_BPF_PIN_DIR [" EGRESSD_DEFAULT_PIN_DIR
+	"]\n"
 	"  --ipv6 allow|deny           OPENSANDBOX_EGRESS_IPV6 [allow]\n"
 	"  --learn-ttl-min S           OPENSANDBOX_EGRESS_LEARN_TTL_MIN [60]\n"
 	"  --learn-ttl-max S           OPENSANDBOX_EGRESS_LEARN_TTL_MAX [300]\n"
 	"  --learn-grace S             OPENSANDBOX_EGRESS_LEARN_GRACE [30]\n"
-	"  --learn-max N               OPENSANDBOX_EGRESS_LEARN_MAX: learned addresses per family [" EGRESSD_STRINGIFY(EGRESSD_MAX_LEARNED) "]\n"
-	"  --block-private-answers B   OPENSANDBOX_EGRESS_BLOCK_PRIVATE_ANSWERS: strip private-range answers too [0]\n"
-	"  --frame-guard B             OPENSANDBOX_EGRESS_FRAME_GUARD: judge frames of packet sockets (table netdev egressd) [1]\n"
-	"  --allow-host-network B      OPENSANDBOX_EGRESS_ALLOW_HOST_NETWORK [0]\n"
-	"  --block-doh-443 B           OPENSANDBOX_EGRESS_BLOCK_DOH_443 [0]\n"
-	"  --doh-blocklist LIST        OPENSANDBOX_EGRESS_DOH_BLOCKLIST: extra DoH IPs/CIDRs\n"
-	"  --http-addr ADDR            OPENSANDBOX_EGRESS_HTTP_ADDR [" EGRESSD_DEFAULT_HTTP_ADDR "]\n"
-	"  --token TOKEN               OPENSANDBOX_EGRESS_TOKEN: API token (header or Bearer)\n"
-	"  --deny-webhook URL          OPENSANDBOX_EGRESS_DENY_WEBHOOK\n"
-	"  --sandbox-id ID             OPENSANDBOX_EGRESS_SANDBOX_ID\n"
-	"  --log-level LEVEL           OPENSANDBOX_EGRESS_LOG_LEVEL: debug|info|warn|error [info]\n"
-	"  --cleanup                   remove the nftables tables and BPF pins egressd owns, then exit\n"
-	"                              (refused while an egressd runs in this namespace)\n"
-	"  --check-host-network        only say whether this namespace looks like the host's (exit 1) or not (0)\n"
-	"  -h, --help                  show this help and exit\n"
-	"  --version                   show the version and exit\n"
-	"\n"
-	"B is a boolean: 1/true/yes/on or 0/false/no/off. stdout carries only JSON\n"
-	"log lines (docs/logs.md); start-up errors go to stderr with a non-zero exit.\n";
+	"  --learn-max N               OPENSANDBOX_EGRESS_LEARN_MAX: learned addresses per family [" EGRESSD_STRINGIFY(
+		EGRESSD_MAX_LEARNED) "]\n"
+				     "  --block-private-answers B   OPENSANDBOX_EGRESS_BLOCK_PRIVATE_ANSWERS: strip private-range answers too [0]\n"
+				     "  --frame-guard B             OPENSANDBOX_EGRESS_FRAME_GUARD: judge frames of packet sockets (table netdev egressd) [1]\n"
+				     "  --allow-host-network B      OPENSANDBOX_EGRESS_ALLOW_HOST_NETWORK [0]\n"
+				     "  --block-doh-443 B           OPENSANDBOX_EGRESS_BLOCK_DOH_443 [0]\n"
+				     "  --doh-blocklist LIST        OPENSANDBOX_EGRESS_DOH_BLOCKLIST: extra DoH IPs/CIDRs\n"
+				     "  --http-addr ADDR            OPENSANDBOX_EGRESS_HTTP_ADDR [" EGRESSD_DEFAULT_HTTP_ADDR
+				     "]\n"
+				     "  --token TOKEN               OPENSANDBOX_EGRESS_TOKEN: API token (header or Bearer)\n"
+				     "  --deny-webhook URL          OPENSANDBOX_EGRESS_DENY_WEBHOOK\n"
+				     "  --sandbox-id ID             OPENSANDBOX_EGRESS_SANDBOX_ID\n"
+				     "  --log-level LEVEL           OPENSANDBOX_EGRESS_LOG_LEVEL: debug|info|warn|error [info]\n"
+				     "  --cleanup                   remove the nftables tables and BPF pins egressd owns, then exit\n"
+				     "                              (refused while an egressd runs in this namespace)\n"
+				     "  --check-host-network        only say whether this namespace looks like the host's (exit 1) or not (0)\n"
+				     "  -h, --help                  show this help and exit\n"
+				     "  --version                   show the version and exit\n"
+				     "\n"
+				     "B is a boolean: 1/true/yes/on or 0/false/no/off. stdout carries only JSON\n"
+				     "log lines (docs/logs.md); start-up errors go to stderr with a non-zero exit.\n";
 
 const char *config_mode_name(enum egressd_mode mode)
 {
@@ -340,14 +344,16 @@ static int parse_one_upstream(const char *s, struct egressd_upstream *u,
 		*why = "has an IPv6 zone (%...): zoned addresses are not supported";
 		return -EINVAL;
 	}
-	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&u->addr)->sin_addr) == 1) {
+	if (inet_pton(AF_INET, host,
+		      &((struct sockaddr_in *)&u->addr)->sin_addr) == 1) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)&u->addr;
 
 		sin->sin_family = AF_INET;
 		sin->sin_port = htons(portnum);
 		u->addrlen = sizeof(*sin);
 	} else if (inet_pton(AF_INET6, host,
-			     &((struct sockaddr_in6 *)&u->addr)->sin6_addr) == 1) {
+			     &((struct sockaddr_in6 *)&u->addr)->sin6_addr) ==
+		   1) {
 		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&u->addr;
 
 		sin6->sin6_family = AF_INET6;
@@ -383,8 +389,8 @@ static int upstream_add(struct egressd_upstream *out, int max, int *n,
 	return 0;
 }
 
-int config_parse_upstreams(const char *s, struct egressd_upstream *out,
-			   int max, int *n, char *err, size_t errlen)
+int config_parse_upstreams(const char *s, struct egressd_upstream *out, int max,
+			   int *n, char *err, size_t errlen)
 {
 	char *copy, *tok, *save = NULL;
 	struct egressd_upstream u;
@@ -414,13 +420,14 @@ int config_parse_upstreams(const char *s, struct egressd_upstream *out,
 		}
 		if (upstream_add(out, max, n, &u)) {
 			ret = util_err(err, errlen, -EINVAL,
-				      "more than %d DNS upstreams given", max);
+				       "more than %d DNS upstreams given", max);
 			break;
 		}
 	}
 	free(copy);
 	if (!ret && *n == 0)
-		ret = util_err(err, errlen, -EINVAL, "the DNS upstream list is empty");
+		ret = util_err(err, errlen, -EINVAL,
+			       "the DNS upstream list is empty");
 	return ret;
 }
 
@@ -458,9 +465,10 @@ int config_read_resolv_conf(const char *path, struct egressd_upstream *out,
 	}
 	fclose(f);
 	if (*n == 0)
-		ret = util_err(err, errlen, -EINVAL,
-			      "no usable nameserver line in %s: set OPENSANDBOX_EGRESS_DNS_UPSTREAM (or --dns-upstream) to the resolver(s) egressd should forward to",
-			      path);
+		ret = util_err(
+			err, errlen, -EINVAL,
+			"no usable nameserver line in %s: set OPENSANDBOX_EGRESS_DNS_UPSTREAM (or --dns-upstream) to the resolver(s) egressd should forward to",
+			path);
 	return ret;
 }
 
@@ -654,12 +662,12 @@ static int load(struct egressd_config *cfg, int argc, char **argv, char *err,
 		longopts[i] = (struct option){ opt_defs[i].name,
 					       required_argument, NULL, i };
 	}
-	longopts[OPT_MAX] = (struct option){ "cleanup", no_argument, NULL,
-					     OPT_CLEANUP };
-	longopts[OPT_MAX + 1] = (struct option){ "help", no_argument, NULL,
-						 OPT_HELP };
-	longopts[OPT_MAX + 2] = (struct option){ "version", no_argument, NULL,
-						 OPT_VERSION };
+	longopts[OPT_MAX] =
+		(struct option){ "cleanup", no_argument, NULL, OPT_CLEANUP };
+	longopts[OPT_MAX + 1] =
+		(struct option){ "help", no_argument, NULL, OPT_HELP };
+	longopts[OPT_MAX + 2] =
+		(struct option){ "version", no_argument, NULL, OPT_VERSION };
 	longopts[OPT_MAX + 3] = (struct option){ "check-host-network",
 						 no_argument, NULL,
 						 OPT_CHECK_HOST_NETWORK };
@@ -686,8 +694,8 @@ static int load(struct egressd_config *cfg, int argc, char **argv, char *err,
 	}
 	if (optind < argc)
 		return util_err(err, errlen, -EINVAL,
-			       "unexpected argument \"%s\" (see --help)",
-			       argv[optind]);
+				"unexpected argument \"%s\" (see --help)",
+				argv[optind]);
 	if (flag_help) {
 		fputs(usage_text, stdout);
 		return 1;
@@ -697,22 +705,21 @@ static int load(struct egressd_config *cfg, int argc, char **argv, char *err,
 		return 1;
 	}
 
-#define BAD(id, what)                                                       \
-	util_err(err, errlen, -EINVAL,                                      \
-		 "%s / --%s: invalid value \"%s\": %s",                   \
-		opt_defs[id].env, opt_defs[id].name, vals[id], what)
+#define BAD(id, what)                                                         \
+	util_err(err, errlen, -EINVAL, "%s / --%s: invalid value \"%s\": %s", \
+		 opt_defs[id].env, opt_defs[id].name, vals[id], what)
 
 	if (parse_mode(vals[OPT_MODE], &cfg->mode))
 		return BAD(OPT_MODE, "expected dns or dns+nft");
 	if (parse_uint(vals[OPT_MAX_RULES], 0, INT_MAX, &ul))
-		return BAD(OPT_MAX_RULES, "expected a whole number, 0 = unlimited");
+		return BAD(OPT_MAX_RULES,
+			   "expected a whole number, 0 = unlimited");
 	cfg->max_rules = ul;
 	if (parse_seconds_ms(vals[OPT_DNS_UPSTREAM_TIMEOUT], 1, 120000,
 			     &cfg->upstream_timeout_ms))
 		return BAD(OPT_DNS_UPSTREAM_TIMEOUT,
 			   "expected seconds, more than 0 and at most 120");
-	if (parse_probe_name(vals[OPT_DNS_UPSTREAM_PROBE],
-			     cfg->upstream_probe,
+	if (parse_probe_name(vals[OPT_DNS_UPSTREAM_PROBE], cfg->upstream_probe,
 			     sizeof(cfg->upstream_probe)))
 		return BAD(OPT_DNS_UPSTREAM_PROBE,
 			   "expected \".\" (root NS) or a domain name "
@@ -773,7 +780,7 @@ static int load(struct egressd_config *cfg, int argc, char **argv, char *err,
 	if (parse_uint(vals[OPT_LEARN_MAX], CONFIG_LEARN_MAX_MIN,
 		       CONFIG_LEARN_MAX_MAX, &ul))
 		return BAD(OPT_LEARN_MAX, "expected a number of addresses "
-				       "16-1048576");
+					  "16-1048576");
 	cfg->learn_max = ul;
 
 	if (parse_bool(vals[OPT_BLOCK_PRIVATE_ANSWERS],
@@ -787,7 +794,8 @@ static int load(struct egressd_config *cfg, int argc, char **argv, char *err,
 		return BAD(OPT_BLOCK_DOH_443, "expected a boolean");
 
 	if (log_parse_level(vals[OPT_LOG_LEVEL], &cfg->log_level))
-		return BAD(OPT_LOG_LEVEL, "expected debug, info, warn or error");
+		return BAD(OPT_LOG_LEVEL,
+			   "expected debug, info, warn or error");
 	if (vals[OPT_SANDBOX_ID]) {
 		const char *p;
 		size_t n = 0;
@@ -817,29 +825,35 @@ static int load(struct egressd_config *cfg, int argc, char **argv, char *err,
 
 	cfg->rules_json = dup_or_null(vals[OPT_RULES]);
 	cfg->policy_file = vals[OPT_POLICY_FILE] && *vals[OPT_POLICY_FILE] ?
-				   strdup(vals[OPT_POLICY_FILE]) : NULL;
+				   strdup(vals[OPT_POLICY_FILE]) :
+				   NULL;
 	cfg->rules_dir = dup_or_null(vals[OPT_RULES_DIR]);
 	cfg->resolv_conf = dup_or_null(vals[OPT_RESOLV_CONF]);
 	cfg->agent_cgroup = vals[OPT_AGENT_CGROUP] && *vals[OPT_AGENT_CGROUP] ?
-				    strdup(vals[OPT_AGENT_CGROUP]) : NULL;
+				    strdup(vals[OPT_AGENT_CGROUP]) :
+				    NULL;
 	cfg->workload_cgroup = vals[OPT_CGROUP] && *vals[OPT_CGROUP] ?
-				       strdup(vals[OPT_CGROUP]) : NULL;
+				       strdup(vals[OPT_CGROUP]) :
+				       NULL;
 	cfg->host_cgroup2 = vals[OPT_HOST_CGROUP2] && *vals[OPT_HOST_CGROUP2] ?
-				    strdup(vals[OPT_HOST_CGROUP2]) : NULL;
+				    strdup(vals[OPT_HOST_CGROUP2]) :
+				    NULL;
 	cfg->bpf_pin_dir = dup_or_null(vals[OPT_BPF_PIN_DIR]);
 	cfg->doh_blocklist = dup_or_null(vals[OPT_DOH_BLOCKLIST]);
 	cfg->http_addr = dup_or_null(vals[OPT_HTTP_ADDR]);
 	cfg->token = vals[OPT_TOKEN] && *vals[OPT_TOKEN] ?
-			     strdup(vals[OPT_TOKEN]) : NULL;
+			     strdup(vals[OPT_TOKEN]) :
+			     NULL;
 	cfg->deny_webhook = vals[OPT_DENY_WEBHOOK] && *vals[OPT_DENY_WEBHOOK] ?
-				    strdup(vals[OPT_DENY_WEBHOOK]) : NULL;
+				    strdup(vals[OPT_DENY_WEBHOOK]) :
+				    NULL;
 	cfg->sandbox_id = dup_or_null(vals[OPT_SANDBOX_ID]);
 
 	if (cfg->cleanup || cfg->check_host_network)
 		return 0; /* these need no upstream */
 
-	if (vals[OPT_DNS_UPSTREAM] &&
-	    strspn(vals[OPT_DNS_UPSTREAM], " \t,") != strlen(vals[OPT_DNS_UPSTREAM])) {
+	if (vals[OPT_DNS_UPSTREAM] && strspn(vals[OPT_DNS_UPSTREAM], " \t,") !=
+					      strlen(vals[OPT_DNS_UPSTREAM])) {
 		ret = config_parse_upstreams(vals[OPT_DNS_UPSTREAM],
 					     cfg->upstreams,
 					     EGRESSD_MAX_UPSTREAMS,
@@ -855,18 +869,18 @@ static int load(struct egressd_config *cfg, int argc, char **argv, char *err,
 		cfg->upstreams_from_resolv_conf = true;
 	}
 	/* IPv6 off rejects the agent's own v6 packets too. */
-	for (i = 0; cfg->ipv6 == EGRESSD_IPV6_DENY && i < cfg->n_upstreams;
-	     i++)
+	for (i = 0; cfg->ipv6 == EGRESSD_IPV6_DENY && i < cfg->n_upstreams; i++)
 		if (cfg->upstreams[i].addr.ss_family == AF_INET6 &&
-		    !IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&cfg
-						     ->upstreams[i].addr)
-						    ->sin6_addr))
-			return util_err(err, errlen, -EINVAL,
-				       "DNS upstream %s is IPv6 but OPENSANDBOX_EGRESS_IPV6=deny: egressd could not reach it; use an IPv4 upstream%s",
-				       cfg->upstreams[i].text,
-				       cfg->upstreams_from_resolv_conf ?
-					       " (set OPENSANDBOX_EGRESS_DNS_UPSTREAM)" :
-					       "");
+		    !IN6_IS_ADDR_V4MAPPED(
+			    &((struct sockaddr_in6 *)&cfg->upstreams[i].addr)
+				     ->sin6_addr))
+			return util_err(
+				err, errlen, -EINVAL,
+				"DNS upstream %s is IPv6 but OPENSANDBOX_EGRESS_IPV6=deny: egressd could not reach it; use an IPv4 upstream%s",
+				cfg->upstreams[i].text,
+				cfg->upstreams_from_resolv_conf ?
+					" (set OPENSANDBOX_EGRESS_DNS_UPSTREAM)" :
+					"");
 	return 0;
 }
 

@@ -117,8 +117,7 @@ static bool ids_has(const struct coverage *c, uint64_t id)
 }
 
 int coverage_new(struct coverage **out, const char *attach_dir,
-		 uint64_t attach_id, uint64_t skip_id, char *err,
-		 size_t errlen)
+		 uint64_t attach_id, uint64_t skip_id, char *err, size_t errlen)
 {
 	struct coverage *c;
 	int ret;

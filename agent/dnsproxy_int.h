@@ -149,8 +149,8 @@ struct dp_upstream {
 	bool refused; /* a send met a pending ICMP error (dp_flush) */
 	uint16_t probe_id;
 	uint64_t rcode_warned; /* loop ms of the last failure-rcode warning */
-	uint64_t rcode_since;  /* such answers since that warning */
-	int rcode_last;	       /* the rcode that warning named */
+	uint64_t rcode_since; /* such answers since that warning */
+	int rcode_last; /* the rcode that warning named */
 	uint64_t probe_sent; /* loop ms */
 	uint64_t probes, probe_answers, probe_failures;
 };

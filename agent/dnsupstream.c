@@ -442,7 +442,8 @@ static void dp_up_rcode_warn(struct dnsproxy *p, struct dp_upstream *up,
 		  "when none is left",
 		  up->cfg.text,
 		  rcode == DNSWIRE_RCODE_SERVFAIL ? "SERVFAIL" :
-		  rcode == DNSWIRE_RCODE_REFUSED  ? "REFUSED" : "NOTIMP",
+		  rcode == DNSWIRE_RCODE_REFUSED  ? "REFUSED" :
+						    "NOTIMP",
 		  s->q.name[0] ? s->q.name : ".",
 		  dnswire_type_name(s->q.qtype, tb, sizeof(tb)),
 		  (unsigned long long)up->rcode_since);

@@ -91,10 +91,10 @@ struct fold_entry {
 	uint64_t hash;
 	uint64_t last_emit_ms;
 	uint64_t pending; /* reports held since last_emit_ms */
-	uint32_t lines;	  /* groups: lines written in this window */
-	size_t key_len;	  /* buf: the key (hdr, action, NUL, name), */
-	size_t held_len;  /* then the members of the last held report */
-	size_t size;	  /* bytes of buf */
+	uint32_t lines; /* groups: lines written in this window */
+	size_t key_len; /* buf: the key (hdr, action, NUL, name), */
+	size_t held_len; /* then the members of the last held report */
+	size_t size; /* bytes of buf */
 	char buf[];
 };
 
@@ -701,8 +701,8 @@ static void m_done(struct members *m)
  * the strings (json_pack fails: no line), else 0.
  */
 static int dns_members(struct members *m, enum events_reason reason,
-		       const char *qname, const char *tname,
-		       const char *action, const char *client)
+		       const char *qname, const char *tname, const char *action,
+		       const char *client)
 {
 	size_t len;
 

@@ -75,10 +75,11 @@ static void bind_guard_report(struct agent *a, bool start)
 	if (bpfsync_read_counters(a->bpf, c) ||
 	    c[EGRESSD_CNT_BIND_REFUSED] <= a->bind_refused)
 		return;
-	log_warnx("the bind guard refused %llu bind(s) to egressd's DNS or API port %s (a process of the sandbox tried to take them)",
-		  (unsigned long long)(c[EGRESSD_CNT_BIND_REFUSED] -
-				       a->bind_refused),
-		  start ? "since its pins were made" : "in the last second");
+	log_warnx(
+		"the bind guard refused %llu bind(s) to egressd's DNS or API port %s (a process of the sandbox tried to take them)",
+		(unsigned long long)(c[EGRESSD_CNT_BIND_REFUSED] -
+				     a->bind_refused),
+		start ? "since its pins were made" : "in the last second");
 	a->bind_refused = c[EGRESSD_CNT_BIND_REFUSED];
 }
 
@@ -110,13 +111,19 @@ static void fold_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 
 static void bpf_fail(struct agent *a, const char *what, int ret)
 {
-	snprintf(a->bpf_why, sizeof(a->bpf_why), "%s: %s%s", what,
-		 strerror(-ret),
-		 ret == -EBUSY ? " (another egressd holds the pin directory)" :
-		 ret == -EXDEV ? " (the pin directory belongs to another network namespace)" :
-		 ret == -EPERM ? " (needs CAP_BPF and CAP_NET_ADMIN)" :
-		 ret == -ENOMEDIUM ? " (no bpffs at /sys/fs/bpf, and egressd may not mount one: mount the host's /sys/fs/bpf into the container)" :
-		 ret == -ENOTSUP ? " (the pin directory is not on a bpffs)" : "");
+	snprintf(
+		a->bpf_why, sizeof(a->bpf_why), "%s: %s%s", what,
+		strerror(-ret),
+		ret == -EBUSY ?
+			" (another egressd holds the pin directory)" :
+		ret == -EXDEV ?
+			" (the pin directory belongs to another network namespace)" :
+		ret == -EPERM ?
+			" (needs CAP_BPF and CAP_NET_ADMIN)" :
+		ret == -ENOMEDIUM ?
+			" (no bpffs at /sys/fs/bpf, and egressd may not mount one: mount the host's /sys/fs/bpf into the container)" :
+		ret == -ENOTSUP ? " (the pin directory is not on a bpffs)" :
+				  "");
 	log_warnx("BPF layer unavailable (%s): %s", a->bpf_why,
 		  a->cfg->mode == EGRESSD_MODE_DNS_NFT ?
 			  "nftables enforces and reports drops alone" :
@@ -136,7 +143,7 @@ static void bpf_fail(struct agent *a, const char *what, int ret)
 void agent_bpf_remove_stale(struct agent *a)
 {
 	const char *dir = a->cfg->bpf_pin_dir ? a->cfg->bpf_pin_dir :
-					       BPFSYNC_DEFAULT_PIN_DIR;
+						BPFSYNC_DEFAULT_PIN_DIR;
 	uint64_t owner;
 	int ret;
 
@@ -144,17 +151,20 @@ void agent_bpf_remove_stale(struct agent *a)
 		return;
 	/* Another sandbox's pins (a shared pin dir) are not ours to remove. */
 	if (bpfsync_pins_owner(dir, &owner, NULL) == 1) {
-		log_warnx("BPF pins in %s belong to another network namespace (netns cookie %llu): left alone",
-			  dir, (unsigned long long)owner);
+		log_warnx(
+			"BPF pins in %s belong to another network namespace (netns cookie %llu): left alone",
+			dir, (unsigned long long)owner);
 		return;
 	}
 	ret = bpfsync_cleanup(dir);
 	if (ret)
-		log_warnx("BPF pins of an earlier run in %s could not be removed: %s",
-			  dir, strerror(-ret));
+		log_warnx(
+			"BPF pins of an earlier run in %s could not be removed: %s",
+			dir, strerror(-ret));
 	else
-		log_info("BPF programs and maps of an earlier run removed from %s (BPF is %s in this run)",
-			 dir, agent_bpf_state_name(a->bpf_state));
+		log_info(
+			"BPF programs and maps of an earlier run removed from %s (BPF is %s in this run)",
+			dir, agent_bpf_state_name(a->bpf_state));
 }
 
 /*
@@ -176,18 +186,20 @@ int agent_bpf_start(struct agent *a, char *err, size_t errlen)
 	if (!a->has_attach) {
 		/* Nothing safe to attach to: nftables covers the namespace. */
 		snprintf(a->bpf_why, sizeof(a->bpf_why), "%s", a->attach_how);
-		log_warnx("BPF layer not attached (%s): %s", a->attach_how,
-			  a->cfg->mode == EGRESSD_MODE_DNS_NFT ?
-				  "nftables judges every packet of the namespace" :
-				  "packet violations are not observed");
+		log_warnx(
+			"BPF layer not attached (%s): %s", a->attach_how,
+			a->cfg->mode == EGRESSD_MODE_DNS_NFT ?
+				"nftables judges every packet of the namespace" :
+				"packet violations are not observed");
 		a->bpf_state = AGENT_BPF_UNAVAILABLE;
 		return 0;
 	}
 	if (!a->cg.level_known) {
 		/* The programs exempt egressd by its cgroup at an absolute
 		 * level, which this private cgroup namespace hides. */
-		snprintf(a->bpf_why, sizeof(a->bpf_why),
-			 "the level of egressd's cgroup in the host's hierarchy is unknown: set OPENSANDBOX_EGRESS_HOST_CGROUP2");
+		snprintf(
+			a->bpf_why, sizeof(a->bpf_why),
+			"the level of egressd's cgroup in the host's hierarchy is unknown: set OPENSANDBOX_EGRESS_HOST_CGROUP2");
 		log_warnx("BPF layer not attached (%s)", a->bpf_why);
 		a->bpf_state = AGENT_BPF_UNAVAILABLE;
 		return 0;
@@ -201,9 +213,10 @@ int agent_bpf_start(struct agent *a, char *err, size_t errlen)
 	/* At the host's root the programs run for every namespace of the
 	 * node: only with the netns cookie to tell ours apart. */
 	if (!a->workload.level && !bpfsync_filters_netns(a->bpf)) {
-		bpf_fail(a,
-			 "the attach point is the host's root cgroup, and this kernel's cgroup_skb programs cannot compare the netns cookie (6.15+); set OPENSANDBOX_EGRESS_CGROUP to the sandbox's cgroup",
-			 -EOPNOTSUPP);
+		bpf_fail(
+			a,
+			"the attach point is the host's root cgroup, and this kernel's cgroup_skb programs cannot compare the netns cookie (6.15+); set OPENSANDBOX_EGRESS_CGROUP to the sandbox's cgroup",
+			-EOPNOTSUPP);
 		return 0;
 	}
 	bc.observe = a->cfg->bpf_mode == EGRESSD_BPF_OBSERVE ||
@@ -242,16 +255,18 @@ int agent_bpf_start(struct agent *a, char *err, size_t errlen)
 	ret = bpfsync_redirect_attach(a->bpf, a->workload.dir,
 				      a->cfg->dns_listen_port);
 	if (ret)
-		log_warnx("the BPF DNS redirect cannot be attached at %s (%s): nftables redirects port 53 (nat)",
-			  a->workload.dir, strerror(-ret));
+		log_warnx(
+			"the BPF DNS redirect cannot be attached at %s (%s): nftables redirects port 53 (nat)",
+			a->workload.dir, strerror(-ret));
 	else
 		a->bpf_redirect = true;
 	/* The bind guard: egressd's ports stay egressd's while it is down. */
 	ret = bpfsync_guard_attach(a->bpf, a->workload.dir,
 				   a->cfg->dns_listen_port, a->api_port);
 	if (ret)
-		log_warnx("the BPF bind guard cannot be attached at %s (%s): while egressd is down, a process of the sandbox can bind its DNS and API ports",
-			  a->workload.dir, strerror(-ret));
+		log_warnx(
+			"the BPF bind guard cannot be attached at %s (%s): while egressd is down, a process of the sandbox can bind its DNS and API ports",
+			a->workload.dir, strerror(-ret));
 	else
 		bind_guard_report(a, true);
 	ret = bpfsync_events_init(a->bpf, bpf_event_cb, a);
@@ -286,7 +301,8 @@ void agent_dns_redirect_update(struct agent *a)
 	else if (a->bpf_redirect)
 		a->dns_redirect = AGENT_REDIRECT_BPF_NFT;
 	else
-		a->dns_redirect = nat ? AGENT_REDIRECT_NFT : AGENT_REDIRECT_NONE;
+		a->dns_redirect = nat ? AGENT_REDIRECT_NFT :
+					AGENT_REDIRECT_NONE;
 }
 
 /*
@@ -313,24 +329,31 @@ int agent_nft_start(struct agent *a, char *err, size_t errlen)
 	if (ret) {
 		snprintf(a->nft_why, sizeof(a->nft_why), "%s", nerr);
 		if (a->bpf_redirect)
-			log_warnx("nftables cannot be programmed (%s): only the DNS layer runs (port 53 is redirected by BPF%s)",
-				  nerr, a->cov.state == COVERAGE_NAMESPACE ? "" :
-				  " for the attach cgroup only");
+			log_warnx(
+				"nftables cannot be programmed (%s): only the DNS layer runs (port 53 is redirected by BPF%s)",
+				nerr,
+				a->cov.state == COVERAGE_NAMESPACE ?
+					"" :
+					" for the attach cgroup only");
 		else
-			log_warnx("nftables cannot be programmed (%s): only the DNS layer runs, and without the port-53 redirect it only sees queries sent to it directly",
-				  nerr);
+			log_warnx(
+				"nftables cannot be programmed (%s): only the DNS layer runs, and without the port-53 redirect it only sees queries sent to it directly",
+				nerr);
 		return 0;
 	}
 	if (a->cfg->mode != EGRESSD_MODE_DNS_NFT) {
 		bool v6off = a->cfg->ipv6 == EGRESSD_IPV6_DENY;
-		bool bpf53 = a->bpf_redirect && a->cov.state == COVERAGE_NAMESPACE;
+		bool bpf53 = a->bpf_redirect &&
+			     a->cov.state == COVERAGE_NAMESPACE;
 
 		a->nft_state = AGENT_NFT_OFF;
-		snprintf(a->nft_why, sizeof(a->nft_why), "mode dns: only %s",
-			 !bpf53 ? (v6off ? "the port-53 redirect and the IPv6-off rules are installed" :
-					   "the port-53 redirect is installed") :
-				  (v6off ? "the port-53 and IPv6-off rules are installed" :
-					   "the port-53 rules are installed"));
+		snprintf(
+			a->nft_why, sizeof(a->nft_why), "mode dns: only %s",
+			!bpf53 ?
+				(v6off ? "the port-53 redirect and the IPv6-off rules are installed" :
+					 "the port-53 redirect is installed") :
+				(v6off ? "the port-53 and IPv6-off rules are installed" :
+					 "the port-53 rules are installed"));
 		/* Their drops are reported like any nftables drop. */
 		if (!v6off && !bpf53)
 			return 0;
@@ -339,8 +362,9 @@ int agent_nft_start(struct agent *a, char *err, size_t errlen)
 		if (a->bpf_state == AGENT_BPF_ENFORCE &&
 		    a->cov.state == COVERAGE_NAMESPACE &&
 		    a->cfg->ipv6 != EGRESSD_IPV6_DENY)
-			snprintf(a->nft_why, sizeof(a->nft_why),
-				 "BPF judges every packet of the namespace: sets kept, chain egress not installed");
+			snprintf(
+				a->nft_why, sizeof(a->nft_why),
+				"BPF judges every packet of the namespace: sets kept, chain egress not installed");
 	}
 	ret = nflog_new(&a->nflog, a->loop, NFTSYNC_DEFAULT_LOG_GROUP,
 			a->learned, a->events, nerr, sizeof(nerr));
@@ -375,8 +399,9 @@ static void frames_sync(struct agent *a)
 		goto fail;
 	}
 	if (n > NFTSYNC_NETDEV_MAX_IFS && !a->frames_many) {
-		log_warnx("the namespace has %zu interfaces: frames are judged on the first %d only",
-			  n, NFTSYNC_NETDEV_MAX_IFS);
+		log_warnx(
+			"the namespace has %zu interfaces: frames are judged on the first %d only",
+			n, NFTSYNC_NETDEV_MAX_IFS);
 		a->frames_many = true;
 	}
 	for (i = 0; i < n && k < NFTSYNC_NETDEV_MAX_IFS; i++) {
@@ -393,7 +418,8 @@ static void frames_sync(struct agent *a)
 	if (ret)
 		goto fail;
 	if (a->frames_state != AGENT_FRAMES_ON && a->frames_why[0])
-		log_info("table netdev egressd installed: frames the IP stack did not route are dropped again");
+		log_info(
+			"table netdev egressd installed: frames the IP stack did not route are dropped again");
 	a->frames_state = AGENT_FRAMES_ON;
 	a->frames_why[0] = '\0';
 	snprintf(a->frames_ifs, sizeof(a->frames_ifs), "%s", ifs);
@@ -401,14 +427,14 @@ static void frames_sync(struct agent *a)
 fail:
 	/* Once per change of reason: a kernel without the hook says so once. */
 	if (strcmp(a->frames_why, err))
-		log_warnx("frames sent around the IP stack (packet sockets) are not judged: %s",
-			  err);
+		log_warnx(
+			"frames sent around the IP stack (packet sockets) are not judged: %s",
+			err);
 	a->frames_state = AGENT_FRAMES_UNAVAILABLE;
 	snprintf(a->frames_why, sizeof(a->frames_why), "%s", err);
 }
 
-static void frames_timer_cb(struct loop *loop, struct loop_timer *t,
-			    void *arg)
+static void frames_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 {
 	struct agent *a = arg;
 
@@ -430,12 +456,12 @@ int agent_frames_start(struct agent *a, char *err, size_t errlen)
 		/* Off on purpose: no table, not even one an earlier run left. */
 		snprintf(a->frames_why, sizeof(a->frames_why),
 			 "OPENSANDBOX_EGRESS_FRAME_GUARD=0");
-		ret = nftsync_netdev_apply(a->nft, NULL, 0, ferr,
-					   sizeof(ferr));
+		ret = nftsync_netdev_apply(a->nft, NULL, 0, ferr, sizeof(ferr));
 		if (ret)
 			log_warnx("cannot remove table netdev egressd: %s",
 				  ferr);
-		log_warnx("OPENSANDBOX_EGRESS_FRAME_GUARD=0: frames a packet socket writes around the IP stack are not judged; a process with CAP_NET_RAW can send them anywhere (drop CAP_NET_RAW from the app container; docs/security.md)");
+		log_warnx(
+			"OPENSANDBOX_EGRESS_FRAME_GUARD=0: frames a packet socket writes around the IP stack are not judged; a process with CAP_NET_RAW can send them anywhere (drop CAP_NET_RAW from the app container; docs/security.md)");
 		return 0;
 	}
 	frames_sync(a);

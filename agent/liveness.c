@@ -303,7 +303,8 @@ void liveness_layers_verify(struct liveness *lv, json_t *layers,
 	redir = json_string_value(json_object_get(dns, "redirect"));
 	/* "bpf+nft": nat redirects the processes outside the BPF attach
 	 * cgroup (coverage partial). */
-	if (miss && redir && (!strcmp(redir, "nft") || !strcmp(redir, "bpf+nft")))
+	if (miss && redir &&
+	    (!strcmp(redir, "nft") || !strcmp(redir, "bpf+nft")))
 		json_object_set_new(
 			dns, "why",
 			json_string(

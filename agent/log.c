@@ -355,8 +355,8 @@ static size_t ts_format(char *buf)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	if (ts.tv_sec != cached_sec) {
 		gmtime_r(&ts.tv_sec, &tm);
-		date_len = strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S",
-				    &tm);
+		date_len =
+			strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
 		cached_sec = ts.tv_sec;
 	}
 	memcpy(buf, date, date_len);

@@ -209,8 +209,7 @@ static bool is_name_rule(const struct policy_rule *r)
 	       r->name;
 }
 
-int policy_matcher_new(struct policy_matcher **out,
-		       const struct policy *user,
+int policy_matcher_new(struct policy_matcher **out, const struct policy *user,
 		       const struct policy_rule *deny_always, size_t n_deny,
 		       const struct policy_rule *allow_always, size_t n_allow)
 {

@@ -78,7 +78,8 @@ static int parse_ip(const uint8_t *p, size_t len, struct nflog_packet *out)
 	if (len < 1)
 		return -EINVAL;
 	if ((p[0] >> 4) == 4) {
-		if (len < 20 || (p[0] & 0xf) < 5 || (size_t)(p[0] & 0xf) * 4 > len)
+		if (len < 20 || (p[0] & 0xf) < 5 ||
+		    (size_t)(p[0] & 0xf) * 4 > len)
 			return -EINVAL;
 		out->family = AF_INET;
 		out->proto = p[9];
@@ -235,8 +236,7 @@ void nflog_set_rule_hook(struct nflog *nl, nflog_rule_fn fn, void *arg)
 	nl->rule_arg = arg;
 }
 
-static void on_readable(struct loop *loop, int fd, uint32_t events,
-			void *arg)
+static void on_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct nflog *nl = arg;
 	ssize_t n;

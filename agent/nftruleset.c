@@ -64,8 +64,9 @@ static struct nftbatch_chain chain_dns(bool dns53, bool ipv6_deny)
 		dns53 ? (ipv6_deny ?
 				 "egressd dns mode: IPv6 off, port 53 only through the redirect, accepts the rest" :
 				 "egressd dns mode: port 53 only through the redirect, accepts the rest") :
-		ipv6_deny ? "egressd IPv6 off (dns mode): rejects IPv6, accepts the rest" :
-			    "egressd dns mode: the API port is egressd's, accepts the rest";
+		ipv6_deny ?
+			"egressd IPv6 off (dns mode): rejects IPv6, accepts the rest" :
+			"egressd dns mode: the API port is egressd's, accepts the rest";
 	return cs;
 }
 

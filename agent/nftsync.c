@@ -60,8 +60,8 @@ struct nftsync {
 	struct nftsync_stats stats;
 	char *rxbuf;
 	size_t rxlen;
-	size_t sndbuf, rcvbuf;	     /* socket buffer sizes asked for */
-	struct nftsync_batch *lb;    /* reused by every learn */
+	size_t sndbuf, rcvbuf; /* socket buffer sizes asked for */
+	struct nftsync_batch *lb; /* reused by every learn */
 	struct policy_addr *scratch; /* learn: known from the front, fresh
 				      * from the back */
 	size_t scratch_cap;
@@ -153,7 +153,8 @@ static int nl_talk(const struct nftsync_batch *b, void *arg, char *err,
 		     ncmds * 1024 + 65536);
 	if (mnl_socket_sendto(ns->nl, data, len) < 0) {
 		ret = -errno;
-		snprintf(err, errlen, "nftables: sending the batch failed: %s%s",
+		snprintf(err, errlen,
+			 "nftables: sending the batch failed: %s%s",
 			 strerror(-ret), errno_hint(-ret));
 		return ret;
 	}
@@ -187,8 +188,7 @@ static int nl_talk(const struct nftsync_batch *b, void *arg, char *err,
 			uint32_t i = nlh->nlmsg_seq - b->seq_base;
 			const char *what, *ext;
 
-			if (nlh->nlmsg_type != NLMSG_ERROR ||
-			    i >= b->ndesc)
+			if (nlh->nlmsg_type != NLMSG_ERROR || i >= b->ndesc)
 				continue; /* stale or not an ACK */
 			if (i > 0 && i <= ncmds)
 				acked++;
@@ -278,10 +278,8 @@ int nftsync_new(struct nftsync **out, char *err, size_t errlen)
 		     &ns->rcvbuf, NL_RCVBUF_MIN);
 	/* Error ACKs carry the kernel's explanation, not our whole
 	 * message back. Both are best effort on old kernels. */
-	(void)mnl_socket_setsockopt(ns->nl, NETLINK_EXT_ACK, &one,
-				    sizeof(one));
-	(void)mnl_socket_setsockopt(ns->nl, NETLINK_CAP_ACK, &one,
-				    sizeof(one));
+	(void)mnl_socket_setsockopt(ns->nl, NETLINK_EXT_ACK, &one, sizeof(one));
+	(void)mnl_socket_setsockopt(ns->nl, NETLINK_CAP_ACK, &one, sizeof(one));
 	*out = ns;
 	return 0;
 err_free:
@@ -481,8 +479,9 @@ static int apply_once(struct nftsync *ns, const struct nftsync_config *cfg,
 		return -ENOMEM;
 	ret = nftsync_build_apply(b, cfg, forget, n_forget, flags);
 	if (ret == -EINVAL)
-		snprintf(err, errlen,
-			 "nftables: bad configuration (dns port, agent cgroup id and level >= 1, addresses)");
+		snprintf(
+			err, errlen,
+			"nftables: bad configuration (dns port, agent cgroup id and level >= 1, addresses)");
 	if (!ret)
 		ret = run_batch(ns, b, err, errlen);
 	nftsync_batch_free(b);
@@ -568,8 +567,8 @@ int nftsync_netdev_apply(struct nftsync *ns, const char *const *ifnames,
 	return ret;
 }
 
-int nftsync_probe_cgroup_level(struct nftsync *ns, uint64_t id,
-			       uint32_t *level, char *err, size_t errlen)
+int nftsync_probe_cgroup_level(struct nftsync *ns, uint64_t id, uint32_t *level,
+			       char *err, size_t errlen)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET };
 	struct nftsync_batch *b;
@@ -598,8 +597,8 @@ int nftsync_probe_cgroup_level(struct nftsync *ns, uint64_t id,
 	ret = -ENOENT;
 	for (l = 0; l <= NFTSYNC_PROBE_MAX_LEVEL; l++) {
 		sin.sin_port = htons(NFTSYNC_PROBE_PORT + l);
-		if (sendto(fd, "", 0, 0, (struct sockaddr *)&sin,
-			   sizeof(sin)) < 0 &&
+		if (sendto(fd, "", 0, 0, (struct sockaddr *)&sin, sizeof(sin)) <
+			    0 &&
 		    errno == EPERM) {
 			*level = l;
 			ret = 0;
@@ -607,9 +606,10 @@ int nftsync_probe_cgroup_level(struct nftsync *ns, uint64_t id,
 		}
 	}
 	if (ret)
-		snprintf(err, errlen,
-			 "no level 0-%u of the cgroup hierarchy holds cgroup id %llu",
-			 NFTSYNC_PROBE_MAX_LEVEL, (unsigned long long)id);
+		snprintf(
+			err, errlen,
+			"no level 0-%u of the cgroup hierarchy holds cgroup id %llu",
+			NFTSYNC_PROBE_MAX_LEVEL, (unsigned long long)id);
 drop:
 	if (fd >= 0)
 		close(fd);
@@ -644,7 +644,8 @@ int nftsync_table_exists(struct nftsync *ns)
 	if (!t)
 		return -ENOMEM;
 	seq = ++ns->seq;
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, 0, seq);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, 0,
+				    seq);
 	nftnl_table_set_str(t, NFTNL_TABLE_NAME, NFTSYNC_TABLE);
 	nftnl_table_nlmsg_build_payload(nlh, t);
 	nftnl_table_free(t);

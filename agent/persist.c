@@ -49,7 +49,8 @@ int persist_prepare(const char *path, const struct policy *p, char *tmp,
 		text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	if (!text) {
-		snprintf(err, errlen, "failed to persist policy: out of memory");
+		snprintf(err, errlen,
+			 "failed to persist policy: out of memory");
 		return -ENOMEM;
 	}
 	len = strlen(text);
@@ -93,14 +94,13 @@ out_unlink:
 	tmp[0] = '\0';
 out:
 	if (ret)
-		snprintf(err, errlen, "failed to persist policy to %s: %s", path,
-			 strerror(-ret));
+		snprintf(err, errlen, "failed to persist policy to %s: %s",
+			 path, strerror(-ret));
 	free(text);
 	return ret;
 }
 
-int persist_commit(const char *path, const char *tmp, char *err,
-		   size_t errlen)
+int persist_commit(const char *path, const char *tmp, char *err, size_t errlen)
 {
 	char dir[PATH_MAX], *slash;
 	int dfd, ret;

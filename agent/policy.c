@@ -185,7 +185,8 @@ static int check_name(const char *s, size_t n, const char *q, char *err,
 			unsigned char c = s[i];
 
 			if (c == '*') {
-				util_err(err, errlen, 0,
+				util_err(
+					err, errlen, 0,
 					"malformed wildcard %s: '*' is only allowed as the whole first label, as in \"*.example.com\"",
 					q);
 				return -EINVAL;
@@ -193,9 +194,11 @@ static int check_name(const char *s, size_t n, const char *q, char *err,
 			if (!is_label_char(c)) {
 				char cq[16];
 
-				util_err(err, errlen, 0,
+				util_err(
+					err, errlen, 0,
 					"invalid domain name %s: invalid character %s (allowed: letters, digits, '-', '_')",
-					q, policy_quote(cq, sizeof(cq), s + i, 1));
+					q,
+					policy_quote(cq, sizeof(cq), s + i, 1));
 				return -EINVAL;
 			}
 			if (c < '0' || c > '9')
@@ -205,19 +208,23 @@ static int check_name(const char *s, size_t n, const char *q, char *err,
 		llen = i - start;
 		if (!llen) {
 			util_err(err, errlen, 0,
-				"invalid domain name %s: empty label", q);
+				 "invalid domain name %s: empty label", q);
 			return -EINVAL;
 		}
 		if (llen > POLICY_LABEL_MAX) {
-			util_err(err, errlen, 0,
+			util_err(
+				err, errlen, 0,
 				"invalid domain name %s: label %s longer than 63 characters",
-				q, policy_quote(lq, sizeof(lq), s + start, llen));
+				q,
+				policy_quote(lq, sizeof(lq), s + start, llen));
 			return -EINVAL;
 		}
 		if (s[start] == '-' || s[i - 1] == '-') {
-			util_err(err, errlen, 0,
+			util_err(
+				err, errlen, 0,
 				"invalid domain name %s: label %s %s with a hyphen",
-				q, policy_quote(lq, sizeof(lq), s + start, llen),
+				q,
+				policy_quote(lq, sizeof(lq), s + start, llen),
 				s[start] == '-' ? "starts" : "ends");
 			return -EINVAL;
 		}
@@ -226,7 +233,8 @@ static int check_name(const char *s, size_t n, const char *q, char *err,
 		start = i + 1;
 	}
 	if (all_digits) {
-		util_err(err, errlen, 0,
+		util_err(
+			err, errlen, 0,
 			"ambiguous target %s: all-numeric last label, but not a valid IP address",
 			q);
 		return -EINVAL;
@@ -260,7 +268,8 @@ static int parse_domain(const char *s, size_t n, const char *q,
 	total = n;
 	if (n && s[0] == '*') {
 		if (n < 3 || s[1] != '.') {
-			util_err(err, errlen, 0,
+			util_err(
+				err, errlen, 0,
 				"malformed wildcard %s: must be \"*.\" followed by a domain name",
 				q);
 			return -EINVAL;
@@ -274,7 +283,8 @@ static int parse_domain(const char *s, size_t n, const char *q,
 		return ret;
 	if (total > POLICY_NAME_MAX) {
 		util_err(err, errlen, 0,
-			"invalid domain name %s: longer than 253 characters", q);
+			 "invalid domain name %s: longer than 253 characters",
+			 q);
 		return -EINVAL;
 	}
 	rule->kind = wildcard ? POLICY_KIND_WILDCARD : POLICY_KIND_DOMAIN;
@@ -297,7 +307,7 @@ static void mask_addr(uint8_t *a, size_t bytes, unsigned int plen)
 	}
 }
 
-static const uint8_t v4mapped_prefix[12] = { 0, 0, 0, 0, 0, 0,
+static const uint8_t v4mapped_prefix[12] = { 0, 0, 0, 0, 0,    0,
 					     0, 0, 0, 0, 0xff, 0xff };
 
 /*
@@ -320,8 +330,8 @@ static int parse_addr(const char *s, size_t n, const char *q,
 	*is_cidr = slash != NULL;
 	if (memchr(s, '%', alen) && memchr(s, ':', alen)) {
 		util_err(err, errlen, 0,
-			"zoned IPv6 address %s not allowed (drop the %%zone)",
-			q);
+			 "zoned IPv6 address %s not allowed (drop the %%zone)",
+			 q);
 		return -EINVAL;
 	}
 	if (alen < sizeof(buf)) {
@@ -334,7 +344,8 @@ static int parse_addr(const char *s, size_t n, const char *q,
 	}
 	if (!a->family) {
 		if (slash) {
-			util_err(err, errlen, 0,
+			util_err(
+				err, errlen, 0,
 				"invalid CIDR %s: address part is not an IPv4 or IPv6 address",
 				q);
 			return -EINVAL;
@@ -362,7 +373,8 @@ static int parse_addr(const char *s, size_t n, const char *q,
 		if (!ok || plen > max) {
 			char pq[POLICY_QBUF_LEN];
 
-			util_err(err, errlen, 0,
+			util_err(
+				err, errlen, 0,
 				"invalid CIDR %s: bad prefix length %s (IPv%d allows 0-%u)",
 				q, policy_quote(pq, sizeof(pq), p, plen_len),
 				a->family == AF_INET ? 4 : 6, max);
@@ -384,8 +396,8 @@ static int parse_addr(const char *s, size_t n, const char *q,
 	return 0;
 }
 
-int policy_parse_target(const char *target, struct policy_rule *rule,
-			char *err, size_t errlen)
+int policy_parse_target(const char *target, struct policy_rule *rule, char *err,
+			size_t errlen)
 {
 	char q[POLICY_QBUF_LEN], text[INET6_ADDRSTRLEN + 8];
 	size_t n = target ? strlen(target) : 0;
@@ -475,7 +487,7 @@ int policy_rule_from_json(json_t *jr, const char *list, size_t i,
 
 	if (!json_is_object(jr)) {
 		util_err(err, errlen, 0, "%s[%zu]: must be an object, got %s",
-			list, i, policy_json_kind(jr));
+			 list, i, policy_json_kind(jr));
 		return -EINVAL;
 	}
 	ja = get_ci(jr, "action");
@@ -484,16 +496,18 @@ int policy_rule_from_json(json_t *jr, const char *list, size_t i,
 	if (ja && !json_is_null(ja)) {
 		if (!json_is_string(ja)) {
 			util_err(err, errlen, 0,
-				"%s[%zu]: action must be a string, got %s",
-				list, i, policy_json_kind(ja));
+				 "%s[%zu]: action must be a string, got %s",
+				 list, i, policy_json_kind(ja));
 			return -EINVAL;
 		}
 		if (parse_action(json_string_value(ja), json_string_length(ja),
 				 &rule->action)) {
-			util_err(err, errlen, 0,
+			util_err(
+				err, errlen, 0,
 				"%s[%zu]: action %s: must be \"allow\" or \"deny\"",
 				list, i,
-				policy_quote(q, sizeof(q), json_string_value(ja),
+				policy_quote(q, sizeof(q),
+					     json_string_value(ja),
 					     json_string_length(ja)));
 			return -EINVAL;
 		}
@@ -504,13 +518,13 @@ int policy_rule_from_json(json_t *jr, const char *list, size_t i,
 	}
 	if (!json_is_string(jt)) {
 		util_err(err, errlen, 0,
-			"%s[%zu]: target must be a string, got %s", list, i,
-			policy_json_kind(jt));
+			 "%s[%zu]: target must be a string, got %s", list, i,
+			 policy_json_kind(jt));
 		return -EINVAL;
 	}
 	if (strlen(json_string_value(jt)) != json_string_length(jt)) {
 		util_err(err, errlen, 0, "%s[%zu]: target contains a NUL byte",
-			list, i);
+			 list, i);
 		return -EINVAL;
 	}
 	ret = policy_parse_target(json_string_value(jt), rule, msg,
@@ -518,7 +532,8 @@ int policy_rule_from_json(json_t *jr, const char *list, size_t i,
 	if (ret == -EINVAL)
 		util_err(err, errlen, 0, "%s[%zu]: %s", list, i, msg);
 	else if (ret)
-		util_err(err, errlen, 0, "%s[%zu]: %s", list, i, strerror(-ret));
+		util_err(err, errlen, 0, "%s[%zu]: %s", list, i,
+			 strerror(-ret));
 	return ret;
 }
 
@@ -531,15 +546,16 @@ static int parse_default(json_t *jd, enum policy_action *out, char *err,
 	if (!jd || json_is_null(jd))
 		return 0;
 	if (!json_is_string(jd)) {
-		util_err(err, errlen, 0, "defaultAction: must be a string, got %s",
-			policy_json_kind(jd));
+		util_err(err, errlen, 0,
+			 "defaultAction: must be a string, got %s",
+			 policy_json_kind(jd));
 		return -EINVAL;
 	}
 	if (parse_action(json_string_value(jd), json_string_length(jd), out)) {
 		util_err(err, errlen, 0,
-			"defaultAction %s: must be \"allow\" or \"deny\"",
-			policy_quote(q, sizeof(q), json_string_value(jd),
-			      json_string_length(jd)));
+			 "defaultAction %s: must be \"allow\" or \"deny\"",
+			 policy_quote(q, sizeof(q), json_string_value(jd),
+				      json_string_length(jd)));
 		return -EINVAL;
 	}
 	return 0;
@@ -560,7 +576,8 @@ static int check_top_keys(json_t *root, char *err, size_t errlen)
 	json_object_foreach(root, k, v) {
 		if (!strcasecmp(k, "defaultAction") || !strcasecmp(k, "egress"))
 			continue;
-		util_err(err, errlen, 0,
+		util_err(
+			err, errlen, 0,
 			"unknown key %s: a policy has only \"defaultAction\" and \"egress\"",
 			policy_quote(q, sizeof(q), k, strlen(k)));
 		return -EINVAL;
@@ -585,15 +602,16 @@ int policy_parse_json(const char *buf, size_t len, size_t max_rules,
 		goto empty;
 	root = json_loadb(s, n, JSON_DECODE_ANY, &jerr);
 	if (!root) {
-		util_err(err, errlen, 0, "invalid JSON at line %d column %d: %s",
-			jerr.line, jerr.column, jerr.text);
+		util_err(err, errlen, 0,
+			 "invalid JSON at line %d column %d: %s", jerr.line,
+			 jerr.column, jerr.text);
 		return -EINVAL;
 	}
 	if (json_is_null(root))
 		goto empty;
 	if (!json_is_object(root)) {
 		util_err(err, errlen, 0, "policy must be a JSON object, got %s",
-			policy_json_kind(root));
+			 policy_json_kind(root));
 		ret = -EINVAL;
 		goto out_root;
 	}
@@ -606,15 +624,15 @@ int policy_parse_json(const char *buf, size_t len, size_t max_rules,
 	je = get_ci(root, "egress");
 	if (je && !json_is_null(je) && !json_is_array(je)) {
 		util_err(err, errlen, 0, "egress: must be an array, got %s",
-			policy_json_kind(je));
+			 policy_json_kind(je));
 		ret = -EINVAL;
 		goto out_root;
 	}
 	count = json_is_array(je) ? json_array_size(je) : 0;
 	if (max_rules && count > max_rules) {
 		util_err(err, errlen, 0,
-			"egress rule total count %zu exceeds limit %zu", count,
-			max_rules);
+			 "egress rule total count %zu exceeds limit %zu", count,
+			 max_rules);
 		ret = -E2BIG;
 		goto out_root;
 	}
@@ -804,7 +822,6 @@ int policy_load_always_file(const char *path, enum policy_action action,
 	free(buf);
 	return ret;
 }
-
 
 long policy_find_ipv6_allow(const struct policy_rule *rules, size_t n)
 {

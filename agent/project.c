@@ -73,8 +73,7 @@ int agent_nft_apply(struct agent *a, const struct policy_compiled *pc,
 		    const struct policy_addr *forget, size_t n_forget,
 		    char *err, size_t errlen)
 {
-	struct nftsync_update upd = { .forget = forget,
-				      .n_forget = n_forget };
+	struct nftsync_update upd = { .forget = forget, .n_forget = n_forget };
 	struct nftsync_config c;
 	int ret;
 
@@ -97,8 +96,11 @@ int agent_bpf_apply(struct agent *a, const struct policy_compiled *pc,
 	ret = a->bpf_ops->apply_policy(a->bpf, &bp);
 	if (ret) {
 		a->bpf_errors++;
-		snprintf(err, errlen, "BPF maps: %s%s", strerror(-ret),
-			 ret == -E2BIG ? " (a set has more prefixes than the maps hold)" : "");
+		snprintf(
+			err, errlen, "BPF maps: %s%s", strerror(-ret),
+			ret == -E2BIG ?
+				" (a set has more prefixes than the maps hold)" :
+				"");
 	}
 	return ret;
 }

@@ -109,11 +109,13 @@ int agent_load_initial_policy(struct agent *a, char *err, size_t errlen)
 			return 0;
 		}
 		if (ret == -ENODATA)
-			log_warnx("policy file %s is empty: using OPENSANDBOX_EGRESS_RULES",
-				  a->cfg->policy_file);
+			log_warnx(
+				"policy file %s is empty: using OPENSANDBOX_EGRESS_RULES",
+				a->cfg->policy_file);
 		else if (ret == -EINVAL)
-			log_warnx("policy file %s is not a valid policy (%s): using OPENSANDBOX_EGRESS_RULES",
-				  a->cfg->policy_file, perr);
+			log_warnx(
+				"policy file %s is not a valid policy (%s): using OPENSANDBOX_EGRESS_RULES",
+				a->cfg->policy_file, perr);
 		else if (ret != -ENOENT)
 			return util_err(err, errlen, ret,
 					"cannot read policy file %s: %s",
@@ -154,19 +156,21 @@ int agent_check_ipv6_rules(const struct agent *a,
 	if (i < 0)
 		return 0;
 	if (egress_index)
-		snprintf(err, errlen,
-			 "%segress[%ld]: target \"%s\": IPv6 cannot be allowed while OPENSANDBOX_EGRESS_IPV6=deny",
-			 where, i, rules[i].target);
+		snprintf(
+			err, errlen,
+			"%segress[%ld]: target \"%s\": IPv6 cannot be allowed while OPENSANDBOX_EGRESS_IPV6=deny",
+			where, i, rules[i].target);
 	else
-		snprintf(err, errlen,
-			 "%s: \"%s\": IPv6 cannot be allowed while OPENSANDBOX_EGRESS_IPV6=deny",
-			 where, rules[i].target);
+		snprintf(
+			err, errlen,
+			"%s: \"%s\": IPv6 cannot be allowed while OPENSANDBOX_EGRESS_IPV6=deny",
+			where, rules[i].target);
 	return -EINVAL;
 }
 
 static void always_path(const struct agent *a,
-			const struct agent_always_file *f,
-			char *buf, size_t len)
+			const struct agent_always_file *f, char *buf,
+			size_t len)
 {
 	snprintf(buf, len, "%s/%s", a->cfg->rules_dir, f->name);
 }
@@ -234,8 +238,9 @@ static int sources_apply(struct agent *a, struct policy *np, bool force,
 		ret = agent_always_reload(a, &a->always[i], force, &nr[i],
 					  &nn[i], err, sizeof(err));
 		if (ret < 0)
-			log_warnx("always rules not reloaded, previous rules stay: %s",
-				  err);
+			log_warnx(
+				"always rules not reloaded, previous rules stay: %s",
+				err);
 		changed[i] = ret > 0;
 	}
 	if (!np && !changed[0] && !changed[1])
@@ -277,8 +282,7 @@ static int sources_apply(struct agent *a, struct policy *np, bool force,
 	return ret;
 }
 
-static void always_timer_cb(struct loop *loop, struct loop_timer *t,
-			    void *arg)
+static void always_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 {
 	sources_apply(arg, NULL, false, "always-rules");
 	loop_timer_arm(t, ALWAYS_POLL_MS);
@@ -298,22 +302,23 @@ int agent_reload(struct agent *a, const char *why)
 	char perr[1024];
 	int ret;
 
-	log_info("%s: reading the policy file%s%s and the always-rules in %s again",
-		 why, file ? " " : " (none set)", file ? file : "",
-		 a->cfg->rules_dir);
+	log_info(
+		"%s: reading the policy file%s%s and the always-rules in %s again",
+		why, file ? " " : " (none set)", file ? file : "",
+		a->cfg->rules_dir);
 	if (file) {
 		ret = policy_file_read(a, &np, perr, sizeof(perr));
-		if (!ret &&
-		    agent_check_ipv6_rules(a, np->rules, np->n_rules,
-					   "policy file: ", true, perr,
-					   sizeof(perr))) {
+		if (!ret && agent_check_ipv6_rules(a, np->rules, np->n_rules,
+						   "policy file: ", true, perr,
+						   sizeof(perr))) {
 			policy_free(np);
 			np = NULL;
 			ret = -EINVAL;
 		}
 		if (ret)
-			log_warnx("policy file %s not reloaded (%s): the policy in force stays",
-				  file, perr);
+			log_warnx(
+				"policy file %s not reloaded (%s): the policy in force stays",
+				file, perr);
 	}
 	return sources_apply(a, np, true, why);
 }

@@ -42,17 +42,17 @@ static json_t *layers_json(const struct agent *a)
 	/* Do the programs skip other namespaces' packets (kernel 6.15+)? */
 	b = l ? json_object_get(l, "bpf") : NULL;
 	if (b && a->bpf)
-		json_object_set_new(b, "netnsGuard",
-				    json_boolean(bpfsync_filters_netns(a->bpf)));
+		json_object_set_new(
+			b, "netnsGuard",
+			json_boolean(bpfsync_filters_netns(a->bpf)));
 	b = l ? json_object_get(l, "nft") : NULL;
 	if (b)
-		json_object_set_new(b, "frames",
-				    json_pack("{s:s, s:s, s:s*}", "state",
-					      agent_frames_state_name(a->frames_state),
-					      "interfaces",
-					      a->frames_ifs, "why",
-					      a->frames_why[0] ? a->frames_why :
-								 NULL));
+		json_object_set_new(
+			b, "frames",
+			json_pack("{s:s, s:s, s:s*}", "state",
+				  agent_frames_state_name(a->frames_state),
+				  "interfaces", a->frames_ifs, "why",
+				  a->frames_why[0] ? a->frames_why : NULL));
 	return l;
 }
 
@@ -70,7 +70,8 @@ json_t *status_attached(struct agent *a, bool check)
 	char names[32][BPFSYNC_NAME_LEN];
 	struct attached_scope s = { .cgroups = cgs,
 				    .n_cgroups = a->has_attach ? 1 : 0,
-				    .ours = ours, .our_names = names };
+				    .ours = ours,
+				    .our_names = names };
 
 	if (a->bpf) {
 		s.n_ours = bpfsync_prog_ids(a->bpf, ours, names, 32);
@@ -98,14 +99,14 @@ json_t *status_json(struct agent *a)
 	learned_counts(a->learned, util_clock_ms(), &v4, &v6);
 	for (i = 0; dnsproxy_get_upstream(a->proxy, i, &us); i++)
 		json_array_append_new(
-			ups, json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I}",
-				       "addr", us.addr, "healthy", us.healthy,
-				       "queries", (json_int_t)us.queries,
-				       "timeouts", (json_int_t)us.timeouts,
-				       "errors", (json_int_t)us.errors,
-				       "probes", (json_int_t)us.probes,
-				       "probeFailures",
-				       (json_int_t)us.probe_failures));
+			ups,
+			json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I}", "addr",
+				  us.addr, "healthy", us.healthy, "queries",
+				  (json_int_t)us.queries, "timeouts",
+				  (json_int_t)us.timeouts, "errors",
+				  (json_int_t)us.errors, "probes",
+				  (json_int_t)us.probes, "probeFailures",
+				  (json_int_t)us.probe_failures));
 	for (i = 0; i < EVENTS_REASON_MAX; i++)
 		json_object_set_new(
 			viol, events_reason_name(i),
@@ -127,11 +128,10 @@ json_t *status_json(struct agent *a)
 		(int)a->always[1].n, "defaultAction",
 		a->policy->default_action == POLICY_ALLOW ? "allow" : "deny",
 		"source", a->policy_source, "learned", "v4", (int)v4, "v6",
-		(int)v6, "upstreams", ups, "violations", viol, "dns",
-		"queries", (json_int_t)ds.queries, "allowed",
-		(json_int_t)ds.allowed, "denied", (json_int_t)ds.denied,
-		"servfail", (json_int_t)ds.servfail, "malformed",
-		(json_int_t)ds.malformed);
+		(int)v6, "upstreams", ups, "violations", viol, "dns", "queries",
+		(json_int_t)ds.queries, "allowed", (json_int_t)ds.allowed,
+		"denied", (json_int_t)ds.denied, "servfail",
+		(json_int_t)ds.servfail, "malformed", (json_int_t)ds.malformed);
 	if (!st)
 		return NULL;
 	json_object_set_new(st, "coverage", coverage_json(a));
@@ -160,10 +160,11 @@ static int metrics_hist(struct api_buf *b, const char *name,
 	}
 	cum += hist[n];
 	if (!ret)
-		ret = api_buf_printf(b,
-				     "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n",
-				     name, (unsigned long long)cum, name, sum,
-				     name, (unsigned long long)cum);
+		ret = api_buf_printf(
+			b,
+			"%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n",
+			name, (unsigned long long)cum, name, sum, name,
+			(unsigned long long)cum);
 	return ret;
 }
 
@@ -192,10 +193,13 @@ int status_metrics(struct agent *a, struct api_buf *b)
 	if (a->nflog)
 		dropped += nflog_lost(a->nflog);
 
-	ret |= api_buf_printf(b,
+	ret |= api_buf_printf(
+		b,
 		"# HELP egressd_build_info Build information.\n# TYPE egressd_build_info gauge\n"
-		"egressd_build_info{version=\"%s\"} 1\n", EGRESSD_VERSION);
-	ret |= api_buf_printf(b,
+		"egressd_build_info{version=\"%s\"} 1\n",
+		EGRESSD_VERSION);
+	ret |= api_buf_printf(
+		b,
 		"# HELP egressd_dns_queries_total DNS queries by outcome.\n# TYPE egressd_dns_queries_total counter\n"
 		"egressd_dns_queries_total{result=\"allowed\"} %llu\n"
 		"egressd_dns_queries_total{result=\"denied\"} %llu\n"
@@ -204,7 +208,8 @@ int status_metrics(struct agent *a, struct api_buf *b)
 		(unsigned long long)ds.allowed, (unsigned long long)ds.denied,
 		(unsigned long long)ds.servfail,
 		(unsigned long long)ds.malformed);
-	ret |= api_buf_printf(b,
+	ret |= api_buf_printf(
+		b,
 		"# HELP egressd_dns_coalesced_total DNS queries that waited for an identical one in flight.\n"
 		"# TYPE egressd_dns_coalesced_total counter\n"
 		"egressd_dns_coalesced_total %llu\n"
@@ -213,28 +218,31 @@ int status_metrics(struct agent *a, struct api_buf *b)
 		"egressd_dns_forged_answers_total %llu\n",
 		(unsigned long long)ds.coalesced,
 		(unsigned long long)ds.forged);
-	ret |= api_buf_printf(b,
+	ret |= api_buf_printf(
+		b,
 		"# HELP egressd_dns_upstream_healthy Whether an upstream answered its last query or probe (1) or is tried last (0).\n"
 		"# TYPE egressd_dns_upstream_healthy gauge\n");
 	for (i = 0; dnsproxy_get_upstream(a->proxy, i, &us); i++)
-		ret |= api_buf_printf(b,
-			"egressd_dns_upstream_healthy{upstream=\"%s\"} %d\n",
+		ret |= api_buf_printf(
+			b, "egressd_dns_upstream_healthy{upstream=\"%s\"} %d\n",
 			us.addr, us.healthy ? 1 : 0);
-	ret |= api_buf_printf(b,
+	ret |= api_buf_printf(
+		b,
 		"# HELP egressd_dns_upstream_probes_total Health probes sent to an upstream, by outcome.\n"
 		"# TYPE egressd_dns_upstream_probes_total counter\n");
 	for (i = 0; dnsproxy_get_upstream(a->proxy, i, &us); i++)
-		ret |= api_buf_printf(b,
+		ret |= api_buf_printf(
+			b,
 			"egressd_dns_upstream_probes_total{upstream=\"%s\",result=\"answered\"} %llu\n"
 			"egressd_dns_upstream_probes_total{upstream=\"%s\",result=\"failed\"} %llu\n",
-			us.addr,
-			(unsigned long long)us.probe_answers,
-			us.addr, (unsigned long long)us.probe_failures);
+			us.addr, (unsigned long long)us.probe_answers, us.addr,
+			(unsigned long long)us.probe_failures);
 	ret |= metrics_hist(b, "egressd_dns_upstream_seconds",
 			    dnsproxy_rtt_bounds, DNSPROXY_RTT_BUCKETS,
 			    ds.rtt_hist, ds.rtt_sum_s,
 			    "Upstream DNS round trips of answered queries.");
-	ret |= api_buf_printf(b,
+	ret |= api_buf_printf(
+		b,
 		"# HELP egressd_violations_total Policy violations by layer and reason.\n"
 		"# TYPE egressd_violations_total counter\n");
 	for (i = 0; i < EVENTS_REASON_MAX; i++)
@@ -247,12 +255,15 @@ int status_metrics(struct agent *a, struct api_buf *b)
 			events_reason_name(i),
 			(unsigned long long)events_count(a->events, "packet",
 							 i));
-	ret |= api_buf_printf(b,
+	ret |= api_buf_printf(
+		b,
 		"# HELP egressd_learned_addresses Addresses learned from allowed answers, alive.\n"
 		"# TYPE egressd_learned_addresses gauge\n"
 		"egressd_learned_addresses{family=\"4\"} %zu\n"
-		"egressd_learned_addresses{family=\"6\"} %zu\n", v4, v6);
-	ret |= api_buf_printf(b,
+		"egressd_learned_addresses{family=\"6\"} %zu\n",
+		v4, v6);
+	ret |= api_buf_printf(
+		b,
 		"# HELP egressd_learned_capacity Learned addresses held at most, per family (OPENSANDBOX_EGRESS_LEARN_MAX).\n"
 		"# TYPE egressd_learned_capacity gauge\n"
 		"egressd_learned_capacity %zu\n"
@@ -269,17 +280,20 @@ int status_metrics(struct agent *a, struct api_buf *b)
 		(unsigned long long)a->learn_fail_sent,
 		(unsigned long long)ls.reclaimed,
 		(unsigned long long)bls.reclaimed);
-	ret |= api_buf_printf(b,
+	ret |= api_buf_printf(
+		b,
 		"# HELP egressd_policy_applies_total Policy applies by result.\n"
 		"# TYPE egressd_policy_applies_total counter\n"
 		"egressd_policy_applies_total{result=\"ok\"} %llu\n"
 		"egressd_policy_applies_total{result=\"failed\"} %llu\n",
 		(unsigned long long)a->applies_ok,
 		(unsigned long long)a->applies_failed);
-	ret |= metrics_hist(b, "egressd_policy_apply_seconds", agent_apply_bounds,
-			    AGENT_APPLY_BUCKETS, a->apply_hist, a->apply_sum_s,
+	ret |= metrics_hist(b, "egressd_policy_apply_seconds",
+			    agent_apply_bounds, AGENT_APPLY_BUCKETS,
+			    a->apply_hist, a->apply_sum_s,
 			    "Time to apply a policy to every layer.");
-	ret |= api_buf_printf(b,
+	ret |= api_buf_printf(
+		b,
 		"# HELP egressd_sync_errors_total Batches a kernel layer refused.\n"
 		"# TYPE egressd_sync_errors_total counter\n"
 		"egressd_sync_errors_total{backend=\"nft\"} %llu\n"
@@ -292,21 +306,24 @@ int status_metrics(struct agent *a, struct api_buf *b)
 		api_get_stats(a->api, &as);
 		/* Disjoint outcomes that sum to the total, no total among
 		 * them (sum() over the family would count twice). */
-		ret |= api_buf_printf(b,
+		ret |= api_buf_printf(
+			b,
 			"# HELP egressd_api_requests_total Policy API requests by outcome.\n"
 			"# TYPE egressd_api_requests_total counter\n"
 			"egressd_api_requests_total{result=\"ok\"} %llu\n"
 			"egressd_api_requests_total{result=\"unauthorized\"} %llu\n"
 			"egressd_api_requests_total{result=\"error\"} %llu\n",
 			as.requests > as.unauthorized + as.errors ?
-				as.requests - as.unauthorized - as.errors : 0,
+				as.requests - as.unauthorized - as.errors :
+				0,
 			as.unauthorized, as.errors);
 	}
 	{
 		struct webhook_stats ws;
 
 		webhook_get_stats(a->webhook, &ws);
-		ret |= api_buf_printf(b,
+		ret |= api_buf_printf(
+			b,
 			"# HELP egressd_webhook_total Deny webhook events by outcome.\n"
 			"# TYPE egressd_webhook_total counter\n"
 			"egressd_webhook_total{result=\"sent\"} %llu\n"
@@ -322,7 +339,8 @@ int status_metrics(struct agent *a, struct api_buf *b)
 			(unsigned long long)ws.folded,
 			(unsigned long long)ws.retries);
 	}
-	ret |= api_buf_printf(b,
+	ret |= api_buf_printf(
+		b,
 		"# HELP egressd_events_dropped_total Violation reports lost (ring buffer full, nflog overrun).\n"
 		"# TYPE egressd_events_dropped_total counter\n"
 		"egressd_events_dropped_total %llu\n"
@@ -341,7 +359,9 @@ static json_t *exemption_json(const struct agent *a)
 
 	return json_pack("{s:s*, s:s*, s:s*, s:I}", "bpf",
 			 a->bpf ? "socket" : NULL, "nft",
-			 !nft ? NULL : a->agent_foreign ? "withdrawn" : "cgroup",
+			 !nft		  ? NULL :
+			 a->agent_foreign ? "withdrawn" :
+					    "cgroup",
 			 "why", a->exempt_why[0] ? a->exempt_why : NULL,
 			 "sockets", (json_int_t)selfsock_count());
 }
@@ -351,11 +371,11 @@ static json_t *coverage_json(const struct agent *a)
 	json_t *att = json_null();
 
 	if (a->has_attach)
-		att = json_pack("{s:s*, s:I, s:i}", "path",
-				a->workload.host_path[0] ?
-					a->workload.host_path : NULL,
-				"id", (json_int_t)a->workload.id, "level",
-				(int)a->workload.level);
+		att = json_pack(
+			"{s:s*, s:I, s:i}", "path",
+			a->workload.host_path[0] ? a->workload.host_path : NULL,
+			"id", (json_int_t)a->workload.id, "level",
+			(int)a->workload.level);
 	json_t *o;
 
 	o = json_pack("{s:s, s:o, s:s, s:s, s:s}", "state",
@@ -375,20 +395,22 @@ void status_emit_start(struct agent *a)
 	int i;
 
 	for (i = 0; i < a->cfg->n_upstreams; i++)
-		json_array_append_new(ups, json_string(a->cfg->upstreams[i].text));
+		json_array_append_new(ups,
+				      json_string(a->cfg->upstreams[i].text));
 	layers = layers_json(a);
-	log_emit(LOG_LVL_INFO, "start",
-		 json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:i, s:s, s:I, s:i}",
-			   "version", EGRESSD_VERSION, "mode",
-			   config_mode_name(nft_on ? a->cfg->mode :
-						     EGRESSD_MODE_DNS),
-			   "requestedMode", config_mode_name(a->cfg->mode),
-			   "layers", layers, "coverage", coverage_json(a),
-			   "exemption", exemption_json(a),
-			   "upstreams", ups, "ipv6",
-			   a->cfg->ipv6 == EGRESSD_IPV6_DENY ? "deny" : "allow",
-			   "dnsListenPort", a->cfg->dns_listen_port,
-			   "agentCgroup", agent_cgroup_name(a),
-			   "agentCgroupId", (json_int_t)a->cg.id, "pid",
-			   (int)getpid()));
+	log_emit(
+		LOG_LVL_INFO, "start",
+		json_pack(
+			"{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:i, s:s, s:I, s:i}",
+			"version", EGRESSD_VERSION, "mode",
+			config_mode_name(nft_on ? a->cfg->mode :
+						  EGRESSD_MODE_DNS),
+			"requestedMode", config_mode_name(a->cfg->mode),
+			"layers", layers, "coverage", coverage_json(a),
+			"exemption", exemption_json(a), "upstreams", ups,
+			"ipv6",
+			a->cfg->ipv6 == EGRESSD_IPV6_DENY ? "deny" : "allow",
+			"dnsListenPort", a->cfg->dns_listen_port, "agentCgroup",
+			agent_cgroup_name(a), "agentCgroupId",
+			(json_int_t)a->cg.id, "pid", (int)getpid()));
 }

@@ -40,7 +40,7 @@ struct wh_slot {
 	CURL *easy;
 	char *body;
 	unsigned int attempt; /* attempts made for body */
-	bool running;	      /* in the multi handle */
+	bool running; /* in the multi handle */
 	struct loop_timer *retry;
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -56,10 +56,10 @@ struct webhook {
 	struct webhook_fold fold;
 	struct wh_slot slot[WEBHOOK_PARALLEL];
 	struct webhook_stats st;
-	bool dropping;		  /* in a burst of drops */
-	uint64_t burst_dropped;	  /* drops in the current burst */
-	uint64_t fail_log_ms;	  /* last "delivery failed" line */
-	uint64_t fail_unlogged;	  /* failures since that line */
+	bool dropping; /* in a burst of drops */
+	uint64_t burst_dropped; /* drops in the current burst */
+	uint64_t fail_log_ms; /* last "delivery failed" line */
+	uint64_t fail_unlogged; /* failures since that line */
 	bool global_init;
 };
 
@@ -79,11 +79,11 @@ int webhook_payload(char *buf, size_t size, const char *hostname,
 	static const char src[] = ",\"source\":\"opensandbox-egress\"";
 	size_t len = 0;
 
-#define PUT(s, n)                                       \
-	do {                                            \
-		if (len + (n) <= size)                  \
-			memcpy(buf + len, s, n);        \
-		len += (n);                             \
+#define PUT(s, n)                                \
+	do {                                     \
+		if (len + (n) <= size)           \
+			memcpy(buf + len, s, n); \
+		len += (n);                      \
 	} while (0)
 #define LIT(lit) PUT(lit, sizeof(lit) - 1)
 	LIT("{\"hostname\":");
@@ -232,8 +232,7 @@ static void slot_release(struct wh_slot *s)
 	s->attempt = 0;
 }
 
-static void wh_failed(struct webhook *wh, struct wh_slot *s,
-		      const char *why)
+static void wh_failed(struct webhook *wh, struct wh_slot *s, const char *why)
 {
 	uint64_t now = util_clock_ms();
 
@@ -243,13 +242,14 @@ static void wh_failed(struct webhook *wh, struct wh_slot *s,
 		return;
 	}
 	if (wh->fail_unlogged)
-		log_warnx("deny webhook: delivery failed after %u attempt(s): %s (%llu more failures not logged in the last %d s)",
-			  s->attempt, why,
-			  (unsigned long long)wh->fail_unlogged,
-			  FAIL_LOG_MS / 1000);
+		log_warnx(
+			"deny webhook: delivery failed after %u attempt(s): %s (%llu more failures not logged in the last %d s)",
+			s->attempt, why, (unsigned long long)wh->fail_unlogged,
+			FAIL_LOG_MS / 1000);
 	else
-		log_warnx("deny webhook: delivery failed after %u attempt(s): %s",
-			  s->attempt, why);
+		log_warnx(
+			"deny webhook: delivery failed after %u attempt(s): %s",
+			s->attempt, why);
 	wh->fail_log_ms = now;
 	wh->fail_unlogged = 0;
 }
@@ -297,7 +297,8 @@ static void slot_done(struct wh_slot *s, CURLcode res)
 	s->attempt++;
 	if (res == CURLE_OK)
 		curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
-	switch (webhook_next_step(s->attempt, res == CURLE_OK, status, &delay)) {
+	switch (webhook_next_step(s->attempt, res == CURLE_OK, status,
+				  &delay)) {
 	case WEBHOOK_DONE:
 		wh->st.sent++;
 		slot_release(s);
@@ -436,14 +437,16 @@ void webhook_dns_denied(struct webhook *wh, const char *hostname)
 		wh->st.dropped++;
 		wh->burst_dropped++;
 		if (!wh->dropping)
-			log_warnx("deny webhook: queue full (%d events waiting): dropping denial events until it drains",
-				  WEBHOOK_QUEUE_MAX);
+			log_warnx(
+				"deny webhook: queue full (%d events waiting): dropping denial events until it drains",
+				WEBHOOK_QUEUE_MAX);
 		wh->dropping = true;
 		return;
 	}
 	if (wh->dropping) {
-		log_warnx("deny webhook: queue has room again; %llu denial events were dropped",
-			  (unsigned long long)wh->burst_dropped);
+		log_warnx(
+			"deny webhook: queue has room again; %llu denial events were dropped",
+			(unsigned long long)wh->burst_dropped);
 		wh->dropping = false;
 		wh->burst_dropped = 0;
 	}
@@ -492,9 +495,10 @@ static bool url_ok(const char *url, char *err, size_t errlen)
 			 "OPENSANDBOX_EGRESS_DENY_WEBHOOK: \"%s\" is not a URL",
 			 url);
 	} else if (strcasecmp(scheme, "http") && strcasecmp(scheme, "https")) {
-		snprintf(err, errlen,
-			 "OPENSANDBOX_EGRESS_DENY_WEBHOOK: \"%s\": only http:// and https:// URLs",
-			 url);
+		snprintf(
+			err, errlen,
+			"OPENSANDBOX_EGRESS_DENY_WEBHOOK: \"%s\": only http:// and https:// URLs",
+			url);
 	} else {
 		ok = true;
 	}
@@ -542,7 +546,8 @@ static int slot_init(struct webhook *wh, struct wh_slot *s)
 	    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) ||
 	    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_cb) ||
 	    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->errbuf) ||
-	    curl_easy_setopt(e, CURLOPT_USERAGENT, "egressd/" EGRESSD_VERSION) ||
+	    curl_easy_setopt(e, CURLOPT_USERAGENT,
+			     "egressd/" EGRESSD_VERSION) ||
 	    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_sock) ||
 	    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_sock) ||
 	    curl_easy_setopt(e, CURLOPT_PRIVATE, s))
@@ -565,7 +570,8 @@ int webhook_new(struct webhook **out, struct loop *loop, const char *url,
 	wh->loop = loop;
 	/* Single-threaded here: curl_global_init is not thread-safe. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
-		snprintf(err, errlen, "deny webhook: libcurl initialisation failed");
+		snprintf(err, errlen,
+			 "deny webhook: libcurl initialisation failed");
 		free(wh);
 		return -EIO;
 	}

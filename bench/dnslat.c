@@ -78,7 +78,8 @@ int main(int argc, char **argv)
 	int fd;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: dnslat SERVER_IPV4 PORT NAMEFILE [MAX]\n");
+		fprintf(stderr,
+			"usage: dnslat SERVER_IPV4 PORT NAMEFILE [MAX]\n");
 		return 2;
 	}
 	sa.sin_port = htons((uint16_t)atoi(argv[2]));
@@ -93,7 +94,8 @@ int main(int argc, char **argv)
 	}
 	lat = calloc(max ? max : 1, sizeof(*lat));
 	fd = socket(AF_INET, SOCK_DGRAM, 0);
-	if (!lat || fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	if (!lat || fd < 0 ||
+	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		perror("dnslat");
 		return 2;
 	}
@@ -121,7 +123,8 @@ int main(int argc, char **argv)
 			double left = deadline - now_us();
 			ssize_t got;
 
-			if (left <= 0 || poll(&pfd, 1, (int)(left / 1000) + 1) <= 0) {
+			if (left <= 0 ||
+			    poll(&pfd, 1, (int)(left / 1000) + 1) <= 0) {
 				timeouts++;
 				break;
 			}
@@ -140,6 +143,7 @@ int main(int argc, char **argv)
 	qsort(lat, ok, sizeof(*lat), cmp_double);
 #define PCT(p) (ok ? lat[(size_t)((double)(ok - 1) * (p))] : 0.0)
 	printf("n=%zu ok=%zu timeouts=%zu p50_us=%.1f p90_us=%.1f p99_us=%.1f mean_us=%.1f\n",
-	       n, ok, timeouts, PCT(0.5), PCT(0.9), PCT(0.99), ok ? sum / (double)ok : 0.0);
+	       n, ok, timeouts, PCT(0.5), PCT(0.9), PCT(0.99),
+	       ok ? sum / (double)ok : 0.0);
 	return 0;
 }

@@ -31,7 +31,7 @@ static double now_ns(void)
 
 static char (*make_names(long n))[64]
 {
-	char (*names)[64] = calloc(n, sizeof(*names));
+	char(*names)[64] = calloc(n, sizeof(*names));
 	long i;
 
 	if (!names)
@@ -45,7 +45,7 @@ static char (*make_names(long n))[64]
 int main(int argc, char **argv)
 {
 	long n = argc > 1 ? atol(argv[1]) : 1000000, i;
-	char (*names)[64] = make_names(ROUND);
+	char(*names)[64] = make_names(ROUND);
 	struct events *ev;
 	struct loop *loop;
 	uint32_t src = htonl(0x0ac80102), dst;

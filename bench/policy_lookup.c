@@ -30,7 +30,9 @@ enum query_kind {
 };
 
 static const char *const query_kind_name[Q_KINDS] = {
-	"exact hit", "wildcard hit (deep)", "miss",
+	"exact hit",
+	"wildcard hit (deep)",
+	"miss",
 };
 
 static void die(const char *what, int err)
@@ -79,10 +81,9 @@ static struct policy *build_policy(size_t n)
 		else if (i % 4 == 0) {
 			memcpy(target, "*.", 2);
 			wild_suffix(target + 2, sizeof(target) - 2, i);
-		}
-		else
-			snprintf(target, sizeof(target), "h%zu.svc.bench.example",
-				 i);
+		} else
+			snprintf(target, sizeof(target),
+				 "h%zu.svc.bench.example", i);
 		ret = policy_parse_target(target, &p->rules[i], err,
 					  sizeof(err));
 		if (ret) {

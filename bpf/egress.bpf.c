@@ -351,8 +351,8 @@ static __always_inline int is_api_intrusion(struct __sk_buff *skb,
 		return 0;
 	if (skb->ifindex != LOOPBACK_IFINDEX && !is_loopback(addr, is6))
 		return 0;
-	if (cfg->api_cgid && bpf_skb_ancestor_cgroup_id(skb, cfg->api_level) ==
-				     cfg->api_cgid)
+	if (cfg->api_cgid &&
+	    bpf_skb_ancestor_cgroup_id(skb, cfg->api_level) == cfg->api_cgid)
 		return 0;
 	return !is_agent_cookie(bpf_get_socket_cookie(skb));
 }
@@ -541,9 +541,9 @@ static __always_inline void flow_remember(struct bpf_sock *sk,
 #include "redirect.bpf.h"
 
 static __always_inline void inbound_key(struct egressd_inbound_key *k,
-				       const __u32 *peer, __u16 peer_port,
-				       __u16 local_port,
-				       const struct egress_pkt *pkt)
+					const __u32 *peer, __u16 peer_port,
+					__u16 local_port,
+					const struct egress_pkt *pkt)
 {
 	__builtin_memcpy(k->peer, peer, 16);
 	k->peer_port = peer_port;
@@ -615,7 +615,8 @@ int ingress_track(struct __sk_buff *skb)
 	/* TCP: only a connection opening creates an entry (not a reply to
 	 * one of ours); later packets of it refresh the entry above. */
 	if (pkt.proto == IPPROTO_TCP &&
-	    (pkt.tcp_flags & (EGRESS_TCP_SYN | EGRESS_TCP_ACK)) != EGRESS_TCP_SYN)
+	    (pkt.tcp_flags & (EGRESS_TCP_SYN | EGRESS_TCP_ACK)) !=
+		    EGRESS_TCP_SYN)
 		return EGRESS_ALLOW;
 	bpf_map_update_elem(&inbound, &k, &now, BPF_ANY);
 	return EGRESS_ALLOW;

@@ -254,7 +254,7 @@ static __always_inline int nd_unicast_shaped(struct __sk_buff *skb,
 {
 	__u32 len = skb->len - pkt->l4off;
 	const __u32 *want = pkt->icmp_type == EGRESS_ICMP6_NS ? pkt->dst :
-								   pkt->src;
+								pkt->src;
 	__u8 h[32];
 	__u32 t[4];
 

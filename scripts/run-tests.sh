@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # The whole test run behind `make test`: the docs check (what the code can
-# say is documented), unit suites (no root), the BPF verdict tests, a
+# say is documented), the format check (.clang-format), unit suites (no root), the BPF verdict tests, a
 # replay of the fuzz corpora, then the integration
 # scenarios in network namespaces (root). Prints each part's summary and
 # one closing line "N passed, M failed".
@@ -48,6 +48,14 @@ docs_rc=$?
 echo "$docs_out"
 add_counts "$(tail -1 <<<"$docs_out")"
 [ $docs_rc -eq 0 ] || [ "$total_fail" -gt 0 ] || total_fail=$((total_fail + 1))
+
+echo "== format check"
+fmt_out=$(scripts/check-format.sh)
+fmt_rc=$?
+grep -v '^format: ' <<<"$fmt_out"
+tail -1 <<<"$fmt_out"
+add_counts "$(tail -1 <<<"$fmt_out")"
+[ $fmt_rc -eq 0 ] || [ "$total_fail" -gt 0 ] || total_fail=$((total_fail + 1))
 
 echo "== unit tests"
 units=()

@@ -101,12 +101,12 @@ static const struct agent_bpf_ops stub_ops = {
 
 /* ---- a bare agent with both layers ---------------------------------- */
 
-#define ONE_ALLOW                                                          \
-	"{\"defaultAction\":\"deny\",\"egress\":["                          \
+#define ONE_ALLOW                                  \
+	"{\"defaultAction\":\"deny\",\"egress\":[" \
 	"{\"action\":\"allow\",\"target\":\"192.0.2.1\"}]}"
-#define TWO_ALLOW                                                          \
-	"{\"defaultAction\":\"deny\",\"egress\":["                          \
-	"{\"action\":\"allow\",\"target\":\"192.0.2.1\"},"                  \
+#define TWO_ALLOW                                          \
+	"{\"defaultAction\":\"deny\",\"egress\":["         \
+	"{\"action\":\"allow\",\"target\":\"192.0.2.1\"}," \
 	"{\"action\":\"allow\",\"target\":\"198.51.100.0/24\"}]}"
 
 static struct policy *parse(const char *json)
@@ -149,8 +149,8 @@ static void rig_up(struct rig *r, const char *policy_file)
 	r->a->cg.nft_ok = true;
 	r->a->policy = parse(ONE_ALLOW);
 	r->a->policy_source = "env";
-	ck_assert_int_eq(nftsync_new_with_talker(&r->a->nft, fake_talk, &r->nft),
-			 0);
+	ck_assert_int_eq(
+		nftsync_new_with_talker(&r->a->nft, fake_talk, &r->nft), 0);
 	r->a->nft_state = AGENT_NFT_ON;
 	/* Never dereferenced: every BPF call of an apply goes to stub_ops. */
 	r->a->bpf = (struct bpfsync *)&fbpf;
@@ -195,7 +195,8 @@ static void rig_file_rm(struct rig *r)
  */
 START_TEST(test_agent_revokes_learned_without_nft)
 {
-	struct policy_addr a = { .family = AF_INET, .prefixlen = 32,
+	struct policy_addr a = { .family = AF_INET,
+				 .prefixlen = 32,
 				 .addr = { 203, 0, 113, 9 } };
 	struct rig r = { 0 };
 	uint64_t now;
@@ -394,7 +395,8 @@ START_TEST(test_agent_ipv6_allow_refused_early)
 
 	rig_up(&r, NULL);
 	r.cfg.ipv6 = EGRESSD_IPV6_DENY;
-	p = parse("{\"egress\":[{\"action\":\"allow\",\"target\":\"2001:db8::1\"}]}");
+	p = parse(
+		"{\"egress\":[{\"action\":\"allow\",\"target\":\"2001:db8::1\"}]}");
 	ck_assert_int_eq(agent_replace_policy(r.a, p, "api", err, sizeof(err)),
 			 -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "egress[0]"));
@@ -464,12 +466,11 @@ START_TEST(test_agent_rule_ids_reach_bpf_and_nflog)
 	char err[512], name[64];
 
 	rig_up(&r, NULL);
-	ck_assert_int_eq(policy_parse_always_buf("198.51.100.0/24\n", 16,
-						 "deny.always", POLICY_DENY,
-						 &r.a->always[0].rules,
-						 &r.a->always[0].n, err,
-						 sizeof(err)),
-			 0);
+	ck_assert_int_eq(
+		policy_parse_always_buf("198.51.100.0/24\n", 16, "deny.always",
+					POLICY_DENY, &r.a->always[0].rules,
+					&r.a->always[0].n, err, sizeof(err)),
+		0);
 	ck_assert_int_eq(
 		agent_replace_policy(
 			r.a,
@@ -497,9 +498,8 @@ START_TEST(test_agent_rule_ids_reach_bpf_and_nflog)
 				  EGRESSD_RULE_ID(EGRESSD_RULE_DOH_BUILTIN, 4),
 				  name, sizeof(name)));
 	ck_assert_str_eq(name, "doh.builtin[4]");
-	ck_assert(agent_rule_name(r.a, EVENTS_REASON_DENY_RULE, AF_INET,
-				  pk.dst, EGRESSD_RULE_NONE, name,
-				  sizeof(name)));
+	ck_assert(agent_rule_name(r.a, EVENTS_REASON_DENY_RULE, AF_INET, pk.dst,
+				  EGRESSD_RULE_NONE, name, sizeof(name)));
 	ck_assert_str_eq(name, "deny.always[0]");
 	ck_assert(!agent_rule_name(r.a, EVENTS_REASON_DEFAULT_DENY, AF_INET,
 				   pk.dst, 0, name, sizeof(name)));

@@ -47,8 +47,7 @@ START_TEST(test_attached_names_cover_the_bpf_object)
 	snprintf(obj, sizeof(obj), "%s/../bpf/egress.bpf.o", dirname(exe));
 	o = bpf_object__open_file(obj, NULL);
 	ck_assert_msg(o != NULL, "cannot open %s", obj);
-	bpf_object__for_each_program(p, o)
-	{
+	bpf_object__for_each_program(p, o) {
 		snprintf(kname, sizeof(kname), "%s", bpf_program__name(p));
 		ck_assert_msg(attached_is_egressd_name(kname),
 			      "program %s of %s is not in attached.c's list",

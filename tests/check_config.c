@@ -29,8 +29,10 @@ static void write_resolv(const char *text)
 static void setup(void)
 {
 	static const char *const vars[] = {
-		"OPENSANDBOX_EGRESS_MODE", "OPENSANDBOX_EGRESS_DNS_UPSTREAM",
-		"OPENSANDBOX_EGRESS_MAX_RULES", "OPENSANDBOX_EGRESS_IPV6",
+		"OPENSANDBOX_EGRESS_MODE",
+		"OPENSANDBOX_EGRESS_DNS_UPSTREAM",
+		"OPENSANDBOX_EGRESS_MAX_RULES",
+		"OPENSANDBOX_EGRESS_IPV6",
 		"OPENSANDBOX_EGRESS_DNS_UPSTREAM_TIMEOUT",
 		"OPENSANDBOX_EGRESS_RESOLV_CONF",
 	};
@@ -39,7 +41,8 @@ static void setup(void)
 	for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
 		unsetenv(vars[i]);
 	strcpy(resolv, "/tmp/check_config_resolvXXXXXX");
-	write_resolv("# test\nnameserver 10.200.0.53\nnameserver fd00:200::53\n");
+	write_resolv(
+		"# test\nnameserver 10.200.0.53\nnameserver fd00:200::53\n");
 }
 
 static void teardown(void)
@@ -116,7 +119,8 @@ START_TEST(test_config_upstream_forms)
 	ck_assert_int_eq(config_parse_upstreams(
 				 " 10.200.0.1 , 10.200.0.2:54,[fd00:200::1]:55,"
 				 "[fd00:200::2],fd00:200::3,10.200.0.1",
-				 u, EGRESSD_MAX_UPSTREAMS, &n, err, sizeof(err)),
+				 u, EGRESSD_MAX_UPSTREAMS, &n, err,
+				 sizeof(err)),
 			 0);
 	ck_assert_int_eq(n, 5); /* the duplicate is dropped */
 	ck_assert_str_eq(u[0].text, "10.200.0.1:53");
@@ -183,7 +187,8 @@ START_TEST(test_config_bad_values_name_the_setting)
 		  "OPENSANDBOX_EGRESS_DNS_LISTEN_PORT" },
 		{ "--ipv6", "maybe", "OPENSANDBOX_EGRESS_IPV6" },
 		{ "--bpf", "on", "OPENSANDBOX_EGRESS_BPF" },
-		{ "--block-doh-443", "sure", "OPENSANDBOX_EGRESS_BLOCK_DOH_443" },
+		{ "--block-doh-443", "sure",
+		  "OPENSANDBOX_EGRESS_BLOCK_DOH_443" },
 		{ "--frame-guard", "maybe", "OPENSANDBOX_EGRESS_FRAME_GUARD" },
 		{ "--log-level", "loud", "OPENSANDBOX_EGRESS_LOG_LEVEL" },
 	};
@@ -196,10 +201,9 @@ START_TEST(test_config_bad_values_name_the_setting)
 		ck_assert_msg(load(&cfg, err, sizeof(err), cases[i][0],
 				   cases[i][1], NULL) == -EINVAL,
 			      "%s %s accepted", cases[i][0], cases[i][1]);
-		ck_assert_msg(strstr(err, cases[i][2]) &&
-				      strstr(err, cases[i][1]),
-			      "%s %s: message \"%s\"", cases[i][0], cases[i][1],
-			      err);
+		ck_assert_msg(
+			strstr(err, cases[i][2]) && strstr(err, cases[i][1]),
+			"%s %s: message \"%s\"", cases[i][0], cases[i][1], err);
 	}
 }
 END_TEST
@@ -512,7 +516,8 @@ START_TEST(test_config_upstream_probe_settings)
 		{ "OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE_INTERVAL_SEC", "0" },
 		{ "OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE_INTERVAL_SEC", "-5" },
 		{ "OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE_INTERVAL_SEC", "abc" },
-		{ "OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE_INTERVAL_SEC", "3601" },
+		{ "OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE_INTERVAL_SEC",
+		  "3601" },
 		{ "OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE", "a..b" },
 		{ "OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE", "bad name" },
 		{ "OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE", ".lead" },

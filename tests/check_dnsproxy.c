@@ -537,7 +537,8 @@ static void env_start(struct env *e, int n_ups, enum fake_mode m0,
 	ck_assert_int_eq(policy_parse_json(POLICY_JSON, strlen(POLICY_JSON), 0,
 					   &e->pol, err, sizeof(err)),
 			 0);
-	ck_assert_int_eq(policy_matcher_new(&e->m, e->pol, NULL, 0, NULL, 0), 0);
+	ck_assert_int_eq(policy_matcher_new(&e->m, e->pol, NULL, 0, NULL, 0),
+			 0);
 
 	e->cfg.upstream_timeout_ms = timeout_ms;
 	e->cfg.block_private_answers = env_block_private;

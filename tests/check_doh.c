@@ -77,7 +77,8 @@ START_TEST(test_doh_provider_addrs_are_addresses)
 		ck_assert_msg(inet_pton(AF_INET, l[i], buf) == 1 ||
 				      inet_pton(AF_INET6, l[i], buf) == 1,
 			      "%s", l[i]);
-		ck_assert_msg(!policy_parse_target(l[i], &r, err, sizeof(err)) &&
+		ck_assert_msg(!policy_parse_target(l[i], &r, err,
+						   sizeof(err)) &&
 				      r.kind == POLICY_KIND_IP,
 			      "%s", l[i]);
 		free(r.target);
@@ -108,15 +109,17 @@ START_TEST(test_doh_exact_allow_only_from_exact_rules)
 	struct policy_match pm;
 
 	/* Wildcard first: dns.google is allowed, but not by an exact rule. */
-	m = matcher("{\"egress\":[{\"action\":\"allow\",\"target\":\"*.google\"}]}");
+	m = matcher(
+		"{\"egress\":[{\"action\":\"allow\",\"target\":\"*.google\"}]}");
 	policy_matcher_lookup(m, "dns.google", 10, &pm);
 	ck_assert_int_eq(pm.action, POLICY_ALLOW);
 	ck_assert(!pm.exact_allow);
 	policy_matcher_free(m);
 
 	/* An exact allow after a wildcard still counts. */
-	m = matcher("{\"egress\":[{\"action\":\"allow\",\"target\":\"*.google\"},"
-		    "{\"action\":\"allow\",\"target\":\"DNS.google.\"}]}");
+	m = matcher(
+		"{\"egress\":[{\"action\":\"allow\",\"target\":\"*.google\"},"
+		"{\"action\":\"allow\",\"target\":\"DNS.google.\"}]}");
 	policy_matcher_lookup(m, "dns.google", 10, &pm);
 	ck_assert(pm.exact_allow);
 	policy_matcher_free(m);

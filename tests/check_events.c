@@ -319,11 +319,11 @@ END_TEST
 /* The rule that decided follows domain; no rule, no member. */
 START_TEST(test_events_packet_rule_member)
 {
-	static const char *const keys[] = { "ts", "level", "event", "layer",
-					     "reason", "action", "proto",
-					     "family", "dst", "dport", "src",
-					     "sport", "domain", "rule",
-					     "count", NULL };
+	static const char *const keys[] = {
+		"ts",	  "level",  "event", "layer", "reason", "action",
+		"proto",  "family", "dst",   "dport", "src",	"sport",
+		"domain", "rule",   "count", NULL
+	};
 	struct capture c;
 	uint8_t s[4] = { 10, 0, 0, 2 }, d1[4] = { 10, 0, 0, 11 },
 		d2[4] = { 10, 0, 0, 12 };

@@ -113,12 +113,14 @@ static int parse_lines(struct pipe_out *p, long long *out, int max)
 		ev = json_string_value(json_object_get(o, "event"));
 		ck_assert_ptr_nonnull(ev);
 		if (!strcmp(ev, "log_dropped")) {
-			ck_assert_str_eq(json_string_value(json_object_get(o, "level")),
-					 "warn");
+			ck_assert_str_eq(
+				json_string_value(json_object_get(o, "level")),
+				"warn");
 			out[n++] = -1 - json_integer_value(
-					       json_object_get(o, "dropped"));
+						json_object_get(o, "dropped"));
 		} else {
-			out[n++] = json_integer_value(json_object_get(o, "seq"));
+			out[n++] =
+				json_integer_value(json_object_get(o, "seq"));
 		}
 		json_decref(o);
 		s = nl + 1;

@@ -18,7 +18,8 @@ START_TEST(test_netns_device_link_decides)
 	struct netns_link host[] = {
 		{ .name = "lo" },
 		{ .name = "veth1" },
-		{ .name = "ens3", .parent_bus = "pci",
+		{ .name = "ens3",
+		  .parent_bus = "pci",
 		  .parent_dev = "0000:00:03.0" },
 	};
 	const struct netns_link *l;

@@ -115,8 +115,7 @@ static int expr_cb(struct nftnl_expr *e, void *data)
 		sb_add(sb, "%u", nftnl_expr_get_u32(e, NFTNL_EXPR_META_KEY));
 	} else if (!strcmp(name, "cmp")) {
 		p = nftnl_expr_get(e, NFTNL_EXPR_CMP_DATA, &len);
-		sb_add(sb, "%u,",
-		       nftnl_expr_get_u32(e, NFTNL_EXPR_CMP_OP));
+		sb_add(sb, "%u,", nftnl_expr_get_u32(e, NFTNL_EXPR_CMP_OP));
 		sb_hex(sb, p, len);
 	} else if (!strcmp(name, "payload")) {
 		sb_add(sb, "%u,%u,%u",
@@ -124,8 +123,7 @@ static int expr_cb(struct nftnl_expr *e, void *data)
 		       nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET),
 		       nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_LEN));
 	} else if (!strcmp(name, "lookup")) {
-		sb_add(sb, "@%s",
-		       nftnl_expr_get_str(e, NFTNL_EXPR_LOOKUP_SET));
+		sb_add(sb, "@%s", nftnl_expr_get_str(e, NFTNL_EXPR_LOOKUP_SET));
 	} else if (!strcmp(name, "socket")) {
 		sb_add(sb, "%u,%u",
 		       nftnl_expr_get_u32(e, NFTNL_EXPR_SOCKET_KEY),
@@ -135,7 +133,8 @@ static int expr_cb(struct nftnl_expr *e, void *data)
 		 * parser may read on when the length is a multiple of 4 (the
 		 * kernel bounds it by the attribute): every counter name
 		 * ends in "_drop", stop there. */
-		const char *on = nftnl_expr_get_str(e, NFTNL_EXPR_OBJREF_IMM_NAME);
+		const char *on =
+			nftnl_expr_get_str(e, NFTNL_EXPR_OBJREF_IMM_NAME);
 		const char *end = strstr(on, "_drop");
 
 		sb_add(sb, "%u,%.*s",
@@ -151,10 +150,11 @@ static int expr_cb(struct nftnl_expr *e, void *data)
 			int v = (int)nftnl_expr_get_u32(e,
 							NFTNL_EXPR_IMM_VERDICT);
 
-			sb_add(sb, "%s", v == NF_ACCEPT ? "accept" :
-					 v == NF_DROP	? "drop" :
-					 v == NFT_RETURN ? "return" :
-							   "?");
+			sb_add(sb, "%s",
+			       v == NF_ACCEPT  ? "accept" :
+			       v == NF_DROP    ? "drop" :
+			       v == NFT_RETURN ? "return" :
+						 "?");
 		} else {
 			p = nftnl_expr_get(e, NFTNL_EXPR_IMM_DATA, &len);
 			sb_hex(sb, p, len);
@@ -170,9 +170,11 @@ static int expr_cb(struct nftnl_expr *e, void *data)
 	} else if (!strcmp(name, "reject")) {
 		uint32_t rt = nftnl_expr_get_u32(e, NFTNL_EXPR_REJECT_TYPE);
 
-		sb_add(sb, "%s", rt == NFT_REJECT_TCP_RST ? "tcp-reset" :
-				 rt == NFT_REJECT_ICMPX_UNREACH ? "icmpx" :
-				 rt == NFT_REJECT_ICMP_UNREACH ? "icmp" : "?");
+		sb_add(sb, "%s",
+		       rt == NFT_REJECT_TCP_RST	      ? "tcp-reset" :
+		       rt == NFT_REJECT_ICMPX_UNREACH ? "icmpx" :
+		       rt == NFT_REJECT_ICMP_UNREACH  ? "icmp" :
+							"?");
 		if (nftnl_expr_is_set(e, NFTNL_EXPR_REJECT_CODE))
 			sb_add(sb, ",%u",
 			       nftnl_expr_get_u8(e, NFTNL_EXPR_REJECT_CODE));
@@ -257,11 +259,14 @@ static void render(struct sbuf *sb, const struct nlmsghdr *nlh)
 		ck_assert_int_eq(nftnl_table_nlmsg_parse(nlh, t), 0);
 		sb_add(sb, "table%c %s", type == NFT_MSG_NEWTABLE ? '+' : '-',
 		       nftnl_table_get_str(t, NFTNL_TABLE_NAME));
-		if (nftnl_table_get_u32(t, NFTNL_TABLE_FAMILY) == NFPROTO_NETDEV)
+		if (nftnl_table_get_u32(t, NFTNL_TABLE_FAMILY) ==
+		    NFPROTO_NETDEV)
 			sb_add(sb, " netdev");
 		if (nftnl_table_is_set(t, NFTNL_TABLE_USERDATA)) {
-			ud = nftnl_table_get_data(t, NFTNL_TABLE_USERDATA, &len);
-			sb_add(sb, " \"%s\"", comment_of(ud, len, NFTNL_UDATA_TABLE_COMMENT));
+			ud = nftnl_table_get_data(t, NFTNL_TABLE_USERDATA,
+						  &len);
+			sb_add(sb, " \"%s\"",
+			       comment_of(ud, len, NFTNL_UDATA_TABLE_COMMENT));
 		}
 		nftnl_table_free(t);
 		break;
@@ -328,7 +333,8 @@ static void render(struct sbuf *sb, const struct nlmsghdr *nlh)
 	case NFT_MSG_DELOBJ:
 		o = nftnl_obj_alloc();
 		ck_assert_int_eq(nftnl_obj_nlmsg_parse(nlh, o), 0);
-		sb_add(sb, "obj%c %s type=%u", type == NFT_MSG_NEWOBJ ? '+' : '-',
+		sb_add(sb, "obj%c %s type=%u",
+		       type == NFT_MSG_NEWOBJ ? '+' : '-',
 		       nftnl_obj_get_str(o, NFTNL_OBJ_NAME),
 		       nftnl_obj_get_u32(o, NFTNL_OBJ_TYPE));
 		nftnl_obj_free(o);
@@ -399,8 +405,7 @@ static int count(const struct trace *t, const char *prefix)
 	return n;
 }
 
-static int count_sub(const struct trace *t, const char *prefix,
-		     const char *sub)
+static int count_sub(const struct trace *t, const char *prefix, const char *sub)
 {
 	int i, n = 0;
 
@@ -411,8 +416,7 @@ static int count_sub(const struct trace *t, const char *prefix,
 	return n;
 }
 
-static struct policy_addr A(const char *s)
-{
+static struct policy_addr A(const char *s) {
 	struct policy_addr a = { 0 };
 	char buf[64], *sl;
 
@@ -431,7 +435,8 @@ static struct policy_addr A(const char *s)
 	return a;
 }
 
-static struct nftsync_config base_cfg(void)
+static struct nftsync_config
+base_cfg(void)
 {
 	struct nftsync_config c = {
 		.dns_port = 15353,
@@ -469,17 +474,17 @@ static int chain_comments(const struct trace *t, const char *chain,
 }
 
 /* The comments of the ICMPv6 rules (build_icmp6_rules), in order. */
-#define ICMP6_RULES                                                              \
-	"ICMPv6 router solicitation to all-routers",                              \
-		"ICMPv6 neighbour solicitation to a solicited-node address",      \
-		"ICMPv6 neighbour solicitation to link-local",                    \
-		"ICMPv6 neighbour advertisement to all-nodes",                    \
-		"ICMPv6 neighbour advertisement to link-local",                   \
-		"MLDv2 report to all MLDv2 routers",                              \
-		"MLDv1 report, link-scope group",                                 \
-		"MLDv1 done, link-scope group",                                   \
-		"neighbour solicitation from a process, off the link scope",      \
-		"neighbour advertisement from a process, off the link scope",     \
+#define ICMP6_RULES                                                                  \
+	"ICMPv6 router solicitation to all-routers",                                 \
+		"ICMPv6 neighbour solicitation to a solicited-node address",         \
+		"ICMPv6 neighbour solicitation to link-local",                       \
+		"ICMPv6 neighbour advertisement to all-nodes",                       \
+		"ICMPv6 neighbour advertisement to link-local",                      \
+		"MLDv2 report to all MLDv2 routers",                                 \
+		"MLDv1 report, link-scope group",                                    \
+		"MLDv1 done, link-scope group",                                      \
+		"neighbour solicitation from a process, off the link scope",         \
+		"neighbour advertisement from a process, off the link scope",        \
 		"the kernel's neighbour solicitation (NUD) to an on-link neighbour", \
 		"the kernel's neighbour advertisement to an on-link neighbour"
 
@@ -502,10 +507,12 @@ START_TEST(test_nftsync_batch_framing)
 			ck_assert(t.flags[i] & NLM_F_ACK);
 	}
 	ck_assert_str_eq(nftsync_batch_describe(b, 1000), "batch begin");
-	ck_assert_str_eq(nftsync_batch_describe(b, 1001), "add table inet egressd");
+	ck_assert_str_eq(nftsync_batch_describe(b, 1001),
+			 "add table inet egressd");
 	i = find(&t, 0, "rule egress");
-	ck_assert_str_eq(nftsync_batch_describe(b, 1000 + i),
-			 "add rule egress \"loopback: egressd DNS proxy and API\"");
+	ck_assert_str_eq(
+		nftsync_batch_describe(b, 1000 + i),
+		"add rule egress \"loopback: egressd DNS proxy and API\"");
 	i = find(&t, 0, "chain- egress");
 	ck_assert_str_eq(nftsync_batch_describe(b, 1000 + i),
 			 "delete chain egress");
@@ -552,8 +559,9 @@ START_TEST(test_nftsync_table_and_chains)
 	struct trace t;
 
 	build_apply(&cfg, NULL, 0, 0, &t);
-	ck_assert_str_eq(t.line[1],
-			 "table+ egressd \"egressd: removed only by egressd --cleanup\"");
+	ck_assert_str_eq(
+		t.line[1],
+		"table+ egressd \"egressd: removed only by egressd --cleanup\"");
 	ck_assert_int_eq(count(&t, "table-"), 0);
 	assert_fresh_chain(
 		&t, "dns_redirect",
@@ -590,10 +598,12 @@ START_TEST(test_nftsync_antispoof_every_mode)
 		cfg.bpf_redirect = mode == 2;
 		build_apply(&cfg, NULL, 0, 0, &t);
 		ck_assert_int_eq(chain_comments(&t, "antispoof", rules, 8), 2);
-		ck_assert_str_eq(rules[0],
-				 "\"forged IPv4 source (not an address of this netns)\"");
-		ck_assert_str_eq(rules[1],
-				 "\"forged IPv6 source (not an address of this netns)\"");
+		ck_assert_str_eq(
+			rules[0],
+			"\"forged IPv4 source (not an address of this netns)\"");
+		ck_assert_str_eq(
+			rules[1],
+			"\"forged IPv6 source (not an address of this netns)\"");
 		trace_free(&t);
 	}
 }
@@ -611,15 +621,18 @@ START_TEST(test_nftsync_redirect_rules)
 	ck_assert_int_eq(count(&t, "rule dns_redirect"), 3);
 	i = find(&t, 0, "rule dns_redirect");
 	/* socket cgroupv2 level 2, id compared in host byte order */
-	snprintf(want, sizeof(want),
-		 "rule dns_redirect socket(%u,2) cmp(0,", NFT_SOCKET_CGROUPV2);
-	ck_assert_msg(!strncmp(t.line[i], want, strlen(want)), "%s",
-		      t.line[i]);
-	ck_assert_ptr_nonnull(strstr(t.line[i], "8877665544332211) immediate(return) \"egressd agent's own DNS queries\""));
-	ck_assert_str_eq(t.line[i + 1],
-			 "rule dns_redirect meta(16) cmp(0,11) payload(2,2,2) cmp(0,0035) immediate(3bf9) redir(1) \"DNS over UDP to the egressd proxy\"");
-	ck_assert_str_eq(t.line[i + 2],
-			 "rule dns_redirect meta(16) cmp(0,06) payload(2,2,2) cmp(0,0035) immediate(3bf9) redir(1) \"DNS over TCP to the egressd proxy\"");
+	snprintf(want, sizeof(want), "rule dns_redirect socket(%u,2) cmp(0,",
+		 NFT_SOCKET_CGROUPV2);
+	ck_assert_msg(!strncmp(t.line[i], want, strlen(want)), "%s", t.line[i]);
+	ck_assert_ptr_nonnull(strstr(
+		t.line[i],
+		"8877665544332211) immediate(return) \"egressd agent's own DNS queries\""));
+	ck_assert_str_eq(
+		t.line[i + 1],
+		"rule dns_redirect meta(16) cmp(0,11) payload(2,2,2) cmp(0,0035) immediate(3bf9) redir(1) \"DNS over UDP to the egressd proxy\"");
+	ck_assert_str_eq(
+		t.line[i + 2],
+		"rule dns_redirect meta(16) cmp(0,06) payload(2,2,2) cmp(0,0035) immediate(3bf9) redir(1) \"DNS over TCP to the egressd proxy\"");
 	trace_free(&t);
 }
 END_TEST
@@ -631,7 +644,8 @@ START_TEST(test_nftsync_dns_mode_removes_filter)
 
 	cfg.filter = false;
 	build_apply(&cfg, NULL, 0, 0, &t);
-	ck_assert_int_gt(find(&t, find(&t, 0, "chain+ egress"), "chain- egress"), 0);
+	ck_assert_int_gt(
+		find(&t, find(&t, 0, "chain+ egress"), "chain- egress"), 0);
 	ck_assert_int_eq(count(&t, "rule egress"), 0);
 	ck_assert_int_eq(count(&t, "set+"), 12);
 	ck_assert_int_eq(count(&t, "set-"), 12);
@@ -661,16 +675,24 @@ START_TEST(test_nftsync_api_rules)
 	build_apply(&cfg, NULL, 0, 0, &t);
 	n = chain_comments(&t, "egress", got, 64);
 	ck_assert_int_ge(n, 3);
-	ck_assert_str_eq(got[0], "\"egressd API: egressd's cgroup (egressctl) may connect\"");
-	ck_assert_str_eq(got[1], "\"egressd API: never from another cgroup, whatever the token\"");
+	ck_assert_str_eq(
+		got[0],
+		"\"egressd API: egressd's cgroup (egressctl) may connect\"");
+	ck_assert_str_eq(
+		got[1],
+		"\"egressd API: never from another cgroup, whatever the token\"");
 	ck_assert_str_eq(got[2], "\"loopback: egressd DNS proxy and API\"");
 	/* lo, tcp, dport 18080 (0x46a0), SYN without ACK, then the cgroup */
-	ck_assert_int_eq(count_sub(&t, "rule egress",
-				   "payload(2,2,2) cmp(0,46a0) payload(2,13,1) bitwise(12) cmp(0,02) socket("),
-			 1);
-	ck_assert_int_eq(count_sub(&t, "rule egress",
-				   "cmp(0,02) objref(1,api_drop) log(egressd:api,180) immediate(drop)"),
-			 1);
+	ck_assert_int_eq(
+		count_sub(
+			&t, "rule egress",
+			"payload(2,2,2) cmp(0,46a0) payload(2,13,1) bitwise(12) cmp(0,02) socket("),
+		1);
+	ck_assert_int_eq(
+		count_sub(
+			&t, "rule egress",
+			"cmp(0,02) objref(1,api_drop) log(egressd:api,180) immediate(drop)"),
+		1);
 	ck_assert_int_gt(find(&t, 0, "obj+ api_drop type=1"), 0);
 	trace_free(&t);
 
@@ -679,16 +701,20 @@ START_TEST(test_nftsync_api_rules)
 	cfg.workload_cgroup_id = 0x77;
 	cfg.workload_cgroup_level = 2;
 	build_apply(&cfg, NULL, 0, 0, &t);
-	ck_assert_int_eq(count_sub(&t, "rule egress",
-				   "cmp(0,02) socket("), 2);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "cmp(0,02) socket("), 2);
 	n = chain_comments(&t, "egress", got, 64);
-	ck_assert_str_eq(got[1], "\"egressd API: never from the workload, whatever the token\"");
+	ck_assert_str_eq(
+		got[1],
+		"\"egressd API: never from the workload, whatever the token\"");
 	trace_free(&t);
 
 	/* dns mode: a chain of its own for them, api_drop kept */
 	cfg.filter = false;
 	build_apply(&cfg, NULL, 0, 0, &t);
-	ck_assert_int_ge(find(&t, 0, "chain+ egress filter hook=3 prio=0 policy=1 \"egressd dns mode: the API port is egressd's, accepts the rest\""), 0);
+	ck_assert_int_ge(
+		find(&t, 0,
+		     "chain+ egress filter hook=3 prio=0 policy=1 \"egressd dns mode: the API port is egressd's, accepts the rest\""),
+		0);
 	ck_assert_int_eq(count_sub(&t, "rule egress", "objref(1,api_drop)"), 1);
 	ck_assert_int_eq(count(&t, "obj- api_drop"), 0);
 	trace_free(&t);
@@ -719,16 +745,34 @@ START_TEST(test_nftsync_agent_withdrawn)
 
 	cfg.agent_withdrawn = true;
 	build_apply(&cfg, NULL, 0, 0, &t);
-	ck_assert_int_eq(count_sub(&t, "rule egress", "\"egressd agent to its upstream resolvers\""), 0);
-	ck_assert_int_eq(count_sub(&t, "rule egress", "\"egressd agent's own traffic (upstream DNS, webhook)\""), 0);
-	ck_assert_int_eq(count_sub(&t, "rule egress", "\"port 53 only through the egressd redirect\""), 2);
-	ck_assert_int_eq(count_sub(&t, "rule dns_redirect", "\"egressd agent's own DNS queries\""), 1);
+	ck_assert_int_eq(
+		count_sub(&t, "rule egress",
+			  "\"egressd agent to its upstream resolvers\""),
+		0);
+	ck_assert_int_eq(
+		count_sub(
+			&t, "rule egress",
+			"\"egressd agent's own traffic (upstream DNS, webhook)\""),
+		0);
+	ck_assert_int_eq(
+		count_sub(&t, "rule egress",
+			  "\"port 53 only through the egressd redirect\""),
+		2);
+	ck_assert_int_eq(count_sub(&t, "rule dns_redirect",
+				   "\"egressd agent's own DNS queries\""),
+			 1);
 	trace_free(&t);
 
 	cfg.filter = false;
 	build_apply(&cfg, NULL, 0, 0, &t);
-	ck_assert_int_eq(count_sub(&t, "rule egress", "\"port 53 only through the egressd redirect\""), 2);
-	ck_assert_int_eq(count_sub(&t, "rule egress", "\"egressd agent to its upstream resolvers\""), 0);
+	ck_assert_int_eq(
+		count_sub(&t, "rule egress",
+			  "\"port 53 only through the egressd redirect\""),
+		2);
+	ck_assert_int_eq(
+		count_sub(&t, "rule egress",
+			  "\"egressd agent to its upstream resolvers\""),
+		0);
 	ck_assert_int_eq(count(&t, "obj- dns_drop"), 0);
 	trace_free(&t);
 }
@@ -780,27 +824,44 @@ START_TEST(test_nftsync_filter_chain_order)
 		ck_assert_str_eq(got[i], q);
 	}
 	/* last rule: counted, logged drop */
+	ck_assert_int_eq(
+		count_sub(
+			&t, "rule egress",
+			"objref(1,default_drop) log(egressd:default_deny,180) immediate(drop) \"defaultAction deny\""),
+		1);
 	ck_assert_int_eq(count_sub(&t, "rule egress",
-				   "objref(1,default_drop) log(egressd:default_deny,180) immediate(drop) \"defaultAction deny\""),
-			 1);
-	ck_assert_int_eq(count_sub(&t, "rule egress",
-				   "log(egressd:dot,180) immediate(drop)"), 2);
-	ck_assert_int_eq(count_sub(&t, "rule egress",
-				   "lookup(@doh_v4) objref(1,doh_drop) log(egressd:doh,180)"), 2);
-	ck_assert_int_eq(count_sub(&t, "rule egress",
-				   "lookup(@deny_v6) objref(1,deny_drop) log(egressd:deny_rule,180)"), 1);
+				   "log(egressd:dot,180) immediate(drop)"),
+			 2);
+	ck_assert_int_eq(
+		count_sub(
+			&t, "rule egress",
+			"lookup(@doh_v4) objref(1,doh_drop) log(egressd:doh,180)"),
+		2);
+	ck_assert_int_eq(
+		count_sub(
+			&t, "rule egress",
+			"lookup(@deny_v6) objref(1,deny_drop) log(egressd:deny_rule,180)"),
+		1);
 	/* every drop counts and logs; no accept does */
 	ck_assert_int_eq(count_sub(&t, "rule egress", "immediate(drop)"),
 			 count_sub(&t, "rule egress", "objref(1,"));
 	ck_assert_int_eq(count_sub(&t, "rule egress", "immediate(drop)"),
 			 count_sub(&t, "rule egress", "log(egressd:"));
 	/* ct state established,related */
-	ck_assert_int_eq(count_sub(&t, "rule egress", "ct(0) bitwise(06000000) cmp(1,00000000) immediate(accept)"), 1);
+	ck_assert_int_eq(
+		count_sub(
+			&t, "rule egress",
+			"ct(0) bitwise(06000000) cmp(1,00000000) immediate(accept)"),
+		1);
 	/* upstream accepts: port 53 compared first, then cgroup and set */
 	ck_assert_int_eq(count_sub(&t, "rule egress",
-				   "payload(2,2,2) cmp(0,0035) socket("), 4);
-	ck_assert_int_eq(count_sub(&t, "rule egress",
-				   "meta(15) cmp(0,02) payload(1,16,4) lookup(@upstream_v4) immediate(accept)"), 2);
+				   "payload(2,2,2) cmp(0,0035) socket("),
+			 4);
+	ck_assert_int_eq(
+		count_sub(
+			&t, "rule egress",
+			"meta(15) cmp(0,02) payload(1,16,4) lookup(@upstream_v4) immediate(accept)"),
+		2);
 	trace_free(&t);
 }
 END_TEST
@@ -822,17 +883,24 @@ START_TEST(test_nftsync_bpf_handoff)
 	cfg.workload_cgroup_id = 4242;
 	cfg.workload_cgroup_level = 3;
 	build_apply(&cfg, NULL, 0, 0, &t);
-	handoff = find_sub(&t, "\"workload cgroup: judged by the egressd BPF program\"");
+	handoff = find_sub(
+		&t, "\"workload cgroup: judged by the egressd BPF program\"");
 	ck_assert_int_ge(handoff, 0);
 	ck_assert_ptr_nonnull(strstr(t.line[handoff], "socket("));
 	ck_assert_ptr_nonnull(strstr(t.line[handoff], "immediate(accept)"));
 	/* the first rule: a workload packet walks one rule */
 	ck_assert_int_eq(handoff, find_sub(&t, "rule egress"));
-	ck_assert_int_lt(handoff,
-			 find_sub(&t, "\"egressd agent's own traffic (upstream DNS, webhook)\""));
-	ck_assert_int_lt(handoff,
-			 find_sub(&t, "\"port 53 only through the egressd redirect\""));
-	ck_assert_int_lt(handoff, find_sub(&t, "\"ICMPv6 router solicitation to all-routers\""));
+	ck_assert_int_lt(
+		handoff,
+		find_sub(
+			&t,
+			"\"egressd agent's own traffic (upstream DNS, webhook)\""));
+	ck_assert_int_lt(
+		handoff,
+		find_sub(&t, "\"port 53 only through the egressd redirect\""));
+	ck_assert_int_lt(
+		handoff,
+		find_sub(&t, "\"ICMPv6 router solicitation to all-routers\""));
 	ck_assert_int_lt(handoff, find_sub(&t, "\"DNS over TLS\""));
 	/* the rest of the namespace is still judged statefully */
 	ck_assert_int_eq(count_sub(&t, "rule egress", " ct(0) "), 1);
@@ -863,11 +931,16 @@ START_TEST(test_nftsync_bpf_handoff)
 	/* ... unless IPv6 is off: IPv4 handed off first, then the rejects */
 	cfg.ipv6_deny = true;
 	build_apply(&cfg, NULL, 0, 0, &t);
-	handoff = find_sub(&t, "\"workload = every cgroup, IPv4: judged by the egressd BPF program\"");
+	handoff = find_sub(
+		&t,
+		"\"workload = every cgroup, IPv4: judged by the egressd BPF program\"");
 	ck_assert_int_eq(handoff, find_sub(&t, "rule egress"));
 	ck_assert_ptr_null(strstr(t.line[handoff], "socket("));
-	ck_assert_int_lt(find_sub(&t, "\"IPv6 disabled\""),
-			 find_sub(&t, "\"workload = every cgroup: judged by the egressd BPF program\""));
+	ck_assert_int_lt(
+		find_sub(&t, "\"IPv6 disabled\""),
+		find_sub(
+			&t,
+			"\"workload = every cgroup: judged by the egressd BPF program\""));
 	/* nobody is left for nftables to judge: no conntrack */
 	ck_assert_int_eq(count_sub(&t, "rule egress", " ct(0) "), 0);
 	trace_free(&t);
@@ -906,14 +979,20 @@ START_TEST(test_nftsync_bpf_redirect)
 	ck_assert_int_eq(count(&t, "rule dns_redirect"), 0);
 	/* no loopback-daddr rules: the rewrite happens before routing */
 	ck_assert_int_lt(find_sub(&t, "\"loopback destination"), 0);
-	ck_assert_int_eq(count_sub(&t, "rule egress", "\"port 53 only through the egressd redirect\""), 2);
+	ck_assert_int_eq(
+		count_sub(&t, "rule egress",
+			  "\"port 53 only through the egressd redirect\""),
+		2);
 	trace_free(&t);
 
 	/* dns mode: a chain egress with only the port-53 rules */
 	cfg.filter = false;
 	cfg.bpf_handoff = false;
 	build_apply(&cfg, NULL, 0, 0, &t);
-	ck_assert_int_ge(find(&t, 0, "chain+ egress filter hook=3 prio=0 policy=1 \"egressd dns mode: port 53 only through the redirect, accepts the rest\""), 0);
+	ck_assert_int_ge(
+		find(&t, 0,
+		     "chain+ egress filter hook=3 prio=0 policy=1 \"egressd dns mode: port 53 only through the redirect, accepts the rest\""),
+		0);
 	n = chain_comments(&t, "egress", got, 64);
 	ck_assert_int_eq(n, (int)(sizeof(want_dns) / sizeof(want_dns[0])));
 	for (i = 0; i < n; i++) {
@@ -922,8 +1001,13 @@ START_TEST(test_nftsync_bpf_redirect)
 	}
 	/* the agent is exempt by cgroup, on any address (no upstream set) */
 	ck_assert_int_eq(count_sub(&t, "rule egress", "lookup("), 0);
-	ck_assert_int_eq(count_sub(&t, "rule egress", "cmp(0,0035) socket("), 2);
-	ck_assert_int_eq(count_sub(&t, "rule egress", "objref(1,dns_drop) log(egressd:default_deny,180) immediate(drop)"), 2);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "cmp(0,0035) socket("),
+			 2);
+	ck_assert_int_eq(
+		count_sub(
+			&t, "rule egress",
+			"objref(1,dns_drop) log(egressd:default_deny,180) immediate(drop)"),
+		2);
 	ck_assert_int_eq(count(&t, "obj- dns_drop"), 0);
 	ck_assert_int_eq(count(&t, "obj- ipv6_drop"), 1);
 	ck_assert_int_eq(count_sub(&t, "rule egress", " ct(0) "), 0);
@@ -932,7 +1016,10 @@ START_TEST(test_nftsync_bpf_redirect)
 	/* dns mode with IPv6 off as well */
 	cfg.ipv6_deny = true;
 	build_apply(&cfg, NULL, 0, 0, &t);
-	ck_assert_int_ge(find(&t, 0, "chain+ egress filter hook=3 prio=0 policy=1 \"egressd dns mode: IPv6 off, port 53 only through the redirect, accepts the rest\""), 0);
+	ck_assert_int_ge(
+		find(&t, 0,
+		     "chain+ egress filter hook=3 prio=0 policy=1 \"egressd dns mode: IPv6 off, port 53 only through the redirect, accepts the rest\""),
+		0);
 	ck_assert_int_eq(count_sub(&t, "rule egress", "reject("), 2);
 	ck_assert_int_eq(count_sub(&t, "rule egress", "objref(1,dns_drop)"), 2);
 	ck_assert_int_eq(count(&t, "obj- "), 4);
@@ -955,12 +1042,17 @@ START_TEST(test_nftsync_default_accept_ipv6_deny)
 	ck_assert_str_eq(got[n - 1], "\"defaultAction allow\"");
 	/* IPv6 deny is absolute: ahead of the agent and of every allow. */
 	ck_assert_int_ge(find_sub(&t, "\"IPv6 disabled\""), 0);
-	ck_assert_int_lt(find_sub(&t, "\"IPv6 disabled\""),
-			 find_sub(&t, "\"egressd agent to its upstream resolvers\""));
+	ck_assert_int_lt(
+		find_sub(&t, "\"IPv6 disabled\""),
+		find_sub(&t, "\"egressd agent to its upstream resolvers\""));
 	ck_assert_int_lt(find_sub(&t, "\"IPv6 disabled\""),
 			 find_sub(&t, "\"allowed by IP/CIDR rule\""));
-	ck_assert_int_eq(count_sub(&t, "rule egress", " immediate(accept) \"defaultAction allow\""), 1);
-	ck_assert_int_eq(count_sub(&t, "rule egress", "\"defaultAction deny\""), 0);
+	ck_assert_int_eq(
+		count_sub(&t, "rule egress",
+			  " immediate(accept) \"defaultAction allow\""),
+		1);
+	ck_assert_int_eq(count_sub(&t, "rule egress", "\"defaultAction deny\""),
+			 0);
 	trace_free(&t);
 }
 END_TEST
@@ -987,14 +1079,27 @@ START_TEST(test_nftsync_ipv6_deny_rejects)
 	ck_assert_str_eq(t.line[i + 1], v6off_rules[1]);
 	ck_assert_int_eq(count_sub(&t, "rule egress", "reject("), 2);
 	ck_assert_int_eq(count_sub(&t, "rule egress", "ipv6_disabled"), 2);
-	ck_assert_int_eq(count_sub(&t, "rule egress", "ipv6_drop) log(egressd:ipv6_disabled,180) immediate(drop)"), 0);
+	ck_assert_int_eq(
+		count_sub(
+			&t, "rule egress",
+			"ipv6_drop) log(egressd:ipv6_disabled,180) immediate(drop)"),
+		0);
 	/* right after the ICMPv6 accepts, ahead of the agent and the rest */
-	ck_assert_str_eq(strchr(t.line[i - 1], '"'),
-			 "\"the kernel's neighbour advertisement to an on-link neighbour\"");
-	ck_assert_int_lt(i, find_sub(&t, "\"egressd agent to its upstream resolvers\""));
-	ck_assert_int_lt(i, find_sub(&t, "\"egressd agent's own traffic (upstream DNS, webhook)\""));
+	ck_assert_str_eq(
+		strchr(t.line[i - 1], '"'),
+		"\"the kernel's neighbour advertisement to an on-link neighbour\"");
+	ck_assert_int_lt(
+		i, find_sub(&t, "\"egressd agent to its upstream resolvers\""));
+	ck_assert_int_lt(
+		i,
+		find_sub(
+			&t,
+			"\"egressd agent's own traffic (upstream DNS, webhook)\""));
 	/* ND stays allowed ahead of the IPv6 reject */
-	ck_assert_int_lt(find(&t, 0, "rule egress meta(15) cmp(0,0a) meta(16) cmp(0,3a) payload(2,0,1) cmp(0,87)"), i);
+	ck_assert_int_lt(
+		find(&t, 0,
+		     "rule egress meta(15) cmp(0,0a) meta(16) cmp(0,3a) payload(2,0,1) cmp(0,87)"),
+		i);
 	ck_assert_int_eq(count(&t, "obj+ ipv6_drop"), 1);
 	ck_assert_int_eq(count(&t, "obj- "), 0);
 	trace_free(&t);
@@ -1004,10 +1109,15 @@ START_TEST(test_nftsync_ipv6_deny_rejects)
 	cfg.workload_cgroup_level = 2;
 	cfg.workload_cgroup_id = 42;
 	build_apply(&cfg, NULL, 0, 0, &t);
-	ck_assert_int_lt(find(&t, 0, v6off_rules[1]),
-			 find_sub(&t, "\"workload cgroup: judged by the egressd BPF program"));
+	ck_assert_int_lt(
+		find(&t, 0, v6off_rules[1]),
+		find_sub(
+			&t,
+			"\"workload cgroup: judged by the egressd BPF program"));
 	/* only IPv4 is handed off ahead of them */
-	i = find_sub(&t, "\"workload cgroup, IPv4: judged by the egressd BPF program");
+	i = find_sub(
+		&t,
+		"\"workload cgroup, IPv4: judged by the egressd BPF program");
 	ck_assert_int_lt(i, find(&t, 0, v6off_rules[0]));
 	ck_assert_ptr_nonnull(strstr(t.line[i], "meta(15) cmp(0,02) socket("));
 	trace_free(&t);
@@ -1049,8 +1159,9 @@ START_TEST(test_nftsync_dns_mode_ipv6_deny)
 	ck_assert_int_gt(del, 0);
 	add = find(&t, del, "chain+ egress");
 	ck_assert_int_gt(add, del);
-	ck_assert_str_eq(t.line[add],
-			 "chain+ egress filter hook=3 prio=0 policy=1 \"egressd IPv6 off (dns mode): rejects IPv6, accepts the rest\"");
+	ck_assert_str_eq(
+		t.line[add],
+		"chain+ egress filter hook=3 prio=0 policy=1 \"egressd IPv6 off (dns mode): rejects IPv6, accepts the rest\"");
 	ck_assert_int_eq(count(&t, "chain- egress"), 1);
 	ck_assert_int_lt(add, find(&t, 0, "rule egress"));
 	/* only the IPv6-off rules, ending in an explicit accept */
@@ -1063,8 +1174,9 @@ START_TEST(test_nftsync_dns_mode_ipv6_deny)
 	i = find(&t, 0, v6off_rules[0]);
 	ck_assert_int_gt(i, 0);
 	ck_assert_str_eq(t.line[i + 1], v6off_rules[1]);
-	ck_assert_str_eq(t.line[i + 2],
-			 "rule egress immediate(accept) \"dns mode: nothing else is filtered here\"");
+	ck_assert_str_eq(
+		t.line[i + 2],
+		"rule egress immediate(accept) \"dns mode: nothing else is filtered here\"");
 	/* IPv6 off is absolute: no "established" rule lets old flows on */
 	ck_assert_int_eq(count_sub(&t, "rule egress", " ct(0) "), 0);
 	/* no rule uses a set; the sets are gone, the counter stays */
@@ -1128,8 +1240,10 @@ START_TEST(test_nftsync_icmp6_link_scope)
 	ck_assert_int_lt(u, k);
 	/* no ICMPv6 type is accepted without a destination or hop limit
 	 * check: packet too big (2) and echo (128) are judged as usual */
-	ck_assert_int_eq(count_sub(&t, "rule egress", "payload(2,0,1) cmp(0,02)"), 0);
-	ck_assert_int_eq(count_sub(&t, "rule egress", "cmp(0,3a) payload(2,0,1)"), 12);
+	ck_assert_int_eq(
+		count_sub(&t, "rule egress", "payload(2,0,1) cmp(0,02)"), 0);
+	ck_assert_int_eq(
+		count_sub(&t, "rule egress", "cmp(0,3a) payload(2,0,1)"), 12);
 	ck_assert_int_eq(count_sub(&t, "rule egress", "payload(1,7,1)"), 10);
 	trace_free(&t);
 }
@@ -1143,7 +1257,10 @@ START_TEST(test_nftsync_blanket_443)
 
 	cfg.block_doh_443 = true;
 	build_apply(&cfg, NULL, 0, 0, &t);
-	ck_assert_int_eq(count_sub(&t, "rule egress", "\"BLOCK_DOH_443 without blocklist: all 443\""), 2);
+	ck_assert_int_eq(
+		count_sub(&t, "rule egress",
+			  "\"BLOCK_DOH_443 without blocklist: all 443\""),
+		2);
 	ck_assert_int_eq(count_sub(&t, "rule egress", "lookup(@doh_v"), 0);
 	trace_free(&t);
 	/* with a blocklist it keeps its upstream meaning: only those */
@@ -1152,7 +1269,8 @@ START_TEST(test_nftsync_blanket_443)
 	build_apply(&cfg, NULL, 0, 0, &t);
 	ck_assert_int_eq(count_sub(&t, "rule egress", "all 443"), 0);
 	ck_assert_int_eq(count_sub(&t, "rule egress", "lookup(@doh_v"), 4);
-	ck_assert_int_eq(count_sub(&t, "elem+ doh_v4", " 192.0.2.1 192.0.2.2/end"), 1);
+	ck_assert_int_eq(
+		count_sub(&t, "elem+ doh_v4", " 192.0.2.1 192.0.2.2/end"), 1);
 	trace_free(&t);
 }
 END_TEST
@@ -1169,12 +1287,15 @@ START_TEST(test_nftsync_sets_and_counters)
 	ck_assert_int_gt(i, 0);
 	ck_assert_str_eq(t.line[i + 1], "set- allow_v4");
 	ck_assert(!strncmp(t.line[i + 2], "set+ allow_v4 flags=4", 21));
-	ck_assert_int_gt(find(&t, 0, "set+ deny_v6 flags=4 klen=16 ktype=8"), 0);
+	ck_assert_int_gt(find(&t, 0, "set+ deny_v6 flags=4 klen=16 ktype=8"),
+			 0);
 	ck_assert_int_gt(find(&t, 0, "set+ doh_allow_v4 flags=0 klen=4"), 0);
 	ck_assert_int_gt(find(&t, 0, "set+ upstream_v6 flags=0 klen=16"), 0);
 	/* learned sets: created if missing, never deleted nor flushed */
-	ck_assert_int_eq(count(&t, "set+ learned_v4 flags=16 klen=4 ktype=7"), 1);
-	ck_assert_int_eq(count(&t, "set+ learned_v6 flags=16 klen=16 ktype=8"), 1);
+	ck_assert_int_eq(count(&t, "set+ learned_v4 flags=16 klen=4 ktype=7"),
+			 1);
+	ck_assert_int_eq(count(&t, "set+ learned_v6 flags=16 klen=16 ktype=8"),
+			 1);
 	ck_assert_int_eq(count(&t, "set- learned"), 0);
 	ck_assert_int_eq(count(&t, "elem- learned"), 0);
 	ck_assert_int_eq(count(&t, "set+"), 12 + 10);
@@ -1198,15 +1319,18 @@ END_TEST
 START_TEST(test_nftsync_interval_normalisation)
 {
 	struct policy_addr allow[] = {
-		A("10.0.0.0/24"),	  A("10.0.0.7"),	 /* contained */
-		A("10.0.1.0/24"),			       /* adjacent */
-		A("10.0.0.0/24"),			       /* duplicate */
-		A("10.0.3.5/24"),			       /* unmasked */
-		A("10.0.3.128/25"),			       /* contained */
-		A("192.168.0.0/16"),	  A("192.168.255.0/23"), /* overlap */
-		A("255.255.255.255"),			       /* top: no end */
-		A("2001:db8::/32"),	  A("2001:db8:1::1"),
-		A("2001:db9::/32"),			       /* adjacent */
+		A("10.0.0.0/24"),
+		A("10.0.0.7"), /* contained */
+		A("10.0.1.0/24"), /* adjacent */
+		A("10.0.0.0/24"), /* duplicate */
+		A("10.0.3.5/24"), /* unmasked */
+		A("10.0.3.128/25"), /* contained */
+		A("192.168.0.0/16"),
+		A("192.168.255.0/23"), /* overlap */
+		A("255.255.255.255"), /* top: no end */
+		A("2001:db8::/32"),
+		A("2001:db8:1::1"),
+		A("2001:db9::/32"), /* adjacent */
 		A("::/0"),
 	};
 	struct policy_addr deny[] = { A("0.0.0.0/0") };
@@ -1220,8 +1344,9 @@ START_TEST(test_nftsync_interval_normalisation)
 	cfg.n_deny = 1;
 	build_apply(&cfg, NULL, 0, 0, &t);
 	i = find(&t, 0, "elem+ allow_v4");
-	ck_assert_str_eq(t.line[i],
-			 "elem+ allow_v4 10.0.0.0 10.0.2.0/end 10.0.3.0 10.0.4.0/end 192.168.0.0 192.169.0.0/end 255.255.255.255");
+	ck_assert_str_eq(
+		t.line[i],
+		"elem+ allow_v4 10.0.0.0 10.0.2.0/end 10.0.3.0 10.0.4.0/end 192.168.0.0 192.169.0.0/end 255.255.255.255");
 	/* ::/0 swallows the rest; it reaches the top: one start element */
 	ck_assert_str_eq(t.line[find(&t, 0, "elem+ allow_v6")],
 			 "elem+ allow_v6 ::");
@@ -1286,12 +1411,19 @@ START_TEST(test_nftsync_doh_exceptions)
 			 "elem+ doh_allow_v4 8.8.8.8 10.1.2.3");
 	ck_assert_str_eq(t.line[find(&t, 0, "elem+ doh_allow_v6")],
 			 "elem+ doh_allow_v6 2001:4860:4860::8888");
-	ck_assert_int_eq(count_sub(&t, "elem+ doh_v4", " 8.8.8.8 8.8.8.9/end"), 1);
-	ck_assert_int_eq(count_sub(&t, "elem+ doh_v4", " 203.0.113.0 203.0.114.0/end"), 1);
-	ck_assert_int_eq(count_sub(&t, "elem+ doh_v6", " 2606:4700:4700::1111 "), 1);
+	ck_assert_int_eq(count_sub(&t, "elem+ doh_v4", " 8.8.8.8 8.8.8.9/end"),
+			 1);
+	ck_assert_int_eq(count_sub(&t, "elem+ doh_v4",
+				   " 203.0.113.0 203.0.114.0/end"),
+			 1);
+	ck_assert_int_eq(
+		count_sub(&t, "elem+ doh_v6", " 2606:4700:4700::1111 "), 1);
 	/* exceptions are checked before the DoT and DoH drops */
-	ck_assert_int_lt(find(&t, 0, "rule egress meta(15) cmp(0,02) payload(1,16,4) lookup(@doh_allow_v4)"),
-			 find(&t, 0, "rule egress meta(16) cmp(0,06) payload(2,2,2) cmp(0,0355)"));
+	ck_assert_int_lt(
+		find(&t, 0,
+		     "rule egress meta(15) cmp(0,02) payload(1,16,4) lookup(@doh_allow_v4)"),
+		find(&t, 0,
+		     "rule egress meta(16) cmp(0,06) payload(2,2,2) cmp(0,0355)"));
 	trace_free(&t);
 }
 END_TEST
@@ -1321,7 +1453,9 @@ START_TEST(test_nftsync_forget_and_flush_learned)
 	trace_free(&t);
 
 	build_apply(&cfg, NULL, 0, NFTSYNC_BUILD_REPLACE, &t);
-	ck_assert_str_eq(t.line[1], "table+ egressd \"egressd: removed only by egressd --cleanup\"");
+	ck_assert_str_eq(
+		t.line[1],
+		"table+ egressd \"egressd: removed only by egressd --cleanup\"");
 	ck_assert_str_eq(t.line[2], "table- egressd");
 	ck_assert(!strncmp(t.line[3], "table+ egressd", 14));
 	trace_free(&t);
@@ -1339,9 +1473,13 @@ START_TEST(test_nftsync_learn_batch)
 	ck_assert_int_eq(nftsync_build_learn(b, a, 3, 90), 0);
 	trace_batch(b, &t);
 	ck_assert_int_eq(t.n, 8);
-	ck_assert_str_eq(t.line[1], "elem+ learned_v4 192.0.2.1/t=90000 192.0.2.2/t=90000");
+	ck_assert_str_eq(
+		t.line[1],
+		"elem+ learned_v4 192.0.2.1/t=90000 192.0.2.2/t=90000");
 	ck_assert_str_eq(t.line[2], "elem- learned_v4 192.0.2.1 192.0.2.2");
-	ck_assert_str_eq(t.line[3], "elem+ learned_v4 192.0.2.1/t=90000 192.0.2.2/t=90000");
+	ck_assert_str_eq(
+		t.line[3],
+		"elem+ learned_v4 192.0.2.1/t=90000 192.0.2.2/t=90000");
 	ck_assert_str_eq(t.line[4], "elem+ learned_v6 2001:db8::1/t=90000");
 	ck_assert_str_eq(t.line[5], "elem- learned_v6 2001:db8::1");
 	ck_assert_str_eq(t.line[6], "elem+ learned_v6 2001:db8::1/t=90000");
@@ -1373,8 +1511,9 @@ START_TEST(test_nftsync_learn_split_batch)
 	ck_assert(!(t.flags[1] & NLM_F_EXCL));
 	ck_assert(!(t.flags[3] & NLM_F_EXCL));
 	/* fresh ones: one exclusive add each set, no delete */
-	ck_assert_str_eq(t.line[4],
-			 "elem+ learned_v4 192.0.2.2/t=90000 192.0.2.3/t=90000");
+	ck_assert_str_eq(
+		t.line[4],
+		"elem+ learned_v4 192.0.2.2/t=90000 192.0.2.3/t=90000");
 	ck_assert_uint_eq(t.flags[4] & (NLM_F_EXCL | NLM_F_CREATE | NLM_F_ACK),
 			  NLM_F_EXCL | NLM_F_CREATE | NLM_F_ACK);
 	ck_assert_str_eq(t.line[5], "elem+ learned_v6 2001:db8::2/t=90000");
@@ -1414,8 +1553,9 @@ START_TEST(test_nftsync_batch_reuse)
 	trace_batch(b, &t);
 	ck_assert_int_eq(t.n, 4);
 	ck_assert_str_eq(t.line[0], "begin");
-	ck_assert_str_eq(t.line[1],
-			 "elem+ learned_v4 192.0.2.1/t=60000 192.0.2.2/t=60000");
+	ck_assert_str_eq(
+		t.line[1],
+		"elem+ learned_v4 192.0.2.1/t=60000 192.0.2.2/t=60000");
 	ck_assert_str_eq(t.line[2], "elem+ learned_v6 2001:db8::1/t=60000");
 	ck_assert_str_eq(t.line[3], "end");
 	ck_assert_uint_eq(t.seq[0], 500);
@@ -1482,9 +1622,10 @@ START_TEST(test_nftsync_level_probe_batch)
 		char want[64];
 
 		/* port PROBE_PORT + L, then socket cgroupv2 level L == id */
-		snprintf(want, sizeof(want),
-			 "cmp(0,%04x) socket(3,%d) cmp(0,4d00000000000000) immediate(drop)",
-			 NFTSYNC_PROBE_PORT + i, i);
+		snprintf(
+			want, sizeof(want),
+			"cmp(0,%04x) socket(3,%d) cmp(0,4d00000000000000) immediate(drop)",
+			NFTSYNC_PROBE_PORT + i, i);
 		ck_assert_ptr_nonnull(strstr(t.line[r + i], want));
 	}
 	trace_free(&t);
@@ -1547,7 +1688,9 @@ START_TEST(test_nftsync_netdev_table)
 	trace_batch(b, &t);
 	ck_assert_int_eq(strncmp(t.line[1], "table+ egressd netdev", 21), 0);
 	ck_assert_str_eq(t.line[2], "table- egressd netdev");
-	ck_assert_str_eq(t.line[3], "table+ egressd netdev \"egressd: frames the IP stack did not route are dropped\"");
+	ck_assert_str_eq(
+		t.line[3],
+		"table+ egressd netdev \"egressd: frames the IP stack did not route are dropped\"");
 	ck_assert_int_eq(count(&t, "obj+ raw_frame_drop"), 1);
 	ck_assert_int_eq(count(&t, "obj+ nd_drop"), 1);
 	lo = find(&t, 0, "chain+ frames_lo filter hook=1 prio=0 policy=1");
@@ -1657,8 +1800,7 @@ START_TEST(test_nftsync_netdev_names_outlive_build)
 	 * one chain and 7 rules */
 	ck_assert_int_eq(nftsync_build_netdev(b, ifs, 2, 180), 0);
 	clobber_stack();
-	ck_assert_str_eq(nftsync_batch_describe(b, 7),
-			 "add chain frames_eth0");
+	ck_assert_str_eq(nftsync_batch_describe(b, 7), "add chain frames_eth0");
 	d = nftsync_batch_describe(b, 8);
 	ck_assert_ptr_nonnull(d);
 	ck_assert_int_eq(strncmp(d, "add rule frames_eth0 \"routed", 28), 0);
@@ -1735,7 +1877,8 @@ START_TEST(test_nftsync_learn_exists_falls_back)
 	f.fail_next = -EEXIST;
 	f.fail_count = 1;
 	ck_assert_int_eq(nftsync_learn_write(ns, 1000, a, unknown, 1, 100, err,
-					     sizeof(err)), 0);
+					     sizeof(err)),
+			 0);
 	ck_assert_int_eq(f.calls, 3);
 	ck_assert_int_eq(f.last.n, 5);
 	ck_assert_str_eq(f.last.line[1], "elem+ learned_v4 192.0.2.1/t=100000");
@@ -1746,29 +1889,34 @@ START_TEST(test_nftsync_learn_exists_falls_back)
 	ck_assert_uint_eq(st.learn_sent, 1);
 	/* more may be there: for timeout_s, new addresses are refreshed */
 	ck_assert_int_eq(nftsync_learn_write(ns, 50000, &a[1], unknown, 1, 100,
-					     err, sizeof(err)), 0);
+					     err, sizeof(err)),
+			 0);
 	ck_assert_int_eq(f.calls, 4);
 	ck_assert_int_eq(count(&f.last, "elem-"), 1);
 	/* then probed with a single exclusive add again */
-	ck_assert_int_eq(nftsync_learn_write(ns, 102000, &a[2], unknown, 1,
-					     100, err, sizeof(err)), 0);
+	ck_assert_int_eq(nftsync_learn_write(ns, 102000, &a[2], unknown, 1, 100,
+					     err, sizeof(err)),
+			 0);
 	ck_assert_int_eq(f.calls, 5);
 	ck_assert_int_eq(f.last.n, 3);
 	ck_assert(f.last.flags[1] & NLM_F_EXCL);
 	/* another error is not retried */
 	f.fail_next = -ENOENT;
 	f.fail_count = 1;
-	ck_assert_int_eq(nftsync_learn_write(ns, 103000, a, unknown, 1, 30,
-					     err, sizeof(err)), -ENOENT);
+	ck_assert_int_eq(nftsync_learn_write(ns, 103000, a, unknown, 1, 30, err,
+					     sizeof(err)),
+			 -ENOENT);
 	ck_assert_str_eq(err, "fake refusal");
 	ck_assert_int_eq(f.calls, 6);
 	/* the same address twice in one answer is written once */
 	a[1] = a[0];
-	ck_assert_int_eq(nftsync_learn_write(ns, 103000, a, unknown, 2, 30,
-					     err, sizeof(err)), 0);
+	ck_assert_int_eq(nftsync_learn_write(ns, 103000, a, unknown, 2, 30, err,
+					     sizeof(err)),
+			 0);
 	ck_assert_int_eq(f.last.n, 3);
-	ck_assert_int_eq(nftsync_learn_write(ns, 103000, a, unknown, 1, 0,
-					     err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(nftsync_learn_write(ns, 103000, a, unknown, 1, 0, err,
+					     sizeof(err)),
+			 -EINVAL);
 	trace_free(&f.last);
 	nftsync_free(ns);
 }
@@ -1791,13 +1939,15 @@ START_TEST(test_nftsync_learn_write_and_reset)
 
 	ck_assert_int_eq(nftsync_new_with_talker(&ns, fake_talk, &f), 0);
 	ck_assert_int_eq(nftsync_learn_write(ns, 1000, a, known, 2, 100, err,
-					     sizeof(err)), 0);
+					     sizeof(err)),
+			 0);
 	ck_assert_int_eq(f.calls, 0);
 	/* the first filter: what the sets hold was not written by us */
 	ck_assert_int_eq(nftsync_apply(ns, &cfg, NULL, err, sizeof(err)), 0);
 	ck_assert(nftsync_learned_reset(ns));
 	ck_assert_int_eq(nftsync_learn_write(ns, 1000, a, known, 2, 100, err,
-					     sizeof(err)), 0);
+					     sizeof(err)),
+			 0);
 	ck_assert_int_eq(f.calls, 2);
 	ck_assert_str_eq(f.last.line[1], "elem+ learned_v4 192.0.2.1/t=100000");
 	ck_assert_str_eq(f.last.line[2], "elem- learned_v4 192.0.2.1");
@@ -1870,12 +2020,14 @@ START_TEST(test_nftsync_addr_from_sockaddr)
 	struct policy_addr a;
 
 	inet_pton(AF_INET6, "::ffff:10.1.2.3", &s6.sin6_addr);
-	ck_assert_int_eq(nftsync_addr_from_sockaddr((struct sockaddr *)&s6, &a), 0);
+	ck_assert_int_eq(nftsync_addr_from_sockaddr((struct sockaddr *)&s6, &a),
+			 0);
 	ck_assert_int_eq(a.family, AF_INET);
 	ck_assert_int_eq(a.prefixlen, 32);
 	ck_assert_mem_eq(a.addr, "\x0a\x01\x02\x03", 4);
 	inet_pton(AF_INET6, "2001:db8::5", &s6.sin6_addr);
-	ck_assert_int_eq(nftsync_addr_from_sockaddr((struct sockaddr *)&s6, &a), 0);
+	ck_assert_int_eq(nftsync_addr_from_sockaddr((struct sockaddr *)&s6, &a),
+			 0);
 	ck_assert_int_eq(a.family, AF_INET6);
 	ck_assert_int_eq(a.prefixlen, 128);
 }

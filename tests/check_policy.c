@@ -80,9 +80,16 @@ static void rule_of(const char *target, struct policy_rule *r)
 START_TEST(test_policy_empty_inputs_deny)
 {
 	static const char *const inputs[] = {
-		"", "   \n\t ", "null", " null ", "{}", " { } ",
-		"{\"egress\":null}", "{\"defaultAction\":null}",
-		"{\"defaultAction\":\"\"}", "{\"defaultAction\":\"  \"}",
+		"",
+		"   \n\t ",
+		"null",
+		" null ",
+		"{}",
+		" { } ",
+		"{\"egress\":null}",
+		"{\"defaultAction\":null}",
+		"{\"defaultAction\":\"\"}",
+		"{\"defaultAction\":\"  \"}",
 		"{\"egress\":[]}",
 	};
 	size_t i;
@@ -125,13 +132,13 @@ END_TEST
 
 START_TEST(test_policy_missing_or_empty_action_denies)
 {
-	struct policy *p = parse_ok(
-		"{\"defaultAction\":\"allow\",\"egress\":["
-		"{\"target\":\"a.com\"},"
-		"{\"action\":\"\",\"target\":\"b.com\"},"
-		"{\"action\":null,\"target\":\"c.com\"},"
-		"{\"action\":\" aLLow\\t\",\"target\":\"d.com\"}]}",
-		0);
+	struct policy *p =
+		parse_ok("{\"defaultAction\":\"allow\",\"egress\":["
+			 "{\"target\":\"a.com\"},"
+			 "{\"action\":\"\",\"target\":\"b.com\"},"
+			 "{\"action\":null,\"target\":\"c.com\"},"
+			 "{\"action\":\" aLLow\\t\",\"target\":\"d.com\"}]}",
+			 0);
 
 	ck_assert_uint_eq(p->n_rules, 4);
 	ck_assert_int_eq(p->rules[0].action, POLICY_DENY);
@@ -180,8 +187,8 @@ struct err_case {
 };
 
 /* Wrap one target in a policy whose rule under test is egress[1]. */
-#define T1(t)                                                               \
-	"{\"egress\":[{\"action\":\"allow\",\"target\":\"ok.com\"},"        \
+#define T1(t)                                                        \
+	"{\"egress\":[{\"action\":\"allow\",\"target\":\"ok.com\"}," \
 	"{\"action\":\"allow\",\"target\":\"" t "\"}]}"
 
 static const struct err_case err_cases[] = {
@@ -288,8 +295,9 @@ START_TEST(test_policy_parse_error_messages)
 	char err[ERRLEN];
 
 	parse_fail(c->json, c->ret, err, sizeof(err));
-	ck_assert_msg(strstr(err, c->want), "case %d %s:\n got  '%s'\n want '%s'",
-		      _i, c->json, err, c->want);
+	ck_assert_msg(strstr(err, c->want),
+		      "case %d %s:\n got  '%s'\n want '%s'", _i, c->json, err,
+		      c->want);
 }
 END_TEST
 
@@ -298,20 +306,23 @@ START_TEST(test_policy_parse_error_exact_texts)
 	char err[ERRLEN];
 
 	parse_fail("{\"defaultAction\":\"block\"}", -EINVAL, err, sizeof(err));
-	ck_assert_str_eq(err,
-			 "defaultAction \"block\": must be \"allow\" or \"deny\"");
+	ck_assert_str_eq(
+		err, "defaultAction \"block\": must be \"allow\" or \"deny\"");
 	parse_fail("{\"egress\":[{\"target\":\"a.com\"},{\"target\":\"b.com\"},"
 		   "{\"action\":\"permit\",\"target\":\"c.com\"}]}",
 		   -EINVAL, err, sizeof(err));
-	ck_assert_str_eq(err,
-			 "egress[2]: action \"permit\": must be \"allow\" or \"deny\"");
+	ck_assert_str_eq(
+		err,
+		"egress[2]: action \"permit\": must be \"allow\" or \"deny\"");
 	parse_fail(T1("a.*.com"), -EINVAL, err, sizeof(err));
-	ck_assert_str_eq(err,
-			 "egress[1]: malformed wildcard \"a.*.com\": '*' is only allowed as the whole first label, as in \"*.example.com\"");
+	ck_assert_str_eq(
+		err,
+		"egress[1]: malformed wildcard \"a.*.com\": '*' is only allowed as the whole first label, as in \"*.example.com\"");
 	/* A target is never cut at an embedded NUL (it would widen a rule
 	 * to a name nobody wrote). */
-	parse_fail("{\"egress\":[{\"action\":\"allow\",\"target\":\"api.github.com\\u0000.evil\"}]}",
-		   -EINVAL, err, sizeof(err));
+	parse_fail(
+		"{\"egress\":[{\"action\":\"allow\",\"target\":\"api.github.com\\u0000.evil\"}]}",
+		-EINVAL, err, sizeof(err));
 	ck_assert_ptr_nonnull(strstr(err, "is not allowed"));
 }
 END_TEST
@@ -400,7 +411,8 @@ static const struct norm_case norm_cases[] = {
 	{ "*.Example.COM.", POLICY_KIND_WILDCARD, "example.com", 0, 0 },
 	{ "*.com", POLICY_KIND_WILDCARD, "com", 0, 0 },
 	{ "localhost", POLICY_KIND_DOMAIN, "localhost", 0, 0 },
-	{ "_dmarc.example.com", POLICY_KIND_DOMAIN, "_dmarc.example.com", 0, 0 },
+	{ "_dmarc.example.com", POLICY_KIND_DOMAIN, "_dmarc.example.com", 0,
+	  0 },
 	{ "a_.b-c.d1", POLICY_KIND_DOMAIN, "a_.b-c.d1", 0, 0 },
 	{ "1.2.3.example", POLICY_KIND_DOMAIN, "1.2.3.example", 0, 0 },
 	{ "*.1.168.192.in-addr.arpa", POLICY_KIND_WILDCARD,
@@ -482,9 +494,10 @@ static char *many_rules_json(size_t n)
 	ck_assert_ptr_nonnull(s);
 	o += snprintf(s + o, cap - o, "{\"egress\":[");
 	for (i = 0; i < n; i++)
-		o += snprintf(s + o, cap - o,
-			      "%s{\"action\":\"allow\",\"target\":\"h%zu.com\"}",
-			      i ? "," : "", i);
+		o += snprintf(
+			s + o, cap - o,
+			"%s{\"action\":\"allow\",\"target\":\"h%zu.com\"}",
+			i ? "," : "", i);
 	snprintf(s + o, cap - o, "]}");
 	return s;
 }
@@ -522,9 +535,8 @@ START_TEST(test_policy_max_rules)
 	ck_assert_uint_eq(p->n_rules, 5000);
 	policy_free(p);
 	/* Exactly at the limit. */
-	ck_assert_int_eq(policy_parse_json(json, len, 5000, &p, err,
-					   sizeof(err)),
-			 0);
+	ck_assert_int_eq(
+		policy_parse_json(json, len, 5000, &p, err, sizeof(err)), 0);
 	policy_free(p);
 	/* One over. */
 	p = (struct policy *)0x1;
@@ -532,7 +544,8 @@ START_TEST(test_policy_max_rules)
 					   sizeof(err)),
 			 -E2BIG);
 	ck_assert_ptr_null(p);
-	ck_assert_str_eq(err, "egress rule total count 5000 exceeds limit 4999");
+	ck_assert_str_eq(err,
+			 "egress rule total count 5000 exceeds limit 4999");
 	free(json);
 }
 END_TEST
@@ -682,13 +695,13 @@ END_TEST
 
 START_TEST(test_policy_precedence_always_rules)
 {
-	struct policy *user = parse_ok(
-		"{\"defaultAction\":\"deny\",\"egress\":["
-		"{\"action\":\"allow\",\"target\":\"evil.com\"},"
-		"{\"action\":\"deny\",\"target\":\"pypi.org\"},"
-		"{\"action\":\"allow\",\"target\":\"both.com\"},"
-		"{\"action\":\"allow\",\"target\":\"user.com\"}]}",
-		0);
+	struct policy *user =
+		parse_ok("{\"defaultAction\":\"deny\",\"egress\":["
+			 "{\"action\":\"allow\",\"target\":\"evil.com\"},"
+			 "{\"action\":\"deny\",\"target\":\"pypi.org\"},"
+			 "{\"action\":\"allow\",\"target\":\"both.com\"},"
+			 "{\"action\":\"allow\",\"target\":\"user.com\"}]}",
+			 0);
 	struct policy_rule deny[2], allow[2];
 	struct policy_matcher *m;
 	struct policy_match r;
@@ -851,18 +864,20 @@ START_TEST(test_policy_large_matcher_agrees_with_linear_scan)
 		const char *act = (i % 3) ? "allow" : "deny";
 
 		if (i % 4 == 0)
-			o += snprintf(json + o, cap - o,
-				      "%s{\"action\":\"%s\",\"target\":\"*.z%zu.example\"}",
-				      i ? "," : "", act, i % 1500);
+			o += snprintf(
+				json + o, cap - o,
+				"%s{\"action\":\"%s\",\"target\":\"*.z%zu.example\"}",
+				i ? "," : "", act, i % 1500);
 		else if (i % 4 == 1)
-			o += snprintf(json + o, cap - o,
-				      "%s{\"action\":\"%s\",\"target\":\"10.%zu.%zu.0/24\"}",
-				      i ? "," : "", act, i / 256 % 256,
-				      i % 256);
+			o += snprintf(
+				json + o, cap - o,
+				"%s{\"action\":\"%s\",\"target\":\"10.%zu.%zu.0/24\"}",
+				i ? "," : "", act, i / 256 % 256, i % 256);
 		else
-			o += snprintf(json + o, cap - o,
-				      "%s{\"action\":\"%s\",\"target\":\"H%zu.z%zu.example\"}",
-				      i ? "," : "", act, i, i % 2000);
+			o += snprintf(
+				json + o, cap - o,
+				"%s{\"action\":\"%s\",\"target\":\"H%zu.z%zu.example\"}",
+				i ? "," : "", act, i, i % 2000);
 	}
 	snprintf(json + o, cap - o, "]}");
 	p = parse_ok(json, 0);
@@ -871,7 +886,8 @@ START_TEST(test_policy_large_matcher_agrees_with_linear_scan)
 	ck_assert_int_eq(policy_matcher_new(&m, p, NULL, 0, NULL, 0), 0);
 
 	for (i = 0; i < 20000; i++) {
-		unsigned int a = rand_r(&seed) % 12000, b = rand_r(&seed) % 2100;
+		unsigned int a = rand_r(&seed) % 12000,
+			     b = rand_r(&seed) % 2100;
 		struct policy_match r;
 		size_t want_idx = 0;
 		int want;
@@ -894,11 +910,12 @@ START_TEST(test_policy_large_matcher_agrees_with_linear_scan)
 		if (q[strlen(q) - 1] == '.')
 			q[strlen(q) - 1] = '\0';
 		want = ref_lookup(p, q, &want_idx);
-		ck_assert_msg(r.matched == (want >= 0), "%s: matched %d want %d",
-			      q, r.matched, want);
+		ck_assert_msg(r.matched == (want >= 0),
+			      "%s: matched %d want %d", q, r.matched, want);
 		if (want >= 0) {
 			hits++;
-			ck_assert_msg((int)r.action == want && r.index == want_idx,
+			ck_assert_msg((int)r.action == want &&
+					      r.index == want_idx,
 				      "%s: got %d/%zu want %d/%zu", q, r.action,
 				      r.index, want, want_idx);
 		} else {
@@ -930,15 +947,14 @@ static char *write_tmp(const char *content, size_t len)
 
 START_TEST(test_policy_always_file_parses_lines)
 {
-	static const char content[] =
-		"# deny list\n"
-		"\n"
-		"   \t\n"
-		"  evil.com  \n"
-		"*.Tracker.NET.\r\n"
-		"    # indented comment\n"
-		"10.0.0.1/8\n"
-		"::ffff:1.2.3.4"; /* no final newline */
+	static const char content[] = "# deny list\n"
+				      "\n"
+				      "   \t\n"
+				      "  evil.com  \n"
+				      "*.Tracker.NET.\r\n"
+				      "    # indented comment\n"
+				      "10.0.0.1/8\n"
+				      "::ffff:1.2.3.4"; /* no final newline */
 	char *path = write_tmp(content, sizeof(content) - 1), err[ERRLEN];
 	struct policy_rule *rules = (struct policy_rule *)0x1;
 	size_t n = 99;
@@ -959,8 +975,8 @@ START_TEST(test_policy_always_file_parses_lines)
 	ck_assert_int_eq(rules[3].action, POLICY_DENY);
 	policy_rules_free(rules, n);
 
-	ck_assert_int_eq(policy_load_always_file(path, POLICY_ALLOW, &rules,
-						 &n, err, sizeof(err)),
+	ck_assert_int_eq(policy_load_always_file(path, POLICY_ALLOW, &rules, &n,
+						 err, sizeof(err)),
 			 0);
 	ck_assert_int_eq(rules[1].action, POLICY_ALLOW);
 	policy_rules_free(rules, n);
@@ -993,8 +1009,8 @@ START_TEST(test_policy_always_file_bad_line)
 	free(path);
 
 	path = write_tmp("ok.com\nfe80::1%lo\n", 18);
-	ck_assert_int_eq(policy_load_always_file(path, POLICY_ALLOW, &rules,
-						 &n, err, sizeof(err)),
+	ck_assert_int_eq(policy_load_always_file(path, POLICY_ALLOW, &rules, &n,
+						 err, sizeof(err)),
 			 -EINVAL);
 	snprintf(want, sizeof(want), "%s:2: zoned IPv6 address", path);
 	ck_assert_msg(!strncmp(err, want, strlen(want)), "got '%s'", err);
@@ -1002,8 +1018,8 @@ START_TEST(test_policy_always_file_bad_line)
 	free(path);
 
 	path = write_tmp("ok.com\nb\0d.com\n", 15);
-	ck_assert_int_eq(policy_load_always_file(path, POLICY_ALLOW, &rules,
-						 &n, err, sizeof(err)),
+	ck_assert_int_eq(policy_load_always_file(path, POLICY_ALLOW, &rules, &n,
+						 err, sizeof(err)),
 			 -EINVAL);
 	snprintf(want, sizeof(want), "%s:2: NUL byte", path);
 	ck_assert_msg(!strncmp(err, want, strlen(want)), "got '%s'", err);
@@ -1018,9 +1034,9 @@ START_TEST(test_policy_always_file_missing_is_empty)
 	size_t n = 99;
 	char err[ERRLEN];
 
-	ck_assert_int_eq(policy_load_always_file("/nonexistent/egressd/deny.always",
-						 POLICY_DENY, &rules, &n, err,
-						 sizeof(err)),
+	ck_assert_int_eq(policy_load_always_file(
+				 "/nonexistent/egressd/deny.always",
+				 POLICY_DENY, &rules, &n, err, sizeof(err)),
 			 0);
 	ck_assert_ptr_null(rules);
 	ck_assert_uint_eq(n, 0);
@@ -1099,11 +1115,12 @@ START_TEST(test_policy_to_json_round_trip)
 
 	ck_assert_ptr_nonnull(j);
 	s = json_dumps(j, JSON_COMPACT);
-	ck_assert_str_eq(s,
-			 "{\"egress\":[{\"action\":\"deny\",\"target\":\"Example.COM.\"},"
-			 "{\"action\":\"allow\",\"target\":\"*.x.org\"},"
-			 "{\"action\":\"deny\",\"target\":\"10.0.0.1/8\"}],"
-			 "\"defaultAction\":\"allow\"}");
+	ck_assert_str_eq(
+		s,
+		"{\"egress\":[{\"action\":\"deny\",\"target\":\"Example.COM.\"},"
+		"{\"action\":\"allow\",\"target\":\"*.x.org\"},"
+		"{\"action\":\"deny\",\"target\":\"10.0.0.1/8\"}],"
+		"\"defaultAction\":\"allow\"}");
 	p2 = parse_ok(s, 0);
 	ck_assert_int_eq(p2->default_action, p->default_action);
 	ck_assert_uint_eq(p2->n_rules, p->n_rules);
@@ -1140,11 +1157,11 @@ END_TEST
 
 START_TEST(test_policy_dup_is_deep)
 {
-	struct policy *p = parse_ok(
-		"{\"defaultAction\":\"allow\",\"egress\":["
-		"{\"action\":\"allow\",\"target\":\"a.com\"},"
-		"{\"target\":\"2001:db8::/32\"}]}",
-		0);
+	struct policy *p =
+		parse_ok("{\"defaultAction\":\"allow\",\"egress\":["
+			 "{\"action\":\"allow\",\"target\":\"a.com\"},"
+			 "{\"target\":\"2001:db8::/32\"}]}",
+			 0);
 	struct policy *d = policy_dup(p);
 
 	ck_assert_ptr_nonnull(d);

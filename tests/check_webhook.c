@@ -25,13 +25,15 @@ START_TEST(test_payload_exact)
 
 	n = webhook_payload(buf, sizeof(buf), "evil.example.com",
 			    "2024-05-01T12:00:00Z", "sb-1");
-	ck_assert_str_eq(buf,
-			 "{\"hostname\":\"evil.example.com\",\"timestamp\":\"2024-05-01T12:00:00Z\",\"source\":\"opensandbox-egress\",\"sandboxId\":\"sb-1\"}");
+	ck_assert_str_eq(
+		buf,
+		"{\"hostname\":\"evil.example.com\",\"timestamp\":\"2024-05-01T12:00:00Z\",\"source\":\"opensandbox-egress\",\"sandboxId\":\"sb-1\"}");
 	ck_assert_int_eq(n, (int)strlen(buf));
 	/* No sandbox id: "" as the peer sends it (env unset). */
 	webhook_payload(buf, sizeof(buf), "a.b", "2024-05-01T12:00:00Z", NULL);
-	ck_assert_str_eq(buf,
-			 "{\"hostname\":\"a.b\",\"timestamp\":\"2024-05-01T12:00:00Z\",\"source\":\"opensandbox-egress\",\"sandboxId\":\"\"}");
+	ck_assert_str_eq(
+		buf,
+		"{\"hostname\":\"a.b\",\"timestamp\":\"2024-05-01T12:00:00Z\",\"source\":\"opensandbox-egress\",\"sandboxId\":\"\"}");
 }
 END_TEST
 
@@ -139,7 +141,8 @@ START_TEST(test_queue)
 	for (round = 0; round < 3; round++) {
 		for (i = 0; i < 4; i++) {
 			snprintf(name, sizeof(name), "%d-%d", round, i);
-			ck_assert_int_eq(webhook_queue_push(&q, strdup(name)), 0);
+			ck_assert_int_eq(webhook_queue_push(&q, strdup(name)),
+					 0);
 		}
 		b = strdup("over");
 		ck_assert_int_eq(webhook_queue_push(&q, b), -ENOSPC);

@@ -37,8 +37,10 @@ static const char *counter_name(unsigned int i)
 {
 	static const char *const rest[EGRESSD_CNT_MAX - EGRESSD_CNT_ALLOWED] = {
 		[EGRESSD_CNT_ALLOWED - EGRESSD_CNT_ALLOWED] = "allowed",
-		[EGRESSD_CNT_RINGBUF_DROPS - EGRESSD_CNT_ALLOWED] = "ringbuf_drops",
-		[EGRESSD_CNT_BIND_REFUSED - EGRESSD_CNT_ALLOWED] = "bind_refused",
+		[EGRESSD_CNT_RINGBUF_DROPS - EGRESSD_CNT_ALLOWED] =
+			"ringbuf_drops",
+		[EGRESSD_CNT_BIND_REFUSED - EGRESSD_CNT_ALLOWED] =
+			"bind_refused",
 	};
 	const char *n;
 

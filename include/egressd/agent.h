@@ -48,13 +48,13 @@ struct webhook;
 /* Layer states; each _name() is the word /status and the start line use. */
 enum agent_nft_state {
 	AGENT_NFT_UNAVAILABLE, /* cannot be programmed: DNS layer only */
-	AGENT_NFT_OFF,	       /* mode dns: redirect (and IPv6-off) rules only */
-	AGENT_NFT_ON,	       /* mode dns+nft: the filter too */
+	AGENT_NFT_OFF, /* mode dns: redirect (and IPv6-off) rules only */
+	AGENT_NFT_ON, /* mode dns+nft: the filter too */
 };
 
 enum agent_frames_state {
-	AGENT_FRAMES_OFF,	  /* nftables unavailable: never tried */
-	AGENT_FRAMES_ON,	  /* table netdev egressd installed */
+	AGENT_FRAMES_OFF, /* nftables unavailable: never tried */
+	AGENT_FRAMES_ON, /* table netdev egressd installed */
 	AGENT_FRAMES_UNAVAILABLE, /* tried, the kernel refused */
 };
 
@@ -68,9 +68,9 @@ enum agent_bpf_state {
 /* Who redirects port 53 to the proxy. */
 enum agent_dns_redirect {
 	AGENT_REDIRECT_NONE,
-	AGENT_REDIRECT_BPF,	/* sock_addr programs, for the whole namespace */
+	AGENT_REDIRECT_BPF, /* sock_addr programs, for the whole namespace */
 	AGENT_REDIRECT_BPF_NFT, /* BPF for the attach cgroup, nat for the rest */
-	AGENT_REDIRECT_NFT,	/* nat only */
+	AGENT_REDIRECT_NFT, /* nat only */
 };
 
 const char *agent_nft_state_name(enum agent_nft_state s);
@@ -98,9 +98,9 @@ struct agent_always_file {
 struct agent_coverage {
 	enum coverage_state state;
 	char how[PATH_MAX + 256]; /* why the state is what it is */
-	char rest[512];		  /* what judges the processes BPF does not */
-	uint64_t foreign;	  /* cgroup id of a socket found outside */
-	struct coverage *scan;	  /* the sock_diag scanner, while NAMESPACE */
+	char rest[512]; /* what judges the processes BPF does not */
+	uint64_t foreign; /* cgroup id of a socket found outside */
+	struct coverage *scan; /* the sock_diag scanner, while NAMESPACE */
 	struct loop_timer *timer; /* repeats the scan */
 };
 
@@ -182,7 +182,7 @@ struct agent {
 	struct cgwatch *exempt_watch;
 	int early_socks_fd; /* pinned agent_socks of an earlier run, or -1 */
 	uint64_t bind_refused; /* bind guard refusals already reported */
-	bool ready;	   /* enforcement installed: /healthz 200 */
+	bool ready; /* enforcement installed: /healthz 200 */
 	uint64_t start_us; /* for /status uptime */
 	/* policy applies, for /metrics */
 	uint64_t applies_ok, applies_failed;
@@ -199,8 +199,8 @@ struct agent {
  * layers (each degrading on its own), the API. 0 or -errno with err set;
  * a partly started agent is freed.
  */
-int agent_new(struct agent **out, const struct egressd_config *cfg,
-	      char *err, size_t errlen);
+int agent_new(struct agent **out, const struct egressd_config *cfg, char *err,
+	      size_t errlen);
 /* Run until SIGTERM/SIGINT; 0 or the loop's -errno. */
 int agent_run(struct agent *a);
 /* Stop everything; what enforces in the kernel stays (fail closed). */

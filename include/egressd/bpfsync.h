@@ -150,7 +150,7 @@ int bpfsync_learn(struct bpfsync *bs, int family, const void *addr,
 		  uint64_t expires_ns, uint32_t generation);
 
 struct bpfsync_learned_stats {
-	uint64_t full;	    /* bpfsync_learn() refused: map full */
+	uint64_t full; /* bpfsync_learn() refused: map full */
 	uint64_t reclaimed; /* expired entries deleted to make room */
 };
 void bpfsync_get_learned_stats(const struct bpfsync *bs,

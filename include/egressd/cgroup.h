@@ -30,23 +30,23 @@
 #define CGROUP_ROOT_ID 1
 
 struct cgroup_info {
-	char dir[PATH_MAX];	  /* directory, as this process reaches it */
+	char dir[PATH_MAX]; /* directory, as this process reaches it */
 	char host_path[PATH_MAX]; /* path as the host sees it, "" unknown */
-	uint64_t id;		  /* inode number of dir */
-	uint32_t level;		  /* absolute: 0 root, 1 "/a", … (BPF) */
+	uint64_t id; /* inode number of dir */
+	uint32_t level; /* absolute: 0 root, 1 "/a", … (BPF) */
 	bool level_known;
-	uint32_t nft_level;	  /* what nft "socket cgroupv2 level" takes */
-	bool nft_ok;		  /* nft_level is known and expressible */
+	uint32_t nft_level; /* what nft "socket cgroupv2 level" takes */
+	bool nft_ok; /* nft_level is known and expressible */
 };
 
 /* What egressd can see of the hierarchy. */
 struct cgroup_view {
-	char mount[PATH_MAX];	   /* the cgroup2 mount egressd sees */
-	uint64_t mount_root_id;	   /* inode of its root */
-	bool private_ns;	   /* mount_root_id != CGROUP_ROOT_ID */
-	char host[PATH_MAX];	   /* host hierarchy: "" when not visible */
+	char mount[PATH_MAX]; /* the cgroup2 mount egressd sees */
+	uint64_t mount_root_id; /* inode of its root */
+	bool private_ns; /* mount_root_id != CGROUP_ROOT_ID */
+	char host[PATH_MAX]; /* host hierarchy: "" when not visible */
 	char root_host_path[PATH_MAX]; /* host path of mount's root, or "" */
-	uint32_t root_level;	   /* absolute level of mount's root */
+	uint32_t root_level; /* absolute level of mount's root */
 	bool root_level_known;
 	/*
 	 * Kernels with "nft_socket: make cgroupsv2 matching work with
@@ -55,9 +55,9 @@ struct cgroup_view {
 	 * older ones from the host's root. The probe tells which.
 	 */
 	bool nft_relative;
-	bool agent_moved;	   /* egressd created and entered its cgroup */
-	bool agent_shared;	   /* egressd's cgroup may hold other processes */
-	char container[PATH_MAX];  /* host path of the container cgroup */
+	bool agent_moved; /* egressd created and entered its cgroup */
+	bool agent_shared; /* egressd's cgroup may hold other processes */
+	char container[PATH_MAX]; /* host path of the container cgroup */
 };
 
 /* Mount point of the first cgroup2 filesystem in mounts_path
@@ -107,8 +107,9 @@ void cgroup_nft_level(const struct cgroup_view *view, struct cgroup_info *c);
  */
 int cgroup_attach_point(const struct egressd_config *cfg,
 			const struct cgroup_view *view,
-			const struct cgroup_info *agent, struct cgroup_info *out,
-			char *how, size_t howlen, char *err, size_t errlen);
+			const struct cgroup_info *agent,
+			struct cgroup_info *out, char *how, size_t howlen,
+			char *err, size_t errlen);
 
 /* Is the cgroup named (last path component) one that every container on
  * a node shares (Docker's and the kubelet's parents)? */

@@ -49,9 +49,9 @@ struct egressd_upstream {
 
 struct egressd_config {
 	enum egressd_mode mode;
-	char *rules_json;  /* OPENSANDBOX_EGRESS_RULES, may be NULL */
+	char *rules_json; /* OPENSANDBOX_EGRESS_RULES, may be NULL */
 	char *policy_file; /* OPENSANDBOX_EGRESS_POLICY_FILE, may be NULL */
-	char *rules_dir;   /* always-rules directory */
+	char *rules_dir; /* always-rules directory */
 	unsigned long max_rules; /* 0 = unlimited */
 
 	struct egressd_upstream upstreams[EGRESSD_MAX_UPSTREAMS];
@@ -65,7 +65,7 @@ struct egressd_config {
 	uint16_t dns_listen_port;
 	char *resolv_conf;
 
-	char *agent_cgroup;    /* cgroup the agent runs in (NULL: its own) */
+	char *agent_cgroup; /* cgroup the agent runs in (NULL: its own) */
 	char *workload_cgroup; /* BPF attach point (NULL: the sandbox cgroup) */
 	/* where the host's cgroup2 hierarchy is mounted (NULL: not visible) */
 	char *host_cgroup2;
@@ -116,8 +116,8 @@ int config_parse_listen_addr(const char *addr, struct sockaddr_storage *ss,
  * Parse "IP", "IP:port", "[v6]:port", "[v6]" or a bare v6 address list,
  * comma separated. Host names are rejected. 0 or -EINVAL with err.
  */
-int config_parse_upstreams(const char *s, struct egressd_upstream *out,
-			   int max, int *n, char *err, size_t errlen);
+int config_parse_upstreams(const char *s, struct egressd_upstream *out, int max,
+			   int *n, char *err, size_t errlen);
 
 /* nameserver lines of a resolv.conf (port option honoured); 0 or -errno. */
 int config_read_resolv_conf(const char *path, struct egressd_upstream *out,

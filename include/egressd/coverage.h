@@ -18,8 +18,8 @@
 #include <stdint.h>
 
 enum coverage_state {
-	COVERAGE_NONE,	    /* no BPF attach: nftables judges everything */
-	COVERAGE_PARTIAL,   /* BPF: the attach cgroup; nftables: the rest */
+	COVERAGE_NONE, /* no BPF attach: nftables judges everything */
+	COVERAGE_PARTIAL, /* BPF: the attach cgroup; nftables: the rest */
 	COVERAGE_NAMESPACE, /* BPF judges every socket of the namespace */
 };
 

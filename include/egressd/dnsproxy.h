@@ -55,20 +55,20 @@ struct dnsproxy_stats {
 	uint64_t rtt_hist[DNSPROXY_RTT_BUCKETS + 1]; /* last: +Inf */
 	uint64_t rtt_count;
 	double rtt_sum_s;
-	uint64_t queries;   /* client queries received (UDP + TCP) */
-	uint64_t allowed;   /* forwarded, or coalesced onto a forwarded one */
-	uint64_t denied;    /* answered NXDOMAIN by policy */
-	uint64_t servfail;  /* answered SERVFAIL (upstream failure, hook) */
+	uint64_t queries; /* client queries received (UDP + TCP) */
+	uint64_t allowed; /* forwarded, or coalesced onto a forwarded one */
+	uint64_t denied; /* answered NXDOMAIN by policy */
+	uint64_t servfail; /* answered SERVFAIL (upstream failure, hook) */
 	uint64_t malformed; /* dropped or FORMERR */
-	uint64_t inflight;  /* queries waiting for an upstream */
+	uint64_t inflight; /* queries waiting for an upstream */
 	uint64_t bad_answers; /* upstream packets dropped: unknown id (late
 			       * or forged), question or 0x20 case
 			       * mismatch, or in on lo (forged) */
 	uint64_t tcp_retries; /* TC answers fetched again over TCP */
-	uint64_t tcp_conns;   /* TCP client connections open now */
+	uint64_t tcp_conns; /* TCP client connections open now */
 	uint64_t tcp_refused; /* TCP clients closed at once: too many */
 	uint64_t coalesced; /* queries that waited for an identical one */
-	uint64_t forged;    /* upstream answers dropped: came in on lo from
+	uint64_t forged; /* upstream answers dropped: came in on lo from
 			     * a remote upstream (also in bad_answers) */
 	uint64_t rebinding; /* answers that had records stripped */
 };

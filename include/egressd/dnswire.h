@@ -72,7 +72,7 @@ struct dnswire_question {
 	uint16_t qtype;
 	uint16_t qclass;
 	size_t question_end; /* offset just past the first question */
-	bool has_opt;	     /* an OPT RR in the additional section */
+	bool has_opt; /* an OPT RR in the additional section */
 	uint16_t opt_udp_size;
 	uint8_t opt_version;
 	bool opt_do;
@@ -119,8 +119,8 @@ struct dnswire_response {
 	size_t n_addrs;
 	struct dnswire_addr addrs[DNSWIRE_MAX_ADDRS];
 	bool addrs_truncated; /* more than DNSWIRE_MAX_ADDRS were present */
-	size_t n_cnames;      /* CNAME hops followed */
-	uint32_t min_ttl;     /* over the records used, UINT32_MAX if none */
+	size_t n_cnames; /* CNAME hops followed */
+	uint32_t min_ttl; /* over the records used, UINT32_MAX if none */
 };
 
 /*

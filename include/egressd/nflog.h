@@ -24,7 +24,7 @@ struct nflog;
 struct nflog_packet {
 	enum events_reason reason;
 	int family; /* AF_INET or AF_INET6 */
-	int proto;  /* IPPROTO_* (after IPv6 extension headers) */
+	int proto; /* IPPROTO_* (after IPv6 extension headers) */
 	uint8_t src[16], dst[16];
 	uint16_t sport, dport; /* host order; 0 without ports */
 };

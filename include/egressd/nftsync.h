@@ -31,7 +31,7 @@
 #define NFTSYNC_CHAIN_FILTER "egress"
 /* Start-up only: the cgroup level probe (nftsync_probe_cgroup_level). */
 #define NFTSYNC_CHAIN_PROBE "cgroup_probe"
-#define NFTSYNC_PROBE_PORT 1	     /* probe datagrams: 127.0.0.1:PORT+L */
+#define NFTSYNC_PROBE_PORT 1 /* probe datagrams: 127.0.0.1:PORT+L */
 #define NFTSYNC_PROBE_MAX_LEVEL 32
 /* NFLOG group the drop rules log to (nflog.c subscribes to it). */
 #define NFTSYNC_DEFAULT_LOG_GROUP 180
@@ -51,11 +51,11 @@
  * IPv4-mapped IPv6 must already be stored as IPv4 (policy.h does so).
  */
 struct nftsync_config {
-	uint16_t dns_port;	     /* DNS proxy port (host order) */
-	uint64_t agent_cgroup_id;    /* inode number of the agent's cgroup2 dir */
+	uint16_t dns_port; /* DNS proxy port (host order) */
+	uint64_t agent_cgroup_id; /* inode number of the agent's cgroup2 dir */
 	uint32_t agent_cgroup_level; /* nft level (cgroup.h: nft_level) */
-	bool filter;		     /* dns+nft mode: install chain egress */
-	bool default_accept;	     /* defaultAction allow */
+	bool filter; /* dns+nft mode: install chain egress */
+	bool default_accept; /* defaultAction allow */
 	/*
 	 * OPENSANDBOX_EGRESS_IPV6=deny: IPv6 other than loopback and the
 	 * ICMPv6 the link needs is rejected (TCP reset, else ICMPv6
@@ -144,8 +144,8 @@ struct nftsync_update {
 	/* Remove these learned addresses (the registry's learned_revoked()). */
 	const struct policy_addr *forget;
 	size_t n_forget;
-	bool flush_learned;  /* empty the learned sets */
-	uint64_t now_ms;     /* monotonic clock, as for nftsync_learn_write() */
+	bool flush_learned; /* empty the learned sets */
+	uint64_t now_ms; /* monotonic clock, as for nftsync_learn_write() */
 };
 
 /* ---- builders: no I/O ------------------------------------------------ */
@@ -166,10 +166,9 @@ size_t nftsync_batch_ncmds(const struct nftsync_batch *b);
  * formatted on demand; valid until the next call for b or until b is
  * reset or freed.
  */
-const char *nftsync_batch_describe(const struct nftsync_batch *b,
-				   uint32_t seq);
+const char *nftsync_batch_describe(const struct nftsync_batch *b, uint32_t seq);
 
-#define NFTSYNC_BUILD_REPLACE (1U << 0)	      /* delete the table first */
+#define NFTSYNC_BUILD_REPLACE (1U << 0) /* delete the table first */
 #define NFTSYNC_BUILD_FLUSH_LEARNED (1U << 1) /* empty learned sets */
 
 /*
@@ -297,9 +296,9 @@ bool nftsync_learned_reset(const struct nftsync *ns);
 bool nftsync_is_filtering(const struct nftsync *ns);
 
 struct nftsync_stats {
-	uint64_t batches;      /* batches sent (or handed to the talker) */
+	uint64_t batches; /* batches sent (or handed to the talker) */
 	uint64_t batch_errors; /* batches the kernel refused */
-	uint64_t learn_sent;   /* addresses written to learned sets */
+	uint64_t learn_sent; /* addresses written to learned sets */
 	/* Learn batches refused with EEXIST because an address the registry
 	 * did not know was in a learned set; each was rewritten by a second
 	 * batch (add, delete, add). Counted in batch_errors too. */
@@ -326,8 +325,8 @@ int nftsync_netdev_apply(struct nftsync *ns, const char *const *ifnames,
  * and removes chain cgroup_probe. 0 with *level set, -ENOENT when no
  * level matched, -errno with err set.
  */
-int nftsync_probe_cgroup_level(struct nftsync *ns, uint64_t id,
-			       uint32_t *level, char *err, size_t errlen);
+int nftsync_probe_cgroup_level(struct nftsync *ns, uint64_t id, uint32_t *level,
+			       char *err, size_t errlen);
 
 /*
  * Is table inet egressd in the kernel right now? 1 yes, 0 no, -errno

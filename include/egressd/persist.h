@@ -22,8 +22,7 @@ int persist_prepare(const char *path, const struct policy *p, char *tmp,
 
 /* Second step: tmp becomes path (rename, fsync of the directory). On
  * error tmp is removed. 0 or -errno with err set. */
-int persist_commit(const char *path, const char *tmp, char *err,
-		   size_t errlen);
+int persist_commit(const char *path, const char *tmp, char *err, size_t errlen);
 
 /* A prepared file that will not be committed: removed. */
 void persist_abort(const char *tmp);

@@ -25,10 +25,10 @@ enum policy_action {
 };
 
 enum policy_kind {
-	POLICY_KIND_DOMAIN = 0,	  /* exact name */
+	POLICY_KIND_DOMAIN = 0, /* exact name */
 	POLICY_KIND_WILDCARD = 1, /* "*.suffix" */
-	POLICY_KIND_IP = 2,	  /* single address (prefixlen 32/128) */
-	POLICY_KIND_CIDR = 3,	  /* network, masked to prefixlen */
+	POLICY_KIND_IP = 2, /* single address (prefixlen 32/128) */
+	POLICY_KIND_CIDR = 3, /* network, masked to prefixlen */
 };
 
 enum policy_origin {
@@ -42,9 +42,9 @@ enum policy_origin {
  * ::ffff:0:0/96+n) is stored as the IPv4 address/network it stands for.
  */
 struct policy_addr {
-	uint8_t family;	   /* AF_INET or AF_INET6 */
+	uint8_t family; /* AF_INET or AF_INET6 */
 	uint8_t prefixlen; /* 0..32 or 0..128; host bits are zero */
-	uint8_t addr[16];  /* network byte order; IPv4 in addr[0..3] */
+	uint8_t addr[16]; /* network byte order; IPv4 in addr[0..3] */
 };
 
 struct policy_rule {
@@ -96,8 +96,8 @@ int policy_parse_json(const char *buf, size_t len, size_t max_rules,
  * problem without any egress[i] prefix. Frees nothing in rule on failure;
  * on success rule->target and rule->name are newly allocated.
  */
-int policy_parse_target(const char *target, struct policy_rule *rule,
-			char *err, size_t errlen);
+int policy_parse_target(const char *target, struct policy_rule *rule, char *err,
+			size_t errlen);
 
 /*
  * Index of the first allow rule naming an IPv6 address or network (IPv4-
@@ -141,9 +141,9 @@ struct policy_matcher;
 
 struct policy_match {
 	enum policy_action action;
-	bool matched;		   /* false: defaultAction decided */
+	bool matched; /* false: defaultAction decided */
 	enum policy_origin origin; /* valid when matched */
-	size_t index;		   /* rule index within its origin */
+	size_t index; /* rule index within its origin */
 	/*
 	 * The first exact-name rule (not a wildcard) for this very name,
 	 * wherever it stands, allows it. Lifts the DoH/DoT provider block
@@ -159,8 +159,7 @@ struct policy_match {
  * whatever their action field says. user may be NULL (deny-all). Into
  * *out: 0, or -ENOMEM / -EOVERFLOW (too many rules or name bytes).
  */
-int policy_matcher_new(struct policy_matcher **out,
-		       const struct policy *user,
+int policy_matcher_new(struct policy_matcher **out, const struct policy *user,
 		       const struct policy_rule *deny_always, size_t n_deny,
 		       const struct policy_rule *allow_always, size_t n_allow);
 void policy_matcher_free(struct policy_matcher *m);

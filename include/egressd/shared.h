@@ -117,12 +117,14 @@
 #define EGRESSD_RULE_DOH_BLOCKLIST 4 /* OPENSANDBOX_EGRESS_DOH_BLOCKLIST[i] */
 /* Their names on log lines and in egressctl: "egress[3]", indexed by
  * origin (userspace only; docs/logs.md, "rule"). */
-#define EGRESSD_RULE_ORIGIN_NAMES                                        \
-	{ "egress", "deny.always", "allow.always", "doh.builtin",        \
-	  "doh.blocklist" }
-#define EGRESSD_RULE_ID(origin, i)                                   \
-	(((__u32)(origin) << EGRESSD_RULE_ORIGIN_SHIFT) |            \
-	 ((__u32)(i) & EGRESSD_RULE_INDEX_MASK))
+#define EGRESSD_RULE_ORIGIN_NAMES                                       \
+	{                                                               \
+		"egress", "deny.always", "allow.always", "doh.builtin", \
+			"doh.blocklist"                                 \
+	}
+#define EGRESSD_RULE_ID(origin, i)                        \
+	(((__u32)(origin) << EGRESSD_RULE_ORIGIN_SHIFT) | \
+	 ((__u32)(i)&EGRESSD_RULE_INDEX_MASK))
 /* struct egressd_event.rule when no rule decided (dot, default, ...) */
 #define EGRESSD_RULE_NONE 0xffffffffU
 

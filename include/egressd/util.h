@@ -16,12 +16,11 @@
 #include <time.h>
 
 /* Format into err (if any) and return ret, for "return util_err(…)". */
-static inline int util_err(char *err, size_t errlen, int ret,
-			   const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+static inline int util_err(char *err, size_t errlen, int ret, const char *fmt,
+			   ...) __attribute__((format(printf, 4, 5)));
 
-static inline int util_err(char *err, size_t errlen, int ret,
-			   const char *fmt, ...)
+static inline int util_err(char *err, size_t errlen, int ret, const char *fmt,
+			   ...)
 {
 	va_list ap;
 

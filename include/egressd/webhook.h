@@ -33,10 +33,10 @@
 struct webhook;
 
 struct webhook_stats {
-	uint64_t sent;	  /* delivered: the receiver answered 2xx */
-	uint64_t failed;  /* given up: 4xx/3xx, or retries exhausted */
+	uint64_t sent; /* delivered: the receiver answered 2xx */
+	uint64_t failed; /* given up: 4xx/3xx, or retries exhausted */
 	uint64_t dropped; /* queue full */
-	uint64_t folded;  /* repeats of a name within WEBHOOK_FOLD_MS */
+	uint64_t folded; /* repeats of a name within WEBHOOK_FOLD_MS */
 	uint64_t retries; /* attempts after the first */
 };
 
@@ -76,7 +76,7 @@ int webhook_payload(char *buf, size_t size, const char *hostname,
 unsigned int webhook_backoff_ms(unsigned int retry);
 
 enum webhook_step {
-	WEBHOOK_DONE = 0,  /* delivered */
+	WEBHOOK_DONE = 0, /* delivered */
 	WEBHOOK_RETRY = 1, /* try again after *delay_ms */
 	WEBHOOK_GIVE_UP = 2,
 };

@@ -734,8 +734,8 @@ static size_t build_pkt(__u8 *buf, size_t cap, int family, const char *dst,
 		ip[7] = shape == SHAPE_HLIM1 ? 1 :
 			shape == SHAPE_PLAIN || shape == SHAPE_ICMP6_ANSWER ||
 					shape == SHAPE_ICMP6_OTHER ?
-						     64 :
-						     255;
+					       64 :
+					       255;
 		inet_pton(AF_INET6, "fd00:200::2", ip + 8);
 		inet_pton(AF_INET6, dst, ip + 24);
 		off += 40;
@@ -773,7 +773,8 @@ static size_t build_pkt(__u8 *buf, size_t cap, int family, const char *dst,
 		if (shape >= SHAPE_ND_NUD) {
 			/* target: the destination (NS) or our source (NA) */
 			memcpy(buf + off + 8,
-			       shape == SHAPE_ND_NUD || shape == SHAPE_ND_CARGO ?
+			       shape == SHAPE_ND_NUD ||
+					       shape == SHAPE_ND_CARGO ?
 				       ip + 24 :
 				       ip + 8,
 			       16);
@@ -782,7 +783,8 @@ static size_t build_pkt(__u8 *buf, size_t cap, int family, const char *dst,
 			if (shape == SHAPE_ND_ROUTER)
 				buf[off + 4] = 0xe0;
 			off += 24;
-			if (shape == SHAPE_ND_ANSWER || shape == SHAPE_ND_ROUTER) {
+			if (shape == SHAPE_ND_ANSWER ||
+			    shape == SHAPE_ND_ROUTER) {
 				buf[off] = 2; /* target link-layer address */
 				buf[off + 1] = 1;
 				off += 8;
@@ -799,8 +801,9 @@ static size_t build_pkt(__u8 *buf, size_t cap, int family, const char *dst,
 			buf[off + 6] = IPPROTO_UDP;
 			buf[off + 7] = 64;
 			inet_pton(AF_INET6,
-				  shape == SHAPE_ICMP6_ANSWER ? dst :
-								"2001:db8:77::1",
+				  shape == SHAPE_ICMP6_ANSWER ?
+					  dst :
+					  "2001:db8:77::1",
 				  buf + off + 8);
 			inet_pton(AF_INET6, "fd00:200::2", buf + off + 24);
 			off += 48;
@@ -1162,8 +1165,8 @@ static void test_inbound(void)
 		len = build_v4(pkt, sizeof(pkt), "10.200.0.2", t[i].out_port,
 			       t[i].peer, t[i].peer_port, t[i].proto, 0x12);
 		r = run_prog(skel->progs.egress_filter, pkt, len);
-		ok &= CHECK(r == t[i].want, t[i].desc, "egress retval %u, want %u",
-			    r, t[i].want);
+		ok &= CHECK(r == t[i].want, t[i].desc,
+			    "egress retval %u, want %u", r, t[i].want);
 		if (ok) {
 			printf("PASS:%s\n", t[i].desc);
 			passed++;
@@ -1178,7 +1181,8 @@ static void test_inbound(void)
 						 .family = 4,
 						 .proto = IPPROTO_TCP };
 		__u64 seen = 0;
-		const char *name = "inbound: entry keyed (peer, peer port, local port)";
+		const char *name =
+			"inbound: entry keyed (peer, peer port, local port)";
 
 		inet_pton(AF_INET, "192.0.2.77", k.peer);
 		ok = CHECK(!bpf_map__lookup_elem(skel->maps.inbound, &k,

@@ -68,7 +68,7 @@ struct fuzz_state {
 	const uint8_t *data; /* the input, sent from the loop */
 	size_t size, sent;
 	bool shut; /* all sent, write side shut */
-	bool eof;  /* the server closed */
+	bool eof; /* the server closed */
 	int quiet; /* pokes in a row without a new byte */
 	size_t seen_len;
 	char resp[FUZZ_RESP_MAX];

@@ -32,9 +32,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FUZZ_MSG_MAX (FUZZ_PAYLOAD_MAX + 256)
 
 static const char *const fuzz_prefixes[] = {
-	"egressd:default_deny", "egressd:deny_rule",	 "egressd:dot",
-	"egressd:doh",		"egressd:ipv6_disabled", "egressd:other",
-	"egressd:",		"egressd:deny_rule ",
+	"egressd:default_deny",
+	"egressd:deny_rule",
+	"egressd:dot",
+	"egressd:doh",
+	"egressd:ipv6_disabled",
+	"egressd:other",
+	"egressd:",
+	"egressd:deny_rule ",
 };
 
 static void fuzz_fail(const char *what)
@@ -52,7 +57,8 @@ static void check_packet(const struct nflog_packet *pk)
 		fuzz_fail("family");
 	if (pk->reason != EVENTS_REASON_DEFAULT_DENY &&
 	    pk->reason != EVENTS_REASON_DENY_RULE &&
-	    pk->reason != EVENTS_REASON_DOT && pk->reason != EVENTS_REASON_DOH &&
+	    pk->reason != EVENTS_REASON_DOT &&
+	    pk->reason != EVENTS_REASON_DOH &&
 	    pk->reason != EVENTS_REASON_IPV6_DISABLED)
 		fuzz_fail("reason");
 	if (pk->proto < 0 || pk->proto > 255)
@@ -128,8 +134,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	check_packet(&pk);
-	if (pk.family == AF_INET &&
-	    (memcmp(pk.src, data + 1 + 12, 4) || memcmp(pk.dst, data + 1 + 16, 4)))
+	if (pk.family == AF_INET && (memcmp(pk.src, data + 1 + 12, 4) ||
+				     memcmp(pk.dst, data + 1 + 16, 4)))
 		fuzz_fail("IPv4 addresses");
 	if (pk.family == AF_INET6 && (memcmp(pk.src, data + 1 + 8, 16) ||
 				      memcmp(pk.dst, data + 1 + 24, 16)))

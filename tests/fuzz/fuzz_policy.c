@@ -31,9 +31,8 @@ static bool ref_match(const struct policy_rule *r, const char *q, size_t qn)
 }
 
 /* Linear first-match over the user rules (no always rules here). */
-static void check_lookup(const struct policy *p,
-			 const struct policy_matcher *m, const char *q,
-			 size_t qn)
+static void check_lookup(const struct policy *p, const struct policy_matcher *m,
+			 const char *q, size_t qn)
 {
 	struct policy_match got;
 	size_t i, n = qn;

@@ -46,11 +46,11 @@
 
 #define MAX_LISTEN 16
 #define BATCH 64
-#define UDP_BUF 4096		/* receive buffer and our EDNS payload size */
+#define UDP_BUF 4096 /* receive buffer and our EDNS payload size */
 #define EDNS_SIZE 4096
 #define TCP_MSG_MAX 65535
 #define TCP_MAX_CONNS 1024
-#define TCP_OUT_MAX (4u << 20)	/* close a client that never reads */
+#define TCP_OUT_MAX (4u << 20) /* close a client that never reads */
 #define BIG_MAX 500
 #define BIG_TXT_LEN 100
 #define CNAME_CHAIN_MAX 8
@@ -59,13 +59,13 @@ struct rr {
 	uint16_t type;
 	uint16_t rdlen;
 	uint32_t ttl;
-	uint8_t *rdata;		/* wire format; CNAME: uncompressed name */
-	char *target;		/* CNAME only: lowercase dotted target */
+	uint8_t *rdata; /* wire format; CNAME: uncompressed name */
+	char *target; /* CNAME only: lowercase dotted target */
 	struct rr *next;
 };
 
 struct zname {
-	char *name;		/* lowercase, no trailing dot, "" is the root */
+	char *name; /* lowercase, no trailing dot, "" is the root */
 	struct rr *head, *tail;
 };
 
@@ -77,10 +77,10 @@ struct zone {
 struct query {
 	uint16_t id;
 	uint16_t flags;
-	const uint8_t *qsec;	/* question section as received */
-	size_t qsec_len;	/* name + type + class */
-	char lname[1024];	/* lowercase dotted name for lookups */
-	char pname[1024];	/* printable name as received (logged lower-cased) */
+	const uint8_t *qsec; /* question section as received */
+	size_t qsec_len; /* name + type + class */
+	char lname[1024]; /* lowercase dotted name for lookups */
+	char pname[1024]; /* printable name as received (logged lower-cased) */
 	uint16_t qtype, qclass;
 	bool has_opt;
 	uint16_t udp_size;
@@ -95,7 +95,7 @@ struct ep {
 };
 
 struct tcp_conn {
-	struct ep ep;		/* first member: epoll data points here */
+	struct ep ep; /* first member: epoll data points here */
 	uint8_t *in;
 	size_t inlen;
 	uint8_t *out;
@@ -108,15 +108,16 @@ static struct {
 	uint32_t ttl;
 	FILE *log;
 	bool drop;
-	int fail_rcode;		/* answer everything with it (0: off) */
-	size_t truncate_over;	/* 0: off */
+	int fail_rcode; /* answer everything with it (0: off) */
+	size_t truncate_over; /* 0: off */
 	const char *pidfile;
 	int epfd;
 	unsigned int nconns;
 	bool quit;
 } g = { .ttl = 300 };
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2), noreturn));
 
 static void die(const char *fmt, ...)
 {
@@ -318,7 +319,8 @@ static int tokenize(char *line, char **tok, int max)
 			continue;
 		}
 		tok[n++] = p;
-		while (*p && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+		while (*p && *p != ' ' && *p != '\t' && *p != '\r' &&
+		       *p != '\n')
 			p++;
 		if (*p)
 			*p++ = '\0';
@@ -362,7 +364,8 @@ static void zone_load(struct zone *z, const char *path)
 		if (n == 0)
 			continue;
 		if (n < 3 || n > 4)
-			die("%s:%u: expected 'name TYPE value [ttl]'", path, lineno);
+			die("%s:%u: expected 'name TYPE value [ttl]'", path,
+			    lineno);
 		if (!norm_name(tok[0], name, sizeof(name)))
 			die("%s:%u: bad name '%s'", path, lineno, tok[0]);
 		if (n == 4 && !parse_u32(tok[3], &ttl))
@@ -370,12 +373,14 @@ static void zone_load(struct zone *z, const char *path)
 		if (!strcasecmp(tok[1], "A")) {
 			type = T_A;
 			if (inet_pton(AF_INET, tok[2], rd) != 1)
-				die("%s:%u: bad IPv4 '%s'", path, lineno, tok[2]);
+				die("%s:%u: bad IPv4 '%s'", path, lineno,
+				    tok[2]);
 			rdlen = 4;
 		} else if (!strcasecmp(tok[1], "AAAA")) {
 			type = T_AAAA;
 			if (inet_pton(AF_INET6, tok[2], rd) != 1)
-				die("%s:%u: bad IPv6 '%s'", path, lineno, tok[2]);
+				die("%s:%u: bad IPv6 '%s'", path, lineno,
+				    tok[2]);
 			rdlen = 16;
 		} else if (!strcasecmp(tok[1], "CNAME")) {
 			int w;
@@ -383,8 +388,8 @@ static void zone_load(struct zone *z, const char *path)
 			type = T_CNAME;
 			if (!norm_name(tok[2], target, sizeof(target)) ||
 			    (w = name_to_wire(target, rd, sizeof(rd))) < 0)
-				die("%s:%u: bad CNAME target '%s'", path, lineno,
-				    tok[2]);
+				die("%s:%u: bad CNAME target '%s'", path,
+				    lineno, tok[2]);
 			rdlen = (size_t)w;
 		} else if (!strcasecmp(tok[1], "TXT")) {
 			type = T_TXT;
@@ -474,18 +479,30 @@ static uint16_t get16(const uint8_t *p)
 static const char *type_name(uint16_t t, char *buf, size_t sz)
 {
 	switch (t) {
-	case T_A: return "A";
-	case T_AAAA: return "AAAA";
-	case T_CNAME: return "CNAME";
-	case T_TXT: return "TXT";
-	case 2: return "NS";
-	case 6: return "SOA";
-	case 12: return "PTR";
-	case 15: return "MX";
-	case 33: return "SRV";
-	case 64: return "SVCB";
-	case 65: return "HTTPS";
-	case T_ANY: return "ANY";
+	case T_A:
+		return "A";
+	case T_AAAA:
+		return "AAAA";
+	case T_CNAME:
+		return "CNAME";
+	case T_TXT:
+		return "TXT";
+	case 2:
+		return "NS";
+	case 6:
+		return "SOA";
+	case 12:
+		return "PTR";
+	case 15:
+		return "MX";
+	case 33:
+		return "SRV";
+	case 64:
+		return "SVCB";
+	case 65:
+		return "HTTPS";
+	case T_ANY:
+		return "ANY";
 	}
 	snprintf(buf, sz, "TYPE%u", t);
 	return buf;
@@ -565,7 +582,8 @@ static int parse_query(const uint8_t *m, size_t len, struct query *q)
 				q->pname[pp++] = '\\';
 				q->pname[pp++] = (char)c;
 			} else if (c <= ' ' || c >= 0x7f) {
-				pp += (size_t)sprintf(q->pname + pp, "\\%03u", c);
+				pp += (size_t)sprintf(q->pname + pp, "\\%03u",
+						      c);
 			} else {
 				q->pname[pp++] = (char)c;
 			}
@@ -637,13 +655,12 @@ static void wb_u32(struct wbuf *w, uint32_t v)
 }
 
 /* Header + question (+ OPT later). */
-static void put_head(struct wbuf *w, const struct query *q, int rcode,
-		     bool tc)
+static void put_head(struct wbuf *w, const struct query *q, int rcode, bool tc)
 {
 	uint16_t flags = 0x8000 | 0x0400 | 0x0080; /* QR, AA, RA */
 
-	flags |= q->flags & 0x0100;		   /* RD */
-	flags |= (uint16_t)(q->flags & 0x7800);	   /* opcode */
+	flags |= q->flags & 0x0100; /* RD */
+	flags |= (uint16_t)(q->flags & 0x7800); /* opcode */
 	if (tc)
 		flags |= 0x0200;
 	flags |= (uint16_t)(rcode & 0xf);
@@ -699,7 +716,8 @@ static size_t build_answer(const struct query *q, int prc, uint8_t *out,
 		return w.overflow ? 0 : w.len;
 	}
 	zn = q->qclass == 1 || q->qclass == T_ANY ?
-		zone_lookup(&g.zone, q->lname) : NULL;
+		     zone_lookup(&g.zone, q->lname) :
+		     NULL;
 	rcode = zn ? RC_NOERROR : RC_NXDOMAIN;
 	put_head(&w, q, rcode, false);
 	for (hops = 0; zn && hops < CNAME_CHAIN_MAX; hops++) {
@@ -710,7 +728,7 @@ static size_t build_answer(const struct query *q, int prc, uint8_t *out,
 				cname = rr;
 		for (rr = zn->head; rr; rr = rr->next) {
 			if (cname ? rr != cname :
-			    (rr->type != q->qtype && q->qtype != T_ANY))
+				    (rr->type != q->qtype && q->qtype != T_ANY))
 				continue;
 			wb_u16(&w, (uint16_t)(0xc000 | owner));
 			wb_u16(&w, rr->type);
@@ -823,8 +841,8 @@ static int parse_addr(const char *arg, struct sockaddr_storage *ss,
 			return -1;
 		strcpy(host, arg);
 	}
-	if (port && (!parse_u32(port, &portnum) || portnum == 0 ||
-		     portnum > 65535))
+	if (port &&
+	    (!parse_u32(port, &portnum) || portnum == 0 || portnum > 65535))
 		return -1;
 	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
 		s4->sin_family = AF_INET;
@@ -861,10 +879,14 @@ static int open_sock(const char *arg, const struct sockaddr_storage *ss,
 	if (ss->ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (type == SOCK_DGRAM) {
-		if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf)))
-			setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
-		if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof(buf)))
-			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf,
+			       sizeof(buf)))
+			setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf,
+				   sizeof(buf));
+		if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf,
+			       sizeof(buf)))
+			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf,
+				   sizeof(buf));
 	}
 	if (bind(fd, (const struct sockaddr *)ss, sl) < 0)
 		die("bind %s (%s): %s", arg, type == SOCK_DGRAM ? "udp" : "tcp",
@@ -898,8 +920,8 @@ static void udp_ready(int fd)
 			return;
 		ns = 0;
 		for (i = 0; i < n; i++) {
-			size_t r = handle("udp", inb[i], rm[i].msg_len, outb[ns],
-					  UDP_BUF, true);
+			size_t r = handle("udp", inb[i], rm[i].msg_len,
+					  outb[ns], UDP_BUF, true);
 
 			if (!r)
 				continue;
@@ -913,7 +935,8 @@ static void udp_ready(int fd)
 			ns++;
 		}
 		for (sent = 0; sent < ns;) {
-			int r = sendmmsg(fd, sm + sent, (unsigned int)(ns - sent), 0);
+			int r = sendmmsg(fd, sm + sent,
+					 (unsigned int)(ns - sent), 0);
 
 			if (r > 0)
 				sent += r;
@@ -1000,8 +1023,9 @@ static void conn_ready(struct tcp_conn *c, uint32_t events)
 					 2 + TCP_MSG_MAX - c->inlen, 0);
 			size_t off = 0;
 
-			if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN &&
-				       errno != EWOULDBLOCK)) {
+			if (r == 0 ||
+			    (r < 0 && errno != EINTR && errno != EAGAIN &&
+			     errno != EWOULDBLOCK)) {
 				conn_close(c);
 				return;
 			}
@@ -1219,7 +1243,8 @@ int main(int argc, char **argv)
 				break;
 			case EP_TCP_CONN:
 				/* Each fd appears once per batch: closing is safe. */
-				conn_ready((struct tcp_conn *)ep, evs[i].events);
+				conn_ready((struct tcp_conn *)ep,
+					   evs[i].events);
 				break;
 			case EP_SIGNAL:
 				g.quit = true;
