@@ -47,6 +47,9 @@
 #             egressd flushed (the chains stay, policy accept, no rule):
 #             what the netdev egress hook costs before any rule runs, the
 #             floor of any guard built on it
+#   framesone DIAGNOSTIC: "enforce", then every chain of table netdev
+#             egressd reduced to one rule, "meta rtclassid >= 0 accept":
+#             what one rule costs above the floor
 #   enforcecg the same with --cgroup <workload cgroup> and a process of
 #             another cgroup holding a socket in the namespace: coverage is
 #             partial, nftables hands the workload cgroup's packets to BPF
@@ -281,7 +284,7 @@ for o in json.load(sys.stdin)["nftables"]:
 # ---- measurements ----------------------------------------------------------
 
 is_bpf_variant() {
-	case $1 in enforce | sidecar | enforceroot | enforcecg | bpfonly | noframes | framesfloor) return 0 ;; esac
+	case $1 in enforce | sidecar | enforceroot | enforcecg | bpfonly | noframes | framesfloor | framesone) return 0 ;; esac
 	return 1
 }
 
@@ -335,7 +338,7 @@ print("%.2f" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_se
 setup() {
 	case $1 in
 	baseline) return 0 ;;
-	enforce | bpfonly | noframes | framesfloor) eg_start dns+nft enforce ;;
+	enforce | bpfonly | noframes | framesfloor | framesone) eg_start dns+nft enforce ;;
 	sidecar) eg_start dns+nft enforce sidecar ;;
 	enforceroot) eg_start dns+nft enforce "$CG2" ;;
 	enforcecg)
@@ -356,7 +359,7 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 0)); ti
 	local st
 	st=$(grep -o '"bpf":{"state":"[a-z]*"' "$TMP/eg.out" | head -n 1)
 	case $1 in
-	enforce | sidecar | enforceroot | enforcecg | bpfonly | noframes | framesfloor)
+	enforce | sidecar | enforceroot | enforcecg | bpfonly | noframes | framesfloor | framesone)
 		[ "$st" = '"bpf":{"state":"enforce"' ] || die "$1: BPF not enforcing: $st"
 		local cov want=namespace
 		[ "$1" = enforcecg ] && want=partial
@@ -379,7 +382,7 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 0)); ti
 		nsenter --net="/run/netns/$SB" -- nft delete table netdev egressd ||
 			die "noframes: cannot delete table netdev egressd"
 	fi
-	if [ "$1" = framesfloor ]; then
+	if [ "$1" = framesfloor ] || [ "$1" = framesone ]; then
 		local ch
 		for ch in $(nsenter --net="/run/netns/$SB" -- nft list table netdev egressd |
 			awk '$1 == "chain" { print $2 }'); do
@@ -387,6 +390,13 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 0)); ti
 				die "framesfloor: cannot flush chain $ch"
 		done
 		[ -n "${ch:-}" ] || die "framesfloor: table netdev egressd has no chain"
+		if [ "$1" = framesone ]; then
+			for ch in $(nsenter --net="/run/netns/$SB" -- nft list table netdev egressd |
+				awk '$1 == "chain" { print $2 }'); do
+				nsenter --net="/run/netns/$SB" -- nft add rule netdev egressd "$ch" \
+					meta rtclassid '>=' 0 accept || die "framesone: cannot add the rule"
+			done
+		fi
 	fi
 	if [ "$1" = bpfonly ]; then
 		kill -KILL "$EG_PID"
