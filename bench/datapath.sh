@@ -47,6 +47,9 @@
 #             egressd flushed (the chains stay, policy accept, no rule):
 #             what the netdev egress hook costs before any rule runs, the
 #             floor of any guard built on it
+#   enforceb  "enforce" with another build, $EGRESSD_B (for example the
+#             tree before a change): both builds measured in the same reps,
+#             interleaved, which separate runs cannot give on a noisy VM
 #   framesone DIAGNOSTIC: "enforce", then every chain of table netdev
 #             egressd reduced to one rule, "meta rtclassid >= 0 accept":
 #             what one rule costs above the floor
@@ -68,7 +71,8 @@
 #
 # Settings (environment): REPS [3], DURATION [5], N_CIDR [10000],
 # N_LEARN [10000], CPU_SEND [0], CPU_RECV [1], VARIANTS, TCP [1] (0: skip
-# the TCP runs), OUT [a temp dir; per-run JSON and the table land there].
+# the TCP runs), OUT [a temp dir; per-run JSON and the table land there],
+# EGRESSD (the build, default build/egressd), EGRESSD_B (variant enforceb).
 # Prints the per-rep figures and a Markdown table of medians.
 set -u
 
@@ -143,6 +147,11 @@ mkdir -p "$OUT"
 # A snapshot: other people rebuild build/egressd meanwhile.
 EGRESSD=$TMP/egressd
 cp "$EGRESSD_SRC" "$EGRESSD" || die "cp $EGRESSD_SRC"
+EGRESSD_B_BIN=
+if [ -n "${EGRESSD_B:-}" ]; then
+	EGRESSD_B_BIN=$TMP/egressd-b
+	cp "$EGRESSD_B" "$EGRESSD_B_BIN" || die "cp $EGRESSD_B"
+fi
 
 # ---- topology ----------------------------------------------------------
 ip netns add "$SB" || die "ip netns add $SB"
@@ -223,7 +232,7 @@ eg_start() {
 	# Not through in_sb: $! must be egressd itself (nsenter, sh, taskset,
 	# unshare and sidecar-exec exec), not a subshell running a function.
 	nsenter --net="/run/netns/$SB" -- sh -c "$IN_SB_SH" "$CG/agent" "$CPU_RECV" \
-		"${wrap[@]}" "$EGRESSD" --mode "$1" --bpf "$2" "${cgopt[@]}" \
+		"${wrap[@]}" "${EG_BIN:-$EGRESSD}" --mode "$1" --bpf "$2" "${cgopt[@]}" \
 		--dns-upstream "$UP4" --policy-file "$TMP/policy.json" --max-rules 0 \
 		--rules-dir "$TMP/rules" --bpf-pin-dir "$PIN" \
 		--http-addr 127.0.0.1:18080 --learn-ttl-min 3600 --learn-ttl-max 3600 \
@@ -284,7 +293,7 @@ for o in json.load(sys.stdin)["nftables"]:
 # ---- measurements ----------------------------------------------------------
 
 is_bpf_variant() {
-	case $1 in enforce | sidecar | enforceroot | enforcecg | bpfonly | noframes | framesfloor | framesone) return 0 ;; esac
+	case $1 in enforce | sidecar | enforceroot | enforcecg | bpfonly | noframes | framesfloor | framesone | enforceb) return 0 ;; esac
 	return 1
 }
 
@@ -339,6 +348,10 @@ setup() {
 	case $1 in
 	baseline) return 0 ;;
 	enforce | bpfonly | noframes | framesfloor | framesone) eg_start dns+nft enforce ;;
+	enforceb)
+		[ -n "$EGRESSD_B_BIN" ] || die "enforceb: set EGRESSD_B to the other build"
+		EG_BIN=$EGRESSD_B_BIN eg_start dns+nft enforce
+		;;
 	sidecar) eg_start dns+nft enforce sidecar ;;
 	enforceroot) eg_start dns+nft enforce "$CG2" ;;
 	enforcecg)
@@ -359,7 +372,7 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 0)); ti
 	local st
 	st=$(grep -o '"bpf":{"state":"[a-z]*"' "$TMP/eg.out" | head -n 1)
 	case $1 in
-	enforce | sidecar | enforceroot | enforcecg | bpfonly | noframes | framesfloor | framesone)
+	enforce | sidecar | enforceroot | enforcecg | bpfonly | noframes | framesfloor | framesone | enforceb)
 		[ "$st" = '"bpf":{"state":"enforce"' ] || die "$1: BPF not enforcing: $st"
 		local cov want=namespace
 		[ "$1" = enforcecg ] && want=partial
