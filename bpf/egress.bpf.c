@@ -234,7 +234,7 @@ struct {
  * Cookies of the sockets egressd itself opened (upstream queries, its
  * listeners, webhook calls); written by the agent (agent/selfsock.c).
  * egressd's exemption is by socket, not by cgroup: a process that joins
- * egressd's cgroup gets nothing (issue 12, class 4). Pinned, so that
+ * egressd's cgroup gets nothing (docs/security.md, class 4). Pinned, so that
  * after a kill -9 the new egressd is known to the bind guard of the
  * programs still attached before its own replace them.
  */
@@ -338,7 +338,7 @@ static __always_inline int is_doh_allowed(int is6, __u8 slot, const __u32 *addr)
  * its own addresses, which the kernel routes through lo) from a socket
  * that is neither egressd's nor in the API cgroup (egressd's, or its
  * container's: docker exec egressctl): the workload reaching for the
- * policy (issue 12, class 5). Dropped whatever the token, before the
+ * policy (docs/security.md, class 5). Dropped whatever the token, before the
  * loopback allow.
  */
 static __always_inline int is_api_intrusion(struct __sk_buff *skb,

@@ -229,7 +229,7 @@ int dns_getpeername6(struct bpf_sock_addr *ctx)
 }
 
 /*
- * The bind guard (issue 12, class 8): while egressd is down (kill -9, a
+ * The bind guard (docs/security.md, class 8): while egressd is down (kill -9, a
  * restart) no other process below the attach cgroup may bind its DNS or
  * API port, so that no squatter answers the sandbox's DNS and the restart
  * always gets its ports. egressd registers each socket's cookie before

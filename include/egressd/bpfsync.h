@@ -106,7 +106,7 @@ int bpfsync_redirect_attach(struct bpfsync *bs, const char *cgroup_path,
 int bpfsync_set_config(struct bpfsync *bs, const struct bpfsync_config *cfg);
 
 /*
- * The bind guard (issue 12, class 8): attach guard_bind4/6 to cgroup_path
+ * The bind guard (docs/security.md, class 8): attach guard_bind4/6 to cgroup_path
  * through pinned links (swapped in place on restart) and make binds to
  * dns_port or api_port (0: none) by sockets that are not egressd's fail
  * with EPERM. The links stay when egressd stops, so that no process of the

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * Watching egressd's own cgroup for a process that is not egressd (issue
- * 12, class 4). nftables can only exempt egressd by its cgroup, so where
+ * Watching egressd's own cgroup for a process that is not egressd
+ * (docs/security.md, class 4). nftables can only exempt egressd by its cgroup, so where
  * that cgroup is one egressd should have to itself, a foreign process in
  * it must cost the cgroup its exemption: an inotify watch reports at once
  * any write to its cgroup.procs or cgroup.threads and any cgroup made

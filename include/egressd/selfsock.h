@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * egressd's own sockets, by socket cookie (issue 12, class 4). The BPF
+ * egressd's own sockets, by socket cookie (docs/security.md, class 4). The BPF
  * programs exempt egressd by the sockets it opened, never by its cgroup:
  * a process that joins egressd's cgroup, or a tool exec'd into its
  * container, gets no exemption. Every module that opens a socket which

@@ -74,7 +74,7 @@
 #define EGRESSD_REASON_DOH 3
 #define EGRESSD_REASON_IPV6_DISABLED 4
 /* 5 is rebinding (DNS layer only, never produced here). */
-/* A workload socket reaching for egressd's API port (issue 12, class 5). */
+/* A workload socket reaching for egressd's API port (docs/security.md, class 5). */
 #define EGRESSD_REASON_API 6
 
 /*
@@ -159,7 +159,7 @@ struct egressd_bpf_cfg {
 			 * port on loopback (host order); 0: not theirs */
 	struct egressd_slot_cfg slot[2];
 	/*
-	 * egressd's API (issue 12, class 5): TCP SYNs to api_port over
+	 * egressd's API (docs/security.md, class 5): TCP SYNs to api_port over
 	 * loopback are dropped (reason api) unless the sender's cgroup is
 	 * api_cgid at api_level (egressd's cgroup, or its container's where
 	 * egressd made a child of it: docker exec lands there) or the socket
