@@ -352,7 +352,7 @@ START_TEST(test_agent_persist_commit_failed_reapplies_previous)
 {
 	char dir[] = "/tmp/check_agent-XXXXXX", path[64];
 	struct rig r;
-	struct policy *old;
+	struct policy *old, *p;
 	char err[512];
 	DIR *d;
 	struct dirent *e;
@@ -363,9 +363,10 @@ START_TEST(test_agent_persist_commit_failed_reapplies_previous)
 	ck_assert_int_eq(mkdir(path, 0700), 0);
 	rig_up(&r, path);
 	old = r.a->policy;
-	ck_assert_int_lt(agent_replace_policy(r.a, parse(TWO_ALLOW), "api", err,
-					      sizeof(err)),
+	p = parse(TWO_ALLOW);
+	ck_assert_int_lt(agent_replace_policy(r.a, p, "api", err, sizeof(err)),
 			 0);
+	policy_free(p); /* taken on success only */
 	ck_assert_ptr_nonnull(strstr(err, "failed to persist policy"));
 	ck_assert_ptr_eq(r.a->policy, old);
 	ck_assert_str_eq(r.a->policy_source, "env");
