@@ -542,6 +542,24 @@ fakedns_log() {
 	cat "$T/fakedns-${1:-up}.log"
 }
 
+# folded_kind KIND: "LINES COUNT" of the folded warnings of that kind in
+# egressd's output so far (docs/logs.md, "Repeated warnings"): how many
+# lines, and the occurrences their counts add up to.
+folded_kind() {
+	"$PY" -c '
+import json, sys
+n = c = 0
+for line in open(sys.argv[1]):
+    try:
+        o = json.loads(line)
+    except ValueError:
+        continue
+    if o.get("kind") == sys.argv[2]:
+        n += 1
+        c += o.get("count", 1)
+print(n, c)' "$T/egressd.out" "$1"
+}
+
 # fakedns_queries [TAG]: that fakedns's log without egressd's own upstream
 # health probes (". NS", OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE's default):
 # the queries the sandbox's clients caused.

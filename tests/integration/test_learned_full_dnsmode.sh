@@ -18,21 +18,6 @@
 
 bpf_init
 egit_require_dnslib
-# folded_learn: "LINES COUNT" of the learn_failed warnings so far.
-folded_learn() {
-	"$PY" -c '
-import json, sys
-n = c = 0
-for line in open(sys.argv[1]):
-    try:
-        o = json.loads(line)
-    except ValueError:
-        continue
-    if o.get("kind") == "learn_failed":
-        n += 1
-        c += o.get("count", 1)
-print(n, c)' "$T/egressd.out"
-}
 write_zone "$T/zone"
 for i in $(seq 0 39); do
 	echo "n$i.many.test A 10.200.$X.$((100 + i)) 300" >>"$T/zone"
@@ -61,7 +46,7 @@ fi
 assert_eq "no failure answered SERVFAIL" 0 \
 	"$(metric 'egressd_learned_failures_total{answer="servfail"}')"
 sleep 1.2 # the fold window ends: held counts are written
-read -r nl nc <<<"$(folded_learn)"
+read -r nl nc <<<"$(folded_kind learn_failed)"
 assert_eq "folded warnings count every failure" "$sent" "$nc"
 if [ "$nl" -ge 1 ] && [ "$nl" -lt "$nc" ]; then
 	pass "folded: $nl warning line(s) for $nc failures"

@@ -16,21 +16,6 @@
 
 bpf_init
 egit_require_dnslib
-# folded_learn: "LINES COUNT" of the learn_failed warnings so far.
-folded_learn() {
-	"$PY" -c '
-import json, sys
-n = c = 0
-for line in open(sys.argv[1]):
-    try:
-        o = json.loads(line)
-    except ValueError:
-        continue
-    if o.get("kind") == "learn_failed":
-        n += 1
-        c += o.get("count", 1)
-print(n, c)' "$T/egressd.out"
-}
 write_zone "$T/zone"
 for i in $(seq 0 19); do
 	echo "n$i.many.test A 10.200.$X.$((100 + i)) 300" >>"$T/zone"
@@ -67,7 +52,7 @@ fi
 assert_eq "failures that answered SERVFAIL" 2 \
 	"$(metric 'egressd_learned_failures_total{answer="servfail"}')"
 sleep 1.2 # the fold window ends: held counts are written
-assert_eq "folded warnings: count 2 in all" 2 "$(folded_learn | cut -d' ' -f2)"
+assert_eq "folded warnings: count 2 in all" 2 "$(folded_kind learn_failed | cut -d' ' -f2)"
 if nft_learned_has "$NEW4" || bpf_map_has learned_v4 "$NEW4"; then
 	fail "the refused address is in no learned set" \
 		"$(nft_sb list set inet egressd learned_v4 2>&1) $(bpf_map_text learned_v4)"
