@@ -25,9 +25,6 @@
 
 #define NS_PER_S 1000000000ULL
 
-static const uint8_t v4mapped_prefix[12] = { 0, 0, 0, 0, 0,    0,
-					     0, 0, 0, 0, 0xff, 0xff };
-
 /*
  * Counted by what the client got, and folded (kind learn_failed): a flood
  * of answers that cannot be learned is a few lines, not one per query.
@@ -106,10 +103,7 @@ int agent_answer_hook(void *arg, const char *qname,
 		struct policy_addr *p = &addrs[n++];
 
 		memset(p, 0, sizeof(*p));
-		/* Bytes, not IN6_IS_ADDR_V4MAPPED: d->addr is at an odd
-		 * offset, and the macro reads it as 32-bit words (UBSan). */
-		if (d->family == AF_INET6 && !memcmp(d->addr, v4mapped_prefix,
-						     sizeof(v4mapped_prefix))) {
+		if (d->family == AF_INET6 && util_is_v4mapped(d->addr)) {
 			/* ::ffff:a.b.c.d is reached as a.b.c.d. */
 			p->family = AF_INET;
 			p->prefixlen = 32;

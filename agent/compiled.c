@@ -17,6 +17,7 @@
 
 #include "egressd/compiled.h"
 #include "egressd/doh.h"
+#include "egressd/util.h"
 
 struct clist {
 	struct policy_addr *addr;
@@ -350,8 +351,6 @@ static uint32_t lookup_scan(const struct clist *l, int family, const uint8_t *a)
 	return rule;
 }
 
-static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
 uint32_t policy_compiled_lookup(const struct policy_compiled *pc,
 				enum policy_compiled_list list, int family,
 				const void *addr)
@@ -363,7 +362,7 @@ uint32_t policy_compiled_lookup(const struct policy_compiled *pc,
 
 	if (!pc || (unsigned int)list >= POLICY_COMPILED_LIST_MAX)
 		return EGRESSD_RULE_NONE;
-	if (family == AF_INET6 && !memcmp(addr, v4mapped, sizeof(v4mapped))) {
+	if (family == AF_INET6 && util_is_v4mapped(addr)) {
 		family = AF_INET;
 		memcpy(a, (const uint8_t *)addr + 12, 4);
 	} else if (family == AF_INET) {

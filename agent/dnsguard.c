@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 
 #include "egressd/dnsguard.h"
+#include "egressd/util.h"
 
 #define DG_MAX_LOCAL 64
 #define DG_LOCAL_REFRESH_MS 1000
@@ -139,7 +140,7 @@ bool dnsguard_addr_special(int family, const uint8_t *addr, bool block_private)
 
 	if (family == AF_INET)
 		return dg_special4(addr, block_private);
-	if (IN6_IS_ADDR_V4MAPPED(a6))
+	if (util_is_v4mapped(addr))
 		return dg_special4(addr + 12, block_private);
 	if (IN6_IS_ADDR_UNSPECIFIED(a6) || IN6_IS_ADDR_LOOPBACK(a6) ||
 	    IN6_IS_ADDR_LINKLOCAL(a6) || !memcmp(addr, metadata6, 16))
@@ -205,10 +206,8 @@ static bool dg_rule_has(const struct policy_addr *r, int family,
 bool dnsguard_refuses(struct dnsguard *g, int family, const uint8_t *addr,
 		      uint64_t now_ms)
 {
-	const struct in6_addr *a6 = (const void *)addr;
-
 	/* ::ffff:a.b.c.d is reached as a.b.c.d; rules store it so too. */
-	if (family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(a6)) {
+	if (family == AF_INET6 && util_is_v4mapped(addr)) {
 		family = AF_INET;
 		addr += 12;
 	}

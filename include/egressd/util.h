@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 /* Format into err (if any) and return ret, for "return util_err(…)". */
@@ -51,6 +52,18 @@ static inline const char *util_trim(const char *s, size_t *n)
 		len--;
 	*n = len;
 	return s;
+}
+
+/*
+ * Is the IPv6 address at a16 ::ffff:a.b.c.d (reached as a.b.c.d)? Bytes,
+ * not IN6_IS_ADDR_V4MAPPED: addresses inside DNS messages sit at any
+ * offset, and the macro reads 32-bit words (UBSan).
+ */
+static inline bool util_is_v4mapped(const void *a16)
+{
+	static const uint8_t prefix[12] = { [10] = 0xff, [11] = 0xff };
+
+	return !memcmp(a16, prefix, sizeof(prefix));
 }
 
 /*
