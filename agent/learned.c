@@ -13,7 +13,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <linux/types.h>
+
 #include "egressd/learned.h"
+#include "egressd/shared.h"
 #include "egressd/util.h"
 
 struct teacher {
@@ -76,7 +79,7 @@ int learned_new(struct learned **out, size_t max_per_family, char *err,
 		return util_err(err, errlen, -ENOMEM,
 				"learned registry: out of memory");
 	}
-	lr->max = max_per_family ? max_per_family : LEARNED_DEFAULT_MAX;
+	lr->max = max_per_family ? max_per_family : EGRESSD_MAX_LEARNED;
 	*out = lr;
 	return 0;
 }

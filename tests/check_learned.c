@@ -11,7 +11,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <linux/types.h>
+
 #include "egressd/learned.h"
+#include "egressd/shared.h"
 
 static struct policy_addr v4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
 {
@@ -52,7 +55,7 @@ START_TEST(test_learned_add_and_domain_of)
 	struct learned_stats st;
 	size_t n4, n6;
 
-	ck_assert_uint_eq(learned_max(lr), LEARNED_DEFAULT_MAX);
+	ck_assert_uint_eq(learned_max(lr), EGRESSD_MAX_LEARNED);
 	ck_assert(!learned_is_known(lr, &a));
 	ck_assert_ptr_null(learned_domain_of(lr, AF_INET, a.addr));
 	ck_assert_int_eq(learned_add(lr, 1000, "a.example", &a, 101000), 0);

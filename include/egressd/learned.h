@@ -24,8 +24,6 @@
 #define LEARNED_MAX_TEACHERS 4
 /* An expired entry is kept this long for the domain of late log lines. */
 #define LEARNED_LINGER_MS (10 * 60 * 1000)
-/* Default capacity per family (OPENSANDBOX_EGRESS_LEARN_MAX). */
-#define LEARNED_DEFAULT_MAX 65536
 
 struct learned;
 
@@ -39,7 +37,7 @@ struct learned_stats {
 
 /*
  * A registry holding at most max_per_family addresses of each family
- * (0: LEARNED_DEFAULT_MAX). 0 or -errno with err set.
+ * (0: EGRESSD_MAX_LEARNED, the BPF maps' default size too). 0 or -errno with err set.
  */
 int learned_new(struct learned **out, size_t max_per_family, char *err,
 		size_t errlen);
