@@ -36,18 +36,6 @@
 
 #define ACK_TIMEOUT_MS 5000
 
-/* The learned writer's short names for nftbatch.h's and nftset.h's
- * helpers (inline: unused ones cost no warning). */
-static inline size_t alen_of(int family)
-{
-	return nftbatch_alen(family);
-}
-
-static inline int check_addrs(const struct policy_addr *v, size_t n)
-{
-	return nftset_check_addrs(v, n);
-}
-
 /* ---- state, talker -------------------------------------------------- */
 
 struct nftsync {
@@ -314,6 +302,35 @@ static int run_batch(struct nftsync *ns, struct nftsync_batch *b, char *err,
 	return ret;
 }
 
+/*
+ * The end of every one-batch operation: b as built (build_ret, the
+ * builder's result) goes to the kernel, and b is freed. err always says
+ * what failed: the build (what, then the error) or the batch.
+ */
+static int send_built(struct nftsync *ns, struct nftsync_batch *b,
+		      int build_ret, const char *what, char *err, size_t errlen)
+{
+	int ret = build_ret;
+
+	if (ret)
+		snprintf(err, errlen, "%s: %s", what, strerror(-ret));
+	else
+		ret = run_batch(ns, b, err, errlen);
+	nftsync_batch_free(b);
+	return ret;
+}
+
+/* A batch for a one-batch operation; NULL with err set. */
+static struct nftsync_batch *batch_for(struct nftsync *ns, char *err,
+				       size_t errlen)
+{
+	struct nftsync_batch *b = nftsync_batch_new(ns->seq);
+
+	if (!b)
+		snprintf(err, errlen, "nftables: out of memory");
+	return b;
+}
+
 bool nftsync_is_filtering(const struct nftsync *ns)
 {
 	return ns->filtering;
@@ -367,7 +384,7 @@ static bool addr_listed(const struct policy_addr *v, size_t n,
 
 	for (i = 0; i < n; i++)
 		if (v[i].family == a->family &&
-		    !memcmp(v[i].addr, a->addr, alen_of(a->family)))
+		    !memcmp(v[i].addr, a->addr, nftbatch_alen(a->family)))
 			return true;
 	return false;
 }
@@ -405,7 +422,7 @@ int nftsync_learn_write(struct nftsync *ns, uint64_t now_ms,
 	size_t nknown = 0, nfresh = 0, i;
 	int ret;
 
-	if (!timeout_s || check_addrs(addrs, n)) {
+	if (!timeout_s || nftset_check_addrs(addrs, n)) {
 		snprintf(err, errlen, "nftsync_learn: bad arguments");
 		return -EINVAL;
 	}
@@ -471,21 +488,18 @@ static int apply_once(struct nftsync *ns, const struct nftsync_config *cfg,
 		      const struct policy_addr *forget, size_t n_forget,
 		      unsigned int flags, char *err, size_t errlen)
 {
-	struct nftsync_batch *b;
+	struct nftsync_batch *b = batch_for(ns, err, errlen);
 	int ret;
 
-	b = nftsync_batch_new(ns->seq);
 	if (!b)
 		return -ENOMEM;
 	ret = nftsync_build_apply(b, cfg, forget, n_forget, flags);
-	if (ret == -EINVAL)
-		snprintf(
-			err, errlen,
-			"nftables: bad configuration (dns port, agent cgroup id and level >= 1, addresses)");
-	if (!ret)
-		ret = run_batch(ns, b, err, errlen);
-	nftsync_batch_free(b);
-	return ret;
+	return send_built(
+		ns, b, ret,
+		ret == -EINVAL ?
+			"nftables: bad configuration (dns port, agent cgroup id and level >= 1, addresses)" :
+			"nftables: building the batch",
+		err, errlen);
 }
 
 int nftsync_apply(struct nftsync *ns, const struct nftsync_config *cfg,
@@ -526,18 +540,13 @@ int nftsync_apply(struct nftsync *ns, const struct nftsync_config *cfg,
 
 int nftsync_cleanup(struct nftsync *ns, char *err, size_t errlen)
 {
-	struct nftsync_batch *b;
+	struct nftsync_batch *b = batch_for(ns, err, errlen);
 	int ret;
 
-	b = nftsync_batch_new(ns->seq);
-	if (!b) {
-		snprintf(err, errlen, "nftables: out of memory");
+	if (!b)
 		return -ENOMEM;
-	}
-	ret = nftsync_build_cleanup(b);
-	if (!ret)
-		ret = run_batch(ns, b, err, errlen);
-	nftsync_batch_free(b);
+	ret = send_built(ns, b, nftsync_build_cleanup(b),
+			 "nftables: building the cleanup", err, errlen);
 	if (ret == -ENOENT)
 		ret = 0;
 	if (!ret) {
@@ -550,21 +559,14 @@ int nftsync_cleanup(struct nftsync *ns, char *err, size_t errlen)
 int nftsync_netdev_apply(struct nftsync *ns, const char *const *ifnames,
 			 size_t n, char *err, size_t errlen)
 {
-	struct nftsync_batch *b;
-	int ret;
+	struct nftsync_batch *b = batch_for(ns, err, errlen);
 
-	b = nftsync_batch_new(ns->seq);
-	if (!b) {
-		snprintf(err, errlen, "nftables: out of memory");
+	if (!b)
 		return -ENOMEM;
-	}
-	ret = nftsync_build_netdev(b, ifnames, n, NFTSYNC_DEFAULT_LOG_GROUP);
-	if (ret)
-		snprintf(err, errlen, "table netdev: %s", strerror(-ret));
-	else
-		ret = run_batch(ns, b, err, errlen);
-	nftsync_batch_free(b);
-	return ret;
+	return send_built(ns, b,
+			  nftsync_build_netdev(b, ifnames, n,
+					       NFTSYNC_DEFAULT_LOG_GROUP),
+			  "table netdev", err, errlen);
 }
 
 int nftsync_probe_cgroup_level(struct nftsync *ns, uint64_t id, uint32_t *level,
@@ -577,13 +579,15 @@ int nftsync_probe_cgroup_level(struct nftsync *ns, uint64_t id, uint32_t *level,
 	int fd = -1, ret;
 
 	*level = 0;
-	b = nftsync_batch_new(ns->seq);
-	if (!b) {
-		snprintf(err, errlen, "nftables: out of memory");
+	b = batch_for(ns, err, errlen);
+	if (!b)
 		return -ENOMEM;
-	}
+	/* Not send_built(): b is used again for the probe's cleanup. */
 	ret = nftsync_build_level_probe(b, id, NFTSYNC_PROBE_MAX_LEVEL);
-	if (!ret)
+	if (ret)
+		snprintf(err, errlen, "nftables: building the level probe: %s",
+			 strerror(-ret));
+	else
 		ret = run_batch(ns, b, err, errlen);
 	if (ret)
 		goto out;
