@@ -17,6 +17,7 @@
 
 #include "egressd/doh.h"
 #include "egressd/nftset.h"
+#include "egressd/util.h"
 
 const struct nftbatch_set nftset_specs[NFTSET_MAX] = {
 	[NFTSET_ALLOW4] = { "allow_v4", AF_INET, NFT_SET_INTERVAL,
@@ -48,8 +49,6 @@ const struct nftbatch_set nftset_specs[NFTSET_MAX] = {
 int nftsync_addr_from_sockaddr(const struct sockaddr *sa,
 			       struct policy_addr *out)
 {
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0,    0,
-					    0, 0, 0, 0, 0xff, 0xff };
 	const struct sockaddr_in6 *s6;
 	const struct sockaddr_in *s4;
 
@@ -64,7 +63,7 @@ int nftsync_addr_from_sockaddr(const struct sockaddr *sa,
 	if (sa->sa_family != AF_INET6)
 		return -EAFNOSUPPORT;
 	s6 = (const struct sockaddr_in6 *)sa;
-	if (!memcmp(&s6->sin6_addr, mapped, sizeof(mapped))) {
+	if (util_is_v4mapped(&s6->sin6_addr)) {
 		out->family = AF_INET;
 		out->prefixlen = 32;
 		memcpy(out->addr, (const uint8_t *)&s6->sin6_addr + 12, 4);

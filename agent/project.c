@@ -78,7 +78,6 @@ int agent_nft_apply(struct agent *a, const struct policy_compiled *pc,
 	int ret;
 
 	nft_config_fill(a, pc, &c);
-	upd.now_ms = util_clock_ms();
 	ret = nftsync_apply(a->nft, &c, &upd, err, errlen);
 	if (!ret && nftsync_learned_reset(a->nft))
 		learned_mark_stale(a->learned);

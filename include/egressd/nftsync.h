@@ -145,7 +145,6 @@ struct nftsync_update {
 	const struct policy_addr *forget;
 	size_t n_forget;
 	bool flush_learned; /* empty the learned sets */
-	uint64_t now_ms; /* monotonic clock, as for nftsync_learn_write() */
 };
 
 /* ---- builders: no I/O ------------------------------------------------ */
