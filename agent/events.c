@@ -123,11 +123,6 @@ void events_set_dns_deny_hook(struct events *ev, events_dns_deny_cb cb,
 	ev->deny_arg = arg;
 }
 
-const char *events_reason_name(enum events_reason r)
-{
-	return reason_name(r);
-}
-
 static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
 {
 	const unsigned char *s = p;

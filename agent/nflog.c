@@ -47,7 +47,7 @@ struct nflog {
 	nflog_rule_fn rule_fn; /* names the rule of a drop, or NULL */
 	void *rule_arg;
 	uint16_t group;
-	uint64_t packets, lost;
+	uint64_t lost;
 	char buf[65536];
 };
 
@@ -223,7 +223,6 @@ static void report(const struct nflog_packet *pk, void *arg)
 		domain = learned_domain_of(nl->learned, pk->family, pk->dst);
 	if (nl->rule_fn)
 		named = nl->rule_fn(nl->rule_arg, pk, rule, sizeof(rule));
-	nl->packets++;
 	events_packet_violation_rule(nl->events, pk->reason, pk->family,
 				     pk->proto, pk->src, pk->sport, pk->dst,
 				     pk->dport, domain, named ? rule : NULL,
@@ -369,11 +368,6 @@ void nflog_free(struct nflog *nl)
 	/* Closing the socket releases the group too. */
 	mnl_socket_close(nl->sock);
 	free(nl);
-}
-
-uint64_t nflog_packets(const struct nflog *nl)
-{
-	return nl->packets;
 }
 
 uint64_t nflog_lost(const struct nflog *nl)

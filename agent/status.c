@@ -109,7 +109,7 @@ json_t *status_json(struct agent *a)
 				  (json_int_t)us.probe_failures));
 	for (i = 0; i < EVENTS_REASON_MAX; i++)
 		json_object_set_new(
-			viol, events_reason_name(i),
+			viol, reason_name(i),
 			json_integer(
 				(json_int_t)(events_count(a->events, "dns", i) +
 					     events_count(a->events, "packet",
@@ -250,9 +250,9 @@ int status_metrics(struct agent *a, struct api_buf *b)
 			b,
 			"egressd_violations_total{layer=\"dns\",reason=\"%s\"} %llu\n"
 			"egressd_violations_total{layer=\"packet\",reason=\"%s\"} %llu\n",
-			events_reason_name(i),
+			reason_name(i),
 			(unsigned long long)events_count(a->events, "dns", i),
-			events_reason_name(i),
+			reason_name(i),
 			(unsigned long long)events_count(a->events, "packet",
 							 i));
 	ret |= api_buf_printf(

@@ -926,15 +926,14 @@ START_TEST(test_events_reason_table)
 	for (i = 0; i < EVENTS_REASON_MAX; i++) {
 		const char *name = reason_name(i);
 
-		ck_assert_str_eq(events_reason_name((enum events_reason)i),
-				 name);
+		ck_assert_str_eq(reason_name((enum events_reason)i), name);
 		ck_assert_int_eq(reason_from_name(name, strlen(name),
 						  REASON_ANY, &r),
 				 0);
 		ck_assert_uint_eq(r, i);
 	}
 	ck_assert_str_eq(reason_name(EVENTS_REASON_MAX), "unknown");
-	ck_assert_str_eq(events_reason_name(EVENTS_REASON_MAX), "unknown");
+	ck_assert_str_eq(reason_name(EVENTS_REASON_MAX), "unknown");
 	ck_assert_int_eq(reason_from_name("rebinding", 9, REASON_PACKET, &r),
 			 -ENOENT);
 	ck_assert_int_eq(reason_from_name("dot", 2, REASON_PACKET, &r),

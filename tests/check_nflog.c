@@ -92,7 +92,7 @@ START_TEST(test_nflog_netdev_frame)
 	inet_pton(AF_INET, "10.200.1.81", want);
 	ck_assert_mem_eq(pk.dst, want, 4);
 	ck_assert_uint_eq(pk.dport, 5000);
-	ck_assert_str_eq(events_reason_name(pk.reason), "raw_frame");
+	ck_assert_str_eq(reason_name(pk.reason), "raw_frame");
 
 	/* read as an IP header, the Ethernet header would be garbage */
 	n = msg(NFPROTO_INET, "egressd:raw_frame", f, sizeof(f));

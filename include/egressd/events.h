@@ -17,9 +17,6 @@
 #include "egressd/loop.h"
 #include "egressd/reason.h"
 
-/* reason_name(r) (reason.h), kept for its callers. */
-const char *events_reason_name(enum events_reason r);
-
 struct events;
 
 /*

@@ -52,7 +52,7 @@ size_t nflog_parse_batch(const void *buf, size_t len,
  * Bind NFLOG group (copy mode: headers only) and register the socket in
  * loop. learned (may be NULL) names the domain that taught a
  * destination (include/egressd/learned.h); events reports each packet
- * (NULL: counted in nflog_packets() only).
+ * (NULL: none is).
  * 0 or -errno with err set (-EPERM without CAP_NET_ADMIN, -EBUSY when
  * another process holds the group).
  */
@@ -72,8 +72,7 @@ void nflog_set_rule_hook(struct nflog *nl, nflog_rule_fn fn, void *arg);
 /* Unregister, unbind and free (NULL is fine). */
 void nflog_free(struct nflog *nl);
 
-/* Packets reported, and notifications lost to a full socket buffer. */
-uint64_t nflog_packets(const struct nflog *nl);
+/* Notifications lost to a full socket buffer. */
 uint64_t nflog_lost(const struct nflog *nl);
 
 #endif /* __EGRESSD_NFLOG_H */
