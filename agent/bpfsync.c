@@ -504,6 +504,7 @@ int bpfsync_set_config(struct bpfsync *bs, const struct bpfsync_config *c)
 	cfg.api_port = c->api_port;
 	cfg.api_cgid = c->api_cgid;
 	cfg.api_level = c->api_level;
+	bs->exp_grace_ns = c->learn_grace_ns;
 	return bpfsync_cfg_write(bs, &cfg);
 }
 

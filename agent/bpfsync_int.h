@@ -75,7 +75,8 @@ struct bpfsync {
 	int exp_family;
 	bool exp_have_key;
 	__u8 exp_key[16];
-	/* learned entries: the sweep's grace, reclaim of a full map, and
+	/* learned entries: the grace (bpfsync_set_config(), for the sweep and
+	 * the reclaim alike), reclaim of a full map, and
 	 * who is told about entries the sweep extends */
 	uint64_t exp_grace_ns;
 	uint64_t reclaim_ns[2];

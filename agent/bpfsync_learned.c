@@ -177,14 +177,14 @@ keep:
 	return deleted;
 }
 
-int bpfsync_expire(struct bpfsync *bs, uint64_t now_ns, uint64_t grace_ns,
-		   unsigned int budget, bool *pass_done)
+int bpfsync_expire(struct bpfsync *bs, uint64_t now_ns, unsigned int budget,
+		   bool *pass_done)
 {
+	uint64_t grace_ns = bs->exp_grace_ns;
 	bool wrapped;
 	int n, total = 0;
 
 	*pass_done = false;
-	bs->exp_grace_ns = grace_ns;
 	while (budget) {
 		wrapped = false;
 		n = expire_map(bs, bs->exp_family ? AF_INET6 : AF_INET, now_ns,

@@ -90,9 +90,7 @@ static void bpf_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 	bool done;
 	int ret;
 
-	ret = bpfsync_expire(a->bpf, util_clock_ns(),
-			     (uint64_t)a->cfg->learn_grace * NS_PER_S,
-			     BPF_EXPIRE_BUDGET, &done);
+	ret = bpfsync_expire(a->bpf, util_clock_ns(), BPF_EXPIRE_BUDGET, &done);
 	if (ret < 0)
 		log_folded(LOG_LVL_WARN, "bpf_sweep",
 			   "BPF learned map sweep failed: %s", strerror(-ret));
@@ -221,6 +219,7 @@ int agent_bpf_start(struct agent *a, char *err, size_t errlen)
 	}
 	bc.observe = a->cfg->bpf_mode == EGRESSD_BPF_OBSERVE ||
 		     a->cfg->mode == EGRESSD_MODE_DNS;
+	bc.learn_grace_ns = (uint64_t)a->cfg->learn_grace * NS_PER_S;
 	bc.agent_cgid = a->cg.id;
 	bc.agent_level = a->cg.level;
 	if (a->api_port && a->api_cg.level_known) {

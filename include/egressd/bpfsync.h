@@ -67,6 +67,10 @@ struct bpfsync_config {
 	uint16_t api_port;
 	uint64_t api_cgid;
 	uint32_t api_level;
+	/* An expired learned entry used within this long is extended, not
+	 * deleted: by the sweep (bpfsync_expire()) and by the reclaim a full
+	 * map triggers, alike from the start (OPENSANDBOX_EGRESS_LEARN_GRACE). */
+	uint64_t learn_grace_ns;
 };
 
 /*
@@ -174,13 +178,14 @@ int bpfsync_forget(struct bpfsync *bs, int family, const void *addr);
 
 /*
  * Visit at most budget learned entries, resuming where the previous call
- * stopped. An entry used within grace_ns (last_seen) is extended to
- * last_seen + grace_ns so live flows are not cut; an expired, idle entry
+ * stopped. An entry used within the configured grace (last_seen;
+ * bpfsync_config.learn_grace_ns) is extended to last_seen + grace so live
+ * flows are not cut; an expired, idle entry
  * is deleted. Returns the number deleted or -errno; *pass_done tells that
  * a full pass over both families completed.
  */
-int bpfsync_expire(struct bpfsync *bs, uint64_t now_ns, uint64_t grace_ns,
-		   unsigned int budget, bool *pass_done);
+int bpfsync_expire(struct bpfsync *bs, uint64_t now_ns, unsigned int budget,
+		   bool *pass_done);
 
 /* Per-reason counters summed over CPUs, indexed by EGRESSD_CNT_* */
 int bpfsync_read_counters(struct bpfsync *bs, uint64_t out[EGRESSD_CNT_MAX]);
