@@ -200,7 +200,10 @@ static enum MHD_Result api_access(void *cls, struct MHD_Connection *c,
 	return api_dispatch(api, c, url, method, req);
 }
 
-/* A new connection gets API_HEADER_TIMEOUT_S to send its headers. */
+/*
+ * A connection waiting for request headers gets API_HEADER_TIMEOUT_S:
+ * when it opens, and again after each answered request (keep-alive).
+ */
 static void api_connection(void *cls, struct MHD_Connection *c,
 			   void **socket_context,
 			   enum MHD_ConnectionNotificationCode toe)
@@ -215,6 +218,9 @@ static void api_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	struct api_req *req = *con_cls;
 
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
+					  (unsigned int)API_HEADER_TIMEOUT_S);
 	if (!req)
 		return;
 	free(req->body);

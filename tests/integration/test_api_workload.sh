@@ -93,6 +93,31 @@ if grep -qE 'all closed after [0-7]\.' <<<"$idle"; then
 else
 	fail "nohost: idle connections closed by the header timeout" "$idle"
 fi
+# The same bound after a request: a keep-alive connection that got its
+# answer and sends nothing more waits for its next headers, and is closed
+# by the header timeout too, not kept for the 30 s idle timeout.
+run_in_container "$PY" - >"$T/keep.out" 2>&1 <<'PY'
+import socket, time
+s = socket.create_connection(("127.0.0.1", 18080), timeout=2)
+s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+buf = b""
+while b"\r\n\r\n" not in buf:
+    buf += s.recv(4096)
+t0 = time.time()
+s.settimeout(40)
+try:
+    while s.recv(4096):
+        pass
+except OSError:
+    pass
+print("answered", buf.split(b"\r\n")[0].decode(), "then closed after %.1f s" % (time.time() - t0))
+PY
+keep=$(cat "$T/keep.out")
+if grep -qE 'answered HTTP/1.1 [0-9]+ .* then closed after [0-7]\.' <<<"$keep"; then
+	pass "nohost: an idle keep-alive connection closed by the header timeout ($keep)"
+else
+	fail "nohost: an idle keep-alive connection closed by the header timeout" "$keep"
+fi
 assert_eq "nohost: the API still answers" deny "$(status_field policy.defaultAction)"
 stop_egressd
 nsenter --net="/run/netns/$SB" -- "$EGRESSD" --cleanup >/dev/null 2>"$T/cleanup.err" ||
