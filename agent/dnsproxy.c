@@ -365,14 +365,14 @@ static bool dp_key_eq(const struct dp_query *a, const struct dp_query *b)
  */
 bool dp_coalesce(struct dnsproxy *p, struct dp_query *s)
 {
-	uint32_t h = 2166136261u;
+	uint32_t bits = dp_key_bits(s);
 	struct dp_query **head, *l;
+	uint64_t h;
 
-	for (size_t i = 0; i < s->q.name_len; i++)
-		h = (h ^ (uint8_t)s->q.name[i]) * 16777619u;
-	h = (h ^ s->q.qtype) * 16777619u;
-	h = (h ^ dp_key_bits(s)) * 16777619u;
-	s->hash = h;
+	h = util_fnv1a(UTIL_FNV1A_INIT, s->q.name, s->q.name_len);
+	h = util_fnv1a(h, &s->q.qtype, sizeof(s->q.qtype));
+	h = util_fnv1a(h, &bits, sizeof(bits));
+	s->hash = (uint32_t)h;
 	head = &p->ctab[h & (DP_CTAB - 1)];
 	for (l = *head; l; l = l->hnext) {
 		if (!dp_key_eq(l, s))

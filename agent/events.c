@@ -123,27 +123,16 @@ void events_set_dns_deny_hook(struct events *ev, events_dns_deny_cb cb,
 	ev->deny_arg = arg;
 }
 
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *s = p;
-
-	for (; n; n--, s++) {
-		h ^= *s;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
 static void key_finish(struct fold_key *k)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t h = UTIL_FNV1A_INIT;
 
 	k->action_len = strlen(k->action);
 	k->name_len = k->name ? strlen(k->name) : 0;
 	k->len = k->hdr_len + k->action_len + 1 + k->name_len;
-	h = fnv1a(h, k->hdr, k->hdr_len);
-	h = fnv1a(h, k->action, k->action_len + 1);
-	k->hash = fnv1a(h, k->name, k->name_len);
+	h = util_fnv1a(h, k->hdr, k->hdr_len);
+	h = util_fnv1a(h, k->action, k->action_len + 1);
+	k->hash = util_fnv1a(h, k->name, k->name_len);
 }
 
 static bool key_eq(const struct fold_entry *e, const struct fold_key *k)
@@ -248,7 +237,7 @@ static int entry_reserve(struct fold_entry **pp, size_t held)
  */
 static size_t rd_slot(const char *s, size_t len)
 {
-	return fnv1a(0xcbf29ce484222325ULL, s, len) % RD_CACHE;
+	return util_fnv1a(UTIL_FNV1A_INIT, s, len) % RD_CACHE;
 }
 
 /*

@@ -117,12 +117,10 @@ size_t learned_max(const struct learned *lr)
 /* FNV-1a over family and address bytes. */
 static size_t addr_hash(int family, const uint8_t *a)
 {
-	size_t len = alen_of(family), i;
-	uint32_t h = 2166136261u ^ (uint32_t)family;
+	uint8_t f = (uint8_t)family;
 
-	for (i = 0; i < len; i++)
-		h = (h ^ a[i]) * 16777619u;
-	return h;
+	return util_fnv1a(util_fnv1a(UTIL_FNV1A_INIT, &f, 1), a,
+			  alen_of(family));
 }
 
 static struct entry **slot(const struct learned *lr, int family,

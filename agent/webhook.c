@@ -172,21 +172,11 @@ char *webhook_queue_pop(struct webhook_queue *q)
 	return b;
 }
 
-static uint64_t fnv1a(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
 bool webhook_fold_admit(struct webhook_fold *f, const char *name,
 			uint64_t now_ms)
 {
-	size_t i = fnv1a(name) % WEBHOOK_FOLD_SLOTS;
+	size_t i = util_fnv1a(UTIL_FNV1A_INIT, name, strlen(name)) %
+		   WEBHOOK_FOLD_SLOTS;
 	char *copy;
 
 	if (f->slot[i].name && !strcmp(f->slot[i].name, name)) {

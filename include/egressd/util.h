@@ -67,6 +67,23 @@ static inline bool util_is_v4mapped(const void *a16)
 }
 
 /*
+ * FNV-1a, 64 bits, over n bytes at p continuing from h (start with
+ * UTIL_FNV1A_INIT): the hash of egressd's in-memory tables.
+ */
+#define UTIL_FNV1A_INIT 0xcbf29ce484222325ULL
+
+static inline uint64_t util_fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+
+	for (; n; n--, s++) {
+		h ^= *s;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/*
  * The one monotonic clock of egressd: nanoseconds since an arbitrary
  * start (CLOCK_MONOTONIC, the clock bpf_ktime_get_ns() and timerfds use),
  * and its microsecond and millisecond views.
