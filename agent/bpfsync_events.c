@@ -169,23 +169,12 @@ static void fold_report_drained(struct bpfsync *bs,
  */
 static void drops_report(struct bpfsync *bs, uint64_t now_ns)
 {
-	int ncpu = libbpf_num_possible_cpus();
-	__u32 idx = EGRESSD_CNT_RINGBUF_DROPS;
-	uint64_t total = 0;
-	__u64 *vals;
-	int c;
+	uint64_t cnt[EGRESSD_CNT_MAX], total;
 
 	if (bs->rb_drops_known && now_ns - bs->rb_warned_ns < 1000000000ULL)
 		return;
-	if (ncpu <= 0)
-		return;
-	vals = calloc(ncpu, sizeof(*vals));
-	if (!vals)
-		return;
-	if (!bpf_map__lookup_elem(bs->maps.counters, &idx, sizeof(idx), vals,
-				  ncpu * sizeof(*vals), 0)) {
-		for (c = 0; c < ncpu; c++)
-			total += vals[c];
+	if (!bpfsync_read_counters(bs, cnt)) {
+		total = cnt[EGRESSD_CNT_RINGBUF_DROPS];
 		if (total > bs->rb_drops)
 			log_warnx("the events ring buffer was full: %llu "
 				  "violation record(s) not queued %s; the "
@@ -201,7 +190,6 @@ static void drops_report(struct bpfsync *bs, uint64_t now_ns)
 		bs->rb_drops = total;
 		bs->rb_drops_known = true;
 	}
-	free(vals);
 }
 
 int bpfsync_fold_drain(struct bpfsync *bs, uint64_t now_ns, bool all)
