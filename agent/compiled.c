@@ -545,21 +545,6 @@ void policy_compiled_bpf(const struct policy_compiled *pc, uint64_t generation,
 	out->ipv6_deny = pc->ipv6_deny;
 }
 
-int policy_compiled_rule_name(uint32_t rule, char *buf, size_t len)
-{
-	static const char *const origins[] = EGRESSD_RULE_ORIGIN_NAMES;
-	uint32_t o = rule >> EGRESSD_RULE_ORIGIN_SHIFT;
-
-	if (len)
-		buf[0] = '\0';
-	if (rule == EGRESSD_RULE_NONE ||
-	    o >= sizeof(origins) / sizeof(origins[0]))
-		return -ENOENT;
-	snprintf(buf, len, "%s[%u]", origins[o],
-		 rule & EGRESSD_RULE_INDEX_MASK);
-	return 0;
-}
-
 const char *const *policy_compiled_ignored(const struct policy_compiled *pc,
 					   size_t *n)
 {

@@ -119,7 +119,7 @@ bool agent_rule_name(const struct agent *a, int reason, int family,
 	 * longest prefix, as the BPF maps would answer). */
 	if (rule == EGRESSD_RULE_NONE && a->compiled)
 		rule = policy_compiled_lookup(a->compiled, list, family, dst);
-	return !policy_compiled_rule_name(rule, buf, len);
+	return !reason_rule_name(rule, buf, len);
 }
 
 /* nftables logs only the reason of a drop, never the rule. */

@@ -67,18 +67,6 @@ static const char *const lpm_maps[] = {
  * A static-set entry's rule id as egressd's log lines name the rule
  * (shared.h, docs/bpf.md "Rule ids"); an id of no known origin in hex.
  */
-static void rule_name(__u32 rule, char *buf, size_t len)
-{
-	static const char *const origins[] = EGRESSD_RULE_ORIGIN_NAMES;
-	__u32 o = rule >> EGRESSD_RULE_ORIGIN_SHIFT;
-
-	if (o < sizeof(origins) / sizeof(origins[0]))
-		snprintf(buf, len, "%s[%u]", origins[o],
-			 rule & EGRESSD_RULE_INDEX_MASK);
-	else
-		snprintf(buf, len, "0x%08x", rule);
-}
-
 static int map_open(struct ctl *ctl, const char *name, __u32 key_size,
 		    __u32 value_size)
 {
@@ -494,7 +482,8 @@ int ctl_maps_dump(struct ctl *ctl, int argc, char **argv)
 			 plen >= EGRESSD_LPM_SLOT_BITS ?
 				 plen - EGRESSD_LPM_SLOT_BITS :
 				 0);
-		rule_name(val.rule, rname, sizeof(rname));
+		if (reason_rule_name(val.rule, rname, sizeof(rname)))
+			snprintf(rname, sizeof(rname), "0x%08x", val.rule);
 		if (ctl->json)
 			json_array_append_new(
 				arr, json_pack("{s:s, s:i, s:b, s:I, s:s}",

@@ -99,12 +99,7 @@ uint32_t policy_compiled_lookup(const struct policy_compiled *pc,
 				enum policy_compiled_list list, int family,
 				const void *addr);
 
-/*
- * A rule id as the log line names it: "egress[3]", "deny.always[0]",
- * "allow.always[2]", "doh.builtin[1]", "doh.blocklist[0]". 0, or -ENOENT
- * for EGRESSD_RULE_NONE and ids of no known origin (buf then "").
- */
-int policy_compiled_rule_name(uint32_t rule, char *buf, size_t len);
+/* A rule id's name on log lines: reason_rule_name() (reason.h). */
 
 /* The OPENSANDBOX_EGRESS_DOH_BLOCKLIST entries left out, as written. */
 const char *const *policy_compiled_ignored(const struct policy_compiled *pc,

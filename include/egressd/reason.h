@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <linux/types.h>
 
@@ -105,6 +106,27 @@ static inline int reason_from_name(const char *name, size_t len,
 		}
 	}
 	return -ENOENT;
+}
+
+/*
+ * A rule id (struct egressd_event.rule, shared.h) as log lines and
+ * egressctl name it: "egress[3]", "deny.always[0]", "allow.always[2]",
+ * "doh.builtin[1]", "doh.blocklist[0]". 0, or -ENOENT for
+ * EGRESSD_RULE_NONE and ids of no known origin (buf then "").
+ */
+static inline int reason_rule_name(__u32 rule, char *buf, size_t len)
+{
+	static const char *const origins[] = EGRESSD_RULE_ORIGIN_NAMES;
+	__u32 o = rule >> EGRESSD_RULE_ORIGIN_SHIFT;
+
+	if (len)
+		buf[0] = '\0';
+	if (rule == EGRESSD_RULE_NONE ||
+	    o >= sizeof(origins) / sizeof(origins[0]))
+		return -ENOENT;
+	snprintf(buf, len, "%s[%u]", origins[o],
+		 rule & EGRESSD_RULE_INDEX_MASK);
+	return 0;
 }
 
 #endif /* __EGRESSD_REASON_H */
