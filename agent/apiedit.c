@@ -14,24 +14,12 @@
 #include "egressd/api.h"
 #include "egressd/util.h"
 
-static char ascii_lower(char c)
-{
-	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
-}
-
 /* Trimmed, ASCII lower-cased copy of [s, s+n); NULL on ENOMEM. */
 static char *lower_trim_dup(const char *s, size_t n)
 {
 	const char *t = util_trim(s, &n);
-	char *d = malloc(n + 1);
-	size_t i;
 
-	if (!d)
-		return NULL;
-	for (i = 0; i < n; i++)
-		d[i] = ascii_lower(t[i]);
-	d[n] = '\0';
-	return d;
+	return util_lower_dup(t, n);
 }
 
 /* Parse a JSON array body; "null" counts as an empty array (as in Go). */

@@ -18,11 +18,6 @@
 #include "egressd/policy.h"
 #include "egressd/util.h"
 
-static inline unsigned char lower(unsigned char c)
-{
-	return c | ((unsigned int)(c - 'A') < 26) << 5;
-}
-
 /*
  * One 16-byte slot of the open-addressing table. eff is the effective
  * index + 1 (0 marks an empty slot); tag is the upper half of the key's
@@ -94,7 +89,7 @@ static bool name_eq(const char *stored, const char *q, size_t n)
 	if (!memcmp(stored, q, n))
 		return true;
 	for (i = 0; i < n; i++) {
-		if (stored[i] != (char)lower(q[i]))
+		if (stored[i] != (char)util_ascii_lower(q[i]))
 			return false;
 	}
 	return true;
@@ -164,7 +159,7 @@ static void pm_insert(struct policy_matcher *m, size_t *names_len,
 	if (!n || n > POLICY_NAME_MAX)
 		return;
 	for (i = 0; i < n; i++) {
-		dst[i] = lower(name[i]);
+		dst[i] = util_ascii_lower(name[i]);
 		h += (unsigned char)dst[i] * m->pow[n - 1 - i];
 		if (dst[i] == '.')
 			labels++;

@@ -20,11 +20,6 @@
 #define POLICY_LABEL_MAX 63
 /* Longest target text we quote in an error message. */
 
-static unsigned char lower(unsigned char c)
-{
-	return c | ((unsigned int)(c - 'A') < 26) << 5;
-}
-
 const char *policy_quote(char *buf, size_t buflen, const char *s, size_t n)
 {
 	size_t o = 0, i;
@@ -242,19 +237,6 @@ static int check_name(const char *s, size_t n, const char *q, char *err,
 	return 0;
 }
 
-static char *lower_dup(const char *s, size_t n)
-{
-	char *d = malloc(n + 1);
-	size_t i;
-
-	if (!d)
-		return NULL;
-	for (i = 0; i < n; i++)
-		d[i] = lower(s[i]);
-	d[n] = '\0';
-	return d;
-}
-
 static int parse_domain(const char *s, size_t n, const char *q,
 			struct policy_rule *rule, char *err, size_t errlen)
 {
@@ -288,7 +270,7 @@ static int parse_domain(const char *s, size_t n, const char *q,
 		return -EINVAL;
 	}
 	rule->kind = wildcard ? POLICY_KIND_WILDCARD : POLICY_KIND_DOMAIN;
-	rule->name = lower_dup(s, n);
+	rule->name = util_lower_dup(s, n);
 	return rule->name ? 0 : -ENOMEM;
 }
 

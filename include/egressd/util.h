@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -52,6 +53,26 @@ static inline const char *util_trim(const char *s, size_t *n)
 		len--;
 	*n = len;
 	return s;
+}
+
+/* ASCII lower case, no locale (DNS names, policy targets, JSON keys). */
+static inline unsigned char util_ascii_lower(unsigned char c)
+{
+	return c | ((unsigned int)(c - 'A') < 26) << 5;
+}
+
+/* util_ascii_lower() copy of [s, s+n), NUL-terminated; NULL on ENOMEM. */
+static inline char *util_lower_dup(const char *s, size_t n)
+{
+	char *d = malloc(n + 1);
+	size_t i;
+
+	if (!d)
+		return NULL;
+	for (i = 0; i < n; i++)
+		d[i] = (char)util_ascii_lower((unsigned char)s[i]);
+	d[n] = '\0';
+	return d;
 }
 
 /*
