@@ -758,49 +758,22 @@ int policy_load_always_file(const char *path, enum policy_action action,
 			    struct policy_rule **rules, size_t *n, char *err,
 			    size_t errlen)
 {
-	size_t len = 0, cap = 0, got;
-	char *buf = NULL, *nb;
-	FILE *f;
-	int ret = 0;
+	size_t len;
+	char *buf;
+	int ret;
 
 	*rules = NULL;
 	*n = 0;
-	f = fopen(path, "re");
-	if (!f) {
-		ret = -errno;
-		if (ret == -ENOENT)
-			return 0;
-		util_err(err, errlen, 0, "%s: %s", path, strerror(-ret));
-		return ret;
-	}
 	/* Read it whole, then parse the bytes (policy_parse_always_buf). */
-	for (;;) {
-		if (len == cap) {
-			cap = cap ? cap * 2 : 4096;
-			nb = realloc(buf, cap);
-			if (!nb) {
-				ret = -ENOMEM;
-				util_err(err, errlen, 0, "%s: out of memory",
-					 path);
-				break;
-			}
-			buf = nb;
-		}
-		got = fread(buf + len, 1, cap - len, f);
-		len += got;
-		if (got)
-			continue;
-		if (ferror(f)) {
-			ret = errno ? -errno : -EIO;
-			util_err(err, errlen, 0, "%s: %s", path,
-				 strerror(-ret));
-		}
-		break;
-	}
-	fclose(f);
-	if (!ret)
-		ret = policy_parse_always_buf(buf, len, path, action, rules, n,
-					      err, errlen);
+	ret = util_read_file(path, &buf, &len);
+	if (ret == -ENOENT)
+		return 0;
+	if (ret)
+		return util_err(err, errlen, ret, "%s: %s", path,
+				ret == -ENOMEM ? "out of memory" :
+						 strerror(-ret));
+	ret = policy_parse_always_buf(buf, len, path, action, rules, n, err,
+				      errlen);
 	free(buf);
 	return ret;
 }

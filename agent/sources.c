@@ -18,47 +18,6 @@
 
 #define ALWAYS_POLL_MS 2000
 
-/* Read a whole small file; NULL with errno set. */
-static char *read_file(const char *path, size_t *len)
-{
-	char *buf = NULL;
-	size_t cap = 0, n = 0;
-	FILE *f = fopen(path, "re");
-
-	if (!f)
-		return NULL;
-	for (;;) {
-		if (n + 4096 + 1 > cap) {
-			char *nb;
-
-			cap = cap ? cap * 2 : 8192;
-			nb = realloc(buf, cap);
-			if (!nb) {
-				free(buf);
-				fclose(f);
-				errno = ENOMEM;
-				return NULL;
-			}
-			buf = nb;
-		}
-		size_t r = fread(buf + n, 1, cap - n - 1, f);
-
-		n += r;
-		if (r == 0)
-			break;
-	}
-	if (ferror(f)) {
-		free(buf);
-		fclose(f);
-		errno = EIO;
-		return NULL;
-	}
-	fclose(f);
-	buf[n] = '\0';
-	*len = n;
-	return buf;
-}
-
 static bool is_blank(const char *s, size_t len)
 {
 	size_t i;
@@ -82,9 +41,9 @@ static int policy_file_read(const struct agent *a, struct policy **out,
 	int ret;
 
 	*out = NULL;
-	buf = read_file(a->cfg->policy_file, &len);
-	if (!buf)
-		return util_err(why, whylen, -errno, "%s", strerror(errno));
+	ret = util_read_file(a->cfg->policy_file, &buf, &len);
+	if (ret)
+		return util_err(why, whylen, ret, "%s", strerror(-ret));
 	if (is_blank(buf, len))
 		ret = util_err(why, whylen, -ENODATA, "empty");
 	else if (policy_parse_json(buf, len, a->cfg->max_rules, out, why,

@@ -8,6 +8,7 @@
 #ifndef __EGRESSD_UTIL_H
 #define __EGRESSD_UTIL_H
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -53,6 +54,51 @@ static inline const char *util_trim(const char *s, size_t *n)
 		len--;
 	*n = len;
 	return s;
+}
+
+/*
+ * Read the whole (small) file at path into *out, NUL-terminated, its
+ * length in *len: 0 or -errno (-ENOENT: no such file).
+ */
+static inline int util_read_file(const char *path, char **out, size_t *len)
+{
+	size_t cap = 0, n = 0, r;
+	char *buf = NULL, *nb;
+	FILE *f = fopen(path, "re");
+	int ret = 0;
+
+	*out = NULL;
+	*len = 0;
+	if (!f)
+		return -errno;
+	errno = 0;
+	for (;;) {
+		if (n + 4096 + 1 > cap) {
+			cap = cap ? cap * 2 : 8192;
+			nb = realloc(buf, cap);
+			if (!nb) {
+				ret = -ENOMEM;
+				break;
+			}
+			buf = nb;
+		}
+		r = fread(buf + n, 1, cap - n - 1, f);
+		n += r;
+		if (r == 0) {
+			if (ferror(f))
+				ret = errno ? -errno : -EIO;
+			break;
+		}
+	}
+	fclose(f);
+	if (ret) {
+		free(buf);
+		return ret;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
 }
 
 /* ASCII lower case, no locale (DNS names, policy targets, JSON keys). */
