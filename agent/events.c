@@ -307,6 +307,15 @@ static void group_write(struct fold_entry *g)
  * actions). A group whose window is over writes its summary and starts a
  * new window with its whole budget. NULL when there is none.
  */
+/* A group's window is over: its summary goes out, a new window begins. */
+static void group_roll(struct fold_entry *e, uint64_t now)
+{
+	if (e->pending)
+		group_write(e);
+	e->last_emit_ms = now;
+	e->lines = 0;
+}
+
 static struct fold_entry **group_get(struct events *ev,
 				     enum events_reason reason,
 				     const char *action, const char *dom,
@@ -326,12 +335,8 @@ static struct fold_entry **group_get(struct events *ev,
 	for (pp = &ev->groups[b]; (e = *pp); pp = &e->next) {
 		if (!key_eq(e, &k))
 			continue;
-		if (now - e->last_emit_ms >= FOLD_WINDOW_MS) {
-			if (e->pending)
-				group_write(e);
-			e->last_emit_ms = now;
-			e->lines = 0;
-		}
+		if (now - e->last_emit_ms >= FOLD_WINDOW_MS)
+			group_roll(e, now);
 		return pp;
 	}
 	if (dom && ev->n_groups >= GROUP_MAX)
@@ -400,9 +405,8 @@ static void arm_timer(struct events *ev)
  */
 static bool dns_emit(struct events *ev, enum events_reason reason,
 		     const char *action, const char *qname, size_t qlen,
-		     char *members, size_t len, uint64_t n)
+		     char *members, size_t len, uint64_t n, uint64_t now)
 {
-	uint64_t now = util_clock_ms();
 	struct fold_entry **gp;
 	char dom[DOMAIN_MAX];
 	bool all_spent;
@@ -450,18 +454,19 @@ static bool dns_emit(struct events *ev, enum events_reason reason,
  * when it was written, false when it joined a summary.
  */
 static bool emit_line(struct events *ev, const struct fold_key *k,
-		      char *members, size_t len, uint64_t n)
+		      char *members, size_t len, uint64_t n, uint64_t now)
 {
 	if (k->hdr[0] != 'd') {
 		fold_write(members, len, n);
 		return true;
 	}
 	return dns_emit(ev, (enum events_reason)k->hdr[1], k->action, k->name,
-			k->name_len, members, len, n);
+			k->name_len, members, len, n, now);
 }
 
 /* The held report of e, as one line (or into its group's summary). */
-static void entry_write_held(struct events *ev, struct fold_entry *e)
+static void entry_write_held(struct events *ev, struct fold_entry *e,
+			     uint64_t now)
 {
 	char *members = e->buf + e->key_len;
 	struct fold_key k;
@@ -474,7 +479,7 @@ static void entry_write_held(struct events *ev, struct fold_entry *e)
 	k.action_len = strlen(k.action);
 	k.name = k.action + k.action_len + 1;
 	k.name_len = e->key_len - k.hdr_len - k.action_len - 1;
-	emit_line(ev, &k, members, e->held_len, e->pending);
+	emit_line(ev, &k, members, e->held_len, e->pending, now);
 	e->held_len = 0;
 	e->pending = 0;
 }
@@ -494,7 +499,7 @@ static void fold_sweep(struct events *ev, uint64_t now, bool all)
 		while ((e = *pp)) {
 			if (e->pending &&
 			    (all || now - e->last_emit_ms >= FOLD_WINDOW_MS)) {
-				entry_write_held(ev, e);
+				entry_write_held(ev, e, now);
 				e->last_emit_ms = now;
 			}
 			if (all || (!e->pending &&
@@ -510,12 +515,8 @@ static void fold_sweep(struct events *ev, uint64_t now, bool all)
 	for (i = 0; i < GROUP_BUCKETS; i++) {
 		pp = &ev->groups[i];
 		while ((e = *pp)) {
-			if (all || now - e->last_emit_ms >= FOLD_WINDOW_MS) {
-				if (e->pending)
-					group_write(e);
-				e->last_emit_ms = now;
-				e->lines = 0;
-			}
+			if (all || now - e->last_emit_ms >= FOLD_WINDOW_MS)
+				group_roll(e, now);
 			if (all || now - e->last_emit_ms >= FOLD_IDLE_MS) {
 				*pp = e->next;
 				free(e);
@@ -567,7 +568,7 @@ static void fold_report(struct events *ev, const struct fold_key *k,
 	if (e && now - e->last_emit_ms < FOLD_WINDOW_MS) {
 		if (fold_hold(pp, members, len)) {
 			/* No room to hold it: write it on its own. */
-			emit_line(ev, k, members, len, n);
+			emit_line(ev, k, members, len, n, now);
 			return;
 		}
 		(*pp)->pending += n;
@@ -576,13 +577,13 @@ static void fold_report(struct events *ev, const struct fold_key *k,
 	if (e) {
 		/* Window over: this report opens a new one. */
 		if (e->pending)
-			entry_write_held(ev, e);
+			entry_write_held(ev, e, now);
 		e->last_emit_ms = now;
-		emit_line(ev, k, members, len, n);
+		emit_line(ev, k, members, len, n, now);
 		return;
 	}
 	/* Past its flood budget it joined a summary: no key to fold into. */
-	if (!emit_line(ev, k, members, len, n))
+	if (!emit_line(ev, k, members, len, n, now))
 		return;
 	if (ev->n_entries >= FOLD_MAX_ENTRIES || !ev->loop)
 		return; /* too many distinct keys to fold: write every one */

@@ -697,8 +697,6 @@ static struct fold_msg {
 static size_t n_folds;
 static struct loop_timer *fold_timer;
 
-static const char *msg_event(enum log_level lvl);
-
 static void fold_line(enum log_level lvl, const char *kind, const char *msg,
 		      uint64_t count)
 {
