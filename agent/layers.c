@@ -305,6 +305,21 @@ void agent_dns_redirect_update(struct agent *a)
 }
 
 /*
+ * The log group nftables' drops come back on, as violation lines naming
+ * their domain (the registry) and rule (the compiled policy); one for the
+ * inet and the netdev table. 0 or -errno with err set.
+ */
+static int nflog_start(struct agent *a, char *err, size_t errlen)
+{
+	int ret = nflog_new(&a->nflog, a->loop, NFTSYNC_DEFAULT_LOG_GROUP,
+			    a->learned, a->events, err, errlen);
+
+	if (!ret)
+		nflog_set_rule_hook(a->nflog, agent_nflog_rule, a);
+	return ret;
+}
+
+/*
  * Bring up the nftables layer: the DNS redirect always, the filter in
  * dns+nft mode. Failure degrades to the DNS layer with one warning.
  */
@@ -365,13 +380,9 @@ int agent_nft_start(struct agent *a, char *err, size_t errlen)
 				a->nft_why, sizeof(a->nft_why),
 				"BPF judges every packet of the namespace: sets kept, chain egress not installed");
 	}
-	ret = nflog_new(&a->nflog, a->loop, NFTSYNC_DEFAULT_LOG_GROUP,
-			a->learned, a->events, nerr, sizeof(nerr));
-	if (ret)
+	if (nflog_start(a, nerr, sizeof(nerr)))
 		log_warnx("packet drops are enforced but not reported: %s",
 			  nerr);
-	else
-		nflog_set_rule_hook(a->nflog, agent_nflog_rule, a);
 	return 0;
 }
 
@@ -464,14 +475,8 @@ int agent_frames_start(struct agent *a, char *err, size_t errlen)
 		return 0;
 	}
 	frames_sync(a);
-	if (!a->nflog) {
-		ret = nflog_new(&a->nflog, a->loop, NFTSYNC_DEFAULT_LOG_GROUP,
-				a->learned, a->events, ferr, sizeof(ferr));
-		if (ret)
-			log_warnx("dropped frames are not reported: %s", ferr);
-		else
-			nflog_set_rule_hook(a->nflog, agent_nflog_rule, a);
-	}
+	if (!a->nflog && nflog_start(a, ferr, sizeof(ferr)))
+		log_warnx("dropped frames are not reported: %s", ferr);
 	a->frames_timer = loop_timer_new(a->loop, frames_timer_cb, a);
 	if (!a->frames_timer)
 		return util_err(err, errlen, -ENOMEM, "out of memory");
