@@ -144,8 +144,8 @@ int bpfsync_cfg_read(struct bpfsync *bs, struct egressd_bpf_cfg *cfg)
 {
 	__u32 zero = 0;
 
-	if (bpf_map__lookup_elem(bs->skel->maps.config, &zero, sizeof(zero),
-				 cfg, sizeof(*cfg), 0))
+	if (bpf_map__lookup_elem(bs->maps.config, &zero, sizeof(zero), cfg,
+				 sizeof(*cfg), 0))
 		return -errno;
 	return 0;
 }
@@ -154,8 +154,8 @@ int bpfsync_cfg_write(struct bpfsync *bs, const struct egressd_bpf_cfg *cfg)
 {
 	__u32 zero = 0;
 
-	if (bpf_map__update_elem(bs->skel->maps.config, &zero, sizeof(zero),
-				 cfg, sizeof(*cfg), BPF_ANY))
+	if (bpf_map__update_elem(bs->maps.config, &zero, sizeof(zero), cfg,
+				 sizeof(*cfg), BPF_ANY))
 		return -errno;
 	return 0;
 }
