@@ -431,11 +431,7 @@ void dp_flush(struct dnsproxy *p)
 			c->dirty = false;
 			if (c->fd < 0)
 				continue;
-			dp_conn_process(c);
-			if (c->fd >= 0)
-				dp_conn_write(c);
-			if (c->fd >= 0)
-				dp_conn_update(c);
+			dp_conn_service(c);
 			more = true;
 		}
 	} while (more);

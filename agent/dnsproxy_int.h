@@ -263,9 +263,7 @@ struct dp_conn *dp_conn_of(struct dnsproxy *p, uint16_t idx, uint32_t gen);
 void dp_conn_mark_dirty(struct dnsproxy *p, struct dp_conn *c);
 void dp_conn_append(struct dp_conn *c, const uint8_t *data, size_t len);
 void dp_conn_close(struct dp_conn *c);
-void dp_conn_process(struct dp_conn *c);
-void dp_conn_write(struct dp_conn *c);
-void dp_conn_update(struct dp_conn *c);
+void dp_conn_service(struct dp_conn *c);
 void dp_sweep_cb(struct loop *loop, struct loop_timer *t, void *arg);
 void dp_accept_cb(struct loop *loop, int fd, uint32_t events, void *arg);
 

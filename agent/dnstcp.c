@@ -102,7 +102,7 @@ static bool dp_conn_has_room(const struct dp_conn *c)
 }
 
 /* Answer every complete message in rbuf while the caps allow. */
-void dp_conn_process(struct dp_conn *c)
+static void dp_conn_process(struct dp_conn *c)
 {
 	struct dnsproxy *p = c->p;
 	struct dp_client cl = { .tcp = true, .conn = c->idx, .gen = c->gen };
@@ -122,7 +122,7 @@ void dp_conn_process(struct dp_conn *c)
 	c->rlen -= off;
 }
 
-void dp_conn_write(struct dp_conn *c)
+static void dp_conn_write(struct dp_conn *c)
 {
 	ssize_t n;
 
@@ -143,7 +143,7 @@ void dp_conn_write(struct dp_conn *c)
 }
 
 /* Close when done, else listen for what the connection can take now. */
-void dp_conn_update(struct dp_conn *c)
+static void dp_conn_update(struct dp_conn *c)
 {
 	uint32_t ev = 0;
 
@@ -162,6 +162,16 @@ void dp_conn_update(struct dp_conn *c)
 		}
 		c->events = ev;
 	}
+}
+
+/* A connection marked dirty: answer what it sent, write, re-arm. */
+void dp_conn_service(struct dp_conn *c)
+{
+	dp_conn_process(c);
+	if (c->fd >= 0)
+		dp_conn_write(c);
+	if (c->fd >= 0)
+		dp_conn_update(c);
 }
 
 static void dp_conn_read(struct dp_conn *c)
