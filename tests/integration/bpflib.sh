@@ -9,7 +9,7 @@
 #   bpf_init            # egit_init + $PIN + cleanup of what this file adds
 #
 # lib.sh already points OPENSANDBOX_EGRESS_CGROUP at $CG/workload and
-# OPENSANDBOX_EGRESS_BPF_PIN_DIR at /sys/fs/bpf/egit-$$ (removed by its
+# OPENSANDBOX_EGRESS_BPF_PIN_DIR at /sys/fs/bpf/egit-$EGIT_ID (removed by its
 # cleanup). This file adds: egressd in dns+nft mode with BPF enforcing,
 # readers of the pinned maps, counters and link (bpftool -j, BTF-formatted),
 # a bounded TCP connect probe, a line echo server for long-lived
@@ -51,17 +51,9 @@ bpf_exit() {
 # and finds them gone); anything else left in them is in our cgroups, which
 # egit_cleanup empties.
 bpf_cleanup() {
-	local ns p d parent
+	local ns p d
 	for d in "${BPF_CGS[@]}"; do
-		[ -f "$d/cgroup.procs" ] || continue
-		while read -r p; do kill -KILL "$p" 2>/dev/null; done <"$d/cgroup.procs"
-		parent=$CG2$(self_cgroup)
-		for _ in 1 2 3 4 5 6 7 8 9 10; do
-			[ -s "$d/cgroup.procs" ] || break
-			while read -r p; do echo "$p" >"$parent/cgroup.procs" 2>/dev/null; done <"$d/cgroup.procs"
-			sleep 0.1
-		done
-		rmdir "$d" 2>/dev/null || echo "  $EGIT_NAME: warning: could not remove $d" >&2
+		egit_rmcg "$d" || echo "  $EGIT_NAME: warning: could not remove $d" >&2
 	done
 	BPF_CGS=()
 	[ "${#BPF_NSS[@]}" -gt 0 ] || return 0
@@ -266,10 +258,10 @@ EOF_PY
 # run_other are in the same workload cgroup as the sandbox's workload.
 
 Y=$((X + 100))
-OTH=egit-$$-oth
-OTHP=egit-$$-othp
-VO=ego$$
-VP=egp$$
+OTH=egit-$EGIT_ID-oth
+OTHP=egit-$EGIT_ID-othp
+VO=ego$EGIT_ID
+VP=egp$EGIT_ID
 OTH4=10.200.$Y.2
 OTHP4=10.200.$Y.1
 OTHHOST4=10.200.$Y.81
@@ -280,6 +272,7 @@ OTHHOST6=fd00:200:$Y::81
 bpf_other_init() {
 	local ns
 	for ns in "$OTH" "$OTHP"; do
+		ip netns del "$ns" 2>/dev/null # left by a killed test of this id
 		ip netns add "$ns" || die "ip netns add $ns"
 		BPF_NSS+=("$ns")
 		ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 \

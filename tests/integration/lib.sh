@@ -10,12 +10,12 @@
 #   internet netns $NET (10.200.X.1, fd00:200:X::1 and "host" addresses
 #                  .53/.54 resolvers, .80 web)       -- fakedns, web server
 #
-# cgroups: <cgroup2 mount>/egit-$$/{agent,workload}. egressd runs in the
+# cgroups: <cgroup2 mount>/egit-$EGIT_ID/{agent,workload}. egressd runs in the
 # agent cgroup (its upstream queries are exempted from the port-53 redirect
 # by that cgroup's id); workload commands run in the workload cgroup.
 #
-# Everything a test creates is named after its pid and removed by
-# egit_cleanup, registered on EXIT (and INT/TERM lead to EXIT), whether the
+# Everything a test creates is named after $EGIT_ID (run.sh gives each test
+# its own; a test run alone uses its pid) and removed by egit_cleanup, registered on EXIT (and INT/TERM lead to EXIT), whether the
 # assertions passed or not. Only loopback and addresses inside the
 # namespaces created here are ever sent traffic.
 
@@ -25,6 +25,8 @@
 set -u
 
 EGIT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=cgroup.sh
+. "$EGIT_DIR/cgroup.sh"
 EGIT_ROOT=$(cd "$EGIT_DIR/../.." && pwd)
 EGIT_OUTPUT=${EGIT_OUTPUT:-$EGIT_ROOT/.output}
 EGRESSD=${EGRESSD:-$EGIT_ROOT/build/egressd}
@@ -38,14 +40,22 @@ EGIT_FAIL=0
 EGIT_PIDS=()		# background processes to stop at cleanup
 EGRESSD_PID=
 EGIT_CLEANED=0
+# The name of everything this test creates. Pids are reused within one
+# run.sh (pid_max is 32768 on Debian), so run.sh hands out its own; <= 12
+# characters, for the veth names.
+EGIT_ID=${EGIT_ID:-$$}
+case $EGIT_ID in
+*[!0-9a-z]* | "") echo "EGIT_ID '$EGIT_ID': only 0-9 and a-z" >&2; exit 1 ;;
+esac
+[ "${#EGIT_ID}" -le 12 ] || { echo "EGIT_ID '$EGIT_ID': over 12 characters" >&2; exit 1; }
 
 # Subnet number X in 10.200.X.0/24 and fd00:200:X::/64. The namespaces are
 # private to the test, so every test may use the same X.
 X=${EGIT_NET:-1}
-SB=egit-$$-sb
-NET=egit-$$-net
-VS=egs$$		# veth end in the sandbox (<= 15 chars)
-VN=egn$$		# veth end in the internet namespace
+SB=egit-$EGIT_ID-sb
+NET=egit-$EGIT_ID-net
+VS=egs$EGIT_ID		# veth end in the sandbox (<= 15 chars)
+VN=egn$EGIT_ID		# veth end in the internet namespace
 SB4=10.200.$X.2
 GW4=10.200.$X.1
 DNS4=10.200.$X.53	# the "official" resolver (fakedns)
@@ -261,11 +271,17 @@ egit_require_egressd() {
 # egit_init: temp dir, traps, namespaces, veth, addresses, routes, cgroups.
 egit_init() {
 	egit_require
-	T=$(mktemp -d "/tmp/egit-$$-XXXXXX") || die "mktemp"
+	T=$(mktemp -d "/tmp/egit-$EGIT_ID-XXXXXX") || die "mktemp"
 	trap egit_cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM HUP
 
+	# What an earlier test of this id left when it was killed before its
+	# cleanup (no test of this id runs now: ids are unique among live
+	# tests); the cgroups are handled below.
+	ip netns del "$SB" 2>/dev/null
+	ip netns del "$NET" 2>/dev/null
+	rm -rf "/sys/fs/bpf/egit-$EGIT_ID"
 	ip netns add "$SB" || die "ip netns add $SB"
 	ip netns add "$NET" || die "ip netns add $NET"
 	ip link add "$VS" netns "$SB" type veth peer name "$VN" netns "$NET" ||
@@ -297,7 +313,10 @@ egit_init() {
 
 	CG2=$(cgroup2_mount)
 	[ -n "$CG2" ] || die "no cgroup2 mount in /proc/mounts"
-	CG=$CG2/egit-$$
+	CG=$CG2/egit-$EGIT_ID
+	if [ -d "$CG" ]; then
+		egit_rmcg "$CG" || die "a stale $CG cannot be removed"
+	fi
 	mkdir "$CG" "$CG/agent" "$CG/workload" || die "mkdir $CG/{agent,workload}"
 
 	mkdir -p "$T/rules"
@@ -308,33 +327,13 @@ egit_init() {
 	export OPENSANDBOX_EGRESS_DNS_UPSTREAM=$DNS4
 	export OPENSANDBOX_EGRESS_RULES_DIR=$T/rules
 	export OPENSANDBOX_EGRESS_CGROUP=$CG/workload
-	export OPENSANDBOX_EGRESS_BPF_PIN_DIR=/sys/fs/bpf/egit-$$
+	export OPENSANDBOX_EGRESS_BPF_PIN_DIR=/sys/fs/bpf/egit-$EGIT_ID
 }
 
-# Processes still in one of our cgroups: kill them, park the survivors in
-# our own cgroup, then remove the cgroups (children first).
+# Our cgroups, with whatever still runs in them.
 egit_cgroup_cleanup() {
 	[ -n "$CG" ] && [ -d "$CG" ] || return 0
-	local d p parent
-	parent=$CG2$(self_cgroup)
-	[ -d "$parent" ] || parent=$CG2
-	for d in "$CG/workload" "$CG/agent" "$CG"; do
-		[ -f "$d/cgroup.procs" ] || continue
-		while read -r p; do kill -KILL "$p" 2>/dev/null; done <"$d/cgroup.procs"
-	done
-	for d in "$CG/workload" "$CG/agent" "$CG"; do
-		[ -d "$d" ] || continue
-		local i
-		for i in 1 2 3 4 5 6 7 8 9 10; do
-			[ -s "$d/cgroup.procs" ] || break
-			while read -r p; do
-				echo "$p" >"$parent/cgroup.procs" 2>/dev/null
-			done <"$d/cgroup.procs"
-			sleep 0.1
-		done
-	done
-	rmdir "$CG/workload" "$CG/agent" 2>/dev/null
-	rmdir "$CG" 2>/dev/null || echo "  $EGIT_NAME: warning: could not remove $CG" >&2
+	egit_rmcg "$CG" || echo "  $EGIT_NAME: warning: could not remove $CG" >&2
 }
 
 stop_pid() {
@@ -371,7 +370,7 @@ egit_cleanup() {
 	egit_cgroup_cleanup
 	ip netns del "$SB" 2>/dev/null
 	ip netns del "$NET" 2>/dev/null
-	[ -d "/sys/fs/bpf/egit-$$" ] && rm -rf "/sys/fs/bpf/egit-$$"
+	[ -d "/sys/fs/bpf/egit-$EGIT_ID" ] && rm -rf "/sys/fs/bpf/egit-$EGIT_ID"
 	if [ -n "$T" ] && [ -d "$T" ]; then
 		if [ "${EGIT_KEEP:-0}" = 1 ]; then
 			echo "  $EGIT_NAME: kept $T"

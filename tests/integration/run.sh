@@ -5,7 +5,8 @@
 # and removes its own namespaces and cgroups), and print one summary line:
 #   integration: N passed, M failed
 # Exit status 0 only when none failed. A test that exits 77 is skipped
-# (reported, counted in neither number).
+# (reported, counted in neither number). A test that leaves a cgroup, a
+# network namespace, a bpffs pin or a temp dir of its own behind fails.
 #
 # Usage: tests/integration/run.sh [OUTPUT_DIR] [TEST_NAME_PATTERN...]
 #   OUTPUT_DIR  the Makefile's object dir (default .output), for fakedns
@@ -18,6 +19,8 @@ set -u
 
 dir=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$dir/../.." && pwd)
+# shellcheck source=cgroup.sh
+. "$dir/cgroup.sh"
 
 if [ $# -gt 0 ] && [ -d "$1" ]; then
 	EGIT_OUTPUT=$(cd "$1" && pwd)
@@ -77,14 +80,51 @@ if [ "${#tests[@]}" = 0 ]; then
 	exit 1
 fi
 
-# Run one test; its output and status land in $work/NAME.{out,rc,ms}.
+# What test ID left behind (lib.sh names all it makes after its EGIT_ID):
+# cgroups, network namespaces, bpffs pins, temp dirs. Each is printed and
+# removed.
+leftovers() {
+	local id=$1 cg2 d ns
+	cg2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+	for d in "$cg2/egit-$id" "$cg2/egit-$id"-*; do
+		[ -d "$d" ] || continue
+		echo "cgroup $d"
+		egit_rmcg "$d" 2>&1
+	done
+	for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }'); do
+		case $ns in egit-"$id"-*)
+			echo "netns $ns"
+			ip netns del "$ns"
+			;;
+		esac
+	done
+	for d in /sys/fs/bpf/egit-"$id" /sys/fs/bpf/egit-"$id"-* /tmp/egit-"$id"-*; do
+		[ -e "$d" ] || continue
+		[ "${EGIT_KEEP:-0}" = 1 ] && [ "${d#/tmp/}" != "$d" ] && continue
+		echo "path $d"
+		rm -rf "$d"
+	done
+}
+
+# Run one test; its output and status land in $work/NAME.{out,rc,ms}. Its
+# EGIT_ID is this run's pid and the test's index: unique among the tests
+# of this run whatever pids they get, and among concurrent runs.
 run_one() {
-	local t=$1 name t0 rc
+	local t=$1 id=$$t$2 name t0 rc left
 	name=$(basename "$t" .sh)
 	t0=${EPOCHREALTIME/./}
-	timeout -k 5 "$tmo" bash "$t" >"$work/$name.out" 2>&1 </dev/null
+	EGIT_ID=$id timeout -k 5 "$tmo" bash "$t" >"$work/$name.out" 2>&1 </dev/null
 	rc=$?
 	echo $(((${EPOCHREALTIME/./} - t0) / 1000)) >"$work/$name.ms"
+	# A test cleans up after itself, even when it fails.
+	left=$(leftovers "$id")
+	if [ -n "$left" ]; then
+		{
+			echo "  $name: left behind (removed now):"
+			echo "$left" | sed 's/^/    /'
+		} >>"$work/$name.out"
+		[ "$rc" = 0 ] && rc=1
+	fi
 	echo "$rc" >"$work/$name.rc"
 }
 
@@ -121,7 +161,7 @@ next=0
 # A small pool: at most $jobs tests at a time, reported in start order.
 while [ "$next" -lt "${#tests[@]}" ] || [ "${#pids[@]}" -gt 0 ]; do
 	while [ "$next" -lt "${#tests[@]}" ] && [ "${#pids[@]}" -lt "$jobs" ]; do
-		run_one "${tests[$next]}" &
+		run_one "${tests[$next]}" "$next" &
 		pids+=($!)
 		names+=("$(basename "${tests[$next]}" .sh)")
 		next=$((next + 1))

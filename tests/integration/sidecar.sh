@@ -9,7 +9,7 @@
 #                   cgroup2 mounted afresh (its root is $CG/agent), bpffs
 #                   bound back; optionally the host's hierarchy at $T/hostcg
 #     $CG/workload  the app: a sibling cgroup egressd cannot see
-#   $CG2/egit-$$-out  a third cgroup outside the sandbox, same netns
+#   $CG2/egit-$EGIT_ID-out  a third cgroup outside the sandbox, same netns
 #
 # Variants of egressd's container:
 #   nohost  full capabilities, no host hierarchy visible
@@ -30,7 +30,10 @@ sidecar_init() {
 	# The host's bpffs is what the sidecar's hostPath volume shows.
 	mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf ||
 		die "cannot mount bpffs at /sys/fs/bpf"
-	SC_OUT=$CG2/egit-$$-out
+	SC_OUT=$CG2/egit-$EGIT_ID-out
+	if [ -d "$SC_OUT" ]; then
+		egit_rmcg "$SC_OUT" || die "a stale $SC_OUT cannot be removed"
+	fi
 	mkdir "$SC_OUT" || die "mkdir $SC_OUT"
 	trap sidecar_exit EXIT
 }
@@ -44,33 +47,15 @@ sidecar_exit() {
 	egit_cleanup
 }
 
-# Empty and remove a cgroup (and its children).
-_sc_rmcg() {
-	local d=$1 c p parent
-	[ -d "$d" ] || return 0
-	for c in "$d"/*/; do
-		[ -d "$c" ] && _sc_rmcg "${c%/}"
-	done
-	parent=$CG2$(self_cgroup)
-	[ -d "$parent" ] || parent=$CG2
-	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		[ -s "$d/cgroup.procs" ] || break
-		while read -r p; do kill -KILL "$p" 2>/dev/null; done <"$d/cgroup.procs"
-		sleep 0.1
-		while read -r p; do echo "$p" >"$parent/cgroup.procs" 2>/dev/null; done <"$d/cgroup.procs"
-	done
-	rmdir "$d" 2>/dev/null
-}
-
 sidecar_cleanup() {
 	[ -n "$EGRESSD_PID" ] && stop_pid "$EGRESSD_PID"
 	EGRESSD_PID=
 	local p
 	for p in "${EGIT_PIDS[@]}"; do stop_pid "$p"; done
 	EGIT_PIDS=()
-	[ -n "$SC_OUT" ] && _sc_rmcg "$SC_OUT"
+	[ -n "$SC_OUT" ] && egit_rmcg "$SC_OUT"
 	# egressd's own child cgroup, made inside its container's cgroup.
-	[ -n "$CG" ] && _sc_rmcg "$CG/agent/egressd"
+	[ -n "$CG" ] && egit_rmcg "$CG/agent/egressd"
 }
 
 # start_egressd_sidecar VARIANT ARGS...: egressd as a sidecar container of

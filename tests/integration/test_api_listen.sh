@@ -62,7 +62,7 @@ egressd_bad_start "port in use" "127.0.0.1:18081" --rules "$POLICY"
 assert_file_contains_i "port in use: stderr says who and which setting" \
 	"$T/bad.err" "another process, perhaps another egressd, holds this port: stop it or choose another address with OPENSANDBOX_EGRESS_HTTP_ADDR"
 export OPENSANDBOX_EGRESS_HTTP_ADDR=bogus
-# A pin dir no earlier run made (lib.sh removes /sys/fs/bpf/egit-$$).
+# A pin dir no earlier run made (lib.sh removes /sys/fs/bpf/egit-$EGIT_ID).
 export OPENSANDBOX_EGRESS_BPF_PIN_DIR=$OPENSANDBOX_EGRESS_BPF_PIN_DIR/fresh
 egressd_bad_start "malformed address" "bogus" --rules "$POLICY"
 assert_file_contains_i "malformed address: stderr names the setting" \

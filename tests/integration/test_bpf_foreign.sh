@@ -19,7 +19,7 @@
 . "$(dirname "$0")/bpflib.sh"
 
 bpf_init
-PINA=/sys/fs/bpf/egit-$$-a
+PINA=/sys/fs/bpf/egit-$EGIT_ID-a
 foreign_exit() {
 	local rc=$?
 	[ -n "${OTH_PID:-}" ] && stop_pid "$OTH_PID"

@@ -6,7 +6,7 @@
 # two levels below a fresh directory on bpffs) is created like `mkdir -p`:
 # BPF enforces and the maps and links are pinned there, instead of the BPF
 # layer being "unavailable: No such file or directory". The whole tree is
-# below the test's own /sys/fs/bpf/egit-$$, which lib.sh removes at exit.
+# below the test's own /sys/fs/bpf/egit-$EGIT_ID, which lib.sh removes at exit.
 
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"

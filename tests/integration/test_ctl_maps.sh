@@ -87,7 +87,7 @@ assert_ctl "status with egressd stopped is 3" 3 status
 
 assert_ctl "maps with an empty pin dir" 3 --pin-dir "$T" maps
 assert_contains "empty pin dir: says what is missing" "$CTL_ERR" "no pinned map $T/config"
-OPENSANDBOX_EGRESS_BPF_PIN_DIR=/sys/fs/bpf/egit-$$-none ctl maps
+OPENSANDBOX_EGRESS_BPF_PIN_DIR=/sys/fs/bpf/egit-$EGIT_ID-none ctl maps
 assert_eq "pin dir from the environment: missing is exit 3" 3 "$CTL_RC"
 
 egit_finish

@@ -11,7 +11,7 @@
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-T=$(mktemp -d "/tmp/egit-$$-XXXXXX") || die "mktemp"
+T=$(mktemp -d "/tmp/egit-$EGIT_ID-XXXXXX") || die "mktemp"
 trap 'rm -rf "$T"' EXIT
 mkdir "$T/bin"
 printf '#!/bin/sh\nexit 1\n' >"$T/bin/dpkg-query"

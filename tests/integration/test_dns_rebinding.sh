@@ -73,7 +73,7 @@ fi
 
 # OPENSANDBOX_EGRESS_BLOCK_PRIVATE_ANSWERS=1: RFC 1918 goes too.
 stop_egressd
-_sc_rmcg "$CG/agent/egressd"
+egit_rmcg "$CG/agent/egressd"
 OPENSANDBOX_EGRESS_BLOCK_PRIVATE_ANSWERS=1 \
 	start_egressd_sidecar nohost --mode dns+nft --rules "$RULES" ||
 	die "egressd (block private) did not start: $(cat "$T/egressd.err")"

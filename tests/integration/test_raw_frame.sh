@@ -178,15 +178,15 @@ raw_scenario() {
 	assert_blocked "$v: TCP to a non-allowed address still blocked" 10.200.$X.81 80
 
 	# An interface that appears later (the runtime adds one) gets a chain.
-	ip link add "egx$$" netns "$SB" type veth peer name "egy$$" netns "$NET" ||
-		die "veth egx$$"
-	if wait_for 3 sh -c "nsenter --net=/run/netns/$SB nft list table netdev egressd 2>/dev/null | grep -q 'chain frames_egx$$ '"; then
+	ip link add "egx$EGIT_ID" netns "$SB" type veth peer name "egy$EGIT_ID" netns "$NET" ||
+		die "veth egx$EGIT_ID"
+	if wait_for 3 sh -c "nsenter --net=/run/netns/$SB nft list table netdev egressd 2>/dev/null | grep -q 'chain frames_egx$EGIT_ID '"; then
 		pass "$v: a link added later gets its chain"
 	else
 		fail "$v: a link added later gets its chain" "$(nft_sb list table netdev egressd 2>&1 | grep chain)"
 	fi
-	ip -n "$SB" link del "egx$$"
-	if wait_for 3 sh -c "! nsenter --net=/run/netns/$SB nft list table netdev egressd 2>/dev/null | grep -q 'chain frames_egx$$ '"; then
+	ip -n "$SB" link del "egx$EGIT_ID"
+	if wait_for 3 sh -c "! nsenter --net=/run/netns/$SB nft list table netdev egressd 2>/dev/null | grep -q 'chain frames_egx$EGIT_ID '"; then
 		pass "$v: and loses it when it goes"
 	else
 		fail "$v: and loses it when it goes" "still listed"
