@@ -27,6 +27,10 @@
 #define DP_MAX_CONNS 256 /* TCP client connections */
 #define DP_RAND_N 2048 /* ids and 0x20 bits: 9 draws a query */
 #define DP_MAX_LISTENERS 4
+/* idmap value of the id the upstream's health probe went out with (slot
+ * indices stay below DP_MAX_INFLIGHT) */
+#define DP_ID_PROBE 0xffff
+_Static_assert(DP_MAX_INFLIGHT < DP_ID_PROBE, "idmap: probe sentinel");
 
 enum dp_qstate {
 	DP_Q_FREE = 0,
@@ -138,15 +142,18 @@ struct dp_upstream {
 	uint8_t caps_bad; /* answers in a row that lost the 0x20 case */
 	uint64_t caps_off_until; /* loop ms; 0x20 off while now < this */
 	uint64_t queries, timeouts, errors;
-	uint16_t *idmap; /* upstream id -> slot index + 1 (0: free) */
+	/* upstream id -> slot index + 1, DP_ID_PROBE (probe_id), 0: free */
+	uint16_t *idmap;
 	/* pending forwarded queries, flushed with one sendmmsg */
 	unsigned int ntx;
 	struct mmsghdr txmsgs[DP_BATCH];
 	struct iovec txiov[DP_BATCH];
 	uint32_t txslot[DP_BATCH];
-	bool probe_pending;
+	bool probe_pending; /* a probe is out and not yet settled */
 	bool probe_round; /* the pending probe is one of a round: logged */
 	bool refused; /* a send met a pending ICMP error (dp_flush) */
+	/* The last probe's id: taken (DP_ID_PROBE) from its send until its
+	 * answer or timeout, even once an ordinary answer settled it. */
 	uint16_t probe_id;
 	uint64_t rcode_warned; /* loop ms of the last failure-rcode warning */
 	uint64_t rcode_since; /* such answers since that warning */

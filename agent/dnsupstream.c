@@ -90,7 +90,13 @@ void dp_up_mark(struct dp_upstream *up, bool healthy, const char *why)
 		loop_timer_arm(p->probe, DP_PROBE_MS);
 }
 
-/* An answer came from up: it is alive, and so a pending probe is done. */
+/*
+ * An answer came from up: it is alive. A pending probe is settled as
+ * answered: any answer is as good a proof of life as the probe's own.
+ * The probe's id stays taken until its own answer or its timeout
+ * (dp_probe_answer, dp_probe_tmo_cb), so that answer is still known for
+ * the probe's, never counted as late or forged.
+ */
 static void dp_up_alive(struct dp_upstream *up)
 {
 	if (up->probe_pending)
@@ -208,32 +214,46 @@ int dp_up_open(struct dp_upstream *up)
 	return 0;
 }
 
+/* A free id of up (queries' and the probe's are in its idmap), or -EBUSY. */
+static int dp_id_pick(struct dnsproxy *p, const struct dp_upstream *up)
+{
+	uint16_t id = 0;
+
+	/* At most 1 in 8 ids is taken: random probing ends fast. */
+	for (int i = 0; i < 64; i++) {
+		id = dp_rand16(p);
+		if (!up->idmap[id])
+			return id;
+	}
+	for (int i = 0; i < 65536; i++, id++)
+		if (!up->idmap[id])
+			return id;
+	return -EBUSY;
+}
+
 static int dp_id_alloc(struct dnsproxy *p, struct dp_upstream *up,
 		       struct dp_query *s)
 {
-	uint16_t id = 0;
-	int i;
+	int id = dp_id_pick(p, up);
 
-	/* At most 1 in 8 ids is taken: random probing ends fast. */
-	for (i = 0; i < 64; i++) {
-		id = dp_rand16(p);
-		if (!up->idmap[id] &&
-		    !(up->probe_pending && id == up->probe_id))
-			break;
-	}
-	if (i == 64) {
-		for (i = 0;
-		     i < 65536 && (up->idmap[id] ||
-				   (up->probe_pending && id == up->probe_id));
-		     i++)
-			id++;
-		if (up->idmap[id] || (up->probe_pending && id == up->probe_id))
-			return -EBUSY;
-	}
+	if (id < 0)
+		return id;
 	up->idmap[id] = (uint16_t)(s->idx + 1);
-	s->up_id = id;
+	s->up_id = (uint16_t)id;
 	s->has_id = true;
 	return 0;
+}
+
+/* Does the last probe's id still wait for the probe's answer? */
+static bool dp_probe_id_held(const struct dp_upstream *up)
+{
+	return up->idmap[up->probe_id] == DP_ID_PROBE;
+}
+
+static void dp_probe_id_release(struct dp_upstream *up)
+{
+	if (dp_probe_id_held(up))
+		up->idmap[up->probe_id] = 0;
 }
 
 void dp_id_release(struct dnsproxy *p, struct dp_query *s)
@@ -452,6 +472,26 @@ static void dp_up_rcode_warn(struct dnsproxy *p, struct dp_upstream *up,
 	up->rcode_last = rcode;
 }
 
+/*
+ * An answer with the probe's id. Any rcode, SERVFAIL included, means
+ * alive, as the peer; the wrong question is dropped as for a query, and
+ * the id waits on for the real answer. A probe that an ordinary answer
+ * settled already just gives its id back.
+ */
+static void dp_probe_answer(struct dnsproxy *p, struct dp_upstream *up,
+			    const uint8_t *msg, size_t len)
+{
+	struct dnswire_response r;
+
+	if (dnswire_parse_response(msg, len, &p->probe_q, &r) < 0) {
+		p->st.bad_answers++;
+		return;
+	}
+	dp_probe_id_release(up);
+	if (up->probe_pending)
+		dp_probe_done(up, true, NULL);
+}
+
 static void dp_up_answer(struct dnsproxy *p, struct dp_upstream *up,
 			 uint8_t *msg, size_t len, bool trunc)
 {
@@ -466,13 +506,11 @@ static void dp_up_answer(struct dnsproxy *p, struct dp_upstream *up,
 	}
 	id = dnswire_get_id(msg);
 	sidx = up->idmap[id];
+	if (sidx == DP_ID_PROBE) {
+		dp_probe_answer(p, up, msg, len);
+		return;
+	}
 	if (!sidx) {
-		if (up->probe_pending && id == up->probe_id &&
-		    dnswire_parse_response(msg, len, &p->probe_q, &r) == 0) {
-			/* Any answer, SERVFAIL included, as the peer. */
-			dp_probe_done(up, true, NULL);
-			return;
-		}
 		/* Late (after a timeout) or forged. */
 		p->st.bad_answers++;
 		return;
@@ -824,7 +862,8 @@ static void dp_round_account(struct dnsproxy *p, bool ok)
  * The pending probe of up was answered (ok) or failed (why). A failed
  * probe of a round logs the peer's line ("[dns] upstream probe ADDR
  * failed: …") and marks the upstream unhealthy (tried last); queries
- * waiting on it move on if they can.
+ * waiting on it move on if they can. A failed probe's id is free again;
+ * an answered one's only once its own answer or timeout is in.
  */
 static void dp_probe_done(struct dp_upstream *up, bool ok, const char *why)
 {
@@ -839,6 +878,7 @@ static void dp_probe_done(struct dp_upstream *up, bool ok, const char *why)
 	} else {
 		char buf[160];
 
+		dp_probe_id_release(up);
 		up->probe_failures++;
 		if (round)
 			log_errorx("[dns] upstream probe %s failed: %s",
@@ -855,7 +895,6 @@ static void dp_probe_done(struct dp_upstream *up, bool ok, const char *why)
 static void dp_probe_send(struct dnsproxy *p, struct dp_upstream *up,
 			  bool round)
 {
-	uint16_t id;
 	int rc, tries = 0;
 
 	if (up->probe_pending) {
@@ -873,11 +912,19 @@ static void dp_probe_send(struct dnsproxy *p, struct dp_upstream *up,
 			return;
 		}
 	}
-	do
-		id = dp_rand16(p);
-	while (up->idmap[id]);
-	up->probe_id = id;
-	dnswire_set_id(p->probe_msg, id);
+	/* The last probe's id may still wait for its answer (an ordinary
+	 * answer settled it): the same question under the same id, so
+	 * either answer is this probe's. */
+	if (!dp_probe_id_held(up)) {
+		rc = dp_id_pick(p, up);
+		if (rc < 0) {
+			dp_probe_done(up, false, strerror(-rc));
+			return;
+		}
+		up->probe_id = (uint16_t)rc;
+		up->idmap[rc] = DP_ID_PROBE;
+	}
+	dnswire_set_id(p->probe_msg, up->probe_id);
 	do {
 		rc = send(up->fd, p->probe_msg, p->probe_len, 0) < 0 ? errno :
 								       0;
@@ -893,7 +940,11 @@ static void dp_probe_send(struct dnsproxy *p, struct dp_upstream *up,
 		loop_timer_arm(p->probe_tmo, p->probe_timeout_ms);
 }
 
-/* Probes with no answer by their deadline fail ("i/o timeout"). */
+/*
+ * Probes with no answer by their deadline fail ("i/o timeout"); the ids
+ * of those an ordinary answer settled are free again: an answer now is
+ * late.
+ */
 void dp_probe_tmo_cb(struct loop *loop, struct loop_timer *t, void *arg)
 {
 	struct dnsproxy *p = arg;
@@ -905,18 +956,20 @@ void dp_probe_tmo_cb(struct loop *loop, struct loop_timer *t, void *arg)
 	for (int i = 0; i < p->n_ups; i++) {
 		struct dp_upstream *up = &p->ups[i];
 
-		if (!up->probe_pending)
+		if (!up->probe_pending && !dp_probe_id_held(up))
 			continue;
-		if (now - up->probe_sent >= p->probe_timeout_ms && up->fd >= 0)
-			dp_up_read(p, up); /* an answer may be queued */
-		if (!up->probe_pending)
-			continue;
-		if (now - up->probe_sent >= p->probe_timeout_ms) {
-			dp_probe_done(up, false, why);
+		if (now - up->probe_sent < p->probe_timeout_ms) {
+			if (!next ||
+			    up->probe_sent + p->probe_timeout_ms < next)
+				next = up->probe_sent + p->probe_timeout_ms;
 			continue;
 		}
-		if (!next || up->probe_sent + p->probe_timeout_ms < next)
-			next = up->probe_sent + p->probe_timeout_ms;
+		if (up->fd >= 0)
+			dp_up_read(p, up); /* an answer may be queued */
+		if (up->probe_pending)
+			dp_probe_done(up, false, why);
+		else
+			dp_probe_id_release(up);
 	}
 	if (next)
 		loop_timer_arm(t, next > now ? next - now : 1);

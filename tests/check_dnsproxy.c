@@ -42,6 +42,7 @@ enum fake_mode {
 	FAKE_LOWER, /* answer with the question name lower-cased */
 	FAKE_REBIND, /* A 127.0.0.53 and A <fake_addr> */
 	FAKE_CNAME_BAD, /* CNAME bad.example.com (denied), A 6.6.6.6 */
+	FAKE_SLOW_PROBE, /* answer at once, but ". NS" after 300 ms */
 };
 
 struct fake_query {
@@ -372,6 +373,18 @@ static void fake_udp_cb(struct loop *loop, int fd, uint32_t events, void *arg)
 			f->held[f->n_held++] = fq;
 		loop_timer_arm(f->delay, 150);
 		break;
+	case FAKE_SLOW_PROBE: {
+		struct dnswire_question pq;
+
+		if (dnswire_parse_query(fq.msg, fq.len, &pq) == 0 &&
+		    !pq.name[0] && f->n_held < 2) {
+			f->held[f->n_held++] = fq;
+			loop_timer_arm(f->delay, 300);
+		} else {
+			fake_reply(f, fq.msg, fq.len, &fq.from, fq.fromlen);
+		}
+		break;
+	}
 	case FAKE_SPOOF:
 		fake_spoof(f, fq.msg, fq.len, &fq.from, fq.fromlen);
 		fake_reply(f, fq.msg, fq.len, &fq.from, fq.fromlen);
@@ -2011,6 +2024,50 @@ START_TEST(test_dnsproxy_probe_servfail_alive_all_failed_warns)
 }
 END_TEST
 
+/*
+ * An ordinary answer that comes in while the probe waits proves the
+ * upstream alive and settles the probe; the probe's own answer, later
+ * but within the probe's timeout, is still the probe's: not a late or
+ * forged answer (bad_answers).
+ */
+START_TEST(test_dnsproxy_probe_answer_after_query_answer_not_bad)
+{
+	struct dnsproxy_upstream_stats us;
+	struct dnsproxy_stats st;
+	struct client *c;
+	struct env e;
+	uint8_t q[512];
+	size_t qlen;
+
+	env_probe_interval = 30;
+	env_start(&e, 1, FAKE_SLOW_PROBE, 0, 1000);
+	env_probe_interval = 0;
+	env_run(&e, 50); /* the round's probe is out */
+	ck_assert(fake_saw(&e.up[0], "")); /* the probe: ". NS" */
+	c = ask(&e, 0x7301, "quick.example.com", q, &qlen, 1000);
+	ck_assert_int_eq(c->got, 1);
+	assert_answer_for(c, 0, q, qlen, "quick.example.com");
+	client_free(c);
+	ck_assert(dnsproxy_get_upstream(e.p, 0, &us));
+	ck_assert(us.healthy);
+	ck_assert_uint_eq(us.probe_answers, 1);
+	env_run(&e, 600); /* the probe's answer (300 ms), its timeout (1 s) */
+	dnsproxy_get_stats(e.p, &st);
+	ck_assert_uint_eq(st.bad_answers, 0);
+	ck_assert(dnsproxy_get_upstream(e.p, 0, &us));
+	ck_assert(us.healthy);
+	ck_assert_uint_eq(us.probes, 1);
+	ck_assert_uint_eq(us.probe_answers, 1);
+	ck_assert_uint_eq(us.probe_failures, 0);
+	env_run(&e, 600); /* past the probe's timeout: nothing changes */
+	dnsproxy_get_stats(e.p, &st);
+	ck_assert_uint_eq(st.bad_answers, 0);
+	ck_assert(dnsproxy_get_upstream(e.p, 0, &us));
+	ck_assert_uint_eq(us.probe_failures, 0);
+	env_stop(&e);
+}
+END_TEST
+
 static Suite *dnsproxy_suite(void)
 {
 	Suite *s = suite_create("dnsproxy");
@@ -2050,6 +2107,8 @@ static Suite *dnsproxy_suite(void)
 	tcase_add_test(tc, test_dnsproxy_refused_upstream_fails_over_at_once);
 	tcase_add_test(tc, test_dnsproxy_probe_round_revives_upstream);
 	tcase_add_test(tc, test_dnsproxy_probe_servfail_alive_all_failed_warns);
+	tcase_add_test(tc,
+		       test_dnsproxy_probe_answer_after_query_answer_not_bad);
 	suite_add_tcase(s, tc);
 	return s;
 }
