@@ -155,9 +155,6 @@ struct dp_upstream {
 	/* The last probe's id: taken (DP_ID_PROBE) from its send until its
 	 * answer or timeout, even once an ordinary answer settled it. */
 	uint16_t probe_id;
-	uint64_t rcode_warned; /* loop ms of the last failure-rcode warning */
-	uint64_t rcode_since; /* such answers since that warning */
-	int rcode_last; /* the rcode that warning named */
 	uint64_t probe_sent; /* loop ms */
 	uint64_t probes, probe_answers, probe_failures;
 };
@@ -210,8 +207,6 @@ struct dnsproxy {
 	struct dnsguard *guard;
 	struct dp_query **ctab; /* coalescing: leaders by key hash */
 	int lo_ifindex;
-	uint64_t spoof_warned; /* loop ms of the last warning */
-	uint64_t spoof_since; /* forged answers since that warning */
 
 	uint8_t probe_msg[DNSWIRE_HDR_LEN + 255 + 4];
 	size_t probe_len;

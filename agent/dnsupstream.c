@@ -34,8 +34,6 @@
 #define DP_CAPS_BAD_MAX 4 /* case mismatches in a row: 0x20 off */
 #define DP_CAPS_OFF_MS (10 * 60 * 1000) /* then try 0x20 again */
 #define DP_CAPS_RND 16 /* random bytes per 0x20 name (128 letters) */
-#define DP_SPOOF_WARN_MS 10000 /* at most one forged-answer warning */
-#define DP_RCODE_WARN_MS 10000 /* at most one per upstream: SERVFAIL... */
 #define DP_TCP_MSG_MAX 65535 /* largest DNS message over TCP */
 #define DP_PROBE_MS 5000 /* re-probe unhealthy upstreams */
 
@@ -442,34 +440,28 @@ static void dp_caps_mismatch(struct dnsproxy *p, struct dp_upstream *up,
 /*
  * An upstream answered SERVFAIL, REFUSED or NOTIMP: it is up (no health
  * change), but the operator should hear of it, as of a timeout. A
- * misconfigured resolver answers every query so: one warning per upstream
- * per DP_RCODE_WARN_MS while the rcode stays the same, counting the
- * answers it stands for (each is also in the upstream's errors, GET
- * /status).
+ * misconfigured resolver answers every query so: folded per rcode
+ * (log_folded), a line's count the answers it stands for (each is also
+ * in the upstream's errors, GET /status).
  */
-static void dp_up_rcode_warn(struct dnsproxy *p, struct dp_upstream *up,
+static void dp_up_rcode_warn(const struct dp_upstream *up,
 			     const struct dp_query *s, int rcode)
 {
-	uint64_t now = loop_now_ms(p->loop);
+	const char *kind = rcode == DNSWIRE_RCODE_SERVFAIL ?
+				   "upstream_servfail" :
+			   rcode == DNSWIRE_RCODE_REFUSED ? "upstream_refused" :
+							    "upstream_notimp";
 	char tb[16];
 
-	up->rcode_since++;
-	if (up->rcode_warned && rcode == up->rcode_last &&
-	    now - up->rcode_warned < DP_RCODE_WARN_MS)
-		return;
-	log_warnx("dns upstream %s answered %s (%s %s); %llu such answer(s) "
-		  "since the last warning; trying the next upstream, SERVFAIL "
-		  "when none is left",
-		  up->cfg.text,
-		  rcode == DNSWIRE_RCODE_SERVFAIL ? "SERVFAIL" :
-		  rcode == DNSWIRE_RCODE_REFUSED  ? "REFUSED" :
-						    "NOTIMP",
-		  s->q.name[0] ? s->q.name : ".",
-		  dnswire_type_name(s->q.qtype, tb, sizeof(tb)),
-		  (unsigned long long)up->rcode_since);
-	up->rcode_warned = now ? now : 1;
-	up->rcode_since = 0;
-	up->rcode_last = rcode;
+	log_folded(LOG_LVL_WARN, kind,
+		   "dns upstream %s answered %s (%s %s); trying the next "
+		   "upstream, SERVFAIL when none is left",
+		   up->cfg.text,
+		   rcode == DNSWIRE_RCODE_SERVFAIL ? "SERVFAIL" :
+		   rcode == DNSWIRE_RCODE_REFUSED  ? "REFUSED" :
+						     "NOTIMP",
+		   s->q.name[0] ? s->q.name : ".",
+		   dnswire_type_name(s->q.qtype, tb, sizeof(tb)));
 }
 
 /*
@@ -549,7 +541,7 @@ static void dp_up_answer(struct dnsproxy *p, struct dp_upstream *up,
 	dp_rtt_record(p, s);
 	if (dp_rcode_fails_over(r.rcode)) {
 		up->errors++;
-		dp_up_rcode_warn(p, up, s, r.rcode);
+		dp_up_rcode_warn(up, s, r.rcode);
 		dp_next(p, s);
 		return;
 	}
@@ -570,23 +562,18 @@ static void dp_up_answer(struct dnsproxy *p, struct dp_upstream *up,
 /*
  * An answer "from" a remote upstream came in on lo (dp_up_filter left it
  * empty): only a process of this namespace can have sent it. Dropped
- * unread, whatever id it guesses.
+ * unread, whatever id it guesses; a forger sends thousands, so the
+ * warning is folded (log_folded), its count the answers dropped.
  */
-static void dp_forged(struct dnsproxy *p, struct dp_upstream *up)
+static void dp_forged(struct dnsproxy *p, const struct dp_upstream *up)
 {
-	uint64_t now = loop_now_ms(p->loop);
-
 	p->st.bad_answers++;
 	p->st.forged++;
-	p->spoof_since++;
-	if (p->spoof_warned && now - p->spoof_warned < DP_SPOOF_WARN_MS)
-		return;
-	log_warnx("dns: dropped %llu answer(s) claiming to come from upstream "
-		  "%s that arrived on the loopback interface: forged by a "
-		  "process of this namespace",
-		  (unsigned long long)p->spoof_since, up->cfg.text);
-	p->spoof_warned = now;
-	p->spoof_since = 0;
+	log_folded(LOG_LVL_WARN, "forged_answer",
+		   "dns: dropped an answer claiming to come from upstream %s "
+		   "that arrived on the loopback interface: forged by a "
+		   "process of this namespace",
+		   up->cfg.text);
 }
 
 /*
@@ -719,7 +706,7 @@ static void dp_tcpup_read(struct dnsproxy *p, struct dp_query *s)
 	dp_up_alive(up);
 	if (dp_rcode_fails_over(r.rcode)) {
 		up->errors++;
-		dp_up_rcode_warn(p, up, s, r.rcode);
+		dp_up_rcode_warn(up, s, r.rcode);
 		dp_next(p, s);
 		return;
 	}

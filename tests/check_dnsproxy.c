@@ -2068,6 +2068,36 @@ START_TEST(test_dnsproxy_probe_answer_after_query_answer_not_bad)
 }
 END_TEST
 
+/*
+ * A failure rcode is a folded warning (log_folded), one kind per rcode:
+ * repeats within a second are one line with their count.
+ */
+START_TEST(test_dnsproxy_failure_rcode_warning_folded)
+{
+	struct client *c;
+	struct env e;
+	char want[128];
+	uint8_t q[512];
+	size_t qlen;
+
+	env_start(&e, 2, FAKE_SERVFAIL, FAKE_ANSWER, 1000);
+	log_set_level(LOG_LVL_WARN);
+	log_capture();
+	c = ask(&e, 0x7401, "sf.example.com", q, &qlen, 2000);
+	ck_assert_int_eq(c->got, 1);
+	client_free(c);
+	log_release();
+	snprintf(
+		want, sizeof(want),
+		"dns upstream 127.0.0.1:%u answered SERVFAIL (sf.example.com A)",
+		e.up[0].port);
+	ck_assert_msg(strstr(logbuf, want), "log: %s", logbuf);
+	ck_assert_msg(strstr(logbuf, "\"kind\":\"upstream_servfail\""),
+		      "log: %s", logbuf);
+	env_stop(&e);
+}
+END_TEST
+
 static Suite *dnsproxy_suite(void)
 {
 	Suite *s = suite_create("dnsproxy");
@@ -2109,6 +2139,7 @@ static Suite *dnsproxy_suite(void)
 	tcase_add_test(tc, test_dnsproxy_probe_servfail_alive_all_failed_warns);
 	tcase_add_test(tc,
 		       test_dnsproxy_probe_answer_after_query_answer_not_bad);
+	tcase_add_test(tc, test_dnsproxy_failure_rcode_warning_folded);
 	suite_add_tcase(s, tc);
 	return s;
 }
