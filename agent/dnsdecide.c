@@ -19,23 +19,24 @@
 #include "egressd/doh.h"
 #include "egressd/events.h"
 
-/* Who asked: the client address, for violation lines. */
-static void dp_client_text(struct dnsproxy *p, const struct dp_client *cl,
-			   char *buf, size_t len)
+/*
+ * A violation line (events_dns_violation) naming cl, who asked. Denied
+ * queries can come by the thousand: with no events handle the client
+ * address is not formatted at all.
+ */
+static void dp_violation(struct dnsproxy *p, const struct dp_client *cl,
+			 enum events_reason reason, const char *name,
+			 uint16_t qtype, const char *action)
 {
+	char who[INET6_ADDRSTRLEN + 8];
+
+	if (!p->events)
+		return;
 	if (cl->tcp)
-		dp_addr_text(&p->conns[cl->conn].peer, buf, len);
+		dp_addr_text(&p->conns[cl->conn].peer, who, sizeof(who));
 	else
-		dp_addr_text(cl->addr, buf, len);
-}
-
-static void dp_query_who(struct dnsproxy *p, const struct dp_query *s,
-			 char *buf, size_t len)
-{
-	struct dp_client cl;
-
-	dp_query_client(s, &cl);
-	dp_client_text(p, &cl, buf, len);
+		dp_addr_text(cl->addr, who, sizeof(who));
+	events_dns_violation(p->events, reason, name, qtype, action, who);
 }
 
 /* ---- what an answer may carry (docs/dns-proxy.md) --------------------- */
@@ -54,7 +55,7 @@ static int dp_chain_cb(void *arg, const char *name, size_t len)
 	struct dnsproxy *p = g->p;
 	struct policy_match m = { .action = POLICY_DENY };
 	enum events_reason reason;
-	char who[INET6_ADDRSTRLEN + 8];
+	struct dp_client cl;
 
 	if (!p->matcher)
 		return 0;
@@ -68,9 +69,8 @@ static int dp_chain_cb(void *arg, const char *name, size_t len)
 		reason = EVENTS_REASON_DOH;
 	else
 		return 0;
-	dp_query_who(p, g->s, who, sizeof(who));
-	events_dns_violation(p->events, reason, name, g->s->q.qtype, "nxdomain",
-			     who);
+	dp_query_client(g->s, &cl);
+	dp_violation(p, &cl, reason, name, g->s->q.qtype, "nxdomain");
 	return 1;
 }
 
@@ -122,7 +122,7 @@ static int dp_guard(struct dnsproxy *p, struct dp_query *s, uint8_t *msg,
 {
 	struct dp_guard_ctx g = { .p = p, .s = s };
 	size_t had = r->n_addrs;
-	char who[INET6_ADDRSTRLEN + 8];
+	struct dp_client cl;
 	ssize_t n;
 	int rc;
 
@@ -136,9 +136,9 @@ static int dp_guard(struct dnsproxy *p, struct dp_query *s, uint8_t *msg,
 		return -EBADMSG;
 	if (g.stripped) {
 		p->st.rebinding++;
-		dp_query_who(p, s, who, sizeof(who));
-		events_dns_violation(p->events, EVENTS_REASON_REBINDING,
-				     s->q.name, s->q.qtype, "stripped", who);
+		dp_query_client(s, &cl);
+		dp_violation(p, &cl, EVENTS_REASON_REBINDING, s->q.name,
+			     s->q.qtype, "stripped");
 		/* Names pointing into a stripped record, or too many: no
 		 * records at all rather than a message we cannot rewrite. */
 		if (n < 0)
@@ -270,23 +270,16 @@ void dp_handle_query(struct dnsproxy *p, const uint8_t *msg, size_t len,
 	    q->qtype == DNSWIRE_TYPE_AAAA) {
 		/* IPv6 is off: an empty answer makes clients fall back to
 		 * IPv4 at once, with no happy-eyeballs stall. */
-		char who[INET6_ADDRSTRLEN + 8];
-
 		p->st.denied++;
 		dp_reply_rcode(p, cl, msg, len, q, DNSWIRE_RCODE_NOERROR);
-		dp_client_text(p, cl, who, sizeof(who));
-		events_dns_violation(p->events, EVENTS_REASON_IPV6_DISABLED,
-				     q->name, q->qtype, "nodata", who);
+		dp_violation(p, cl, EVENTS_REASON_IPV6_DISABLED, q->name,
+			     q->qtype, "nodata");
 		goto drop;
 	}
 	if (m.action != POLICY_ALLOW) {
-		char who[INET6_ADDRSTRLEN + 8];
-
 		p->st.denied++;
 		dp_reply_rcode(p, cl, msg, len, q, DNSWIRE_RCODE_NXDOMAIN);
-		dp_client_text(p, cl, who, sizeof(who));
-		events_dns_violation(p->events, reason, q->name, q->qtype,
-				     "nxdomain", who);
+		dp_violation(p, cl, reason, q->name, q->qtype, "nxdomain");
 		goto drop;
 	}
 	if (!s) {
