@@ -215,9 +215,12 @@ int status_metrics(struct agent *a, struct api_buf *b)
 		"egressd_dns_coalesced_total %llu\n"
 		"# HELP egressd_dns_forged_answers_total Upstream answers dropped: they came in on lo from a remote upstream.\n"
 		"# TYPE egressd_dns_forged_answers_total counter\n"
-		"egressd_dns_forged_answers_total %llu\n",
-		(unsigned long long)ds.coalesced,
-		(unsigned long long)ds.forged);
+		"egressd_dns_forged_answers_total %llu\n"
+		"# HELP egressd_dns_bad_answers_total Upstream packets dropped: unknown id (late or forged), wrong question or letter case, or in on lo.\n"
+		"# TYPE egressd_dns_bad_answers_total counter\n"
+		"egressd_dns_bad_answers_total %llu\n",
+		(unsigned long long)ds.coalesced, (unsigned long long)ds.forged,
+		(unsigned long long)ds.bad_answers);
 	ret |= api_buf_printf(
 		b,
 		"# HELP egressd_dns_upstream_healthy Whether an upstream answered its last query or probe (1) or is tried last (0).\n"

@@ -95,5 +95,9 @@ if upstream_saw a.b.pypi.org revived; then
 else
 	fail "the revived upstream is used again, first" "$(fakedns_log revived)"
 fi
+# Every answer here was the reply to a question egressd asked, probes
+# included: none may count as late or forged.
+assert_eq "no answer counted as bad (probes and queries alike)" 0 \
+	"$(metric egressd_dns_bad_answers_total)"
 assert_all_json "stdout holds only JSON lines" "$T/egressd.out"
 egit_finish
