@@ -52,12 +52,13 @@ struct policy_compiled {
 	struct policy_matcher *matcher;
 	struct clist list[POLICY_COMPILED_LIST_MAX];
 	struct lpm_index idx[POLICY_COMPILED_LIST_MAX];
-	size_t n_doh_builtin; /* list[DOH]: the first ones are built in */
 	struct bpfsync_prefix *bpf[BPFSYNC_SET_MAX];
 	size_t n_bpf[BPFSYNC_SET_MAX];
 	struct policy_addr *upstreams;
 	size_t n_upstreams;
-	bool filter, default_allow, ipv6_deny, block_doh_443;
+	bool filter, default_allow, ipv6_deny;
+	/* BLOCK_DOH_443 without an address in the blocklist: every 443 */
+	bool block_all_443;
 	char **ignored;
 	size_t n_ignored;
 };
@@ -157,14 +158,16 @@ static int ignored_push(struct policy_compiled *pc, const char *tok)
 /*
  * The built-in DoH provider addresses, then the blocklist entries
  * (comma-separated, blanks around them ignored), numbered in the order
- * written.
+ * written. The one place either is parsed: nftables and BPF get the
+ * list, and whether BLOCK_DOH_443 means every 443 (no blocklist address).
  */
-static int doh_collect(struct policy_compiled *pc, const char *blocklist)
+static int doh_collect(struct policy_compiled *pc, const char *blocklist,
+		       bool block_doh_443)
 {
 	struct clist *l = &pc->list[POLICY_COMPILED_DOH];
 	const char *const *builtin;
 	char *copy, *tok, *save = NULL;
-	size_t k, nb, i = 0;
+	size_t k, nb, n_builtin, i = 0;
 	int ret = 0;
 
 	builtin = doh_provider_addrs(&nb);
@@ -172,7 +175,8 @@ static int doh_collect(struct policy_compiled *pc, const char *blocklist)
 		if (doh_push(l, builtin[k],
 			     EGRESSD_RULE_ID(EGRESSD_RULE_DOH_BUILTIN, k)) < 0)
 			return -ENOMEM;
-	pc->n_doh_builtin = l->n;
+	n_builtin = l->n;
+	pc->block_all_443 = block_doh_443;
 	if (!blocklist)
 		return 0;
 	copy = strdup(blocklist);
@@ -191,6 +195,7 @@ static int doh_collect(struct policy_compiled *pc, const char *blocklist)
 		i++;
 	}
 	free(copy);
+	pc->block_all_443 = block_doh_443 && l->n == n_builtin;
 	return ret;
 }
 
@@ -413,7 +418,6 @@ int policy_compiled_new(struct policy_compiled **out, const struct policy *user,
 	pc->filter = cfg->mode == EGRESSD_MODE_DNS_NFT;
 	pc->default_allow = user && user->default_action == POLICY_ALLOW;
 	pc->ipv6_deny = cfg->ipv6 == EGRESSD_IPV6_DENY;
-	pc->block_doh_443 = cfg->block_doh_443;
 
 	/* The always-file rules keep their file's verdict (policy.h). */
 	ret = collect(&pc->list[POLICY_COMPILED_DENY], deny_always, n_deny,
@@ -437,7 +441,8 @@ int policy_compiled_new(struct policy_compiled **out, const struct policy *user,
 			      errlen);
 	if (ret)
 		goto err_free;
-	if (doh_collect(pc, cfg->doh_blocklist) || upstreams_collect(pc, cfg))
+	if (doh_collect(pc, cfg->doh_blocklist, cfg->block_doh_443) ||
+	    upstreams_collect(pc, cfg))
 		goto err_nomem;
 
 	if (bpf_set(&pc->list[POLICY_COMPILED_ALLOW], false,
@@ -510,20 +515,16 @@ policy_compiled_addrs(const struct policy_compiled *pc,
 void policy_compiled_nft(const struct policy_compiled *pc,
 			 struct nftsync_config *c)
 {
-	const struct clist *doh = &pc->list[POLICY_COMPILED_DOH];
-
 	c->filter = pc->filter;
 	c->default_accept = pc->default_allow;
 	c->ipv6_deny = pc->ipv6_deny;
-	c->block_doh_443 = pc->block_doh_443;
+	c->block_all_443 = pc->block_all_443;
 	c->allow = pc->list[POLICY_COMPILED_ALLOW].addr;
 	c->n_allow = pc->list[POLICY_COMPILED_ALLOW].n;
 	c->deny = pc->list[POLICY_COMPILED_DENY].addr;
 	c->n_deny = pc->list[POLICY_COMPILED_DENY].n;
-	/* nftsync adds the built-in providers itself. */
-	c->doh = doh->n > pc->n_doh_builtin ? doh->addr + pc->n_doh_builtin :
-					      NULL;
-	c->n_doh = doh->n - pc->n_doh_builtin;
+	c->doh = pc->list[POLICY_COMPILED_DOH].addr;
+	c->n_doh = pc->list[POLICY_COMPILED_DOH].n;
 	c->doh_exceptions = pc->list[POLICY_COMPILED_DOH_EXC].addr;
 	c->n_doh_exceptions = pc->list[POLICY_COMPILED_DOH_EXC].n;
 	c->upstreams = pc->upstreams;

@@ -7,7 +7,6 @@
  * the address checks every builder runs first, and the conversion of a
  * socket address into a policy address.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -15,7 +14,6 @@
 
 #include <linux/netfilter/nf_tables.h>
 
-#include "egressd/doh.h"
 #include "egressd/nftset.h"
 #include "egressd/util.h"
 
@@ -249,38 +247,6 @@ int nftset_check_addrs(const struct policy_addr *v, size_t n)
 	return 0;
 }
 
-/* The built-in DoH list (doh.c) plus cfg->doh. */
-static int doh_addrs(const struct nftsync_config *cfg, struct policy_addr **out,
-		     size_t *nout)
-{
-	const char *const *builtin;
-	struct policy_addr *v;
-	size_t nb, i;
-
-	builtin = doh_provider_addrs(&nb);
-
-	v = calloc(nb + cfg->n_doh, sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	for (i = 0; i < nb; i++) {
-		if (inet_pton(AF_INET, builtin[i], v[i].addr) == 1) {
-			v[i].family = AF_INET;
-			v[i].prefixlen = 32;
-		} else if (inet_pton(AF_INET6, builtin[i], v[i].addr) == 1) {
-			v[i].family = AF_INET6;
-			v[i].prefixlen = 128;
-		} else {
-			free(v);
-			return -EINVAL;
-		}
-	}
-	if (cfg->n_doh)
-		memcpy(v + nb, cfg->doh, cfg->n_doh * sizeof(*v));
-	*out = v;
-	*nout = nb + cfg->n_doh;
-	return 0;
-}
-
 void nftset_contents_free(struct nftset_contents *sc)
 {
 	int i;
@@ -315,12 +281,10 @@ int nftset_contents_build(const struct nftsync_config *cfg,
 			  struct nftset_contents *sc)
 {
 	struct range *deny[2] = { NULL, NULL };
-	struct policy_addr *doh = NULL;
-	size_t ndeny[2] = { 0, 0 }, ndoh;
-	int err, f;
+	size_t ndeny[2] = { 0, 0 };
+	int err = 0, f;
 
 	memset(sc, 0, sizeof(*sc));
-	err = doh_addrs(cfg, &doh, &ndoh);
 	for (f = 0; f < 2 && !err; f++) {
 		int fam = f ? AF_INET6 : AF_INET;
 
@@ -330,8 +294,8 @@ int nftset_contents_build(const struct nftsync_config *cfg,
 			err = intervals_into(sc, NFTSET_DENY4 + f, cfg->deny,
 					     cfg->n_deny, &deny[f], &ndeny[f]);
 		if (!err)
-			err = intervals_into(sc, NFTSET_DOH4 + f, doh, ndoh,
-					     NULL, NULL);
+			err = intervals_into(sc, NFTSET_DOH4 + f, cfg->doh,
+					     cfg->n_doh, NULL, NULL);
 		if (!err)
 			err = hosts_build(cfg->doh_exceptions,
 					  cfg->n_doh_exceptions, fam, true,
@@ -346,7 +310,6 @@ int nftset_contents_build(const struct nftsync_config *cfg,
 	}
 	free(deny[0]);
 	free(deny[1]);
-	free(doh);
 	if (err)
 		nftset_contents_free(sc);
 	return err;

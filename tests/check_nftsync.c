@@ -1255,7 +1255,7 @@ START_TEST(test_nftsync_blanket_443)
 	struct nftsync_config cfg = base_cfg();
 	struct trace t;
 
-	cfg.block_doh_443 = true;
+	cfg.block_all_443 = true;
 	build_apply(&cfg, NULL, 0, 0, &t);
 	ck_assert_int_eq(
 		count_sub(&t, "rule egress",
@@ -1263,7 +1263,9 @@ START_TEST(test_nftsync_blanket_443)
 		2);
 	ck_assert_int_eq(count_sub(&t, "rule egress", "lookup(@doh_v"), 0);
 	trace_free(&t);
-	/* with a blocklist it keeps its upstream meaning: only those */
+	/* with a blocklist BLOCK_DOH_443 keeps its upstream meaning (the
+	 * compiled policy's call): only the listed providers */
+	cfg.block_all_443 = false;
 	cfg.doh = &doh;
 	cfg.n_doh = 1;
 	build_apply(&cfg, NULL, 0, 0, &t);
@@ -1395,7 +1397,9 @@ START_TEST(test_nftsync_doh_exceptions)
 				     A("10.9.0.0/24"), A("9.9.9.9"),
 				     A("2001:4860:4860::8888/128") };
 	struct policy_addr deny[] = { A("9.9.9.0/24") };
-	struct policy_addr extra[] = { A("203.0.113.0/24") };
+	/* the compiled policy's DoH list: built-in providers, blocklist */
+	struct policy_addr doh[] = { A("8.8.8.8"), A("2606:4700:4700::1111"),
+				     A("203.0.113.0/24") };
 	struct nftsync_config cfg = base_cfg();
 	struct trace t;
 
@@ -1403,8 +1407,8 @@ START_TEST(test_nftsync_doh_exceptions)
 	cfg.n_doh_exceptions = 5;
 	cfg.deny = deny;
 	cfg.n_deny = 1;
-	cfg.doh = extra;
-	cfg.n_doh = 1;
+	cfg.doh = doh;
+	cfg.n_doh = 3;
 	build_apply(&cfg, NULL, 0, 0, &t);
 	/* exact names only, and a deny still wins */
 	ck_assert_str_eq(t.line[find(&t, 0, "elem+ doh_allow_v4")],

@@ -71,8 +71,8 @@ policy_compiled_addrs(const struct policy_compiled *pc,
 
 /*
  * The nftables projection: sets the policy fields of c (filter,
- * default_accept, ipv6_deny, block_doh_443, the address lists and the
- * upstreams) and leaves the others (cgroups, hand-off, API) to the
+ * default_accept, ipv6_deny, block_all_443, the address lists, the DoH
+ * list with the built-in providers included, and the upstreams) and leaves the others (cgroups, hand-off, API) to the
  * caller. The lists point into pc.
  */
 void policy_compiled_nft(const struct policy_compiled *pc,

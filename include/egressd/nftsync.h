@@ -90,10 +90,12 @@ struct nftsync_config {
 	uint64_t workload_cgroup_id;
 	uint32_t workload_cgroup_level;
 	/*
-	 * OPENSANDBOX_EGRESS_BLOCK_DOH_443 with its upstream meaning: with an
-	 * empty doh list, every 443 (tcp and udp) is dropped ("strict").
+	 * Every 443 (tcp and udp) is dropped, not only 443 to the doh list:
+	 * OPENSANDBOX_EGRESS_BLOCK_DOH_443 without an address in
+	 * OPENSANDBOX_EGRESS_DOH_BLOCKLIST ("strict", its upstream meaning).
+	 * The compiled policy decides it (policy_compiled_nft()).
 	 */
-	bool block_doh_443;
+	bool block_all_443;
 	uint16_t log_group; /* 0: NFTSYNC_DEFAULT_LOG_GROUP */
 
 	/* Static allow and deny (always-rules and user IP/CIDR rules). At the
@@ -102,7 +104,8 @@ struct nftsync_config {
 	size_t n_allow;
 	const struct policy_addr *deny;
 	size_t n_deny;
-	/* OPENSANDBOX_EGRESS_DOH_BLOCKLIST, added to the built-in list. */
+	/* The DoH providers blocked on 443: the built-in list, then
+	 * OPENSANDBOX_EGRESS_DOH_BLOCKLIST (the compiled policy's). */
 	const struct policy_addr *doh;
 	size_t n_doh;
 	/*
