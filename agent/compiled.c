@@ -125,6 +125,25 @@ err_nomem:
 	return -ENOMEM;
 }
 
+/*
+ * Keep the entries of l with a full prefix (one address), in order: an
+ * allow rule lifts the DoH and DoT blocks only for an address it names
+ * exactly, in both layers (docs/nftables.md).
+ */
+static void keep_full(struct clist *l)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < l->n; i++) {
+		if (!is_full(&l->addr[i]))
+			continue;
+		l->addr[k] = l->addr[i];
+		l->rule[k] = l->rule[i];
+		k++;
+	}
+	l->n = k;
+}
+
 /* One DoH list entry (text) into l; 1 when it is not an address. */
 static int doh_push(struct clist *l, const char *text, uint32_t rule)
 {
@@ -217,12 +236,12 @@ static int upstreams_collect(struct policy_compiled *pc,
 	return 0;
 }
 
-/* The BPF view of a list; exact_only keeps full prefixes only. */
-static int bpf_set(const struct clist *l, bool exact_only,
-		   struct bpfsync_prefix **out, size_t *n)
+/* The BPF view of a list. */
+static int bpf_set(const struct clist *l, struct bpfsync_prefix **out,
+		   size_t *n)
 {
 	struct bpfsync_prefix *v;
-	size_t i, k = 0;
+	size_t i;
 
 	*out = NULL;
 	*n = 0;
@@ -234,16 +253,13 @@ static int bpf_set(const struct clist *l, bool exact_only,
 	for (i = 0; i < l->n; i++) {
 		const struct policy_addr *pa = &l->addr[i];
 
-		if (exact_only && !is_full(pa))
-			continue;
-		v[k].family = pa->family;
-		v[k].prefixlen = pa->prefixlen;
-		v[k].rule = l->rule[i];
-		memcpy(v[k].addr, pa->addr, 16);
-		k++;
+		v[i].family = pa->family;
+		v[i].prefixlen = pa->prefixlen;
+		v[i].rule = l->rule[i];
+		memcpy(v[i].addr, pa->addr, 16);
 	}
 	*out = v;
-	*n = k;
+	*n = l->n;
 	return 0;
 }
 
@@ -441,18 +457,19 @@ int policy_compiled_new(struct policy_compiled **out, const struct policy *user,
 			      errlen);
 	if (ret)
 		goto err_free;
+	keep_full(&pc->list[POLICY_COMPILED_DOH_EXC]);
 	if (doh_collect(pc, cfg->doh_blocklist, cfg->block_doh_443) ||
 	    upstreams_collect(pc, cfg))
 		goto err_nomem;
 
-	if (bpf_set(&pc->list[POLICY_COMPILED_ALLOW], false,
+	if (bpf_set(&pc->list[POLICY_COMPILED_ALLOW],
 		    &pc->bpf[BPFSYNC_SET_ALLOW],
 		    &pc->n_bpf[BPFSYNC_SET_ALLOW]) ||
-	    bpf_set(&pc->list[POLICY_COMPILED_DENY], false,
-		    &pc->bpf[BPFSYNC_SET_DENY], &pc->n_bpf[BPFSYNC_SET_DENY]) ||
-	    bpf_set(&pc->list[POLICY_COMPILED_DOH], false,
-		    &pc->bpf[BPFSYNC_SET_DOH], &pc->n_bpf[BPFSYNC_SET_DOH]) ||
-	    bpf_set(&pc->list[POLICY_COMPILED_DOH_EXC], true,
+	    bpf_set(&pc->list[POLICY_COMPILED_DENY], &pc->bpf[BPFSYNC_SET_DENY],
+		    &pc->n_bpf[BPFSYNC_SET_DENY]) ||
+	    bpf_set(&pc->list[POLICY_COMPILED_DOH], &pc->bpf[BPFSYNC_SET_DOH],
+		    &pc->n_bpf[BPFSYNC_SET_DOH]) ||
+	    bpf_set(&pc->list[POLICY_COMPILED_DOH_EXC],
 		    &pc->bpf[BPFSYNC_SET_DOH_ALLOW],
 		    &pc->n_bpf[BPFSYNC_SET_DOH_ALLOW]))
 		goto err_nomem;

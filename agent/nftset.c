@@ -197,11 +197,13 @@ static int elem_cmp(const void *a, const void *b)
 }
 
 /*
- * Single addresses of family f, deduplicated; with full_only, entries
- * with a shorter prefix are skipped; entries inside deny are skipped.
+ * Single addresses of family f, deduplicated; entries inside deny are
+ * skipped. Prefix lengths are not looked at: every list given here holds
+ * addresses only (the compiled policy's DoH exceptions and upstreams,
+ * learned and forgotten addresses).
  */
 static int hosts_build(const struct policy_addr *v, size_t n, int f,
-		       bool full_only, const struct range *deny, size_t n_deny,
+		       const struct range *deny, size_t n_deny,
 		       struct nftbatch_elem **out, size_t *nout)
 {
 	size_t alen = nftbatch_alen(f), i, m = 0, k;
@@ -215,8 +217,7 @@ static int hosts_build(const struct policy_addr *v, size_t n, int f,
 	if (!e)
 		return -ENOMEM;
 	for (i = 0; i < n; i++) {
-		if (v[i].family != f ||
-		    (full_only && v[i].prefixlen != alen * 8))
+		if (v[i].family != f)
 			continue;
 		memcpy(e[m].key, v[i].addr, alen);
 		if (deny && ranges_cover(deny, n_deny, e[m].key))
@@ -298,14 +299,13 @@ int nftset_contents_build(const struct nftsync_config *cfg,
 					     cfg->n_doh, NULL, NULL);
 		if (!err)
 			err = hosts_build(cfg->doh_exceptions,
-					  cfg->n_doh_exceptions, fam, true,
-					  deny[f], ndeny[f],
+					  cfg->n_doh_exceptions, fam, deny[f],
+					  ndeny[f],
 					  &sc->e[NFTSET_DOH_ALLOW4 + f],
 					  &sc->n[NFTSET_DOH_ALLOW4 + f]);
 		if (!err)
 			err = hosts_build(cfg->upstreams, cfg->n_upstreams, fam,
-					  false, NULL, 0,
-					  &sc->e[NFTSET_UPSTREAM4 + f],
+					  NULL, 0, &sc->e[NFTSET_UPSTREAM4 + f],
 					  &sc->n[NFTSET_UPSTREAM4 + f]);
 	}
 	free(deny[0]);
@@ -318,5 +318,5 @@ int nftset_contents_build(const struct nftsync_config *cfg,
 int nftset_hosts(const struct policy_addr *v, size_t n, int f,
 		 struct nftbatch_elem **out, size_t *nout)
 {
-	return hosts_build(v, n, f, false, NULL, 0, out, nout);
+	return hosts_build(v, n, f, NULL, 0, out, nout);
 }

@@ -144,9 +144,9 @@ START_TEST(test_compiled_lists_carry_rule_ids)
 			 "198.51.100.7/32=allow.always[0] "
 			 "1.2.3.4/32=egress[2] 192.168.0.0/16=egress[3] "
 			 "5.6.7.8/32=egress[5]");
+	/* DoH exceptions: only the allow rules naming one address */
 	ck_assert_str_eq(list_str(f.pc, POLICY_COMPILED_DOH_EXC),
-			 "1.2.3.4/32=egress[2] 192.168.0.0/16=egress[3] "
-			 "5.6.7.8/32=egress[5]");
+			 "1.2.3.4/32=egress[2] 5.6.7.8/32=egress[5]");
 	fixture_free(&f);
 }
 END_TEST
@@ -188,6 +188,7 @@ END_TEST
 
 START_TEST(test_compiled_nft_projection)
 {
+	struct bpfsync_policy bp;
 	struct nftsync_config c;
 	const struct policy_addr *a;
 	char buf[64];
@@ -208,7 +209,17 @@ START_TEST(test_compiled_nft_projection)
 	a = policy_compiled_addrs(f.pc, POLICY_COMPILED_ALLOW, NULL, &n);
 	ck_assert_ptr_eq(c.allow, a);
 	ck_assert_uint_eq(c.n_allow, 4);
-	ck_assert_uint_eq(c.n_doh_exceptions, 3);
+	/* the same exceptions as the BPF set: full prefixes only */
+	ck_assert_uint_eq(c.n_doh_exceptions, 2);
+	policy_compiled_bpf(f.pc, 1, &bp);
+	ck_assert_uint_eq(bp.n[BPFSYNC_SET_DOH_ALLOW], c.n_doh_exceptions);
+	for (n = 0; n < c.n_doh_exceptions; n++) {
+		ck_assert_uint_eq(c.doh_exceptions[n].prefixlen, 32);
+		ck_assert_uint_eq(bp.set[BPFSYNC_SET_DOH_ALLOW][n].prefixlen,
+				  32);
+		ck_assert_mem_eq(bp.set[BPFSYNC_SET_DOH_ALLOW][n].addr,
+				 c.doh_exceptions[n].addr, 4);
+	}
 	/* The whole DoH list, the built-in providers included. */
 	a = policy_compiled_addrs(f.pc, POLICY_COMPILED_DOH, NULL, &n);
 	ck_assert_ptr_eq(c.doh, a);

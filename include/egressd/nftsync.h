@@ -109,9 +109,9 @@ struct nftsync_config {
 	const struct policy_addr *doh;
 	size_t n_doh;
 	/*
-	 * Addresses that user allow rules name exactly: those with a full
-	 * prefix (IP, /32, /128) and not covered by a deny entry are reachable
-	 * on 443 and 853 despite the DoH/DoT rules. Others are ignored.
+	 * Addresses that user allow rules name exactly (IP, /32, /128: the
+	 * compiled policy keeps only those): those not covered by a deny
+	 * entry are reachable on 443 and 853 despite the DoH/DoT rules.
 	 */
 	const struct policy_addr *doh_exceptions;
 	size_t n_doh_exceptions;
