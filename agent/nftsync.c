@@ -31,7 +31,6 @@
 
 #include "egressd/log.h"
 #include "egressd/nftbatch.h"
-#include "egressd/nftset.h"
 #include "egressd/nftsync.h"
 
 #define ACK_TIMEOUT_MS 5000
@@ -346,7 +345,11 @@ void nftsync_get_stats(const struct nftsync *ns, struct nftsync_stats *out)
 /* Learn batches above this are not kept for the next learn. */
 #define LEARN_BATCH_KEEP (256 * 1024)
 
-/* Build one learn batch into the reused ns->lb and send it. */
+/*
+ * Build one learn batch into the reused ns->lb and send it. The builder
+ * is the one check of the addresses (-EINVAL) and the one place an
+ * answer's duplicates are merged (sorted, per set).
+ */
 static int learn_batch(struct nftsync *ns, const struct policy_addr *known,
 		       size_t nknown, const struct policy_addr *fresh,
 		       size_t nfresh, unsigned int timeout_s, char *err,
@@ -365,7 +368,9 @@ static int learn_batch(struct nftsync *ns, const struct policy_addr *known,
 					timeout_s);
 	if (ret == -ENOMEM)
 		goto oom;
-	if (!ret)
+	if (ret)
+		snprintf(err, errlen, "nftsync_learn: bad arguments");
+	else
 		ret = run_batch(ns, ns->lb, err, errlen);
 	if (ns->lb->cap > LEARN_BATCH_KEEP) {
 		nftsync_batch_free(ns->lb);
@@ -375,18 +380,6 @@ static int learn_batch(struct nftsync *ns, const struct policy_addr *known,
 oom:
 	snprintf(err, errlen, "nftsync_learn: out of memory");
 	return -ENOMEM;
-}
-
-static bool addr_listed(const struct policy_addr *v, size_t n,
-			const struct policy_addr *a)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (v[i].family == a->family &&
-		    !memcmp(v[i].addr, a->addr, nftbatch_alen(a->family)))
-			return true;
-	return false;
 }
 
 /*
@@ -411,6 +404,10 @@ static bool addr_listed(const struct policy_addr *v, size_t n,
  *   guess only decides the cost. Since one such refusal means there may
  *   be more (a restart), unknown addresses are refreshed directly for
  *   the next timeout_s seconds; afterwards they are probed again.
+ *
+ * An address the answer lists twice has the same known[] value both
+ * times (the registry is not changed meanwhile), so it lands in one list
+ * twice, and the builder writes it once.
  */
 int nftsync_learn_write(struct nftsync *ns, uint64_t now_ms,
 			const struct policy_addr *addrs, const bool *known_v,
@@ -422,7 +419,7 @@ int nftsync_learn_write(struct nftsync *ns, uint64_t now_ms,
 	size_t nknown = 0, nfresh = 0, i;
 	int ret;
 
-	if (!timeout_s || nftset_check_addrs(addrs, n)) {
+	if (!timeout_s) {
 		snprintf(err, errlen, "nftsync_learn: bad arguments");
 		return -EINVAL;
 	}
@@ -442,9 +439,6 @@ int nftsync_learn_write(struct nftsync *ns, uint64_t now_ms,
 	known = ns->scratch;
 	fresh = ns->scratch + n;
 	for (i = 0; i < n; i++) {
-		if (addr_listed(known, nknown, &addrs[i]) ||
-		    addr_listed(fresh, nfresh, &addrs[i]))
-			continue;
 		if (known_v[i] || now_ms < ns->refresh_until_ms) {
 			known[nknown++] = addrs[i];
 		} else {

@@ -278,9 +278,10 @@ int nftsync_apply(struct nftsync *ns, const struct nftsync_config *cfg,
  * address gets add, delete, add (refresh), the others one exclusive add;
  * if one of those exists after all (adopted after a restart), the refused
  * batch is resent as a refresh (docs/nftables.md, "Learned elements").
- * Nothing is sent (0) before a successful apply with cfg->filter set.
- * now_ms is CLOCK_MONOTONIC in ms (util_clock_ms()). 0 or -errno with err
- * set.
+ * An address listed twice is written once. Nothing is sent (0) before a
+ * successful apply with cfg->filter set. now_ms is CLOCK_MONOTONIC in ms
+ * (util_clock_ms()). 0 or -errno with err set (-EINVAL: timeout_s 0, or
+ * an address nftset_check_addrs() refuses; then nothing is sent).
  */
 int nftsync_learn_write(struct nftsync *ns, uint64_t now_ms,
 			const struct policy_addr *addrs, const bool *known,
@@ -300,7 +301,9 @@ bool nftsync_is_filtering(const struct nftsync *ns);
 struct nftsync_stats {
 	uint64_t batches; /* batches sent (or handed to the talker) */
 	uint64_t batch_errors; /* batches the kernel refused */
-	uint64_t learn_sent; /* addresses written to learned sets */
+	/* addresses in learn batches the kernel took (as the callers
+	 * listed them: an answer's duplicates count each time) */
+	uint64_t learn_sent;
 	/* Learn batches refused with EEXIST because an address the registry
 	 * did not know was in a learned set; each was rewritten by a second
 	 * batch (add, delete, add). Counted in batch_errors too. */
