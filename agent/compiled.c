@@ -52,12 +52,13 @@ struct policy_compiled {
 	struct policy_matcher *matcher;
 	struct clist list[POLICY_COMPILED_LIST_MAX];
 	struct lpm_index idx[POLICY_COMPILED_LIST_MAX];
-	size_t n_doh_builtin; /* list[DOH]: the first ones are built in */
 	struct bpfsync_prefix *bpf[BPFSYNC_SET_MAX];
 	size_t n_bpf[BPFSYNC_SET_MAX];
 	struct policy_addr *upstreams;
 	size_t n_upstreams;
-	bool filter, default_allow, ipv6_deny, block_doh_443;
+	bool filter, default_allow, ipv6_deny;
+	/* BLOCK_DOH_443 without an address in the blocklist: every 443 */
+	bool block_all_443;
 	char **ignored;
 	size_t n_ignored;
 };
@@ -124,6 +125,25 @@ err_nomem:
 	return -ENOMEM;
 }
 
+/*
+ * Keep the entries of l with a full prefix (one address), in order: an
+ * allow rule lifts the DoH and DoT blocks only for an address it names
+ * exactly, in both layers (docs/nftables.md).
+ */
+static void keep_full(struct clist *l)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < l->n; i++) {
+		if (!is_full(&l->addr[i]))
+			continue;
+		l->addr[k] = l->addr[i];
+		l->rule[k] = l->rule[i];
+		k++;
+	}
+	l->n = k;
+}
+
 /* One DoH list entry (text) into l; 1 when it is not an address. */
 static int doh_push(struct clist *l, const char *text, uint32_t rule)
 {
@@ -157,14 +177,16 @@ static int ignored_push(struct policy_compiled *pc, const char *tok)
 /*
  * The built-in DoH provider addresses, then the blocklist entries
  * (comma-separated, blanks around them ignored), numbered in the order
- * written.
+ * written. The one place either is parsed: nftables and BPF get the
+ * list, and whether BLOCK_DOH_443 means every 443 (no blocklist address).
  */
-static int doh_collect(struct policy_compiled *pc, const char *blocklist)
+static int doh_collect(struct policy_compiled *pc, const char *blocklist,
+		       bool block_doh_443)
 {
 	struct clist *l = &pc->list[POLICY_COMPILED_DOH];
 	const char *const *builtin;
 	char *copy, *tok, *save = NULL;
-	size_t k, nb, i = 0;
+	size_t k, nb, n_builtin, i = 0;
 	int ret = 0;
 
 	builtin = doh_provider_addrs(&nb);
@@ -172,7 +194,8 @@ static int doh_collect(struct policy_compiled *pc, const char *blocklist)
 		if (doh_push(l, builtin[k],
 			     EGRESSD_RULE_ID(EGRESSD_RULE_DOH_BUILTIN, k)) < 0)
 			return -ENOMEM;
-	pc->n_doh_builtin = l->n;
+	n_builtin = l->n;
+	pc->block_all_443 = block_doh_443;
 	if (!blocklist)
 		return 0;
 	copy = strdup(blocklist);
@@ -191,6 +214,7 @@ static int doh_collect(struct policy_compiled *pc, const char *blocklist)
 		i++;
 	}
 	free(copy);
+	pc->block_all_443 = block_doh_443 && l->n == n_builtin;
 	return ret;
 }
 
@@ -212,12 +236,12 @@ static int upstreams_collect(struct policy_compiled *pc,
 	return 0;
 }
 
-/* The BPF view of a list; exact_only keeps full prefixes only. */
-static int bpf_set(const struct clist *l, bool exact_only,
-		   struct bpfsync_prefix **out, size_t *n)
+/* The BPF view of a list. */
+static int bpf_set(const struct clist *l, struct bpfsync_prefix **out,
+		   size_t *n)
 {
 	struct bpfsync_prefix *v;
-	size_t i, k = 0;
+	size_t i;
 
 	*out = NULL;
 	*n = 0;
@@ -229,16 +253,13 @@ static int bpf_set(const struct clist *l, bool exact_only,
 	for (i = 0; i < l->n; i++) {
 		const struct policy_addr *pa = &l->addr[i];
 
-		if (exact_only && !is_full(pa))
-			continue;
-		v[k].family = pa->family;
-		v[k].prefixlen = pa->prefixlen;
-		v[k].rule = l->rule[i];
-		memcpy(v[k].addr, pa->addr, 16);
-		k++;
+		v[i].family = pa->family;
+		v[i].prefixlen = pa->prefixlen;
+		v[i].rule = l->rule[i];
+		memcpy(v[i].addr, pa->addr, 16);
 	}
 	*out = v;
-	*n = k;
+	*n = l->n;
 	return 0;
 }
 
@@ -413,7 +434,6 @@ int policy_compiled_new(struct policy_compiled **out, const struct policy *user,
 	pc->filter = cfg->mode == EGRESSD_MODE_DNS_NFT;
 	pc->default_allow = user && user->default_action == POLICY_ALLOW;
 	pc->ipv6_deny = cfg->ipv6 == EGRESSD_IPV6_DENY;
-	pc->block_doh_443 = cfg->block_doh_443;
 
 	/* The always-file rules keep their file's verdict (policy.h). */
 	ret = collect(&pc->list[POLICY_COMPILED_DENY], deny_always, n_deny,
@@ -437,17 +457,19 @@ int policy_compiled_new(struct policy_compiled **out, const struct policy *user,
 			      errlen);
 	if (ret)
 		goto err_free;
-	if (doh_collect(pc, cfg->doh_blocklist) || upstreams_collect(pc, cfg))
+	keep_full(&pc->list[POLICY_COMPILED_DOH_EXC]);
+	if (doh_collect(pc, cfg->doh_blocklist, cfg->block_doh_443) ||
+	    upstreams_collect(pc, cfg))
 		goto err_nomem;
 
-	if (bpf_set(&pc->list[POLICY_COMPILED_ALLOW], false,
+	if (bpf_set(&pc->list[POLICY_COMPILED_ALLOW],
 		    &pc->bpf[BPFSYNC_SET_ALLOW],
 		    &pc->n_bpf[BPFSYNC_SET_ALLOW]) ||
-	    bpf_set(&pc->list[POLICY_COMPILED_DENY], false,
-		    &pc->bpf[BPFSYNC_SET_DENY], &pc->n_bpf[BPFSYNC_SET_DENY]) ||
-	    bpf_set(&pc->list[POLICY_COMPILED_DOH], false,
-		    &pc->bpf[BPFSYNC_SET_DOH], &pc->n_bpf[BPFSYNC_SET_DOH]) ||
-	    bpf_set(&pc->list[POLICY_COMPILED_DOH_EXC], true,
+	    bpf_set(&pc->list[POLICY_COMPILED_DENY], &pc->bpf[BPFSYNC_SET_DENY],
+		    &pc->n_bpf[BPFSYNC_SET_DENY]) ||
+	    bpf_set(&pc->list[POLICY_COMPILED_DOH], &pc->bpf[BPFSYNC_SET_DOH],
+		    &pc->n_bpf[BPFSYNC_SET_DOH]) ||
+	    bpf_set(&pc->list[POLICY_COMPILED_DOH_EXC],
 		    &pc->bpf[BPFSYNC_SET_DOH_ALLOW],
 		    &pc->n_bpf[BPFSYNC_SET_DOH_ALLOW]))
 		goto err_nomem;
@@ -510,20 +532,16 @@ policy_compiled_addrs(const struct policy_compiled *pc,
 void policy_compiled_nft(const struct policy_compiled *pc,
 			 struct nftsync_config *c)
 {
-	const struct clist *doh = &pc->list[POLICY_COMPILED_DOH];
-
 	c->filter = pc->filter;
 	c->default_accept = pc->default_allow;
 	c->ipv6_deny = pc->ipv6_deny;
-	c->block_doh_443 = pc->block_doh_443;
+	c->block_all_443 = pc->block_all_443;
 	c->allow = pc->list[POLICY_COMPILED_ALLOW].addr;
 	c->n_allow = pc->list[POLICY_COMPILED_ALLOW].n;
 	c->deny = pc->list[POLICY_COMPILED_DENY].addr;
 	c->n_deny = pc->list[POLICY_COMPILED_DENY].n;
-	/* nftsync adds the built-in providers itself. */
-	c->doh = doh->n > pc->n_doh_builtin ? doh->addr + pc->n_doh_builtin :
-					      NULL;
-	c->n_doh = doh->n - pc->n_doh_builtin;
+	c->doh = pc->list[POLICY_COMPILED_DOH].addr;
+	c->n_doh = pc->list[POLICY_COMPILED_DOH].n;
 	c->doh_exceptions = pc->list[POLICY_COMPILED_DOH_EXC].addr;
 	c->n_doh_exceptions = pc->list[POLICY_COMPILED_DOH_EXC].n;
 	c->upstreams = pc->upstreams;

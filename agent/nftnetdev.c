@@ -63,14 +63,12 @@ static int build_netdev_rules(struct nftsync_batch *b, const char *c,
 			      uint16_t grp)
 {
 	static const uint8_t nd[] = { 135, 136 };
-	uint8_t icmp6 = IPPROTO_ICMPV6;
 	struct nftrule r;
 	size_t i;
 	int err;
 
 	nftrule_start(&r, c, NFPROTO_NETDEV);
-	nftrule_meta(&r, NFT_META_L4PROTO);
-	nftrule_cmp(&r, NFT_CMP_NEQ, &icmp6, 1);
+	nftrule_l4proto_not(&r, IPPROTO_ICMPV6);
 	nftrule_routed(&r);
 	nftrule_verdict(&r, NF_ACCEPT);
 	err = nftrule_emit(
@@ -78,9 +76,7 @@ static int build_netdev_rules(struct nftsync_batch *b, const char *c,
 		"routed by the IP stack: judged by chain egress or the BPF program");
 	for (i = 0; i < sizeof(nd) && !err; i++) {
 		nftrule_start(&r, c, NFPROTO_NETDEV);
-		nftrule_l4proto(&r, IPPROTO_ICMPV6);
-		nftrule_payload(&r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
-		nftrule_cmp(&r, NFT_CMP_EQ, &nd[i], 1);
+		nftrule_icmpv6_type(&r, nd[i]);
 		nftrule_from_user_socket(&r);
 		nftrule_daddr6_cmp(&r, NFT_CMP_NEQ, "fe80::", 10);
 		nftrule_daddr6_cmp(&r, NFT_CMP_NEQ, "ff02::", 16);

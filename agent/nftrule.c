@@ -25,6 +25,7 @@ void nftrule_start(struct nftrule *r, const char *chain, uint8_t family)
 {
 	r->err = 0;
 	r->chain = chain;
+	r->family = family;
 	r->r = nftnl_rule_alloc();
 	if (!r->r) {
 		r->err = -ENOMEM;
@@ -126,6 +127,12 @@ void nftrule_l4proto(struct nftrule *r, uint8_t proto)
 {
 	nftrule_meta(r, NFT_META_L4PROTO);
 	nftrule_cmp(r, NFT_CMP_EQ, &proto, 1);
+}
+
+void nftrule_l4proto_not(struct nftrule *r, uint8_t proto)
+{
+	nftrule_meta(r, NFT_META_L4PROTO);
+	nftrule_cmp(r, NFT_CMP_NEQ, &proto, 1);
 }
 
 void nftrule_dport(struct nftrule *r, uint16_t port)
@@ -239,9 +246,15 @@ void nftrule_oifname(struct nftrule *r, const char *name)
 	nftrule_cmp(r, NFT_CMP_EQ, buf, sizeof(buf));
 }
 
+/*
+ * At the netdev hook meta nfproto is the hook's family, never IPv6, so a
+ * netdev rule leaves that check out; meta l4proto still names the
+ * frame's transport protocol there.
+ */
 void nftrule_icmpv6_type(struct nftrule *r, uint8_t type)
 {
-	nftrule_nfproto(r, AF_INET6);
+	if (r->family != NFPROTO_NETDEV)
+		nftrule_nfproto(r, AF_INET6);
 	nftrule_l4proto(r, IPPROTO_ICMPV6);
 	nftrule_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
 	nftrule_cmp(r, NFT_CMP_EQ, &type, 1);

@@ -489,8 +489,8 @@ static int build_set_rules(struct nftsync_batch *b, enum nftset_idx idx,
 }
 
 /*
- * DoT (853) to anyone, DoH (443) to the known providers, or every 443
- * with BLOCK_DOH_443 and no blocklist ("strict"). The addresses an allow
+ * DoT (853) to anyone, DoH (443) to the known providers (set doh), or
+ * every 443 with block_all_443 ("strict"). The addresses an allow
  * rule names exactly are accepted before (set doh_allow).
  */
 static int build_encrypted_dns_rules(struct nftsync_batch *b,
@@ -498,7 +498,6 @@ static int build_encrypted_dns_rules(struct nftsync_batch *b,
 				     uint16_t grp)
 {
 	static const uint8_t protos[] = { IPPROTO_TCP, IPPROTO_UDP };
-	bool blanket443 = cfg->block_doh_443 && !cfg->n_doh;
 	const char *c = NFTSYNC_CHAIN_FILTER;
 	struct nftrule r;
 	int err, f;
@@ -518,7 +517,7 @@ static int build_encrypted_dns_rules(struct nftsync_batch *b,
 					   "DNS over QUIC/DTLS");
 	}
 	for (p = 0; p < 2 && !err; p++) {
-		if (blanket443) {
+		if (cfg->block_all_443) {
 			inet_rule(&r, c);
 			nftrule_l4proto(&r, protos[p]);
 			nftrule_dport(&r, EGRESSD_PORT_DOH);

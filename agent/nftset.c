@@ -7,7 +7,6 @@
  * the address checks every builder runs first, and the conversion of a
  * socket address into a policy address.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -15,7 +14,6 @@
 
 #include <linux/netfilter/nf_tables.h>
 
-#include "egressd/doh.h"
 #include "egressd/nftset.h"
 #include "egressd/util.h"
 
@@ -199,11 +197,13 @@ static int elem_cmp(const void *a, const void *b)
 }
 
 /*
- * Single addresses of family f, deduplicated; with full_only, entries
- * with a shorter prefix are skipped; entries inside deny are skipped.
+ * Single addresses of family f, deduplicated; entries inside deny are
+ * skipped. Prefix lengths are not looked at: every list given here holds
+ * addresses only (the compiled policy's DoH exceptions and upstreams,
+ * learned and forgotten addresses).
  */
 static int hosts_build(const struct policy_addr *v, size_t n, int f,
-		       bool full_only, const struct range *deny, size_t n_deny,
+		       const struct range *deny, size_t n_deny,
 		       struct nftbatch_elem **out, size_t *nout)
 {
 	size_t alen = nftbatch_alen(f), i, m = 0, k;
@@ -217,8 +217,7 @@ static int hosts_build(const struct policy_addr *v, size_t n, int f,
 	if (!e)
 		return -ENOMEM;
 	for (i = 0; i < n; i++) {
-		if (v[i].family != f ||
-		    (full_only && v[i].prefixlen != alen * 8))
+		if (v[i].family != f)
 			continue;
 		memcpy(e[m].key, v[i].addr, alen);
 		if (deny && ranges_cover(deny, n_deny, e[m].key))
@@ -246,38 +245,6 @@ int nftset_check_addrs(const struct policy_addr *v, size_t n)
 		if (v[i].prefixlen > nftbatch_alen(v[i].family) * 8)
 			return -EINVAL;
 	}
-	return 0;
-}
-
-/* The built-in DoH list (doh.c) plus cfg->doh. */
-static int doh_addrs(const struct nftsync_config *cfg, struct policy_addr **out,
-		     size_t *nout)
-{
-	const char *const *builtin;
-	struct policy_addr *v;
-	size_t nb, i;
-
-	builtin = doh_provider_addrs(&nb);
-
-	v = calloc(nb + cfg->n_doh, sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	for (i = 0; i < nb; i++) {
-		if (inet_pton(AF_INET, builtin[i], v[i].addr) == 1) {
-			v[i].family = AF_INET;
-			v[i].prefixlen = 32;
-		} else if (inet_pton(AF_INET6, builtin[i], v[i].addr) == 1) {
-			v[i].family = AF_INET6;
-			v[i].prefixlen = 128;
-		} else {
-			free(v);
-			return -EINVAL;
-		}
-	}
-	if (cfg->n_doh)
-		memcpy(v + nb, cfg->doh, cfg->n_doh * sizeof(*v));
-	*out = v;
-	*nout = nb + cfg->n_doh;
 	return 0;
 }
 
@@ -315,12 +282,10 @@ int nftset_contents_build(const struct nftsync_config *cfg,
 			  struct nftset_contents *sc)
 {
 	struct range *deny[2] = { NULL, NULL };
-	struct policy_addr *doh = NULL;
-	size_t ndeny[2] = { 0, 0 }, ndoh;
-	int err, f;
+	size_t ndeny[2] = { 0, 0 };
+	int err = 0, f;
 
 	memset(sc, 0, sizeof(*sc));
-	err = doh_addrs(cfg, &doh, &ndoh);
 	for (f = 0; f < 2 && !err; f++) {
 		int fam = f ? AF_INET6 : AF_INET;
 
@@ -330,23 +295,21 @@ int nftset_contents_build(const struct nftsync_config *cfg,
 			err = intervals_into(sc, NFTSET_DENY4 + f, cfg->deny,
 					     cfg->n_deny, &deny[f], &ndeny[f]);
 		if (!err)
-			err = intervals_into(sc, NFTSET_DOH4 + f, doh, ndoh,
-					     NULL, NULL);
+			err = intervals_into(sc, NFTSET_DOH4 + f, cfg->doh,
+					     cfg->n_doh, NULL, NULL);
 		if (!err)
 			err = hosts_build(cfg->doh_exceptions,
-					  cfg->n_doh_exceptions, fam, true,
-					  deny[f], ndeny[f],
+					  cfg->n_doh_exceptions, fam, deny[f],
+					  ndeny[f],
 					  &sc->e[NFTSET_DOH_ALLOW4 + f],
 					  &sc->n[NFTSET_DOH_ALLOW4 + f]);
 		if (!err)
 			err = hosts_build(cfg->upstreams, cfg->n_upstreams, fam,
-					  false, NULL, 0,
-					  &sc->e[NFTSET_UPSTREAM4 + f],
+					  NULL, 0, &sc->e[NFTSET_UPSTREAM4 + f],
 					  &sc->n[NFTSET_UPSTREAM4 + f]);
 	}
 	free(deny[0]);
 	free(deny[1]);
-	free(doh);
 	if (err)
 		nftset_contents_free(sc);
 	return err;
@@ -355,5 +318,5 @@ int nftset_contents_build(const struct nftsync_config *cfg,
 int nftset_hosts(const struct policy_addr *v, size_t n, int f,
 		 struct nftbatch_elem **out, size_t *nout)
 {
-	return hosts_build(v, n, f, false, NULL, 0, out, nout);
+	return hosts_build(v, n, f, NULL, 0, out, nout);
 }

@@ -31,7 +31,6 @@
 
 #include "egressd/log.h"
 #include "egressd/nftbatch.h"
-#include "egressd/nftset.h"
 #include "egressd/nftsync.h"
 
 #define ACK_TIMEOUT_MS 5000
@@ -113,6 +112,34 @@ static void grow_sockbuf(int fd, int opt_force, int opt, size_t *cur,
 }
 
 /*
+ * One read of the netlink socket into ns->rxbuf: what is queued, else
+ * what arrives within ACK_TIMEOUT_MS. The kernel answers a request inside
+ * sendmsg(), so the answer is normally queued already and the wait is
+ * only for when it is not. Bytes read, or -errno (-ETIMEDOUT).
+ */
+static ssize_t nl_recv(struct nftsync *ns)
+{
+	int fd = mnl_socket_get_fd(ns->nl), p;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	ssize_t n;
+
+	for (;;) {
+		n = recv(fd, ns->rxbuf, ns->rxlen, MSG_DONTWAIT);
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return -errno; /* ENOBUFS: answers lost */
+		p = poll(&pfd, 1, ACK_TIMEOUT_MS);
+		if (p < 0 && errno == EINTR)
+			continue;
+		if (p <= 0)
+			return p ? -errno : -ETIMEDOUT;
+	}
+}
+
+/*
  * Send one batch and read every ACK (nftables mnl_batch_talk()): the
  * kernel processes the batch inside sendmsg() and answers each command
  * (we asked for ACKs), continuing after an error so all of them are
@@ -127,7 +154,6 @@ static int nl_talk(const struct nftsync_batch *b, void *arg, char *err,
 	const struct nlmsghdr *nlh;
 	bool whole_batch = false;
 	int fd, ret = 0, first = 0, left;
-	struct pollfd pfd;
 	const void *data;
 	ssize_t n;
 
@@ -147,25 +173,9 @@ static int nl_talk(const struct nftsync_batch *b, void *arg, char *err,
 		return ret;
 	}
 	while (acked < ncmds && !whole_batch) {
-		/* The ACKs are normally queued by the time sendmsg()
-		 * returns: wait only when they are not. */
-		n = recv(fd, ns->rxbuf, ns->rxlen, MSG_DONTWAIT);
-		if (n < 0 && errno == EAGAIN) {
-			pfd.fd = fd;
-			pfd.events = POLLIN;
-			n = poll(&pfd, 1, ACK_TIMEOUT_MS);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				ret = n ? -errno : -ETIMEDOUT;
-				break;
-			}
-			continue;
-		}
+		n = nl_recv(ns);
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			ret = -errno; /* ENOBUFS: ACKs lost, outcome unknown */
+			ret = (int)n; /* ENOBUFS: outcome unknown */
 			break;
 		}
 		left = (int)n;
@@ -346,7 +356,11 @@ void nftsync_get_stats(const struct nftsync *ns, struct nftsync_stats *out)
 /* Learn batches above this are not kept for the next learn. */
 #define LEARN_BATCH_KEEP (256 * 1024)
 
-/* Build one learn batch into the reused ns->lb and send it. */
+/*
+ * Build one learn batch into the reused ns->lb and send it. The builder
+ * is the one check of the addresses (-EINVAL) and the one place an
+ * answer's duplicates are merged (sorted, per set).
+ */
 static int learn_batch(struct nftsync *ns, const struct policy_addr *known,
 		       size_t nknown, const struct policy_addr *fresh,
 		       size_t nfresh, unsigned int timeout_s, char *err,
@@ -365,7 +379,9 @@ static int learn_batch(struct nftsync *ns, const struct policy_addr *known,
 					timeout_s);
 	if (ret == -ENOMEM)
 		goto oom;
-	if (!ret)
+	if (ret)
+		snprintf(err, errlen, "nftsync_learn: bad arguments");
+	else
 		ret = run_batch(ns, ns->lb, err, errlen);
 	if (ns->lb->cap > LEARN_BATCH_KEEP) {
 		nftsync_batch_free(ns->lb);
@@ -375,18 +391,6 @@ static int learn_batch(struct nftsync *ns, const struct policy_addr *known,
 oom:
 	snprintf(err, errlen, "nftsync_learn: out of memory");
 	return -ENOMEM;
-}
-
-static bool addr_listed(const struct policy_addr *v, size_t n,
-			const struct policy_addr *a)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (v[i].family == a->family &&
-		    !memcmp(v[i].addr, a->addr, nftbatch_alen(a->family)))
-			return true;
-	return false;
 }
 
 /*
@@ -411,6 +415,10 @@ static bool addr_listed(const struct policy_addr *v, size_t n,
  *   guess only decides the cost. Since one such refusal means there may
  *   be more (a restart), unknown addresses are refreshed directly for
  *   the next timeout_s seconds; afterwards they are probed again.
+ *
+ * An address the answer lists twice has the same known[] value both
+ * times (the registry is not changed meanwhile), so it lands in one list
+ * twice, and the builder writes it once.
  */
 int nftsync_learn_write(struct nftsync *ns, uint64_t now_ms,
 			const struct policy_addr *addrs, const bool *known_v,
@@ -422,7 +430,7 @@ int nftsync_learn_write(struct nftsync *ns, uint64_t now_ms,
 	size_t nknown = 0, nfresh = 0, i;
 	int ret;
 
-	if (!timeout_s || nftset_check_addrs(addrs, n)) {
+	if (!timeout_s) {
 		snprintf(err, errlen, "nftsync_learn: bad arguments");
 		return -EINVAL;
 	}
@@ -442,9 +450,6 @@ int nftsync_learn_write(struct nftsync *ns, uint64_t now_ms,
 	known = ns->scratch;
 	fresh = ns->scratch + n;
 	for (i = 0; i < n; i++) {
-		if (addr_listed(known, nknown, &addrs[i]) ||
-		    addr_listed(fresh, nfresh, &addrs[i]))
-			continue;
 		if (known_v[i] || now_ms < ns->refresh_until_ms) {
 			known[nknown++] = addrs[i];
 		} else {
@@ -628,19 +633,18 @@ out:
 /*
  * One NFT_MSG_GETTABLE on the agent's own socket: a table deleted behind
  * egressd's back (nft delete table, another tool's flush ruleset) is seen
- * by /status, not only by the next batch. The answer is read here, with
- * a timeout; messages of other sequence numbers (none are expected: every
- * batch drains its ACKs) are skipped.
+ * by /status, not only by the next batch. The answer is read like a
+ * batch's ACKs (nl_recv(), the talker's buffer and timeout); messages of
+ * other sequence numbers (none are expected: every batch drains its
+ * ACKs) are skipped.
  */
 int nftsync_table_exists(struct nftsync *ns)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nftnl_table *t;
 	struct nlmsghdr *nlh;
-	struct pollfd pfd;
 	uint32_t seq;
 	ssize_t n;
-	int fd, ret;
+	int ret;
 
 	if (!ns->nl)
 		return -ENOTSUP;
@@ -648,29 +652,20 @@ int nftsync_table_exists(struct nftsync *ns)
 	if (!t)
 		return -ENOMEM;
 	seq = ++ns->seq;
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, 0,
-				    seq);
+	/* The request goes out of the receive buffer, which its answer
+	 * then overwrites. */
+	nlh = nftnl_nlmsg_build_hdr(ns->rxbuf, NFT_MSG_GETTABLE, NFPROTO_INET,
+				    0, seq);
 	nftnl_table_set_str(t, NFTNL_TABLE_NAME, NFTSYNC_TABLE);
 	nftnl_table_nlmsg_build_payload(nlh, t);
 	nftnl_table_free(t);
 	if (mnl_socket_sendto(ns->nl, nlh, nlh->nlmsg_len) < 0)
 		return -errno;
-	fd = mnl_socket_get_fd(ns->nl);
 	for (;;) {
-		pfd.fd = fd;
-		pfd.events = POLLIN;
-		ret = poll(&pfd, 1, ACK_TIMEOUT_MS);
-		if (ret < 0 && errno == EINTR)
-			continue;
-		if (ret <= 0)
-			return ret ? -errno : -ETIMEDOUT;
-		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			return -errno;
-		}
-		ret = mnl_cb_run(buf, n, seq, ns->portid, NULL, NULL);
+		n = nl_recv(ns);
+		if (n < 0)
+			return (int)n;
+		ret = mnl_cb_run(ns->rxbuf, n, seq, ns->portid, NULL, NULL);
 		if (ret >= 0)
 			return 1;
 		if (errno == ESRCH)

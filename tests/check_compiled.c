@@ -144,9 +144,9 @@ START_TEST(test_compiled_lists_carry_rule_ids)
 			 "198.51.100.7/32=allow.always[0] "
 			 "1.2.3.4/32=egress[2] 192.168.0.0/16=egress[3] "
 			 "5.6.7.8/32=egress[5]");
+	/* DoH exceptions: only the allow rules naming one address */
 	ck_assert_str_eq(list_str(f.pc, POLICY_COMPILED_DOH_EXC),
-			 "1.2.3.4/32=egress[2] 192.168.0.0/16=egress[3] "
-			 "5.6.7.8/32=egress[5]");
+			 "1.2.3.4/32=egress[2] 5.6.7.8/32=egress[5]");
 	fixture_free(&f);
 }
 END_TEST
@@ -188,10 +188,11 @@ END_TEST
 
 START_TEST(test_compiled_nft_projection)
 {
+	struct bpfsync_policy bp;
 	struct nftsync_config c;
 	const struct policy_addr *a;
 	char buf[64];
-	size_t n;
+	size_t n, nb;
 	struct fixture f;
 
 	fixture_std(&f);
@@ -208,9 +209,24 @@ START_TEST(test_compiled_nft_projection)
 	a = policy_compiled_addrs(f.pc, POLICY_COMPILED_ALLOW, NULL, &n);
 	ck_assert_ptr_eq(c.allow, a);
 	ck_assert_uint_eq(c.n_allow, 4);
-	ck_assert_uint_eq(c.n_doh_exceptions, 3);
-	/* nftsync adds the built-in providers: no blocklist, no doh. */
-	ck_assert_uint_eq(c.n_doh, 0);
+	/* the same exceptions as the BPF set: full prefixes only */
+	ck_assert_uint_eq(c.n_doh_exceptions, 2);
+	policy_compiled_bpf(f.pc, 1, &bp);
+	ck_assert_uint_eq(bp.n[BPFSYNC_SET_DOH_ALLOW], c.n_doh_exceptions);
+	for (n = 0; n < c.n_doh_exceptions; n++) {
+		ck_assert_uint_eq(c.doh_exceptions[n].prefixlen, 32);
+		ck_assert_uint_eq(bp.set[BPFSYNC_SET_DOH_ALLOW][n].prefixlen,
+				  32);
+		ck_assert_mem_eq(bp.set[BPFSYNC_SET_DOH_ALLOW][n].addr,
+				 c.doh_exceptions[n].addr, 4);
+	}
+	/* The whole DoH list, the built-in providers included. */
+	a = policy_compiled_addrs(f.pc, POLICY_COMPILED_DOH, NULL, &n);
+	ck_assert_ptr_eq(c.doh, a);
+	ck_assert_uint_eq(c.n_doh, n);
+	doh_provider_addrs(&nb);
+	ck_assert_uint_eq(c.n_doh, nb);
+	ck_assert(!c.block_all_443);
 	ck_assert_uint_eq(c.n_upstreams, 1);
 	ck_assert_str_eq(text(&c.upstreams[0], buf, sizeof(buf)), "9.9.9.9/32");
 	fixture_free(&f);
@@ -244,10 +260,44 @@ START_TEST(test_compiled_doh_blocklist)
 	ck_assert_str_eq(ign[0], "not-an-ip");
 	memset(&c, 0, sizeof(c));
 	policy_compiled_nft(f.pc, &c);
-	ck_assert_uint_eq(c.n_doh, 3);
-	ck_assert_str_eq(text(&c.doh[0], buf, sizeof(buf)), "192.0.2.1/32");
-	ck_assert_str_eq(text(&c.doh[2], buf, sizeof(buf)), "198.18.0.0/15");
+	ck_assert_uint_eq(c.n_doh, nb + 3);
+	ck_assert_str_eq(text(&c.doh[nb], buf, sizeof(buf)), "192.0.2.1/32");
+	ck_assert_str_eq(text(&c.doh[nb + 2], buf, sizeof(buf)),
+			 "198.18.0.0/15");
+	ck_assert(!c.block_all_443);
 	fixture_free(&f);
+}
+END_TEST
+
+/*
+ * BLOCK_DOH_443 blocks every 443 only without a blocklist address: a
+ * blocklist of names only (all ignored) leaves it "strict".
+ */
+START_TEST(test_compiled_block_all_443)
+{
+	static const char *const lists[] = { NULL, "", "not-an-ip, ,",
+					     "192.0.2.1", "x, 2001:db8::/32" };
+	static const bool all[] = { true, true, true, false, false };
+	struct nftsync_config c;
+	struct fixture f;
+	size_t i;
+	int blk;
+
+	for (blk = 0; blk < 2; blk++) {
+		for (i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+			memset(&f, 0, sizeof(f));
+			f.p = parse("{}");
+			f.cfg.block_doh_443 = blk;
+			f.cfg.doh_blocklist = (char *)lists[i];
+			fixture_compile(&f);
+			memset(&c, 0, sizeof(c));
+			policy_compiled_nft(f.pc, &c);
+			ck_assert_msg(c.block_all_443 == (blk && all[i]),
+				      "block_doh_443=%d blocklist '%s'", blk,
+				      lists[i] ? lists[i] : "(unset)");
+			fixture_free(&f);
+		}
+	}
 }
 END_TEST
 
@@ -303,7 +353,7 @@ START_TEST(test_compiled_settings)
 	ck_assert(!c.filter);
 	ck_assert(c.default_accept);
 	ck_assert(c.ipv6_deny);
-	ck_assert(c.block_doh_443);
+	ck_assert(c.block_all_443);
 	ck_assert_uint_eq(c.n_allow + c.n_deny + c.n_doh_exceptions, 0);
 	policy_compiled_bpf(f.pc, 1, &bp);
 	ck_assert(bp.default_allow);
@@ -473,6 +523,7 @@ int main(void)
 	tcase_add_test(tc, test_compiled_rule_name_none);
 	tcase_add_test(tc, test_compiled_nft_projection);
 	tcase_add_test(tc, test_compiled_doh_blocklist);
+	tcase_add_test(tc, test_compiled_block_all_443);
 	tcase_add_test(tc, test_compiled_bpf_projection);
 	tcase_add_test(tc, test_compiled_settings);
 	tcase_add_test(tc, test_compiled_lookup_longest_prefix);

@@ -1255,7 +1255,7 @@ START_TEST(test_nftsync_blanket_443)
 	struct nftsync_config cfg = base_cfg();
 	struct trace t;
 
-	cfg.block_doh_443 = true;
+	cfg.block_all_443 = true;
 	build_apply(&cfg, NULL, 0, 0, &t);
 	ck_assert_int_eq(
 		count_sub(&t, "rule egress",
@@ -1263,7 +1263,9 @@ START_TEST(test_nftsync_blanket_443)
 		2);
 	ck_assert_int_eq(count_sub(&t, "rule egress", "lookup(@doh_v"), 0);
 	trace_free(&t);
-	/* with a blocklist it keeps its upstream meaning: only those */
+	/* with a blocklist BLOCK_DOH_443 keeps its upstream meaning (the
+	 * compiled policy's call): only the listed providers */
+	cfg.block_all_443 = false;
 	cfg.doh = &doh;
 	cfg.n_doh = 1;
 	build_apply(&cfg, NULL, 0, 0, &t);
@@ -1391,11 +1393,14 @@ END_TEST
 
 START_TEST(test_nftsync_doh_exceptions)
 {
-	struct policy_addr exc[] = { A("8.8.8.8"), A("10.1.2.3"),
-				     A("10.9.0.0/24"), A("9.9.9.9"),
+	/* the compiled policy's exceptions: addresses only */
+	struct policy_addr exc[] = { A("8.8.8.8"), A("10.1.2.3"), A("9.9.9.9"),
+				     A("10.1.2.3"),
 				     A("2001:4860:4860::8888/128") };
 	struct policy_addr deny[] = { A("9.9.9.0/24") };
-	struct policy_addr extra[] = { A("203.0.113.0/24") };
+	/* the compiled policy's DoH list: built-in providers, blocklist */
+	struct policy_addr doh[] = { A("8.8.8.8"), A("2606:4700:4700::1111"),
+				     A("203.0.113.0/24") };
 	struct nftsync_config cfg = base_cfg();
 	struct trace t;
 
@@ -1403,10 +1408,10 @@ START_TEST(test_nftsync_doh_exceptions)
 	cfg.n_doh_exceptions = 5;
 	cfg.deny = deny;
 	cfg.n_deny = 1;
-	cfg.doh = extra;
-	cfg.n_doh = 1;
+	cfg.doh = doh;
+	cfg.n_doh = 3;
 	build_apply(&cfg, NULL, 0, 0, &t);
-	/* exact names only, and a deny still wins */
+	/* each once, and a deny still wins */
 	ck_assert_str_eq(t.line[find(&t, 0, "elem+ doh_allow_v4")],
 			 "elem+ doh_allow_v4 8.8.8.8 10.1.2.3");
 	ck_assert_str_eq(t.line[find(&t, 0, "elem+ doh_allow_v6")],
@@ -1963,6 +1968,74 @@ START_TEST(test_nftsync_learn_write_and_reset)
 }
 END_TEST
 
+/*
+ * One answer with duplicates, of both families and both writes: each
+ * address is written once, in its set and with its write (the builder
+ * merges them, nftsync_learn_write() does not). An answer with an
+ * address nftables cannot hold sends nothing and says why; the next
+ * answer is written as usual.
+ */
+START_TEST(test_nftsync_learn_duplicates_and_invalid)
+{
+	struct policy_addr a[] = { A("192.0.2.1"),   A("2001:db8::1"),
+				   A("192.0.2.9"),   A("192.0.2.1"),
+				   A("2001:db8::1"), A("192.0.2.9"),
+				   A("2001:db8::2"), A("192.0.2.1") };
+	bool known[] = { false, true, true, false, true, true, false, false };
+	struct nftsync_config cfg = base_cfg();
+	struct nftsync_stats st;
+	struct fake f = { 0 };
+	struct nftsync *ns;
+	char err[256];
+	int calls;
+
+	ck_assert_int_eq(nftsync_new_with_talker(&ns, fake_talk, &f), 0);
+	ck_assert_int_eq(nftsync_apply(ns, &cfg, NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(nftsync_learn_write(ns, 1000, a, known, 8, 60, err,
+					     sizeof(err)),
+			 0);
+	ck_assert_int_eq(f.calls, 2);
+	ck_assert_int_eq(f.last.n, 10);
+	ck_assert_str_eq(f.last.line[1], "elem+ learned_v4 192.0.2.9/t=60000");
+	ck_assert_str_eq(f.last.line[2], "elem- learned_v4 192.0.2.9");
+	ck_assert_str_eq(f.last.line[3], "elem+ learned_v4 192.0.2.9/t=60000");
+	ck_assert_str_eq(f.last.line[4], "elem+ learned_v4 192.0.2.1/t=60000");
+	ck_assert(f.last.flags[4] & NLM_F_EXCL);
+	ck_assert_str_eq(f.last.line[5],
+			 "elem+ learned_v6 2001:db8::1/t=60000");
+	ck_assert_str_eq(f.last.line[6], "elem- learned_v6 2001:db8::1");
+	ck_assert_str_eq(f.last.line[7],
+			 "elem+ learned_v6 2001:db8::1/t=60000");
+	ck_assert_str_eq(f.last.line[8],
+			 "elem+ learned_v6 2001:db8::2/t=60000");
+	ck_assert(f.last.flags[8] & NLM_F_EXCL);
+
+	/* a bad family, then a prefix length too long: nothing is sent */
+	calls = f.calls;
+	a[3].family = AF_UNIX;
+	ck_assert_int_eq(nftsync_learn_write(ns, 2000, a, known, 4, 60, err,
+					     sizeof(err)),
+			 -EINVAL);
+	ck_assert_str_eq(err, "nftsync_learn: bad arguments");
+	a[3] = A("192.0.2.1");
+	a[3].prefixlen = 33;
+	ck_assert_int_eq(nftsync_learn_write(ns, 2000, a, known, 4, 60, err,
+					     sizeof(err)),
+			 -EINVAL);
+	ck_assert_int_eq(f.calls, calls);
+	nftsync_get_stats(ns, &st);
+	ck_assert_uint_eq(st.batch_errors, 0);
+	/* the next answer goes through */
+	ck_assert_int_eq(nftsync_learn_write(ns, 3000, a, known, 3, 60, err,
+					     sizeof(err)),
+			 0);
+	ck_assert_int_eq(f.calls, calls + 1);
+	ck_assert_str_eq(f.last.line[4], "elem+ learned_v4 192.0.2.1/t=60000");
+	trace_free(&f.last);
+	nftsync_free(ns);
+}
+END_TEST
+
 /* Addresses the registry revoked leave the learned sets in the apply's
  * own batch; the sets are not flushed, so nothing must be rewritten. */
 START_TEST(test_nftsync_apply_revokes_learned)
@@ -2076,6 +2149,7 @@ static Suite *nftsync_suite(void)
 	tc = tcase_create("state");
 	tcase_add_test(tc, test_nftsync_learn_exists_falls_back);
 	tcase_add_test(tc, test_nftsync_learn_write_and_reset);
+	tcase_add_test(tc, test_nftsync_learn_duplicates_and_invalid);
 	tcase_add_test(tc, test_nftsync_apply_revokes_learned);
 	tcase_add_test(tc, test_nftsync_apply_falls_back_to_replace);
 	suite_add_tcase(s, tc);

@@ -32,8 +32,8 @@ enum policy_compiled_list {
 	/* the built-in DoH providers, then OPENSANDBOX_EGRESS_DOH_BLOCKLIST:
 	 * blocked on 443 */
 	POLICY_COMPILED_DOH = 2,
-	/* the user's allow rules: those naming one address lift the DoH and
-	 * DoT blocks for it (docs/nftables.md) */
+	/* the user's allow rules that name one address (a full prefix):
+	 * they lift the DoH and DoT blocks for it (docs/nftables.md) */
 	POLICY_COMPILED_DOH_EXC = 3,
 	POLICY_COMPILED_LIST_MAX,
 };
@@ -71,16 +71,15 @@ policy_compiled_addrs(const struct policy_compiled *pc,
 
 /*
  * The nftables projection: sets the policy fields of c (filter,
- * default_accept, ipv6_deny, block_doh_443, the address lists and the
- * upstreams) and leaves the others (cgroups, hand-off, API) to the
+ * default_accept, ipv6_deny, block_all_443, the address lists, the DoH
+ * list with the built-in providers included, and the upstreams) and leaves the others (cgroups, hand-off, API) to the
  * caller. The lists point into pc.
  */
 void policy_compiled_nft(const struct policy_compiled *pc,
 			 struct nftsync_config *c);
 
 /*
- * The BPF projection, stamped with generation: the four static sets (the
- * DoH exceptions only with a full prefix, as nftables uses them) with
+ * The BPF projection, stamped with generation: the four static sets with
  * each prefix's rule id, the default verdict and the IPv6 mode. The sets
  * point into pc.
  */

@@ -22,6 +22,7 @@ struct nftnl_rule;
 struct nftrule {
 	struct nftnl_rule *r;
 	const char *chain; /* static: named in error messages */
+	uint8_t family; /* NFPROTO_INET, NFPROTO_NETDEV */
 	int err;
 };
 
@@ -46,6 +47,8 @@ void nftrule_cmp(struct nftrule *r, uint32_t op, const void *data, size_t len);
 void nftrule_nfproto(struct nftrule *r, int family);
 /* meta l4proto tcp|udp|ipv6-icmp */
 void nftrule_l4proto(struct nftrule *r, uint8_t proto);
+/* meta l4proto != P */
+void nftrule_l4proto_not(struct nftrule *r, uint8_t proto);
 /* th dport N (after nftrule_l4proto) */
 void nftrule_dport(struct nftrule *r, uint16_t port);
 /* ip daddr @set / ip6 daddr @set (the set's key family) */
@@ -64,7 +67,8 @@ void nftrule_cgroup(struct nftrule *r, uint32_t level, uint64_t id);
 void nftrule_ct_state(struct nftrule *r, uint32_t mask);
 /* oifname "NAME" */
 void nftrule_oifname(struct nftrule *r, const char *name);
-/* meta nfproto ipv6 meta l4proto ipv6-icmp icmpv6 type T */
+/* meta nfproto ipv6 meta l4proto ipv6-icmp icmpv6 type T; in a netdev
+ * rule without the nfproto check (the hook's, not the packet's). */
 void nftrule_icmpv6_type(struct nftrule *r, uint8_t type);
 /* ip6 hoplimit N (after nftrule_nfproto ipv6) */
 void nftrule_hoplimit(struct nftrule *r, uint8_t hl);

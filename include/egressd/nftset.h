@@ -45,7 +45,7 @@ struct nftset_contents {
 };
 
 /* From cfg (addresses checked by nftset_check_addrs() first). 0, -EINVAL
- * (a built-in DoH address that does not parse), -ENOMEM. */
+ * (a bad prefix length), -ENOMEM. */
 int nftset_contents_build(const struct nftsync_config *cfg,
 			  struct nftset_contents *sc);
 void nftset_contents_free(struct nftset_contents *sc);

@@ -90,10 +90,12 @@ struct nftsync_config {
 	uint64_t workload_cgroup_id;
 	uint32_t workload_cgroup_level;
 	/*
-	 * OPENSANDBOX_EGRESS_BLOCK_DOH_443 with its upstream meaning: with an
-	 * empty doh list, every 443 (tcp and udp) is dropped ("strict").
+	 * Every 443 (tcp and udp) is dropped, not only 443 to the doh list:
+	 * OPENSANDBOX_EGRESS_BLOCK_DOH_443 without an address in
+	 * OPENSANDBOX_EGRESS_DOH_BLOCKLIST ("strict", its upstream meaning).
+	 * The compiled policy decides it (policy_compiled_nft()).
 	 */
-	bool block_doh_443;
+	bool block_all_443;
 	uint16_t log_group; /* 0: NFTSYNC_DEFAULT_LOG_GROUP */
 
 	/* Static allow and deny (always-rules and user IP/CIDR rules). At the
@@ -102,13 +104,14 @@ struct nftsync_config {
 	size_t n_allow;
 	const struct policy_addr *deny;
 	size_t n_deny;
-	/* OPENSANDBOX_EGRESS_DOH_BLOCKLIST, added to the built-in list. */
+	/* The DoH providers blocked on 443: the built-in list, then
+	 * OPENSANDBOX_EGRESS_DOH_BLOCKLIST (the compiled policy's). */
 	const struct policy_addr *doh;
 	size_t n_doh;
 	/*
-	 * Addresses that user allow rules name exactly: those with a full
-	 * prefix (IP, /32, /128) and not covered by a deny entry are reachable
-	 * on 443 and 853 despite the DoH/DoT rules. Others are ignored.
+	 * Addresses that user allow rules name exactly (IP, /32, /128: the
+	 * compiled policy keeps only those): those not covered by a deny
+	 * entry are reachable on 443 and 853 despite the DoH/DoT rules.
 	 */
 	const struct policy_addr *doh_exceptions;
 	size_t n_doh_exceptions;
@@ -275,9 +278,10 @@ int nftsync_apply(struct nftsync *ns, const struct nftsync_config *cfg,
  * address gets add, delete, add (refresh), the others one exclusive add;
  * if one of those exists after all (adopted after a restart), the refused
  * batch is resent as a refresh (docs/nftables.md, "Learned elements").
- * Nothing is sent (0) before a successful apply with cfg->filter set.
- * now_ms is CLOCK_MONOTONIC in ms (util_clock_ms()). 0 or -errno with err
- * set.
+ * An address listed twice is written once. Nothing is sent (0) before a
+ * successful apply with cfg->filter set. now_ms is CLOCK_MONOTONIC in ms
+ * (util_clock_ms()). 0 or -errno with err set (-EINVAL: timeout_s 0, or
+ * an address nftset_check_addrs() refuses; then nothing is sent).
  */
 int nftsync_learn_write(struct nftsync *ns, uint64_t now_ms,
 			const struct policy_addr *addrs, const bool *known,
@@ -297,7 +301,9 @@ bool nftsync_is_filtering(const struct nftsync *ns);
 struct nftsync_stats {
 	uint64_t batches; /* batches sent (or handed to the talker) */
 	uint64_t batch_errors; /* batches the kernel refused */
-	uint64_t learn_sent; /* addresses written to learned sets */
+	/* addresses in learn batches the kernel took (as the callers
+	 * listed them: an answer's duplicates count each time) */
+	uint64_t learn_sent;
 	/* Learn batches refused with EEXIST because an address the registry
 	 * did not know was in a learned set; each was rewritten by a second
 	 * batch (add, delete, add). Counted in batch_errors too. */
