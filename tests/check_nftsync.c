@@ -657,7 +657,7 @@ START_TEST(test_nftsync_dns_mode_removes_filter)
 END_TEST
 
 /*
- * Issue 12, class 5: the API rules head chain egress (before the loopback
+ * docs/security.md, class 5: the API rules head chain egress (before the loopback
  * accept), accept the API cgroup's SYNs and drop everyone else's (or only
  * the workload's where nft can name it), counted in api_drop, reason api;
  * in dns mode a minimal chain carries them.
@@ -732,7 +732,7 @@ START_TEST(test_nftsync_api_rules)
 END_TEST
 
 /*
- * Issue 12, class 4: with a foreign process in egressd's cgroup the rules
+ * docs/security.md, class 4: with a foreign process in egressd's cgroup the rules
  * exempting that cgroup go (the port-53 accept and "agent's own traffic"),
  * the port-53 drops stay, and the nat redirect still skips the agent (its
  * own queries never loop back into its proxy). In dns mode the port-53

@@ -444,7 +444,7 @@ static const struct tcase cases[] = {
 	  .cfg = CFG_IDLE, .retval = EGRESS_ALLOW, .counter = NONE,
 	  .reason = NONE },
 	/*
-	 * Issue 12, class 4: egressd is exempt by the cookies of its own
+	 * docs/security.md, class 4: egressd is exempt by the cookies of its own
 	 * sockets (agent_socks), never by its cgroup. This dummy socket is
 	 * in the agent's cgroup but not egressd's: judged like any other.
 	 */
@@ -453,7 +453,7 @@ static const struct tcase cases[] = {
 	  .cfg = CFG_AGENT, .retval = EGRESS_DROP,
 	  .counter = EGRESSD_REASON_DOT, .reason = EGRESSD_REASON_DOT,
 	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
-	/* Issue 12, class 5: the API port over loopback is egressd's. */
+	/* docs/security.md, class 5: the API port over loopback is egressd's. */
 	{ .desc = "api: workload to 127.0.0.1:API dropped", .family = 4,
 	  .dst = "127.0.0.1", .proto = IPPROTO_TCP, .dport = 18080,
 	  .cfg = CFG_API, .retval = EGRESS_DROP,

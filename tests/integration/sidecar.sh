@@ -118,7 +118,7 @@ run_outside() {
 
 # status_field PATH: a field of egressd's /status (JSON text), asked from
 # egressd's container cgroup, as `docker exec` would (the API is not the
-# rest of the sandbox's: issue 12, class 5).
+# rest of the sandbox's: docs/security.md, class 5).
 status_field() {
 	run_in_container curl -s -m 2 http://127.0.0.1:18080/status |
 		"$PY" -c '

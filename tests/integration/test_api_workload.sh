@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# Issue 12, class 5: egressd's API is not the workload's. With no token
+# docs/security.md, class 5: egressd's API is not the workload's. With no token
 # (the default) a root workload with Docker's default capabilities tries to
 # open the policy with POST {"defaultAction":"allow"} to the API on
 # 127.0.0.1, ::1 and the sandbox's own address. In the sidecar topology:

@@ -2,7 +2,7 @@
 # shellcheck source-path=SCRIPTDIR disable=SC2119,SC2317
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# Issue 12, class 2: a root workload with Docker's default capabilities
+# docs/security.md, class 2: a root workload with Docker's default capabilities
 # (CAP_NET_RAW, no CAP_NET_ADMIN), in the sidecar topology, forges the
 # upstream's answers to egressd's upstream socket (found in /proc/net/udp),
 # carrying "A <a blocked address>":

@@ -2,7 +2,7 @@
 # shellcheck source-path=SCRIPTDIR disable=SC2119,SC2317
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# Issue 12, classes 6 and 7, in the sidecar topology (dns+nft). Rebinding:
+# docs/security.md, classes 6 and 7, in the sidecar topology (dns+nft). Rebinding:
 # answers of allowed names pointing at loopback, the sandbox's own
 # address or the metadata address lose those records (NODATA when nothing
 # is left), are never learned, and say so (reason rebinding, action

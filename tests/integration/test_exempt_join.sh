@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# Issue 12, class 4: a root workload with Docker's default capabilities
+# docs/security.md, class 4: a root workload with Docker's default capabilities
 # that can write the cgroup filesystem joins egressd's cgroup
 # (echo $$ > <egressd's cgroup>/cgroup.procs) to borrow its exemption.
 # In the sidecar topology:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# Issue 12, class 3: the always-allowed ICMPv6 types (neighbour
+# docs/security.md, class 3: the always-allowed ICMPv6 types (neighbour
 # solicitation/advertisement, router solicitation, packet too big, MLD
 # reports) carried arbitrary payload from a raw ICMPv6 socket to any
 # global address. A root workload with Docker's default capabilities

@@ -108,7 +108,7 @@ assert_contains "dns -> dns+nft: the chain's comment is the dns+nft one" \
 	"$(nft_sb list chain inet egressd egress)" "egressd output filter (dns+nft mode)"
 stop_egressd
 OPENSANDBOX_EGRESS_IPV6=allow start_egressd --mode dns --bpf off --rules "$POLICY"
-# The API rules (issue 12, class 5) keep a minimal chain in dns mode.
+# The API rules (docs/security.md, class 5) keep a minimal chain in dns mode.
 rules=$(nft_sb list chain inet egressd egress 2>&1)
 assert_contains "IPv6 allowed again (dns mode): only the API's chain is left" \
 	"$rules" "egressd dns mode: the API port is egressd's, accepts the rest"

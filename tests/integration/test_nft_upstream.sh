@@ -6,7 +6,7 @@
 # upstream are answered through the redirect, but the upstream's address is
 # not an allowed destination: a TCP connect to one of its other ports is
 # dropped. Only egressd's cgroup reaches the configured upstream on 53, and
-# only while egressd is alone there: a process that joins it (issue 12,
+# only while egressd is alone there: a process that joins it (docs/security.md,
 # class 4) makes egressd withdraw that exemption (fail closed), and its
 # queries, to the upstream or another resolver, are dropped (dns_drop).
 
@@ -44,7 +44,7 @@ assert_eq "and never reached that resolver" "" "$(fakedns_log other)"
 # is there while egressd is alone in its cgroup.
 assert_contains "chain egress: egressd's cgroup reaches the upstreams on 53" \
 	"$(nft_sb list chain inet egressd egress 2>&1)" "egressd agent to its upstream resolvers"
-# A process that joins egressd's cgroup is not egressd (issue 12, class 4):
+# A process that joins egressd's cgroup is not egressd (docs/security.md, class 4):
 # within a second the cgroup's exemption is withdrawn, so what it sends on
 # 53 (to the upstream or elsewhere) is dropped like the workload's.
 run_in_agent_cgroup sleep 4 &

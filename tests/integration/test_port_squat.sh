@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# Issue 12, class 8: egressd's ports are egressd's. After a kill -9 a root
+# docs/security.md, class 8: egressd's ports are egressd's. After a kill -9 a root
 # workload with Docker's default capabilities tries to bind egressd's DNS
 # port (15353) and API port (18080), TCP and UDP, on 127.0.0.1, ::1 and
 # the wildcard, with SO_REUSEADDR/SO_REUSEPORT, so as to answer the

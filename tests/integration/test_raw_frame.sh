@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# Issue 12, class 1: a root workload with Docker's default capabilities
+# docs/security.md, class 1: a root workload with Docker's default capabilities
 # (CAP_NET_RAW, no CAP_NET_ADMIN) writes whole Ethernet/IP/UDP frames on a
 # packet socket, around nftables' output hook and the cgroup/skb program.
 # Table netdev egressd must drop them, with PACKET_QDISC_BYPASS and a
@@ -156,7 +156,7 @@ raw_scenario() {
 
 	# Frames written on lo come back in as received packets: the way a
 	# forged "upstream" answer to the sandbox's own address was injected
-	# (issue 12, class 2). Dropped as well.
+	# (docs/security.md, class 2). Dropped as well.
 	lo_listener 5555
 	raw_frame lo 00:00:00:00:00:00 "$SB4" 5555 "raw-$v-lo" "" 0x0800 "$DNS4" >/dev/null
 	raw_frame lo 00:00:00:00:00:00 "$SB4" 5555 "raw-$v-lo-bypass" bypass 0x0800 "$DNS4" >/dev/null

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-only
-"""Forge upstream DNS answers from inside the sandbox (issue 12, class 2).
+"""Forge upstream DNS answers from inside the sandbox (docs/security.md, class 2).
 
 Plays a root workload with CAP_NET_RAW: finds egressd's upstream socket in
 /proc/net/udp and injects answers that claim to come from the upstream,
