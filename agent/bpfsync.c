@@ -42,7 +42,7 @@
 /* The ABI is checked here, once, for both sides. */
 _Static_assert(sizeof(struct egressd_flow) == 24, "ABI");
 _Static_assert(sizeof(struct egressd_slot_cfg) == 16, "ABI");
-_Static_assert(sizeof(struct egressd_bpf_cfg) == 72, "ABI");
+_Static_assert(sizeof(struct egressd_bpf_cfg) == 64, "ABI");
 _Static_assert(sizeof(struct egressd_lpm4_key) == 12, "ABI");
 _Static_assert(sizeof(struct egressd_lpm6_key) == 24, "ABI");
 _Static_assert(sizeof(struct egressd_rule_val) == 8, "ABI");
@@ -499,8 +499,6 @@ int bpfsync_set_config(struct bpfsync *bs, const struct bpfsync_config *c)
 	cfg.netns_cookie = bs->netns_cookie;
 	cfg.dns_port = bs->dns_port;
 	cfg.mode = c->observe ? EGRESSD_DP_OBSERVE : EGRESSD_DP_ENFORCE;
-	cfg.agent_cgid = c->agent_cgid;
-	cfg.agent_level = c->agent_level;
 	cfg.api_port = c->api_port;
 	cfg.api_cgid = c->api_cgid;
 	cfg.api_level = c->api_level;

@@ -220,8 +220,6 @@ int agent_bpf_start(struct agent *a, char *err, size_t errlen)
 	bc.observe = a->cfg->bpf_mode == EGRESSD_BPF_OBSERVE ||
 		     a->cfg->mode == EGRESSD_MODE_DNS;
 	bc.learn_grace_ns = (uint64_t)a->cfg->learn_grace * NS_PER_S;
-	bc.agent_cgid = a->cg.id;
-	bc.agent_level = a->cg.level;
 	if (a->api_port && a->api_cg.level_known) {
 		bc.api_port = a->api_port;
 		bc.api_cgid = a->api_cg.id;

@@ -361,7 +361,7 @@ int ctl_maps_show(struct ctl *ctl, int argc, char **argv)
 			json_object_set_new(jc, counter_name(i),
 					    json_integer((json_int_t)cnt[i]));
 		o = json_pack(
-			"{s:s, s:{s:s, s:i, s:I, s:s, s:b, s:I, s:I, s:i}, s:{s:o, s:o}, s:o, s:o}",
+			"{s:s, s:{s:s, s:i, s:I, s:s, s:b, s:I, s:i}, s:{s:o, s:o}, s:o, s:o}",
 			"pin_dir", ctl->pin_dir, "config", "mode",
 			cfg.mode == EGRESSD_DP_OBSERVE ? "observe" : "enforce",
 			"active_slot", cfg.active, "generation",
@@ -370,7 +370,6 @@ int ctl_maps_show(struct ctl *ctl, int argc, char **argv)
 								      "deny",
 			"ipv6_deny", !!(s->flags & EGRESSD_SLOT_IPV6_DENY),
 			"netns_cookie", (json_int_t)cfg.netns_cookie,
-			"agent_cgroup_id", (json_int_t)cfg.agent_cgid,
 			"dns_redirect_port", (int)cfg.dns_port, "learned", "v4",
 			learned_json(l4, n4), "v6", learned_json(l6, n6),
 			"sets", js, "counters", jc);

@@ -59,8 +59,6 @@ struct bpfsync_policy {
 /* Settings that are not part of a policy generation. */
 struct bpfsync_config {
 	bool observe; /* count and report, never drop */
-	uint64_t agent_cgid; /* agent's cgroup id (inode), 0: none */
-	uint32_t agent_level; /* its depth below the cgroup2 root */
 	/* The API port (0: none) and the cgroup that may reach it over
 	 * loopback besides egressd's own sockets (egressd's, or its
 	 * container's); bpfsync_guard_attach() sets the bind guard's ports. */

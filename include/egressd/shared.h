@@ -151,12 +151,11 @@ struct egressd_slot_cfg {
 /* The one entry of the config array map. Written by the agent only. */
 struct egressd_bpf_cfg {
 	__u64 netns_cookie; /* act only on sockets of this netns; 0: idle */
-	__u64 agent_cgid; /* exempt cgroup (id = inode), 0 for none */
-	__u32 agent_level; /* ancestor level of agent_cgid */
 	__u8 mode; /* EGRESSD_DP_* */
 	__u8 active; /* slot the datapath reads: 0 or 1 */
 	__u16 dns_port; /* DNS redirect by the sock_addr programs to this
 			 * port on loopback (host order); 0: not theirs */
+	__u8 pad[4];
 	struct egressd_slot_cfg slot[2];
 	/*
 	 * egressd's API (docs/security.md, class 5): TCP SYNs to api_port over

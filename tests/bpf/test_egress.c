@@ -11,7 +11,7 @@
  * kernel sets skb->protocol from its type and pulls it, so the program sees
  * skb->data at the IP header as on the real hook. The skb is owned by a
  * dummy socket of the caller's network namespace and cgroup, so the
- * netns-cookie and agent-exemption checks are exercised for real here (the
+ * netns-cookie and API-cgroup checks are exercised for real here (the
  * program's no-socket branch, judged fail-closed, cannot be reached).
  *
  * The whole table runs twice: with the netns guard off (skb_netns_cookie
@@ -57,8 +57,6 @@ enum cfg_variant {
 	CFG_V6DENY, /* default allow, IPv6 deny */
 	CFG_V6DENY_DD, /* default deny, IPv6 deny */
 	CFG_OTHER_NS, /* netns cookie of another namespace */
-	CFG_AGENT, /* this process's cgroup is the agent's */
-	CFG_NOT_AGENT, /* another cgroup is the agent's */
 	CFG_SLOT1, /* policy slot 1 active */
 	CFG_API, /* API on 18080, another cgroup may reach it */
 	CFG_API_SELF, /* API on 18080, this process's cgroup may reach it */
@@ -443,16 +441,6 @@ static const struct tcase cases[] = {
 	  .dst = "203.0.113.7", .proto = IPPROTO_TCP, .dport = 80,
 	  .cfg = CFG_IDLE, .retval = EGRESS_ALLOW, .counter = NONE,
 	  .reason = NONE },
-	/*
-	 * docs/security.md, class 4: egressd is exempt by the cookies of its own
-	 * sockets (agent_socks), never by its cgroup. This dummy socket is
-	 * in the agent's cgroup but not egressd's: judged like any other.
-	 */
-	{ .desc = "agent cgroup alone no longer exempts", .family = 4,
-	  .dst = "203.0.113.7", .proto = IPPROTO_TCP, .dport = 853,
-	  .cfg = CFG_AGENT, .retval = EGRESS_DROP,
-	  .counter = EGRESSD_REASON_DOT, .reason = EGRESSD_REASON_DOT,
-	  .action = EGRESSD_ACTION_DROP, .rule = R_NONE },
 	/* docs/security.md, class 5: the API port over loopback is egressd's. */
 	{ .desc = "api: workload to 127.0.0.1:API dropped", .family = 4,
 	  .dst = "127.0.0.1", .proto = IPPROTO_TCP, .dport = 18080,
@@ -488,12 +476,6 @@ static const struct tcase cases[] = {
 	  .dst = "127.0.0.1", .proto = IPPROTO_UDP, .dport = 18080,
 	  .cfg = CFG_API, .retval = EGRESS_ALLOW,
 	  .counter = EGRESSD_CNT_ALLOWED, .reason = NONE },
-	{ .desc = "other agent cgroup not exempt", .family = 4,
-	  .dst = "192.0.2.1", .proto = IPPROTO_TCP, .dport = 80,
-	  .cfg = CFG_NOT_AGENT, .retval = EGRESS_DROP,
-	  .counter = EGRESSD_REASON_DEFAULT_DENY,
-	  .reason = EGRESSD_REASON_DEFAULT_DENY, .action = EGRESSD_ACTION_DROP,
-	  .rule = R_NONE },
 	{ .desc = "slot 1 allow", .family = 4, .dst = "10.9.9.9",
 	  .proto = IPPROTO_TCP, .dport = 80, .cfg = CFG_SLOT1,
 	  .retval = EGRESS_ALLOW, .counter = EGRESSD_CNT_ALLOWED,
@@ -642,14 +624,6 @@ static int set_config(enum cfg_variant v)
 		break;
 	case CFG_OTHER_NS:
 		cfg.netns_cookie = netns_cookie + 1000;
-		break;
-	case CFG_AGENT:
-		cfg.agent_cgid = self_cgid;
-		cfg.agent_level = self_level;
-		break;
-	case CFG_NOT_AGENT:
-		cfg.agent_cgid = self_cgid + 1000000;
-		cfg.agent_level = self_level;
 		break;
 	case CFG_SLOT1:
 		cfg.active = 1;
@@ -1374,7 +1348,7 @@ static int move_self(const char *dir)
 }
 
 /*
- * Run inside a fresh child cgroup so the agent-exemption cases test a
+ * Run inside a fresh child cgroup so the API-cgroup cases test a
  * real ancestor level (the dummy socket of test_run takes our cgroup).
  * Best effort: without it the cases run at our current cgroup.
  */
