@@ -520,7 +520,7 @@ static void guard_detach(struct bpfsync *bs)
 }
 
 int bpfsync_guard_attach(struct bpfsync *bs, const char *cgroup_path,
-			 uint16_t dns_port, uint16_t api_port)
+			 uint16_t dns_port)
 {
 	struct bpf_program *progs[N_GUARD] = {
 		bs->skel->progs.guard_bind4,
@@ -531,12 +531,11 @@ int bpfsync_guard_attach(struct bpfsync *bs, const char *cgroup_path,
 	ino_t ino;
 	int cgfd, err = 0, i;
 
-	/* The ports first: a program swapped in must guard at once. */
+	/* The port first: a program swapped in must guard at once. */
 	err = bpfsync_cfg_read(bs, &cfg);
 	if (err)
 		return err;
 	cfg.bind_dns_port = dns_port;
-	cfg.api_port = api_port;
 	err = bpfsync_cfg_write(bs, &cfg);
 	if (err)
 		return err;

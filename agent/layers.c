@@ -220,8 +220,10 @@ int agent_bpf_start(struct agent *a, char *err, size_t errlen)
 	bc.observe = a->cfg->bpf_mode == EGRESSD_BPF_OBSERVE ||
 		     a->cfg->mode == EGRESSD_MODE_DNS;
 	bc.learn_grace_ns = (uint64_t)a->cfg->learn_grace * NS_PER_S;
+	/* The API port is kept from the workload in any case; its cgroup
+	 * (egressctl by docker exec) passes only where its level is known. */
+	bc.api_port = a->api_port;
 	if (a->api_port && a->api_cg.level_known) {
-		bc.api_port = a->api_port;
 		bc.api_cgid = a->api_cg.id;
 		bc.api_level = a->api_cg.level;
 	}
@@ -259,7 +261,7 @@ int agent_bpf_start(struct agent *a, char *err, size_t errlen)
 		a->bpf_redirect = true;
 	/* The bind guard: egressd's ports stay egressd's while it is down. */
 	ret = bpfsync_guard_attach(a->bpf, a->workload.dir,
-				   a->cfg->dns_listen_port, a->api_port);
+				   a->cfg->dns_listen_port);
 	if (ret)
 		log_warnx(
 			"the BPF bind guard cannot be attached at %s (%s): while egressd is down, a process of the sandbox can bind its DNS and API ports",

@@ -61,7 +61,7 @@ struct bpfsync_config {
 	bool observe; /* count and report, never drop */
 	/* The API port (0: none) and the cgroup that may reach it over
 	 * loopback besides egressd's own sockets (egressd's, or its
-	 * container's); bpfsync_guard_attach() sets the bind guard's ports. */
+	 * container's). The bind guard guards api_port too. */
 	uint16_t api_port;
 	uint64_t api_cgid;
 	uint32_t api_level;
@@ -110,13 +110,13 @@ int bpfsync_set_config(struct bpfsync *bs, const struct bpfsync_config *cfg);
 /*
  * The bind guard (docs/security.md, class 8): attach guard_bind4/6 to cgroup_path
  * through pinned links (swapped in place on restart) and make binds to
- * dns_port or api_port (0: none) by sockets that are not egressd's fail
- * with EPERM. The links stay when egressd stops, so that no process of the
+ * dns_port or the configured API port (bpfsync_set_config(), which comes
+ * first; 0: none) by sockets that are not egressd's fail with EPERM. The links stay when egressd stops, so that no process of the
  * cgroup can squat the ports until egressd is back. 0 or -errno; on error
  * nothing of it stays attached.
  */
 int bpfsync_guard_attach(struct bpfsync *bs, const char *cgroup_path,
-			 uint16_t dns_port, uint16_t api_port);
+			 uint16_t dns_port);
 
 /*
  * File descriptor of the agent_socks map this run's programs read (the
