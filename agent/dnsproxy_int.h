@@ -255,6 +255,10 @@ void dp_next(struct dnsproxy *p, struct dp_query *s);
 void dp_up_flush(struct dnsproxy *p, struct dp_upstream *up);
 void dp_timeout_cb(struct loop *loop, struct loop_timer *t, void *arg);
 void dp_up_refused(struct dnsproxy *p, struct dp_upstream *up, int e);
+struct ifaddrs;
+bool dp_icmp_refusal(uint8_t origin, uint8_t type, uint8_t code);
+bool dp_icmp_trusted(bool up_local, const struct sockaddr *offender,
+		     const struct ifaddrs *own);
 void dp_probe_tmo_cb(struct loop *loop, struct loop_timer *t, void *arg);
 void dp_probe_cb(struct loop *loop, struct loop_timer *t, void *arg);
 void dp_round_cb(struct loop *loop, struct loop_timer *t, void *arg);

@@ -4,10 +4,12 @@
  * upstream. Each upstream has one connected UDP socket (its answers can
  * only come from its address and port, and an ICMP error for it comes
  * back as ECONNREFUSED/EHOSTUNREACH: the queries waiting on it move on at
- * once). A query goes out with a fresh random id and random letter case
- * (0x20); the answer is matched back by that id and its question, case
- * included (answers that came in on lo from a remote upstream never get
- * that far: dp_up_filter), and handed to dp_deliver (dnsdecide.c).
+ * once; for a remote upstream only if a remote address sent the error,
+ * dp_up_errqueue). A query goes out with a fresh random id and random
+ * letter case (0x20); the answer is matched back by that id and its
+ * question, case included (answers that came in on lo from a remote
+ * upstream never get that far: dp_up_filter), and handed to dp_deliver
+ * (dnsdecide.c).
  * Timeouts and SERVFAIL/REFUSED/NOTIMP move a query to the next upstream;
  * truncated answers for TCP clients are fetched again over TCP. Health:
  * healthy upstreams are tried first; every upstream is probed at start
@@ -17,8 +19,12 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <linux/errqueue.h>
 #include <linux/filter.h>
+#include <netinet/icmp6.h>
 #include <netinet/in.h>
+#include <netinet/ip_icmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +42,8 @@
 #define DP_CAPS_RND 16 /* random bytes per 0x20 name (128 letters) */
 #define DP_TCP_MSG_MAX 65535 /* largest DNS message over TCP */
 #define DP_PROBE_MS 5000 /* re-probe unhealthy upstreams */
+#define DP_ERRQ_MAX 64 /* queued ICMP errors read per call */
+#define DP_SEND_TRIES 4 /* sends again after a pending ICMP error */
 
 static void dp_up_cb(struct loop *loop, int fd, uint32_t events, void *arg);
 static int dp_tcp_start(struct dnsproxy *p, struct dp_query *s);
@@ -169,6 +177,30 @@ static int dp_up_filter(int fd, int lo_ifindex, uint32_t keep)
 	return 0;
 }
 
+/*
+ * A remote upstream's socket gets its ICMP errors queued with their
+ * sender (IP_RECVERR, IPV6_RECVERR; the IPv4 one also for v4-mapped
+ * upstreams on an IPv6 socket): dp_up_errqueue reads who sent each.
+ * With it the kernel reports soft errors too (time exceeded, host
+ * unreachable): dp_icmp_refusal keeps to the ones a connected socket
+ * reported before.
+ */
+static int dp_up_recverr(int fd, int family)
+{
+	int one = 1;
+
+	if (family == AF_INET6) {
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &one,
+			       sizeof(one)) < 0)
+			return -errno;
+		(void)setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof(one));
+		return 0;
+	}
+	if (setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof(one)) < 0)
+		return -errno;
+	return 0;
+}
+
 static int dp_up_connect(struct dp_upstream *up)
 {
 	int fd, err;
@@ -184,6 +216,8 @@ static int dp_up_connect(struct dp_upstream *up)
 		goto err;
 	up->local = dp_up_is_local(fd, &up->cfg);
 	err = up->local ? 0 : dp_up_filter(fd, up->p->lo_ifindex, 8);
+	if (!err && !up->local)
+		err = dp_up_recverr(fd, up->cfg.addr.ss_family);
 	if (err) {
 		selfsock_close(fd);
 		return err;
@@ -274,6 +308,242 @@ void dp_tcp_close(struct dnsproxy *p, struct dp_query *s)
 	s->tlen = s->toff = 0;
 }
 
+/* ---- ICMP errors ------------------------------------------------------ */
+
+/*
+ * An ICMP error for a datagram to this upstream: on a connected socket
+ * the kernel reports it to the next send or receive (port unreachable:
+ * ECONNREFUSED; host unknown, filtered and the like). Nothing answers
+ * there now.
+ */
+static bool dp_is_icmp_error(int e)
+{
+	return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH ||
+	       e == EHOSTDOWN || e == ENONET;
+}
+
+/*
+ * Does a queued ICMP error (origin, type, code of its sock_extended_err)
+ * say the upstream refused? The hard errors the kernel reports to a
+ * connected UDP socket without IP_RECVERR whose errno dp_is_icmp_error
+ * knows: IPv4 destination unreachable but for net and host unreachable
+ * (soft: a route may come back), fragmentation needed and protocol
+ * unreachable; IPv6 port unreachable.
+ */
+bool dp_icmp_refusal(uint8_t origin, uint8_t type, uint8_t code)
+{
+	if (origin == SO_EE_ORIGIN_ICMP6)
+		return type == ICMP6_DST_UNREACH &&
+		       code == ICMP6_DST_UNREACH_NOPORT;
+	if (origin != SO_EE_ORIGIN_ICMP || type != ICMP_DEST_UNREACH)
+		return false;
+	switch (code) {
+	case ICMP_PORT_UNREACH:
+	case ICMP_NET_UNKNOWN:
+	case ICMP_HOST_UNKNOWN:
+	case ICMP_HOST_ISOLATED:
+	case ICMP_NET_ANO:
+	case ICMP_HOST_ANO:
+	case ICMP_PKT_FILTERED:
+	case ICMP_PREC_VIOLATION:
+	case ICMP_PREC_CUTOFF:
+		return true;
+	}
+	return false;
+}
+
+/*
+ * May an ICMP error sent from offender (SO_EE_OFFENDER: the error's
+ * source address) fail an upstream? For a local upstream (up_local)
+ * always, as ever: its errors come from this namespace anyway, so a
+ * forged one cannot be told apart. For a remote one only if offender is
+ * neither loopback nor one of own (getifaddrs: the namespace's
+ * addresses): any process of the namespace with CAP_NET_RAW can send an
+ * error from those to egressd's own address (through lo; chain
+ * antispoof lets local sources pass). No offender proves nothing.
+ */
+bool dp_icmp_trusted(bool up_local, const struct sockaddr *offender,
+		     const struct ifaddrs *own)
+{
+	struct in6_addr a6 = { 0 };
+	uint32_t a4 = 0;
+	bool v4;
+
+	if (up_local)
+		return true;
+	if (!offender)
+		return false;
+	if (offender->sa_family == AF_INET) {
+		a4 = ((const struct sockaddr_in *)offender)->sin_addr.s_addr;
+		v4 = true;
+	} else if (offender->sa_family == AF_INET6) {
+		a6 = ((const struct sockaddr_in6 *)offender)->sin6_addr;
+		v4 = IN6_IS_ADDR_V4MAPPED(&a6);
+		if (v4)
+			memcpy(&a4, &a6.s6_addr[12], sizeof(a4));
+	} else {
+		return false;
+	}
+	if (v4 && ((ntohl(a4) >> 24) == 127 || a4 == 0))
+		return false;
+	if (!v4 && (IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_UNSPECIFIED(&a6)))
+		return false;
+	for (const struct ifaddrs *i = own; i; i = i->ifa_next) {
+		const struct sockaddr *sa = i->ifa_addr;
+
+		if (!sa)
+			continue;
+		if (v4 && sa->sa_family == AF_INET &&
+		    ((const struct sockaddr_in *)sa)->sin_addr.s_addr == a4)
+			return false;
+		if (!v4 && sa->sa_family == AF_INET6 &&
+		    !memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr, &a6,
+			    sizeof(a6)))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * An ICMP error "for" a remote upstream sent from an address of this
+ * namespace: forged by a process of the namespace. Dropped: the queries
+ * wait for the upstream's answer or their timeout. A forger sends many,
+ * so the warning is folded (log_folded), its count the errors dropped.
+ */
+static void dp_forged_icmp(struct dnsproxy *p, const struct dp_upstream *up,
+			   const struct sock_extended_err *ee)
+{
+	const struct sockaddr *off = (const struct sockaddr *)(ee + 1);
+	char from[INET6_ADDRSTRLEN] = "?";
+
+	if (off->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)off)->sin_addr,
+			  from, sizeof(from));
+	else if (off->sa_family == AF_INET6)
+		inet_ntop(AF_INET6,
+			  &((const struct sockaddr_in6 *)off)->sin6_addr, from,
+			  sizeof(from));
+	p->st.bad_answers++;
+	p->st.forged++;
+	log_folded(LOG_LVL_WARN, "forged_icmp",
+		   "dns: ignored an ICMP error (%s) for upstream %s sent from "
+		   "%s, an address of this namespace: forged by a process of "
+		   "this namespace; the upstream stays in use",
+		   strerror(ee->ee_errno), up->cfg.text, from);
+}
+
+/*
+ * Read the ICMP errors queued on a remote upstream's socket (at most
+ * DP_ERRQ_MAX a call: epoll reports EPOLLERR while more wait; reading
+ * the last also clears the socket's pending error). Returns how many
+ * were read; *refused is the errno of the first that proves the upstream
+ * refused (0: none did). One sent from this namespace is dropped
+ * (dp_forged_icmp); so, uncounted, is one whose sender cannot be judged.
+ */
+static int dp_up_errqueue(struct dnsproxy *p, struct dp_upstream *up,
+			  int *refused)
+{
+	struct ifaddrs *own = NULL;
+	bool own_read = false, own_ok = false;
+	int n = 0;
+
+	*refused = 0;
+	for (int i = 0; i < DP_ERRQ_MAX; i++) {
+		union {
+			char buf[CMSG_SPACE(sizeof(struct sock_extended_err) +
+					    sizeof(struct sockaddr_in6))];
+			struct cmsghdr align;
+		} cb;
+		uint8_t data[64];
+		struct iovec iov = { .iov_base = data,
+				     .iov_len = sizeof(data) };
+		struct msghdr h = {
+			.msg_iov = &iov,
+			.msg_iovlen = 1,
+			.msg_control = cb.buf,
+			.msg_controllen = sizeof(cb.buf),
+		};
+		const struct sock_extended_err *ee = NULL;
+
+		if (recvmsg(up->fd, &h, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		n++;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&h); c;
+		     c = CMSG_NXTHDR(&h, c))
+			if ((c->cmsg_level == IPPROTO_IP &&
+			     c->cmsg_type == IP_RECVERR) ||
+			    (c->cmsg_level == IPPROTO_IPV6 &&
+			     c->cmsg_type == IPV6_RECVERR))
+				ee = (const void *)CMSG_DATA(c);
+		if (!ee ||
+		    !dp_icmp_refusal(ee->ee_origin, ee->ee_type, ee->ee_code))
+			continue;
+		if (!own_read) {
+			own_read = true;
+			own_ok = getifaddrs(&own) == 0;
+		}
+		if (!own_ok)
+			continue;
+		if (dp_icmp_trusted(false, (const struct sockaddr *)(ee + 1),
+				    own)) {
+			if (!*refused)
+				*refused = (int)ee->ee_errno;
+		} else {
+			dp_forged_icmp(p, up, ee);
+		}
+	}
+	if (own)
+		freeifaddrs(own);
+	return n;
+}
+
+/*
+ * A send on up's socket failed with e: was it a pending ICMP error, an
+ * earlier datagram's (a connected socket reports one to its next call)?
+ * Then the send may go again. mark: an error that proves the upstream
+ * refused sets up->refused, for dp_flush to move what waits on it on. A
+ * local upstream's ECONNREFUSED is taken as such, as ever; a remote
+ * one's errors are judged by their sender (dp_up_errqueue), so a forged
+ * one fails neither the upstream nor the send.
+ */
+static bool dp_up_send_error(struct dnsproxy *p, struct dp_upstream *up, int e,
+			     bool mark)
+{
+	int refused = 0;
+
+	if (up->local) {
+		if (e != ECONNREFUSED)
+			return false;
+		if (mark)
+			up->refused = true;
+		return true;
+	}
+	if (!dp_up_errqueue(p, up, &refused) && !dp_is_icmp_error(e))
+		return false;
+	if (refused && mark)
+		up->refused = true;
+	return true;
+}
+
+/*
+ * A remote upstream's socket reported an error: judge the queued ICMP
+ * errors, and fail the upstream over only for one that proves it
+ * refused. Returns how many were read.
+ */
+static int dp_up_icmp(struct dnsproxy *p, struct dp_upstream *up)
+{
+	int refused = 0, n = dp_up_errqueue(p, up, &refused);
+
+	if (refused) {
+		dp_up_refused(p, up, refused);
+		dp_flush(p);
+	}
+	return n;
+}
+
 /* ---- forwarding ------------------------------------------------------- */
 
 static void dp_up_queue(struct dp_upstream *up, struct dp_query *s)
@@ -354,7 +624,7 @@ void dp_next(struct dnsproxy *p, struct dp_query *s)
 void dp_up_flush(struct dnsproxy *p, struct dp_upstream *up)
 {
 	unsigned int sent = 0;
-	bool retried = false;
+	int tries = 0;
 
 	while (sent < up->ntx) {
 		int r = sendmmsg(up->fd, up->txmsgs + sent, up->ntx - sent, 0);
@@ -365,11 +635,12 @@ void dp_up_flush(struct dnsproxy *p, struct dp_upstream *up)
 		}
 		if (errno == EINTR)
 			continue;
-		/* A pending ICMP error is reported once: retry once, and
-		 * let dp_flush move what waits on this upstream on. */
-		if (errno == ECONNREFUSED && !retried) {
-			retried = true;
-			up->refused = true;
+		/* A pending ICMP error is an earlier datagram's: send
+		 * again, and let dp_flush move what waits on this upstream
+		 * on if the error proves it refused. */
+		if (tries < DP_SEND_TRIES &&
+		    dp_up_send_error(p, up, errno, true)) {
+			tries++;
 			continue;
 		}
 		up->errors++;
@@ -577,26 +848,30 @@ static void dp_forged(struct dnsproxy *p, const struct dp_upstream *up)
 }
 
 /*
- * An ICMP error for a datagram to this upstream: on a connected socket
- * the kernel reports it to the next receive (port unreachable:
- * ECONNREFUSED; host or network unreachable). Nothing answers there now.
+ * err: the socket reported an error (EPOLLERR): a remote upstream's
+ * queued ICMP errors are read first (a send may have taken the pending
+ * error already, the queue is still there).
  */
-static bool dp_is_icmp_error(int e)
-{
-	return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH ||
-	       e == EHOSTDOWN || e == ENONET;
-}
-
-static void dp_up_read(struct dnsproxy *p, struct dp_upstream *up)
+static void dp_up_read(struct dnsproxy *p, struct dp_upstream *up, bool err)
 {
 	int n;
 
+	if (err && !up->local)
+		dp_up_icmp(p, up);
 	for (int round = 0; round < 4; round++) {
 		n = dp_recv_batch(p, up->fd, false);
-		if (n < 0 && dp_is_icmp_error(errno)) {
+		if (n < 0 && up->local && dp_is_icmp_error(errno)) {
 			dp_up_refused(p, up, errno);
 			dp_flush(p);
 			continue; /* the error is consumed: read on */
+		}
+		if (n < 0 && !up->local && errno != EAGAIN) {
+			int e = errno;
+
+			/* The pending error of a queued ICMP error: the
+			 * queue says who sent it. */
+			if (dp_up_icmp(p, up) || dp_is_icmp_error(e))
+				continue;
 		}
 		if (n <= 0)
 			break;
@@ -622,7 +897,7 @@ static void dp_up_cb(struct loop *loop, int fd, uint32_t events, void *arg)
 	struct dp_upstream *up = arg;
 
 	if (up->fd == fd)
-		dp_up_read(up->p, up);
+		dp_up_read(up->p, up, events & EPOLLERR);
 }
 
 /* ---- TCP retry to the upstream ---------------------------------------- */
@@ -912,11 +1187,13 @@ static void dp_probe_send(struct dnsproxy *p, struct dp_upstream *up,
 		up->idmap[rc] = DP_ID_PROBE;
 	}
 	dnswire_set_id(p->probe_msg, up->probe_id);
+	/* A pending ICMP error is an earlier datagram's: once more (a
+	 * forged one proves nothing either, dp_up_send_error). */
 	do {
 		rc = send(up->fd, p->probe_msg, p->probe_len, 0) < 0 ? errno :
 								       0;
-		/* A pending ICMP error is an earlier datagram's: once more. */
-	} while (rc == ECONNREFUSED && !tries++);
+	} while (rc && tries++ < DP_SEND_TRIES &&
+		 dp_up_send_error(p, up, rc, false));
 	if (rc) {
 		up->errors++;
 		dp_probe_done(up, false, strerror(rc));
@@ -952,7 +1229,7 @@ void dp_probe_tmo_cb(struct loop *loop, struct loop_timer *t, void *arg)
 			continue;
 		}
 		if (up->fd >= 0)
-			dp_up_read(p, up); /* an answer may be queued */
+			dp_up_read(p, up, true); /* an answer may be queued */
 		if (up->probe_pending)
 			dp_probe_done(up, false, why);
 		else

@@ -213,10 +213,10 @@ int status_metrics(struct agent *a, struct api_buf *b)
 		"# HELP egressd_dns_coalesced_total DNS queries that waited for an identical one in flight.\n"
 		"# TYPE egressd_dns_coalesced_total counter\n"
 		"egressd_dns_coalesced_total %llu\n"
-		"# HELP egressd_dns_forged_answers_total Upstream answers dropped: they came in on lo from a remote upstream.\n"
+		"# HELP egressd_dns_forged_answers_total Upstream answers dropped: they came in on lo from a remote upstream; and ICMP errors for a remote upstream sent from an address of this namespace.\n"
 		"# TYPE egressd_dns_forged_answers_total counter\n"
 		"egressd_dns_forged_answers_total %llu\n"
-		"# HELP egressd_dns_bad_answers_total Upstream packets dropped: unknown id (late or forged), wrong question or letter case, or in on lo.\n"
+		"# HELP egressd_dns_bad_answers_total Upstream packets dropped: unknown id (late or forged), wrong question or letter case, in on lo, or a forged ICMP error.\n"
 		"# TYPE egressd_dns_bad_answers_total counter\n"
 		"egressd_dns_bad_answers_total %llu\n",
 		(unsigned long long)ds.coalesced, (unsigned long long)ds.forged,

@@ -10,7 +10,11 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <linux/errqueue.h>
+#include <netinet/icmp6.h>
 #include <netinet/in.h>
+#include <netinet/ip_icmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +26,7 @@
 #include "egressd/events.h"
 #include "egressd/log.h"
 #include "egressd/util.h"
+#include "../agent/dnsproxy_int.h"
 
 #define POLICY_JSON                                             \
 	"{\"defaultAction\":\"deny\",\"egress\":["              \
@@ -2098,6 +2103,98 @@ START_TEST(test_dnsproxy_failure_rcode_warning_folded)
 }
 END_TEST
 
+static struct sockaddr_in sin4(const char *a)
+{
+	struct sockaddr_in s = { .sin_family = AF_INET };
+
+	ck_assert_int_eq(inet_pton(AF_INET, a, &s.sin_addr), 1);
+	return s;
+}
+
+static struct sockaddr_in6 sin6(const char *a)
+{
+	struct sockaddr_in6 s = { .sin6_family = AF_INET6 };
+
+	ck_assert_int_eq(inet_pton(AF_INET6, a, &s.sin6_addr), 1);
+	return s;
+}
+
+/*
+ * Who may fail an upstream with an ICMP error: for a remote upstream, not
+ * loopback, not an address of the namespace (own), not a missing sender;
+ * for a local upstream anyone (it cannot be told apart).
+ */
+START_TEST(test_dnsproxy_icmp_offender_trust)
+{
+	struct sockaddr_in me4 = sin4("10.200.1.2"), up4 = sin4("10.200.1.53"),
+			   lo4 = sin4("127.0.0.53"), any4 = sin4("0.0.0.0"),
+			   gw4 = sin4("10.200.1.1");
+	struct sockaddr_in6 me6 = sin6("fd00:200:1::2"),
+			    ll6 = sin6("fe80::1:2"),
+			    up6 = sin6("fd00:200:1::53"), lo6 = sin6("::1"),
+			    mapped_me = sin6("::ffff:10.200.1.2"),
+			    mapped_up = sin6("::ffff:10.200.1.53");
+	struct sockaddr none = { .sa_family = AF_UNSPEC };
+	struct ifaddrs i6b = { .ifa_name = (char *)"eth0",
+			       .ifa_addr = (struct sockaddr *)&ll6 };
+	struct ifaddrs i6 = { .ifa_next = &i6b,
+			      .ifa_name = (char *)"eth0",
+			      .ifa_addr = (struct sockaddr *)&me6 };
+	struct ifaddrs nil = { .ifa_next = &i6, .ifa_name = (char *)"dummy" };
+	struct ifaddrs own = { .ifa_next = &nil,
+			       .ifa_name = (char *)"eth0",
+			       .ifa_addr = (struct sockaddr *)&me4 };
+
+	/* remote upstream: the upstream or a router may refuse */
+	ck_assert(dp_icmp_trusted(false, (struct sockaddr *)&up4, &own));
+	ck_assert(dp_icmp_trusted(false, (struct sockaddr *)&gw4, &own));
+	ck_assert(dp_icmp_trusted(false, (struct sockaddr *)&up6, &own));
+	ck_assert(dp_icmp_trusted(false, (struct sockaddr *)&mapped_up, &own));
+	ck_assert(dp_icmp_trusted(false, (struct sockaddr *)&up4, NULL));
+	/* ... the namespace may not */
+	ck_assert(!dp_icmp_trusted(false, (struct sockaddr *)&me4, &own));
+	ck_assert(!dp_icmp_trusted(false, (struct sockaddr *)&me6, &own));
+	ck_assert(!dp_icmp_trusted(false, (struct sockaddr *)&ll6, &own));
+	ck_assert(!dp_icmp_trusted(false, (struct sockaddr *)&mapped_me, &own));
+	ck_assert(!dp_icmp_trusted(false, (struct sockaddr *)&lo4, &own));
+	ck_assert(!dp_icmp_trusted(false, (struct sockaddr *)&lo4, NULL));
+	ck_assert(!dp_icmp_trusted(false, (struct sockaddr *)&lo6, NULL));
+	ck_assert(!dp_icmp_trusted(false, (struct sockaddr *)&any4, &own));
+	ck_assert(!dp_icmp_trusted(false, &none, &own));
+	ck_assert(!dp_icmp_trusted(false, NULL, &own));
+	/* local upstream: today's behaviour, whoever sent it */
+	ck_assert(dp_icmp_trusted(true, (struct sockaddr *)&me4, &own));
+	ck_assert(dp_icmp_trusted(true, (struct sockaddr *)&lo4, &own));
+	ck_assert(dp_icmp_trusted(true, &none, &own));
+}
+END_TEST
+
+/* The errors that fail an upstream: those a connected socket reported. */
+START_TEST(test_dnsproxy_icmp_refusal_kinds)
+{
+	ck_assert(dp_icmp_refusal(SO_EE_ORIGIN_ICMP, ICMP_DEST_UNREACH,
+				  ICMP_PORT_UNREACH));
+	ck_assert(dp_icmp_refusal(SO_EE_ORIGIN_ICMP, ICMP_DEST_UNREACH,
+				  ICMP_PKT_FILTERED));
+	ck_assert(dp_icmp_refusal(SO_EE_ORIGIN_ICMP6, ICMP6_DST_UNREACH,
+				  ICMP6_DST_UNREACH_NOPORT));
+	/* soft: a route may come back; or not "nothing listens" */
+	ck_assert(!dp_icmp_refusal(SO_EE_ORIGIN_ICMP, ICMP_DEST_UNREACH,
+				   ICMP_HOST_UNREACH));
+	ck_assert(!dp_icmp_refusal(SO_EE_ORIGIN_ICMP, ICMP_DEST_UNREACH,
+				   ICMP_NET_UNREACH));
+	ck_assert(!dp_icmp_refusal(SO_EE_ORIGIN_ICMP, ICMP_DEST_UNREACH,
+				   ICMP_FRAG_NEEDED));
+	ck_assert(!dp_icmp_refusal(SO_EE_ORIGIN_ICMP, ICMP_TIME_EXCEEDED, 0));
+	ck_assert(!dp_icmp_refusal(SO_EE_ORIGIN_ICMP6, ICMP6_DST_UNREACH,
+				   ICMP6_DST_UNREACH_ADDR));
+	ck_assert(
+		!dp_icmp_refusal(SO_EE_ORIGIN_ICMP6, ICMP6_PACKET_TOO_BIG, 0));
+	ck_assert(!dp_icmp_refusal(SO_EE_ORIGIN_LOCAL, ICMP_DEST_UNREACH,
+				   ICMP_PORT_UNREACH));
+}
+END_TEST
+
 static Suite *dnsproxy_suite(void)
 {
 	Suite *s = suite_create("dnsproxy");
@@ -2139,6 +2236,8 @@ static Suite *dnsproxy_suite(void)
 	tcase_add_test(tc, test_dnsproxy_probe_servfail_alive_all_failed_warns);
 	tcase_add_test(tc,
 		       test_dnsproxy_probe_answer_after_query_answer_not_bad);
+	tcase_add_test(tc, test_dnsproxy_icmp_offender_trust);
+	tcase_add_test(tc, test_dnsproxy_icmp_refusal_kinds);
 	tcase_add_test(tc, test_dnsproxy_failure_rcode_warning_folded);
 	suite_add_tcase(s, tc);
 	return s;

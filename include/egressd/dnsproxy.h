@@ -63,13 +63,16 @@ struct dnsproxy_stats {
 	uint64_t inflight; /* queries waiting for an upstream */
 	uint64_t bad_answers; /* upstream packets dropped: unknown id (late
 			       * or forged), question or 0x20 case
-			       * mismatch, or in on lo (forged) */
+			       * mismatch, in on lo or a forged ICMP
+			       * error (forged) */
 	uint64_t tcp_retries; /* TC answers fetched again over TCP */
 	uint64_t tcp_conns; /* TCP client connections open now */
 	uint64_t tcp_refused; /* TCP clients closed at once: too many */
 	uint64_t coalesced; /* queries that waited for an identical one */
 	uint64_t forged; /* upstream answers dropped: came in on lo from
-			     * a remote upstream (also in bad_answers) */
+			     * a remote upstream; ICMP errors for a remote
+			     * upstream sent from the namespace (also in
+			     * bad_answers) */
 	uint64_t rebinding; /* answers that had records stripped */
 };
 

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""Forge ICMP "port unreachable" errors for egressd's upstream socket.
+
+Plays a root workload with CAP_NET_RAW (docs/security.md, class 2): finds
+egressd's UDP socket connected to UPSTREAM:53 in /proc/net/udp (or udp6)
+and, for SECONDS, sends it ICMP destination-unreachable/port-unreachable
+errors (ICMPv6 type 1 code 4 for an IPv6 upstream) quoting a datagram from
+that socket to UPSTREAM:53, through a raw socket to egressd's own address
+(so from an address of this namespace, through lo). Meanwhile it asks
+SERVER (the resolver address the workload uses) for NAME, one query after
+the other.
+
+  forge-icmp.py UPSTREAM SERVER NAME SECONDS
+
+Prints one JSON object: {"socket": "ADDR:PORT", "sent": N, "send_errors":
+N, "answers": {"NOERROR 10.200.1.80": n, "SERVFAIL": n, "TIMEOUT": n}}.
+"""
+import ipaddress
+import json
+import random
+import socket
+import struct
+import sys
+import threading
+import time
+
+
+def proc_udp_socket(up):
+    """(local address, port) of the UDP socket connected to UP:53."""
+    a = ipaddress.ip_address(up)
+    raw = a.packed
+    if a.version == 4:
+        path, want = "/proc/net/udp", raw[::-1].hex().upper()
+    else:
+        # Four host-order (little-endian) 32-bit words.
+        path = "/proc/net/udp6"
+        want = "".join(raw[i:i + 4][::-1].hex() for i in range(0, 16, 4)).upper()
+    for line in open(path).read().splitlines()[1:]:
+        f = line.split()
+        if f[2] == want + ":0035":
+            ip, port = f[1].split(":")
+            b = bytes.fromhex(ip)
+            if a.version == 4:
+                me = socket.inet_ntop(socket.AF_INET, b[::-1])
+            else:
+                me = socket.inet_ntop(socket.AF_INET6, b"".join(
+                    b[i:i + 4][::-1] for i in range(0, 16, 4)))
+            return me, int(port, 16)
+    sys.exit("no socket connected to %s:53 in %s" % (up, path))
+
+
+def csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    s = (s >> 16) + (s & 0xffff)
+    s += s >> 16
+    return ~s & 0xffff
+
+
+def icmp4(me, port, up):
+    """Port unreachable quoting me:port -> up:53 (UDP)."""
+    udp = struct.pack("!HHHH", port, 53, 8 + 30, 0)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 8 + 30, 0, 0, 64, 17, 0,
+                     socket.inet_aton(me), socket.inet_aton(up))
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    body = struct.pack("!BBHI", 3, 3, 0, 0) + ip + udp
+    return body[:2] + struct.pack("!H", csum(body)) + body[4:]
+
+
+def icmp6(me, port, up):
+    """ICMPv6 port unreachable quoting me:port -> up:53 (the kernel fills
+    in the checksum of a raw ICMPv6 socket)."""
+    udp = struct.pack("!HHHH", port, 53, 8 + 30, 0)
+    ip6 = struct.pack("!IHBB16s16s", 6 << 28, 8 + 30, 17, 64,
+                      socket.inet_pton(socket.AF_INET6, me),
+                      socket.inet_pton(socket.AF_INET6, up))
+    return struct.pack("!BBHI", 1, 4, 0, 0) + ip6 + udp
+
+
+def query(qid, name):
+    q = b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + q + \
+        struct.pack("!HH", 1, 1)
+
+
+def result(m):
+    rcode = m[3] & 15
+    an = struct.unpack("!H", m[6:8])[0]
+    off = 12
+    while m[off]:
+        off += m[off] + 1
+    off += 5
+    addrs = []
+    for _ in range(an):
+        if m[off] & 0xc0:
+            off += 2
+        else:
+            while m[off]:
+                off += m[off] + 1
+            off += 1
+        typ, _, _, rdlen = struct.unpack("!HHIH", m[off:off + 10])
+        if typ == 1 and rdlen == 4:
+            addrs.append(socket.inet_ntoa(m[off + 10:off + 14]))
+        off += 10 + rdlen
+    names = {0: "NOERROR", 2: "SERVFAIL", 3: "NXDOMAIN", 5: "REFUSED"}
+    return " ".join([names.get(rcode, "RCODE%d" % rcode)] + sorted(addrs))
+
+
+def main():
+    up, server, name, secs = sys.argv[1], sys.argv[2], sys.argv[3], \
+        float(sys.argv[4])
+    me, port = proc_udp_socket(up)
+    v6 = ":" in up
+    if v6:
+        raw = socket.socket(socket.AF_INET6, socket.SOCK_RAW,
+                            socket.IPPROTO_ICMPV6)
+        pkt, dst = icmp6(me, port, up), (me, 0, 0, 0)
+    else:
+        raw = socket.socket(socket.AF_INET, socket.SOCK_RAW,
+                            socket.IPPROTO_ICMP)
+        pkt, dst = icmp4(me, port, up), (me, 0)
+    st = {"sent": 0, "send_errors": 0}
+    stop = time.monotonic() + secs
+
+    def spray():
+        while time.monotonic() < stop:
+            try:
+                raw.sendto(pkt, dst)
+                st["sent"] += 1
+            except OSError:
+                st["send_errors"] += 1
+            time.sleep(0.005)
+
+    t = threading.Thread(target=spray)
+    t.start()
+    c = socket.socket(socket.AF_INET6 if ":" in server else socket.AF_INET,
+                      socket.SOCK_DGRAM)
+    c.connect((server, 53))
+    answers = {}
+    while time.monotonic() < stop:
+        qid = random.randrange(65536)
+        c.send(query(qid, name))
+        deadline = time.monotonic() + 2
+        r = "TIMEOUT"
+        while time.monotonic() < deadline:
+            c.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                m = c.recv(4096)
+            except OSError:
+                break
+            if len(m) >= 12 and struct.unpack("!H", m[:2])[0] == qid:
+                r = result(m)
+                break
+        answers[r] = answers.get(r, 0) + 1
+        time.sleep(0.01)
+    t.join()
+    print(json.dumps({"socket": "%s:%d" % (me, port), "sent": st["sent"],
+                      "send_errors": st["send_errors"], "answers": answers}))
+
+
+if __name__ == "__main__":
+    main()
