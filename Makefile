@@ -93,7 +93,7 @@ endif
 # The nftables layer (agent/nft*.c) for the unit tests and fuzzers that link
 # it, with doh.c, whose provider addresses it blocks.
 NFTSYNC_MODULES := nftsync nftruleset nftnetdev nftset nftrule nftbatch doh
-AGENT_MODULES := log loop config policy matcher compiled dnswire doh dnsguard selfsock dnsproxy dnsupstream dnstcp dnsdecide events cgroup cgwatch coverage netns learned nftsync nftruleset nftnetdev nftset nftrule nftbatch nflog bpfsync bpfsync_pins bpfsync_policy bpfsync_learned bpfsync_events api apiroutes apiedit webhook liveness attached \
+AGENT_MODULES := log loop config policy matcher compiled dnswire doh dnsguard selfsock dnsproxy dnsupstream dnsicmp dnsprobe dnstcp dnsdecide events cgroup cgwatch coverage netns learned nftsync nftruleset nftnetdev nftset nftrule nftbatch nflog bpfsync bpfsync_pins bpfsync_policy bpfsync_learned bpfsync_events api apiroutes apiedit webhook liveness attached \
 	agent sources project layers answer persist status
 AGENT_OBJS := $(patsubst %,$(OUTPUT)/agent/%.o,$(AGENT_MODULES))
 
@@ -107,7 +107,7 @@ check_config_OBJS := config log
 check_loop_OBJS := loop
 check_netns_OBJS := netns
 check_doh_OBJS := doh policy matcher log
-check_dnsproxy_OBJS := dnsproxy dnsupstream dnstcp dnsdecide dnsguard dnswire doh policy matcher loop events log config selfsock
+check_dnsproxy_OBJS := dnsproxy dnsupstream dnsicmp dnsprobe dnstcp dnsdecide dnsguard dnswire doh policy matcher loop events log config selfsock
 check_nftsync_OBJS := $(NFTSYNC_MODULES) log
 check_learned_OBJS := learned
 check_events_OBJS := events log dnswire loop

@@ -5,7 +5,8 @@
  * dns-proxy.md); each query is parsed, its first question judged by the
  * policy (dnsdecide.c), denied names answered on the spot, and allowed
  * ones forwarded (dnsupstream.c: one connected UDP socket per upstream,
- * a fresh random id and random letter case, health probes, TCP retries);
+ * a fresh random id and random letter case, TCP retries; dnsprobe.c:
+ * health probes);
  * identical queries in flight share one. The answer is checked, given
  * each client's id and question again, shown to the answer hook
  * (learning), and released. This file holds what the others share: the

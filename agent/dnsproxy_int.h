@@ -2,9 +2,10 @@
 /*
  * The DNS proxy's insides, shared by its files and by nothing else:
  * dnsproxy.c (core: slots, replies, UDP listeners, set-up), dnsupstream.c
- * (forwarding, upstream answers, TCP retries, timeouts, health probes),
- * dnstcp.c (the TCP server) and dnsdecide.c (what a query and an answer
- * get). Other modules use include/egressd/dnsproxy.h. dp_ is the module's
+ * (forwarding, upstream answers, TCP retries, timeouts), dnsicmp.c (ICMP
+ * errors for an upstream, judged by their sender), dnsprobe.c (health
+ * and probe rounds), dnstcp.c (the TCP server) and dnsdecide.c (what a
+ * query and an answer get). Other modules use include/egressd/dnsproxy.h. dp_ is the module's
  * private prefix: these symbols are not an interface, and everything here
  * runs on the one event loop (no locking anywhere).
  */
@@ -244,21 +245,39 @@ bool dp_coalesce(struct dnsproxy *p, struct dp_query *s);
 void dp_flush(struct dnsproxy *p);
 int dp_recv_batch(struct dnsproxy *p, int fd, bool want_addr);
 
+/* sends again after a pending ICMP error (dnsicmp.c) */
+#define DP_SEND_TRIES 4
+
 /* dnsupstream.c */
-void dp_compute_order(struct dnsproxy *p);
-void dp_up_mark(struct dp_upstream *up, bool healthy, const char *why);
 int dp_up_open(struct dp_upstream *up);
+int dp_id_pick(struct dnsproxy *p, const struct dp_upstream *up);
+bool dp_probe_id_held(const struct dp_upstream *up);
+void dp_probe_id_release(struct dp_upstream *up);
 void dp_id_release(struct dnsproxy *p, struct dp_query *s);
 void dp_tcp_close(struct dnsproxy *p, struct dp_query *s);
 void dp_attempt(struct dnsproxy *p, struct dp_query *s);
 void dp_next(struct dnsproxy *p, struct dp_query *s);
 void dp_up_flush(struct dnsproxy *p, struct dp_upstream *up);
+void dp_up_read(struct dnsproxy *p, struct dp_upstream *up, bool err);
 void dp_timeout_cb(struct loop *loop, struct loop_timer *t, void *arg);
-void dp_up_refused(struct dnsproxy *p, struct dp_upstream *up, int e);
+
+/* dnsicmp.c */
 struct ifaddrs;
+int dp_up_recverr(int fd, int family);
+bool dp_is_icmp_error(int e);
 bool dp_icmp_refusal(uint8_t origin, uint8_t type, uint8_t code);
 bool dp_icmp_trusted(bool up_local, const struct sockaddr *offender,
 		     const struct ifaddrs *own);
+bool dp_up_send_error(struct dnsproxy *p, struct dp_upstream *up, int e,
+		      bool mark);
+int dp_up_icmp(struct dnsproxy *p, struct dp_upstream *up);
+
+/* dnsprobe.c */
+void dp_compute_order(struct dnsproxy *p);
+void dp_up_mark(struct dp_upstream *up, bool healthy, const char *why);
+void dp_up_alive(struct dp_upstream *up);
+void dp_up_refused(struct dnsproxy *p, struct dp_upstream *up, int e);
+void dp_probe_done(struct dp_upstream *up, bool ok, const char *why);
 void dp_probe_tmo_cb(struct loop *loop, struct loop_timer *t, void *arg);
 void dp_probe_cb(struct loop *loop, struct loop_timer *t, void *arg);
 void dp_round_cb(struct loop *loop, struct loop_timer *t, void *arg);

@@ -2,29 +2,20 @@
 /*
  * The DNS proxy's upstreams: forwarding and everything that waits on an
  * upstream. Each upstream has one connected UDP socket (its answers can
- * only come from its address and port, and an ICMP error for it comes
- * back as ECONNREFUSED/EHOSTUNREACH: the queries waiting on it move on at
- * once; for a remote upstream only if a remote address sent the error,
- * dp_up_errqueue). A query goes out with a fresh random id and random
+ * only come from its address and port; an ICMP error for it is judged
+ * in dnsicmp.c). A query goes out with a fresh random id and random
  * letter case (0x20); the answer is matched back by that id and its
  * question, case included (answers that came in on lo from a remote
  * upstream never get that far: dp_up_filter), and handed to dp_deliver
- * (dnsdecide.c).
- * Timeouts and SERVFAIL/REFUSED/NOTIMP move a query to the next upstream;
- * truncated answers for TCP clients are fetched again over TCP. Health:
- * healthy upstreams are tried first; every upstream is probed at start
- * and every probe interval (the peer's OPENSANDBOX_EGRESS_DNS_UPSTREAM_
- * PROBE*), unhealthy ones every DP_PROBE_MS too; a failed probe moves the
- * queries waiting on that upstream on. All of it on the event loop.
+ * (dnsdecide.c). Timeouts and SERVFAIL/REFUSED/NOTIMP move a query to
+ * the next upstream; truncated answers for TCP clients are fetched again
+ * over TCP. Which upstream is tried first, and the probes, are
+ * dnsprobe.c's. All of it on the event loop.
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ifaddrs.h>
-#include <linux/errqueue.h>
 #include <linux/filter.h>
-#include <netinet/icmp6.h>
 #include <netinet/in.h>
-#include <netinet/ip_icmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,74 +32,15 @@
 #define DP_CAPS_OFF_MS (10 * 60 * 1000) /* then try 0x20 again */
 #define DP_CAPS_RND 16 /* random bytes per 0x20 name (128 letters) */
 #define DP_TCP_MSG_MAX 65535 /* largest DNS message over TCP */
-#define DP_PROBE_MS 5000 /* re-probe unhealthy upstreams */
-#define DP_ERRQ_MAX 64 /* queued ICMP errors read per call */
-#define DP_SEND_TRIES 4 /* sends again after a pending ICMP error */
 
 static void dp_up_cb(struct loop *loop, int fd, uint32_t events, void *arg);
 static int dp_tcp_start(struct dnsproxy *p, struct dp_query *s);
 static void dp_tcpup_cb(struct loop *loop, int fd, uint32_t events, void *arg);
-static void dp_probe_done(struct dp_upstream *up, bool ok, const char *why);
 
 static bool dp_rcode_fails_over(int rcode)
 {
 	return rcode == DNSWIRE_RCODE_SERVFAIL ||
 	       rcode == DNSWIRE_RCODE_REFUSED || rcode == DNSWIRE_RCODE_NOTIMP;
-}
-
-/* ---- upstream health -------------------------------------------------- */
-
-/* Healthy upstreams first, each group in configuration order. */
-void dp_compute_order(struct dnsproxy *p)
-{
-	int n = 0;
-
-	for (int i = 0; i < p->n_ups; i++)
-		if (p->ups[i].healthy)
-			p->order[n++] = (uint8_t)i;
-	for (int i = 0; i < p->n_ups; i++)
-		if (!p->ups[i].healthy)
-			p->order[n++] = (uint8_t)i;
-}
-
-/* Log once per transition; why is NULL for a timeout. */
-void dp_up_mark(struct dp_upstream *up, bool healthy, const char *why)
-{
-	struct dnsproxy *p = up->p;
-
-	if (up->healthy == healthy)
-		return;
-	up->healthy = healthy;
-	dp_compute_order(p);
-	if (healthy) {
-		log_info("dns upstream %s answering again", up->cfg.text);
-		return;
-	}
-	if (why)
-		log_warnx("dns upstream %s unusable: %s; trying it last "
-			  "until it answers",
-			  up->cfg.text, why);
-	else
-		log_warnx("dns upstream %s not answering (no reply within "
-			  "%u ms); trying it last until it answers again",
-			  up->cfg.text, p->timeout_ms);
-	if (!loop_timer_is_armed(p->probe))
-		loop_timer_arm(p->probe, DP_PROBE_MS);
-}
-
-/*
- * An answer came from up: it is alive. A pending probe is settled as
- * answered: any answer is as good a proof of life as the probe's own.
- * The probe's id stays taken until its own answer or its timeout
- * (dp_probe_answer, dp_probe_tmo_cb), so that answer is still known for
- * the probe's, never counted as late or forged.
- */
-static void dp_up_alive(struct dp_upstream *up)
-{
-	if (up->probe_pending)
-		dp_probe_done(up, true, NULL);
-	else
-		dp_up_mark(up, true, NULL);
 }
 
 /*
@@ -177,30 +109,6 @@ static int dp_up_filter(int fd, int lo_ifindex, uint32_t keep)
 	return 0;
 }
 
-/*
- * A remote upstream's socket gets its ICMP errors queued with their
- * sender (IP_RECVERR, IPV6_RECVERR; the IPv4 one also for v4-mapped
- * upstreams on an IPv6 socket): dp_up_errqueue reads who sent each.
- * With it the kernel reports soft errors too (time exceeded, host
- * unreachable): dp_icmp_refusal keeps to the ones a connected socket
- * reported before.
- */
-static int dp_up_recverr(int fd, int family)
-{
-	int one = 1;
-
-	if (family == AF_INET6) {
-		if (setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &one,
-			       sizeof(one)) < 0)
-			return -errno;
-		(void)setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof(one));
-		return 0;
-	}
-	if (setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof(one)) < 0)
-		return -errno;
-	return 0;
-}
-
 static int dp_up_connect(struct dp_upstream *up)
 {
 	int fd, err;
@@ -247,7 +155,7 @@ int dp_up_open(struct dp_upstream *up)
 }
 
 /* A free id of up (queries' and the probe's are in its idmap), or -EBUSY. */
-static int dp_id_pick(struct dnsproxy *p, const struct dp_upstream *up)
+int dp_id_pick(struct dnsproxy *p, const struct dp_upstream *up)
 {
 	uint16_t id = 0;
 
@@ -277,12 +185,12 @@ static int dp_id_alloc(struct dnsproxy *p, struct dp_upstream *up,
 }
 
 /* Does the last probe's id still wait for the probe's answer? */
-static bool dp_probe_id_held(const struct dp_upstream *up)
+bool dp_probe_id_held(const struct dp_upstream *up)
 {
 	return up->idmap[up->probe_id] == DP_ID_PROBE;
 }
 
-static void dp_probe_id_release(struct dp_upstream *up)
+void dp_probe_id_release(struct dp_upstream *up)
 {
 	if (dp_probe_id_held(up))
 		up->idmap[up->probe_id] = 0;
@@ -306,242 +214,6 @@ void dp_tcp_close(struct dnsproxy *p, struct dp_query *s)
 	free(s->tbuf);
 	s->tbuf = NULL;
 	s->tlen = s->toff = 0;
-}
-
-/* ---- ICMP errors ------------------------------------------------------ */
-
-/*
- * An ICMP error for a datagram to this upstream: on a connected socket
- * the kernel reports it to the next send or receive (port unreachable:
- * ECONNREFUSED; host unknown, filtered and the like). Nothing answers
- * there now.
- */
-static bool dp_is_icmp_error(int e)
-{
-	return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH ||
-	       e == EHOSTDOWN || e == ENONET;
-}
-
-/*
- * Does a queued ICMP error (origin, type, code of its sock_extended_err)
- * say the upstream refused? The hard errors the kernel reports to a
- * connected UDP socket without IP_RECVERR whose errno dp_is_icmp_error
- * knows: IPv4 destination unreachable but for net and host unreachable
- * (soft: a route may come back), fragmentation needed and protocol
- * unreachable; IPv6 port unreachable.
- */
-bool dp_icmp_refusal(uint8_t origin, uint8_t type, uint8_t code)
-{
-	if (origin == SO_EE_ORIGIN_ICMP6)
-		return type == ICMP6_DST_UNREACH &&
-		       code == ICMP6_DST_UNREACH_NOPORT;
-	if (origin != SO_EE_ORIGIN_ICMP || type != ICMP_DEST_UNREACH)
-		return false;
-	switch (code) {
-	case ICMP_PORT_UNREACH:
-	case ICMP_NET_UNKNOWN:
-	case ICMP_HOST_UNKNOWN:
-	case ICMP_HOST_ISOLATED:
-	case ICMP_NET_ANO:
-	case ICMP_HOST_ANO:
-	case ICMP_PKT_FILTERED:
-	case ICMP_PREC_VIOLATION:
-	case ICMP_PREC_CUTOFF:
-		return true;
-	}
-	return false;
-}
-
-/*
- * May an ICMP error sent from offender (SO_EE_OFFENDER: the error's
- * source address) fail an upstream? For a local upstream (up_local)
- * always, as ever: its errors come from this namespace anyway, so a
- * forged one cannot be told apart. For a remote one only if offender is
- * neither loopback nor one of own (getifaddrs: the namespace's
- * addresses): any process of the namespace with CAP_NET_RAW can send an
- * error from those to egressd's own address (through lo; chain
- * antispoof lets local sources pass). No offender proves nothing.
- */
-bool dp_icmp_trusted(bool up_local, const struct sockaddr *offender,
-		     const struct ifaddrs *own)
-{
-	struct in6_addr a6 = { 0 };
-	uint32_t a4 = 0;
-	bool v4;
-
-	if (up_local)
-		return true;
-	if (!offender)
-		return false;
-	if (offender->sa_family == AF_INET) {
-		a4 = ((const struct sockaddr_in *)offender)->sin_addr.s_addr;
-		v4 = true;
-	} else if (offender->sa_family == AF_INET6) {
-		a6 = ((const struct sockaddr_in6 *)offender)->sin6_addr;
-		v4 = IN6_IS_ADDR_V4MAPPED(&a6);
-		if (v4)
-			memcpy(&a4, &a6.s6_addr[12], sizeof(a4));
-	} else {
-		return false;
-	}
-	if (v4 && ((ntohl(a4) >> 24) == 127 || a4 == 0))
-		return false;
-	if (!v4 && (IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_UNSPECIFIED(&a6)))
-		return false;
-	for (const struct ifaddrs *i = own; i; i = i->ifa_next) {
-		const struct sockaddr *sa = i->ifa_addr;
-
-		if (!sa)
-			continue;
-		if (v4 && sa->sa_family == AF_INET &&
-		    ((const struct sockaddr_in *)sa)->sin_addr.s_addr == a4)
-			return false;
-		if (!v4 && sa->sa_family == AF_INET6 &&
-		    !memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr, &a6,
-			    sizeof(a6)))
-			return false;
-	}
-	return true;
-}
-
-/*
- * An ICMP error "for" a remote upstream sent from an address of this
- * namespace: forged by a process of the namespace. Dropped: the queries
- * wait for the upstream's answer or their timeout. A forger sends many,
- * so the warning is folded (log_folded), its count the errors dropped.
- */
-static void dp_forged_icmp(struct dnsproxy *p, const struct dp_upstream *up,
-			   const struct sock_extended_err *ee)
-{
-	const struct sockaddr *off = (const struct sockaddr *)(ee + 1);
-	char from[INET6_ADDRSTRLEN] = "?";
-
-	if (off->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)off)->sin_addr,
-			  from, sizeof(from));
-	else if (off->sa_family == AF_INET6)
-		inet_ntop(AF_INET6,
-			  &((const struct sockaddr_in6 *)off)->sin6_addr, from,
-			  sizeof(from));
-	p->st.bad_answers++;
-	p->st.forged++;
-	log_folded(LOG_LVL_WARN, "forged_icmp",
-		   "dns: ignored an ICMP error (%s) for upstream %s sent from "
-		   "%s, an address of this namespace: forged by a process of "
-		   "this namespace; the upstream stays in use",
-		   strerror(ee->ee_errno), up->cfg.text, from);
-}
-
-/*
- * Read the ICMP errors queued on a remote upstream's socket (at most
- * DP_ERRQ_MAX a call: epoll reports EPOLLERR while more wait; reading
- * the last also clears the socket's pending error). Returns how many
- * were read; *refused is the errno of the first that proves the upstream
- * refused (0: none did). One sent from this namespace is dropped
- * (dp_forged_icmp); so, uncounted, is one whose sender cannot be judged.
- */
-static int dp_up_errqueue(struct dnsproxy *p, struct dp_upstream *up,
-			  int *refused)
-{
-	struct ifaddrs *own = NULL;
-	bool own_read = false, own_ok = false;
-	int n = 0;
-
-	*refused = 0;
-	for (int i = 0; i < DP_ERRQ_MAX; i++) {
-		union {
-			char buf[CMSG_SPACE(sizeof(struct sock_extended_err) +
-					    sizeof(struct sockaddr_in6))];
-			struct cmsghdr align;
-		} cb;
-		uint8_t data[64];
-		struct iovec iov = { .iov_base = data,
-				     .iov_len = sizeof(data) };
-		struct msghdr h = {
-			.msg_iov = &iov,
-			.msg_iovlen = 1,
-			.msg_control = cb.buf,
-			.msg_controllen = sizeof(cb.buf),
-		};
-		const struct sock_extended_err *ee = NULL;
-
-		if (recvmsg(up->fd, &h, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		n++;
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&h); c;
-		     c = CMSG_NXTHDR(&h, c))
-			if ((c->cmsg_level == IPPROTO_IP &&
-			     c->cmsg_type == IP_RECVERR) ||
-			    (c->cmsg_level == IPPROTO_IPV6 &&
-			     c->cmsg_type == IPV6_RECVERR))
-				ee = (const void *)CMSG_DATA(c);
-		if (!ee ||
-		    !dp_icmp_refusal(ee->ee_origin, ee->ee_type, ee->ee_code))
-			continue;
-		if (!own_read) {
-			own_read = true;
-			own_ok = getifaddrs(&own) == 0;
-		}
-		if (!own_ok)
-			continue;
-		if (dp_icmp_trusted(false, (const struct sockaddr *)(ee + 1),
-				    own)) {
-			if (!*refused)
-				*refused = (int)ee->ee_errno;
-		} else {
-			dp_forged_icmp(p, up, ee);
-		}
-	}
-	if (own)
-		freeifaddrs(own);
-	return n;
-}
-
-/*
- * A send on up's socket failed with e: was it a pending ICMP error, an
- * earlier datagram's (a connected socket reports one to its next call)?
- * Then the send may go again. mark: an error that proves the upstream
- * refused sets up->refused, for dp_flush to move what waits on it on. A
- * local upstream's ECONNREFUSED is taken as such, as ever; a remote
- * one's errors are judged by their sender (dp_up_errqueue), so a forged
- * one fails neither the upstream nor the send.
- */
-static bool dp_up_send_error(struct dnsproxy *p, struct dp_upstream *up, int e,
-			     bool mark)
-{
-	int refused = 0;
-
-	if (up->local) {
-		if (e != ECONNREFUSED)
-			return false;
-		if (mark)
-			up->refused = true;
-		return true;
-	}
-	if (!dp_up_errqueue(p, up, &refused) && !dp_is_icmp_error(e))
-		return false;
-	if (refused && mark)
-		up->refused = true;
-	return true;
-}
-
-/*
- * A remote upstream's socket reported an error: judge the queued ICMP
- * errors, and fail the upstream over only for one that proves it
- * refused. Returns how many were read.
- */
-static int dp_up_icmp(struct dnsproxy *p, struct dp_upstream *up)
-{
-	int refused = 0, n = dp_up_errqueue(p, up, &refused);
-
-	if (refused) {
-		dp_up_refused(p, up, refused);
-		dp_flush(p);
-	}
-	return n;
 }
 
 /* ---- forwarding ------------------------------------------------------- */
@@ -852,7 +524,7 @@ static void dp_forged(struct dnsproxy *p, const struct dp_upstream *up)
  * queued ICMP errors are read first (a send may have taken the pending
  * error already, the queue is still there).
  */
-static void dp_up_read(struct dnsproxy *p, struct dp_upstream *up, bool err)
+void dp_up_read(struct dnsproxy *p, struct dp_upstream *up, bool err)
 {
 	int n;
 
@@ -1062,258 +734,4 @@ void dp_timeout_cb(struct loop *loop, struct loop_timer *t, void *arg)
 		loop_timer_arm(t, d > now ? d - now : 1);
 	}
 	dp_flush(p);
-}
-
-/* ---- health probes ---------------------------------------------------- */
-
-/*
- * Move the queries waiting on up to their next upstream now, instead of
- * letting each wait out its timeout. all: every one of them (the
- * upstream refused: nothing listens); else only those that have a next
- * upstream to go to (a probe went unanswered: likely dead, but the last
- * chance of a query is not cut short on a guess).
- */
-static void dp_up_abandon(struct dnsproxy *p, struct dp_upstream *up, bool all)
-{
-	struct dp_query *s, *next;
-
-	/* Send what is queued first: a query in up's batch that moves on
-	 * must not go out again under its next upstream's id. */
-	if (up->ntx)
-		dp_up_flush(p, up);
-	for (s = p->fifo_head; s; s = next) {
-		next = s->next;
-		if (s->state != DP_Q_UDP || s->order[s->attempt] != up->idx)
-			continue;
-		if (!all && s->attempt + 1 >= s->n_order)
-			continue;
-		s->send_failed = false;
-		dp_next(p, s);
-	}
-}
-
-/* An ICMP error (e) for up: fail over at once, do not wait it out. */
-void dp_up_refused(struct dnsproxy *p, struct dp_upstream *up, int e)
-{
-	up->errors++;
-	if (up->probe_pending) {
-		dp_probe_done(up, false, strerror(e));
-	} else {
-		dp_up_mark(up, false, strerror(e));
-	}
-	dp_up_abandon(p, up, true);
-}
-
-/*
- * A round (every upstream probed, at start and every interval) is over:
- * the peer's warning when nothing answered. Forwarding still tries every
- * upstream then, in the configured order.
- */
-static void dp_round_account(struct dnsproxy *p, bool ok)
-{
-	if (ok)
-		p->round_ok++;
-	if (--p->round_left > 0)
-		return;
-	if (!p->round_ok)
-		log_warnx("[dns] all upstream probes failed; using full "
-			  "upstream list for forwarding");
-}
-
-/*
- * The pending probe of up was answered (ok) or failed (why). A failed
- * probe of a round logs the peer's line ("[dns] upstream probe ADDR
- * failed: …") and marks the upstream unhealthy (tried last); queries
- * waiting on it move on if they can. A failed probe's id is free again;
- * an answered one's only once its own answer or timeout is in.
- */
-static void dp_probe_done(struct dp_upstream *up, bool ok, const char *why)
-{
-	struct dnsproxy *p = up->p;
-	bool round = up->probe_round;
-
-	up->probe_pending = false;
-	up->probe_round = false;
-	if (ok) {
-		up->probe_answers++;
-		dp_up_mark(up, true, NULL);
-	} else {
-		char buf[160];
-
-		dp_probe_id_release(up);
-		up->probe_failures++;
-		if (round)
-			log_errorx("[dns] upstream probe %s failed: %s",
-				   up->cfg.text, why);
-		snprintf(buf, sizeof(buf), "health probe failed: %s", why);
-		dp_up_mark(up, false, buf);
-		dp_up_abandon(p, up, false);
-	}
-	if (round)
-		dp_round_account(p, ok);
-}
-
-/* Send up the probe question; a failure to send fails the probe. */
-static void dp_probe_send(struct dnsproxy *p, struct dp_upstream *up,
-			  bool round)
-{
-	int rc, tries = 0;
-
-	if (up->probe_pending) {
-		/* Already asked (the unhealthy re-probe): it counts. */
-		up->probe_round |= round;
-		return;
-	}
-	up->probe_pending = true;
-	up->probe_round = round;
-	up->probes++;
-	if (up->fd < 0) {
-		rc = dp_up_open(up);
-		if (rc < 0) {
-			dp_probe_done(up, false, strerror(-rc));
-			return;
-		}
-	}
-	/* The last probe's id may still wait for its answer (an ordinary
-	 * answer settled it): the same question under the same id, so
-	 * either answer is this probe's. */
-	if (!dp_probe_id_held(up)) {
-		rc = dp_id_pick(p, up);
-		if (rc < 0) {
-			dp_probe_done(up, false, strerror(-rc));
-			return;
-		}
-		up->probe_id = (uint16_t)rc;
-		up->idmap[rc] = DP_ID_PROBE;
-	}
-	dnswire_set_id(p->probe_msg, up->probe_id);
-	/* A pending ICMP error is an earlier datagram's: once more (a
-	 * forged one proves nothing either, dp_up_send_error). */
-	do {
-		rc = send(up->fd, p->probe_msg, p->probe_len, 0) < 0 ? errno :
-								       0;
-	} while (rc && tries++ < DP_SEND_TRIES &&
-		 dp_up_send_error(p, up, rc, false));
-	if (rc) {
-		up->errors++;
-		dp_probe_done(up, false, strerror(rc));
-		return;
-	}
-	up->probe_sent = loop_now_ms(p->loop);
-	if (!loop_timer_is_armed(p->probe_tmo))
-		loop_timer_arm(p->probe_tmo, p->probe_timeout_ms);
-}
-
-/*
- * Probes with no answer by their deadline fail ("i/o timeout"); the ids
- * of those an ordinary answer settled are free again: an answer now is
- * late.
- */
-void dp_probe_tmo_cb(struct loop *loop, struct loop_timer *t, void *arg)
-{
-	struct dnsproxy *p = arg;
-	uint64_t now = loop_now_ms(loop), next = 0;
-	char why[64];
-
-	snprintf(why, sizeof(why), "i/o timeout (no answer within %u ms)",
-		 p->probe_timeout_ms);
-	for (int i = 0; i < p->n_ups; i++) {
-		struct dp_upstream *up = &p->ups[i];
-
-		if (!up->probe_pending && !dp_probe_id_held(up))
-			continue;
-		if (now - up->probe_sent < p->probe_timeout_ms) {
-			if (!next ||
-			    up->probe_sent + p->probe_timeout_ms < next)
-				next = up->probe_sent + p->probe_timeout_ms;
-			continue;
-		}
-		if (up->fd >= 0)
-			dp_up_read(p, up, true); /* an answer may be queued */
-		if (up->probe_pending)
-			dp_probe_done(up, false, why);
-		else
-			dp_probe_id_release(up);
-	}
-	if (next)
-		loop_timer_arm(t, next > now ? next - now : 1);
-	dp_flush(p);
-}
-
-/*
- * Every DP_PROBE_MS while an upstream is unhealthy, probe it again (no
- * log line per failure); any answer marks it healthy. Without this an
- * upstream tried last would wait a whole round to recover.
- */
-void dp_probe_cb(struct loop *loop, struct loop_timer *t, void *arg)
-{
-	struct dnsproxy *p = arg;
-	bool again = false;
-
-	for (int i = 0; i < p->n_ups; i++) {
-		if (p->ups[i].healthy)
-			continue;
-		again = true;
-		dp_probe_send(p, &p->ups[i], false);
-	}
-	if (again)
-		loop_timer_arm(t, DP_PROBE_MS);
-	dp_flush(p);
-}
-
-/*
- * A round, as the peer's: at start and every probe interval, every
- * upstream is asked the probe question; those that do not answer are
- * tried last until they do. Goes through the loop like everything else:
- * a query never waits for a probe.
- */
-void dp_round_cb(struct loop *loop, struct loop_timer *t, void *arg)
-{
-	struct dnsproxy *p = arg;
-
-	if (p->round_left <= 0) {
-		/* The previous round is over (an upstream answers late at
-		 * worst after its timeout, always below the interval). */
-		p->round_left = p->n_ups;
-		p->round_ok = 0;
-		for (int i = 0; i < p->n_ups; i++)
-			dp_probe_send(p, &p->ups[i], true);
-	}
-	loop_timer_arm(t, p->probe_interval_ms);
-	dp_flush(p);
-}
-
-/*
- * The probe question, as the peer's: ". NS" for "" (the root: any
- * resolver answers it without going out), else "NAME A"; RD set.
- */
-int dp_build_probe(struct dnsproxy *p, const char *name)
-{
-	uint8_t *b = p->probe_msg;
-	size_t n = DNSWIRE_HDR_LEN, nl = strlen(name);
-	uint16_t qtype = nl ? DNSWIRE_TYPE_A : DNSWIRE_TYPE_NS;
-
-	if (nl > 253)
-		return -EINVAL;
-	memset(b, 0, DNSWIRE_HDR_LEN);
-	b[2] = 0x01; /* RD */
-	b[5] = 1;
-	while (*name) {
-		const char *dot = strchr(name, '.');
-		size_t l = dot ? (size_t)(dot - name) : strlen(name);
-
-		if (!l || l > 63)
-			return -EINVAL;
-		b[n++] = (uint8_t)l;
-		memcpy(b + n, name, l);
-		n += l;
-		name += l + (dot ? 1 : 0);
-	}
-	b[n++] = 0;
-	b[n++] = 0;
-	b[n++] = (uint8_t)qtype;
-	b[n++] = 0;
-	b[n++] = 1; /* IN */
-	p->probe_len = n;
-	return dnswire_parse_query(b, n, &p->probe_q) < 0 ? -EINVAL : 0;
 }

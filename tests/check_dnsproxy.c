@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Unit tests of the DNS proxy (agent/dnsproxy.c, dnsupstream.c, dnstcp.c,
- * dnsdecide.c), no root needed: each test runs one event loop holding the
+ * Unit tests of the DNS proxy (agent/dnsproxy.c, dnsupstream.c, dnsicmp.c,
+ * dnsprobe.c, dnstcp.c, dnsdecide.c), no root needed: each test runs one event loop holding the
  * proxy (listening on an ephemeral port of 127.0.0.1), one or two fake
  * upstream resolvers on 127.0.0.1 that log what reaches them and answer
  * from a rule (name -> address), drop, fail, truncate or forge, and

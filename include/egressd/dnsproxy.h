@@ -11,7 +11,8 @@
  * upstream resolvers with remapped ids, probing their health (the
  * peer's OPENSANDBOX_EGRESS_DNS_UPSTREAM_PROBE*). Runs entirely in the
  * event loop; never blocks. Split in agent/dnsproxy.c (core),
- * dnsupstream.c, dnstcp.c and dnsdecide.c (agent/dnsproxy_int.h).
+ * dnsupstream.c, dnsicmp.c, dnsprobe.c, dnstcp.c and dnsdecide.c
+ * (agent/dnsproxy_int.h).
  */
 #ifndef __EGRESSD_DNSPROXY_H
 #define __EGRESSD_DNSPROXY_H
