@@ -4,9 +4,9 @@
  * and IPv6 packet of the workload's sockets in egressd's own network
  * namespace against maps the agent keeps in sync with the compiled policy.
  * The verdict order mirrors the nftables chain (docs/bpf.md): the API
- * port, loopback, agent exemption (by socket cookie), ICMPv6 (link types
- * only to link-scope destinations, errors only in answer to the peer they
- * go to), DoT, DoH, deny set, port 53 around the redirect, learned
+ * port, ICMP errors through lo, loopback, agent exemption (by socket
+ * cookie), ICMPv6 (link types only to link-scope destinations, errors
+ * only in answer to the peer they go to), DoT, DoH, deny set, port 53 around the redirect, learned
  * addresses, allow set, IPv6 deny mode, default verdict. Every judged
  * packet is
  * counted per reason; violations go to the events ring buffer, folded to
@@ -358,6 +358,30 @@ static __always_inline int is_api_intrusion(struct __sk_buff *skb,
 }
 
 /*
+ * An ICMP error sent through lo (or to loopback) by a process: the
+ * workload forging an error "from" a remote peer about a socket of this
+ * namespace (docs/security.md, class 2b). The kernel delivers it by the
+ * header it quotes, and the receiver sees the forged source as the
+ * offender, so a refusal "from the DNS upstream" would fail egressd's
+ * upstream over. The kernel's own errors (a UDP send to a closed local
+ * port) come from its ICMP sockets, one per CPU created at boot in the
+ * cgroup2 root (since 5.17), so a program attached at a sandbox cgroup
+ * never sees them; attached at the cgroup2 root it does, and they are
+ * dropped too (docs/bpf.md, "Forged ICMP errors"). egressd's own sockets
+ * are let through by the caller (agent_socks). Dropped before the
+ * loopback allow, as nftables' chain antispoof drops a forged source
+ * through lo.
+ */
+static __always_inline int is_forged_local_error(struct __sk_buff *skb,
+						 const struct egress_pkt *pkt,
+						 const __u32 *addr, int is6)
+{
+	if (!is_icmp_error(pkt))
+		return 0;
+	return skb->ifindex == LOOPBACK_IFINDEX || is_loopback(addr, is6);
+}
+
+/*
  * The verdict chain. Returns EGRESS_VERDICT_ALLOW or the violation reason.
  * An IPv4-mapped IPv6 destination is judged as its IPv4 address (v4 maps,
  * no IPv6 deny mode). A packet whose IP header cannot be read can match no
@@ -382,6 +406,8 @@ static __always_inline int judge(struct __sk_buff *skb,
 
 	if (is_api_intrusion(skb, cfg, pkt, addr, is6))
 		return EGRESSD_REASON_API;
+	if (is_forged_local_error(skb, pkt, addr, is6))
+		return EGRESSD_REASON_DEFAULT_DENY;
 	if (pkt->family && is_loopback(addr, is6))
 		return EGRESS_VERDICT_ALLOW;
 	/* egressd's own sockets: asked by the caller, only for a packet

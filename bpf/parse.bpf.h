@@ -338,6 +338,32 @@ static __always_inline int is_icmp6_error(const struct egress_pkt *pkt)
 }
 
 /*
+ * ICMP errors (RFC 792: destination unreachable 3, source quench 4,
+ * redirect 5, time exceeded 11, parameter problem 12; ICMPv6 types 1..4),
+ * by the packet's own family: an IPv6 packet to ::ffff:127.0.0.1 is
+ * asked for ICMPv6 types.
+ */
+static __always_inline int is_icmp_error(const struct egress_pkt *pkt)
+{
+	if (!pkt->family || (pkt->flags & EGRESSD_EV_NO_L4))
+		return 0;
+	if (pkt->family == 6)
+		return is_icmp6_error(pkt);
+	if (pkt->proto != IPPROTO_ICMP)
+		return 0;
+	switch (pkt->icmp_type) {
+	case 3:
+	case 4:
+	case 5:
+	case 11:
+	case 12:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/*
  * An error we send is about a packet we received: the packet it embeds
  * (after the 8-byte ICMPv6 header) came from the peer the error goes to.
  * 1 when the embedded source is the error's destination; the error is

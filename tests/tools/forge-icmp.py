@@ -11,11 +11,19 @@ that socket to UPSTREAM:53, through a raw socket to egressd's own address
 SERVER (the resolver address the workload uses) for NAME, one query after
 the other.
 
-  forge-icmp.py UPSTREAM SERVER NAME SECONDS
+  forge-icmp.py [--spoof TO] UPSTREAM SERVER NAME SECONDS
 
-Prints one JSON object: {"socket": "ADDR:PORT", "sent": N, "send_errors":
-N, "answers": {"NOERROR 10.200.1.80": n, "SERVFAIL": n, "TIMEOUT": n}}.
+--spoof TO writes the whole IP header instead (IP_HDRINCL for IPv4, an
+IPPROTO_RAW socket for IPv6) with UPSTREAM as the outer SOURCE, so that
+the error seems to come from the upstream itself (docs/security.md, class
+2b), sent to TO: "lo" (127.0.0.1 or ::1) or "self" (egressd's own
+address, which the kernel routes through lo too).
+
+Prints one JSON object: {"socket": "ADDR:PORT", "to": "ADDR", "spoofed":
+bool, "sent": N, "send_errors": N, "send_error": "first errno name",
+"answers": {"NOERROR 10.200.1.80": n, "SERVFAIL": n, "TIMEOUT": n}}.
 """
+import errno
 import ipaddress
 import json
 import random
@@ -79,6 +87,24 @@ def icmp6(me, port, up):
     return struct.pack("!BBHI", 1, 4, 0, 0) + ip6 + udp
 
 
+def ip4(src, dst, body):
+    """IPv4 header (the kernel fills in length and checksum) + body."""
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 0, 0, 64,
+                       socket.IPPROTO_ICMP, 0, socket.inet_aton(src),
+                       socket.inet_aton(dst)) + body
+
+
+def ip6(src, dst, icmp):
+    """IPv6 header + ICMPv6 with its checksum: on an IPPROTO_RAW socket
+    the kernel fills in nothing."""
+    s6 = socket.inet_pton(socket.AF_INET6, src)
+    d6 = socket.inet_pton(socket.AF_INET6, dst)
+    pseudo = s6 + d6 + struct.pack("!I3xB", len(icmp), socket.IPPROTO_ICMPV6)
+    icmp = icmp[:2] + struct.pack("!H", csum(pseudo + icmp)) + icmp[4:]
+    return struct.pack("!IHBB16s16s", 6 << 28, len(icmp),
+                       socket.IPPROTO_ICMPV6, 64, s6, d6) + icmp
+
+
 def query(qid, name):
     q = b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
     return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + q + \
@@ -109,19 +135,37 @@ def result(m):
 
 
 def main():
-    up, server, name, secs = sys.argv[1], sys.argv[2], sys.argv[3], \
-        float(sys.argv[4])
+    args = sys.argv[1:]
+    spoof = None
+    if args[:1] == ["--spoof"]:
+        spoof, args = args[1], args[2:]
+        if spoof not in ("lo", "self"):
+            sys.exit("--spoof: lo or self, not %r" % spoof)
+    up, server, name, secs = args[0], args[1], args[2], float(args[3])
     me, port = proc_udp_socket(up)
     v6 = ":" in up
-    if v6:
+    to = me
+    if spoof == "lo":
+        to = "::1" if v6 else "127.0.0.1"
+    if v6 and spoof:
+        raw = socket.socket(socket.AF_INET6, socket.SOCK_RAW,
+                            socket.IPPROTO_RAW)
+        pkt = ip6(up, to, icmp6(me, port, up))
+    elif v6:
         raw = socket.socket(socket.AF_INET6, socket.SOCK_RAW,
                             socket.IPPROTO_ICMPV6)
-        pkt, dst = icmp6(me, port, up), (me, 0, 0, 0)
+        pkt = icmp6(me, port, up)
+    elif spoof:
+        raw = socket.socket(socket.AF_INET, socket.SOCK_RAW,
+                            socket.IPPROTO_ICMP)
+        raw.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+        pkt = ip4(up, to, icmp4(me, port, up))
     else:
         raw = socket.socket(socket.AF_INET, socket.SOCK_RAW,
                             socket.IPPROTO_ICMP)
-        pkt, dst = icmp4(me, port, up), (me, 0)
-    st = {"sent": 0, "send_errors": 0}
+        pkt = icmp4(me, port, up)
+    dst = (to, 0, 0, 0) if v6 else (to, 0)
+    st = {"sent": 0, "send_errors": 0, "send_error": None}
     stop = time.monotonic() + secs
 
     def spray():
@@ -129,8 +173,10 @@ def main():
             try:
                 raw.sendto(pkt, dst)
                 st["sent"] += 1
-            except OSError:
+            except OSError as e:
                 st["send_errors"] += 1
+                if not st["send_error"]:
+                    st["send_error"] = errno.errorcode.get(e.errno, str(e))
             time.sleep(0.005)
 
     t = threading.Thread(target=spray)
@@ -156,8 +202,10 @@ def main():
         answers[r] = answers.get(r, 0) + 1
         time.sleep(0.01)
     t.join()
-    print(json.dumps({"socket": "%s:%d" % (me, port), "sent": st["sent"],
-                      "send_errors": st["send_errors"], "answers": answers}))
+    print(json.dumps({"socket": "%s:%d" % (me, port), "to": to,
+                      "spoofed": bool(spoof), "sent": st["sent"],
+                      "send_errors": st["send_errors"],
+                      "send_error": st["send_error"], "answers": answers}))
 
 
 if __name__ == "__main__":
