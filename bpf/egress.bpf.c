@@ -332,6 +332,7 @@ static __always_inline int is_doh_allowed(int is6, __u8 slot, const __u32 *addr)
 }
 
 #define LOOPBACK_IFINDEX 1 /* lo is always ifindex 1 in its namespace */
+#define CGROUP2_ROOT_ID 1 /* the cgroup2 root's id (kernfs root inode) */
 
 /*
  * A TCP packet to egressd's API port on this host (loopback, or one of
@@ -365,12 +366,12 @@ static __always_inline int is_api_intrusion(struct __sk_buff *skb,
  * offender, so a refusal "from the DNS upstream" would fail egressd's
  * upstream over. The kernel's own errors (a UDP send to a closed local
  * port) come from its ICMP sockets, one per CPU created at boot in the
- * cgroup2 root (since 5.17), so a program attached at a sandbox cgroup
- * never sees them; attached at the cgroup2 root it does, and they are
- * dropped too (docs/bpf.md, "Forged ICMP errors"). egressd's own sockets
- * are let through by the caller (agent_socks). Dropped before the
- * loopback allow, as nftables' chain antispoof drops a forged source
- * through lo.
+ * cgroup2 root (since 5.17): a program attached at a sandbox cgroup never
+ * sees them, and one attached at the cgroup2 root lets a socket of the
+ * root cgroup pass, where no process of a container lives (docs/bpf.md,
+ * "Forged ICMP errors"). egressd's own sockets are let through by the
+ * caller (agent_socks). Dropped before the loopback allow, as nftables'
+ * chain antispoof drops a forged source through lo.
  */
 static __always_inline int is_forged_local_error(struct __sk_buff *skb,
 						 const struct egress_pkt *pkt,
@@ -378,7 +379,9 @@ static __always_inline int is_forged_local_error(struct __sk_buff *skb,
 {
 	if (!is_icmp_error(pkt))
 		return 0;
-	return skb->ifindex == LOOPBACK_IFINDEX || is_loopback(addr, is6);
+	if (skb->ifindex != LOOPBACK_IFINDEX && !is_loopback(addr, is6))
+		return 0;
+	return bpf_skb_cgroup_id(skb) != CGROUP2_ROOT_ID;
 }
 
 /*

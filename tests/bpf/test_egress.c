@@ -104,6 +104,8 @@ struct tcase {
 	__u32 rule;
 	__u32 ev_flags;
 	bool dev; /* leaves through another interface than lo (dev_ifindex) */
+	bool root_cg; /* its socket is in the cgroup2 root, as the kernel's
+		       * ICMP sockets are (the test moves itself there) */
 };
 
 #define R_NONE EGRESSD_RULE_NONE
@@ -419,6 +421,15 @@ static const struct tcase cases[] = {
 	  .counter = EGRESSD_REASON_DEFAULT_DENY,
 	  .reason = EGRESSD_REASON_DEFAULT_DENY, .action = EGRESSD_ACTION_DROP,
 	  .rule = R_NONE },
+	/* the kernel's own errors: its ICMP sockets are in the cgroup2 root */
+	{ .desc = "ICMP unreachable to 127.0.0.1 from the root cgroup passes",
+	  .family = 4, .dst = "127.0.0.1", .proto = IPPROTO_ICMP, .dport = 3,
+	  .cfg = CFG_DENY, .retval = EGRESS_ALLOW,
+	  .counter = EGRESSD_CNT_ALLOWED, .reason = NONE, .root_cg = true },
+	{ .desc = "ICMPv6 unreachable to ::1 from the root cgroup passes",
+	  .family = 6, .dst = "::1", .proto = IPPROTO_ICMPV6, .dport = 1,
+	  .cfg = CFG_DENY, .retval = EGRESS_ALLOW,
+	  .counter = EGRESSD_CNT_ALLOWED, .reason = NONE, .root_cg = true },
 	{ .desc = "ICMP unreachable to 127.0.0.1, observe: reported, passes",
 	  .family = 4, .dst = "127.0.0.1", .proto = IPPROTO_ICMP, .dport = 3,
 	  .cfg = CFG_OBSERVE, .retval = EGRESS_ALLOW,
@@ -903,15 +914,37 @@ static int run_pkt(const __u8 *pkt, size_t len, __u32 *retval)
 	return run_pkt_dev(pkt, len, 0, retval);
 }
 
+static int cgroup2_mount(char *mnt, size_t len);
+static int self_cgroup_path(char *path, size_t len);
+static int move_self(const char *dir);
+
+/*
+ * Move this process into the cgroup2 root for one case (the test_run skb's
+ * dummy socket takes the caller's cgroup), and back: 0 or -errno.
+ */
+static int root_cg_enter(char *back, size_t len)
+{
+	char mnt[256];
+	int err;
+
+	err = cgroup2_mount(mnt, sizeof(mnt));
+	if (!err)
+		err = self_cgroup_path(back, len);
+	if (!err)
+		err = move_self(mnt);
+	return err;
+}
+
 static void run_case(const struct tcase *tc)
 {
 	__u64 before[EGRESSD_CNT_MAX], after[EGRESSD_CNT_MAX];
 	const struct egressd_event *e = &events_seen[0];
+	char back[1024];
 	__u8 pkt[256];
 	__u32 retval = ~0U;
 	size_t len;
 	bool ok = true;
-	int i;
+	int i, err;
 
 	if (tc->dev && !dev_ifindex) {
 		printf("SKIP:%s: no interface but lo to send through\n",
@@ -929,9 +962,20 @@ static void run_case(const struct tcase *tc)
 	read_counters(before);
 	len = build_pkt(pkt, sizeof(pkt), tc->family, tc->dst, tc->proto,
 			tc->dport, tc->shape);
-	ok &= CHECK(run_pkt_dev(pkt, len, tc->dev ? dev_ifindex : 0, &retval) ==
-			    0,
-		    tc->desc, "test_run failed: %s", strerror(errno));
+	if (tc->root_cg) {
+		err = root_cg_enter(back, sizeof(back));
+		if (err) {
+			printf("SKIP:%s: cannot enter the cgroup2 root: %s\n",
+			       tc->desc, strerror(-err));
+			return;
+		}
+	}
+	err = run_pkt_dev(pkt, len, tc->dev ? dev_ifindex : 0, &retval) ?
+		      -errno :
+		      0;
+	if (tc->root_cg && move_self(back))
+		printf("WARN:%s: cannot move back to %s\n", tc->desc, back);
+	ok &= CHECK(err == 0, tc->desc, "test_run failed: %s", strerror(-err));
 	ok &= CHECK(retval == (__u32)tc->retval, tc->desc, "retval %u, want %d",
 		    retval, tc->retval);
 	read_counters(after);
