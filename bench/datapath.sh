@@ -77,6 +77,8 @@
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=../tests/integration/cgroup.sh
+. "$ROOT/tests/integration/cgroup.sh"
 EGRESSD_SRC=${EGRESSD:-$ROOT/build/egressd}
 FAKEDNS=${FAKEDNS:-$ROOT/.output/tests/tools/fakedns}
 PY=/usr/bin/python3
@@ -115,7 +117,7 @@ done
 [ -x "$FAKEDNS" ] || die "build fakedns first: make tests"
 
 cleanup() {
-	local p d
+	local p
 	set +e
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	sleep 0.2
@@ -128,13 +130,7 @@ cleanup() {
 	[ -e "/run/netns/$NET" ] && ip netns del "$NET"
 	[ -d "$PIN" ] && rm -rf "$PIN"
 	if [ -n "$CG" ] && [ -d "$CG" ]; then
-		for d in "$CG/workload" "$CG/agent/egressd" "$CG/agent" "$CG/other"; do
-			[ -f "$d/cgroup.procs" ] || continue
-			while read -r p; do kill -9 "$p" 2>/dev/null; done <"$d/cgroup.procs"
-		done
-		sleep 0.1
-		rmdir "$CG/workload" "$CG/agent/egressd" "$CG/agent" "$CG/other" "$CG" 2>/dev/null ||
-			echo "datapath: warning: could not remove $CG" >&2
+		egit_rmcg "$CG" || echo "datapath: warning: could not remove $CG" >&2
 	fi
 	[ -n "$TMP" ] && [ "${KEEP:-0}" = 0 ] && rm -rf "$TMP"
 }

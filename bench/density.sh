@@ -31,6 +31,8 @@
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=../tests/integration/cgroup.sh
+. "$ROOT/tests/integration/cgroup.sh"
 EGRESSD_SRC=${EGRESSD:-$ROOT/build/egressd}
 PY=/usr/bin/python3
 N=${N:-8}
@@ -73,7 +75,7 @@ sandboxes_stop() {
 }
 
 cleanup() {
-	local p i d
+	local p i
 	set +e
 	sandboxes_stop
 	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
@@ -84,15 +86,7 @@ cleanup() {
 	[ -e "/run/netns/$UA" ] && ip netns del "$UA"
 	[ -e "/run/netns/$UB" ] && ip netns del "$UB"
 	if [ -n "$CG" ] && [ -d "$CG" ]; then
-		for d in "$CG"/*/*/ "$CG"/*/; do
-			[ -f "$d/cgroup.procs" ] || continue
-			while read -r p; do kill -9 "$p" 2>/dev/null; done <"$d/cgroup.procs"
-		done
-		sleep 0.2
-		for d in "$CG"/*/*/egressd "$CG"/*/* "$CG"/* "$CG"; do
-			[ -d "$d" ] && rmdir "$d" 2>/dev/null
-		done
-		[ -d "$CG" ] && echo "density: warning: could not remove $CG" >&2
+		egit_rmcg "$CG" || echo "density: warning: could not remove $CG" >&2
 	fi
 	[ -n "${STATS0:-}" ] && sysctl -qw kernel.bpf_stats_enabled="$STATS0"
 	[ -n "$TMP" ] && [ "${KEEP:-0}" = 0 ] && rm -rf "$TMP"
