@@ -24,25 +24,7 @@ import sys
 import threading
 import time
 
-
-def proc_udp_socket(up):
-    """(local ip, port) of the UDP socket connected to UP:53."""
-    want = socket.inet_aton(up)[::-1].hex().upper() + ":0035"
-    for line in open("/proc/net/udp").read().splitlines()[1:]:
-        f = line.split()
-        if f[2] == want:
-            ip, port = f[1].split(":")
-            return socket.inet_ntoa(bytes.fromhex(ip)[::-1]), int(port, 16)
-    sys.exit("no socket connected to %s:53 in /proc/net/udp" % up)
-
-
-def qname_wire(name):
-    return b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
-
-
-def query(qid, name):
-    return struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + \
-        qname_wire(name) + struct.pack(">HH", 1, 1)
+from forgelib import parse_answer, proc_udp_socket, qname_wire, query
 
 
 def answer(qid, question, target):
@@ -91,19 +73,7 @@ def collect(sock, n, deadline):
             m = sock.recv(4096)
         except OSError:
             break
-        rcode = m[3] & 15
-        an = struct.unpack(">H", m[6:8])[0]
-        off = 12
-        while m[off]:
-            off += m[off] + 1
-        off += 5
-        addrs = []
-        for _ in range(an):
-            off += 2 if m[off] & 0xc0 else 0
-            typ, _, _, rdlen = struct.unpack(">HHIH", m[off:off + 10])
-            if typ == 1 and rdlen == 4:
-                addrs.append(socket.inet_ntoa(m[off + 10:off + 14]))
-            off += 10 + rdlen
+        rcode, addrs = parse_answer(m)
         got.append((rcode, addrs))
     return got
 

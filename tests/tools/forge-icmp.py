@@ -24,7 +24,6 @@ bool, "sent": N, "send_errors": N, "send_error": "first errno name",
 "answers": {"NOERROR 10.200.1.80": n, "SERVFAIL": n, "TIMEOUT": n}}.
 """
 import errno
-import ipaddress
 import json
 import random
 import socket
@@ -33,29 +32,7 @@ import sys
 import threading
 import time
 
-
-def proc_udp_socket(up):
-    """(local address, port) of the UDP socket connected to UP:53."""
-    a = ipaddress.ip_address(up)
-    raw = a.packed
-    if a.version == 4:
-        path, want = "/proc/net/udp", raw[::-1].hex().upper()
-    else:
-        # Four host-order (little-endian) 32-bit words.
-        path = "/proc/net/udp6"
-        want = "".join(raw[i:i + 4][::-1].hex() for i in range(0, 16, 4)).upper()
-    for line in open(path).read().splitlines()[1:]:
-        f = line.split()
-        if f[2] == want + ":0035":
-            ip, port = f[1].split(":")
-            b = bytes.fromhex(ip)
-            if a.version == 4:
-                me = socket.inet_ntop(socket.AF_INET, b[::-1])
-            else:
-                me = socket.inet_ntop(socket.AF_INET6, b"".join(
-                    b[i:i + 4][::-1] for i in range(0, 16, 4)))
-            return me, int(port, 16)
-    sys.exit("no socket connected to %s:53 in %s" % (up, path))
+from forgelib import parse_answer, proc_udp_socket, query
 
 
 def csum(data):
@@ -105,31 +82,8 @@ def ip6(src, dst, icmp):
                        socket.IPPROTO_ICMPV6, 64, s6, d6) + icmp
 
 
-def query(qid, name):
-    q = b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
-    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + q + \
-        struct.pack("!HH", 1, 1)
-
-
 def result(m):
-    rcode = m[3] & 15
-    an = struct.unpack("!H", m[6:8])[0]
-    off = 12
-    while m[off]:
-        off += m[off] + 1
-    off += 5
-    addrs = []
-    for _ in range(an):
-        if m[off] & 0xc0:
-            off += 2
-        else:
-            while m[off]:
-                off += m[off] + 1
-            off += 1
-        typ, _, _, rdlen = struct.unpack("!HHIH", m[off:off + 10])
-        if typ == 1 and rdlen == 4:
-            addrs.append(socket.inet_ntoa(m[off + 10:off + 14]))
-        off += 10 + rdlen
+    rcode, addrs = parse_answer(m)
     names = {0: "NOERROR", 2: "SERVFAIL", 3: "NXDOMAIN", 5: "REFUSED"}
     return " ".join([names.get(rcode, "RCODE%d" % rcode)] + sorted(addrs))
 
