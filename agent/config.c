@@ -871,7 +871,7 @@ static int load(struct egressd_config *cfg, int argc, char **argv, char *err,
 	/* IPv6 off rejects the agent's own v6 packets too. */
 	for (i = 0; cfg->ipv6 == EGRESSD_IPV6_DENY && i < cfg->n_upstreams; i++)
 		if (cfg->upstreams[i].addr.ss_family == AF_INET6 &&
-		    !IN6_IS_ADDR_V4MAPPED(
+		    !util_is_v4mapped(
 			    &((struct sockaddr_in6 *)&cfg->upstreams[i].addr)
 				     ->sin6_addr))
 			return util_err(

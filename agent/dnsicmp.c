@@ -24,6 +24,7 @@
 
 #include "dnsproxy_int.h"
 #include "egressd/log.h"
+#include "egressd/util.h"
 
 #define DP_ERRQ_MAX 64 /* queued ICMP errors read per call */
 
@@ -119,7 +120,7 @@ bool dp_icmp_trusted(bool up_local, const struct sockaddr *offender,
 		v4 = true;
 	} else if (offender->sa_family == AF_INET6) {
 		a6 = ((const struct sockaddr_in6 *)offender)->sin6_addr;
-		v4 = IN6_IS_ADDR_V4MAPPED(&a6);
+		v4 = util_is_v4mapped(&a6);
 		if (v4)
 			memcpy(&a4, &a6.s6_addr[12], sizeof(a4));
 	} else {

@@ -67,7 +67,7 @@ static bool dp_up_is_local(int fd, const struct egressd_upstream *u)
 		const struct sockaddr_in6 *a = (const void *)&u->addr;
 
 		if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
-		    (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) &&
+		    (util_is_v4mapped(&a->sin6_addr) &&
 		     a->sin6_addr.s6_addr[12] == 127))
 			return true;
 		if (getsockname(fd, (struct sockaddr *)&me, &sl) < 0)
